@@ -1,0 +1,419 @@
+// GEMM driver: argument checks, orientation, threading, cache blocking and packing. The
+// arithmetic is in the per-ISA micro-kernels (gemm_kernels.h).
+//
+// Note [GEMM design]
+// BLIS-style: C is cut into NC-wide column blocks (jc), K into KC-deep slices (pc), rows into
+// MC-high blocks (ic). For each (jc, pc) the KC x NC slice of B is packed into NR-wide
+// micro-panels; for each ic the MC x KC block of A is packed into MR-high micro-panels; then
+// the macro-kernel walks jr over the B micro-panels and, inside, ir over the A micro-panels,
+// calling the MR x NR micro-kernel. The packs read A and B through any (row, column) strides,
+// so transposed and sliced operands cost no copy beyond the pack itself, and they zero-pad to
+// whole micro-panels, so the micro-kernel never sees a ragged k loop.
+//
+// Where each operand lives (this machine: Xeon, 48 KB L1d and 2 MB L2 per core):
+//   - the B micro-panel (KC x NR) is reused by every ir step: it must stay in L1.
+//     avx512 f32: 256 x 32 x 4 B = 32 KB, leaving room in the 48 KB L1 for the A micro-panel
+//     streaming past (14 x 256 x 4 B = 14 KB).
+//   - the packed A block (MC x KC) is reused by every jr step: it stays in L2.
+//     MC = 24 * MR = 336: 336 KB of f32, a sixth of L2, so the B slice streaming through L2
+//     does not evict it.
+//   - the packed B slice (KC x NC) is reused by every ic step: L2/L3. NC = 4096 columns (4 MB
+//     at KC = 256) only bounds the buffer; the L3 is far larger.
+// The constants per ISA and dtype are in kernel_set() below; they were tuned with
+// bench/bench_gemm.cpp (see bench/README.md).
+//
+// Small problems: with K <= KC, N <= NC and M <= MC there is one block and no loop overhead;
+// when A has unit column stride and B is narrow (few NR panels share each A panel) packing A
+// costs as much as the FMAs, so the micro-kernel reads the rows of A in place instead
+// (the *_rows kernels). Problems below kMinFlopsPerThread stay on the calling thread.
+//
+// Threading: the C matrix is cut into a tm x tn grid of MR/NR-aligned blocks, one per thread,
+// and each thread runs the blocked algorithm above on its block with its own thread-local
+// pack buffers: no synchronization inside, each core's L2 holds only its own panels, at the
+// price of every thread packing its own copy of the shared operand (about 1-2 % of the time
+// at 2048^3 on two threads). Inside an OpenMP parallel region the call runs single-threaded.
+//
+// Orientation: C = A B is computed as C^T = B^T A^T (swapping the roles of M and N) when C is
+// column-major, so the micro-kernel's vector stores run along C's unit stride.
+#include "kernels/cpu/gemm/gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <exception>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "kernels/cpu/gemm/gemm_kernels.h"
+#include "kernels/cpu/isa.h"
+
+namespace dc::cpu {
+namespace {
+
+// Below this many multiply-adds per thread, waking another thread costs more than it saves.
+constexpr int64_t kMinFlopsPerThread = int64_t(1) << 19;
+
+template <typename T>
+using UKernel = void (*)(int64_t, const T*, const T*, T*, int64_t, int64_t, int64_t, int64_t, T,
+                         T);
+template <typename T>
+using UKernelRows = void (*)(int64_t, const T*, int64_t, const T*, T*, int64_t, int64_t,
+                             int64_t, int64_t, T, T);
+template <typename T>
+using Epilogue = void (*)(T*, int64_t, int64_t, int64_t, int64_t, const T*, int64_t, int64_t,
+                          int);
+template <typename T>
+using PackFn = void (*)(int64_t, int64_t, const T*, int64_t, int64_t, T*);
+
+// Packs the mc x kc block a[i * rsa + p * csa] into ceil(mc / MR) micro-panels of kc x MR
+// (dst[panel][p][i]), rows past mc zero-filled.
+template <typename T, int MR>
+void pack_a(int64_t mc, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* dst) {
+  for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kc) {
+    const int64_t m = std::min<int64_t>(MR, mc - i0);
+    const T* src = a + i0 * rsa;
+    if (m == MR && csa == 1) {
+      // Row-major A: each row is contiguous along p; write MR interleaved streams.
+      for (int i = 0; i < MR; ++i) {
+        const T* s = src + i * rsa;
+        for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = s[p];
+      }
+    } else if (m == MR && rsa == 1) {
+      for (int64_t p = 0; p < kc; ++p)
+        for (int i = 0; i < MR; ++i) dst[p * MR + i] = src[p * csa + i];
+    } else {
+      for (int64_t p = 0; p < kc; ++p)
+        for (int i = 0; i < MR; ++i) dst[p * MR + i] = i < m ? src[i * rsa + p * csa] : T(0);
+    }
+  }
+}
+
+// Packs the kc x nc slice b[p * rsb + j * csb] into ceil(nc / NR) micro-panels of kc x NR
+// (dst[panel][p][j]), columns past nc zero-filled.
+template <typename T, int NR>
+void pack_b(int64_t kc, int64_t nc, const T* b, int64_t rsb, int64_t csb, T* dst) {
+  for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * kc) {
+    const int64_t n = std::min<int64_t>(NR, nc - j0);
+    const T* src = b + j0 * csb;
+    if (n == NR && csb == 1) {
+      for (int64_t p = 0; p < kc; ++p)
+        for (int j = 0; j < NR; ++j) dst[p * NR + j] = src[p * rsb + j];
+    } else if (n == NR && rsb == 1) {
+      // Column-major B (a transposed weight): each column is contiguous along p.
+      for (int j = 0; j < NR; ++j) {
+        const T* s = src + j * csb;
+        for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = s[p];
+      }
+    } else {
+      for (int64_t p = 0; p < kc; ++p)
+        for (int j = 0; j < NR; ++j) dst[p * NR + j] = j < n ? src[p * rsb + j * csb] : T(0);
+    }
+  }
+}
+
+template <typename T>
+struct KernelSet {
+  int mr, nr;
+  int64_t mc, kc, nc;  // cache blocking, see Note [GEMM design]
+  UKernel<T> ukernel;
+  UKernelRows<T> ukernel_rows;
+  Epilogue<T> epilogue;
+  PackFn<T> pack_a, pack_b;
+};
+
+#define DC_GEMM_KERNEL_SET(ISA, T, SUFFIX, MR, NR, MC, KC, NC)                             \
+  KernelSet<T> {                                                                           \
+    ISA::MR, ISA::NR, MC, KC, NC, &ISA::gemm_ukernel_##SUFFIX, &ISA::gemm_ukernel_rows_##SUFFIX, \
+        &ISA::gemm_epilogue_##SUFFIX, &pack_a<T, ISA::MR>, &pack_b<T, ISA::NR>             \
+  }
+
+template <typename T>
+const KernelSet<T>& kernel_set();
+
+template <>
+const KernelSet<float>& kernel_set<float>() {
+  static const KernelSet<float> sets[] = {
+      DC_GEMM_KERNEL_SET(generic, float, f32, kGemmMrF32, kGemmNrF32, 128, 256, 2048),
+      DC_GEMM_KERNEL_SET(avx2, float, f32, kGemmMrF32, kGemmNrF32, 168, 256, 4096),
+      DC_GEMM_KERNEL_SET(avx512, float, f32, kGemmMrF32, kGemmNrF32, 336, 256, 4096),
+  };
+  return sets[static_cast<int>(active_isa())];
+}
+
+template <>
+const KernelSet<double>& kernel_set<double>() {
+  static const KernelSet<double> sets[] = {
+      DC_GEMM_KERNEL_SET(generic, double, f64, kGemmMrF64, kGemmNrF64, 128, 256, 2048),
+      DC_GEMM_KERNEL_SET(avx2, double, f64, kGemmMrF64, kGemmNrF64, 96, 256, 4096),
+      DC_GEMM_KERNEL_SET(avx512, double, f64, kGemmMrF64, kGemmNrF64, 168, 256, 4096),
+  };
+  return sets[static_cast<int>(active_isa())];
+}
+
+#undef DC_GEMM_KERNEL_SET
+
+// A 64-byte aligned scratch buffer that grows and is kept per thread (OpenMP reuses its
+// threads, so steady-state calls allocate nothing).
+struct PackBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  PackBuffer() = default;
+  PackBuffer(const PackBuffer&) = delete;
+  PackBuffer& operator=(const PackBuffer&) = delete;
+  ~PackBuffer() { std::free(ptr); }
+  template <typename T>
+  T* get(int64_t count) {
+    const size_t need = (static_cast<size_t>(count) * sizeof(T) + 63) / 64 * 64;
+    if (need > bytes) {
+      std::free(ptr);
+      ptr = std::aligned_alloc(64, need);
+      bytes = ptr ? need : 0;
+      DC_CHECK(ptr, MemoryError, "[gemm] cannot allocate a ", need, "-byte packing buffer");
+    }
+    return static_cast<T*>(ptr);
+  }
+};
+
+thread_local PackBuffer tl_pack_a;
+thread_local PackBuffer tl_pack_b;
+
+// One GEMM problem after argument handling; bias[i * bias_rs + j * bias_cs] (or nullptr).
+template <typename T>
+struct Problem {
+  int64_t M, N, K;
+  T alpha;
+  const T* A;
+  int64_t rsa, csa;
+  const T* B;
+  int64_t rsb, csb;
+  T beta;
+  T* C;
+  int64_t rsc, csc;
+  const T* bias;
+  int64_t bias_rs, bias_cs;
+  int act;
+
+  // The sub-problem of rows [i0, i0 + m) and columns [j0, j0 + n) of C.
+  Problem block(int64_t i0, int64_t m, int64_t j0, int64_t n) const {
+    Problem s = *this;
+    s.M = m;
+    s.N = n;
+    s.A = A + i0 * rsa;
+    s.B = B + j0 * csb;
+    s.C = C + i0 * rsc + j0 * csc;
+    if (bias) s.bias = bias + i0 * bias_rs + j0 * bias_cs;
+    return s;
+  }
+};
+
+// The blocked algorithm of Note [GEMM design] on the calling thread.
+template <typename T>
+void gemm_blocked(const KernelSet<T>& ks, const Problem<T>& pr) {
+  const int64_t mr = ks.mr, nr = ks.nr;
+  const int64_t kc_max = std::min(ks.kc, pr.K);
+  const int64_t nc_max = std::min(ks.nc, (pr.N + nr - 1) / nr * nr);
+  const int64_t mc_max = std::min(ks.mc, (pr.M + mr - 1) / mr * mr);
+  // Reading A in place pays when few B micro-panels reuse each packed A panel (narrow N) and
+  // the rows of A are contiguous along k.
+  const bool rows_a = pr.csa == 1 && pr.N <= 4 * nr;
+  T* pack_b = tl_pack_b.get<T>(kc_max * nc_max);
+  T* pack_a = rows_a ? nullptr : tl_pack_a.get<T>(kc_max * mc_max);
+
+  for (int64_t jc = 0; jc < pr.N; jc += ks.nc) {
+    const int64_t nc = std::min(ks.nc, pr.N - jc);
+    for (int64_t pc = 0; pc < pr.K; pc += ks.kc) {
+      const int64_t kc = std::min(ks.kc, pr.K - pc);
+      const T beta = pc == 0 ? pr.beta : T(1);
+      const bool last_k = pc + kc == pr.K;
+      ks.pack_b(kc, nc, pr.B + pc * pr.rsb + jc * pr.csb, pr.rsb, pr.csb, pack_b);
+      for (int64_t ic = 0; ic < pr.M; ic += ks.mc) {
+        const int64_t mc = std::min(ks.mc, pr.M - ic);
+        const T* a_block = pr.A + ic * pr.rsa + pc * pr.csa;
+        if (!rows_a) ks.pack_a(mc, kc, a_block, pr.rsa, pr.csa, pack_a);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t n = std::min(nr, nc - jr);
+          const T* b_panel = pack_b + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int64_t m = std::min(mr, mc - ir);
+            T* c_tile = pr.C + (ic + ir) * pr.rsc + (jc + jr) * pr.csc;
+            if (rows_a) {
+              ks.ukernel_rows(kc, a_block + ir * pr.rsa, pr.rsa, b_panel, c_tile, pr.rsc, pr.csc,
+                              m, n, pr.alpha, beta);
+            } else {
+              ks.ukernel(kc, pack_a + ir * kc, b_panel, c_tile, pr.rsc, pr.csc, m, n, pr.alpha,
+                         beta);
+            }
+            if (last_k && (pr.bias || pr.act != 0)) {
+              const T* bias = pr.bias ? pr.bias + (ic + ir) * pr.bias_rs + (jc + jr) * pr.bias_cs
+                                      : nullptr;
+              ks.epilogue(c_tile, pr.rsc, pr.csc, m, n, bias, pr.bias_rs, pr.bias_cs, pr.act);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Threads for a problem: all of them unless the problem is too small to feed them.
+int gemm_threads(int64_t M, int64_t N, int64_t K) {
+  if (omp_in_parallel()) return 1;
+  const int64_t flops = M * N * K;
+  return static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(get_num_threads(), flops / kMinFlopsPerThread)));
+}
+
+// Runs pr on nt threads, each on one block of a tm x tn grid over C (Note [GEMM design]).
+template <typename T>
+void gemm_parallel(const KernelSet<T>& ks, const Problem<T>& pr, int nt) {
+  // Pick the grid whose busiest thread does the least padded work plus packing (each thread
+  // packs its own rows of A once per NC block and its own columns of B once per MC block;
+  // packing an element costs about as much as a micro-kernel row of FMAs on it, ~32 flops).
+  int best_tm = 1;
+  double best_cost = -1;
+  for (int tm = 1; tm <= nt; ++tm) {
+    if (nt % tm) continue;
+    const int tn = nt / tm;
+    const int64_t m = ceil_div(ceil_div(pr.M, tm), ks.mr) * ks.mr;
+    const int64_t n = ceil_div(ceil_div(pr.N, tn), ks.nr) * ks.nr;
+    if ((tm > 1 && m * (tm - 1) >= pr.M) || (tn > 1 && n * (tn - 1) >= pr.N)) continue;
+    const double cost = double(m) * n * pr.K +
+                        32.0 * pr.K * (double(m) * ceil_div(n, ks.nc) + double(n) * ceil_div(m, ks.mc));
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best_tm = tm;
+    }
+  }
+  if (best_cost < 0) {
+    gemm_blocked(ks, pr);
+    return;
+  }
+  const int tm = best_tm, tn = nt / best_tm;
+  const int64_t m_chunk = ceil_div(ceil_div(pr.M, tm), ks.mr) * ks.mr;
+  const int64_t n_chunk = ceil_div(ceil_div(pr.N, tn), ks.nr) * ks.nr;
+  // Exceptions cannot cross an OpenMP region: keep the first one and rethrow after.
+  std::exception_ptr error;
+#pragma omp parallel num_threads(nt)
+  {
+    const int tid = omp_get_thread_num();
+    const int64_t i0 = (tid / tn) * m_chunk, j0 = (tid % tn) * n_chunk;
+    const int64_t m = std::min(m_chunk, pr.M - i0), n = std::min(n_chunk, pr.N - j0);
+    if (m > 0 && n > 0) {
+      try {
+        gemm_blocked(ks, pr.block(i0, m, j0, n));
+      } catch (...) {
+#pragma omp critical(dc_gemm_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+// C = beta * C, then the epilogue: the whole answer when K == 0 or alpha == 0.
+template <typename T>
+void scale_c(const KernelSet<T>& ks, const Problem<T>& pr) {
+  for (int64_t i = 0; i < pr.M; ++i) {
+    T* ci = pr.C + i * pr.rsc;
+    for (int64_t j = 0; j < pr.N; ++j) ci[j * pr.csc] = pr.beta == T(0) ? T(0) : pr.beta * ci[j * pr.csc];
+  }
+  if (pr.bias || pr.act != 0)
+    ks.epilogue(pr.C, pr.rsc, pr.csc, pr.M, pr.N, pr.bias, pr.bias_rs, pr.bias_cs, pr.act);
+}
+
+template <typename T>
+void gemm_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa, int64_t csa,
+               const T* B, int64_t rsb, int64_t csb, T beta, T* C, int64_t rsc, int64_t csc,
+               const GemmEpilogue& ep, bool threaded) {
+  DC_CHECK(M >= 0 && N >= 0 && K >= 0, ValueError, "[gemm] sizes must be >= 0, got M=", M,
+           ", N=", N, ", K=", K);
+  if (M == 0 || N == 0) return;
+  DC_CHECK(C != nullptr && (K == 0 || alpha == T(0) || (A != nullptr && B != nullptr)), ValueError,
+           "[gemm] null operand for a ", M, "x", N, "x", K, " product");
+  const int act = static_cast<int>(ep.act);
+  Problem<T> pr{M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc,
+                static_cast<const T*>(ep.bias), 0, 1, act};
+  // Column-major C: compute C^T = B^T A^T so the vector stores run along the unit stride.
+  if (csc != 1 && rsc == 1) {
+    pr = Problem<T>{N, M, K, alpha, B, csb, rsb, A, csa, rsa, beta, C, csc, rsc,
+                    static_cast<const T*>(ep.bias), 1, 0, act};
+  }
+  const KernelSet<T>& ks = kernel_set<T>();
+  if (K == 0 || alpha == T(0)) {
+    scale_c(ks, pr);
+    return;
+  }
+  const int nt = threaded ? gemm_threads(M, N, K) : 1;
+  if (nt > 1) {
+    gemm_parallel(ks, pr, nt);
+  } else {
+    gemm_blocked(ks, pr);
+  }
+}
+
+template <typename T>
+void gemm_batched_impl(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                       int64_t sa, int64_t rsa, int64_t csa, const T* B, int64_t sb,
+                       int64_t rsb, int64_t csb, T beta, T* C, int64_t sc, int64_t rsc,
+                       int64_t csc) {
+  DC_CHECK(batch >= 0, ValueError, "[gemm_batched] batch must be >= 0, got ", batch);
+  if (batch == 0 || M == 0 || N == 0) return;
+  // Many small products: one whole product per thread beats splitting each one. A shared C
+  // (sc == 0) must be updated in batch order, so it stays sequential.
+  const int nt = gemm_threads(batch * M, N, K);
+  const bool per_batch = nt > 1 && sc != 0 && batch >= nt && gemm_threads(M, N, K) < nt;
+  if (per_batch) {
+    std::exception_ptr error;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < batch; ++i) {
+      try {
+        gemm_impl(M, N, K, alpha, A + i * sa, rsa, csa, B + i * sb, rsb, csb, beta, C + i * sc,
+                  rsc, csc, GemmEpilogue{}, /*threaded=*/false);
+      } catch (...) {
+#pragma omp critical(dc_gemm_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+  for (int64_t i = 0; i < batch; ++i) {
+    gemm_impl(M, N, K, alpha, A + i * sa, rsa, csa, B + i * sb, rsb, csb, beta, C + i * sc, rsc,
+              csc, GemmEpilogue{}, /*threaded=*/true);
+  }
+}
+
+}  // namespace
+
+void gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,
+              int64_t csa, const float* B, int64_t rsb, int64_t csb, float beta, float* C,
+              int64_t rsc, int64_t csc, const GemmEpilogue& ep) {
+  gemm_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, ep, true);
+}
+
+void gemm_f64(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsa,
+              int64_t csa, const double* B, int64_t rsb, int64_t csb, double beta, double* C,
+              int64_t rsc, int64_t csc, const GemmEpilogue& ep) {
+  gemm_impl(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, ep, true);
+}
+
+void gemm_batched_f32(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float* A, int64_t sa, int64_t rsa, int64_t csa, const float* B,
+                      int64_t sb, int64_t rsb, int64_t csb, float beta, float* C, int64_t sc,
+                      int64_t rsc, int64_t csc) {
+  gemm_batched_impl(batch, M, N, K, alpha, A, sa, rsa, csa, B, sb, rsb, csb, beta, C, sc, rsc,
+                    csc);
+}
+
+void gemm_batched_f64(int64_t batch, int64_t M, int64_t N, int64_t K, double alpha,
+                      const double* A, int64_t sa, int64_t rsa, int64_t csa, const double* B,
+                      int64_t sb, int64_t rsb, int64_t csb, double beta, double* C, int64_t sc,
+                      int64_t rsc, int64_t csc) {
+  gemm_batched_impl(batch, M, N, K, alpha, A, sa, rsa, csa, B, sb, rsb, csb, beta, C, sc, rsc,
+                    csc);
+}
+
+}  // namespace dc::cpu

@@ -1,0 +1,212 @@
+// AVX2 + FMA micro-kernels and epilogue. Layout contract: gemm_kernels.h.
+//
+// f32: 6 x 16 tile = 6 rows x 2 ymm accumulators (12 registers) + 2 ymm of B + 1 broadcast of
+// A: 15 of 16 registers. Per k step 12 FMAs (6 cycles on two FMA ports) against 2 loads and
+// 6 broadcasts. f64: the same shape in doubles, 6 x 8.
+// Edges: a tile with n < NR goes through a stack tile and the scalar store (AVX2 masked
+// stores are slow and rare here); rows i >= m are skipped.
+#include <immintrin.h>
+
+#include "kernels/cpu/gemm/gemm_kernels.h"
+#include "kernels/cpu/gemm/gemm_tile_scalar.h"
+
+namespace dc::cpu::avx2 {
+namespace {
+
+struct VecF32 {
+  using T = float;
+  using V = __m256;
+  static constexpr int W = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(T x) { return _mm256_set1_ps(x); }
+  static V load(const T* p) { return _mm256_load_ps(p); }
+  static V loadu(const T* p) { return _mm256_loadu_ps(p); }
+  static void storeu(T* p, V v) { _mm256_storeu_ps(p, v); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+};
+
+struct VecF64 {
+  using T = double;
+  using V = __m256d;
+  static constexpr int W = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V set1(T x) { return _mm256_set1_pd(x); }
+  static V load(const T* p) { return _mm256_load_pd(p); }
+  static V loadu(const T* p) { return _mm256_loadu_pd(p); }
+  static void storeu(T* p, V v) { _mm256_storeu_pd(p, v); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+};
+
+// c[m, n] (+)= alpha * a(MR, k) b(k, 2W); see gemm_kernels.h. a(i, p) = a[p * MR + i] when
+// packed, a[i * rsa + p] when reading rows of A (rows i >= m then re-read row 0, unstored).
+template <class VT, int MR, bool kPackedA>
+inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typename VT::T* b,
+                    typename VT::T* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
+                    typename VT::T alpha, typename VT::T beta) {
+  using T = typename VT::T;
+  using V = typename VT::V;
+  constexpr int W = VT::W;
+  constexpr int NR = 2 * W;
+  int64_t row[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) row[i] = kPackedA ? i : (i < m ? i : 0) * rsa;
+  const int64_t a_step = kPackedA ? MR : 1;
+
+  for (int64_t i = 0; i < m; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * rsc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * rsc + (NR - 1) * csc), _MM_HINT_T0);
+  }
+
+  V acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
+  for (int64_t p = 0; p < k; ++p, a += a_step, b += NR) {
+    const V b0 = VT::load(b), b1 = VT::load(b + W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V ai = VT::set1(a[row[i]]);
+      acc[i][0] = VT::fmadd(ai, b0, acc[i][0]);
+      acc[i][1] = VT::fmadd(ai, b1, acc[i][1]);
+    }
+  }
+
+  if (csc == 1 && n == NR) {
+    const V valpha = VT::set1(alpha), vbeta = VT::set1(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      if (i >= m) break;
+      T* ci = c + i * rsc;
+      V r0 = VT::mul(valpha, acc[i][0]), r1 = VT::mul(valpha, acc[i][1]);
+      if (beta != T(0)) {
+        r0 = VT::fmadd(vbeta, VT::loadu(ci), r0);
+        r1 = VT::fmadd(vbeta, VT::loadu(ci + W), r1);
+      }
+      VT::storeu(ci, r0);
+      VT::storeu(ci + W, r1);
+    }
+  } else {
+    alignas(32) T tile[MR * NR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      VT::storeu(tile + i * NR, acc[i][0]);
+      VT::storeu(tile + i * NR + W, acc[i][1]);
+    }
+    store_tile_scalar<T, NR>(tile, c, rsc, csc, m, n, alpha, beta);
+  }
+}
+
+// exp(x) for x <= 0: 2^j * exp(r), j = round(x / ln 2), |r| <= ln2 / 2, Cephes polynomial.
+// 2^j is built in the exponent bits; inputs are clamped at -87 so j + 127 stays a normal.
+inline __m256 exp_nonpositive(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 j = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(j, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(j, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i bits = _mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_cvtps_epi32(j), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+inline __m256 abs_ps(__m256 x) {
+  return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+}
+
+// Same formulas and numerical notes as the AVX-512 versions (gemm_avx512.cpp).
+inline __m256 gelu_tanh(__m256 x) {
+  const __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+  const __m256 u = _mm256_mul_ps(_mm256_set1_ps(float(kGeluTanhScale)),
+                                 _mm256_fmadd_ps(_mm256_set1_ps(float(kGeluTanhCubic)), x3, x));
+  const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_setzero_ps(), abs_ps(_mm256_add_ps(u, u))));
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, e));
+  const __m256 neg = _mm256_cmp_ps(u, _mm256_setzero_ps(), _CMP_LT_OQ);
+  return _mm256_mul_ps(x, _mm256_blendv_ps(s, _mm256_mul_ps(e, s), neg));
+}
+
+inline __m256 gelu_erf(__m256 x) {
+  const __m256 z = _mm256_mul_ps(abs_ps(x), _mm256_set1_ps(float(kInvSqrt2)));
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), z, one));
+  __m256 poly = _mm256_set1_ps(1.061405429f);
+  poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(-1.453152027f));
+  poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(1.421413741f));
+  poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(-0.284496736f));
+  poly = _mm256_fmadd_ps(poly, t, _mm256_set1_ps(0.254829592f));
+  poly = _mm256_mul_ps(poly, t);
+  const __m256 e = exp_nonpositive(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z, z)));
+  const __m256 half_erfc = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), poly), e);
+  const __m256 pos = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GE_OQ);
+  return _mm256_mul_ps(x, _mm256_blendv_ps(half_erfc, _mm256_sub_ps(one, half_erfc), pos));
+}
+
+inline __m256 activate(__m256 x, int act) {
+  switch (act) {
+    case 1: return _mm256_max_ps(_mm256_setzero_ps(), x);  // NaN propagates
+    case 2: return gelu_tanh(x);
+    case 3: return gelu_erf(x);
+    default: return x;
+  }
+}
+
+}  // namespace
+
+void gemm_ukernel_f32(int64_t k, const float* a, const float* b, float* c, int64_t rsc,
+                      int64_t csc, int64_t m, int64_t n, float alpha, float beta) {
+  ukernel<VecF32, kGemmMrF32, true>(k, a, 0, b, c, rsc, csc, m, n, alpha, beta);
+}
+void gemm_ukernel_f64(int64_t k, const double* a, const double* b, double* c, int64_t rsc,
+                      int64_t csc, int64_t m, int64_t n, double alpha, double beta) {
+  ukernel<VecF64, kGemmMrF64, true>(k, a, 0, b, c, rsc, csc, m, n, alpha, beta);
+}
+void gemm_ukernel_rows_f32(int64_t k, const float* a, int64_t rsa, const float* b, float* c,
+                           int64_t rsc, int64_t csc, int64_t m, int64_t n, float alpha,
+                           float beta) {
+  ukernel<VecF32, kGemmMrF32, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+}
+void gemm_ukernel_rows_f64(int64_t k, const double* a, int64_t rsa, const double* b, double* c,
+                           int64_t rsc, int64_t csc, int64_t m, int64_t n, double alpha,
+                           double beta) {
+  ukernel<VecF64, kGemmMrF64, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+}
+
+// f32 rows with unit column stride run 8 lanes at a time and the tail through a stack
+// buffer; everything else, and f64 GELU (which needs std::erf/std::tanh accuracy), is scalar.
+void gemm_epilogue_f32(float* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
+                       const float* bias, int64_t bias_rs, int64_t bias_cs, int act) {
+  if (csc != 1 || (bias && bias_cs != 1 && bias_cs != 0)) {
+    epilogue_scalar(c, rsc, csc, m, n, bias, bias_rs, bias_cs, act);
+    return;
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    float* ci = c + i * rsc;
+    const float* bi = bias ? bias + i * bias_rs : nullptr;
+    for (int64_t j = 0; j < n; j += 8) {
+      const int64_t len = n - j < 8 ? n - j : 8;
+      alignas(32) float buf[8] = {}, bbuf[8] = {};
+      for (int64_t t = 0; t < len; ++t) {
+        buf[t] = ci[j + t];
+        if (bi) bbuf[t] = bias_cs == 0 ? *bi : bi[j + t];
+      }
+      const __m256 x = activate(_mm256_add_ps(_mm256_load_ps(buf), _mm256_load_ps(bbuf)), act);
+      _mm256_store_ps(buf, x);
+      for (int64_t t = 0; t < len; ++t) ci[j + t] = buf[t];
+    }
+  }
+}
+
+void gemm_epilogue_f64(double* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
+                       const double* bias, int64_t bias_rs, int64_t bias_cs, int act) {
+  epilogue_scalar(c, rsc, csc, m, n, bias, bias_rs, bias_cs, act);
+}
+
+}  // namespace dc::cpu::avx2

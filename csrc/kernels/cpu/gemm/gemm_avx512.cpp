@@ -1,0 +1,244 @@
+// AVX-512 micro-kernels and epilogue. Layout contract: gemm_kernels.h.
+//
+// f32: 14 x 32 tile = 14 rows x 2 zmm accumulators (28 registers), plus the 2 zmm of the B
+// row and 1 broadcast of A: 31 of 32 registers. Per k step: 2 loads of B, 14 broadcasts of A
+// (load ports) against 28 FMAs (two FMA ports: 14 cycles), so the FMAs are the bottleneck.
+// f64: the same shape in doubles, 14 x 16.
+// Edges: the n < NR columns are masked loads/stores (free on AVX-512), rows i >= m skipped.
+#include <immintrin.h>
+
+// GCC 12 reports its own _mm512_undefined_ps() inside the intrinsics headers as "maybe
+// uninitialized" (a known false positive, GCC bug 105593).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "kernels/cpu/gemm/gemm_kernels.h"
+#include "kernels/cpu/gemm/gemm_tile_scalar.h"
+
+namespace dc::cpu::avx512 {
+namespace {
+
+struct VecF32 {
+  using T = float;
+  using V = __m512;
+  using Mask = __mmask16;
+  static constexpr int W = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(T x) { return _mm512_set1_ps(x); }
+  static V load(const T* p) { return _mm512_load_ps(p); }
+  static V loadu(const T* p) { return _mm512_loadu_ps(p); }
+  static V maskz_loadu(Mask k, const T* p) { return _mm512_maskz_loadu_ps(k, p); }
+  static void storeu(T* p, V v) { _mm512_storeu_ps(p, v); }
+  static void mask_storeu(T* p, Mask k, V v) { _mm512_mask_storeu_ps(p, k, v); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static Mask lanes(int64_t n) { return n >= W ? Mask(0xFFFF) : n <= 0 ? Mask(0) : Mask((1u << n) - 1); }
+};
+
+struct VecF64 {
+  using T = double;
+  using V = __m512d;
+  using Mask = __mmask8;
+  static constexpr int W = 8;
+  static V zero() { return _mm512_setzero_pd(); }
+  static V set1(T x) { return _mm512_set1_pd(x); }
+  static V load(const T* p) { return _mm512_load_pd(p); }
+  static V loadu(const T* p) { return _mm512_loadu_pd(p); }
+  static V maskz_loadu(Mask k, const T* p) { return _mm512_maskz_loadu_pd(k, p); }
+  static void storeu(T* p, V v) { _mm512_storeu_pd(p, v); }
+  static void mask_storeu(T* p, Mask k, V v) { _mm512_mask_storeu_pd(p, k, v); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
+  static Mask lanes(int64_t n) { return n >= W ? Mask(0xFF) : n <= 0 ? Mask(0) : Mask((1u << n) - 1); }
+};
+
+// c[m, n] (+)= alpha * a(MR, k) b(k, 2W); see gemm_kernels.h. a(i, p) = a[p * MR + i] when
+// packed, a[i * rsa + p] when reading rows of A (rows i >= m then re-read row 0, unstored).
+template <class VT, int MR, bool kPackedA>
+inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typename VT::T* b,
+                    typename VT::T* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
+                    typename VT::T alpha, typename VT::T beta) {
+  using T = typename VT::T;
+  using V = typename VT::V;
+  constexpr int W = VT::W;
+  constexpr int NR = 2 * W;
+  int64_t row[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) row[i] = kPackedA ? i : (i < m ? i : 0) * rsa;
+  const int64_t a_step = kPackedA ? MR : 1;
+
+  // Warm the C tile while the FMAs run: it is read (beta != 0) or written right after.
+  for (int64_t i = 0; i < m; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * rsc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * rsc + (NR - 1) * csc), _MM_HINT_T0);
+  }
+
+  V acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
+  for (int64_t p = 0; p < k; ++p, a += a_step, b += NR) {
+    const V b0 = VT::load(b), b1 = VT::load(b + W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V ai = VT::set1(a[row[i]]);
+      acc[i][0] = VT::fmadd(ai, b0, acc[i][0]);
+      acc[i][1] = VT::fmadd(ai, b1, acc[i][1]);
+    }
+  }
+
+  const V valpha = VT::set1(alpha), vbeta = VT::set1(beta);
+  if (csc == 1) {
+    const typename VT::Mask k0 = VT::lanes(n), k1 = VT::lanes(n - W);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      if (i >= m) break;
+      T* ci = c + i * rsc;
+      V r0 = VT::mul(valpha, acc[i][0]), r1 = VT::mul(valpha, acc[i][1]);
+      if (beta != T(0)) {
+        r0 = VT::fmadd(vbeta, VT::maskz_loadu(k0, ci), r0);
+        r1 = VT::fmadd(vbeta, VT::maskz_loadu(k1, ci + W), r1);
+      }
+      VT::mask_storeu(ci, k0, r0);
+      VT::mask_storeu(ci + W, k1, r1);
+    }
+  } else {
+    alignas(64) T tile[MR * NR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      VT::storeu(tile + i * NR, acc[i][0]);
+      VT::storeu(tile + i * NR + W, acc[i][1]);
+    }
+    store_tile_scalar<T, NR>(tile, c, rsc, csc, m, n, alpha, beta);
+  }
+}
+
+// exp(x) for x <= 0 (the only use here), rel. error ~2 ulp: exp(x) = 2^j * exp(r),
+// j = round(x / ln 2), |r| <= ln2 / 2, exp(r) by its degree-6 Taylor/minimax polynomial.
+inline __m512 exp_nonpositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));  // below this exp(x) is 0 in float anyway
+  const __m512 j = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(j, _mm512_set1_ps(0.693359375f), x);  // ln2 split hi + lo
+  r = _mm512_fnmadd_ps(j, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, j);  // p * 2^j, exact, and 0 on underflow
+}
+
+// Numerical note: gelu_tanh(x) = x * 0.5 * (1 + tanh(u)) = x / (1 + exp(-2u)) for u >= 0 and
+// x * e / (1 + e), e = exp(2u), for u < 0: written that way there is no cancellation in
+// 1 + tanh(u) for negative x, and exp never overflows.
+inline __m512 gelu_tanh(__m512 x) {
+  const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+  const __m512 u = _mm512_mul_ps(_mm512_set1_ps(float(kGeluTanhScale)),
+                                 _mm512_fmadd_ps(_mm512_set1_ps(float(kGeluTanhCubic)), x3, x));
+  const __m512 abs2u = _mm512_abs_ps(_mm512_add_ps(u, u));
+  const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), abs2u));  // exp(-2|u|)
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, e));  // sigmoid(2|u|)
+  const __mmask16 neg = _mm512_cmp_ps_mask(u, _mm512_setzero_ps(), _CMP_LT_OQ);
+  const __m512 sig = _mm512_mask_mul_ps(s, neg, e, s);  // sigmoid(2u) = e * sigmoid(2|u|), u<0
+  return _mm512_mul_ps(x, sig);
+}
+
+// gelu_erf(x) = x * Phi(x), Phi(x) = 0.5 erfc(-x / sqrt 2). erfc(z), z >= 0, by Abramowitz &
+// Stegun 7.1.26 (abs. error <= 1.5e-7): t = 1 / (1 + 0.3275911 z),
+// erfc(z) = t (a1 + t (a2 + ... )) exp(-z^2). For x < 0, Phi = 0.5 erfc(|x|/sqrt2) directly, so
+// the tail keeps its relative accuracy instead of cancelling in 1 - erf.
+inline __m512 gelu_erf(__m512 x) {
+  const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(float(kInvSqrt2)));
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(_mm512_set1_ps(0.3275911f), z, one));
+  __m512 poly = _mm512_set1_ps(1.061405429f);
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-1.453152027f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(1.421413741f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-0.284496736f));
+  poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(0.254829592f));
+  poly = _mm512_mul_ps(poly, t);
+  const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(z, z)));
+  const __m512 half_erfc = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), poly), e);
+  const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
+  const __m512 phi = _mm512_mask_sub_ps(half_erfc, pos, one, half_erfc);
+  return _mm512_mul_ps(x, phi);
+}
+
+inline __m512 activate(__m512 x, int act) {
+  switch (act) {
+    case 1: {  // relu; NaN propagates (max returns its second operand when either is NaN)
+      return _mm512_max_ps(_mm512_setzero_ps(), x);
+    }
+    case 2: return gelu_tanh(x);
+    case 3: return gelu_erf(x);
+    default: return x;
+  }
+}
+
+}  // namespace
+
+void gemm_ukernel_f32(int64_t k, const float* a, const float* b, float* c, int64_t rsc,
+                      int64_t csc, int64_t m, int64_t n, float alpha, float beta) {
+  ukernel<VecF32, kGemmMrF32, true>(k, a, 0, b, c, rsc, csc, m, n, alpha, beta);
+}
+void gemm_ukernel_f64(int64_t k, const double* a, const double* b, double* c, int64_t rsc,
+                      int64_t csc, int64_t m, int64_t n, double alpha, double beta) {
+  ukernel<VecF64, kGemmMrF64, true>(k, a, 0, b, c, rsc, csc, m, n, alpha, beta);
+}
+void gemm_ukernel_rows_f32(int64_t k, const float* a, int64_t rsa, const float* b, float* c,
+                           int64_t rsc, int64_t csc, int64_t m, int64_t n, float alpha,
+                           float beta) {
+  ukernel<VecF32, kGemmMrF32, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+}
+void gemm_ukernel_rows_f64(int64_t k, const double* a, int64_t rsa, const double* b, double* c,
+                           int64_t rsc, int64_t csc, int64_t m, int64_t n, double alpha,
+                           double beta) {
+  ukernel<VecF64, kGemmMrF64, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+}
+
+// f32 rows with unit column stride run 16 lanes at a time (tail masked); everything else, and
+// f64 (whose GELU needs the accuracy of std::erf/std::tanh), goes through the scalar loop.
+void gemm_epilogue_f32(float* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
+                       const float* bias, int64_t bias_rs, int64_t bias_cs, int act) {
+  if (csc != 1 || (bias && bias_cs != 1 && bias_cs != 0)) {
+    epilogue_scalar(c, rsc, csc, m, n, bias, bias_rs, bias_cs, act);
+    return;
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    float* ci = c + i * rsc;
+    const float* bi = bias ? bias + i * bias_rs : nullptr;
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 mask = VecF32::lanes(n - j);
+      __m512 x = _mm512_maskz_loadu_ps(mask, ci + j);
+      if (bi) {
+        x = _mm512_add_ps(x, bias_cs == 0 ? _mm512_set1_ps(*bi) : _mm512_maskz_loadu_ps(mask, bi + j));
+      }
+      _mm512_mask_storeu_ps(ci + j, mask, activate(x, act));
+    }
+  }
+}
+
+void gemm_epilogue_f64(double* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
+                       const double* bias, int64_t bias_rs, int64_t bias_cs, int act) {
+  if (csc != 1 || act > 1 || (bias && bias_cs != 1 && bias_cs != 0)) {
+    epilogue_scalar(c, rsc, csc, m, n, bias, bias_rs, bias_cs, act);
+    return;
+  }
+  for (int64_t i = 0; i < m; ++i) {
+    double* ci = c + i * rsc;
+    const double* bi = bias ? bias + i * bias_rs : nullptr;
+    for (int64_t j = 0; j < n; j += 8) {
+      const __mmask8 mask = VecF64::lanes(n - j);
+      __m512d x = _mm512_maskz_loadu_pd(mask, ci + j);
+      if (bi) {
+        x = _mm512_add_pd(x, bias_cs == 0 ? _mm512_set1_pd(*bi) : _mm512_maskz_loadu_pd(mask, bi + j));
+      }
+      if (act == 1) x = _mm512_max_pd(_mm512_setzero_pd(), x);
+      _mm512_mask_storeu_pd(ci + j, mask, x);
+    }
+  }
+}
+
+}  // namespace dc::cpu::avx512

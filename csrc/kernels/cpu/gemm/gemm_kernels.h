@@ -1,0 +1,46 @@
+#pragma once
+// Micro-kernels of the GEMM, one set per ISA (see Note [GEMM design] in gemm.cpp).
+//
+// Every micro-kernel computes one MR x NR tile of C from packed panels:
+//   c[i, j] = alpha * sum_p a[p * MR + i] * b[p * NR + j] + beta * c[i, j]
+//   a: packed A micro-panel (k, MR), column i = row i of the A block, zero-padded to MR rows
+//   b: packed B micro-panel (k, NR), zero-padded to NR columns, 64-byte aligned
+//   c: addressed c[i * rsc + j * csc]; only i < m, j < n are touched; beta == 0: not read.
+// The *_rows variants read A unpacked: a[i * rsa + p] (rows of A with unit column stride),
+// which skips packing A on small problems where the pack would cost as much as the math.
+//
+// Declarations only: the definitions are compiled with their ISA's flags, and only code
+// under dc::cpu::<isa> may contain that ISA's instructions.
+#include <cstdint>
+
+namespace dc::cpu {
+
+#define DC_GEMM_UKERNEL_DECLS(ISA, MR32, NR32, MR64, NR64)                                     \
+  namespace ISA {                                                                             \
+  constexpr int kGemmMrF32 = MR32, kGemmNrF32 = NR32, kGemmMrF64 = MR64, kGemmNrF64 = NR64;  \
+  void gemm_ukernel_f32(int64_t k, const float* a, const float* b, float* c, int64_t rsc,     \
+                        int64_t csc, int64_t m, int64_t n, float alpha, float beta);          \
+  void gemm_ukernel_f64(int64_t k, const double* a, const double* b, double* c, int64_t rsc,  \
+                        int64_t csc, int64_t m, int64_t n, double alpha, double beta);        \
+  void gemm_ukernel_rows_f32(int64_t k, const float* a, int64_t rsa, const float* b, float* c, \
+                             int64_t rsc, int64_t csc, int64_t m, int64_t n, float alpha,     \
+                             float beta);                                                     \
+  void gemm_ukernel_rows_f64(int64_t k, const double* a, int64_t rsa, const double* b,        \
+                             double* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,       \
+                             double alpha, double beta);                                      \
+  /* c[m, n] = act(c + bias[i * bias_rs + j * bias_cs]); act is a GemmActivation. */          \
+  void gemm_epilogue_f32(float* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,            \
+                         const float* bias, int64_t bias_rs, int64_t bias_cs, int act);       \
+  void gemm_epilogue_f64(double* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,           \
+                         const double* bias, int64_t bias_rs, int64_t bias_cs, int act);      \
+  }
+
+// MR x NR per ISA and dtype: the accumulators fill the register file but for the B vectors and
+// one broadcast of A (avx512: 14 x 2 zmm of 32, avx2: 6 x 2 ymm of 16, generic: 4 x 2 xmm).
+DC_GEMM_UKERNEL_DECLS(avx512, 14, 32, 14, 16)
+DC_GEMM_UKERNEL_DECLS(avx2, 6, 16, 6, 8)
+DC_GEMM_UKERNEL_DECLS(generic, 4, 8, 4, 4)
+
+#undef DC_GEMM_UKERNEL_DECLS
+
+}  // namespace dc::cpu
