@@ -1,9 +1,11 @@
 // AVX-512 micro-kernels and epilogue. Layout contract: gemm_kernels.h.
 //
-// f32: 14 x 32 tile = 14 rows x 2 zmm accumulators (28 registers), plus the 2 zmm of the B
-// row and 1 broadcast of A: 31 of 32 registers. Per k step: 2 loads of B, 14 broadcasts of A
-// (load ports) against 28 FMAs (two FMA ports: 14 cycles), so the FMAs are the bottleneck.
-// f64: the same shape in doubles, 14 x 16.
+// f32: 12 x 32 tile = 12 rows x 2 zmm accumulators (24 registers), plus the 2 zmm of the B
+// row and the broadcasts of A. Per k step: 2 loads of B and 12 broadcasts of A (load ports)
+// against 24 FMAs (two FMA ports: 12 cycles), so the FMAs are the bottleneck. 14 x 32 would
+// use 31 of the 32 registers, but GCC then rotates accumulators through register moves that
+// compete with the FMAs for ports 0/5: measured 110 vs 133 GFLOP/s for 12 x 32 (peak 145).
+// f64: the same shape in doubles, 12 x 16.
 // Edges: the n < NR columns are masked loads/stores (free on AVX-512), rows i >= m skipped.
 #include <immintrin.h>
 
@@ -75,7 +77,22 @@ inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typen
   V acc[MR][2];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
-  for (int64_t p = 0; p < k; ++p, a += a_step, b += NR) {
+  // One k step: 2 loads of B, MR broadcasts of A, 2 MR FMAs. Unrolled by 4: measured
+  // 113 -> 133 GFLOP/s (f32, L1-resident panels) on Sapphire Rapids.
+  const int64_t k4 = k / 4 * 4;
+  for (int64_t p0 = 0; p0 < k4; p0 += 4) {
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < 4; ++p, a += a_step, b += NR) {
+      const V b0 = VT::load(b), b1 = VT::load(b + W);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const V ai = VT::set1(a[row[i]]);
+        acc[i][0] = VT::fmadd(ai, b0, acc[i][0]);
+        acc[i][1] = VT::fmadd(ai, b1, acc[i][1]);
+      }
+    }
+  }
+  for (int64_t p = k4; p < k; ++p, a += a_step, b += NR) {
     const V b0 = VT::load(b), b1 = VT::load(b + W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {

@@ -36,8 +36,8 @@ namespace dc::cpu {
   }
 
 // MR x NR per ISA and dtype: the accumulators fill the register file but for the B vectors and
-// one broadcast of A (avx512: 14 x 2 zmm of 32, avx2: 6 x 2 ymm of 16, generic: 4 x 2 xmm).
-DC_GEMM_UKERNEL_DECLS(avx512, 14, 32, 14, 16)
+// one broadcast of A (avx512: 12 x 2 zmm of 32, avx2: 6 x 2 ymm of 16, generic: 4 x 2 xmm).
+DC_GEMM_UKERNEL_DECLS(avx512, 12, 32, 12, 16)
 DC_GEMM_UKERNEL_DECLS(avx2, 6, 16, 6, 8)
 DC_GEMM_UKERNEL_DECLS(generic, 4, 8, 4, 4)
 

@@ -1,0 +1,160 @@
+// GEMM throughput (FLOP/s = 2 M N K per second) for square and MLP-shaped problems, per ISA and
+// thread count, plus the machine's FMA peak to read the numbers against.
+// Run: see bench/README.md ("GEMM").
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "core/parallel.h"
+#include "kernels/cpu/gemm/gemm.h"
+#include "kernels/cpu/isa.h"
+
+namespace {
+
+using dc::cpu::Isa;
+
+template <typename T>
+std::vector<T> random_vector(int64_t n) {
+  std::mt19937 rng(42);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  std::vector<T> v(static_cast<size_t>(n));
+  for (auto& x : v) x = static_cast<T>(dist(rng));
+  return v;
+}
+
+void set_flops(benchmark::State& state, int64_t M, int64_t N, int64_t K) {
+  state.counters["FLOPS"] = benchmark::Counter(2.0 * double(M) * double(N) * double(K),
+                                               benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Restores the thread count and ISA a benchmark changed.
+struct Settings {
+  int threads = dc::get_num_threads();
+  Isa isa = dc::cpu::active_isa();
+  ~Settings() {
+    dc::set_num_threads(threads);
+    dc::cpu::set_active_isa(isa);
+  }
+};
+
+bool apply(benchmark::State& state, int threads, Isa isa) {
+  if (static_cast<int>(isa) > static_cast<int>(dc::cpu::detected_isa())) {
+    state.SkipWithError("ISA not available on this CPU");
+    return false;
+  }
+  dc::cpu::set_active_isa(isa);
+  dc::set_num_threads(threads > 0 ? threads : dc::get_num_threads());
+  return true;
+}
+
+// C[M, N] = A[M, K] @ B[K, N], all row-major; with transposed_b, B is a (N, K) weight read
+// through strides (x @ W^T, the Linear layer).
+template <typename T>
+void run_gemm(benchmark::State& state, int64_t M, int64_t N, int64_t K, bool transposed_b) {
+  const auto A = random_vector<T>(M * K), B = random_vector<T>(K * N);
+  std::vector<T> C(static_cast<size_t>(M * N));
+  const int64_t rsb = transposed_b ? 1 : N, csb = transposed_b ? K : 1;
+  for (auto _ : state) {
+    if constexpr (std::is_same<T, float>::value) {
+      dc::cpu::gemm_f32(M, N, K, 1.0f, A.data(), K, 1, B.data(), rsb, csb, 0.0f, C.data(), N, 1);
+    } else {
+      dc::cpu::gemm_f64(M, N, K, 1.0, A.data(), K, 1, B.data(), rsb, csb, 0.0, C.data(), N, 1);
+    }
+    benchmark::DoNotOptimize(C.data());
+    benchmark::ClobberMemory();
+  }
+  set_flops(state, M, N, K);
+}
+
+// Args: n, threads (0 = all), isa.
+template <typename T>
+void BM_gemm_square(benchmark::State& state) {
+  Settings saved;
+  if (!apply(state, int(state.range(1)), static_cast<Isa>(state.range(2)))) return;
+  run_gemm<T>(state, state.range(0), state.range(0), state.range(0), false);
+}
+
+// Args: M, N, K, transposed_b, threads (0 = all).
+void BM_gemm_shape_f32(benchmark::State& state) {
+  Settings saved;
+  if (!apply(state, int(state.range(4)), dc::cpu::detected_isa())) return;
+  run_gemm<float>(state, state.range(0), state.range(1), state.range(2), state.range(3) != 0);
+}
+
+// Args: batch, n (batch of n x n x n products), threads (0 = all).
+void BM_gemm_batched_f32(benchmark::State& state) {
+  Settings saved;
+  if (!apply(state, int(state.range(2)), dc::cpu::detected_isa())) return;
+  const int64_t batch = state.range(0), n = state.range(1);
+  const auto A = random_vector<float>(batch * n * n), B = random_vector<float>(batch * n * n);
+  std::vector<float> C(static_cast<size_t>(batch * n * n));
+  for (auto _ : state) {
+    dc::cpu::gemm_batched_f32(batch, n, n, n, 1.0f, A.data(), n * n, n, 1, B.data(), n * n, n, 1,
+                              0.0f, C.data(), n * n, n, 1);
+    benchmark::DoNotOptimize(C.data());
+  }
+  set_flops(state, batch * n, n, n);
+}
+
+// The single-core f32 FMA peak: 8 independent chains of 512-bit FMAs (two FMA ports, latency
+// 4 cycles), i.e. the ceiling a GEMM micro-kernel can approach on one thread.
+__attribute__((target("avx512f"))) void fma_peak_avx512(benchmark::State& state) {
+  __m512 acc[8];
+  for (int i = 0; i < 8; ++i) acc[i] = _mm512_set1_ps(float(i));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(1e-3f);
+  constexpr int64_t kSteps = 1 << 16;
+  for (auto _ : state) {
+    for (int64_t s = 0; s < kSteps; ++s)
+      for (int i = 0; i < 8; ++i) {
+        acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+        asm volatile("" : "+v"(acc[i]));  // keep every FMA, in its own chain
+      }
+  }
+  float sink[16];
+  _mm512_storeu_ps(sink, acc[0]);
+  benchmark::DoNotOptimize(sink);
+  state.counters["FLOPS"] = benchmark::Counter(double(kSteps) * 8 * 16 * 2,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_fma_peak_f32(benchmark::State& state) {
+  if (dc::cpu::detected_isa() != Isa::avx512) {
+    state.SkipWithError("needs AVX-512");
+    return;
+  }
+  fma_peak_avx512(state);
+}
+
+constexpr int kAvx512 = static_cast<int>(Isa::avx512);
+constexpr int kAvx2 = static_cast<int>(Isa::avx2);
+constexpr int kGeneric = static_cast<int>(Isa::generic);
+
+void square_args(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 0})
+    for (int64_t n : {128, 256, 512, 1024, 2048}) b->Args({n, threads, kAvx512});
+  b->Args({1024, 1, kAvx2});
+  b->Args({512, 1, kGeneric});
+}
+
+}  // namespace
+
+BENCHMARK(BM_fma_peak_f32)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_gemm_square, float)->Apply(square_args)->ArgNames({"n", "threads", "isa"})->UseRealTime();
+BENCHMARK_TEMPLATE(BM_gemm_square, double)
+    ->Args({256, 1, kAvx512})->Args({1024, 1, kAvx512})->Args({1024, 0, kAvx512})
+    ->Args({1024, 1, kAvx2})->ArgNames({"n", "threads", "isa"})->UseRealTime();
+// MLP shapes (M = batch 64 or 128): x[M, K] @ W^T with W stored (N, K) like torch.nn.Linear,
+// and the same with a row-major (K, N) weight.
+BENCHMARK(BM_gemm_shape_f32)
+    ->Args({64, 128, 784, 1, 0})->Args({64, 128, 784, 0, 0})
+    ->Args({64, 10, 128, 1, 0})->Args({64, 10, 128, 0, 0})
+    ->Args({128, 128, 128, 1, 0})->Args({128, 128, 128, 0, 0})
+    ->Args({64, 128, 784, 0, 1})->Args({128, 128, 128, 0, 1})
+    ->ArgNames({"M", "N", "K", "wT", "threads"})->UseRealTime();
+BENCHMARK(BM_gemm_batched_f32)->Args({32, 64, 0})->Args({8, 256, 0})
+    ->ArgNames({"batch", "n", "threads"})->UseRealTime();
+
+BENCHMARK_MAIN();
