@@ -34,7 +34,8 @@
 // at 2048^3 on two threads). Inside an OpenMP parallel region the call runs single-threaded.
 //
 // Orientation: C = A B is computed as C^T = B^T A^T (swapping the roles of M and N) when C is
-// column-major, so the micro-kernel's vector stores run along C's unit stride.
+// column-major, so the micro-kernel's vector stores run along C's unit stride, or when N is
+// much narrower than NR and M is not (see transpose_pays).
 #include "kernels/cpu/gemm/gemm.h"
 
 #include <omp.h>
@@ -50,6 +51,8 @@
 
 namespace dc::cpu {
 namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Below this many multiply-adds per thread, waking another thread costs more than it saves.
 constexpr int64_t kMinFlopsPerThread = int64_t(1) << 19;
@@ -113,6 +116,9 @@ void pack_b(int64_t kc, int64_t nc, const T* b, int64_t rsb, int64_t csb, T* dst
 }
 
 template <typename T>
+using PackTransposedFn = void (*)(int64_t, int64_t, const T*, int64_t, T*, int64_t);
+
+template <typename T>
 struct KernelSet {
   int mr, nr;
   int64_t mc, kc, nc;  // cache blocking, see Note [GEMM design]
@@ -120,12 +126,14 @@ struct KernelSet {
   UKernelRows<T> ukernel_rows;
   Epilogue<T> epilogue;
   PackFn<T> pack_a, pack_b;
+  // Faster pack for panels whose rows are contiguous along k, or nullptr.
+  PackTransposedFn<T> pack_transposed;
 };
 
-#define DC_GEMM_KERNEL_SET(ISA, T, SUFFIX, MR, NR, MC, KC, NC)                             \
-  KernelSet<T> {                                                                           \
+#define DC_GEMM_KERNEL_SET(ISA, T, SUFFIX, MR, NR, MC, KC, NC, TRANSPOSED)                    \
+  KernelSet<T> {                                                                              \
     ISA::MR, ISA::NR, MC, KC, NC, &ISA::gemm_ukernel_##SUFFIX, &ISA::gemm_ukernel_rows_##SUFFIX, \
-        &ISA::gemm_epilogue_##SUFFIX, &pack_a<T, ISA::MR>, &pack_b<T, ISA::NR>             \
+        &ISA::gemm_epilogue_##SUFFIX, &pack_a<T, ISA::MR>, &pack_b<T, ISA::NR>, TRANSPOSED    \
   }
 
 template <typename T>
@@ -134,9 +142,10 @@ const KernelSet<T>& kernel_set();
 template <>
 const KernelSet<float>& kernel_set<float>() {
   static const KernelSet<float> sets[] = {
-      DC_GEMM_KERNEL_SET(generic, float, f32, kGemmMrF32, kGemmNrF32, 128, 256, 2048),
-      DC_GEMM_KERNEL_SET(avx2, float, f32, kGemmMrF32, kGemmNrF32, 168, 256, 4096),
-      DC_GEMM_KERNEL_SET(avx512, float, f32, kGemmMrF32, kGemmNrF32, 336, 256, 4096),
+      DC_GEMM_KERNEL_SET(generic, float, f32, kGemmMrF32, kGemmNrF32, 128, 256, 2048, nullptr),
+      DC_GEMM_KERNEL_SET(avx2, float, f32, kGemmMrF32, kGemmNrF32, 168, 256, 4096, nullptr),
+      DC_GEMM_KERNEL_SET(avx512, float, f32, kGemmMrF32, kGemmNrF32, 336, 256, 4096,
+                         &avx512::gemm_pack_transposed_f32),
   };
   return sets[static_cast<int>(active_isa())];
 }
@@ -144,9 +153,9 @@ const KernelSet<float>& kernel_set<float>() {
 template <>
 const KernelSet<double>& kernel_set<double>() {
   static const KernelSet<double> sets[] = {
-      DC_GEMM_KERNEL_SET(generic, double, f64, kGemmMrF64, kGemmNrF64, 128, 256, 2048),
-      DC_GEMM_KERNEL_SET(avx2, double, f64, kGemmMrF64, kGemmNrF64, 96, 256, 4096),
-      DC_GEMM_KERNEL_SET(avx512, double, f64, kGemmMrF64, kGemmNrF64, 168, 256, 4096),
+      DC_GEMM_KERNEL_SET(generic, double, f64, kGemmMrF64, kGemmNrF64, 128, 256, 2048, nullptr),
+      DC_GEMM_KERNEL_SET(avx2, double, f64, kGemmMrF64, kGemmNrF64, 96, 256, 4096, nullptr),
+      DC_GEMM_KERNEL_SET(avx512, double, f64, kGemmMrF64, kGemmNrF64, 168, 256, 4096, nullptr),
   };
   return sets[static_cast<int>(active_isa())];
 }
@@ -207,6 +216,32 @@ struct Problem {
   }
 };
 
+// Packs the mc x kc block of A (see pack_a), through the transposing pack when its rows are
+// contiguous along k.
+template <typename T>
+void pack_a_block(const KernelSet<T>& ks, int64_t mc, int64_t kc, const T* a, int64_t rsa,
+                  int64_t csa, T* dst) {
+  if (csa != 1 || !ks.pack_transposed) {
+    ks.pack_a(mc, kc, a, rsa, csa, dst);
+    return;
+  }
+  for (int64_t i0 = 0; i0 < mc; i0 += ks.mr, dst += ks.mr * kc)
+    ks.pack_transposed(kc, std::min<int64_t>(ks.mr, mc - i0), a + i0 * rsa, rsa, dst, ks.mr);
+}
+
+// Packs the kc x nc slice of B (see pack_b), through the transposing pack when its columns are
+// contiguous along k (a transposed weight).
+template <typename T>
+void pack_b_slice(const KernelSet<T>& ks, int64_t kc, int64_t nc, const T* b, int64_t rsb,
+                  int64_t csb, T* dst) {
+  if (rsb != 1 || csb == 1 || !ks.pack_transposed) {
+    ks.pack_b(kc, nc, b, rsb, csb, dst);
+    return;
+  }
+  for (int64_t j0 = 0; j0 < nc; j0 += ks.nr, dst += ks.nr * kc)
+    ks.pack_transposed(kc, std::min<int64_t>(ks.nr, nc - j0), b + j0 * csb, csb, dst, ks.nr);
+}
+
 // The blocked algorithm of Note [GEMM design] on the calling thread.
 template <typename T>
 void gemm_blocked(const KernelSet<T>& ks, const Problem<T>& pr) {
@@ -226,11 +261,11 @@ void gemm_blocked(const KernelSet<T>& ks, const Problem<T>& pr) {
       const int64_t kc = std::min(ks.kc, pr.K - pc);
       const T beta = pc == 0 ? pr.beta : T(1);
       const bool last_k = pc + kc == pr.K;
-      ks.pack_b(kc, nc, pr.B + pc * pr.rsb + jc * pr.csb, pr.rsb, pr.csb, pack_b);
+      pack_b_slice(ks, kc, nc, pr.B + pc * pr.rsb + jc * pr.csb, pr.rsb, pr.csb, pack_b);
       for (int64_t ic = 0; ic < pr.M; ic += ks.mc) {
         const int64_t mc = std::min(ks.mc, pr.M - ic);
         const T* a_block = pr.A + ic * pr.rsa + pc * pr.csa;
-        if (!rows_a) ks.pack_a(mc, kc, a_block, pr.rsa, pr.csa, pack_a);
+        if (!rows_a) pack_a_block(ks, mc, kc, a_block, pr.rsa, pr.csa, pack_a);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int64_t n = std::min(nr, nc - jr);
           const T* b_panel = pack_b + jr * kc;
@@ -255,8 +290,6 @@ void gemm_blocked(const KernelSet<T>& ks, const Problem<T>& pr) {
     }
   }
 }
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Threads for a problem: all of them unless the problem is too small to feed them.
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
@@ -313,6 +346,21 @@ void gemm_parallel(const KernelSet<T>& ks, const Problem<T>& pr, int nt) {
   if (error) std::rethrow_exception(error);
 }
 
+// Whether to compute C^T = B^T A^T instead (M and N swap roles). The micro-kernel's vectors
+// run along N, so: a column-major C gets vector stores instead of scalar ones, and a narrow
+// N (the 10 classes of a classifier layer) stops wasting most of the NR lanes. Cost in
+// lane-multiply-adds: the padded tile work, plus ~8 per element stored through the scalar
+// path when C's column stride is not 1.
+template <typename T>
+bool transpose_pays(const KernelSet<T>& ks, int64_t M, int64_t N, int64_t K, int64_t rsc,
+                    int64_t csc) {
+  auto cost = [&](int64_t m, int64_t n, int64_t cs) {
+    const double padded = double(ceil_div(m, ks.mr) * ks.mr) * double(ceil_div(n, ks.nr) * ks.nr);
+    return padded * double(K) + (cs != 1 ? 8.0 * double(m) * double(n) : 0.0);
+  };
+  return cost(N, M, rsc) < 0.8 * cost(M, N, csc);
+}
+
 // C = beta * C, then the epilogue: the whole answer when K == 0 or alpha == 0.
 template <typename T>
 void scale_c(const KernelSet<T>& ks, const Problem<T>& pr) {
@@ -334,14 +382,13 @@ void gemm_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa
   DC_CHECK(C != nullptr && (K == 0 || alpha == T(0) || (A != nullptr && B != nullptr)), ValueError,
            "[gemm] null operand for a ", M, "x", N, "x", K, " product");
   const int act = static_cast<int>(ep.act);
+  const KernelSet<T>& ks = kernel_set<T>();
   Problem<T> pr{M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc,
                 static_cast<const T*>(ep.bias), 0, 1, act};
-  // Column-major C: compute C^T = B^T A^T so the vector stores run along the unit stride.
-  if (csc != 1 && rsc == 1) {
+  if (transpose_pays(ks, M, N, K, rsc, csc)) {
     pr = Problem<T>{N, M, K, alpha, B, csb, rsb, A, csa, rsa, beta, C, csc, rsc,
                     static_cast<const T*>(ep.bias), 1, 0, act};
   }
-  const KernelSet<T>& ks = kernel_set<T>();
   if (K == 0 || alpha == T(0)) {
     scale_c(ks, pr);
     return;

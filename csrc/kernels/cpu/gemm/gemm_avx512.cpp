@@ -128,6 +128,35 @@ inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typen
   }
 }
 
+// Transposes 16 rows of 16 floats in registers: out[q] lane r = v[r] lane q. Four stages of
+// 16 shuffles: 32-bit and 64-bit interleaves inside 128-bit lanes, then two 128-bit lane
+// shuffles.
+inline void transpose16x16(__m512 v[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+  }
+  // u[4i + j], 128-bit lane L = rows 4i..4i+3 of column 4L + j.
+  for (int i = 0; i < 4; ++i) {
+    const __m512d t0 = _mm512_castps_pd(t[4 * i]), t1 = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[4 * i + 2]), t3 = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0x88);
+      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(u[8 * i + j], u[8 * i + 4 + j], 0xdd);
+    }
+  for (int j = 0; j < 8; ++j) {
+    v[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+    v[j + 8] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+  }
+}
+
 // exp(x) for x <= 0 (the only use here), rel. error ~2 ulp: exp(x) = 2^j * exp(r),
 // j = round(x / ln 2), |r| <= ln2 / 2, exp(r) by its degree-6 Taylor/minimax polynomial.
 inline __m512 exp_nonpositive(__m512 x) {
@@ -213,6 +242,28 @@ void gemm_ukernel_rows_f64(int64_t k, const double* a, int64_t rsa, const double
                            int64_t rsc, int64_t csc, int64_t m, int64_t n, double alpha,
                            double beta) {
   ukernel<VecF64, kGemmMrF64, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+}
+
+// 16 x 16 blocks through registers, about 4x faster than the scalar gather it replaces (it
+// decides the speed of x @ W^T for a Linear weight W, whose pack is not amortized over M).
+void gemm_pack_transposed_f32(int64_t k, int64_t rows, const float* src, int64_t ld,
+                              float* dst, int64_t width) {
+  for (int64_t r0 = 0; r0 < width; r0 += 16) {
+    const int64_t valid = rows - r0 < 0 ? 0 : rows - r0 > 16 ? 16 : rows - r0;
+    const __mmask16 store_mask = VecF32::lanes(width - r0);
+    for (int64_t p0 = 0; p0 < k; p0 += 16) {
+      const __mmask16 load_mask = VecF32::lanes(k - p0);
+      __m512 v[16];
+#pragma GCC unroll 16
+      for (int r = 0; r < 16; ++r)
+        v[r] = r < valid ? _mm512_maskz_loadu_ps(load_mask, src + (r0 + r) * ld + p0)
+                         : _mm512_setzero_ps();
+      transpose16x16(v);
+      const int64_t np = k - p0 < 16 ? k - p0 : 16;
+      for (int64_t q = 0; q < np; ++q)
+        _mm512_mask_storeu_ps(dst + (p0 + q) * width + r0, store_mask, v[q]);
+    }
+  }
 }
 
 // f32 rows with unit column stride run 16 lanes at a time (tail masked); everything else, and
