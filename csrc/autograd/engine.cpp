@@ -1,0 +1,181 @@
+#include "autograd/engine.h"
+
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "autograd/grad_mode.h"
+#include "ops/ops.h"
+
+namespace dc::autograd {
+namespace {
+
+struct NodeTask {
+  Node* node;
+  bool operator<(const NodeTask& o) const { return node->sequence_nr < o.node->sequence_nr; }
+};
+
+// Where autograd.grad() reads its answers: the gradient flowing into (node, output_nr).
+struct Capture {
+  Node* node;
+  uint32_t output_nr;
+};
+
+Tensor default_root_grad(const Tensor& root, const char* op) {
+  DC_CHECK(root.numel() == 1, RuntimeError, "[", op,
+           "] grad can be implicitly created only for scalar outputs, but the output has shape ",
+           root.shape_str(), "; pass a gradient (e.g. out.backward(gradient)) instead");
+  return ops::ones_like(root);
+}
+
+tensor_list run(const tensor_list& roots, const tensor_list& grad_outputs, bool retain_graph,
+                bool create_graph, const std::vector<Capture>* captures, const char* op) {
+  DC_CHECK(grad_outputs.empty() || grad_outputs.size() == roots.size(), ValueError, "[", op,
+           "] got ", grad_outputs.size(), " gradients for ", roots.size(), " outputs");
+  GradModeGuard mode(create_graph);
+
+  // Seed gradients per root edge.
+  std::vector<std::pair<Edge, Tensor>> seeds;
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Tensor& r = roots[i];
+    DC_CHECK(r.defined() && r.requires_grad(), RuntimeError, "[", op, "] element ", i,
+             " of the outputs does not require grad and has no grad_fn");
+    Tensor g = i < grad_outputs.size() && grad_outputs[i].defined() ? grad_outputs[i]
+                                                                      : default_root_grad(r, op);
+    DC_CHECK(g.sizes() == r.sizes(), ValueError, "[", op, "] gradient of shape ", g.shape_str(),
+             " does not match output of shape ", r.shape_str());
+    seeds.emplace_back(gradient_edge(r), g);
+  }
+
+  // Count how many edges enter each node so a node runs only once all its gradients arrived.
+  std::unordered_map<Node*, int> deps;
+  std::vector<Node*> stack;
+  std::unordered_set<Node*> seen;
+  for (auto& s : seeds)
+    if (seen.insert(s.first.fn.get()).second) stack.push_back(s.first.fn.get());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (const Edge& e : n->next_edges) {
+      if (!e.valid()) continue;
+      deps[e.fn.get()]++;
+      if (seen.insert(e.fn.get()).second) stack.push_back(e.fn.get());
+    }
+  }
+
+  std::unordered_map<Node*, tensor_list> buffers;
+  auto accumulate = [&](Node* n, uint32_t idx, Tensor g) {
+    tensor_list& buf = buffers[n];
+    if (buf.size() < n->outputs.size()) buf.resize(n->outputs.size());
+    if (idx >= buf.size()) buf.resize(idx + 1);
+    buf[idx] = buf[idx].defined() ? ops::add(buf[idx], g) : std::move(g);
+  };
+
+  std::priority_queue<NodeTask> ready;
+  for (auto& s : seeds) accumulate(s.first.fn.get(), s.first.input_nr, s.second);
+  for (auto& s : seeds)
+    if (deps[s.first.fn.get()] == 0) {
+      deps[s.first.fn.get()] = -1;  // queued
+      ready.push({s.first.fn.get()});
+    }
+
+  tensor_list captured(captures ? captures->size() : 0);
+  while (!ready.empty()) {
+    Node* n = ready.top().node;
+    ready.pop();
+    tensor_list grads = std::move(buffers[n]);
+    buffers.erase(n);
+    grads.resize(std::max(grads.size(), n->outputs.size()));
+    for (size_t i = 0; i < grads.size(); ++i) {
+      if (!grads[i].defined() && i < n->outputs.size())
+        grads[i] = ops::zeros(n->outputs[i].sizes, n->outputs[i].dtype);
+    }
+    for (auto& [idx, hook] : n->pre_hooks) {
+      Tensor r = hook(grads[idx]);
+      if (r.defined()) grads[idx] = r;
+    }
+    for (auto& [idx, weak] : n->retained) {
+      if (auto impl = weak.lock()) {
+        Tensor t(impl);
+        Tensor old = t.grad();
+        Tensor g = create_graph ? grads[idx] : ops::detach(grads[idx]);
+        t.set_grad(old.defined() ? ops::add(old, g) : ops::contiguous_clone(g));
+      }
+    }
+    bool is_capture_only = false;
+    if (captures) {
+      for (size_t c = 0; c < captures->size(); ++c) {
+        if ((*captures)[c].node == n) {
+          const Tensor& g = grads[(*captures)[c].output_nr];
+          captured[c] = captured[c].defined() ? ops::add(captured[c], g) : g;
+          if (dynamic_cast<AccumulateGrad*>(n)) is_capture_only = true;
+        }
+      }
+      // autograd.grad() never writes .grad of leaves.
+      if (dynamic_cast<AccumulateGrad*>(n)) is_capture_only = true;
+    }
+    if (is_capture_only) continue;
+
+    tensor_list out = n->apply(std::move(grads));
+    if (!retain_graph) n->release_saved();
+    for (size_t i = 0; i < n->next_edges.size() && i < out.size(); ++i) {
+      const Edge& e = n->next_edges[i];
+      if (!e.valid()) continue;
+      Node* next = e.fn.get();
+      if (out[i].defined()) {
+        const auto& meta = next->outputs[e.input_nr];
+        DC_CHECK(out[i].sizes() == meta.sizes, RuntimeError, "[autograd] ", n->name(),
+                 " returned a gradient of shape ", out[i].shape_str(), " for input ", i,
+                 " of shape ", shape_str(meta.sizes));
+        if (out[i].dtype() != meta.dtype) out[i] = ops::to_dtype(out[i], meta.dtype);
+        accumulate(next, e.input_nr, std::move(out[i]));
+      }
+      if (--deps[next] == 0) {
+        deps[next] = -1;
+        ready.push({next});
+      }
+    }
+  }
+  return captured;
+}
+
+}  // namespace
+
+void backward(const tensor_list& roots, const tensor_list& grad_outputs, bool retain_graph,
+              bool create_graph, const tensor_list& inputs) {
+  if (inputs.empty()) {
+    run(roots, grad_outputs, retain_graph, create_graph, nullptr, "backward");
+    return;
+  }
+  // backward(inputs=...): accumulate only into the given tensors.
+  tensor_list gs = grad(roots, grad_outputs, inputs, retain_graph, create_graph, true);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!gs[i].defined()) continue;
+    Tensor old = inputs[i].grad();
+    Tensor g = create_graph ? gs[i] : ops::detach(gs[i]);
+    inputs[i].set_grad(old.defined() ? ops::add(old, g) : ops::contiguous_clone(g));
+  }
+}
+
+tensor_list grad(const tensor_list& roots, const tensor_list& grad_outputs,
+                 const tensor_list& inputs, bool retain_graph, bool create_graph,
+                 bool allow_unused) {
+  std::vector<Capture> captures;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    DC_CHECK(t.defined() && t.requires_grad(), RuntimeError, "[autograd.grad] input ", i,
+             " does not require grad");
+    Edge e = gradient_edge(t);
+    captures.push_back({e.fn.get(), e.input_nr});
+  }
+  tensor_list out = run(roots, grad_outputs, retain_graph, create_graph, &captures, "grad");
+  for (size_t i = 0; i < out.size(); ++i) {
+    DC_CHECK(out[i].defined() || allow_unused, RuntimeError, "[autograd.grad] input ", i,
+             " (shape ", inputs[i].shape_str(),
+             ") was not used in the graph; pass allow_unused=True if this is expected");
+    if (out[i].defined() && !create_graph) out[i] = ops::detach(out[i]);
+  }
+  return out;
+}
+
+}  // namespace dc::autograd

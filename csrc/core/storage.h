@@ -1,0 +1,28 @@
+#pragma once
+// Storage: one allocation that many tensor views share. Memory owned elsewhere (a NumPy array,
+// a DLPack capsule) is held through `owner`, whose deleter releases it.
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "core/device.h"
+
+namespace dc {
+
+struct Storage {
+  std::shared_ptr<void> owner;  // keeps `data` alive
+  void* data = nullptr;
+  size_t nbytes = 0;
+  Device device;
+  // Bumped by every in-place write through any view of this storage. Autograd compares it
+  // with the value saved at forward time (see Note [Saved tensor versions]).
+  std::atomic<uint32_t> version{0};
+
+  // 64-byte aligned, uninitialised. Throws MemoryError for impossible sizes.
+  static std::shared_ptr<Storage> allocate(size_t nbytes, Device device = Device());
+  static std::shared_ptr<Storage> wrap(void* data, size_t nbytes, std::shared_ptr<void> owner,
+                                       Device device = Device());
+};
+
+}  // namespace dc

@@ -1,0 +1,126 @@
+#include "core/tensor.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace dc {
+
+int64_t numel_of(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+Shape contiguous_strides(const Shape& shape) {
+  Shape strides(shape.size());
+  int64_t st = 1;
+  for (int64_t i = static_cast<int64_t>(shape.size()) - 1; i >= 0; --i) {
+    strides[i] = st;
+    st *= std::max<int64_t>(shape[i], 1);
+  }
+  return strides;
+}
+
+int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
+  const int64_t n = std::max<int64_t>(ndim, 1);  // a 0-d tensor accepts dim 0 and -1
+  DC_CHECK(dim >= -n && dim < n, IndexError, "[", op, "] dimension out of range: got ", dim,
+           " for a tensor with ", ndim, " dimension", ndim == 1 ? "" : "s", " (expected in [",
+           -n, ", ", n - 1, "])");
+  return dim < 0 ? dim + n : dim;
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  const size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    const int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    DC_CHECK(da == db || da == 1 || db == 1, ValueError, "[", op, "] shapes ", shape_str(a),
+             " and ", shape_str(b), " cannot be broadcast: dimension ", i, " is ", da, " vs ",
+             db);
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  int64_t n = 1;
+  for (int64_t s : shape) {
+    DC_CHECK(s >= 0, ValueError, "[empty] negative dimension in shape ", dc::shape_str(shape));
+    DC_CHECK(s == 0 || n <= std::numeric_limits<int64_t>::max() / s / 8, MemoryError,
+             "[empty] shape ", dc::shape_str(shape), " has too many elements to allocate");
+    n *= s;
+  }
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = Storage::allocate(static_cast<size_t>(n) * dc::itemsize(dtype), device);
+  impl->sizes = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+Tensor Tensor::make_view(const std::shared_ptr<Storage>& storage, Shape sizes, Shape strides,
+                         int64_t offset, DType dtype) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = storage;
+  impl->sizes = std::move(sizes);
+  impl->strides = std::move(strides);
+  impl->offset = offset;
+  impl->dtype = dtype;
+  return Tensor(std::move(impl));
+}
+
+int64_t Tensor::size(int64_t d) const { return impl_->sizes[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::stride(int64_t d) const { return impl_->strides[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::numel() const { return numel_of(impl_->sizes); }
+
+bool Tensor::is_contiguous() const {
+  int64_t expected = 1;
+  for (int64_t i = dim() - 1; i >= 0; --i) {
+    const int64_t s = impl_->sizes[i];
+    if (s == 0) return true;
+    if (s != 1 && impl_->strides[i] != expected) return false;
+    expected *= s;
+  }
+  return true;
+}
+
+bool Tensor::is_non_overlapping_and_dense() const {
+  if (is_contiguous()) return true;
+  // Sort dims by stride; dense iff they tile memory exactly.
+  std::vector<int64_t> perm;
+  for (int64_t i = 0; i < dim(); ++i)
+    if (impl_->sizes[i] != 1) perm.push_back(i);
+  std::sort(perm.begin(), perm.end(),
+            [&](int64_t x, int64_t y) { return impl_->strides[x] < impl_->strides[y]; });
+  int64_t expected = 1;
+  for (int64_t d : perm) {
+    if (impl_->strides[d] != expected) return false;
+    expected *= impl_->sizes[d];
+  }
+  return true;
+}
+
+bool Tensor::requires_grad() const {
+  const auto& m = impl_->autograd;
+  return m && (m->requires_grad || m->grad_fn);
+}
+bool Tensor::is_leaf() const { return !impl_->autograd || !impl_->autograd->grad_fn; }
+
+const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
+  static const std::shared_ptr<autograd::Node> none;
+  return impl_->autograd ? impl_->autograd->grad_fn : none;
+}
+
+Tensor Tensor::grad() const {
+  return impl_->autograd && impl_->autograd->grad ? Tensor(impl_->autograd->grad) : Tensor();
+}
+
+void Tensor::set_grad(const Tensor& g) const { autograd_meta().grad = g.impl_ptr(); }
+
+AutogradMeta& Tensor::autograd_meta() const {
+  if (!impl_->autograd) impl_->autograd = std::make_unique<AutogradMeta>();
+  return *impl_->autograd;
+}
+
+}  // namespace dc

@@ -1,0 +1,91 @@
+#include "kernels/cpu/elementwise.h"
+
+#include "kernels/cpu/isa.h"
+
+namespace dc::cpu {
+
+#define DC_NAME_ENTRY(name) #name,
+const char* unary_op_name(UnaryOp op) {
+  static const char* names[] = {DC_UNARY_OPS(DC_NAME_ENTRY)};
+  return names[static_cast<int>(op)];
+}
+const char* binary_op_name(BinaryOp op) {
+  static const char* names[] = {DC_BINARY_OPS(DC_NAME_ENTRY)};
+  return names[static_cast<int>(op)];
+}
+#undef DC_NAME_ENTRY
+
+namespace {
+template <void (*Fill)(ElementwiseTable&)>
+const ElementwiseTable& table() {
+  static const ElementwiseTable t = [] {
+    ElementwiseTable x;
+    Fill(x);
+    return x;
+  }();
+  return t;
+}
+}  // namespace
+
+const ElementwiseTable& elementwise_table() {
+  switch (active_isa()) {
+    case Isa::avx512: return table<avx512::fill_elementwise>();
+    case Isa::avx2: return table<avx2::fill_elementwise>();
+    default: return table<generic::fill_elementwise>();
+  }
+}
+
+}  // namespace dc::cpu
+
+namespace dc::cpu {
+namespace {
+constexpr const char* kCompareNames[] = {"eq", "ne", "lt", "le", "gt", "ge"};
+
+void run(LoopFn fn, const tensor_list& operands, const double* params) {
+  run_loop(make_iter(operands[0].sizes(), operands), fn, params);
+}
+}  // namespace
+
+void unary_into(UnaryOp op, const Tensor& out, const Tensor& in, const double* params) {
+  LoopFn fn = elementwise_table().unary[static_cast<int>(op)][static_cast<int>(in.dtype())];
+  DC_CHECK(fn, TypeError, "[", unary_op_name(op), "] not implemented for dtype ",
+           dtype_name(in.dtype()));
+  run(fn, {out, in}, params);
+}
+
+void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  LoopFn fn = elementwise_table().binary[static_cast<int>(op)][static_cast<int>(a.dtype())];
+  DC_CHECK(fn, TypeError, "[", binary_op_name(op), "] not implemented for dtype ",
+           dtype_name(a.dtype()));
+  run(fn, {out, a, b}, nullptr);
+}
+
+void add_scaled_into(const Tensor& out, const Tensor& a, const Tensor& b, double alpha) {
+  LoopFn fn = elementwise_table().add_scaled[static_cast<int>(a.dtype())];
+  DC_CHECK(fn, TypeError, "[add] alpha is not supported for dtype ", dtype_name(a.dtype()));
+  run(fn, {out, a, b}, &alpha);
+}
+
+void compare_into(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  LoopFn fn = elementwise_table().compare[static_cast<int>(op)][static_cast<int>(a.dtype())];
+  DC_CHECK(fn, TypeError, "[", kCompareNames[static_cast<int>(op)],
+           "] not implemented for dtype ", dtype_name(a.dtype()));
+  run(fn, {out, a, b}, nullptr);
+}
+
+void cast_into(const Tensor& out, const Tensor& in) {
+  LoopFn fn = elementwise_table().cast[static_cast<int>(out.dtype())][static_cast<int>(in.dtype())];
+  run(fn, {out, in}, nullptr);
+}
+
+void where_into(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
+  run(elementwise_table().where[static_cast<int>(out.dtype())], {out, cond, a, b}, nullptr);
+}
+
+void fill_into(const Tensor& out, double value) {
+  LoopFn fn =
+      elementwise_table().unary[static_cast<int>(UnaryOp::fill)][static_cast<int>(out.dtype())];
+  run(fn, {out, out}, &value);
+}
+
+}  // namespace dc::cpu

@@ -1,0 +1,66 @@
+#pragma once
+// Kernel tables for elementwise ops, one per ISA (filled by csrc/kernels/cpu/vec/*.cpp).
+// Which op has which kernel is listed here, in one place.
+#include "core/dtype.h"
+#include "kernels/cpu/loops.h"
+
+namespace dc::cpu {
+
+// out = f(in). Floating kernels only for the math functions; the op layer casts ints first.
+#define DC_UNARY_OPS(_)                                                                    \
+  _(neg) _(abs) _(exp) _(expm1) _(log) _(log2) _(log10) _(log1p) _(sqrt) _(rsqrt) _(sin)   \
+  _(cos) _(tan) _(atan) _(tanh) _(sigmoid) _(relu) _(gelu_erf) _(gelu_tanh) _(silu)        \
+  _(softplus) _(leaky_relu) _(elu) _(clamp) _(erf) _(reciprocal) _(square) _(sign)         \
+  _(floor) _(ceil) _(round) _(trunc) _(logical_not) _(fill) _(asin) _(acos) _(sinh) _(cosh) \
+  _(mish)
+
+// out = f(a, b), all three of one dtype.
+#define DC_BINARY_OPS(_)                                                                    \
+  _(add) _(sub) _(mul) _(div) _(floor_divide) _(remainder) _(pow) _(maximum) _(minimum)     \
+  _(atan2) _(fmod) _(logical_and) _(logical_or) _(logical_xor) _(bitwise_and) _(bitwise_or) \
+  _(bitwise_xor)
+
+// out(bool) = f(a, b) with a, b of one dtype.
+#define DC_COMPARE_OPS(_) _(eq) _(ne) _(lt) _(le) _(gt) _(ge)
+
+#define DC_ENUM_ENTRY(name) name,
+enum class UnaryOp : int { DC_UNARY_OPS(DC_ENUM_ENTRY) kCount };
+enum class BinaryOp : int { DC_BINARY_OPS(DC_ENUM_ENTRY) kCount };
+enum class CompareOp : int { DC_COMPARE_OPS(DC_ENUM_ENTRY) kCount };
+#undef DC_ENUM_ENTRY
+
+const char* unary_op_name(UnaryOp op);
+const char* binary_op_name(BinaryOp op);
+
+struct ElementwiseTable {
+  LoopFn unary[static_cast<int>(UnaryOp::kCount)][kNumDTypes] = {};
+  LoopFn binary[static_cast<int>(BinaryOp::kCount)][kNumDTypes] = {};
+  LoopFn compare[static_cast<int>(CompareOp::kCount)][kNumDTypes] = {};
+  LoopFn cast[kNumDTypes][kNumDTypes] = {};  // [to][from]; also plain strided copy
+  LoopFn where[kNumDTypes] = {};             // out = cond(bool) ? a : b
+  // out = a + alpha * b (alpha = params[0]); axpy-like fused update, used by add(alpha=).
+  LoopFn add_scaled[kNumDTypes] = {};
+};
+
+// The table of the active ISA (see kernels/cpu/isa.h).
+const ElementwiseTable& elementwise_table();
+
+namespace avx512 { void fill_elementwise(ElementwiseTable& t); }
+namespace avx2 { void fill_elementwise(ElementwiseTable& t); }
+namespace generic { void fill_elementwise(ElementwiseTable& t); }
+
+}  // namespace dc::cpu
+
+namespace dc::cpu {
+
+// Run a table kernel over `out`'s shape; inputs broadcast to it and already have the kernel's
+// dtype. TypeError naming `opname` if no kernel exists for the dtype.
+void unary_into(UnaryOp op, const Tensor& out, const Tensor& in, const double* params = nullptr);
+void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b);
+void add_scaled_into(const Tensor& out, const Tensor& a, const Tensor& b, double alpha);
+void compare_into(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b);
+void cast_into(const Tensor& out, const Tensor& in);  // any dtypes; also plain copies
+void where_into(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
+void fill_into(const Tensor& out, double value);
+
+}  // namespace dc::cpu

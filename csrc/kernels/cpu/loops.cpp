@@ -1,0 +1,99 @@
+#include "kernels/cpu/loops.h"
+
+#include "core/parallel.h"
+
+namespace dc::cpu {
+
+StridedIter make_iter(const Shape& shape, const tensor_list& operands) {
+  StridedIter it;
+  it.ntensors = static_cast<int>(operands.size());
+  const int nd = static_cast<int>(shape.size());
+  DC_CHECK(nd <= 16, ValueError, "[elementwise] tensors with more than 16 dimensions (got ", nd,
+           ") are not supported");
+  // Reverse the dims so index 0 is the innermost; broadcast strides are 0.
+  for (int t = 0; t < it.ntensors; ++t) {
+    const Tensor& op = operands[t];
+    it.data[t] = static_cast<char*>(op.data_ptr());
+    const int od = static_cast<int>(op.dim());
+    const int64_t isz = static_cast<int64_t>(op.itemsize());
+    for (int d = 0; d < nd; ++d) {
+      const int src = od - 1 - d;  // dim of the operand aligned with reversed dim d
+      int64_t st = 0;
+      if (src >= 0 && op.sizes()[src] != 1) st = op.strides()[src] * isz;
+      it.strides[t][d] = st;
+    }
+  }
+  for (int d = 0; d < nd; ++d) it.shape[d] = shape[nd - 1 - d];
+  // Drop size-1 dims, then merge dims i and i+1 where every operand steps contiguously.
+  int out = 0;
+  for (int d = 0; d < nd; ++d) {
+    if (it.shape[d] == 1) continue;
+    if (out > 0) {
+      bool mergeable = true;
+      for (int t = 0; t < it.ntensors; ++t)
+        if (it.strides[t][out - 1] * it.shape[out - 1] != it.strides[t][d]) mergeable = false;
+      if (mergeable) {
+        it.shape[out - 1] *= it.shape[d];
+        continue;
+      }
+    }
+    it.shape[out] = it.shape[d];
+    for (int t = 0; t < it.ntensors; ++t) it.strides[t][out] = it.strides[t][d];
+    ++out;
+  }
+  if (out == 0) {  // a single element
+    it.shape[0] = 1;
+    for (int t = 0; t < it.ntensors; ++t) it.strides[t][0] = 0;
+    out = 1;
+  }
+  it.ndim = out;
+  it.numel = 1;
+  for (int d = 0; d < it.ndim; ++d) it.numel *= it.shape[d];
+  return it;
+}
+
+namespace {
+
+// Runs elements [begin, end) in linear (row-major over the merged dims) order.
+void run_range(const StridedIter& it, LoopFn fn, const double* params, int64_t begin,
+               int64_t end) {
+  int64_t idx[16] = {0};
+  int64_t rem = begin;
+  for (int d = 0; d < it.ndim; ++d) {
+    idx[d] = rem % it.shape[d];
+    rem /= it.shape[d];
+  }
+  char* ptrs[kMaxOperands];
+  int64_t inner[kMaxOperands];
+  for (int t = 0; t < it.ntensors; ++t) inner[t] = it.strides[t][0];
+  int64_t pos = begin;
+  while (pos < end) {
+    for (int t = 0; t < it.ntensors; ++t) {
+      char* p = it.data[t];
+      for (int d = 0; d < it.ndim; ++d) p += idx[d] * it.strides[t][d];
+      ptrs[t] = p;
+    }
+    const int64_t n = std::min(it.shape[0] - idx[0], end - pos);
+    fn(ptrs, inner, n, params);
+    pos += n;
+    idx[0] += n;
+    for (int d = 0; d < it.ndim - 1 && idx[d] >= it.shape[d]; ++d) {
+      idx[d] = 0;
+      idx[d + 1]++;
+    }
+  }
+}
+
+}  // namespace
+
+void run_loop(const StridedIter& it, LoopFn fn, const double* params, bool parallel) {
+  if (it.numel == 0) return;
+  if (!parallel) {
+    run_range(it, fn, params, 0, it.numel);
+    return;
+  }
+  parallel_for(0, it.numel, kGrainSize,
+               [&](int64_t b, int64_t e) { run_range(it, fn, params, b, e); });
+}
+
+}  // namespace dc::cpu

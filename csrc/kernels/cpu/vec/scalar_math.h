@@ -1,0 +1,44 @@
+// Scalar math written so the compiler can vectorise it (no calls, only selects).
+// Included only by csrc/kernels/cpu/vec/*.cpp, inside the per-ISA namespace, so each ISA gets
+// its own copy (see Note [Per-ISA kernels]).
+// The includer provides <cmath>, <cstdint> and <cstring> before opening its namespace.
+
+inline float bits_to_float(int32_t i) {
+  float f;
+  std::memcpy(&f, &i, 4);
+  return f;
+}
+inline int32_t float_to_bits(float f) {
+  int32_t i;
+  std::memcpy(&i, &f, 4);
+  return i;
+}
+
+// exp for float32, ~1 ulp: exp(x) = 2^n * e^r with n = round(x / ln 2), |r| <= ln2 / 2, and a
+// degree-6 polynomial for e^r (Cephes coefficients). The rounding uses the 1.5 * 2^23 trick so
+// that it vectorises. Inputs are clamped to the range where 2^n is a normal float; beyond it
+// the result is exactly 0 or inf, and NaN propagates through the arithmetic.
+inline float exp_f32(float x) {
+  const float hi = 88.3762626647949f, lo = -87.3365447504f;
+  float xc = x > hi ? hi : x;
+  xc = xc < lo ? lo : xc;
+  const float shifter = 12582912.0f;  // 1.5 * 2^23
+  const float t = xc * 1.44269504088896341f + shifter;
+  const int32_t n = float_to_bits(t) - float_to_bits(shifter);
+  const float fn = t - shifter;
+  float r = xc - fn * 0.693359375f;
+  r = r - fn * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  // 2^n as two factors so that n = 128 (x near the top of the range) does not overflow.
+  const int32_t n1 = n >> 1, n2 = n - n1;
+  const float y = (p * r * r + r + 1.0f) * bits_to_float((n1 + 127) << 23) *
+                  bits_to_float((n2 + 127) << 23);
+  return x > hi ? INFINITY : (x < lo ? 0.0f : y);
+}
+inline double exp_any(double x) { return std::exp(x); }
+inline float exp_any(float x) { return exp_f32(x); }

@@ -1,0 +1,293 @@
+// Creation ops, casts and copies.
+#include "ops/creation.h"
+
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "core/parallel.h"
+#include "core/rng.h"
+#include "kernels/cpu/elementwise.h"
+#include "ops/ops.h"
+#include "ops/registry.h"
+
+namespace dc::ops {
+
+using autograd::GradCtx;
+
+Tensor empty(const Shape& shape, DType dtype) { return Tensor::empty(shape, dtype); }
+
+Tensor full(const Shape& shape, Scalar value, DType dtype) {
+  Tensor t = Tensor::empty(shape, dtype);
+  cpu::fill_into(t, value.to_double());
+  return t;
+}
+Tensor zeros(const Shape& shape, DType dtype) { return full(shape, Scalar(0), dtype); }
+Tensor ones(const Shape& shape, DType dtype) { return full(shape, Scalar(1), dtype); }
+Tensor zeros_like(const Tensor& t) { return zeros(t.sizes(), t.dtype()); }
+Tensor ones_like(const Tensor& t) { return ones(t.sizes(), t.dtype()); }
+Tensor full_like(const Tensor& t, Scalar value) { return full(t.sizes(), value, t.dtype()); }
+
+Tensor scalar_tensor(Scalar value, DType dtype) {
+  Tensor t = Tensor::empty({}, dtype);
+  cpu::fill_into(t, value.to_double());
+  // int64 values beyond 2^53 do not survive the double: write them exactly.
+  if (dtype == DType::Int64 && !value.is_float()) *t.data<int64_t>() = value.to_int();
+  return t;
+}
+
+Tensor arange(double start, double end, double step, DType dtype) {
+  DC_CHECK(step != 0, ValueError, "[arange] step must be nonzero");
+  DC_CHECK(std::isfinite(start) && std::isfinite(end), ValueError,
+           "[arange] start and end must be finite, got ", start, " and ", end);
+  DC_CHECK((end - start) / step >= 0, ValueError, "[arange] upper bound and step are inconsistent: start=",
+           start, ", end=", end, ", step=", step);
+  const int64_t n = static_cast<int64_t>(std::ceil((end - start) / step));
+  Tensor t = Tensor::empty({n}, dtype);
+  DC_DISPATCH_ALL(dtype, "arange", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(start + i * step);
+  });
+  return t;
+}
+
+Tensor linspace(double start, double end, int64_t steps, DType dtype) {
+  DC_CHECK(steps >= 0, ValueError, "[linspace] number of steps must be non-negative, got ", steps);
+  Tensor t = Tensor::empty({steps}, dtype);
+  const double step = steps > 1 ? (end - start) / (steps - 1) : 0.0;
+  DC_DISPATCH_ALL(dtype, "linspace", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    // Fill from both ends, like PyTorch, so the last value is exactly `end`.
+    const int64_t half = steps / 2;
+    for (int64_t i = 0; i < steps; ++i)
+      p[i] = static_cast<scalar_t>(i < half ? start + step * i : end - step * (steps - 1 - i));
+  });
+  return t;
+}
+
+Tensor eye(int64_t n, int64_t m, DType dtype) {
+  if (m < 0) m = n;
+  DC_CHECK(n >= 0, ValueError, "[eye] n must be non-negative, got ", n);
+  Tensor t = zeros({n, m}, dtype);
+  DC_DISPATCH_ALL(dtype, "eye", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    for (int64_t i = 0; i < std::min(n, m); ++i) p[i * m + i] = scalar_t(1);
+  });
+  return t;
+}
+
+// ---- random ------------------------------------------------------------------------------
+
+namespace {
+// Fills a contiguous tensor: element i gets f(philox(seed, start + i / 4)[i % 4] ...).
+template <typename F>
+void fill_random(Tensor& t, uint64_t counters_per_4, F&& f) {
+  Generator& g = default_generator();
+  const int64_t n = t.numel();
+  const uint64_t seed = g.seed;
+  const uint64_t start = g.reserve(static_cast<uint64_t>((n + 3) / 4) * counters_per_4);
+  parallel_for(0, (n + 3) / 4, 2048, [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; ++blk) f(seed, start + blk * counters_per_4, blk * 4, n);
+  });
+}
+}  // namespace
+
+Tensor& uniform_(Tensor& t, double low, double high) {
+  DC_CHECK(t.is_contiguous(), ValueError, "[uniform_] needs a contiguous tensor");
+  DC_DISPATCH_FLOAT(t.dtype(), "uniform_", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    fill_random(t, 2, [&](uint64_t seed, uint64_t ctr, int64_t i0, int64_t n) {
+      auto r0 = philox(seed, ctr), r1 = philox(seed, ctr + 1);
+      for (int k = 0; k < 4 && i0 + k < n; ++k) {
+        double u = std::is_same_v<scalar_t, float>
+                       ? double(uint_to_unit_float(r0[k]))
+                       : uints_to_unit_double(r0[k], r1[k]);
+        p[i0 + k] = static_cast<scalar_t>(low + (high - low) * u);
+      }
+    });
+  });
+  t.bump_version();
+  return t;
+}
+
+Tensor& normal_(Tensor& t, double mean, double stddev) {
+  DC_CHECK(t.is_contiguous(), ValueError, "[normal_] needs a contiguous tensor");
+  DC_CHECK(stddev >= 0, ValueError, "[normal_] std must be non-negative, got ", stddev);
+  DC_DISPATCH_FLOAT(t.dtype(), "normal_", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    fill_random(t, 2, [&](uint64_t seed, uint64_t ctr, int64_t i0, int64_t n) {
+      auto r0 = philox(seed, ctr), r1 = philox(seed, ctr + 1);
+      // Box-Muller on pairs (u1, u2) -> two normals.
+      for (int k = 0; k < 4; k += 2) {
+        const double u1 = 1.0 - uints_to_unit_double(r0[k], r1[k]);  // (0, 1]
+        const double u2 = uints_to_unit_double(r0[k + 1], r1[k + 1]);
+        const double rad = std::sqrt(-2.0 * std::log(u1));
+        const double z0 = rad * std::cos(2 * M_PI * u2), z1 = rad * std::sin(2 * M_PI * u2);
+        if (i0 + k < n) p[i0 + k] = static_cast<scalar_t>(mean + stddev * z0);
+        if (i0 + k + 1 < n) p[i0 + k + 1] = static_cast<scalar_t>(mean + stddev * z1);
+      }
+    });
+  });
+  t.bump_version();
+  return t;
+}
+
+Tensor rand(const Shape& shape, DType dtype) {
+  Tensor t = Tensor::empty(shape, dtype);
+  return uniform_(t, 0.0, 1.0);
+}
+
+Tensor randn(const Shape& shape, DType dtype) {
+  Tensor t = Tensor::empty(shape, dtype);
+  return normal_(t, 0.0, 1.0);
+}
+
+Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
+  DC_CHECK(high > low, ValueError, "[randint] expected low < high, got low=", low,
+           ", high=", high);
+  Tensor t = Tensor::empty(shape, dtype);
+  const uint64_t range = static_cast<uint64_t>(high - low);
+  DC_DISPATCH_ALL(dtype, "randint", [&] {
+    scalar_t* p = t.data<scalar_t>();
+    fill_random(t, 2, [&](uint64_t seed, uint64_t ctr, int64_t i0, int64_t n) {
+      auto r0 = philox(seed, ctr), r1 = philox(seed, ctr + 1);
+      for (int k = 0; k < 4 && i0 + k < n; ++k) {
+        const uint64_t r = (static_cast<uint64_t>(r0[k]) << 32) | r1[k];
+        p[i0 + k] = static_cast<scalar_t>(low + static_cast<int64_t>(r % range));
+      }
+    });
+  });
+  return t;
+}
+
+Tensor randperm(int64_t n, DType dtype) {
+  DC_CHECK(n >= 0, ValueError, "[randperm] n must be non-negative, got ", n);
+  // Fisher-Yates driven by one random draw per position.
+  Tensor keys = randint(0, INT64_MAX, {n}, DType::Int64);
+  std::vector<int64_t> perm(n);
+  for (int64_t i = 0; i < n; ++i) perm[i] = i;
+  const int64_t* k = keys.data<int64_t>();
+  for (int64_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[k[i] % (i + 1)]);
+  Tensor t = Tensor::empty({n}, dtype);
+  DC_DISPATCH_ALL(dtype, "randperm", [&] {
+    for (int64_t i = 0; i < n; ++i) t.data<scalar_t>()[i] = static_cast<scalar_t>(perm[i]);
+  });
+  return t;
+}
+
+Tensor bernoulli(const Tensor& p) {
+  Tensor u = rand(p.sizes(), to_float_dtype(p.dtype()));
+  return to_dtype(lt(u, p), p.dtype());
+}
+
+// ---- aliases and copies --------------------------------------------------------------------
+
+Tensor alias(const Tensor& t) {
+  Tensor a = Tensor::make_view(t.storage(), t.sizes(), t.strides(), t.offset(), t.dtype());
+  a.impl()->base = t.impl()->base;
+  return a;
+}
+
+Tensor detach(const Tensor& t) { return alias(t); }
+
+Tensor contiguous_clone(const Tensor& t) {
+  Tensor out = Tensor::empty(t.sizes(), t.dtype());
+  cpu::cast_into(out, t);
+  return out;
+}
+
+Tensor clone(const Tensor& t) {
+  Tensor out = contiguous_clone(t);
+  autograd::record("clone", {t}, {out}, [](GradCtx& g) -> tensor_list { return {g.grad()}; });
+  return out;
+}
+
+Tensor contiguous(const Tensor& t) { return t.is_contiguous() ? t : clone(t); }
+
+Tensor to_dtype(const Tensor& t, DType dtype, bool copy) {
+  if (t.dtype() == dtype && !copy) return t;
+  Tensor out = Tensor::empty(t.sizes(), dtype);
+  cpu::cast_into(out, t);
+  if (is_floating(dtype) && is_floating(t.dtype())) {
+    const DType from = t.dtype();
+    autograd::record("to", {t}, {out},
+                     [from](GradCtx& g) -> tensor_list { return {to_dtype(g.grad(), from)}; });
+  }
+  return out;
+}
+
+// Note [In-place on views]
+// Writing in place through a view changes its base too. PyTorch rewrites the base's history
+// (CopySlices); deepcore does not track view relations in the graph yet, so when autograd
+// would have to see such a write (grad mode on and the base, the view or the written values
+// require grad) it refuses with a RuntimeError rather than compute a silently wrong gradient.
+// Under no_grad, or when nothing requires grad, in-place writes through views work as usual.
+void check_inplace(const Tensor& t, const char* op, bool values_require_grad) {
+  if (!autograd::grad_enabled()) return;
+  DC_CHECK(!(t.is_leaf() && t.requires_grad()), RuntimeError, "[", op,
+           "] a leaf tensor that requires grad (shape ", t.shape_str(),
+           ") is used in an in-place operation; do it under no_grad() or on a clone()");
+  if (!t.impl()->base) return;
+  const Tensor base(t.impl()->base);
+  DC_CHECK(!(base.requires_grad() || t.requires_grad() || values_require_grad), RuntimeError,
+           "[", op, "] in-place write through a view (shape ", t.shape_str(),
+           ") of a tensor with shape ", base.shape_str(),
+           " that takes part in autograd is not supported; build the result out of place "
+           "(e.g. with cat/stack/where) or write under no_grad()");
+}
+
+Tensor& copy_(Tensor& dst, const Tensor& src) {
+  check_inplace(dst, "copy_", src.requires_grad());
+  broadcast_shapes(dst.sizes(), src.sizes(), "copy_");
+  DC_CHECK(broadcast_shapes(dst.sizes(), src.sizes(), "copy_") == dst.sizes(), ValueError,
+           "[copy_] source of shape ", src.shape_str(), " cannot be broadcast to destination ",
+           dst.shape_str());
+  // Overlapping memory (x[1:] = x[:-1]) must read everything before writing.
+  Tensor s = src.storage() == dst.storage() ? contiguous_clone(src) : src;
+  cpu::cast_into(dst, s);
+  dst.bump_version();
+  if (autograd::any_requires_grad({&dst, &src})) {
+    const Shape src_shape = src.sizes();
+    autograd::record("copy_", {dst, src}, {dst}, [src_shape](GradCtx& g) -> tensor_list {
+      return {g.needs(0) ? zeros_like(g.grad()) : Tensor(),
+              g.needs(1) ? sum_to(g.grad(), src_shape) : Tensor()};
+    });
+  }
+  return dst;
+}
+
+Tensor& fill_(Tensor& t, Scalar value) {
+  check_inplace(t, "fill_");
+  cpu::fill_into(t, value.to_double());
+  t.bump_version();
+  if (autograd::any_requires_grad({&t}))
+    autograd::record("fill_", {t}, {t},
+                     [](GradCtx& g) -> tensor_list { return {zeros_like(g.grad())}; });
+  return t;
+}
+
+Tensor& zero_(Tensor& t) { return fill_(t, Scalar(0)); }
+
+DC_REGISTER_OPS(
+    {"clone", "creation", Grad::differentiable},
+    {"contiguous", "creation", Grad::differentiable},
+    {"to", "creation", Grad::differentiable},
+    {"copy_", "creation", Grad::differentiable},
+    {"fill_", "creation", Grad::differentiable},
+    {"zero_", "creation", Grad::differentiable},
+    {"empty", "creation", Grad::not_differentiable},
+    {"zeros", "creation", Grad::not_differentiable},
+    {"ones", "creation", Grad::not_differentiable},
+    {"full", "creation", Grad::not_differentiable},
+    {"arange", "creation", Grad::not_differentiable},
+    {"linspace", "creation", Grad::not_differentiable},
+    {"eye", "creation", Grad::not_differentiable},
+    {"rand", "creation", Grad::not_differentiable},
+    {"randn", "creation", Grad::not_differentiable},
+    {"randint", "creation", Grad::not_differentiable},
+    {"randperm", "creation", Grad::not_differentiable},
+    {"uniform_", "creation", Grad::not_differentiable},
+    {"normal_", "creation", Grad::not_differentiable},
+    {"bernoulli", "creation", Grad::not_differentiable});
+
+}  // namespace dc::ops

@@ -1,0 +1,46 @@
+#pragma once
+// Creation, copies and casts.
+#include "core/tensor.h"
+
+namespace dc::ops {
+
+Tensor empty(const Shape& shape, DType dtype = DType::Float32);
+Tensor full(const Shape& shape, Scalar value, DType dtype);
+Tensor zeros(const Shape& shape, DType dtype = DType::Float32);
+Tensor ones(const Shape& shape, DType dtype = DType::Float32);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor full_like(const Tensor& t, Scalar value);
+Tensor scalar_tensor(Scalar value, DType dtype);
+Tensor arange(double start, double end, double step, DType dtype);
+Tensor linspace(double start, double end, int64_t steps, DType dtype);
+Tensor eye(int64_t n, int64_t m, DType dtype);
+
+// RNG (see core/rng.h): reproducible under manual_seed whatever the thread count.
+Tensor rand(const Shape& shape, DType dtype = DType::Float32);
+Tensor randn(const Shape& shape, DType dtype = DType::Float32);
+Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = DType::Int64);
+Tensor randperm(int64_t n, DType dtype = DType::Int64);
+Tensor& uniform_(Tensor& t, double low, double high);
+Tensor& normal_(Tensor& t, double mean, double std);
+Tensor bernoulli(const Tensor& p);
+
+// A new TensorImpl over the same storage and geometry, with no autograd history.
+Tensor alias(const Tensor& t);
+Tensor detach(const Tensor& t);
+// Contiguous copy (always copies); differentiable.
+Tensor clone(const Tensor& t);
+// Contiguous copy that never records autograd (engine internals).
+Tensor contiguous_clone(const Tensor& t);
+Tensor contiguous(const Tensor& t);  // returns t itself when already contiguous
+Tensor to_dtype(const Tensor& t, DType dtype, bool copy = false);
+// dst[...] = src (broadcast), in place; differentiable like PyTorch's copy_.
+Tensor& copy_(Tensor& dst, const Tensor& src);
+Tensor& fill_(Tensor& t, Scalar value);
+Tensor& zero_(Tensor& t);
+
+// Checks for in-place writes: refuses a leaf that requires grad (under grad mode) and views
+// of tensors that require grad (Note [In-place on views] in creation.cpp).
+void check_inplace(const Tensor& t, const char* op, bool values_require_grad = false);
+
+}  // namespace dc::ops

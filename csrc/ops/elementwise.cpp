@@ -1,0 +1,453 @@
+// Binary elementwise ops: forward dispatch and derivatives. Unary ops are in unary.cpp.
+#include "ops/elementwise.h"
+
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "kernels/cpu/elementwise.h"
+#include "ops/ops.h"
+#include "ops/registry.h"
+
+namespace dc::ops {
+
+using autograd::GradCtx;
+using cpu::BinaryOp;
+using cpu::CompareOp;
+
+Tensor wrap_scalar(Scalar s) {
+  const DType dt = s.is_bool() ? DType::Bool : s.is_int() ? DType::Int64 : DType::Float64;
+  Tensor t = scalar_tensor(s, dt);
+  t.impl()->is_wrapped_number = true;
+  return t;
+}
+
+namespace {
+enum class Category { none, boolean, integral, floating };
+Category category(DType d) {
+  return d == DType::Bool ? Category::boolean
+                          : is_floating(d) ? Category::floating : Category::integral;
+}
+struct PromotionState {
+  bool has_dim = false, has_zero = false, has_wrapped = false;
+  DType dim = DType::Bool, zero = DType::Bool, wrapped = DType::Bool;
+};
+// PyTorch's combine_categories: a lower-priority group only wins if its category is higher.
+std::pair<bool, DType> combine(bool has_hi, DType hi, bool has_lo, DType lo) {
+  if (!has_hi) return {has_lo, lo};
+  if (!has_lo) return {true, hi};
+  if (category(lo) > category(hi)) {
+    // A float scalar with an int tensor gives the default float, not float64.
+    return {true, is_floating(lo) && !is_floating(hi) ? promote_types(lo, hi) : lo};
+  }
+  return {true, hi};
+}
+}  // namespace
+
+DType result_type(const tensor_list& tensors) {
+  PromotionState st;
+  for (const Tensor& t : tensors) {
+    if (!t.defined()) continue;
+    if (t.impl()->is_wrapped_number) {
+      // Python floats count as the default float dtype, ints as int64.
+      const DType d = t.dtype() == DType::Float64 ? kDefaultFloat : t.dtype();
+      st.wrapped = st.has_wrapped ? promote_types(st.wrapped, d) : d;
+      st.has_wrapped = true;
+    } else if (t.dim() == 0) {
+      st.zero = st.has_zero ? promote_types(st.zero, t.dtype()) : t.dtype();
+      st.has_zero = true;
+    } else {
+      st.dim = st.has_dim ? promote_types(st.dim, t.dtype()) : t.dtype();
+      st.has_dim = true;
+    }
+  }
+  auto [has_lo, lo] = combine(st.has_zero, st.zero, st.has_wrapped, st.wrapped);
+  auto [has, r] = combine(st.has_dim, st.dim, has_lo, lo);
+  return has ? r : kDefaultFloat;
+}
+
+Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  if (grad.sizes() == shape) return grad;
+  const int64_t lead = grad.dim() - static_cast<int64_t>(shape.size());
+  Shape dims;
+  for (int64_t i = 0; i < grad.dim(); ++i) {
+    if (i < lead || (shape[i - lead] == 1 && grad.sizes()[i] != 1)) dims.push_back(i);
+  }
+  Tensor r = dims.empty() ? grad : sum(grad, dims, true);
+  return r.sizes() == shape ? r : reshape(r, shape);
+}
+
+namespace {
+
+Tensor cast_for(const Tensor& t, DType d) {
+  if (t.dtype() == d) return t;
+  Tensor out = Tensor::empty(t.sizes(), d);
+  cpu::cast_into(out, t);
+  return out;
+}
+
+Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b, DType compute,
+                     const char* name) {
+  Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
+  Tensor out = Tensor::empty(shape, compute);
+  cpu::binary_into(op, out, cast_for(a, compute), cast_for(b, compute));
+  return out;
+}
+
+void check_int_divisor(const Tensor& b, const char* name) {
+  if (is_floating(b.dtype())) return;
+  Tensor zero = scalar_tensor(Scalar(0), b.dtype());
+  Tensor hit = Tensor::empty(b.sizes(), DType::Bool);
+  cpu::compare_into(CompareOp::eq, hit, b, zero);
+  const bool* p = hit.data<bool>();
+  for (int64_t i = 0, n = hit.numel(); i < n; ++i)
+    DC_CHECK(!p[i], RuntimeError, "[", name, "] integer division by zero");
+}
+
+bool can_cast(DType from, DType to) {
+  return !(is_floating(from) && !is_floating(to)) && !(from != DType::Bool && to == DType::Bool);
+}
+
+// a <- op(a, b) in place. Without autograd the kernel writes straight into `a`; with it the
+// result is computed out of place and copied in, so copy_'s derivative links the history.
+template <typename OutOfPlace>
+Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOfPlace f) {
+  const DType compute = result_type({a, b});
+  DC_CHECK(can_cast(compute, a.dtype()), TypeError, "[", name, "] result type ",
+           dtype_name(compute), " can't be cast to the destination dtype ", dtype_name(a.dtype()));
+  check_inplace(a, name, b.requires_grad());
+  broadcast_shapes(a.sizes(), b.sizes(), name);
+  if (autograd::any_requires_grad({&a, &b}) || compute != a.dtype() ||
+      a.storage() == b.storage()) {
+    Tensor r = f(a, b);
+    DC_CHECK(r.sizes() == a.sizes(), ValueError, "[", name, "] output with shape ", a.shape_str(),
+             " doesn't match the broadcast shape ", r.shape_str());
+    return copy_(a, r);
+  }
+  DC_CHECK(broadcast_shapes(a.sizes(), b.sizes(), name) == a.sizes(), ValueError, "[", name,
+           "] output with shape ", a.shape_str(), " doesn't match the broadcast shape ",
+           shape_str(broadcast_shapes(a.sizes(), b.sizes(), name)));
+  cpu::binary_into(op, a, a, cast_for(b, compute));
+  a.bump_version();
+  return a;
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
+  const DType dt = result_type({a, b});
+  Tensor out;
+  if (alpha.to_double() == 1.0) {
+    out = binary_kernel(BinaryOp::add, a, b, dt, "add");
+  } else {
+    out = Tensor::empty(broadcast_shapes(a.sizes(), b.sizes(), "add"), dt);
+    cpu::add_scaled_into(out, cast_for(a, dt), cast_for(b, dt), alpha.to_double());
+  }
+  if (autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    const double al = alpha.to_double();
+    autograd::record("add", {a, b}, {out}, [sa, sb, al](GradCtx& g) -> tensor_list {
+      return {g.needs(0) ? sum_to(g.grad(), sa) : Tensor(),
+              g.needs(1) ? sum_to(al == 1.0 ? g.grad() : g.grad() * al, sb) : Tensor()};
+    });
+  }
+  return out;
+}
+
+Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
+  DC_CHECK(!(a.dtype() == DType::Bool && b.dtype() == DType::Bool), TypeError,
+           "[sub] subtraction of two bool tensors is not supported; use logical_xor");
+  if (alpha.to_double() != 1.0) return add(a, b, Scalar(-alpha.to_double()));
+  Tensor out = binary_kernel(BinaryOp::sub, a, b, result_type({a, b}), "sub");
+  if (autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    autograd::record("sub", {a, b}, {out}, [sa, sb](GradCtx& g) -> tensor_list {
+      return {g.needs(0) ? sum_to(g.grad(), sa) : Tensor(),
+              g.needs(1) ? sum_to(-g.grad(), sb) : Tensor()};
+    });
+  }
+  return out;
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_kernel(BinaryOp::mul, a, b, result_type({a, b}), "mul");
+  if (autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    autograd::record(
+        "mul", {a, b}, {out},
+        [sa, sb](GradCtx& g) -> tensor_list {
+          return {g.needs(0) ? sum_to(g.grad() * g.saved(1), sa) : Tensor(),
+                  g.needs(1) ? sum_to(g.grad() * g.saved(0), sb) : Tensor()};
+        },
+        {a, b});
+  }
+  return out;
+}
+
+Tensor div(const Tensor& a, const Tensor& b, const std::string& rounding_mode) {
+  if (rounding_mode == "floor") return floor_divide(a, b);
+  if (rounding_mode == "trunc") return trunc(div(a, b));
+  DC_CHECK(rounding_mode.empty(), ValueError, "[div] rounding_mode must be None, 'trunc' or "
+           "'floor', got '", rounding_mode, "'");
+  Tensor out = binary_kernel(BinaryOp::div, a, b, to_float_dtype(result_type({a, b})), "div");
+  if (autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    autograd::record(
+        "div", {a, b}, {out},
+        [sa, sb](GradCtx& g) -> tensor_list {
+          Tensor bb = g.saved(1);
+          return {g.needs(0) ? sum_to(g.grad() / bb, sa) : Tensor(),
+                  g.needs(1) ? sum_to(-g.grad() * g.saved(0) / (bb * bb), sb) : Tensor()};
+        },
+        {a, b});
+  }
+  return out;
+}
+
+Tensor floor_divide(const Tensor& a, const Tensor& b) {
+  check_int_divisor(b, "floor_divide");
+  return binary_kernel(BinaryOp::floor_divide, a, b, result_type({a, b}), "floor_divide");
+}
+
+Tensor remainder(const Tensor& a, const Tensor& b) {
+  check_int_divisor(b, "remainder");
+  Tensor out = binary_kernel(BinaryOp::remainder, a, b, result_type({a, b}), "remainder");
+  if (autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    autograd::record(
+        "remainder", {a, b}, {out},
+        [sa, sb](GradCtx& g) -> tensor_list {
+          return {g.needs(0) ? sum_to(g.grad(), sa) : Tensor(),
+                  g.needs(1) ? sum_to(-g.grad() * floor(g.saved(0) / g.saved(1)), sb)
+                             : Tensor()};
+        },
+        {a, b});
+  }
+  return out;
+}
+
+Tensor fmod(const Tensor& a, const Tensor& b) {
+  check_int_divisor(b, "fmod");
+  Tensor out = binary_kernel(BinaryOp::fmod, a, b, result_type({a, b}), "fmod");
+  if (autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    autograd::record(
+        "fmod", {a, b}, {out},
+        [sa, sb](GradCtx& g) -> tensor_list {
+          return {g.needs(0) ? sum_to(g.grad(), sa) : Tensor(),
+                  g.needs(1) ? sum_to(-g.grad() * trunc(g.saved(0) / g.saved(1)), sb)
+                             : Tensor()};
+        },
+        {a, b});
+  }
+  return out;
+}
+
+Tensor pow(const Tensor& a, const Tensor& b) {
+  const DType dt = result_type({a, b});
+  if (!is_floating(dt) && !is_floating(b.dtype())) {
+    Tensor neg_exp = Tensor::empty(b.sizes(), DType::Bool);
+    cpu::compare_into(CompareOp::lt, neg_exp, b, scalar_tensor(Scalar(0), b.dtype()));
+    for (int64_t i = 0; i < neg_exp.numel(); ++i)
+      DC_CHECK(!neg_exp.data<bool>()[i], RuntimeError,
+               "[pow] integers to negative integer powers are not allowed");
+  }
+  Tensor out = binary_kernel(BinaryOp::pow, a, b, dt, "pow");
+  if (autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    autograd::record(
+        "pow", {a, b}, {out},
+        [sa, sb](GradCtx& g) -> tensor_list {
+          Tensor x = g.saved(0), e = g.saved(1);
+          Tensor ga, gb;
+          if (g.needs(0)) ga = sum_to(g.grad() * e * pow(x, e - 1.0), sa);
+          if (g.needs(1)) {
+            // d/de x^e = x^e log x, defined as 0 where x == 0 and e >= 0.
+            Tensor d = g.grad() * g.saved(2) * log(x);
+            Tensor zero_base = logical_and(eq(x, wrap_scalar(0.0)), ge(e, wrap_scalar(0.0)));
+            gb = sum_to(where(zero_base, zeros_like(d), d), sb);
+          }
+          return {ga, gb};
+        },
+        {a, b, out});
+  }
+  return out;
+}
+
+namespace {
+Tensor minmax(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  Tensor out = binary_kernel(op, a, b, result_type({a, b}), name);
+  if (autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    const bool is_max = op == BinaryOp::maximum;
+    autograd::record(
+        name, {a, b}, {out},
+        [sa, sb, is_max](GradCtx& g) -> tensor_list {
+          Tensor x = g.saved(0), y = g.saved(1);
+          // Ties split the gradient evenly, like PyTorch.
+          const DType dt = g.grad().dtype();
+          Tensor wins = to_dtype(is_max ? gt(x, y) : lt(x, y), dt);
+          Tensor ties = to_dtype(eq(x, y), dt);
+          Tensor wa = wins + ties * 0.5;
+          return {g.needs(0) ? sum_to(g.grad() * wa, sa) : Tensor(),
+                  g.needs(1) ? sum_to(g.grad() * (1.0 - wa), sb) : Tensor()};
+        },
+        {a, b});
+  }
+  return out;
+}
+}  // namespace
+
+Tensor maximum(const Tensor& a, const Tensor& b) { return minmax(BinaryOp::maximum, a, b, "maximum"); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return minmax(BinaryOp::minimum, a, b, "minimum"); }
+
+Tensor atan2(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_kernel(BinaryOp::atan2, a, b, to_float_dtype(result_type({a, b})), "atan2");
+  if (autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    autograd::record(
+        "atan2", {a, b}, {out},
+        [sa, sb](GradCtx& g) -> tensor_list {
+          Tensor y = g.saved(0), x = g.saved(1);
+          Tensor denom = y * y + x * x;
+          return {g.needs(0) ? sum_to(g.grad() * x / denom, sa) : Tensor(),
+                  g.needs(1) ? sum_to(-g.grad() * y / denom, sb) : Tensor()};
+        },
+        {a, b});
+  }
+  return out;
+}
+
+Tensor& add_(Tensor& a, const Tensor& b, Scalar alpha) {
+  if (alpha.to_double() != 1.0) {
+    return inplace(a, b, "add_", BinaryOp::add,
+                   [&](const Tensor& x, const Tensor& y) { return add(x, y, alpha); });
+  }
+  return inplace(a, b, "add_", BinaryOp::add,
+                 [](const Tensor& x, const Tensor& y) { return add(x, y); });
+}
+Tensor& sub_(Tensor& a, const Tensor& b, Scalar alpha) {
+  return inplace(a, b, "sub_", alpha.to_double() == 1.0 ? BinaryOp::sub : BinaryOp::add,
+                 [&](const Tensor& x, const Tensor& y) { return sub(x, y, alpha); });
+}
+Tensor& mul_(Tensor& a, const Tensor& b) {
+  return inplace(a, b, "mul_", BinaryOp::mul,
+                 [](const Tensor& x, const Tensor& y) { return mul(x, y); });
+}
+Tensor& div_(Tensor& a, const Tensor& b) {
+  DC_CHECK(is_floating(a.dtype()), TypeError, "[div_] result type float32 can't be cast to the "
+           "destination dtype ", dtype_name(a.dtype()));
+  return inplace(a, b, "div_", BinaryOp::div,
+                 [](const Tensor& x, const Tensor& y) { return div(x, y); });
+}
+Tensor& pow_(Tensor& a, const Tensor& b) {
+  return inplace(a, b, "pow_", BinaryOp::pow,
+                 [](const Tensor& x, const Tensor& y) { return pow(x, y); });
+}
+
+// ---- comparisons and logical ops (never differentiable) -------------------------------------
+
+namespace {
+Tensor compare(CompareOp op, const Tensor& a, const Tensor& b, const char* name) {
+  const DType dt = result_type({a, b});
+  Tensor out = Tensor::empty(broadcast_shapes(a.sizes(), b.sizes(), name), DType::Bool);
+  cpu::compare_into(op, out, cast_for(a, dt), cast_for(b, dt));
+  return out;
+}
+Tensor logical(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  return binary_kernel(op, cast_for(a, DType::Bool), cast_for(b, DType::Bool), DType::Bool, name);
+}
+Tensor bitwise(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
+  const DType dt = result_type({a, b});
+  DC_CHECK(!is_floating(dt), TypeError, "[", name, "] not implemented for dtype ", dtype_name(dt));
+  return binary_kernel(op, a, b, dt, name);
+}
+}  // namespace
+
+Tensor eq(const Tensor& a, const Tensor& b) { return compare(CompareOp::eq, a, b, "eq"); }
+Tensor ne(const Tensor& a, const Tensor& b) { return compare(CompareOp::ne, a, b, "ne"); }
+Tensor lt(const Tensor& a, const Tensor& b) { return compare(CompareOp::lt, a, b, "lt"); }
+Tensor le(const Tensor& a, const Tensor& b) { return compare(CompareOp::le, a, b, "le"); }
+Tensor gt(const Tensor& a, const Tensor& b) { return compare(CompareOp::gt, a, b, "gt"); }
+Tensor ge(const Tensor& a, const Tensor& b) { return compare(CompareOp::ge, a, b, "ge"); }
+Tensor logical_and(const Tensor& a, const Tensor& b) { return logical(BinaryOp::logical_and, a, b, "logical_and"); }
+Tensor logical_or(const Tensor& a, const Tensor& b) { return logical(BinaryOp::logical_or, a, b, "logical_or"); }
+Tensor logical_xor(const Tensor& a, const Tensor& b) { return logical(BinaryOp::logical_xor, a, b, "logical_xor"); }
+Tensor bitwise_and(const Tensor& a, const Tensor& b) { return bitwise(BinaryOp::bitwise_and, a, b, "bitwise_and"); }
+Tensor bitwise_or(const Tensor& a, const Tensor& b) { return bitwise(BinaryOp::bitwise_or, a, b, "bitwise_or"); }
+Tensor bitwise_xor(const Tensor& a, const Tensor& b) { return bitwise(BinaryOp::bitwise_xor, a, b, "bitwise_xor"); }
+
+Tensor logical_not(const Tensor& a) {
+  Tensor out = Tensor::empty(a.sizes(), DType::Bool);
+  cpu::unary_into(cpu::UnaryOp::logical_not, out, a);
+  return out;
+}
+
+Tensor isnan(const Tensor& a) { return ne(a, a); }
+Tensor isinf(const Tensor& a) {
+  if (!is_floating(a.dtype())) return zeros(a.sizes(), DType::Bool);
+  return eq(abs(a), wrap_scalar(INFINITY));
+}
+Tensor isfinite(const Tensor& a) {
+  if (!is_floating(a.dtype())) return ones(a.sizes(), DType::Bool);
+  return logical_not(logical_or(isnan(a), isinf(a)));
+}
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  DC_CHECK(cond.dtype() == DType::Bool, TypeError, "[where] condition must be a bool tensor, got ",
+           dtype_name(cond.dtype()));
+  const DType dt = result_type({a, b});
+  Shape shape = broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(),
+                                 "where");
+  Tensor out = Tensor::empty(shape, dt);
+  cpu::where_into(out, cond, cast_for(a, dt), cast_for(b, dt));
+  if (autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    autograd::record(
+        "where", {a, b}, {out},
+        [sa, sb](GradCtx& g) -> tensor_list {
+          Tensor c = g.saved(0), z = zeros_like(g.grad());
+          return {g.needs(0) ? sum_to(where(c, g.grad(), z), sa) : Tensor(),
+                  g.needs(1) ? sum_to(where(c, z, g.grad()), sb) : Tensor()};
+        },
+        {cond});
+  }
+  return out;
+}
+
+DC_REGISTER_OPS(
+    {"add", "elementwise", Grad::differentiable},
+    {"sub", "elementwise", Grad::differentiable},
+    {"mul", "elementwise", Grad::differentiable},
+    {"div", "elementwise", Grad::differentiable},
+    {"remainder", "elementwise", Grad::differentiable},
+    {"fmod", "elementwise", Grad::differentiable},
+    {"pow", "elementwise", Grad::differentiable},
+    {"maximum", "elementwise", Grad::differentiable},
+    {"minimum", "elementwise", Grad::differentiable},
+    {"atan2", "elementwise", Grad::differentiable},
+    {"where", "elementwise", Grad::differentiable},
+    {"add_", "elementwise", Grad::differentiable},
+    {"sub_", "elementwise", Grad::differentiable},
+    {"mul_", "elementwise", Grad::differentiable},
+    {"div_", "elementwise", Grad::differentiable},
+    {"pow_", "elementwise", Grad::differentiable},
+    {"floor_divide", "elementwise", Grad::not_differentiable},
+    {"eq", "elementwise", Grad::not_differentiable},
+    {"ne", "elementwise", Grad::not_differentiable},
+    {"lt", "elementwise", Grad::not_differentiable},
+    {"le", "elementwise", Grad::not_differentiable},
+    {"gt", "elementwise", Grad::not_differentiable},
+    {"ge", "elementwise", Grad::not_differentiable},
+    {"logical_and", "elementwise", Grad::not_differentiable},
+    {"logical_or", "elementwise", Grad::not_differentiable},
+    {"logical_xor", "elementwise", Grad::not_differentiable},
+    {"logical_not", "elementwise", Grad::not_differentiable},
+    {"bitwise_and", "elementwise", Grad::not_differentiable},
+    {"bitwise_or", "elementwise", Grad::not_differentiable},
+    {"bitwise_xor", "elementwise", Grad::not_differentiable},
+    {"isnan", "elementwise", Grad::not_differentiable},
+    {"isinf", "elementwise", Grad::not_differentiable},
+    {"isfinite", "elementwise", Grad::not_differentiable});
+
+}  // namespace dc::ops

@@ -1,0 +1,10 @@
+#pragma once
+// Every op deepcore has, by family. Each family's forward dispatch and derivative live
+// together in csrc/ops/<family>.cpp; csrc/ops/registry.cpp lists them for tests and docs.
+#include "ops/creation.h"
+#include "ops/elementwise.h"
+#include "ops/index.h"
+#include "ops/linalg.h"
+#include "ops/nn.h"
+#include "ops/reduce.h"
+#include "ops/shape.h"

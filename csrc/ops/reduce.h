@@ -1,0 +1,34 @@
+#pragma once
+// Reductions over any set of dims, with keepdim. An empty `dims` means all dims.
+#include <optional>
+
+#include "core/tensor.h"
+
+namespace dc::ops {
+
+Tensor sum(const Tensor& t, const Shape& dims = {}, bool keepdim = false,
+           std::optional<DType> dtype = std::nullopt);
+Tensor mean(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
+Tensor prod(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
+Tensor amax(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
+Tensor amin(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
+// (values, indices) along one dim.
+std::pair<Tensor, Tensor> max_dim(const Tensor& t, int64_t dim, bool keepdim = false);
+std::pair<Tensor, Tensor> min_dim(const Tensor& t, int64_t dim, bool keepdim = false);
+// No dim: index into the flattened tensor.
+Tensor argmax(const Tensor& t, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
+Tensor argmin(const Tensor& t, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
+Tensor var(const Tensor& t, const Shape& dims = {}, double correction = 1, bool keepdim = false);
+Tensor std(const Tensor& t, const Shape& dims = {}, double correction = 1, bool keepdim = false);
+Tensor logsumexp(const Tensor& t, const Shape& dims, bool keepdim = false);
+Tensor all(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
+Tensor any(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
+Tensor norm(const Tensor& t, double p = 2, const Shape& dims = {}, bool keepdim = false);
+Tensor cumsum(const Tensor& t, int64_t dim);
+
+// The dims a reduction runs over, wrapped and deduplicated (all dims if `dims` is empty).
+std::vector<bool> reduction_mask(const Tensor& t, const Shape& dims, const char* op);
+// Output shape of a reduction (reduced dims become 1 with keepdim, vanish without).
+Shape reduced_shape(const Shape& in, const std::vector<bool>& mask, bool keepdim);
+
+}  // namespace dc::ops

@@ -1,0 +1,322 @@
+// Unary elementwise ops and activations: forward dispatch and derivatives, one table row each.
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "kernels/cpu/elementwise.h"
+#include "ops/ops.h"
+#include "ops/registry.h"
+
+namespace dc::ops {
+
+using autograd::GradCtx;
+using cpu::UnaryOp;
+
+namespace {
+
+// d(out)/d(in) * g, from the input x, the output y and the incoming gradient g.
+using Derivative = Tensor (*)(const Tensor& g, const Tensor& x, const Tensor& y);
+
+struct UnaryDef {
+  const char* name;
+  UnaryOp kernel;
+  bool keeps_int;    // integer input gives integer output (neg, abs, floor...)
+  Derivative deriv;  // nullptr: gradient is zero (step functions)
+  bool saves_input;
+  bool saves_output;
+};
+
+Tensor mask_to(const Tensor& m, const Tensor& like) { return to_dtype(m, like.dtype()); }
+Tensor s(double v) { return wrap_scalar(v); }
+
+Tensor run_unary(const UnaryDef& d, const Tensor& a, const double* params = nullptr) {
+  DC_CHECK(a.dtype() != DType::Bool || d.kernel == UnaryOp::abs, TypeError, "[", d.name,
+           "] not implemented for bool tensors");
+  const DType dt = d.keeps_int ? a.dtype() : to_float_dtype(a.dtype());
+  Tensor in = a.dtype() == dt ? a : to_dtype(detach(a), dt);
+  Tensor out = Tensor::empty(a.sizes(), dt);
+  cpu::unary_into(d.kernel, out, in, params);
+  return out;
+}
+
+Tensor unary_op(const UnaryDef& d, const Tensor& a) {
+  Tensor out = run_unary(d, a);
+  if (autograd::any_requires_grad({&a})) {
+    const Derivative deriv = d.deriv;
+    const bool si = d.saves_input, so = d.saves_output;
+    autograd::record(
+        d.name, {a}, {out},
+        [deriv, si, so](GradCtx& g) -> tensor_list {
+          if (!deriv) return {zeros_like(g.grad())};
+          Tensor x = si ? g.saved(0) : Tensor();
+          Tensor y = so ? g.saved(si ? 1 : 0) : Tensor();
+          return {deriv(g.grad(), x, y)};
+        },
+        si && so ? tensor_list{a, out} : si ? tensor_list{a} : so ? tensor_list{out} : tensor_list{});
+  }
+  return out;
+}
+
+Tensor unary_inplace(const UnaryDef& d, Tensor& a) {
+  check_inplace(a, d.name);
+  const DType dt = d.keeps_int ? a.dtype() : to_float_dtype(a.dtype());
+  DC_CHECK(dt == a.dtype(), TypeError, "[", d.name, "_] result type ", dtype_name(dt),
+           " can't be cast to the destination dtype ", dtype_name(a.dtype()));
+  if (autograd::any_requires_grad({&a})) return copy_(a, unary_op(d, a));
+  cpu::unary_into(d.kernel, a, a);
+  a.bump_version();
+  return a;
+}
+
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+#define D(expr) [](const Tensor& g, const Tensor& x, const Tensor& y) -> Tensor { return expr; }
+const UnaryDef kNeg{"neg", UnaryOp::neg, true, D(-g), false, false};
+const UnaryDef kAbs{"abs", UnaryOp::abs, true, D(g * sign(x)), true, false};
+const UnaryDef kExp{"exp", UnaryOp::exp, false, D(g * y), false, true};
+const UnaryDef kExpm1{"expm1", UnaryOp::expm1, false, D(g * (y + 1.0)), false, true};
+const UnaryDef kLog{"log", UnaryOp::log, false, D(g / x), true, false};
+const UnaryDef kLog2{"log2", UnaryOp::log2, false, D(g / (x * M_LN2)), true, false};
+const UnaryDef kLog10{"log10", UnaryOp::log10, false, D(g / (x * M_LN10)), true, false};
+const UnaryDef kLog1p{"log1p", UnaryOp::log1p, false, D(g / (x + 1.0)), true, false};
+const UnaryDef kSqrt{"sqrt", UnaryOp::sqrt, false, D(g / (y * 2.0)), false, true};
+const UnaryDef kRsqrt{"rsqrt", UnaryOp::rsqrt, false, D(g * y * y * y * -0.5), false, true};
+const UnaryDef kSin{"sin", UnaryOp::sin, false, D(g * cos(x)), true, false};
+const UnaryDef kCos{"cos", UnaryOp::cos, false, D(-g * sin(x)), true, false};
+const UnaryDef kTan{"tan", UnaryOp::tan, false, D(g * (y * y + 1.0)), false, true};
+const UnaryDef kAsin{"asin", UnaryOp::asin, false, D(g * rsqrt(1.0 - x * x)), true, false};
+const UnaryDef kAcos{"acos", UnaryOp::acos, false, D(-g * rsqrt(1.0 - x * x)), true, false};
+const UnaryDef kAtan{"atan", UnaryOp::atan, false, D(g / (x * x + 1.0)), true, false};
+const UnaryDef kSinh{"sinh", UnaryOp::sinh, false, D(g * cosh(x)), true, false};
+const UnaryDef kCosh{"cosh", UnaryOp::cosh, false, D(g * sinh(x)), true, false};
+const UnaryDef kTanh{"tanh", UnaryOp::tanh, false, D(g * (1.0 - y * y)), false, true};
+const UnaryDef kSigmoid{"sigmoid", UnaryOp::sigmoid, false, D(g * y * (1.0 - y)), false, true};
+const UnaryDef kRelu{"relu", UnaryOp::relu, true, D(g * mask_to(gt(y, s(0.0)), g)), false, true};
+const UnaryDef kSilu{"silu", UnaryOp::silu, false, D([&] {
+                       Tensor sg = sigmoid(x);
+                       return g * sg * (x * (1.0 - sg) + 1.0);
+                     }()), true, false};
+const UnaryDef kErf{"erf", UnaryOp::erf, false, D(g * exp(-x * x) * M_2_SQRTPI), true, false};
+const UnaryDef kReciprocal{"reciprocal", UnaryOp::reciprocal, false, D(-g * y * y), false, true};
+const UnaryDef kSquare{"square", UnaryOp::square, true, D(g * x * 2.0), true, false};
+const UnaryDef kSign{"sign", UnaryOp::sign, true, nullptr, false, false};
+const UnaryDef kFloor{"floor", UnaryOp::floor, true, nullptr, false, false};
+const UnaryDef kCeil{"ceil", UnaryOp::ceil, true, nullptr, false, false};
+const UnaryDef kRound{"round", UnaryOp::round, true, nullptr, false, false};
+const UnaryDef kTrunc{"trunc", UnaryOp::trunc, true, nullptr, false, false};
+const UnaryDef kMish{"mish", UnaryOp::mish, false, D([&] {
+                       Tensor t = tanh(softplus(x));
+                       return g * (t + x * (1.0 - t * t) * sigmoid(x));
+                     }()), true, false};
+const UnaryDef kGeluErf{"gelu", UnaryOp::gelu_erf, false, D([&] {
+                          Tensor cdf = (erf(x * M_SQRT1_2) + 1.0) * 0.5;
+                          Tensor pdf = exp(x * x * -0.5) * kInvSqrt2Pi;
+                          return g * (cdf + x * pdf);
+                        }()), true, false};
+const UnaryDef kGeluTanh{"gelu", UnaryOp::gelu_tanh, false, D([&] {
+                           Tensor x2 = x * x;
+                           Tensor t = tanh((x + x2 * x * 0.044715) * kSqrt2OverPi);
+                           Tensor left = (t + 1.0) * 0.5;
+                           Tensor right = x * (1.0 - t * t) * (x2 * (3 * 0.044715) + 1.0) *
+                                          (0.5 * kSqrt2OverPi);
+                           return g * (left + right);
+                         }()), true, false};
+#undef D
+
+}  // namespace
+
+#define DC_DEFINE_UNARY(fn, def)                                          \
+  Tensor fn(const Tensor& a) { return unary_op(def, a); }                 \
+  Tensor& fn##_(Tensor& a) {                                              \
+    unary_inplace(def, a);                                                \
+    return a;                                                             \
+  }
+DC_DEFINE_UNARY(neg, kNeg)
+DC_DEFINE_UNARY(abs, kAbs)
+DC_DEFINE_UNARY(exp, kExp)
+DC_DEFINE_UNARY(expm1, kExpm1)
+DC_DEFINE_UNARY(log, kLog)
+DC_DEFINE_UNARY(log2, kLog2)
+DC_DEFINE_UNARY(log10, kLog10)
+DC_DEFINE_UNARY(log1p, kLog1p)
+DC_DEFINE_UNARY(sqrt, kSqrt)
+DC_DEFINE_UNARY(rsqrt, kRsqrt)
+DC_DEFINE_UNARY(sin, kSin)
+DC_DEFINE_UNARY(cos, kCos)
+DC_DEFINE_UNARY(tan, kTan)
+DC_DEFINE_UNARY(asin, kAsin)
+DC_DEFINE_UNARY(acos, kAcos)
+DC_DEFINE_UNARY(atan, kAtan)
+DC_DEFINE_UNARY(sinh, kSinh)
+DC_DEFINE_UNARY(cosh, kCosh)
+DC_DEFINE_UNARY(tanh, kTanh)
+DC_DEFINE_UNARY(sigmoid, kSigmoid)
+DC_DEFINE_UNARY(relu, kRelu)
+DC_DEFINE_UNARY(silu, kSilu)
+DC_DEFINE_UNARY(erf, kErf)
+DC_DEFINE_UNARY(reciprocal, kReciprocal)
+DC_DEFINE_UNARY(square, kSquare)
+DC_DEFINE_UNARY(sign, kSign)
+DC_DEFINE_UNARY(floor, kFloor)
+DC_DEFINE_UNARY(ceil, kCeil)
+DC_DEFINE_UNARY(round, kRound)
+DC_DEFINE_UNARY(trunc, kTrunc)
+DC_DEFINE_UNARY(mish, kMish)
+#undef DC_DEFINE_UNARY
+
+Tensor gelu(const Tensor& a, const std::string& approximate) {
+  DC_CHECK(approximate == "none" || approximate == "tanh", ValueError,
+           "[gelu] approximate must be 'none' or 'tanh', got '", approximate, "'");
+  return unary_op(approximate == "tanh" ? kGeluTanh : kGeluErf, a);
+}
+
+namespace {
+// Parameterised activations: forward kernel with params, derivative as a lambda.
+Tensor param_unary(const char* name, UnaryOp kernel, const Tensor& a, std::vector<double> params,
+                   autograd::BackwardFn backward, bool keeps_int = false) {
+  UnaryDef d{name, kernel, keeps_int, nullptr, false, false};
+  Tensor out = run_unary(d, a, params.data());
+  autograd::record(name, {a}, {out}, std::move(backward), {a, out});
+  return out;
+}
+}  // namespace
+
+Tensor softplus(const Tensor& a, double beta, double threshold) {
+  return param_unary("softplus", UnaryOp::softplus, a, {beta, threshold},
+                     [beta, threshold](GradCtx& g) -> tensor_list {
+                       Tensor x = g.saved(0);
+                       Tensor bx = x * beta;
+                       return {where(gt(bx, s(threshold)), g.grad(), g.grad() * sigmoid(bx))};
+                     });
+}
+
+Tensor leaky_relu(const Tensor& a, double slope) {
+  return param_unary("leaky_relu", UnaryOp::leaky_relu, a, {slope},
+                     [slope](GradCtx& g) -> tensor_list {
+                       Tensor x = g.saved(0);
+                       return {where(gt(x, s(0.0)), g.grad(), g.grad() * slope)};
+                     });
+}
+
+Tensor& leaky_relu_(Tensor& a, double slope) {
+  check_inplace(a, "leaky_relu_");
+  if (autograd::any_requires_grad({&a})) return copy_(a, leaky_relu(a, slope));
+  DC_CHECK(is_floating(a.dtype()), TypeError, "[leaky_relu_] needs a floating-point tensor");
+  cpu::unary_into(UnaryOp::leaky_relu, a, a, &slope);
+  a.bump_version();
+  return a;
+}
+
+Tensor elu(const Tensor& a, double alpha, double scale, double input_scale) {
+  return param_unary("elu", UnaryOp::elu, a, {alpha, scale, input_scale},
+                     [alpha, scale, input_scale](GradCtx& g) -> tensor_list {
+                       Tensor x = g.saved(0), y = g.saved(1);
+                       Tensor neg_side = g.grad() * (y + scale * alpha) * input_scale;
+                       return {where(gt(x, s(0.0)), g.grad() * scale, neg_side)};
+                     });
+}
+
+Tensor selu(const Tensor& a) {
+  return elu(a, 1.6732632423543772848170429916717, 1.0507009873554804934193349852946, 1.0);
+}
+Tensor celu(const Tensor& a, double alpha) { return elu(a, alpha, 1.0, 1.0 / alpha); }
+
+Tensor clamp(const Tensor& a, const Scalar* min, const Scalar* max) {
+  DC_CHECK(min || max, ValueError, "[clamp] at least one of min and max must be given");
+  // A float bound on an int tensor promotes, like PyTorch.
+  tensor_list parts{a};
+  if (min) parts.push_back(wrap_scalar(*min));
+  if (max) parts.push_back(wrap_scalar(*max));
+  const DType dt = result_type(parts);
+  const double lo = min ? min->to_double() : 0.0, hi = max ? max->to_double() : 0.0;
+  const double params[4] = {lo, hi, min ? 1.0 : 0.0, max ? 1.0 : 0.0};
+  Tensor in = a.dtype() == dt ? a : to_dtype(detach(a), dt);
+  Tensor out = Tensor::empty(a.sizes(), dt);
+  cpu::unary_into(UnaryOp::clamp, out, in, params);
+  const bool has_min = min, has_max = max;
+  autograd::record(
+      "clamp", {a}, {out},
+      [lo, hi, has_min, has_max](GradCtx& g) -> tensor_list {
+        Tensor x = g.saved(0);
+        Tensor keep = ones(x.sizes(), DType::Bool);
+        if (has_min) keep = logical_and(keep, ge(x, s(lo)));
+        if (has_max) keep = logical_and(keep, le(x, s(hi)));
+        return {g.grad() * mask_to(keep, g.grad())};
+      },
+      {a});
+  return out;
+}
+
+Tensor& clamp_(Tensor& a, const Scalar* min, const Scalar* max) {
+  check_inplace(a, "clamp_");
+  return copy_(a, clamp(a, min, max));
+}
+
+Tensor clamp_tensor(const Tensor& a, const Tensor& min, const Tensor& max) {
+  Tensor r = a;
+  if (min.defined()) r = maximum(r, min);
+  if (max.defined()) r = minimum(r, max);
+  return r;
+}
+
+Tensor hardtanh(const Tensor& a, double min_val, double max_val) {
+  Scalar lo(min_val), hi(max_val);
+  return clamp(a, &lo, &hi);
+}
+Tensor relu6(const Tensor& a) { return hardtanh(a, 0.0, 6.0); }
+Tensor hardsigmoid(const Tensor& a) { return hardtanh(a / 6.0 + 0.5, 0.0, 1.0); }
+Tensor hardswish(const Tensor& a) { return a * hardsigmoid(a); }
+Tensor logsigmoid(const Tensor& a) { return -softplus(-a, 1.0, 20.0); }
+
+DC_REGISTER_OPS(
+    {"neg", "unary", Grad::differentiable},
+    {"abs", "unary", Grad::differentiable},
+    {"exp", "unary", Grad::differentiable},
+    {"expm1", "unary", Grad::differentiable},
+    {"log", "unary", Grad::differentiable},
+    {"log2", "unary", Grad::differentiable},
+    {"log10", "unary", Grad::differentiable},
+    {"log1p", "unary", Grad::differentiable},
+    {"sqrt", "unary", Grad::differentiable},
+    {"rsqrt", "unary", Grad::differentiable},
+    {"sin", "unary", Grad::differentiable},
+    {"cos", "unary", Grad::differentiable},
+    {"tan", "unary", Grad::differentiable},
+    {"asin", "unary", Grad::differentiable},
+    {"acos", "unary", Grad::differentiable},
+    {"atan", "unary", Grad::differentiable},
+    {"sinh", "unary", Grad::differentiable},
+    {"cosh", "unary", Grad::differentiable},
+    {"tanh", "unary", Grad::differentiable},
+    {"sigmoid", "unary", Grad::differentiable},
+    {"relu", "unary", Grad::differentiable},
+    {"silu", "unary", Grad::differentiable},
+    {"erf", "unary", Grad::differentiable},
+    {"reciprocal", "unary", Grad::differentiable},
+    {"square", "unary", Grad::differentiable},
+    {"mish", "unary", Grad::differentiable},
+    {"gelu", "unary", Grad::differentiable},
+    {"softplus", "unary", Grad::differentiable},
+    {"leaky_relu", "unary", Grad::differentiable},
+    {"elu", "unary", Grad::differentiable},
+    {"selu", "unary", Grad::differentiable},
+    {"celu", "unary", Grad::differentiable},
+    {"hardtanh", "unary", Grad::differentiable},
+    {"relu6", "unary", Grad::differentiable},
+    {"hardsigmoid", "unary", Grad::differentiable},
+    {"hardswish", "unary", Grad::differentiable},
+    {"logsigmoid", "unary", Grad::differentiable},
+    {"clamp", "unary", Grad::differentiable},
+    {"sign", "unary", Grad::differentiable},
+    {"floor", "unary", Grad::differentiable},
+    {"ceil", "unary", Grad::differentiable},
+    {"round", "unary", Grad::differentiable},
+    {"trunc", "unary", Grad::differentiable},
+    {"relu_", "unary", Grad::differentiable},
+    {"sigmoid_", "unary", Grad::differentiable},
+    {"tanh_", "unary", Grad::differentiable},
+    {"exp_", "unary", Grad::differentiable},
+    {"clamp_", "unary", Grad::differentiable});
+
+}  // namespace dc::ops

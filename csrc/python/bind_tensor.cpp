@@ -1,0 +1,187 @@
+// The Tensor type: properties, Python operators and the hot methods. Everything else is a
+// function of deepcore._C that python/deepcore/_tensor.py attaches as a method.
+#include "autograd/engine.h"
+#include "autograd/grad_mode.h"
+#include "ops/ops.h"
+#include "python/common.h"
+
+namespace dc::py_bind {
+
+py::array tensor_to_numpy(const Tensor& t, bool force);
+
+namespace {
+
+using BinaryFn = Tensor (*)(const Tensor&, const Tensor&);
+
+template <BinaryFn F>
+py::object binop(const Tensor& self, py::handle other, const char* name) {
+  // Unknown operand types return NotImplemented so Python tries the reflected operator.
+  if (!is_tensor(other) && !PyFloat_Check(other.ptr()) && !PyLong_Check(other.ptr()) &&
+      !PyBool_Check(other.ptr()) && !py::isinstance<py::array>(other) &&
+      !PyList_Check(other.ptr()) && !py::hasattr(other, "dtype"))
+    return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+  Tensor o = to_tensor(other, name);
+  ReleaseIfLarge gil(self.numel());
+  Tensor r = F(self, o);
+  return py::cast(r);
+}
+
+template <BinaryFn F>
+py::object rbinop(const Tensor& self, py::handle other, const char* name) {
+  if (!is_tensor(other) && !PyFloat_Check(other.ptr()) && !PyLong_Check(other.ptr()) &&
+      !PyBool_Check(other.ptr()))
+    return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+  Tensor o = to_tensor(other, name);
+  return py::cast(F(o, self));
+}
+
+Tensor add2(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
+Tensor sub2(const Tensor& a, const Tensor& b) { return ops::sub(a, b); }
+Tensor div2(const Tensor& a, const Tensor& b) { return ops::div(a, b); }
+
+std::string dtype_suffix(DType d) { return std::string("dtype=deepcore.") + dtype_name(d); }
+
+}  // namespace
+
+void bind_tensor(py::module_& m) {
+  py::class_<TensorImpl, std::shared_ptr<TensorImpl>> cls(m, "Tensor", py::dynamic_attr());
+  cls.def(py::init([](py::object data) -> std::shared_ptr<TensorImpl> {
+        if (is_tensor(data)) return ops::alias(data.cast<Tensor>()).impl_ptr();
+        return ops::detach(to_tensor(py::module_::import("deepcore").attr("tensor")(data), "Tensor")).impl_ptr();
+      }),
+      py::arg("data"));
+  cls.def_property_readonly("shape", [](const Tensor& t) {
+        py::object size = py::module_::import("deepcore").attr("Size");
+        return size(py::cast(t.sizes()));
+      })
+      .def_property_readonly("dtype", [](const Tensor& t) { return t.dtype(); })
+      .def_property_readonly("ndim", [](const Tensor& t) { return t.dim(); })
+      .def("dim", [](const Tensor& t) { return t.dim(); })
+      .def("ndimension", [](const Tensor& t) { return t.dim(); })
+      .def("numel", [](const Tensor& t) { return t.numel(); })
+      .def("nelement", [](const Tensor& t) { return t.numel(); })
+      .def("element_size", [](const Tensor& t) { return t.itemsize(); })
+      .def_property_readonly("itemsize", [](const Tensor& t) { return t.itemsize(); })
+      .def_property_readonly("nbytes", [](const Tensor& t) { return t.numel() * t.itemsize(); })
+      .def("size", [](const Tensor& t, py::object dim) -> py::object {
+        if (dim.is_none()) return py::module_::import("deepcore").attr("Size")(py::cast(t.sizes()));
+        return py::cast(t.size(dim.cast<int64_t>()));
+      }, py::arg("dim") = py::none())
+      .def("stride", [](const Tensor& t, py::object dim) -> py::object {
+        if (dim.is_none()) return py::tuple(py::cast(t.strides()));
+        return py::cast(t.stride(dim.cast<int64_t>()));
+      }, py::arg("dim") = py::none())
+      .def("storage_offset", [](const Tensor& t) { return t.offset(); })
+      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()); })
+      .def("is_contiguous", [](const Tensor& t) { return t.is_contiguous(); })
+      .def_property_readonly("is_cuda", [](const Tensor&) { return false; })
+      .def("_version", [](const Tensor& t) { return t.version(); })
+      .def_property_readonly("_base_shape", [](const Tensor& t) -> py::object {
+        if (!t.impl()->base) return py::none();
+        return py::cast(t.impl()->base->sizes);
+      })
+      // autograd state
+      .def_property("requires_grad", [](const Tensor& t) { return t.requires_grad(); },
+                    [](const Tensor& t, bool r) {
+                      DC_CHECK(t.is_leaf() || r, RuntimeError,
+                               "[requires_grad] you can only change requires_grad flags of leaf "
+                               "tensors; use detach() to get a tensor that does not require grad");
+                      DC_CHECK(!r || is_floating(t.dtype()), RuntimeError,
+                               "[requires_grad] only tensors of floating point dtype can require "
+                               "gradients, got ", dtype_name(t.dtype()));
+                      t.autograd_meta().requires_grad = r;
+                    })
+      .def_property("grad", [](const Tensor& t) { return t.grad(); },
+                    [](const Tensor& t, py::object g) {
+                      if (g.is_none()) {
+                        if (t.has_autograd_meta()) t.autograd_meta().grad.reset();
+                        return;
+                      }
+                      Tensor gt = g.cast<Tensor>();
+                      DC_CHECK(gt.sizes() == t.sizes(), ValueError, "[grad] assigned grad has shape ",
+                               gt.shape_str(), " but the tensor has shape ", t.shape_str());
+                      t.set_grad(gt);
+                    })
+      .def_property_readonly("is_leaf", [](const Tensor& t) { return t.is_leaf(); })
+      .def_property_readonly("_output_nr", [](const Tensor& t) { return t.output_nr(); })
+      .def("detach", [](const Tensor& t) { return ops::detach(t); })
+      .def("detach_", [](const Tensor& t) {
+        if (t.has_autograd_meta()) {
+          t.autograd_meta().grad_fn.reset();
+          t.autograd_meta().requires_grad = false;
+        }
+        return t;
+      })
+      .def("item", [](const Tensor& t) -> py::object {
+        DC_CHECK(t.numel() == 1, ValueError, "[item] a Tensor with ", t.numel(),
+                 " elements cannot be converted to a Python scalar");
+        return DC_DISPATCH_ALL(t.dtype(), "item", [&]() -> py::object {
+          return py::cast(*t.data<scalar_t>());
+        });
+      })
+      .def("numpy", [](const Tensor& t, bool force) { return tensor_to_numpy(t, force); },
+           py::arg("force") = false)
+      .def("__len__", [](const Tensor& t) {
+        DC_CHECK(t.dim() > 0, TypeError, "[len] len() of a 0-d tensor");
+        return t.sizes()[0];
+      })
+      .def("__add__", [](const Tensor& a, py::handle b) { return binop<add2>(a, b, "add"); })
+      .def("__radd__", [](const Tensor& a, py::handle b) { return rbinop<add2>(a, b, "add"); })
+      .def("__sub__", [](const Tensor& a, py::handle b) { return binop<sub2>(a, b, "sub"); })
+      .def("__rsub__", [](const Tensor& a, py::handle b) { return rbinop<sub2>(a, b, "sub"); })
+      .def("__mul__", [](const Tensor& a, py::handle b) { return binop<ops::mul>(a, b, "mul"); })
+      .def("__rmul__", [](const Tensor& a, py::handle b) { return rbinop<ops::mul>(a, b, "mul"); })
+      .def("__truediv__", [](const Tensor& a, py::handle b) { return binop<div2>(a, b, "div"); })
+      .def("__rtruediv__", [](const Tensor& a, py::handle b) { return rbinop<div2>(a, b, "div"); })
+      .def("__floordiv__", [](const Tensor& a, py::handle b) { return binop<ops::floor_divide>(a, b, "floor_divide"); })
+      .def("__rfloordiv__", [](const Tensor& a, py::handle b) { return rbinop<ops::floor_divide>(a, b, "floor_divide"); })
+      .def("__mod__", [](const Tensor& a, py::handle b) { return binop<ops::remainder>(a, b, "remainder"); })
+      .def("__rmod__", [](const Tensor& a, py::handle b) { return rbinop<ops::remainder>(a, b, "remainder"); })
+      .def("__pow__", [](const Tensor& a, py::handle b) { return binop<ops::pow>(a, b, "pow"); })
+      .def("__rpow__", [](const Tensor& a, py::handle b) { return rbinop<ops::pow>(a, b, "pow"); })
+      .def("__matmul__", [](const Tensor& a, py::handle b) { return binop<ops::matmul>(a, b, "matmul"); })
+      .def("__rmatmul__", [](const Tensor& a, py::handle b) { return rbinop<ops::matmul>(a, b, "matmul"); })
+      .def("__eq__", [](const Tensor& a, py::handle b) { return binop<ops::eq>(a, b, "eq"); })
+      .def("__ne__", [](const Tensor& a, py::handle b) { return binop<ops::ne>(a, b, "ne"); })
+      .def("__lt__", [](const Tensor& a, py::handle b) { return binop<ops::lt>(a, b, "lt"); })
+      .def("__le__", [](const Tensor& a, py::handle b) { return binop<ops::le>(a, b, "le"); })
+      .def("__gt__", [](const Tensor& a, py::handle b) { return binop<ops::gt>(a, b, "gt"); })
+      .def("__ge__", [](const Tensor& a, py::handle b) { return binop<ops::ge>(a, b, "ge"); })
+      .def("__and__", [](const Tensor& a, py::handle b) { return binop<ops::bitwise_and>(a, b, "bitwise_and"); })
+      .def("__rand__", [](const Tensor& a, py::handle b) { return rbinop<ops::bitwise_and>(a, b, "bitwise_and"); })
+      .def("__or__", [](const Tensor& a, py::handle b) { return binop<ops::bitwise_or>(a, b, "bitwise_or"); })
+      .def("__ror__", [](const Tensor& a, py::handle b) { return rbinop<ops::bitwise_or>(a, b, "bitwise_or"); })
+      .def("__xor__", [](const Tensor& a, py::handle b) { return binop<ops::bitwise_xor>(a, b, "bitwise_xor"); })
+      .def("__rxor__", [](const Tensor& a, py::handle b) { return rbinop<ops::bitwise_xor>(a, b, "bitwise_xor"); })
+      .def("__neg__", [](const Tensor& a) { return ops::neg(a); })
+      .def("__pos__", [](const Tensor& a) { return a; })
+      .def("__abs__", [](const Tensor& a) { return ops::abs(a); })
+      .def("__invert__", [](const Tensor& a) {
+        DC_CHECK(a.dtype() == DType::Bool, TypeError, "[bitwise_not] only bool tensors are supported, got ",
+                 dtype_name(a.dtype()));
+        return ops::logical_not(a);
+      })
+      .def("__iadd__", [](Tensor& a, py::handle b) { ops::add_(a, to_tensor(b, "add_")); return a; })
+      .def("__isub__", [](Tensor& a, py::handle b) { ops::sub_(a, to_tensor(b, "sub_")); return a; })
+      .def("__imul__", [](Tensor& a, py::handle b) { ops::mul_(a, to_tensor(b, "mul_")); return a; })
+      .def("__itruediv__", [](Tensor& a, py::handle b) { ops::div_(a, to_tensor(b, "div_")); return a; })
+      .def("__ipow__", [](Tensor& a, py::handle b) { ops::pow_(a, to_tensor(b, "pow_")); return a; })
+      .def("__bool__", [](const Tensor& t) {
+        DC_CHECK(t.numel() == 1, RuntimeError, "[bool] boolean value of a tensor with ", t.numel(),
+                 " elements is ambiguous");
+        return DC_DISPATCH_ALL(t.dtype(), "bool", [&] { return *t.data<scalar_t>() != scalar_t(0); });
+      })
+      .def("__float__", [](const Tensor& t) { return to_scalar(py::cast(t), "float").to_double(); })
+      .def("__int__", [](const Tensor& t) {
+        return to_scalar(py::cast(t), "int").to<int64_t>();
+      })
+      .def("__index__", [](const Tensor& t) {
+        DC_CHECK(!is_floating(t.dtype()) && t.numel() == 1, TypeError,
+                 "[index] only integer tensors of a single element can be converted to an index");
+        return to_scalar(py::cast(t), "index").to_int();
+      })
+      .def("__hash__", [](const Tensor& t) { return reinterpret_cast<intptr_t>(t.impl()); })
+      .def("_dtype_suffix", [](const Tensor& t) { return dtype_suffix(t.dtype()); });
+}
+
+}  // namespace dc::py_bind

@@ -1,0 +1,102 @@
+"""deepcore: a small, fast deep learning framework with PyTorch's API.
+
+The engine (tensors, kernels, autograd) is C++ in ``deepcore._C``; this package adds the
+Python conveniences. ``import deepcore as torch`` runs scripts written for PyTorch's common
+subset.
+"""
+from __future__ import annotations
+
+import builtins as _builtins
+
+from . import _C
+from ._C import Tensor
+from ._C import dtype as _dtype_enum
+from ._tensor import Size, device, tensor
+from . import _tensor as _tensor_module  # noqa: F401  (installs Tensor methods)
+from . import _indexing  # noqa: F401  (installs __getitem__/__setitem__)
+
+__version__ = _C._build_info()["version"]
+
+# ---- dtypes ---------------------------------------------------------------------------------
+dtype = _dtype_enum
+bool = _dtype_enum.bool  # noqa: A001
+int32 = _dtype_enum.int32
+int64 = _dtype_enum.int64
+float32 = _dtype_enum.float32
+float64 = _dtype_enum.float64
+int = int32  # noqa: A001
+long = int64
+float = float32  # noqa: A001
+double = float64
+_default_dtype = float32
+
+
+def get_default_dtype():
+    return _default_dtype
+
+
+def is_tensor(obj) -> _builtins.bool:
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(t: Tensor) -> _builtins.bool:
+    return t.dtype.is_floating_point
+
+
+def numel(t: Tensor) -> _builtins.int:
+    return t.numel()
+
+
+# ---- grad mode, threads, seeds ----------------------------------------------------------------
+from .autograd.grad_mode import enable_grad, no_grad, set_grad_enabled, inference_mode  # noqa: E402
+from ._C import (  # noqa: E402
+    get_num_threads,
+    is_grad_enabled,
+    manual_seed as _manual_seed,
+    set_num_threads,
+    promote_types,
+    result_type,
+    from_numpy,
+)
+
+
+def manual_seed(seed: _builtins.int):
+    """Seeds every random op (rand, randn, randint, dropout, init, shuffling)."""
+    _manual_seed(_builtins.int(seed) & ((1 << 64) - 1))
+    import random as _random
+    _random.seed(seed)
+
+
+def seed() -> _builtins.int:
+    import random as _random
+    s = _random.getrandbits(63)
+    manual_seed(s)
+    return s
+
+
+def initial_seed() -> _builtins.int:
+    return _C.initial_seed()
+
+
+def get_rng_state():
+    return tensor(list(_C._rng_state()), dtype=int64)
+
+
+def set_rng_state(state):
+    s = state.tolist()
+    _C._set_rng_state(_builtins.int(s[0]), _builtins.int(s[1]))
+
+
+# ---- creation ---------------------------------------------------------------------------------
+from ._creation import (  # noqa: E402
+    arange, empty, empty_like, eye, full, full_like, linspace, ones, ones_like, rand, rand_like,
+    randint, randint_like, randn, randn_like, zeros, zeros_like, scalar_tensor, as_tensor,
+    asarray, from_dlpack,
+)
+from ._C import randperm  # noqa: E402
+from ._functional import *  # noqa: E402,F401,F403
+
+from . import autograd  # noqa: E402
+from .config import show_config  # noqa: E402
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,357 @@
+"""Tensor methods written in Python on top of the C++ ops (indexing, repr, conversions)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _C
+from ._C import Tensor
+
+_NP_TO_DTYPE = {
+    np.dtype("bool"): _C.dtype.bool,
+    np.dtype("int32"): _C.dtype.int32,
+    np.dtype("int64"): _C.dtype.int64,
+    np.dtype("float32"): _C.dtype.float32,
+    np.dtype("float64"): _C.dtype.float64,
+}
+_DTYPE_TO_NP = {v: k for k, v in _NP_TO_DTYPE.items()}
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple of ints, printed like PyTorch's ``Size``."""
+
+    def __repr__(self) -> str:
+        return f"deepcore.Size({list(self)})"
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+def _shape_args(args, op):
+    if len(args) == 1 and not isinstance(args[0], numbers.Integral):
+        return tuple(int(s) for s in args[0])
+    return tuple(int(s) for s in args)
+
+
+# ---- printing ---------------------------------------------------------------------------------
+
+def _format_tensor(t: Tensor) -> str:
+    arr = _C._to_numpy(_C.contiguous(t.detach()), True)
+    if t.dtype.is_floating_point:
+        finite = arr[np.isfinite(arr)]
+        int_valued = finite.size > 0 and np.all(finite == np.round(finite))
+        big = finite.size > 0 and (np.abs(finite).max() >= 1e8 or
+                                   (np.abs(finite[finite != 0]).min() < 1e-4
+                                    if np.any(finite != 0) else False))
+        if big:
+            fmt = {"float_kind": lambda x: f"{x:.4e}"}
+        elif int_valued:
+            fmt = {"float_kind": lambda x: f"{x:.0f}."}
+        else:
+            fmt = {"float_kind": lambda x: f"{x:.4f}"}
+        body = np.array2string(arr, separator=", ", formatter=fmt, threshold=1000,
+                               edgeitems=3, prefix="tensor(")
+    else:
+        if t.dtype == _C.dtype.bool:
+            fmt = {"bool": lambda x: "True" if x else "False"}
+        else:
+            fmt = None
+        body = np.array2string(arr, separator=", ", formatter=fmt, threshold=1000, edgeitems=3,
+                               prefix="tensor(")
+    return body
+
+
+def _repr(self: Tensor) -> str:
+    body = _format_tensor(self)
+    extras = []
+    if self.dtype not in (_C.dtype.float32, _C.dtype.int64, _C.dtype.bool):
+        extras.append(f"dtype={self.dtype}")
+    if self.numel() == 0 and self.dim() != 1:
+        extras.insert(0, f"size={tuple(self.shape)}")
+    gf = _C._grad_fn(self)
+    if gf is not None:
+        extras.append(f"grad_fn={gf!r}")
+    elif self.requires_grad:
+        extras.append("requires_grad=True")
+    suffix = "".join(", " + e for e in extras)
+    return f"tensor({body}{suffix})"
+
+
+# ---- conversions ------------------------------------------------------------------------------
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Creates a new tensor (always a copy) from data: lists, numbers, NumPy arrays, tensors."""
+    _check_device(device)
+    if isinstance(data, Tensor):
+        t = _C.contiguous(data.detach())
+        t = _C._to_dtype(t, dtype if dtype is not None else t.dtype, True)
+    else:
+        if isinstance(data, np.ndarray):
+            arr = data
+        elif hasattr(data, "__dlpack__") and not isinstance(data, (list, tuple)):
+            arr = np.asarray(data)
+        else:
+            if isinstance(data, (list, tuple)):
+                data = [(_C._to_numpy(x.detach(), True) if isinstance(x, Tensor) else x)
+                        for x in data]
+            arr = np.asarray(data)
+            if arr.dtype == np.float64 and dtype is None:
+                arr = arr.astype(np.float32)
+        if arr.dtype == object:
+            raise TypeError(f"[tensor] could not infer dtype of {type(data).__name__}")
+        if arr.dtype.kind == "U" or arr.dtype.kind == "S":
+            raise TypeError("[tensor] strings cannot be converted to a tensor")
+        if dtype is not None:
+            arr = arr.astype(_DTYPE_TO_NP[_C.dtype(dtype) if isinstance(dtype, str) else dtype]
+                             if not isinstance(dtype, str) else np.dtype(dtype))
+        elif arr.dtype not in _NP_TO_DTYPE:
+            kind = arr.dtype.kind
+            if kind in "iu":
+                arr = arr.astype(np.int64)
+            elif kind == "f":
+                arr = arr.astype(np.float32)
+            elif kind == "b":
+                arr = arr.astype(np.bool_)
+            else:
+                raise TypeError(f"[tensor] can't convert data of NumPy dtype {arr.dtype}")
+        t = _C.from_numpy(np.array(arr, copy=True, order="C"))
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def _check_device(device):
+    if device is None:
+        return
+    name = str(device)
+    if not name.startswith("cpu"):
+        raise RuntimeError(f"[device] device '{name}' is not available: this build of deepcore "
+                           "runs on the CPU only")
+
+
+def _to(self: Tensor, *args, **kwargs) -> Tensor:
+    dtype = kwargs.pop("dtype", None)
+    copy = kwargs.pop("copy", False)
+    kwargs.pop("non_blocking", None)
+    device = kwargs.pop("device", None)
+    for a in args:
+        if isinstance(a, _C.dtype):
+            dtype = a
+        elif isinstance(a, Tensor):
+            dtype = a.dtype
+        else:
+            device = a
+    if kwargs:
+        raise TypeError(f"[to] unexpected arguments {sorted(kwargs)}")
+    _check_device(device)
+    if dtype is None:
+        return _C.clone(self) if copy else self
+    return _C._to_dtype(self, dtype, copy)
+
+
+def _tolist(self: Tensor):
+    return _C._to_numpy(_C.contiguous(self.detach()), True).tolist()
+
+
+def _iter(self: Tensor):
+    if self.dim() == 0:
+        raise TypeError("[iter] iteration over a 0-d tensor")
+    for i in range(self.shape[0]):
+        yield _C.select(self, 0, i)
+
+
+def _array(self: Tensor, dtype=None, copy=None):
+    arr = _C._to_numpy(self.detach(), True)
+    return arr if dtype is None else arr.astype(dtype)
+
+
+def _backward(self: Tensor, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    if retain_graph is None:
+        retain_graph = create_graph
+    _C._backward([self], None if gradient is None else [gradient], retain_graph, create_graph,
+                 None if inputs is None else list(inputs) if not isinstance(inputs, Tensor)
+                 else [inputs])
+
+
+def _requires_grad_(self: Tensor, requires_grad: bool = True) -> Tensor:
+    self.requires_grad = requires_grad
+    return self
+
+
+def _register_hook(self: Tensor, hook):
+    _C._register_hook(self, hook)
+
+    class _Handle:
+        def remove(self_inner):
+            raise RuntimeError("[register_hook] removing hooks is not supported yet")
+    return _Handle()
+
+
+def _dlpack(self: Tensor, stream=None, **kwargs):
+    return _C._to_dlpack(self.detach())
+
+
+def _dlpack_device(self: Tensor):
+    return (1, 0)
+
+
+def _view(self: Tensor, *shape):
+    if len(shape) == 1 and isinstance(shape[0], _C.dtype):
+        raise TypeError("[view] viewing as another dtype is not supported")
+    return _C._view(self, _shape_args(shape, "view"))
+
+
+def _reshape(self: Tensor, *shape):
+    return _C._reshape(self, _shape_args(shape, "reshape"))
+
+
+def _permute(self: Tensor, *dims):
+    return _C._permute(self, _shape_args(dims, "permute"))
+
+
+def _expand(self: Tensor, *shape):
+    return _C._expand(self, _shape_args(shape, "expand"))
+
+
+def _repeat(self: Tensor, *shape):
+    return _C._repeat(self, _shape_args(shape, "repeat"))
+
+
+def _view_as(self, other):
+    return _C._view(self, list(other.shape))
+
+
+def _expand_as(self, other):
+    return _C._expand(self, list(other.shape))
+
+
+def _reshape_as(self, other):
+    return _C._reshape(self, list(other.shape))
+
+
+def _type_as(self, other):
+    return _C._to_dtype(self, other.dtype, False)
+
+
+class device:
+    """A device name: only ``cpu`` exists in this build."""
+
+    def __init__(self, type="cpu", index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        name = str(type)
+        if ":" in name:
+            name, idx = name.split(":")
+            index = int(idx)
+        self.type = name
+        self.index = index
+
+    def __repr__(self):
+        return f"device(type='{self.type}')" if self.index is None else \
+            f"device(type='{self.type}', index={self.index})"
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+
+_CPU = device("cpu")
+
+
+def _as_method(fn):
+    # Builtin functions do not bind as methods; a plain Python function does.
+    def method(self, *args, **kwargs):
+        return fn(self, *args, **kwargs)
+    method.__name__ = fn.__name__
+    method.__doc__ = fn.__doc__
+    return method
+
+
+def _install():
+    T = Tensor
+    T.__repr__ = _repr
+    T.__str__ = _repr
+    T.__iter__ = _iter
+    T.__array__ = _array
+    T.__dlpack__ = _dlpack
+    T.__dlpack_device__ = _dlpack_device
+    T.__array_priority__ = 1000
+    T.to = _to
+    T.tolist = _tolist
+    T.backward = _backward
+    T.requires_grad_ = _requires_grad_
+    T.register_hook = _register_hook
+    T.retain_grad = lambda self: _C._retain_grad(self)
+    T.retains_grad = property(lambda self: _C._retains_grad(self))
+    T.grad_fn = property(lambda self: _C._grad_fn(self))
+    T.device = property(lambda self: _CPU)
+    T.T = property(lambda self: _C._T(self))
+    T.mT = property(lambda self: _C.transpose(self, -2, -1))
+    T.data = property(lambda self: self.detach(),
+                      lambda self, v: _C.copy_(self.detach(), v) and None)
+    T.view = _view
+    T.reshape = _reshape
+    T.permute = _permute
+    T.expand = _expand
+    T.repeat = _repeat
+    T.view_as = _view_as
+    T.expand_as = _expand_as
+    T.reshape_as = _reshape_as
+    T.type_as = _type_as
+    T.float = lambda self: _C._to_dtype(self, _C.dtype.float32, False)
+    T.double = lambda self: _C._to_dtype(self, _C.dtype.float64, False)
+    T.long = lambda self: _C._to_dtype(self, _C.dtype.int64, False)
+    T.int = lambda self: _C._to_dtype(self, _C.dtype.int32, False)
+    T.bool = lambda self: _C._to_dtype(self, _C.dtype.bool, False)
+    T.cpu = lambda self: self
+    T.is_floating_point = lambda self: self.dtype.is_floating_point
+    T.size = T.size
+    # Functions of _C whose first argument is the tensor become methods.
+    for name in [
+        "add", "sub", "mul", "div", "floor_divide", "remainder", "fmod", "pow", "maximum",
+        "minimum", "atan2", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
+        "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "isnan",
+        "isinf", "isfinite", "add_", "sub_", "mul_", "div_", "pow_", "clamp", "clamp_",
+        "gelu", "softplus", "leaky_relu", "elu", "hardtanh", "clone", "contiguous", "copy_",
+        "fill_", "zero_", "transpose", "swapaxes", "t", "squeeze", "unsqueeze", "flatten",
+        "unflatten", "select", "narrow", "split", "chunk", "unbind", "flip", "tril", "triu",
+        "sum", "mean", "matmul", "mm", "bmm", "mv", "dot", "outer", "as_strided",
+        "uniform_", "normal_", "bernoulli",
+        "neg", "abs", "exp", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin",
+        "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "sigmoid", "relu", "silu",
+        "erf", "reciprocal", "square", "sign", "floor", "ceil", "round", "trunc", "mish",
+    ]:
+        fn = getattr(_C, name, None)
+        if fn is not None:
+            setattr(T, name, _as_method(fn))
+        fn_ = getattr(_C, name + "_", None)
+        if fn_ is not None and not name.endswith("_"):
+            setattr(T, name + "_", _as_method(fn_))
+    T.where = lambda self, condition, other: _C.where(condition, self, other)
+    T.negative = T.neg
+    T.absolute = T.abs
+    T.clip = T.clamp
+    T.arctan2 = T.atan2
+    T.true_divide = T.div
+    T.multiply = T.mul
+    T.subtract = T.sub
+    T.greater = T.gt
+    T.less = T.lt
+    T.equal = lambda self, other: bool(self.shape == other.shape and
+                                       bool(_C.eq(self, other).all()))
+    T.add_module_methods = None
+    del T.add_module_methods
+
+
+_install()
