@@ -383,6 +383,20 @@ TEST_P(GemmTest, InsideParallelRegion) {
     for (int64_t i = 0; i < n * n; ++i) ASSERT_NEAR(out[i], C0[i], 1e-4);
 }
 
+// OpenMP may grant a parallel region fewer threads than the GEMM asks for (here: none beyond
+// the caller); every block of C must still be computed.
+TEST_P(GemmTest, FewerThreadsThanRequested) {
+  const int saved_levels = omp_get_max_active_levels();
+  const int saved_threads = dc::get_num_threads();
+  dc::set_num_threads(std::max(2, saved_threads));
+  omp_set_max_active_levels(0);
+  Case c{200, 300, 100};
+  const bool ok = check_case<float>(c, rng);
+  omp_set_max_active_levels(saved_levels);
+  dc::set_num_threads(saved_threads);
+  EXPECT_TRUE(ok);
+}
+
 // One thread and many threads give the same answer (the split never changes a sum's order).
 TEST_P(GemmTest, ThreadCountDoesNotChangeResult) {
   const int64_t M = 333, N = 517, K = 300;

@@ -293,7 +293,7 @@ void gemm_blocked(const KernelSet<T>& ks, const Problem<T>& pr) {
 
 // Threads for a problem: all of them unless the problem is too small to feed them.
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
-  if (omp_in_parallel()) return 1;
+  if (in_parallel_region()) return 1;
   const int64_t flops = M * N * K;
   return static_cast<int>(std::max<int64_t>(
       1, std::min<int64_t>(get_num_threads(), flops / kMinFlopsPerThread)));
@@ -331,10 +331,12 @@ void gemm_parallel(const KernelSet<T>& ks, const Problem<T>& pr, int nt) {
   std::exception_ptr error;
 #pragma omp parallel num_threads(nt)
   {
-    const int tid = omp_get_thread_num();
-    const int64_t i0 = (tid / tn) * m_chunk, j0 = (tid % tn) * n_chunk;
-    const int64_t m = std::min(m_chunk, pr.M - i0), n = std::min(n_chunk, pr.N - j0);
-    if (m > 0 && n > 0) {
+    // OpenMP may grant fewer threads than asked (nested regions, thread limits): each thread
+    // then takes every omp_get_num_threads()-th block.
+    for (int blk = omp_get_thread_num(); blk < nt; blk += omp_get_num_threads()) {
+      const int64_t i0 = (blk / tn) * m_chunk, j0 = (blk % tn) * n_chunk;
+      const int64_t m = std::min(m_chunk, pr.M - i0), n = std::min(n_chunk, pr.N - j0);
+      if (m <= 0 || n <= 0) continue;
       try {
         gemm_blocked(ks, pr.block(i0, m, j0, n));
       } catch (...) {
