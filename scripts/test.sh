@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs deepcore with its test extra and runs the whole test suite: the C++ GoogleTest
+# tests (built with CMake, when GoogleTest is installed) and the pytest suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+JOBS="${JOBS:-2}"
+
+"$PYTHON" -m pip install --quiet ".[test]"
+
+if [ -e /usr/include/gtest/gtest.h ] || [ -n "${GTEST_ROOT:-}" ]; then
+  cmake -S . -B build/cpp-tests -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DDEEPCORE_BUILD_TESTS=ON -DDEEPCORE_BUILD_PYTHON=OFF > build-cpp-tests.log
+  cmake --build build/cpp-tests -j "$JOBS" >> build-cpp-tests.log
+  ctest --test-dir build/cpp-tests --output-on-failure -j "$JOBS"
+else
+  echo "GoogleTest not found (apt-get install libgtest-dev): skipping the C++ tests" >&2
+fi
+
+# Run from outside the source tree so the installed package, not python/, is imported.
+cd tests
+"$PYTHON" -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml . "$@"
