@@ -217,11 +217,17 @@ Tensor to_dtype(const Tensor& t, DType dtype, bool copy) {
 }
 
 // Note [In-place on views]
-// Writing in place through a view changes its base too. PyTorch rewrites the base's history
-// (CopySlices); deepcore does not track view relations in the graph yet, so when autograd
-// would have to see such a write (grad mode on and the base, the view or the written values
-// require grad) it refuses with a RuntimeError rather than compute a silently wrong gradient.
-// Under no_grad, or when nothing requires grad, in-place writes through views work as usual.
+// Writing in place through a view changes its base too, so autograd must see the write on the
+// base. When a write through view V of base B needs autograd (grad mode on and B, V or the
+// written values require grad), copy_ rewires the graph like PyTorch's CopySlices:
+//   B.grad_fn = copy_slices(B's old history, src): the gradient of B passes through outside
+//               V's region; inside it goes to src (summed to src's shape) instead;
+//   V.grad_fn = a view of the new B, so later uses of V see the write.
+// Every grad-recording in-place op funnels through copy_ (they compute out of place and copy
+// in), so this is the one place the rule lives. Limits: B must be contiguous (views of views
+// are handled because TensorImpl::base is always the root), a view of a leaf that requires
+// grad is refused (as in PyTorch), and double backward through the region copy is refused
+// rather than silently wrong. Views of B taken before the write keep their old history.
 void check_inplace(const Tensor& t, const char* op, bool values_require_grad) {
   if (!autograd::grad_enabled()) return;
   DC_CHECK(!(t.is_leaf() && t.requires_grad()), RuntimeError, "[", op,
@@ -229,12 +235,46 @@ void check_inplace(const Tensor& t, const char* op, bool values_require_grad) {
            ") is used in an in-place operation; do it under no_grad() or on a clone()");
   if (!t.impl()->base) return;
   const Tensor base(t.impl()->base);
-  DC_CHECK(!(base.requires_grad() || t.requires_grad() || values_require_grad), RuntimeError,
-           "[", op, "] in-place write through a view (shape ", t.shape_str(),
-           ") of a tensor with shape ", base.shape_str(),
-           " that takes part in autograd is not supported; build the result out of place "
-           "(e.g. with cat/stack/where) or write under no_grad()");
+  if (!(base.requires_grad() || t.requires_grad() || values_require_grad)) return;
+  DC_CHECK(!(base.is_leaf() && base.requires_grad()), RuntimeError, "[", op,
+           "] a view of a leaf tensor that requires grad (base shape ", base.shape_str(),
+           ") is used in an in-place operation; do it under no_grad() or on a clone()");
+  DC_CHECK(base.is_contiguous(), RuntimeError, "[", op, "] in-place write through a view of a "
+           "non-contiguous tensor (shape ", base.shape_str(), ") that takes part in autograd is "
+           "not supported; call contiguous() on the base first");
 }
+
+namespace {
+// See Note [In-place on views]. Called after the data of `dst` (a view) has been written.
+void record_copy_slices(const Tensor& dst, const Tensor& src) {
+  Tensor base(dst.impl()->base);
+  const Shape vs = dst.sizes(), vst = dst.strides(), src_shape = src.sizes(),
+              bshape = base.sizes();
+  const int64_t voff = dst.offset() - base.offset();
+  autograd::record("copy_slices", {base, src}, {base},
+                   [vs, vst, voff, src_shape](GradCtx& g) -> tensor_list {
+                     DC_CHECK(!autograd::grad_enabled(), NotImplementedError,
+                              "[copy_] double backward through an in-place write into a view is "
+                              "not supported");
+                     Tensor gb = contiguous_clone(g.grad());
+                     Tensor region = Tensor::make_view(gb.storage(), vs, vst, voff, gb.dtype());
+                     Tensor gsrc;
+                     if (g.needs(1)) gsrc = sum_to(contiguous_clone(region), src_shape);
+                     cpu::fill_into(region, 0.0);
+                     return {gb, gsrc};
+                   });
+  autograd::record("view_of_copy_slices", {base}, {dst},
+                   [vs, vst, voff, bshape](GradCtx& g) -> tensor_list {
+                     DC_CHECK(!autograd::grad_enabled(), NotImplementedError,
+                              "[copy_] double backward through an in-place write into a view is "
+                              "not supported");
+                     Tensor z = zeros(bshape, g.grad().dtype());
+                     cpu::cast_into(Tensor::make_view(z.storage(), vs, vst, voff, z.dtype()),
+                                    g.grad());
+                     return {z};
+                   });
+}
+}  // namespace
 
 Tensor& copy_(Tensor& dst, const Tensor& src) {
   check_inplace(dst, "copy_", src.requires_grad());
@@ -246,7 +286,11 @@ Tensor& copy_(Tensor& dst, const Tensor& src) {
   Tensor s = src.storage() == dst.storage() ? contiguous_clone(src) : src;
   cpu::cast_into(dst, s);
   dst.bump_version();
-  if (autograd::any_requires_grad({&dst, &src})) {
+  const bool base_needs_grad = dst.impl()->base && autograd::grad_enabled() &&
+                              Tensor(dst.impl()->base).requires_grad();
+  if (dst.impl()->base && (base_needs_grad || autograd::any_requires_grad({&dst, &src}))) {
+    record_copy_slices(dst, src);
+  } else if (autograd::any_requires_grad({&dst, &src})) {
     const Shape src_shape = src.sizes();
     autograd::record("copy_", {dst, src}, {dst}, [src_shape](GradCtx& g) -> tensor_list {
       return {g.needs(0) ? zeros_like(g.grad()) : Tensor(),
@@ -258,11 +302,12 @@ Tensor& copy_(Tensor& dst, const Tensor& src) {
 
 Tensor& fill_(Tensor& t, Scalar value) {
   check_inplace(t, "fill_");
+  const bool view_of_grad = t.impl()->base && autograd::grad_enabled() &&
+                            Tensor(t.impl()->base).requires_grad();
+  // With autograd involved, copy_ records the history (Note [In-place on views]).
+  if (view_of_grad || autograd::any_requires_grad({&t})) return copy_(t, scalar_tensor(value, t.dtype()));
   cpu::fill_into(t, value.to_double());
   t.bump_version();
-  if (autograd::any_requires_grad({&t}))
-    autograd::record("fill_", {t}, {t},
-                     [](GradCtx& g) -> tensor_list { return {zeros_like(g.grad())}; });
   return t;
 }
 

@@ -119,7 +119,9 @@ Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOf
   broadcast_shapes(a.sizes(), b.sizes(), name);
   if (autograd::any_requires_grad({&a, &b}) || compute != a.dtype() ||
       a.storage() == b.storage()) {
-    Tensor r = f(a, b);
+    // The op runs on a (differentiable) clone: what it saves for backward must not be the
+    // storage about to be overwritten.
+    Tensor r = f(autograd::grad_enabled() ? clone(a) : a, b);
     DC_CHECK(r.sizes() == a.sizes(), ValueError, "[", name, "] output with shape ", a.shape_str(),
              " doesn't match the broadcast shape ", r.shape_str());
     return copy_(a, r);

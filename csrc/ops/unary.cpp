@@ -62,7 +62,7 @@ Tensor unary_inplace(const UnaryDef& d, Tensor& a) {
   const DType dt = d.keeps_int ? a.dtype() : to_float_dtype(a.dtype());
   DC_CHECK(dt == a.dtype(), TypeError, "[", d.name, "_] result type ", dtype_name(dt),
            " can't be cast to the destination dtype ", dtype_name(a.dtype()));
-  if (autograd::any_requires_grad({&a})) return copy_(a, unary_op(d, a));
+  if (autograd::any_requires_grad({&a})) return copy_(a, unary_op(d, clone(a)));  // see inplace()
   cpu::unary_into(d.kernel, a, a);
   a.bump_version();
   return a;
@@ -201,7 +201,7 @@ Tensor leaky_relu(const Tensor& a, double slope) {
 
 Tensor& leaky_relu_(Tensor& a, double slope) {
   check_inplace(a, "leaky_relu_");
-  if (autograd::any_requires_grad({&a})) return copy_(a, leaky_relu(a, slope));
+  if (autograd::any_requires_grad({&a})) return copy_(a, leaky_relu(clone(a), slope));
   DC_CHECK(is_floating(a.dtype()), TypeError, "[leaky_relu_] needs a floating-point tensor");
   cpu::unary_into(UnaryOp::leaky_relu, a, a, &slope);
   a.bump_version();
@@ -250,7 +250,7 @@ Tensor clamp(const Tensor& a, const Scalar* min, const Scalar* max) {
 
 Tensor& clamp_(Tensor& a, const Scalar* min, const Scalar* max) {
   check_inplace(a, "clamp_");
-  return copy_(a, clamp(a, min, max));
+  return copy_(a, clamp(autograd::grad_enabled() ? clone(a) : a, min, max));
 }
 
 Tensor clamp_tensor(const Tensor& a, const Tensor& min, const Tensor& max) {
