@@ -62,21 +62,9 @@ inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typen
   V acc[MR][2];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
-  // Unrolled by 4 over k, as in the AVX-512 kernel.
-  const int64_t k4 = k / 4 * 4;
-  for (int64_t p0 = 0; p0 < k4; p0 += 4) {
-#pragma GCC unroll 4
-    for (int64_t p = 0; p < 4; ++p, a += a_step, b += NR) {
-      const V b0 = VT::load(b), b1 = VT::load(b + W);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        const V ai = VT::set1(a[row[i]]);
-        acc[i][0] = VT::fmadd(ai, b0, acc[i][0]);
-        acc[i][1] = VT::fmadd(ai, b1, acc[i][1]);
-      }
-    }
-  }
-  for (int64_t p = k4; p < k; ++p, a += a_step, b += NR) {
+  // Not unrolled over k: with 16 registers, GCC hoists the extra B loads of an unrolled body
+  // and spills accumulators to the stack.
+  for (int64_t p = 0; p < k; ++p, a += a_step, b += NR) {
     const V b0 = VT::load(b), b1 = VT::load(b + W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
