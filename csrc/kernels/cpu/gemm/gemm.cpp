@@ -249,9 +249,9 @@ void gemm_blocked(const KernelSet<T>& ks, const Problem<T>& pr) {
   const int64_t kc_max = std::min(ks.kc, pr.K);
   const int64_t nc_max = std::min(ks.nc, (pr.N + nr - 1) / nr * nr);
   const int64_t mc_max = std::min(ks.mc, (pr.M + mr - 1) / mr * mr);
-  // Reading A in place pays when few B micro-panels reuse each packed A panel (narrow N) and
-  // the rows of A are contiguous along k.
-  const bool rows_a = pr.csa == 1 && pr.N <= 4 * nr;
+  // Reading A in place pays when the rows of A are contiguous along k and either few B
+  // micro-panels reuse each packed A panel (narrow N) or there are fewer rows than MR.
+  const bool rows_a = pr.csa == 1 && (pr.N <= 4 * nr || pr.M < mr);
   T* pack_b = tl_pack_b.get<T>(kc_max * nc_max);
   T* pack_a = rows_a ? nullptr : tl_pack_a.get<T>(kc_max * mc_max);
 

@@ -318,15 +318,29 @@ void gemm_ukernel_f64(int64_t k, const double* a, const double* b, double* c, in
                       int64_t csc, int64_t m, int64_t n, double alpha, double beta) {
   ukernel<VecF64, kGemmMrF64, true>(k, a, 0, b, c, rsc, csc, m, n, alpha, beta);
 }
+// Reading A in place, a short tile (few rows of C: a matrix-vector product, the last rows of
+// a block) runs a 4- or 8-row instance instead of computing 12 rows and storing m.
 void gemm_ukernel_rows_f32(int64_t k, const float* a, int64_t rsa, const float* b, float* c,
                            int64_t rsc, int64_t csc, int64_t m, int64_t n, float alpha,
                            float beta) {
-  ukernel<VecF32, kGemmMrF32, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+  if (m <= 4) {
+    ukernel<VecF32, 4, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+  } else if (m <= 8) {
+    ukernel<VecF32, 8, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+  } else {
+    ukernel<VecF32, kGemmMrF32, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+  }
 }
 void gemm_ukernel_rows_f64(int64_t k, const double* a, int64_t rsa, const double* b, double* c,
                            int64_t rsc, int64_t csc, int64_t m, int64_t n, double alpha,
                            double beta) {
-  ukernel<VecF64, kGemmMrF64, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+  if (m <= 4) {
+    ukernel<VecF64, 4, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+  } else if (m <= 8) {
+    ukernel<VecF64, 8, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+  } else {
+    ukernel<VecF64, kGemmMrF64, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+  }
 }
 
 // 16 x 16 blocks through registers, about 4x faster than the scalar gather it replaces (it
