@@ -38,6 +38,9 @@ Tensor finish(Tensor t, bool requires_grad) {
 
 void bind_ops(py::module_& m) {
   using namespace ops;
+  // Hot ops are also bound directly as Tensor methods (a C++ method call is cheaper than a
+  // Python wrapper around the module function).
+  py::object cls = m.attr("Tensor");
   // ---- creation ----
   m.def("_empty", [](const Shape& s, DType d, bool rg) { return finish(empty(s, d), rg); });
   m.def("_full", [](const Shape& s, py::handle v, DType d, bool rg) {
@@ -74,10 +77,13 @@ void bind_ops(py::module_& m) {
   m.def("div", [](py::handle a, py::handle b, py::object mode) {
     return div(to_tensor(a, "div"), to_tensor(b, "div"), mode.is_none() ? "" : mode.cast<std::string>());
   }, py::arg("input"), py::arg("other"), py::kw_only(), py::arg("rounding_mode") = py::none());
-#define DC_BIND_BINARY(name)                                                              \
-  m.def(#name, [](py::handle a, py::handle b) {                                           \
-    return name(to_tensor(a, #name), to_tensor(b, #name));                                \
-  }, py::arg("input"), py::arg("other"));
+#define DC_BIND_BINARY(OP)                                                              \
+  m.def(#OP, [](py::handle a, py::handle b) {                                           \
+    return OP(to_tensor(a, #OP), to_tensor(b, #OP));                                \
+  }, py::arg("input"), py::arg("other"));                                                 \
+  cls.attr(#OP) = py::cpp_function([](const Tensor& a, py::handle b) {                  \
+    return OP(a, to_tensor(b, #OP));                                                  \
+  }, py::name(#OP), py::is_method(cls), py::arg("other"));
   DC_BIND_BINARY(mul) DC_BIND_BINARY(floor_divide) DC_BIND_BINARY(remainder) DC_BIND_BINARY(fmod)
   DC_BIND_BINARY(pow) DC_BIND_BINARY(maximum) DC_BIND_BINARY(minimum) DC_BIND_BINARY(atan2)
   DC_BIND_BINARY(eq) DC_BIND_BINARY(ne) DC_BIND_BINARY(lt) DC_BIND_BINARY(le) DC_BIND_BINARY(gt)
@@ -99,12 +105,18 @@ void bind_ops(py::module_& m) {
   m.def("where", [](const Tensor& c, py::handle a, py::handle b) {
     return where(c, to_tensor(a, "where"), to_tensor(b, "where"));
   }, py::arg("condition"), py::arg("input"), py::arg("other"));
-#define DC_BIND_UNARY(name)                                                               \
-  m.def(#name, [](const Tensor& a) {                                                      \
+#define DC_BIND_UNARY(OP)                                                               \
+  m.def(#OP, [](const Tensor& a) {                                                      \
     ReleaseIfLarge gil(a.numel());                                                        \
-    return name(a);                                                                       \
+    return OP(a);                                                                       \
   }, py::arg("input"));                                                                   \
-  m.def(#name "_", [](Tensor& a) { return name##_(a); }, py::arg("input"));
+  m.def(#OP "_", [](Tensor& a) { return OP##_(a); }, py::arg("input"));               \
+  cls.attr(#OP) = py::cpp_function([](const Tensor& a) {                                \
+    ReleaseIfLarge gil(a.numel());                                                        \
+    return OP(a);                                                                       \
+  }, py::name(#OP), py::is_method(cls));                                                \
+  cls.attr(#OP "_") = py::cpp_function([](Tensor& a) { return OP##_(a); },            \
+                                         py::name(#OP "_"), py::is_method(cls));
   DC_OPS_UNARY_DECL(DC_BIND_UNARY)
 #undef DC_BIND_UNARY
   m.def("gelu", [](const Tensor& a, const std::string& approximate) { return gelu(a, approximate); },
@@ -199,6 +211,11 @@ void bind_ops(py::module_& m) {
     return sum(t, to_dims(dim, "sum"), keepdim, opt_dtype(dtype));
   }, py::arg("input"), py::arg("dim") = py::none(), py::arg("keepdim") = false, py::kw_only(),
      py::arg("dtype") = py::none());
+  cls.attr("sum") = py::cpp_function([](const Tensor& t, py::object dim, bool keepdim, py::object dtype) {
+    ReleaseIfLarge gil(t.numel());
+    return sum(t, to_dims(dim, "sum"), keepdim, opt_dtype(dtype));
+  }, py::name("sum"), py::is_method(cls), py::arg("dim") = py::none(), py::arg("keepdim") = false,
+     py::kw_only(), py::arg("dtype") = py::none());
   m.def("mean", [](const Tensor& t, py::object dim, bool keepdim, py::object dtype) {
     Tensor x = dtype.is_none() ? t : to_dtype(t, to_dtype_arg(dtype));
     return mean(x, to_dims(dim, "mean"), keepdim);

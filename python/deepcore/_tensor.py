@@ -332,11 +332,12 @@ def _install():
         "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "sigmoid", "relu", "silu",
         "erf", "reciprocal", "square", "sign", "floor", "ceil", "round", "trunc", "mish",
     ]:
+        # Methods bound in C++ (the hot ones) are kept as they are.
         fn = getattr(_C, name, None)
-        if fn is not None:
+        if fn is not None and name not in T.__dict__:
             setattr(T, name, _as_method(fn))
         fn_ = getattr(_C, name + "_", None)
-        if fn_ is not None and not name.endswith("_"):
+        if fn_ is not None and not name.endswith("_") and name + "_" not in T.__dict__:
             setattr(T, name + "_", _as_method(fn_))
     T.where = lambda self, condition, other: _C.where(condition, self, other)
     T.negative = T.neg
