@@ -243,6 +243,34 @@ TEST_P(GemmTest, DoublyStridedOperands) {
     }
 }
 
+// Negative strides (a flipped view) and a zero stride (one row of B broadcast over K).
+TEST_P(GemmTest, NegativeAndZeroStrides) {
+  const int64_t M = 29, N = 45, K = 37;
+  std::vector<double> A(M * K), B(K * N), C(M * N);
+  std::uniform_real_distribution<double> dist(-1, 1);
+  for (auto& v : A) v = dist(rng);
+  for (auto& v : B) v = dist(rng);
+  // A flipped upside down and left-right; C written bottom row first.
+  dc::cpu::gemm_f64(M, N, K, 1.0, A.data() + M * K - 1, -K, -1, B.data(), N, 1, 0.0,
+                    C.data() + (M - 1) * N, -N, 1);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double ref = 0;
+      for (int64_t p = 0; p < K; ++p) ref += A[(M - 1 - i) * K + (K - 1 - p)] * B[p * N + j];
+      ASSERT_NEAR(C[(M - 1 - i) * N + j], ref, 1e-12);
+    }
+  std::vector<float> Af(M * K), Bf(N), Cf(M * N);
+  for (auto& v : Af) v = float(dist(rng));
+  for (auto& v : Bf) v = float(dist(rng));
+  dc::cpu::gemm_f32(M, N, K, 1.0f, Af.data(), K, 1, Bf.data(), 0, 1, 0.0f, Cf.data(), N, 1);
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double ref = 0;
+      for (int64_t p = 0; p < K; ++p) ref += double(Af[i * K + p]) * Bf[j];
+      ASSERT_NEAR(Cf[i * N + j], ref, 1e-4);
+    }
+}
+
 TEST_P(GemmTest, AlphaBeta) {
   for (auto [alpha, beta] : {std::pair{1.0, 0.0}, {2.5, 0.0}, {1.0, 1.0}, {-0.5, 0.75},
                              {0.0, 0.5}, {0.0, 0.0}, {1.0, -2.0}}) {
