@@ -192,16 +192,17 @@ void gemm_epilogue_f32(float* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
   for (int64_t i = 0; i < m; ++i) {
     float* ci = c + i * rsc;
     const float* bi = bias ? bias + i * bias_rs : nullptr;
-    for (int64_t j = 0; j < n; j += 8) {
-      const int64_t len = n - j < 8 ? n - j : 8;
-      alignas(32) float buf[8] = {}, bbuf[8] = {};
-      for (int64_t t = 0; t < len; ++t) {
-        buf[t] = ci[j + t];
-        if (bi) bbuf[t] = bias_cs == 0 ? *bi : bi[j + t];
-      }
-      const __m256 x = activate(_mm256_add_ps(_mm256_load_ps(buf), _mm256_load_ps(bbuf)), act);
-      _mm256_store_ps(buf, x);
-      for (int64_t t = 0; t < len; ++t) ci[j + t] = buf[t];
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      __m256 x = _mm256_loadu_ps(ci + j);
+      if (bi) x = _mm256_add_ps(x, bias_cs == 0 ? _mm256_set1_ps(*bi) : _mm256_loadu_ps(bi + j));
+      _mm256_storeu_ps(ci + j, activate(x, act));
+    }
+    if (j < n) {
+      alignas(32) float buf[8] = {};
+      for (int64_t t = j; t < n; ++t) buf[t - j] = ci[t] + (bi ? bi[bias_cs * t] : 0.0f);
+      _mm256_store_ps(buf, activate(_mm256_load_ps(buf), act));
+      for (int64_t t = j; t < n; ++t) ci[t] = buf[t - j];
     }
   }
 }
