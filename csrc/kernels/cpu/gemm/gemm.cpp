@@ -143,7 +143,8 @@ template <>
 const KernelSet<float>& kernel_set<float>() {
   static const KernelSet<float> sets[] = {
       DC_GEMM_KERNEL_SET(generic, float, f32, kGemmMrF32, kGemmNrF32, 128, 256, 2048, nullptr),
-      DC_GEMM_KERNEL_SET(avx2, float, f32, kGemmMrF32, kGemmNrF32, 168, 256, 4096, nullptr),
+      DC_GEMM_KERNEL_SET(avx2, float, f32, kGemmMrF32, kGemmNrF32, 168, 256, 4096,
+                         &avx2::gemm_pack_transposed_f32),
       DC_GEMM_KERNEL_SET(avx512, float, f32, kGemmMrF32, kGemmNrF32, 336, 256, 4096,
                          &avx512::gemm_pack_transposed_f32),
   };

@@ -99,6 +99,31 @@ inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typen
   }
 }
 
+// Lane mask for the first n (0..8) of 8 lanes, for maskload/maskstore.
+inline __m256i lanes8(int64_t n) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n < 0 ? 0 : n > 8 ? 8 : n)), idx);
+}
+
+// Transposes 8 rows of 8 floats in registers: v[q] lane r = input v[r] lane q.
+inline void transpose8x8(__m256 v[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    u[4 * h] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    v[j + 4] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
+}
+
 // exp(x) for x <= 0: 2^j * exp(r), j = round(x / ln 2), |r| <= ln2 / 2, Cephes polynomial.
 // 2^j is built in the exponent bits; inputs are clamped at -87 so j + 127 stays a normal.
 inline __m256 exp_nonpositive(__m256 x) {
@@ -179,6 +204,37 @@ void gemm_ukernel_rows_f64(int64_t k, const double* a, int64_t rsa, const double
                            int64_t rsc, int64_t csc, int64_t m, int64_t n, double alpha,
                            double beta) {
   ukernel<VecF64, kGemmMrF64, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+}
+
+// 8 x 8 blocks through registers; see the AVX-512 version for why this pack matters.
+void gemm_pack_transposed_f32(int64_t k, int64_t rows, const float* src, int64_t ld,
+                              float* dst, int64_t width) {
+  for (int64_t r0 = 0; r0 < width; r0 += 8) {
+    const int64_t valid = rows - r0 < 0 ? 0 : rows - r0 > 8 ? 8 : rows - r0;
+    const __m256i store_mask = lanes8(width - r0);
+    const bool full_store = width - r0 >= 8;
+    for (int64_t p0 = 0; p0 < k; p0 += 8) {
+      const bool full_load = k - p0 >= 8;
+      const __m256i load_mask = lanes8(k - p0);
+      __m256 v[8];
+      for (int r = 0; r < 8; ++r) {
+        const float* s = src + (r0 + r) * ld + p0;
+        v[r] = r >= valid   ? _mm256_setzero_ps()
+               : full_load ? _mm256_loadu_ps(s)
+                           : _mm256_maskload_ps(s, load_mask);
+      }
+      transpose8x8(v);
+      const int64_t np = k - p0 < 8 ? k - p0 : 8;
+      for (int64_t q = 0; q < np; ++q) {
+        float* d = dst + (p0 + q) * width + r0;
+        if (full_store) {
+          _mm256_storeu_ps(d, v[q]);
+        } else {
+          _mm256_maskstore_ps(d, store_mask, v[q]);
+        }
+      }
+    }
+  }
 }
 
 // f32 rows with unit column stride run 8 lanes at a time and the tail through a stack
