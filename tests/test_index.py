@@ -132,7 +132,8 @@ def test_scatter(dim, inplace):
     idx = _unique_along(idx_shape, dim, x.shape[dim])
     src = randn(*idx_shape)
     if inplace:
-        check(lambda a, s, i: (a * 1).scatter_(dim, i, s), lambda a, s, i: (a * 1).scatter_(dim, i, s),
+        check(lambda a, s, i: (a * 1).scatter_(dim, i, s),
+              lambda a, s, i: (a * 1).scatter_(dim, i, s),
               x, src, idx=[idx])
     else:
         check(lambda a, s, i: dc.scatter(a, dim, i, s), lambda a, s, i: torch.scatter(a, dim, i, s),
@@ -382,3 +383,171 @@ def test_index_put(accumulate):
           lambda a, b, p, q: (a * 1).index_put_((p[:, None] % 4, torch.arange(5)[None, :],
                                                  q[:, None]), b, accumulate=accumulate),
           x, randn(5), idx=[i0, q])
+
+
+# ---- gradcheck, higher order, saved indices --------------------------------------------------
+
+def _f64(*shape):
+    return dc.tensor(randn(*shape), requires_grad=True)
+
+
+GRADCHECKS = {
+    "index_select": (lambda x: dc.index_select(x, 1, dc.tensor([2, 0, 2])), [(3, 4)]),
+    "index_add": (lambda x, s: x.index_add(0, dc.tensor([1, 1, 0]), s, alpha=2.0),
+                  [(2, 3), (3, 3)]),
+    "gather": (lambda x: x.gather(1, dc.tensor([[0, 0, 2], [1, 2, 2]])), [(2, 3)]),
+    "take_along_dim": (lambda x: dc.take_along_dim(x, dc.tensor([[1], [0]]), 1), [(2, 3)]),
+    "scatter": (lambda x, s: dc.scatter(x, 1, dc.tensor([[2, 0]]), s), [(2, 3), (1, 2)]),
+    "scatter_add": (lambda x, s: dc.scatter_add(x, 0, dc.tensor([[1, 1, 0]]), s), [(2, 3), (1, 3)]),
+    "masked_fill": (lambda x, v: x.masked_fill(dc.tensor([True, False, True]), v), [(2, 3), ()]),
+    "masked_select": (lambda x: x.masked_select(dc.tensor([[True], [False]])), [(2, 3)]),
+    # No padding_idx: its row is read but gets no gradient, which finite differences would see.
+    "embedding": (lambda w: dc.embedding(w, dc.tensor([[0, 2], [2, 1]])), [(3, 2)]),
+    "index": (lambda x: x[dc.tensor([1, 1, 0]), :, dc.tensor([0, 2, 2])], [(2, 3, 3)]),
+    "index_put": (lambda x, v: dc.index_put(x, (dc.tensor([0, 0, 1]),), v, True), [(2, 3), (3,)]),
+    "index_put_": (lambda x, v: (x * 1).index_put_((dc.tensor([1]), dc.tensor([2])), v),
+                   [(2, 3), ()]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRADCHECKS))
+def test_gradcheck(name):
+    fn, shapes = GRADCHECKS[name]
+    assert gradcheck(fn, [_f64(*s) for s in shapes])
+
+
+@pytest.mark.parametrize("name", ["index", "gather", "index_select", "embedding", "masked_fill"])
+def test_double_backward_matches_torch(name):
+    x = randn(3, 4)
+    i = np.array([2, 0, 2])
+    ops = {
+        "index": (lambda a: a[dc.tensor(i)], lambda a: a[torch.tensor(i)]),
+        "gather": (lambda a: a.gather(1, dc.tensor(np.tile(i, (3, 1)))),
+                   lambda a: a.gather(1, torch.tensor(np.tile(i, (3, 1))))),
+        "index_select": (lambda a: a.index_select(1, dc.tensor(i)),
+                         lambda a: a.index_select(1, torch.tensor(i))),
+        "embedding": (lambda a: dc.embedding(a, dc.tensor(i), 0),
+                      lambda a: torch.embedding(a, torch.tensor(i), 0)),
+        "masked_fill": (lambda a: a.masked_fill(dc.tensor(x > 0), 1.0),
+                        lambda a: a.masked_fill(torch.tensor(x > 0), 1.0)),
+    }
+    fd, ft = ops[name]
+    (d,), (t,) = leaves(x)
+    (gd,) = dc.autograd.grad((fd(d) ** 3).sum(), [d], create_graph=True)
+    (gt,) = torch.autograd.grad((ft(t) ** 3).sum(), [t], create_graph=True)
+    assert_close(gd, gt)
+    (gd * gd).sum().backward()
+    (gt * gt).sum().backward()
+    assert_close(d.grad, t.grad)
+
+
+def test_gradient_uses_the_index_seen_in_forward():
+    x = dc.tensor(randn(4), requires_grad=True)
+    idx = dc.tensor([0, 1])
+    y = x[idx]
+    idx.fill_(3)  # changing the index afterwards must not move the gradient
+    y.sum().backward()
+    assert_close(x.grad, np.array([1.0, 1.0, 0.0, 0.0]))
+
+
+def test_registry_lists_the_index_family():
+    reg = {op["name"]: op for op in dc._C._op_registry() if op["family"] == "index"}
+    for name in ["index_select", "index_add", "index_add_", "gather", "take_along_dim", "scatter",
+                 "scatter_", "scatter_add", "scatter_add_", "masked_fill", "masked_fill_",
+                 "masked_select", "embedding", "index", "index_put", "index_put_"]:
+        assert reg[name]["differentiable"], name
+    assert not reg["nonzero"]["differentiable"] and not reg["one_hot"]["differentiable"]
+    for name in reg:
+        assert hasattr(dc._C, name), name
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+X = dc.tensor(np.arange(12.0).reshape(3, 4))
+OUT_OF_RANGE = {
+    "index_select": lambda: X.index_select(1, dc.tensor([0, 4])),
+    "index_add": lambda: X.index_add(0, dc.tensor([-4]), dc.tensor(np.ones((1, 4)))),
+    "gather": lambda: X.gather(1, dc.tensor([[7]])),
+    "scatter": lambda: X.scatter(0, dc.tensor([[3]]), 1.0),
+    "scatter_add": lambda: X.scatter_add(1, dc.tensor([[-5]]),
+                                         dc.tensor([[1.0]], dtype=dc.float64)),
+    "embedding": lambda: dc.embedding(X, dc.tensor([0, -1])),
+    "one_hot": lambda: dc._C.one_hot(dc.tensor([0, 5]), 3),
+    "index": lambda: X[dc.tensor([0, 3])],
+    "index_put": lambda: dc.index_put(X, (dc.tensor([1]), dc.tensor([4])), dc.tensor(1.0)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(OUT_OF_RANGE))
+def test_out_of_range_raises_index_error_naming_the_op(op):
+    with pytest.raises(IndexError, match=rf"\[{op}\].*out of bounds for dimension \d with size \d"):
+        OUT_OF_RANGE[op]()
+
+
+def test_out_of_range_message_has_value_dim_and_size():
+    with pytest.raises(IndexError, match=r"\[gather\] index 7 is out of bounds for dimension 1 "
+                                         r"with size 4"):
+        X.gather(1, dc.tensor([[7]]))
+    with pytest.raises(IndexError, match=r"index 5 is out of bounds for dimension 0 with size 3"):
+        X[5]
+    with pytest.raises(IndexError, match=r"\[index\] index -4 is out of bounds"):
+        X[dc.tensor([-4])]
+
+
+FLOAT_INDEX = {
+    "index_select": lambda f: X.index_select(0, f),
+    "gather": lambda f: X.gather(0, f.reshape(1, 1)),
+    "scatter_add": lambda f: X.scatter_add(0, f.reshape(1, 1), dc.tensor([[1.0]])),
+    "embedding": lambda f: dc.embedding(X, f),
+    "one_hot": lambda f: dc._C.one_hot(f),
+    "index": lambda f: X[f],
+    "index_put_": lambda f: X.clone().index_put_((f,), dc.tensor(1.0)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(FLOAT_INDEX))
+def test_float_index_is_refused(op):
+    with pytest.raises((TypeError, IndexError), match=r"\[(%s|index)\]" % op):
+        FLOAT_INDEX[op](dc.tensor([1.0]))
+
+
+@pytest.mark.parametrize("fn,exc,pattern", [
+    (lambda: X.gather(0, dc.tensor([0, 1])), ValueError, r"\[gather\].*same|\[gather\].*dims"),
+    (lambda: X.gather(1, dc.tensor(np.zeros((4, 1), np.int64))), ValueError, r"\[gather\].*larger"),
+    (lambda: X.scatter(1, dc.tensor([[0]]), dc.tensor([1.0], dtype=dc.float64)), ValueError,
+     r"\[scatter\].*same number of dims"),
+    (lambda: X.scatter(1, dc.tensor([[0]]), dc.tensor([[1]])), TypeError, r"\[scatter\].*dtype"),
+    (lambda: X.index_select(0, dc.tensor([[0]])), IndexError, r"\[index_select\].*1-D"),
+    (lambda: X.index_add(0, dc.tensor([0]), dc.tensor(np.ones((2, 4)))), ValueError,
+     r"\[index_add\]"),
+    (lambda: X.masked_fill(dc.tensor([1, 0, 1, 0]), 1.0), TypeError, r"\[masked_fill\].*bool"),
+    (lambda: X.masked_fill(dc.tensor([True] * 4), dc.tensor([1.0])), ValueError, r"0-d"),
+    (lambda: X.clone().masked_fill_(dc.tensor(np.ones((2, 3, 4), bool)), 1.0), ValueError,
+     r"\[masked_fill_\]"),
+    (lambda: X[dc.tensor([True, False])], IndexError, r"shape of the mask"),
+    (lambda: X[dc.tensor([0, 1]), dc.tensor([0, 1, 2])], IndexError, r"broadcast"),
+    (lambda: X[0, 0, 0], IndexError, r"too many indices"),
+    (lambda: X[::-1], ValueError, r"step"),
+    (lambda: X["a"], IndexError, r"valid indices"),
+    (lambda: dc.index_put(X, (dc.tensor([0, 1]),), dc.tensor(np.ones((3, 4)))), ValueError,
+     r"\[index_put\].*shape mismatch"),
+    (lambda: dc.embedding(dc.tensor(np.ones(3)), dc.tensor([0])), ValueError,
+     r"\[embedding\].*2-D"),
+    (lambda: dc._C.one_hot(dc.tensor(np.zeros(0, np.int64))), ValueError, r"\[one_hot\]"),
+    (lambda: dc.tensor([1.0]).expand(3).index_put_((dc.tensor([0]),), dc.tensor(2.0)),
+     RuntimeError, r"share memory"),
+])
+def test_bad_input(fn, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        fn()
+
+
+def test_inplace_autograd_rules():
+    leaf = dc.tensor(randn(3, 4), requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        leaf[dc.tensor([0])] = 1.0
+    with pytest.raises(RuntimeError, match="view"):
+        (leaf * 1)[0][dc.tensor([1])] = 1.0  # a view of a graph tensor (Note [In-place on views])
+    with dc.no_grad():
+        leaf[dc.tensor([0]), 1] = 7.0
+    assert leaf.detach().numpy()[0, 1] == 7.0

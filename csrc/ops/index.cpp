@@ -99,6 +99,15 @@ Tensor zero_pad_to(Tensor x, const Shape& shape) {
 
 Tensor zero_scalar(DType dtype) { return zeros({}, dtype); }
 
+// Whether `from` broadcasts to exactly `to`.
+bool broadcastable_to(const Shape& from, const Shape& to) {
+  if (from.size() > to.size()) return false;
+  const size_t lead = to.size() - from.size();
+  for (size_t i = 0; i < from.size(); ++i)
+    if (from[i] != 1 && from[i] != to[lead + i]) return false;
+  return true;
+}
+
 }  // namespace
 
 // ---- index_select / index_add ----------------------------------------------------------------
@@ -245,7 +254,8 @@ Tensor scatter_kernel(const Tensor& dst, int64_t dim, const Tensor& index, const
   dim = wrap_dim(dim, d.dim(), op);
   for (int64_t k = 0; k < d.dim(); ++k) {
     DC_CHECK(ix.sizes()[k] <= s.sizes()[k], ValueError, "[", op, "] index (shape ",
-             index.shape_str(), ") is larger than src (shape ", src.shape_str(), ") in dimension ", k);
+             index.shape_str(), ") is larger than src (shape ", src.shape_str(),
+             ") in dimension ", k);
     DC_CHECK(k == dim || ix.sizes()[k] <= d.sizes()[k], ValueError, "[", op, "] index (shape ",
              index.shape_str(), ") is larger than self (shape ", dst.shape_str(),
              ") in dimension ", k);
@@ -261,9 +271,11 @@ Tensor scatter_kernel(const Tensor& dst, int64_t dim, const Tensor& index, const
 autograd::BackwardFn scatter_backward(int64_t dim, Tensor idx, Shape src_shape, bool accumulate) {
   return [dim, idx, src_shape, accumulate](GradCtx& g) -> tensor_list {
     Tensor gt, gs;
-    if (g.needs(0))
+    if (g.needs(0)) {
       gt = accumulate ? g.grad()
-                      : scatter(g.grad(), dim, idx, expand(zero_scalar(g.grad().dtype()), idx.sizes()));
+                      : scatter(g.grad(), dim, idx,
+                                expand(zero_scalar(g.grad().dtype()), idx.sizes()));
+    }
     if (g.needs(1)) gs = zero_pad_to(gather(g.grad(), dim, idx), src_shape);
     return {gt, gs};
   };
@@ -323,7 +335,7 @@ Tensor masked_fill(const Tensor& t, const Tensor& mask, const Tensor& value) {
 
 Tensor& masked_fill_(Tensor& t, const Tensor& mask, const Tensor& value) {
   check_mask_and_value(mask, value, "masked_fill_");
-  DC_CHECK(broadcast_shapes(t.sizes(), mask.sizes(), "masked_fill_") == t.sizes(), ValueError,
+  DC_CHECK(broadcastable_to(mask.sizes(), t.sizes()), ValueError,
            "[masked_fill_] mask of shape ", mask.shape_str(),
            " cannot be broadcast to self of shape ", t.shape_str());
   check_inplace(t, "masked_fill_", value.requires_grad());
@@ -550,8 +562,7 @@ AdvancedIndex make_advanced_index(const Tensor& t, const tensor_list& indices, c
 tensor_list index_put_kernel(const Tensor& dst, const tensor_list& indices, const Tensor& values,
                              bool accumulate, const char* op) {
   AdvancedIndex ai = make_advanced_index(dst, indices, op);
-  broadcast_shapes(ai.result_shape, values.sizes(), op);
-  DC_CHECK(broadcast_shapes(ai.result_shape, values.sizes(), op) == ai.result_shape, ValueError,
+  DC_CHECK(broadcastable_to(values.sizes(), ai.result_shape), ValueError,
            "[", op, "] shape mismatch: values of shape ", values.shape_str(),
            " cannot be broadcast to the indexing result of shape ", shape_str(ai.result_shape));
   check_no_internal_overlap(dst, op);
@@ -600,7 +611,8 @@ Tensor& index_put_(Tensor& t, const tensor_list& indices, const Tensor& values, 
   t.bump_version();
   if (autograd::any_requires_grad({&t, &values}))
     autograd::record("index_put_", {t, values}, {t},
-                     index_put_backward(std::move(idx), accumulate, values.sizes(), values.dtype()));
+                     index_put_backward(std::move(idx), accumulate, values.sizes(),
+                                        values.dtype()));
   return t;
 }
 
@@ -610,7 +622,8 @@ Tensor index_put(const Tensor& t, const tensor_list& indices, const Tensor& valu
   tensor_list idx = index_put_kernel(out, indices, values, accumulate, "index_put");
   if (autograd::any_requires_grad({&t, &values}))
     autograd::record("index_put", {t, values}, {out},
-                     index_put_backward(std::move(idx), accumulate, values.sizes(), values.dtype()));
+                     index_put_backward(std::move(idx), accumulate, values.sizes(),
+                                        values.dtype()));
   return out;
 }
 

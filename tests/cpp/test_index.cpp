@@ -129,7 +129,8 @@ INSTANTIATE_TEST_SUITE_P(
                       DimCase{{3, 17, 5}, {3, 4, 5}, 1, true},
                       DimCase{{2, 3, 4, 5}, {2, 3, 9, 5}, 2, false},
                       DimCase{{257, 131}, {257, 131}, 1, false},  // above the grain
-                      DimCase{{40000, 2}, {40000, 1}, 0, false}, DimCase{{4, 0}, {4, 0}, 1, false}));
+                      DimCase{{40000, 2}, {40000, 1}, 0, false},
+                      DimCase{{4, 0}, {4, 0}, 1, false}));
 
 // out[o, b, i] = src[outer(o) + offsets[b] + inner(i)] for index_select-like geometry on dim 1
 // of a (possibly transposed) 3-d source.

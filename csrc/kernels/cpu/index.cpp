@@ -234,7 +234,8 @@ void scatter_dim(const Tensor& dst, int64_t dim, const Tensor& idx, const Tensor
         scalar_t* dp = d + c.off[0];
         const int64_t* ip = ix + c.off[1];
         const scalar_t* sp = s + c.off[2];
-        for (int64_t j = 0; j < n; ++j) combine(dp[ip[j * idx_sd] * dst_sd], sp[j * src_sd], accumulate);
+        for (int64_t j = 0; j < n; ++j)
+          combine(dp[ip[j * idx_sd] * dst_sd], sp[j * src_sd], accumulate);
       }
     });
   });
