@@ -21,8 +21,11 @@ py::object binop(const Tensor& self, py::handle other, const char* name) {
       !PyList_Check(other.ptr()) && !py::hasattr(other, "dtype"))
     return py::reinterpret_borrow<py::object>(Py_NotImplemented);
   Tensor o = to_tensor(other, name);
-  ReleaseIfLarge gil(self.numel());
-  Tensor r = F(self, o);
+  Tensor r;
+  {
+    ReleaseIfLarge gil(self.numel());  // py::cast below needs the GIL back
+    r = F(self, o);
+  }
   return py::cast(r);
 }
 

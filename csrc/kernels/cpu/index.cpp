@@ -132,12 +132,16 @@ void index_gather(const Tensor& out, const Tensor& src, const IndexGeometry& g,
     parallel_for(0, O * B, std::max<int64_t>(1, kGrainSize / I), [&](int64_t r0, int64_t r1) {
       Counter<1> oc = outer;
       oc.seek(r0 / B);
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t b = r % B;
-        if (b == 0 && r != r0) oc.next();
+      for (int64_t r = r0, b = r0 % B; r < r1; ++r, ++b) {
+        if (b == B) {
+          b = 0;
+          oc.next();
+        }
         const scalar_t* base = s + oc.off[0] + off[b];
         scalar_t* dst = o + r * I;
-        if (unit) {
+        if (I == 1) {
+          *dst = *base;
+        } else if (unit) {
           std::memcpy(static_cast<void*>(dst), base, sizeof(scalar_t) * I);
         } else {
           for_each_inner(inner, 0, I, [&](int64_t i, int64_t so) { dst[i] = base[so]; });
@@ -257,10 +261,10 @@ Tensor nonzero(const Tensor& t) {
       parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
         for (int64_t c = c0; c < c1; ++c) {
           Counter<1> w = walk;
-          w.seek(chunk_begin(c));
+          const int64_t i0 = chunk_begin(c), i1 = chunk_begin(c + 1);
+          w.seek(i0);
           int64_t cnt = 0;
-          for (int64_t i = chunk_begin(c); i < chunk_begin(c + 1); ++i, w.next())
-            cnt += p[w.off[0]] != scalar_t(0);
+          for (int64_t i = i0; i < i1; ++i, w.next()) cnt += p[w.off[0]] != scalar_t(0);
           counts[c + 1] = cnt;
         }
       });
@@ -272,9 +276,10 @@ Tensor nonzero(const Tensor& t) {
     parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         Counter<1> w = walk;
-        w.seek(chunk_begin(c));
+        const int64_t i0 = chunk_begin(c), i1 = chunk_begin(c + 1);
+        w.seek(i0);
         int64_t row = counts[c];
-        for (int64_t i = chunk_begin(c); i < chunk_begin(c + 1); ++i, w.next()) {
+        for (int64_t i = i0; i < i1; ++i, w.next()) {
           if (p[w.off[0]] == scalar_t(0)) continue;
           for (int64_t d = 0; d < nd; ++d) o[row * nd + d] = w.idx[d];
           ++row;
