@@ -551,3 +551,13 @@ def test_inplace_autograd_rules():
     with dc.no_grad():
         leaf[dc.tensor([0]), 1] = 7.0
     assert leaf.detach().numpy()[0, 1] == 7.0
+
+
+def test_large_inputs_take_the_parallel_paths():
+    x = randn(300, 257)
+    i = randint(300, 70000, low=-300)
+    check(lambda a, k: a[k], lambda a, k: a[k], x, idx=[i])  # backward: accumulate, many dups
+    g = randint(257, 300, 400)
+    check(lambda a, k: a.gather(1, k), lambda a, k: a.gather(1, k), x, idx=[g])
+    m = RNG.random((300, 257)) > 0.5
+    check(lambda a, k: a[k], lambda a, k: a[k], x, idx=[m])
