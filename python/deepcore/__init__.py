@@ -14,6 +14,7 @@ from ._C import dtype as _dtype_enum
 from ._tensor import Size, device, tensor
 from . import _tensor as _tensor_module  # noqa: F401  (installs Tensor methods)
 from . import _indexing  # noqa: F401  (installs __getitem__/__setitem__)
+from ._indexing import *  # noqa: E402,F401,F403  (gather, scatter, masked_fill, ...)
 
 __version__ = _C._build_info()["version"]
 
