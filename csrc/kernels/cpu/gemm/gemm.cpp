@@ -156,7 +156,8 @@ const KernelSet<double>& kernel_set<double>() {
   static const KernelSet<double> sets[] = {
       DC_GEMM_KERNEL_SET(generic, double, f64, kGemmMrF64, kGemmNrF64, 128, 256, 2048, nullptr),
       DC_GEMM_KERNEL_SET(avx2, double, f64, kGemmMrF64, kGemmNrF64, 96, 256, 4096, nullptr),
-      DC_GEMM_KERNEL_SET(avx512, double, f64, kGemmMrF64, kGemmNrF64, 168, 256, 4096, nullptr),
+      DC_GEMM_KERNEL_SET(avx512, double, f64, kGemmMrF64, kGemmNrF64, 168, 256, 4096,
+                         &avx512::gemm_pack_transposed_f64),
   };
   return sets[static_cast<int>(active_isa())];
 }

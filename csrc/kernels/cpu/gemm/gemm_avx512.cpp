@@ -1,11 +1,11 @@
-// AVX-512 micro-kernels and epilogue. Layout contract: gemm_kernels.h.
+// AVX-512 micro-kernels, transposing pack and epilogue. Layout contract: gemm_kernels.h.
 //
-// f32: 12 x 32 tile = 12 rows x 2 zmm accumulators (24 registers), plus the 2 zmm of the B
-// row and the broadcasts of A. Per k step: 2 loads of B and 12 broadcasts of A (load ports)
-// against 24 FMAs (two FMA ports: 12 cycles), so the FMAs are the bottleneck. 14 x 32 would
-// use 31 of the 32 registers, but GCC then rotates accumulators through register moves that
-// compete with the FMAs for ports 0/5: measured 110 vs 133 GFLOP/s for 12 x 32 (peak 145).
-// f64: the same shape in doubles, 12 x 16.
+// f32: 12 x 32 tile = 12 rows x 2 zmm accumulators (24 registers) + 2 zmm for the B row + 1
+// for the broadcast of A. Per k step: 2 loads of B and 12 broadcasts of A (load ports)
+// against 24 FMAs (12 cycles on the two FMA ports), so the FMAs are the bottleneck. 14 x 32
+// (28 accumulators) measured slower: GCC then rotates accumulators through register moves
+// that take the FMA ports. The packed k loop is inline assembly (packed_tile_12), the
+// other variants are intrinsics. f64: the same shape in doubles, 12 x 16.
 // Edges: the n < NR columns are masked loads/stores (free on AVX-512), rows i >= m skipped.
 #include <immintrin.h>
 
@@ -80,7 +80,6 @@ struct VecF64 {
   "add $(12 * " #ESZ "), %[a]\n\t"                                                  \
   "add $128, %[b]\n\t"
 #define DC_ZERO(R) "vpxord %%zmm" #R ", %%zmm" #R ", %%zmm" #R "\n\t"
-#define DC_STORE(R) "vmovups %%zmm" #R ", " #R "*64(%[tile])\n\t"
 #define DC_ROW_STORE(I, CI, DI) "vmovups %%zmm" #CI ", " #I "*128(%[tile])\n\t" \
                                 "vmovups %%zmm" #DI ", " #I "*128+64(%[tile])\n\t"
 #define DC_PACKED_TILE(BCAST, FMA, ESZ, LOAD)                                                \
@@ -124,7 +123,6 @@ void packed_tile_12(int64_t k, const double* a, const double* b, double* tile) {
 
 #undef DC_PACKED_TILE
 #undef DC_ROW_STORE
-#undef DC_STORE
 #undef DC_ZERO
 #undef DC_K_STEP
 #undef DC_ROW
@@ -242,6 +240,51 @@ inline void transpose16x16(__m512 v[16]) {
   }
 }
 
+// Transposes 8 rows of 8 doubles in registers: out[q] lane r = v[r] lane q. A 64-bit
+// interleave inside 128-bit lanes, then two rounds of 128-bit lane shuffles.
+inline void transpose8x8(__m512d v[8]) {
+  __m512d t[8];
+  for (int i = 0; i < 4; ++i) {  // t[2i + j], 128-bit lane L = rows 2i, 2i+1 of column 2L + j
+    t[2 * i] = _mm512_unpacklo_pd(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_pd(v[2 * i], v[2 * i + 1]);
+  }
+  for (int j = 0; j < 2; ++j) {
+    const __m512d w0 = _mm512_shuffle_f64x2(t[j], t[2 + j], 0x88);
+    const __m512d w1 = _mm512_shuffle_f64x2(t[j], t[2 + j], 0xdd);
+    const __m512d w2 = _mm512_shuffle_f64x2(t[4 + j], t[6 + j], 0x88);
+    const __m512d w3 = _mm512_shuffle_f64x2(t[4 + j], t[6 + j], 0xdd);
+    v[j] = _mm512_shuffle_f64x2(w0, w2, 0x88);
+    v[4 + j] = _mm512_shuffle_f64x2(w0, w2, 0xdd);
+    v[2 + j] = _mm512_shuffle_f64x2(w1, w3, 0x88);
+    v[6 + j] = _mm512_shuffle_f64x2(w1, w3, 0xdd);
+  }
+}
+inline void transpose_block(__m512 v[16]) { transpose16x16(v); }
+inline void transpose_block(__m512d v[8]) { transpose8x8(v); }
+
+// dst[p * width + r] = src[r * ld + p] in W x W blocks through registers, about 4x faster than
+// the scalar gather it replaces (it decides the speed of x @ W^T for a Linear weight W, whose
+// pack is not amortized over M).
+template <class VT>
+void pack_transposed(int64_t k, int64_t rows, const typename VT::T* src, int64_t ld,
+                     typename VT::T* dst, int64_t width) {
+  constexpr int W = VT::W;
+  for (int64_t r0 = 0; r0 < width; r0 += W) {
+    const int64_t valid = rows - r0 < 0 ? 0 : rows - r0 > W ? W : rows - r0;
+    const typename VT::Mask store_mask = VT::lanes(width - r0);
+    for (int64_t p0 = 0; p0 < k; p0 += W) {
+      const typename VT::Mask load_mask = VT::lanes(k - p0);
+      typename VT::V v[W];
+#pragma GCC unroll 16
+      for (int r = 0; r < W; ++r)
+        v[r] = r < valid ? VT::maskz_loadu(load_mask, src + (r0 + r) * ld + p0) : VT::zero();
+      transpose_block(v);
+      const int64_t np = k - p0 < W ? k - p0 : W;
+      for (int64_t q = 0; q < np; ++q) VT::mask_storeu(dst + (p0 + q) * width + r0, store_mask, v[q]);
+    }
+  }
+}
+
 // exp(x) for x <= 0 (the only use here), rel. error ~2 ulp: exp(x) = 2^j * exp(r),
 // j = round(x / ln 2), |r| <= ln2 / 2, exp(r) by its degree-6 Taylor/minimax polynomial.
 inline __m512 exp_nonpositive(__m512 x) {
@@ -343,26 +386,13 @@ void gemm_ukernel_rows_f64(int64_t k, const double* a, int64_t rsa, const double
   }
 }
 
-// 16 x 16 blocks through registers, about 4x faster than the scalar gather it replaces (it
-// decides the speed of x @ W^T for a Linear weight W, whose pack is not amortized over M).
 void gemm_pack_transposed_f32(int64_t k, int64_t rows, const float* src, int64_t ld,
                               float* dst, int64_t width) {
-  for (int64_t r0 = 0; r0 < width; r0 += 16) {
-    const int64_t valid = rows - r0 < 0 ? 0 : rows - r0 > 16 ? 16 : rows - r0;
-    const __mmask16 store_mask = VecF32::lanes(width - r0);
-    for (int64_t p0 = 0; p0 < k; p0 += 16) {
-      const __mmask16 load_mask = VecF32::lanes(k - p0);
-      __m512 v[16];
-#pragma GCC unroll 16
-      for (int r = 0; r < 16; ++r)
-        v[r] = r < valid ? _mm512_maskz_loadu_ps(load_mask, src + (r0 + r) * ld + p0)
-                         : _mm512_setzero_ps();
-      transpose16x16(v);
-      const int64_t np = k - p0 < 16 ? k - p0 : 16;
-      for (int64_t q = 0; q < np; ++q)
-        _mm512_mask_storeu_ps(dst + (p0 + q) * width + r0, store_mask, v[q]);
-    }
-  }
+  pack_transposed<VecF32>(k, rows, src, ld, dst, width);
+}
+void gemm_pack_transposed_f64(int64_t k, int64_t rows, const double* src, int64_t ld,
+                              double* dst, int64_t width) {
+  pack_transposed<VecF64>(k, rows, src, ld, dst, width);
 }
 
 // f32 rows with unit column stride run 16 lanes at a time (tail masked); everything else, and

@@ -6,7 +6,7 @@
 //   a: packed A micro-panel (k, MR), column i = row i of the A block, zero-padded to MR rows
 //   b: packed B micro-panel (k, NR), zero-padded to NR columns, 64-byte aligned
 //   c: addressed c[i * rsc + j * csc]; only i < m, j < n are touched; beta == 0: not read.
-// gemm_pack_transposed_f32 (avx512, avx2) packs a micro-panel from an operand whose panel rows are
+// gemm_pack_transposed_* (avx512 f32/f64, avx2 f32) packs a micro-panel from an operand whose panel rows are
 // contiguous along k (row-major A, or a transposed B such as a Linear weight): a blocked
 // transpose in registers.
 // The *_rows variants read A unpacked: a[i * rsa + p] (rows of A with unit column stride),
@@ -50,6 +50,8 @@ DC_GEMM_UKERNEL_DECLS(generic, 4, 8, 4, 4)
 namespace avx512 {
 void gemm_pack_transposed_f32(int64_t k, int64_t rows, const float* src, int64_t ld, float* dst,
                               int64_t width);
+void gemm_pack_transposed_f64(int64_t k, int64_t rows, const double* src, int64_t ld,
+                              double* dst, int64_t width);
 }  // namespace avx512
 namespace avx2 {
 void gemm_pack_transposed_f32(int64_t k, int64_t rows, const float* src, int64_t ld, float* dst,
