@@ -244,6 +244,11 @@ void check_inplace(const Tensor& t, const char* op, bool values_require_grad) {
            "not supported; call contiguous() on the base first");
 }
 
+bool inplace_into_view_needs_history(const Tensor& t, bool values_require_grad) {
+  if (!autograd::grad_enabled() || !t.impl()->base) return false;
+  return Tensor(t.impl()->base).requires_grad() || t.requires_grad() || values_require_grad;
+}
+
 namespace {
 // See Note [In-place on views]. Called after the data of `dst` (a view) has been written.
 void record_copy_slices(const Tensor& dst, const Tensor& src) {

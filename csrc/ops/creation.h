@@ -42,5 +42,8 @@ Tensor& zero_(Tensor& t);
 // Checks for in-place writes: refuses a leaf that requires grad (under grad mode) and views
 // of tensors that require grad (Note [In-place on views] in creation.cpp).
 void check_inplace(const Tensor& t, const char* op, bool values_require_grad = false);
+// True when an in-place write into `t` must go through copy_ so that a view's base gets the
+// history (Note [In-place on views]): grad mode on, `t` is a view, and autograd is involved.
+bool inplace_into_view_needs_history(const Tensor& t, bool values_require_grad);
 
 }  // namespace dc::ops

@@ -183,6 +183,8 @@ autograd::BackwardFn index_add_backward(int64_t dim, Tensor idx, Scalar alpha, S
 Tensor& index_add_(Tensor& t, int64_t dim, const Tensor& index, const Tensor& source,
                    Scalar alpha) {
   check_inplace(t, "index_add_", source.requires_grad());
+  if (inplace_into_view_needs_history(t, source.requires_grad()))
+    return copy_(t, index_add(t, dim, index, source, alpha));
   const Tensor idx = index_add_kernel(t, dim, index, source, alpha, "index_add_");
   t.bump_version();
   if (autograd::any_requires_grad({&t, &source}))
@@ -281,9 +283,14 @@ autograd::BackwardFn scatter_backward(int64_t dim, Tensor idx, Shape src_shape, 
   };
 }
 
+Tensor scatter_outplace(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src,
+                        bool accumulate, const char* op);
+
 Tensor& scatter_inplace(Tensor& t, int64_t dim, const Tensor& index, const Tensor& src,
                         bool accumulate, const char* op) {
   check_inplace(t, op, src.requires_grad());
+  if (inplace_into_view_needs_history(t, src.requires_grad()))
+    return copy_(t, scatter_outplace(t, dim, index, src, accumulate, op));
   const Tensor idx = scatter_kernel(t, dim, index, src, accumulate, op);
   t.bump_version();
   if (autograd::any_requires_grad({&t, &src}))
@@ -339,6 +346,8 @@ Tensor& masked_fill_(Tensor& t, const Tensor& mask, const Tensor& value) {
            "[masked_fill_] mask of shape ", mask.shape_str(),
            " cannot be broadcast to self of shape ", t.shape_str());
   check_inplace(t, "masked_fill_", value.requires_grad());
+  if (inplace_into_view_needs_history(t, value.requires_grad()))
+    return copy_(t, masked_fill(t, mask, value));
   check_no_internal_overlap(t, "masked_fill_");
   const Tensor m = unaliased(mask, t);
   Tensor v;
@@ -607,6 +616,8 @@ Tensor index(const Tensor& t, const tensor_list& indices) {
 
 Tensor& index_put_(Tensor& t, const tensor_list& indices, const Tensor& values, bool accumulate) {
   check_inplace(t, "index_put_", values.requires_grad());
+  if (inplace_into_view_needs_history(t, values.requires_grad()))
+    return copy_(t, index_put(t, indices, values, accumulate));
   tensor_list idx = index_put_kernel(t, indices, values, accumulate, "index_put_");
   t.bump_version();
   if (autograd::any_requires_grad({&t, &values}))

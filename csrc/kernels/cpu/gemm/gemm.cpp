@@ -13,9 +13,9 @@
 // Where each operand lives (this machine: Xeon, 48 KB L1d and 2 MB L2 per core):
 //   - the B micro-panel (KC x NR) is reused by every ir step: it must stay in L1.
 //     avx512 f32: 256 x 32 x 4 B = 32 KB, leaving room in the 48 KB L1 for the A micro-panel
-//     streaming past (14 x 256 x 4 B = 14 KB).
+//     streaming past (12 x 256 x 4 B = 12 KB).
 //   - the packed A block (MC x KC) is reused by every jr step: it stays in L2.
-//     MC = 24 * MR = 336: 336 KB of f32, a sixth of L2, so the B slice streaming through L2
+//     MC = 28 * MR = 336: 336 KB of f32, a sixth of L2, so the B slice streaming through L2
 //     does not evict it.
 //   - the packed B slice (KC x NC) is reused by every ic step: L2/L3. NC = 4096 columns (4 MB
 //     at KC = 256) only bounds the buffer; the L3 is far larger.
