@@ -1,4 +1,6 @@
 """deepcore.nn.functional vs torch.nn.functional: forward, backward, gradcheck, bad input."""
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,13 @@ from deepcore.autograd import gradcheck, gradgradcheck
 
 RNG = np.random.default_rng(1234)
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rng(request):
+    """Each test draws the same data whatever ran before it (failures reproduce alone)."""
+    global RNG
+    RNG = np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
 def _np(t):
@@ -286,9 +295,10 @@ def test_binary_cross_entropy(reduction, weighted):
     p[0, 0], p[1, 1] = 0.0, 1.0  # log clamped at -100 like torch
     y = RNG.random((5, 4))
     w = RNG.random((5, 4)) + 0.5 if weighted else None
+    # At p = 0 / 1 the gradient is (p - y) / 1e-12 ~ 1e12: rounding order shows at ~1e-9.
     compare(lambda a, b, c: F.binary_cross_entropy(a, b, c, reduction=reduction),
             lambda a, b, c: TF.binary_cross_entropy(a, b, c, reduction=reduction), [p, y, w],
-            grad=(0, 1))
+            grad=(0, 1), tol=dict(rtol=1e-8, atol=1e-12))
     pl = leaf(RNG.uniform(0.1, 0.9, (3, 4)))
     yl = leaf(RNG.random((3, 4)))
     assert gradcheck(lambda a, b: F.binary_cross_entropy(a, b, reduction=reduction), [pl, yl])
@@ -309,7 +319,7 @@ def test_binary_cross_entropy_with_logits(reduction, weighted, pos):
                                                                   pos_weight=d),
             lambda a, b, c, d: TF.binary_cross_entropy_with_logits(a, b, c, reduction=reduction,
                                                                    pos_weight=d),
-            [x, y, w, pw], grad=(0, 1))
+            [x, y, w, pw], grad=(0, 1), tol=dict(rtol=1e-7, atol=1e-10))
     xl, yl = leaf(randn(3, 4)), leaf(RNG.random((3, 4)))
     assert gradcheck(lambda a, b: F.binary_cross_entropy_with_logits(
         a, b, reduction=reduction, pos_weight=dc.tensor(pw) if pos else None), [xl, yl])
@@ -327,9 +337,12 @@ def test_kl_div(reduction, log_target):
         import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            compare(lambda a, b: F.kl_div(a, b, reduction=reduction, log_target=log_target),
-                    lambda a, b: TF.kl_div(a, b, reduction=reduction, log_target=log_target),
-                    [x, t], grad=(0, 1))
+            fns = (lambda a, b: F.kl_div(a, b, reduction=reduction, log_target=log_target),
+                   lambda a, b: TF.kl_div(a, b, reduction=reduction, log_target=log_target))
+            # A zero target's own gradient is NaN in PyTorch (log 0) and 0 here; the input's
+            # gradient matches either way.
+            compare(*fns, [x, t], grad=(0,) if not log_target else (0, 1))
+            compare(*fns, [x, np.abs(t) + 0.05], grad=(0, 1))
             xl = leaf(x)
             tl = leaf(np.abs(t) + 0.1)
             assert gradcheck(lambda a, b: F.kl_div(a, b, reduction=reduction,
@@ -372,7 +385,8 @@ def test_layer_norm(shape, ns, affine, dtype):
     w = randn(*ns) if affine != "none" else None
     b = randn(*ns) if affine == "both" else None
     grad = (0,) + ((1,) if w is not None else ()) + ((2,) if b is not None else ())
-    tol = dict(rtol=1e-4, atol=1e-5) if dtype == np.float32 else None
+    # float32 atol: with N = 1 the true dx is 0 but rstd = 1/sqrt(eps) ~ 316 amplifies rounding.
+    tol = dict(rtol=1e-4, atol=5e-4) if dtype == np.float32 else None
     compare(lambda a, c, d: F.layer_norm(a, ns, c, d), lambda a, c, d: TF.layer_norm(a, ns, c, d),
             [x, w, b], grad=grad, dtype=dtype, tol=tol)
     compare(lambda a, c: F.rms_norm(a, ns, c), lambda a, c: TF.rms_norm(a, ns, c),
@@ -418,8 +432,12 @@ def test_dropout_statistics_and_backward():
     np.testing.assert_allclose(a[kept], 1 / 0.7, rtol=1e-6)
     y.sum().backward()
     np.testing.assert_array_equal(np.asarray(x.grad), a)  # same mask, same scale
-    assert gradcheck(lambda t: F.dropout(t, 0.4) if not dc.manual_seed(3) else None,
-                     [leaf(randn(3, 4))]) if False else True
+
+    def reseeded(t):  # the same mask on every evaluation, so finite differences see one function
+        dc.manual_seed(3)
+        return F.dropout(t, 0.4)
+
+    assert gradcheck(reseeded, [leaf(randn(3, 4))])
 
 
 def test_dropout_reproducible_and_thread_independent():

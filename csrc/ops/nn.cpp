@@ -96,12 +96,12 @@ Tensor norm_impl(const char* name, const Tensor& x, const Shape& ns, const Tenso
   Tensor y = Tensor::empty(x.sizes(), x.dtype());
   Tensor mean = Tensor::empty({M}, x.dtype()), rstd = Tensor::empty({M}, x.dtype());
   cpu::norm_forward_into(y, mean, rstd, contiguous_data(x), w.defined() ? contiguous_data(w) : w,
-                         b.defined() ? contiguous_data(b) : b, eps, rms);
+                         b.defined() ? contiguous_data(b) : b, N, eps, rms);
   if (!autograd::any_requires_grad({&x, &w, &b})) return y;
   const bool has_w = w.defined();
   autograd::record(
       name, {x, w, b}, {y},
-      [ns, eps, rms, has_w](GradCtx& g) -> tensor_list {
+      [ns, N, eps, rms, has_w](GradCtx& g) -> tensor_list {
         const Tensor x = g.saved(0), w = g.saved(1), mean = g.saved(2), rstd = g.saved(3);
         const Tensor& gr = g.grad();
         if (autograd::any_requires_grad({&gr, &x, &w})) {
@@ -123,7 +123,7 @@ Tensor norm_impl(const char* name, const Tensor& x, const Shape& ns, const Tenso
         Tensor db = g.needs(2) ? Tensor::empty(ns, x.dtype()) : Tensor();
         cpu::norm_backward_into(gx, dw, db, contiguous_data(to_dtype(gr, x.dtype())),
                                 contiguous_data(x), mean, rstd,
-                                w.defined() ? contiguous_data(w) : w, rms);
+                                w.defined() ? contiguous_data(w) : w, N, rms);
         return {gx, dw, db};
       },
       {x, w, mean, rstd});

@@ -269,7 +269,7 @@ Tensor binary_cross_entropy(const Tensor& p, const Tensor& y, const Tensor& weig
           const Scalar tiny(1e-12);
           gp = gw * (p - y) / clamp(p * (1.0 - p), &tiny, nullptr);
         }
-        if (g.needs(1)) gy = gw * (clamped_log(1.0 - p) - clamped_log(p));
+        if (g.needs(1)) gy = gw * (log(1.0 - p) - log(p));  // unclamped, as PyTorch
         return {gp, gy};
       },
       {p, yt, weight});

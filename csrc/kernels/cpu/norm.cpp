@@ -14,8 +14,8 @@ constexpr int64_t kRowBlock = 32;
 }  // namespace
 
 void norm_forward_into(const Tensor& y, const Tensor& mean, const Tensor& rstd, const Tensor& x,
-                       const Tensor& w, const Tensor& b, double eps, bool rms) {
-  const int64_t N = x.sizes().back(), M = N ? x.numel() / N : 0;
+                       const Tensor& w, const Tensor& b, int64_t N, double eps, bool rms) {
+  const int64_t M = N ? x.numel() / N : 0;
   DC_DISPATCH_FLOAT(x.dtype(), rms ? "rms_norm" : "layer_norm", [&] {
     using T = scalar_t;
     const auto& f = nn_rows<T>();
@@ -37,8 +37,8 @@ void norm_forward_into(const Tensor& y, const Tensor& mean, const Tensor& rstd, 
 
 void norm_backward_into(const Tensor& gx, const Tensor& dw, const Tensor& db, const Tensor& g,
                         const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& w,
-                        bool rms) {
-  const int64_t N = x.sizes().back(), M = N ? x.numel() / N : 0;
+                        int64_t N, bool rms) {
+  const int64_t M = N ? x.numel() / N : 0;
   DC_DISPATCH_FLOAT(x.dtype(), rms ? "rms_norm_backward" : "layer_norm_backward", [&] {
     using T = scalar_t;
     const auto& f = nn_rows<T>();
