@@ -98,6 +98,7 @@ from ._C import randperm  # noqa: E402
 from ._functional import *  # noqa: E402,F401,F403
 
 from . import autograd  # noqa: E402
+from . import nn  # noqa: E402,F401
 from .config import show_config  # noqa: E402
 
 __all__ = [name for name in dir() if not name.startswith("_")]

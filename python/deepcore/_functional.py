@@ -16,7 +16,7 @@ _NAMES = [
     "clone", "transpose", "swapaxes", "t", "squeeze", "unsqueeze", "flatten", "unflatten",
     "select", "narrow", "split", "chunk", "unbind", "cat", "stack", "flip", "tril", "triu",
     "sum", "mean", "matmul", "mm", "bmm", "mv", "dot", "outer", "addmm", "as_strided",
-    "bernoulli",
+    "bernoulli", "softmax", "log_softmax", "dropout", "layer_norm",
 ]
 for _n in _NAMES:
     if hasattr(_C, _n):

@@ -327,7 +327,7 @@ def _install():
         "fill_", "zero_", "transpose", "swapaxes", "t", "squeeze", "unsqueeze", "flatten",
         "unflatten", "select", "narrow", "split", "chunk", "unbind", "flip", "tril", "triu",
         "sum", "mean", "matmul", "mm", "bmm", "mv", "dot", "outer", "as_strided",
-        "uniform_", "normal_", "bernoulli",
+        "uniform_", "normal_", "bernoulli", "softmax", "log_softmax",
         "neg", "abs", "exp", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin",
         "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "sigmoid", "relu", "silu",
         "erf", "reciprocal", "square", "sign", "floor", "ceil", "round", "trunc", "mish",
