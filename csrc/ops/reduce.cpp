@@ -409,13 +409,12 @@ Tensor norm(const Tensor& t, double p, const Shape& dims, bool keepdim) {
   Tensor out;
   {
     autograd::GradModeGuard off(false);
-    const Tensor a = abs(t);
     if (p == 2) out = sqrt(sum(square(t), dims, keepdim));
-    else if (p == 1) out = sum(a, dims, keepdim);
-    else if (p_inf && p > 0) out = amax(a, dims, keepdim);
-    else if (p_inf) out = amin(a, dims, keepdim);
+    else if (p == 1) out = sum(abs(t), dims, keepdim);
+    else if (p_inf && p > 0) out = amax(abs(t), dims, keepdim);
+    else if (p_inf) out = amin(abs(t), dims, keepdim);
     else if (p == 0) out = sum(to_dtype(ne(t, zero_like_scalar()), t.dtype()), dims, keepdim);
-    else out = pow(sum(pow(a, wrap_scalar(p)), dims, keepdim), wrap_scalar(1.0 / p));
+    else out = pow(sum(pow(abs(t), wrap_scalar(p)), dims, keepdim), wrap_scalar(1.0 / p));
   }
   if (autograd::any_requires_grad({&t})) {
     // PyTorch's norm_backward, case by case; at norm == 0 the gradient is 0 (a subgradient).

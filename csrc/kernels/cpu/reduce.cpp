@@ -8,8 +8,8 @@
 //   - K is chunked only when there are too few (o, tile) tasks to keep threads busy and each
 //     would be long (a full reduction of a big tensor, a bias gradient with few columns);
 //     chunk states are then merged in chunk order;
-//   - rows (I == 1) are reduced in kLanes interleaved lanes (the vectorisable form), merged
-//     in lane order, then the tail.
+//   - rows (I == 1) are reduced in kLanes (or, for long rows, kInnerTile) interleaved lanes
+//     (the vectorisable form), merged in lane order, then the tail.
 // An op supplies a State, columns() (reduce `nrows` rows of `ncols` adjacent columns into
 // one state per column), merge(a, b) (b follows a) and finish(state, output index).
 #include "kernels/cpu/reduce.h"
@@ -53,18 +53,21 @@ typename Op::State reduce_row(const Op& op, const typename Op::In* p, int64_t n,
     return op.row(p, n);
   } else {
     S out{};
-    const int64_t full = n / kLanes;
+    // Long rows use kInnerTile lanes: the same loop as the columns layout, whose inner trip
+    // count is long enough to vectorise well; short rows keep the merge cost low.
+    const int64_t nl = n >= 16 * kInnerTile ? kInnerTile : kLanes;
+    const int64_t full = n / nl;
     if (full > 0) {
-      // Lane j holds elements k0 + r * kLanes + j.
-      S lanes[kLanes];
-      op.columns(p, full, kLanes, kLanes, k0, kLanes, 1, lanes);
+      // Lane j holds elements k0 + r * nl + j.
+      S lanes[kInnerTile];
+      op.columns(p, full, nl, nl, k0, nl, 1, lanes);
       out = lanes[0];
-      for (int64_t j = 1; j < kLanes; ++j) op.merge(out, lanes[j]);
+      for (int64_t j = 1; j < nl; ++j) op.merge(out, lanes[j]);
     }
-    const int64_t rem = n - full * kLanes;
+    const int64_t rem = n - full * nl;
     if (rem > 0) {
       S tail;
-      op.columns(p + full * kLanes, rem, 1, 1, k0 + full * kLanes, 1, 0, &tail);
+      op.columns(p + full * nl, rem, 1, 1, k0 + full * nl, 1, 0, &tail);
       if (full > 0) op.merge(out, tail);
       else out = tail;
     }
@@ -155,7 +158,14 @@ struct SumOp {
   void columns(const In* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
                int64_t, State* st) const {
     for (int64_t j = 0; j < ncols; ++j) st[j] = 0;
-    for (int64_t r = 0; r < nrows; ++r) {
+    // Four rows per pass over the states: one load/store of st per four inputs.
+    int64_t r = 0;
+    for (; r + 4 <= nrows; r += 4) {
+      const In *r0 = p + r * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+      for (int64_t j = 0; j < ncols; ++j)
+        st[j] += (load(r0[j]) + load(r1[j])) + (load(r2[j]) + load(r3[j]));
+    }
+    for (; r < nrows; ++r) {
       const In* row = p + r * stride;
       for (int64_t j = 0; j < ncols; ++j) st[j] += load(row[j]);
     }
@@ -181,11 +191,13 @@ struct ProdOp {
   }
   void columns(const T* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
                int64_t, State* st) const {
-    for (int64_t j = 0; j < ncols; ++j) st[j] = 1;
+    State acc[kInnerTile];
+    for (int64_t j = 0; j < ncols; ++j) acc[j] = 1;
     for (int64_t r = 0; r < nrows; ++r) {
       const T* row = p + r * stride;
-      for (int64_t j = 0; j < ncols; ++j) st[j] *= load(row[j]);
+      for (int64_t j = 0; j < ncols; ++j) acc[j] *= load(row[j]);
     }
+    for (int64_t j = 0; j < ncols; ++j) st[j] = acc[j];
   }
   void merge(State& a, const State& b) const { a *= b; }
   void finish(const State& s, int64_t idx) const {
@@ -210,17 +222,24 @@ struct ExtremeOp {
   static constexpr bool kRowKernel = false;
   T* out;
   static T pick(T v, T x) {
-    // Written as a select on (better || x is NaN) so the column loop vectorises.
-    if constexpr (std::is_floating_point_v<T>) return ((kMax ? x > v : x < v) || x != x) ? x : v;
-    else return (kMax ? x > v : x < v) ? x : v;
+    // Two plain selects (better, then x is NaN) so the column loop vectorises.
+    if constexpr (std::is_floating_point_v<T>) {
+      const T m = kMax ? (x > v ? x : v) : (x < v ? x : v);
+      return x != x ? x : m;
+    } else {
+      return (kMax ? x > v : x < v) ? x : v;
+    }
   }
   void columns(const T* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
                int64_t, State* st) const {
-    for (int64_t j = 0; j < ncols; ++j) st[j] = p[j];
+    // A local accumulator (it cannot alias the input) lets the loop vectorise.
+    T acc[kInnerTile];
+    for (int64_t j = 0; j < ncols; ++j) acc[j] = p[j];
     for (int64_t r = 1; r < nrows; ++r) {
       const T* row = p + r * stride;
-      for (int64_t j = 0; j < ncols; ++j) st[j] = pick(st[j], row[j]);
+      for (int64_t j = 0; j < ncols; ++j) acc[j] = pick(acc[j], row[j]);
     }
+    for (int64_t j = 0; j < ncols; ++j) st[j] = acc[j];
   }
   void merge(State& a, const State& b) const { a = pick(a, b); }
   void finish(const State& s, int64_t idx) const { out[idx] = s; }
@@ -319,14 +338,19 @@ struct AllAnyOp {
   bool* out;
   void columns(const T* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
                int64_t, State* st) const {
-    for (int64_t j = 0; j < ncols; ++j) st[j] = kAll;
+    // Flags as integers of the input's width (no narrowing in the loop, so it vectorises).
+    using Flag = std::conditional_t<sizeof(T) == 8, int64_t,
+                                    std::conditional_t<sizeof(T) == 4, int32_t, uint8_t>>;
+    Flag acc[kInnerTile];
+    for (int64_t j = 0; j < ncols; ++j) acc[j] = kAll;
     for (int64_t r = 0; r < nrows; ++r) {
       const T* row = p + r * stride;
       for (int64_t j = 0; j < ncols; ++j) {
-        if constexpr (kAll) st[j] = st[j] & (row[j] != T(0));
-        else st[j] = st[j] | (row[j] != T(0));
+        if constexpr (kAll) acc[j] &= static_cast<Flag>(row[j] != T(0));
+        else acc[j] |= static_cast<Flag>(row[j] != T(0));
       }
     }
+    for (int64_t j = 0; j < ncols; ++j) st[j] = acc[j] != 0;
   }
   void merge(State& a, const State& b) const { a = kAll ? (a && b) : (a || b); }
   void finish(const State& s, int64_t idx) const { out[idx] = s; }
@@ -350,6 +374,19 @@ void scan(const T* in, T* out, const ReduceDims& d) {
   };
   const int64_t itile = std::min(I, kInnerTile), ni = (I + itile - 1) / itile;
   const int64_t grain = std::max<int64_t>(1, kGrainSize / (K * itile));
+  if (I == 1) {
+    // Rows: a plain running sum per row (the add latency bounds it, not memory).
+    parallel_for(0, O, std::max<int64_t>(1, kGrainSize / K), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        Acc acc = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          acc += load(in[o * K + k]);
+          out[o * K + k] = store(acc);
+        }
+      }
+    });
+    return;
+  }
   parallel_for(0, O * ni, grain, [&](int64_t b, int64_t e) {
     Acc acc[kInnerTile];
     for (int64_t t = b; t < e; ++t) {
