@@ -471,12 +471,22 @@ void cumsum_scan(DType dtype, const void* in, void* out, ReduceDims d) {
   });
 }
 
+namespace {
+// The wrappers keep their old contract: an empty sum writes zeros.
+void sum_or_zero(DType dtype, const void* in, void* out, ReduceDims d) {
+  if (d.reduce > 0) return sum_reduce(dtype, dtype, in, out, d);
+  DC_DISPATCH_ALL(dtype, "sum", [&] {
+    std::fill_n(static_cast<scalar_t*>(out), d.outer * d.inner, scalar_t(0));
+  });
+}
+}  // namespace
+
 void sum_rows(DType dtype, const void* in, void* out, int64_t M, int64_t K) {
-  sum_reduce(dtype, dtype, in, out, ReduceDims{M, K, 1});
+  sum_or_zero(dtype, in, out, ReduceDims{M, K, 1});
 }
 
 void sum_columns(DType dtype, const void* in, void* out, int64_t K, int64_t M) {
-  sum_reduce(dtype, dtype, in, out, ReduceDims{1, K, M});
+  sum_or_zero(dtype, in, out, ReduceDims{1, K, M});
 }
 
 }  // namespace dc::cpu
