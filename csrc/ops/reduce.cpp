@@ -5,14 +5,21 @@
 //   rows:    x viewed as (M, K) with the K reduced elements of each output contiguous, or
 //   columns: x viewed as (K, M), reduced dims leading (e.g. a bias gradient over the batch):
 //            the output row is accumulated K times with a vectorised add.
-// Anything else is first copied into the rows layout (kept dims, then reduced dims).
+// Both are cases of one layout, x[O, K, I] (rows: I == 1, columns: O == 1), which the kernels
+// (kernels/cpu/reduce.h) take directly: any dense input (contiguous, or a permutation of it such
+// as a transpose) whose reduced dims form one run in memory order (size-1 dims ignored) is
+// reduced in place, with the output laid out in the same memory order as the input. Anything
+// else is first copied into the rows layout (kept dims, then reduced dims).
 #include "ops/reduce.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
-#include "core/parallel.h"
+#include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reduce.h"
 #include "ops/ops.h"
 #include "ops/registry.h"
@@ -43,55 +50,137 @@ Shape reduced_shape(const Shape& in, const std::vector<bool>& mask, bool keepdim
 
 namespace {
 
-// Permutes kept dims first, reduced dims last.
-Tensor kept_then_reduced(const Tensor& t, const std::vector<bool>& mask, int64_t* M, int64_t* K) {
-  Shape perm;
-  *M = 1;
-  *K = 1;
+// Where a reduction's input lies as x[O, K, I] (Note [Reduction layout]) and where each output
+// lands: `out_strides` are the strides of the keepdim-shaped output in a buffer of O * I.
+struct Layout {
+  Tensor data;  // undefined when the input is empty
+  cpu::ReduceDims dims;
+  Shape out_strides;
+  int64_t out_numel() const { return dims.outer * dims.inner; }
+};
+
+Layout reduce_layout(const Tensor& t, const std::vector<bool>& mask) {
+  const Shape& sz = t.sizes();
+  const Shape& st = t.strides();
+  std::vector<int64_t> order;  // dims of size > 1
   for (int64_t i = 0; i < t.dim(); ++i)
-    if (!mask[i]) { perm.push_back(i); *M *= t.sizes()[i]; }
-  for (int64_t i = 0; i < t.dim(); ++i)
-    if (mask[i]) { perm.push_back(i); *K *= t.sizes()[i]; }
-  autograd::GradModeGuard off(false);
-  return permute(t, perm);
+    if (sz[i] != 1) order.push_back(i);
+  Layout L;
+  bool dense = t.numel() > 0;
+  if (dense) {
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return st[a] > st[b]; });
+    int64_t expected = 1;
+    for (auto it = order.rbegin(); it != order.rend() && dense; ++it) {
+      dense = st[*it] == expected;
+      expected *= sz[*it];
+    }
+  }
+  if (dense) {
+    // Memory order must read kept* reduced* kept*.
+    int phase = 0;
+    for (int64_t d : order) {
+      if (mask[d]) {
+        if (phase == 2) { dense = false; break; }
+        phase = 1;
+        L.dims.reduce *= sz[d];
+      } else {
+        if (phase == 1) phase = 2;
+        (phase == 0 ? L.dims.outer : L.dims.inner) *= sz[d];
+      }
+    }
+  }
+  if (dense) {
+    L.data = t;
+  } else {
+    // Rows layout: kept dims (logical order), then reduced dims; copied unless empty.
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return mask[a] != mask[b] ? !mask[a] : a < b;
+    });
+    L.dims = cpu::ReduceDims{};
+    for (int64_t d = 0; d < t.dim(); ++d) (mask[d] ? L.dims.reduce : L.dims.outer) *= sz[d];
+    if (t.numel() > 0) {
+      Shape perm;
+      for (int64_t d = 0; d < t.dim(); ++d) if (!mask[d]) perm.push_back(d);
+      for (int64_t d = 0; d < t.dim(); ++d) if (mask[d]) perm.push_back(d);
+      autograd::GradModeGuard off(false);
+      L.data = contiguous_clone(permute(t, perm));
+    }
+  }
+  // Output strides follow the order in which the kept dims appear in `order`.
+  L.out_strides.assign(t.dim(), 1);
+  int64_t running = 1;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    if (mask[*it]) continue;
+    L.out_strides[*it] = running;
+    running *= sz[*it];
+  }
+  return L;
 }
 
-bool reduced_dims_lead(const Tensor& t, const std::vector<bool>& mask) {
-  bool seen_kept = false;
-  for (int64_t i = 0; i < t.dim(); ++i) {
-    if (t.sizes()[i] == 1) continue;
-    if (!mask[i]) seen_kept = true;
-    else if (seen_kept) return false;
+// The output tensor over `buf` (O * I elements): keepdim shape, or reduced dims dropped.
+Tensor shape_output(const Tensor& buf, const Tensor& t, const std::vector<bool>& mask,
+                    const Layout& L, bool keepdim) {
+  Shape sizes, strides;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (mask[d] && !keepdim) continue;
+    sizes.push_back(mask[d] ? 1 : t.sizes()[d]);
+    strides.push_back(L.out_strides[d]);
   }
-  return true;
+  return Tensor::make_view(buf.storage(), sizes, strides, 0, buf.dtype());
 }
+
+// Runs `kernel(layout, out_ptr)` for a reduction of `t` over `mask`; an empty reduced extent
+// gives `empty_value` (the op's identity, or NaN).
+template <class F>
+Tensor reduce_op(const Tensor& t, const std::vector<bool>& mask, bool keepdim, DType out_dt,
+                 double empty_value, const F& kernel) {
+  const Layout L = reduce_layout(t, mask);
+  Tensor buf = Tensor::empty({L.out_numel()}, out_dt);
+  if (L.out_numel() > 0) {
+    if (L.dims.reduce == 0) cpu::fill_into(buf, empty_value);
+    else kernel(L, buf.data_ptr());
+  }
+  return shape_output(buf, t, mask, L, keepdim);
+}
+
+int64_t reduced_count(const Tensor& t, const std::vector<bool>& mask) {
+  int64_t n = 1;
+  for (int64_t d = 0; d < t.dim(); ++d)
+    if (mask[d]) n *= t.sizes()[d];
+  return n;
+}
+
+// max/min/amax/amin/argmax have no identity: refuse empty reductions like PyTorch.
+void check_nonempty(const Tensor& t, const std::vector<bool>& mask, bool all_dims, const char* op) {
+  DC_CHECK(!(all_dims && t.numel() == 0), RuntimeError, "[", op,
+           "] expected reduction dim to be specified for input.numel() == 0 (input shape ",
+           t.shape_str(), "); specify the reduction dim with the 'dim' argument");
+  for (int64_t d = 0; d < t.dim(); ++d)
+    DC_CHECK(!(mask[d] && t.sizes()[d] == 0), IndexError, "[", op, "] expected reduction dim ", d,
+             " to have non-zero size (input shape ", t.shape_str(), ")");
+}
+
+Tensor zero_like_scalar() { return wrap_scalar(0.0); }
+
+// Mean of x over the reduced dims, keepdim (for the var/std derivative).
+Tensor kept_mean(const Tensor& x, const Shape& dims) { return mean(x, dims, true); }
 
 }  // namespace
+
+// ---- sum, mean, prod --------------------------------------------------------------------------
 
 Tensor sum(const Tensor& t, const Shape& dims, bool keepdim, std::optional<DType> dtype) {
   const auto mask = reduction_mask(t, dims, "sum");
   const DType out_dt = dtype ? *dtype : (is_floating(t.dtype()) ? t.dtype() : DType::Int64);
-  Tensor in = t.dtype() == out_dt ? t : to_dtype(detach(t), out_dt);
-  Tensor out = Tensor::empty(reduced_shape(t.sizes(), mask, true), out_dt);
-  int64_t M, K;
-  if (in.is_contiguous() && reduced_dims_lead(in, mask)) {
-    K = 1;
-    for (int64_t i = 0; i < in.dim(); ++i)
-      if (mask[i]) K *= in.sizes()[i];
-    M = K ? in.numel() / K : out.numel();
-    cpu::sum_columns(out_dt, in.data_ptr(), out.data_ptr(), K, M);
-  } else {
-    Tensor p = kept_then_reduced(in, mask, &M, &K);
-    if (!p.is_contiguous()) p = contiguous_clone(p);
-    cpu::sum_rows(out_dt, p.data_ptr(), out.data_ptr(), M, K);
-  }
-  if (!keepdim) out = Tensor::make_view(out.storage(), reduced_shape(t.sizes(), mask, false),
-                                        contiguous_strides(reduced_shape(t.sizes(), mask, false)),
-                                        0, out_dt);
-  if (autograd::any_requires_grad({&t})) {
+  DC_CHECK(out_dt != DType::Bool, TypeError, "[sum] dtype=bool is not supported");
+  Tensor out = reduce_op(t, mask, keepdim, out_dt, 0.0, [&](const Layout& L, void* o) {
+    cpu::sum_reduce(t.dtype(), out_dt, L.data.data_ptr(), o, L.dims);
+  });
+  if (is_floating(t.dtype()) && is_floating(out_dt) && autograd::any_requires_grad({&t})) {
     const Shape in_shape = t.sizes(), kept = reduced_shape(t.sizes(), mask, true);
-    autograd::record("sum", {t}, {out}, [in_shape, kept](GradCtx& g) -> tensor_list {
-      return {expand(reshape(g.grad(), kept), in_shape)};
+    const DType in_dt = t.dtype();
+    autograd::record("sum", {t}, {out}, [in_shape, kept, in_dt](GradCtx& g) -> tensor_list {
+      return {to_dtype(expand(reshape(g.grad(), kept), in_shape), in_dt)};
     });
   }
   return out;
@@ -101,15 +190,328 @@ Tensor mean(const Tensor& t, const Shape& dims, bool keepdim) {
   DC_CHECK(is_floating(t.dtype()), TypeError, "[mean] could not infer output dtype: input dtype "
            "must be floating point, got ", dtype_name(t.dtype()));
   const auto mask = reduction_mask(t, dims, "mean");
-  int64_t count = 1;
-  for (int64_t i = 0; i < t.dim(); ++i)
-    if (mask[i]) count *= t.sizes()[i];
   Tensor s = sum(t, dims, keepdim);
-  return div(s, wrap_scalar(static_cast<double>(count)));
+  return div(s, wrap_scalar(static_cast<double>(reduced_count(t, mask))));
+}
+
+Tensor prod(const Tensor& t, const Shape& dims, bool keepdim) {
+  const auto mask = reduction_mask(t, dims, "prod");
+  const DType out_dt = is_floating(t.dtype()) ? t.dtype() : DType::Int64;
+  const Tensor in = t.dtype() == out_dt ? t : to_dtype(detach(t), out_dt);
+  Tensor out = reduce_op(in, mask, keepdim, out_dt, 1.0, [&](const Layout& L, void* o) {
+    cpu::prod_reduce(out_dt, L.data.data_ptr(), o, L.dims);
+  });
+  if (autograd::any_requires_grad({&t})) {
+    const Shape in_shape = t.sizes(), kept = reduced_shape(t.sizes(), mask, true);
+    // d prod / d x_j = product of the other elements, computed without dividing by zero:
+    // with P = product of the non-zero elements and Z = product of the zero ones (0, but
+    // carrying their derivative), a non-zero x_j gets P * Z / x_j; a zero x_j gets P times the
+    // product of the other zeros: 1 if it is alone, the other zero if there are two (written
+    // as sum(zeros) - x_j so that create_graph still sees it), 0 if more.
+    autograd::record("prod", {t}, {out}, [in_shape, kept, dims](GradCtx& g) -> tensor_list {
+      const Tensor x = g.saved(0);
+      const Tensor z = eq(x, wrap_scalar(0.0));
+      const Tensor one = wrap_scalar(1.0), zero = wrap_scalar(0.0);
+      const Tensor x_safe = where(z, one, x);
+      const Tensor p_nz = prod(x_safe, dims, true);
+      const Tensor p_z = prod(where(z, x, one), dims, true);
+      const Tensor n_z = sum(to_dtype(z, x.dtype()), dims, true);
+      const Tensor others_zero =
+          where(eq(n_z, one), one, where(eq(n_z, wrap_scalar(2.0)), sum(where(z, x, zero), dims, true) - x, zero));
+      const Tensor dx = where(z, p_nz * others_zero, p_nz * p_z / x_safe);
+      return {expand(reshape(g.grad(), kept), in_shape) * dx};
+    }, {t});
+  }
+  return out;
+}
+
+// ---- amax / amin / max / min -----------------------------------------------------------------
+
+namespace {
+
+Tensor extreme(const Tensor& t, const Shape& dims, bool keepdim, bool is_max, const char* op) {
+  const auto mask = reduction_mask(t, dims, op);
+  check_nonempty(t, mask, dims.empty(), op);
+  Tensor out = reduce_op(t, mask, keepdim, t.dtype(), 0.0, [&](const Layout& L, void* o) {
+    cpu::minmax_reduce(t.dtype(), L.data.data_ptr(), o, nullptr, L.dims, is_max);
+  });
+  if (autograd::any_requires_grad({&t})) {
+    // The gradient is split evenly among the elements equal to the result (NaN counts as
+    // equal to a NaN result), like PyTorch's amax/amin and full max()/min().
+    const Shape kept = reduced_shape(t.sizes(), mask, true);
+    autograd::record(op, {t}, {out}, [kept, dims](GradCtx& g) -> tensor_list {
+      const Tensor x = g.saved(0), r = reshape(g.saved(1), kept);
+      const Tensor hit = logical_or(eq(x, r), logical_and(isnan(x), isnan(r)));
+      const Tensor count = sum(to_dtype(hit, x.dtype()), dims, true);
+      return {where(hit, reshape(g.grad(), kept) / count, zero_like_scalar())};
+    }, {t, out});
+  }
+  return out;
+}
+
+std::pair<Tensor, Tensor> extreme_dim(const Tensor& t, int64_t dim, bool keepdim, bool is_max,
+                                      const char* op) {
+  const int64_t d = wrap_dim(dim, t.dim(), op);
+  const auto mask = reduction_mask(t, {d}, op);
+  check_nonempty(t, mask, false, op);
+  const Layout L = reduce_layout(t, mask);
+  Tensor vbuf = Tensor::empty({L.out_numel()}, t.dtype());
+  Tensor ibuf = Tensor::empty({L.out_numel()}, DType::Int64);
+  if (L.out_numel() > 0)
+    cpu::minmax_reduce(t.dtype(), L.data.data_ptr(), vbuf.data_ptr(), ibuf.data<int64_t>(),
+                       L.dims, is_max);
+  Tensor values = shape_output(vbuf, t, mask, L, keepdim);
+  Tensor indices = shape_output(ibuf, t, mask, L, keepdim);
+  if (autograd::any_requires_grad({&t})) {
+    // The gradient goes to the selected element only: a one-hot mask along `d` built by
+    // comparing positions with the indices (keeps create_graph working: it is a where()).
+    const Shape kept = reduced_shape(t.sizes(), mask, true);
+    const int64_t n = t.dim() == 0 ? 1 : t.sizes()[d];
+    const int64_t nd = t.dim();
+    autograd::record(op, {t}, {values}, [kept, n, d, nd](GradCtx& g) -> tensor_list {
+      if (nd == 0) return {reshape(g.grad(), {})};
+      Shape pos_shape(nd, 1);
+      pos_shape[d] = n;
+      const Tensor pos = reshape(arange(0, static_cast<double>(n), 1, DType::Int64), pos_shape);
+      const Tensor hit = eq(pos, reshape(g.saved(0), kept));
+      return {where(hit, reshape(g.grad(), kept), zero_like_scalar())};
+    }, {indices});
+  }
+  return {values, indices};
+}
+
+Tensor arg_extreme(const Tensor& t, std::optional<int64_t> dim, bool keepdim, bool is_max,
+                   const char* op) {
+  DC_CHECK(t.dtype() != DType::Bool, TypeError, "[", op, "] does not support bool input");
+  if (dim) {
+    autograd::GradModeGuard off(false);
+    return extreme_dim(t, *dim, keepdim, is_max, op).second;
+  }
+  DC_CHECK(t.numel() > 0, IndexError, "[", op,
+           "] expected reduction dim to be specified for input.numel() == 0 (input shape ",
+           t.shape_str(), ")");
+  // The index is into the flattened (logical, row-major) tensor, so the data must be too.
+  const Tensor x = t.is_contiguous() ? t : contiguous_clone(t);
+  Tensor values = Tensor::empty({1}, t.dtype());
+  Tensor index = Tensor::empty({}, DType::Int64);
+  cpu::minmax_reduce(t.dtype(), x.data_ptr(), values.data_ptr(), index.data<int64_t>(),
+                     cpu::ReduceDims{1, t.numel(), 1}, is_max);
+  if (!keepdim) return index;
+  return Tensor::make_view(index.storage(), Shape(t.dim(), 1), Shape(t.dim(), 1), 0,
+                           DType::Int64);
+}
+
+}  // namespace
+
+Tensor amax(const Tensor& t, const Shape& dims, bool keepdim) {
+  return extreme(t, dims, keepdim, true, "amax");
+}
+Tensor amin(const Tensor& t, const Shape& dims, bool keepdim) {
+  return extreme(t, dims, keepdim, false, "amin");
+}
+Tensor max_all(const Tensor& t) { return extreme(t, {}, false, true, "max"); }
+Tensor min_all(const Tensor& t) { return extreme(t, {}, false, false, "min"); }
+std::pair<Tensor, Tensor> max_dim(const Tensor& t, int64_t dim, bool keepdim) {
+  return extreme_dim(t, dim, keepdim, true, "max");
+}
+std::pair<Tensor, Tensor> min_dim(const Tensor& t, int64_t dim, bool keepdim) {
+  return extreme_dim(t, dim, keepdim, false, "min");
+}
+Tensor argmax(const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+  return arg_extreme(t, dim, keepdim, true, "argmax");
+}
+Tensor argmin(const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+  return arg_extreme(t, dim, keepdim, false, "argmin");
+}
+
+// ---- var / std --------------------------------------------------------------------------------
+
+namespace {
+
+Tensor var_std(const Tensor& t, const Shape& dims, double correction, bool keepdim,
+               bool take_sqrt) {
+  const char* op = take_sqrt ? "std" : "var";
+  DC_CHECK(is_floating(t.dtype()), TypeError, "[", op, "] expected a floating-point input, got ",
+           dtype_name(t.dtype()), " (std and var only support floating point dtypes)");
+  const auto mask = reduction_mask(t, dims, op);
+  Tensor out = reduce_op(t, mask, keepdim, t.dtype(), std::numeric_limits<double>::quiet_NaN(),
+                         [&](const Layout& L, void* o) {
+                           cpu::var_reduce(t.dtype(), L.data.data_ptr(), o, L.dims, correction,
+                                           take_sqrt);
+                         });
+  if (autograd::any_requires_grad({&t})) {
+    // var' = 2 / (N - correction) * grad * (x - mean(x)); std' = var'(grad / (2 std)), with
+    // the gradient at std == 0 set to 0 like PyTorch.
+    const Shape kept = reduced_shape(t.sizes(), mask, true);
+    const double scale = 2.0 / (static_cast<double>(reduced_count(t, mask)) - correction);
+    autograd::record(op, {t}, {out}, [kept, dims, scale, take_sqrt](GradCtx& g) -> tensor_list {
+      const Tensor x = g.saved(0);
+      Tensor gk = reshape(g.grad(), kept);
+      if (take_sqrt) {
+        const Tensor r = reshape(g.saved(1), kept);
+        const Tensor is_zero = eq(r, wrap_scalar(0.0));
+        gk = where(is_zero, zero_like_scalar(), gk / (where(is_zero, wrap_scalar(1.0), r) * 2.0));
+      }
+      return {scale * gk * (x - kept_mean(x, dims))};
+    }, {t, out});
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor var(const Tensor& t, const Shape& dims, double correction, bool keepdim) {
+  return var_std(t, dims, correction, keepdim, false);
+}
+Tensor std(const Tensor& t, const Shape& dims, double correction, bool keepdim) {
+  return var_std(t, dims, correction, keepdim, true);
+}
+
+// ---- logsumexp, norm --------------------------------------------------------------------------
+
+Tensor logsumexp(const Tensor& t, const Shape& dims, bool keepdim) {
+  // Integer inputs are promoted to the default float, like PyTorch.
+  const Tensor x = is_floating(t.dtype()) ? t : to_dtype(t, kDefaultFloat);
+  const auto mask = reduction_mask(x, dims, "logsumexp");
+  const Shape kept = reduced_shape(x.sizes(), mask, true);
+  const Shape out_shape = reduced_shape(x.sizes(), mask, keepdim);
+  Tensor out;
+  {
+    autograd::GradModeGuard off(false);
+    if (reduced_count(x, mask) == 0 || x.numel() == 0) {
+      out = full(out_shape, -std::numeric_limits<double>::infinity(), x.dtype());
+    } else {
+      // Subtract the max so exp() cannot overflow; an infinite max (a row of -inf, or a +inf
+      // element) is not subtracted, so -inf rows give -inf and +inf gives +inf, not NaN.
+      const Tensor m = amax(x, dims, true);
+      const Tensor m_safe = where(isinf(m), zero_like_scalar(), m);
+      const Tensor s = sum(exp(x - m_safe), dims, true);
+      out = contiguous_clone(reshape(log(s) + m_safe, out_shape));
+    }
+  }
+  if (autograd::any_requires_grad({&x})) {
+    autograd::record("logsumexp", {x}, {out}, [kept](GradCtx& g) -> tensor_list {
+      const Tensor xs = g.saved(0), r = reshape(g.saved(1), kept);
+      return {reshape(g.grad(), kept) * exp(xs - r)};
+    }, {x, out});
+  }
+  return out;
+}
+
+Tensor norm(const Tensor& t, double p, const Shape& dims, bool keepdim) {
+  DC_CHECK(is_floating(t.dtype()), TypeError, "[norm] expected a floating-point input, got ",
+           dtype_name(t.dtype()));
+  const auto mask = reduction_mask(t, dims, "norm");
+  const bool p_inf = std::isinf(p);
+  DC_CHECK(!(p_inf && reduced_count(t, mask) == 0 && t.numel() == 0), RuntimeError,
+           "[norm] cannot compute the ", p, " norm of an empty reduction (input shape ",
+           t.shape_str(), "): the operation has no identity");
+  Tensor out;
+  {
+    autograd::GradModeGuard off(false);
+    if (p == 2) out = sqrt(sum(square(t), dims, keepdim));
+    else if (p == 1) out = sum(abs(t), dims, keepdim);
+    else if (p_inf && p > 0) out = amax(abs(t), dims, keepdim);
+    else if (p_inf) out = amin(abs(t), dims, keepdim);
+    else if (p == 0) out = sum(to_dtype(ne(t, zero_like_scalar()), t.dtype()), dims, keepdim);
+    else out = pow(sum(pow(abs(t), wrap_scalar(p)), dims, keepdim), wrap_scalar(1.0 / p));
+  }
+  if (autograd::any_requires_grad({&t})) {
+    // PyTorch's norm_backward, case by case; at norm == 0 the gradient is 0 (a subgradient).
+    const Shape kept = reduced_shape(t.sizes(), mask, true);
+    autograd::record("norm", {t}, {out}, [kept, dims, p](GradCtx& g) -> tensor_list {
+      const Tensor x = g.saved(0), nk = reshape(g.saved(1), kept);
+      const Tensor gk = reshape(g.grad(), kept);
+      const Tensor zero = zero_like_scalar(), one = wrap_scalar(1.0);
+      const Tensor n_zero = eq(nk, zero);
+      const Tensor n_safe = where(n_zero, one, nk);
+      if (p == 0) return {zeros_like(x)};
+      if (p == 1) return {sign(x) * gk};
+      if (p == 2) return {gk * where(n_zero, zero, x / n_safe)};
+      if (std::isinf(p)) {
+        const Tensor ax = abs(x);
+        const Tensor hit = logical_or(eq(ax, nk), isnan(ax));
+        const Tensor count = sum(to_dtype(hit, x.dtype()), dims, true);
+        return {sign(x) * where(hit, gk / count, zero)};
+      }
+      if (p < 1) {
+        const Tensor x_zero = eq(x, zero);
+        const Tensor scaled = sign(x) * where(x_zero, zero, pow(abs(where(x_zero, one, x)), wrap_scalar(p - 1)));
+        return {scaled * gk * pow(nk, wrap_scalar(1 - p))};
+      }
+      const Tensor scale = where(n_zero, zero, gk / pow(n_safe, wrap_scalar(p - 1)));
+      if (p < 2) return {sign(x) * pow(abs(x), wrap_scalar(p - 1)) * scale};
+      return {x * pow(abs(x), wrap_scalar(p - 2)) * scale};
+    }, {t, out});
+  }
+  return out;
+}
+
+// ---- all / any / count_nonzero / cumsum -------------------------------------------------------
+
+Tensor all(const Tensor& t, const Shape& dims, bool keepdim) {
+  const auto mask = reduction_mask(t, dims, "all");
+  return reduce_op(t, mask, keepdim, DType::Bool, 1.0, [&](const Layout& L, void* o) {
+    cpu::all_any_reduce(t.dtype(), L.data.data_ptr(), static_cast<bool*>(o), L.dims, true);
+  });
+}
+
+Tensor any(const Tensor& t, const Shape& dims, bool keepdim) {
+  const auto mask = reduction_mask(t, dims, "any");
+  return reduce_op(t, mask, keepdim, DType::Bool, 0.0, [&](const Layout& L, void* o) {
+    cpu::all_any_reduce(t.dtype(), L.data.data_ptr(), static_cast<bool*>(o), L.dims, false);
+  });
+}
+
+Tensor count_nonzero(const Tensor& t, const Shape& dims) {
+  reduction_mask(t, dims, "count_nonzero");  // validates dims with this op's name
+  autograd::GradModeGuard off(false);
+  const Tensor nz = t.dtype() == DType::Bool ? t : ne(t, wrap_scalar(Scalar(int64_t(0))));
+  return sum(nz, dims, false, DType::Int64);
+}
+
+Tensor cumsum(const Tensor& t, int64_t dim) {
+  const int64_t d = wrap_dim(dim, t.dim(), "cumsum");
+  const DType out_dt = is_floating(t.dtype()) ? t.dtype() : DType::Int64;
+  Tensor x = t.dtype() == out_dt ? t : to_dtype(detach(t), out_dt);
+  if (!x.is_contiguous()) x = contiguous_clone(x);
+  // x[O, K, I] with K = the scanned dim.
+  cpu::ReduceDims rd;
+  for (int64_t i = 0; i < t.dim(); ++i) {
+    if (i < d) rd.outer *= t.sizes()[i];
+    else if (i == d) rd.reduce = t.sizes()[i];
+    else rd.inner *= t.sizes()[i];
+  }
+  Tensor out = Tensor::empty(t.sizes(), out_dt);
+  cpu::cumsum_scan(out_dt, x.data_ptr(), out.data_ptr(), rd);
+  if (autograd::any_requires_grad({&t})) {
+    // d cumsum: each input feeds every later output, so the gradient is a reversed cumsum.
+    const bool scalar = t.dim() == 0;
+    autograd::record("cumsum", {t}, {out}, [d, scalar](GradCtx& g) -> tensor_list {
+      if (scalar) return {g.grad()};
+      return {flip(cumsum(flip(g.grad(), {d}), d), {d})};
+    });
+  }
+  return out;
 }
 
 DC_REGISTER_OPS(
     {"sum", "reduce", Grad::differentiable},
-    {"mean", "reduce", Grad::differentiable});
+    {"mean", "reduce", Grad::differentiable},
+    {"prod", "reduce", Grad::differentiable},
+    {"amax", "reduce", Grad::differentiable},
+    {"amin", "reduce", Grad::differentiable},
+    {"max", "reduce", Grad::differentiable},
+    {"min", "reduce", Grad::differentiable},
+    {"argmax", "reduce", Grad::not_differentiable},
+    {"argmin", "reduce", Grad::not_differentiable},
+    {"var", "reduce", Grad::differentiable},
+    {"std", "reduce", Grad::differentiable},
+    {"logsumexp", "reduce", Grad::differentiable},
+    {"norm", "reduce", Grad::differentiable},
+    {"all", "reduce", Grad::not_differentiable},
+    {"any", "reduce", Grad::not_differentiable},
+    {"count_nonzero", "reduce", Grad::not_differentiable},
+    {"cumsum", "reduce", Grad::differentiable});
 
 }  // namespace dc::ops

@@ -12,6 +12,9 @@ Tensor mean(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
 Tensor prod(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
 Tensor amax(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
 Tensor amin(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
+// max()/min() over all elements (0-d result); gradient split evenly among ties.
+Tensor max_all(const Tensor& t);
+Tensor min_all(const Tensor& t);
 // (values, indices) along one dim.
 std::pair<Tensor, Tensor> max_dim(const Tensor& t, int64_t dim, bool keepdim = false);
 std::pair<Tensor, Tensor> min_dim(const Tensor& t, int64_t dim, bool keepdim = false);
@@ -25,6 +28,8 @@ Tensor all(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
 Tensor any(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
 Tensor norm(const Tensor& t, double p = 2, const Shape& dims = {}, bool keepdim = false);
 Tensor cumsum(const Tensor& t, int64_t dim);
+// Number of non-zero elements (int64) over `dims` (all if empty).
+Tensor count_nonzero(const Tensor& t, const Shape& dims = {});
 
 // The dims a reduction runs over, wrapped and deduplicated (all dims if `dims` is empty).
 std::vector<bool> reduction_mask(const Tensor& t, const Shape& dims, const char* op);

@@ -207,8 +207,10 @@ void bind_ops(py::module_& m) {
 
   // ---- reductions (sum/mean here; the rest in bind_reduce.cpp) ----
   m.def("sum", [](const Tensor& t, py::object dim, bool keepdim, py::object dtype) {
+    const Shape dims = to_dims(dim, "sum");  // Python calls: before the GIL is released
+    const auto dt = opt_dtype(dtype);
     ReleaseIfLarge gil(t.numel());
-    return sum(t, to_dims(dim, "sum"), keepdim, opt_dtype(dtype));
+    return sum(t, dims, keepdim, dt);
   }, py::arg("input"), py::arg("dim") = py::none(), py::arg("keepdim") = false, py::kw_only(),
      py::arg("dtype") = py::none());
   cls.attr("sum") = py::cpp_function([](const Tensor& t, py::object dim, bool keepdim, py::object dtype) {

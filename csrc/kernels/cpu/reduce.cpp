@@ -1,7 +1,23 @@
+// Reduction kernels on the (O, K, I) layout (kernels/cpu/reduce.h).
+//
+// Note [Deterministic reduction schedule]
+// Work is cut into tasks from the shape alone, never from the thread count, so every output
+// is accumulated in the same order (and rounds the same way) on 1 or 64 threads:
+//   - a task covers one outer index o, a tile of up to kInnerTile inner columns, and either
+//     all of K or one fixed-size chunk of it;
+//   - K is chunked only when there are too few (o, tile) tasks to keep threads busy and each
+//     would be long (a full reduction of a big tensor, a bias gradient with few columns);
+//     chunk states are then merged in chunk order;
+//   - rows (I == 1) are reduced in kLanes (or, for long rows, kInnerTile) interleaved lanes
+//     (the vectorisable form), merged in lane order, then the tail.
+// An op supplies a State, columns() (reduce `nrows` rows of `ncols` adjacent columns into
+// one state per column), merge(a, b) (b follows a) and finish(state, output index).
 #include "kernels/cpu/reduce.h"
+
 #include <algorithm>
+#include <cmath>
+#include <memory>
 #include <type_traits>
-#include <vector>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -9,83 +25,468 @@
 namespace dc::cpu {
 namespace {
 
-template <typename T>
-double sum_block(const T* p, int64_t n) {
-  // 16 independent lanes let the compiler vectorise without reassociation flags.
-  T acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
-  double total = 0;
-  for (int j = 0; j < 16; ++j) total += acc[j];
-  for (; i < n; ++i) total += p[i];
-  return total;
+constexpr int64_t kInnerTile = 256;       // columns reduced together; their states stay in L1
+constexpr int64_t kLanes = 16;            // interleaved accumulators along a row
+constexpr int64_t kChunkElems = 1 << 16;  // elements per K-chunk task when K is split
+constexpr int64_t kSumBlock = 1024;       // float32 lanes are flushed to double this often
+
+struct Schedule {
+  int64_t itile, ni, kchunk, nk;
+};
+
+Schedule make_schedule(const ReduceDims& d) {
+  Schedule s;
+  s.itile = std::min(d.inner, kInnerTile);
+  s.ni = (d.inner + s.itile - 1) / s.itile;
+  s.kchunk = d.reduce;
+  if (d.outer * s.ni < 16 && d.reduce * s.itile > 2 * kChunkElems)
+    s.kchunk = std::max<int64_t>(1, kChunkElems / s.itile);
+  s.nk = (d.reduce + s.kchunk - 1) / s.kchunk;
+  return s;
 }
 
-template <typename T>
-T sum_contiguous(const T* p, int64_t n) {
-  if constexpr (std::is_integral_v<T>) {
-    T s = 0;
-    for (int64_t i = 0; i < n; ++i) s += p[i];
-    return s;
+// One row of n contiguous elements (k0 = position of p[0] along K) -> one state.
+template <class Op>
+typename Op::State reduce_row(const Op& op, const typename Op::In* p, int64_t n, int64_t k0) {
+  using S = typename Op::State;
+  if constexpr (Op::kRowKernel) {
+    return op.row(p, n);
   } else {
-    constexpr int64_t kBlock = 1024;
-    double total = 0;
-    for (int64_t b = 0; b < n; b += kBlock) total += sum_block(p + b, std::min(kBlock, n - b));
-    return static_cast<T>(total);
+    S out{};
+    // Long rows use kInnerTile lanes: the same loop as the columns layout, whose inner trip
+    // count is long enough to vectorise well; short rows keep the merge cost low.
+    const int64_t nl = n >= 16 * kInnerTile ? kInnerTile : kLanes;
+    const int64_t full = n / nl;
+    if (full > 0) {
+      // Lane j holds elements k0 + r * nl + j.
+      S lanes[kInnerTile];
+      op.columns(p, full, nl, nl, k0, nl, 1, lanes);
+      out = lanes[0];
+      for (int64_t j = 1; j < nl; ++j) op.merge(out, lanes[j]);
+    }
+    const int64_t rem = n - full * nl;
+    if (rem > 0) {
+      S tail;
+      op.columns(p + full * nl, rem, 1, 1, k0 + full * nl, 1, 0, &tail);
+      if (full > 0) op.merge(out, tail);
+      else out = tail;
+    }
+    return out;
   }
 }
 
-template <typename T>
-void rows(const T* in, T* out, int64_t M, int64_t K) {
-  if (M == 1) {
-    // One long row: split it across threads, combine partials in a fixed order.
-    const int nt = K >= 4 * kGrainSize ? get_num_threads() : 1;
-    std::vector<double> partial(nt, 0.0);
-    const int64_t chunk = (K + nt - 1) / nt;
-    parallel_for(0, nt, 1, [&](int64_t b, int64_t e) {
+// x[O, K, I] -> op.finish(state, o * I + i); see Note [Deterministic reduction schedule].
+template <class Op>
+void run_reduce(const Op& op, const typename Op::In* x, const ReduceDims& d) {
+  using S = typename Op::State;
+  const int64_t O = d.outer, K = d.reduce, I = d.inner;
+  if (O * I == 0) return;
+  DC_CHECK(K > 0, RuntimeError, "[reduce] internal: empty reduction reached a kernel");
+  const Schedule s = make_schedule(d);
+  auto chunk = [&](int64_t o, int64_t k0, int64_t nrows, int64_t i0, int64_t n, S* st) {
+    const auto* p = x + (o * K + k0) * I + i0;
+    if (I == 1) st[0] = reduce_row(op, p, nrows, k0);
+    else op.columns(p, nrows, I, n, k0, 1, 0, st);
+  };
+  if (s.nk == 1) {
+    const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, K * s.itile));
+    parallel_for(0, O * s.ni, grain, [&](int64_t b, int64_t e) {
+      S st[kInnerTile];
       for (int64_t t = b; t < e; ++t) {
-        const int64_t lo = t * chunk, hi = std::min(K, lo + chunk);
-        if (lo < hi) partial[t] = static_cast<double>(sum_contiguous(in + lo, hi - lo));
+        const int64_t o = t / s.ni, i0 = (t % s.ni) * s.itile, n = std::min(s.itile, I - i0);
+        chunk(o, 0, K, i0, n, st);
+        for (int64_t j = 0; j < n; ++j) op.finish(st[j], o * I + i0 + j);
       }
     });
-    double total = 0;
-    for (double v : partial) total += v;
-    out[0] = static_cast<T>(total);
     return;
   }
-  parallel_for(0, M, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(K, 1)),
-               [&](int64_t b, int64_t e) {
-                 for (int64_t m = b; m < e; ++m) out[m] = sum_contiguous(in + m * K, K);
-               });
+  // part[o, c, i]: the state of chunk c.
+  // (A plain array, not std::vector: State may be bool.)
+  std::unique_ptr<S[]> part(new S[static_cast<size_t>(O * s.nk * I)]);
+  parallel_for(0, O * s.nk * s.ni, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t o = t / (s.nk * s.ni), r = t % (s.nk * s.ni);
+      const int64_t c = r / s.ni, i0 = (r % s.ni) * s.itile, n = std::min(s.itile, I - i0);
+      const int64_t k0 = c * s.kchunk;
+      chunk(o, k0, std::min(s.kchunk, K - k0), i0, n, &part[(o * s.nk + c) * I + i0]);
+    }
+  });
+  parallel_for(0, O * I, std::max<int64_t>(1, kGrainSize / s.nk), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t o = t / I, i = t % I;
+      S acc = part[(o * s.nk) * I + i];
+      for (int64_t c = 1; c < s.nk; ++c) op.merge(acc, part[(o * s.nk + c) * I + i]);
+      op.finish(acc, t);
+    }
+  });
 }
 
+// ---- sum --------------------------------------------------------------------------------
+
+template <typename InT, typename Out>
+struct SumOp {
+  using In = InT;
+  // Floats accumulate in double; integers in uint64 (wraps like int64 without UB).
+  using State = std::conditional_t<std::is_floating_point_v<Out>, double, uint64_t>;
+  // float32 -> float32 sums use float lanes (twice the SIMD width), flushed to double.
+  using Lane = std::conditional_t<std::is_same_v<In, float> && std::is_same_v<Out, float>, float,
+                                  State>;
+  static constexpr bool kRowKernel = true;
+  Out* out;
+
+  // Like PyTorch: the input is cast to the output dtype, then accumulated.
+  static State load(In x) {
+    if constexpr (std::is_floating_point_v<Out>) return static_cast<State>(static_cast<Out>(x));
+    else return static_cast<State>(static_cast<int64_t>(static_cast<Out>(x)));
+  }
+  State row(const In* p, int64_t n) const {
+    State total = 0;
+    for (int64_t b = 0; b < n; b += kSumBlock) {
+      const int64_t m = std::min(kSumBlock, n - b);
+      const In* q = p + b;
+      Lane acc[kLanes] = {};
+      int64_t i = 0;
+      for (; i + kLanes <= m; i += kLanes)
+        for (int64_t j = 0; j < kLanes; ++j) acc[j] += static_cast<Lane>(load(q[i + j]));
+      State block = 0;
+      for (int64_t j = 0; j < kLanes; ++j) block += static_cast<State>(acc[j]);
+      for (; i < m; ++i) block += load(q[i]);
+      total += block;
+    }
+    return total;
+  }
+  void columns(const In* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
+               int64_t, State* st) const {
+    for (int64_t j = 0; j < ncols; ++j) st[j] = 0;
+    // Four rows per pass over the states: one load/store of st per four inputs.
+    int64_t r = 0;
+    for (; r + 4 <= nrows; r += 4) {
+      const In *r0 = p + r * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+      for (int64_t j = 0; j < ncols; ++j)
+        st[j] += (load(r0[j]) + load(r1[j])) + (load(r2[j]) + load(r3[j]));
+    }
+    for (; r < nrows; ++r) {
+      const In* row = p + r * stride;
+      for (int64_t j = 0; j < ncols; ++j) st[j] += load(row[j]);
+    }
+  }
+  void merge(State& a, const State& b) const { a += b; }
+  void finish(const State& s, int64_t idx) const {
+    if constexpr (std::is_floating_point_v<Out>) out[idx] = static_cast<Out>(s);
+    else out[idx] = static_cast<Out>(static_cast<int64_t>(s));
+  }
+};
+
+// ---- prod -------------------------------------------------------------------------------
+
 template <typename T>
-void columns(const T* in, T* out, int64_t K, int64_t M) {
-  parallel_for(0, M, std::max<int64_t>(64, kGrainSize / std::max<int64_t>(K, 1)),
-               [&](int64_t b, int64_t e) {
-                 for (int64_t m = b; m < e; ++m) out[m] = T(0);
-                 for (int64_t k = 0; k < K; ++k) {
-                   const T* row = in + k * M;
-                   for (int64_t m = b; m < e; ++m) out[m] += row[m];
-                 }
-               });
+struct ProdOp {
+  using In = T;
+  using State = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
+  static constexpr bool kRowKernel = false;
+  T* out;
+  static State load(T x) {
+    if constexpr (std::is_floating_point_v<T>) return x;
+    else return static_cast<State>(static_cast<int64_t>(x));
+  }
+  void columns(const T* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
+               int64_t, State* st) const {
+    State acc[kInnerTile];
+    for (int64_t j = 0; j < ncols; ++j) acc[j] = 1;
+    for (int64_t r = 0; r < nrows; ++r) {
+      const T* row = p + r * stride;
+      for (int64_t j = 0; j < ncols; ++j) acc[j] *= load(row[j]);
+    }
+    for (int64_t j = 0; j < ncols; ++j) st[j] = acc[j];
+  }
+  void merge(State& a, const State& b) const { a *= b; }
+  void finish(const State& s, int64_t idx) const {
+    if constexpr (std::is_floating_point_v<T>) out[idx] = static_cast<T>(s);
+    else out[idx] = static_cast<T>(static_cast<int64_t>(s));
+  }
+};
+
+// ---- max / min ----------------------------------------------------------------------------
+
+// x replaces the running value v: strictly better, or NaN over a number (NaN propagates).
+template <bool kMax, typename T>
+inline bool replaces(T x, T v) {
+  if constexpr (std::is_floating_point_v<T>) return (kMax ? x > v : x < v) || (x != x && v == v);
+  else return kMax ? x > v : x < v;
+}
+
+template <typename T, bool kMax>
+struct ExtremeOp {
+  using In = T;
+  using State = T;
+  static constexpr bool kRowKernel = false;
+  T* out;
+  static T pick(T v, T x) {
+    // Two plain selects (better, then x is NaN) so the column loop vectorises.
+    if constexpr (std::is_floating_point_v<T>) {
+      const T m = kMax ? (x > v ? x : v) : (x < v ? x : v);
+      return x != x ? x : m;
+    } else {
+      return (kMax ? x > v : x < v) ? x : v;
+    }
+  }
+  void columns(const T* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
+               int64_t, State* st) const {
+    // A local accumulator (it cannot alias the input) lets the loop vectorise.
+    T acc[kInnerTile];
+    for (int64_t j = 0; j < ncols; ++j) acc[j] = p[j];
+    for (int64_t r = 1; r < nrows; ++r) {
+      const T* row = p + r * stride;
+      for (int64_t j = 0; j < ncols; ++j) acc[j] = pick(acc[j], row[j]);
+    }
+    for (int64_t j = 0; j < ncols; ++j) st[j] = acc[j];
+  }
+  void merge(State& a, const State& b) const { a = pick(a, b); }
+  void finish(const State& s, int64_t idx) const { out[idx] = s; }
+};
+
+template <typename T>
+struct ValueIndex {
+  T v;
+  int64_t i;
+};
+
+template <typename T, bool kMax>
+struct ArgExtremeOp {
+  using In = T;
+  using State = ValueIndex<T>;
+  static constexpr bool kRowKernel = false;
+  T* values;
+  int64_t* indices;
+  void columns(const T* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t k0,
+               int64_t krow, int64_t kcol, State* st) const {
+    for (int64_t j = 0; j < ncols; ++j) st[j] = {p[j], k0 + j * kcol};
+    for (int64_t r = 1; r < nrows; ++r) {
+      const T* row = p + r * stride;
+      for (int64_t j = 0; j < ncols; ++j)
+        if (replaces<kMax>(row[j], st[j].v)) st[j] = {row[j], k0 + r * krow + j * kcol};
+    }
+  }
+  // Ties (and NaN vs NaN) keep the smaller index, whatever order the states arrive in.
+  void merge(State& a, const State& b) const {
+    if (replaces<kMax>(b.v, a.v) || (!replaces<kMax>(a.v, b.v) && b.i < a.i)) a = b;
+  }
+  void finish(const State& s, int64_t idx) const {
+    values[idx] = s.v;
+    if (indices) indices[idx] = s.i;
+  }
+};
+
+// ---- var / std ----------------------------------------------------------------------------
+
+struct Moments {
+  double n, mean, m2;
+};
+
+template <typename T>
+struct VarOp {
+  using In = T;
+  using State = Moments;
+  static constexpr bool kRowKernel = false;
+  T* out;
+  double correction;
+  bool take_sqrt;
+  void columns(const T* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
+               int64_t, State* st) const {
+    // Two passes over the chunk (it is at most kChunkElems, or one task's rows): the mean,
+    // then the squared deviations from it, both in double.
+    double acc[kInnerTile];
+    for (int64_t j = 0; j < ncols; ++j) acc[j] = 0;
+    for (int64_t r = 0; r < nrows; ++r) {
+      const T* row = p + r * stride;
+      for (int64_t j = 0; j < ncols; ++j) acc[j] += row[j];
+    }
+    double mean[kInnerTile];
+    for (int64_t j = 0; j < ncols; ++j) {
+      mean[j] = acc[j] / static_cast<double>(nrows);
+      acc[j] = 0;
+    }
+    for (int64_t r = 0; r < nrows; ++r) {
+      const T* row = p + r * stride;
+      for (int64_t j = 0; j < ncols; ++j) {
+        const double dev = row[j] - mean[j];
+        acc[j] += dev * dev;
+      }
+    }
+    for (int64_t j = 0; j < ncols; ++j) st[j] = {static_cast<double>(nrows), mean[j], acc[j]};
+  }
+  // Chan et al.'s pairwise update of (count, mean, sum of squared deviations).
+  void merge(State& a, const State& b) const {
+    const double n = a.n + b.n, delta = b.mean - a.mean;
+    a.mean += delta * (b.n / n);
+    a.m2 += b.m2 + delta * delta * (a.n * b.n / n);
+    a.n = n;
+  }
+  void finish(const State& s, int64_t idx) const {
+    const double v = s.m2 / std::max(0.0, s.n - correction);
+    out[idx] = static_cast<T>(take_sqrt ? std::sqrt(v) : v);
+  }
+};
+
+// ---- all / any ----------------------------------------------------------------------------
+
+template <typename T, bool kAll>
+struct AllAnyOp {
+  using In = T;
+  using State = bool;
+  static constexpr bool kRowKernel = false;
+  bool* out;
+  void columns(const T* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
+               int64_t, State* st) const {
+    // Flags as integers of the input's width (no narrowing in the loop, so it vectorises).
+    using Flag = std::conditional_t<sizeof(T) == 8, int64_t,
+                                    std::conditional_t<sizeof(T) == 4, int32_t, uint8_t>>;
+    Flag acc[kInnerTile];
+    for (int64_t j = 0; j < ncols; ++j) acc[j] = kAll;
+    for (int64_t r = 0; r < nrows; ++r) {
+      const T* row = p + r * stride;
+      for (int64_t j = 0; j < ncols; ++j) {
+        if constexpr (kAll) acc[j] &= static_cast<Flag>(row[j] != T(0));
+        else acc[j] |= static_cast<Flag>(row[j] != T(0));
+      }
+    }
+    for (int64_t j = 0; j < ncols; ++j) st[j] = acc[j] != 0;
+  }
+  void merge(State& a, const State& b) const { a = kAll ? (a && b) : (a || b); }
+  void finish(const State& s, int64_t idx) const { out[idx] = s; }
+};
+
+// ---- cumsum -------------------------------------------------------------------------------
+
+// out[o, k, i] = sum_{j <= k} in[o, j, i]; each (o, i) is scanned by one thread in order.
+template <typename T>
+void scan(const T* in, T* out, const ReduceDims& d) {
+  using Acc = std::conditional_t<std::is_floating_point_v<T>, double, uint64_t>;
+  const int64_t O = d.outer, K = d.reduce, I = d.inner;
+  if (O * K * I == 0) return;
+  auto store = [](Acc a) {
+    if constexpr (std::is_floating_point_v<T>) return static_cast<T>(a);
+    else return static_cast<T>(static_cast<int64_t>(a));
+  };
+  auto load = [](T x) {
+    if constexpr (std::is_floating_point_v<T>) return static_cast<Acc>(x);
+    else return static_cast<Acc>(static_cast<int64_t>(x));
+  };
+  const int64_t itile = std::min(I, kInnerTile), ni = (I + itile - 1) / itile;
+  const int64_t grain = std::max<int64_t>(1, kGrainSize / (K * itile));
+  if (I == 1) {
+    // Rows: a plain running sum per row (the add latency bounds it, not memory).
+    parallel_for(0, O, std::max<int64_t>(1, kGrainSize / K), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) {
+        Acc acc = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          acc += load(in[o * K + k]);
+          out[o * K + k] = store(acc);
+        }
+      }
+    });
+    return;
+  }
+  parallel_for(0, O * ni, grain, [&](int64_t b, int64_t e) {
+    Acc acc[kInnerTile];
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t o = t / ni, i0 = (t % ni) * itile, n = std::min(itile, I - i0);
+      const T* p = in + o * K * I + i0;
+      T* q = out + o * K * I + i0;
+      for (int64_t j = 0; j < n; ++j) acc[j] = 0;
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < n; ++j) {
+          acc[j] += load(p[k * I + j]);
+          q[k * I + j] = store(acc[j]);
+        }
+    }
+  });
 }
 
 }  // namespace
 
-void sum_rows(DType dtype, const void* in, void* out, int64_t M, int64_t K) {
-  DC_DISPATCH_ALL(dtype, "sum", [&] {
-    if constexpr (std::is_same_v<scalar_t, bool>) DC_THROW(TypeError, "[sum] bool accumulator");
-    else rows(static_cast<const scalar_t*>(in), static_cast<scalar_t*>(out), M, K);
+void sum_reduce(DType in_dtype, DType out_dtype, const void* in, void* out, ReduceDims d) {
+  DC_DISPATCH_ALL(in_dtype, "sum", [&] {
+    using In = scalar_t;
+    DC_DISPATCH_ALL(out_dtype, "sum", [&] {
+      if constexpr (std::is_same_v<scalar_t, bool>) {
+        DC_THROW(TypeError, "[sum] bool is not a valid accumulator dtype");
+      } else {
+        run_reduce(SumOp<In, scalar_t>{static_cast<scalar_t*>(out)}, static_cast<const In*>(in),
+                   d);
+      }
+    });
   });
 }
 
-void sum_columns(DType dtype, const void* in, void* out, int64_t K, int64_t M) {
-  DC_DISPATCH_ALL(dtype, "sum", [&] {
-    if constexpr (std::is_same_v<scalar_t, bool>) DC_THROW(TypeError, "[sum] bool accumulator");
-    else columns(static_cast<const scalar_t*>(in), static_cast<scalar_t*>(out), K, M);
+void prod_reduce(DType dtype, const void* in, void* out, ReduceDims d) {
+  DC_DISPATCH_ALL(dtype, "prod", [&] {
+    if constexpr (std::is_same_v<scalar_t, bool>) {
+      DC_THROW(TypeError, "[prod] bool is not a valid accumulator dtype");
+    } else {
+      run_reduce(ProdOp<scalar_t>{static_cast<scalar_t*>(out)},
+                 static_cast<const scalar_t*>(in), d);
+    }
   });
+}
+
+void minmax_reduce(DType dtype, const void* in, void* values, int64_t* indices, ReduceDims d,
+                   bool is_max) {
+  DC_DISPATCH_ALL(dtype, is_max ? "max" : "min", [&] {
+    auto* x = static_cast<const scalar_t*>(in);
+    auto* v = static_cast<scalar_t*>(values);
+    if (indices) {
+      if (is_max) run_reduce(ArgExtremeOp<scalar_t, true>{v, indices}, x, d);
+      else run_reduce(ArgExtremeOp<scalar_t, false>{v, indices}, x, d);
+    } else {
+      if (is_max) run_reduce(ExtremeOp<scalar_t, true>{v}, x, d);
+      else run_reduce(ExtremeOp<scalar_t, false>{v}, x, d);
+    }
+  });
+}
+
+void var_reduce(DType dtype, const void* in, void* out, ReduceDims d, double correction,
+                bool take_sqrt) {
+  DC_DISPATCH_FLOAT(dtype, take_sqrt ? "std" : "var", [&] {
+    run_reduce(VarOp<scalar_t>{static_cast<scalar_t*>(out), correction, take_sqrt},
+               static_cast<const scalar_t*>(in), d);
+  });
+}
+
+void all_any_reduce(DType dtype, const void* in, bool* out, ReduceDims d, bool is_all) {
+  DC_DISPATCH_ALL(dtype, is_all ? "all" : "any", [&] {
+    auto* x = static_cast<const scalar_t*>(in);
+    if (is_all) run_reduce(AllAnyOp<scalar_t, true>{out}, x, d);
+    else run_reduce(AllAnyOp<scalar_t, false>{out}, x, d);
+  });
+}
+
+void cumsum_scan(DType dtype, const void* in, void* out, ReduceDims d) {
+  DC_DISPATCH_ALL(dtype, "cumsum", [&] {
+    if constexpr (std::is_same_v<scalar_t, bool>) {
+      DC_THROW(TypeError, "[cumsum] bool is not a valid accumulator dtype");
+    } else {
+      scan(static_cast<const scalar_t*>(in), static_cast<scalar_t*>(out), d);
+    }
+  });
+}
+
+namespace {
+// The wrappers keep their old contract: an empty sum writes zeros.
+void sum_or_zero(DType dtype, const void* in, void* out, ReduceDims d) {
+  if (d.reduce > 0) return sum_reduce(dtype, dtype, in, out, d);
+  DC_DISPATCH_ALL(dtype, "sum", [&] {
+    std::fill_n(static_cast<scalar_t*>(out), d.outer * d.inner, scalar_t(0));
+  });
+}
+}  // namespace
+
+void sum_rows(DType dtype, const void* in, void* out, int64_t M, int64_t K) {
+  sum_or_zero(dtype, in, out, ReduceDims{M, K, 1});
+}
+
+void sum_columns(DType dtype, const void* in, void* out, int64_t K, int64_t M) {
+  sum_or_zero(dtype, in, out, ReduceDims{1, K, M});
 }
 
 }  // namespace dc::cpu

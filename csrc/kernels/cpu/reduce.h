@@ -1,13 +1,42 @@
 #pragma once
-// Reduction kernels over the two layouts of Note [Reduction layout] (csrc/ops/reduce.cpp).
+// Reduction and scan kernels over the (O, K, I) layout of Note [Reduction layout]
+// (csrc/ops/reduce.cpp): the input is contiguous as x[O, K, I] and the K axis is reduced,
+// out[o * I + i] = reduce_k x[(o * K + k) * I + i]. Rows are I == 1, columns are O == 1.
+// Every kernel gives bit-identical results on any number of threads (Note [Deterministic
+// reduction schedule] in reduce.cpp). K must be > 0 (the op layer fills empty reductions).
 #include <cstdint>
 
 #include "core/dtype.h"
 
 namespace dc::cpu {
 
-// out[m] = sum_k in[m * K + k]; float sums are blocked (8 partial accumulators per block of
-// 1024, block totals added in double) so error grows like log(K), not K.
+struct ReduceDims {
+  int64_t outer = 1, reduce = 1, inner = 1;
+};
+
+// out = sum over K. `in` of any dtype, `out` of any non-bool dtype (the op casts: sum of ints
+// is int64, sum(dtype=...)). Float results accumulate in double (float32 input: in blocks of
+// float lanes whose totals are added in double), so error grows like log(K), not K; integer
+// sums wrap around like PyTorch's.
+void sum_reduce(DType in_dtype, DType out_dtype, const void* in, void* out, ReduceDims d);
+// out = product over K; in and out of one dtype (floats multiply in double).
+void prod_reduce(DType dtype, const void* in, void* out, ReduceDims d);
+// values = max (is_max) or min over K; NaN wins, like PyTorch. `indices` (may be null) get the
+// position along K of the first element equal to the result (the first NaN for NaN).
+void minmax_reduce(DType dtype, const void* in, void* values, int64_t* indices, ReduceDims d,
+                   bool is_max);
+// Variance with divisor max(0, K - correction), or its square root; float dtypes. Two passes
+// in double per chunk of K, chunks merged with Chan's update (numerically stable).
+void var_reduce(DType dtype, const void* in, void* out, ReduceDims d, double correction,
+                bool take_sqrt);
+// out(bool) = all (is_all) or any of (x != 0) over K; any input dtype.
+void all_any_reduce(DType dtype, const void* in, bool* out, ReduceDims d, bool is_all);
+// Inclusive scan along K: out[o, k, i] = sum_{j <= k} in[o, j, i]; one dtype (floats
+// accumulate in double); out is contiguous like in.
+void cumsum_scan(DType dtype, const void* in, void* out, ReduceDims d);
+
+// The two historical entry points, kept for callers outside the reduction family.
+// out[m] = sum_k in[m * K + k]
 void sum_rows(DType dtype, const void* in, void* out, int64_t M, int64_t K);
 // out[m] = sum_k in[k * M + m]
 void sum_columns(DType dtype, const void* in, void* out, int64_t K, int64_t M);
