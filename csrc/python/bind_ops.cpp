@@ -214,8 +214,10 @@ void bind_ops(py::module_& m) {
   }, py::arg("input"), py::arg("dim") = py::none(), py::arg("keepdim") = false, py::kw_only(),
      py::arg("dtype") = py::none());
   cls.attr("sum") = py::cpp_function([](const Tensor& t, py::object dim, bool keepdim, py::object dtype) {
+    const Shape dims = to_dims(dim, "sum");
+    const auto dt = opt_dtype(dtype);
     ReleaseIfLarge gil(t.numel());
-    return sum(t, to_dims(dim, "sum"), keepdim, opt_dtype(dtype));
+    return sum(t, dims, keepdim, dt);
   }, py::name("sum"), py::is_method(cls), py::arg("dim") = py::none(), py::arg("keepdim") = false,
      py::kw_only(), py::arg("dtype") = py::none());
   m.def("mean", [](const Tensor& t, py::object dim, bool keepdim, py::object dtype) {
