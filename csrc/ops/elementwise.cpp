@@ -111,7 +111,8 @@ bool can_cast(DType from, DType to) {
 // a <- op(a, b) in place. Without autograd the kernel writes straight into `a`; with it the
 // result is computed out of place and copied in, so copy_'s derivative links the history.
 template <typename OutOfPlace>
-Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOfPlace f) {
+Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOfPlace f,
+                double alpha = 1.0) {
   const DType compute = result_type({a, b});
   DC_CHECK(can_cast(compute, a.dtype()), TypeError, "[", name, "] result type ",
            dtype_name(compute), " can't be cast to the destination dtype ", dtype_name(a.dtype()));
@@ -129,7 +130,9 @@ Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOf
   DC_CHECK(broadcast_shapes(a.sizes(), b.sizes(), name) == a.sizes(), ValueError, "[", name,
            "] output with shape ", a.shape_str(), " doesn't match the broadcast shape ",
            shape_str(broadcast_shapes(a.sizes(), b.sizes(), name)));
-  cpu::binary_into(op, a, a, cast_for(b, compute));
+  // alpha != 1 only comes with add (sub_ passes -alpha): a + alpha * b in one pass.
+  if (alpha != 1.0) cpu::add_scaled_into(a, a, cast_for(b, compute), alpha);
+  else cpu::binary_into(op, a, a, cast_for(b, compute));
   a.bump_version();
   return a;
 }
@@ -322,15 +325,18 @@ Tensor atan2(const Tensor& a, const Tensor& b) {
 
 Tensor& add_(Tensor& a, const Tensor& b, Scalar alpha) {
   if (alpha.to_double() != 1.0) {
-    return inplace(a, b, "add_", BinaryOp::add,
-                   [&](const Tensor& x, const Tensor& y) { return add(x, y, alpha); });
+    return inplace(
+        a, b, "add_", BinaryOp::add,
+        [&](const Tensor& x, const Tensor& y) { return add(x, y, alpha); }, alpha.to_double());
   }
   return inplace(a, b, "add_", BinaryOp::add,
                  [](const Tensor& x, const Tensor& y) { return add(x, y); });
 }
 Tensor& sub_(Tensor& a, const Tensor& b, Scalar alpha) {
-  return inplace(a, b, "sub_", alpha.to_double() == 1.0 ? BinaryOp::sub : BinaryOp::add,
-                 [&](const Tensor& x, const Tensor& y) { return sub(x, y, alpha); });
+  const double al = alpha.to_double();
+  return inplace(
+      a, b, "sub_", al == 1.0 ? BinaryOp::sub : BinaryOp::add,
+      [&](const Tensor& x, const Tensor& y) { return sub(x, y, alpha); }, al == 1.0 ? 1.0 : -al);
 }
 Tensor& mul_(Tensor& a, const Tensor& b) {
   return inplace(a, b, "mul_", BinaryOp::mul,
