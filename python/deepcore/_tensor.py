@@ -90,8 +90,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         t = _C.contiguous(data.detach())
         t = _C._to_dtype(t, dtype if dtype is not None else t.dtype, True)
     else:
-        if isinstance(data, np.ndarray):
-            arr = data
+        if isinstance(data, (np.ndarray, np.generic)):
+            arr = np.asarray(data)  # NumPy scalars keep their dtype, like torch.tensor
         elif hasattr(data, "__dlpack__") and not isinstance(data, (list, tuple)):
             arr = np.asarray(data)
         else:

@@ -136,7 +136,11 @@ void clamp_loop(char** d, const int64_t* s, int64_t n, const double* p) {
   const bool has_min = p[2] != 0, has_max = p[3] != 0;
   const T lo = has_min ? T(p[0]) : T(0), hi = has_max ? T(p[1]) : T(0);
   if (has_min && has_max)
-    unary_loop<T, T>(d, s, n, [=](T x) -> T { return x < lo ? lo : (x > hi ? hi : x); });
+    // min(max(x, lo), hi): when lo > hi every element becomes hi, like PyTorch.
+    unary_loop<T, T>(d, s, n, [=](T x) -> T {
+      const T y = x < lo ? lo : x;
+      return y > hi ? hi : y;
+    });
   else if (has_min)
     unary_loop<T, T>(d, s, n, [=](T x) -> T { return x < lo ? lo : x; });
   else
