@@ -57,8 +57,9 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
   const double step = steps > 1 ? (end - start) / (steps - 1) : 0.0;
   DC_DISPATCH_ALL(dtype, "linspace", [&] {
     scalar_t* p = t.data<scalar_t>();
-    // Fill from both ends, like PyTorch, so the last value is exactly `end`.
-    const int64_t half = steps / 2;
+    // Fill from both ends, like PyTorch, so the last value is exactly `end`; a single step
+    // is `start` (the loop would give `end`).
+    const int64_t half = steps == 1 ? 1 : steps / 2;
     for (int64_t i = 0; i < steps; ++i)
       p[i] = static_cast<scalar_t>(i < half ? start + step * i : end - step * (steps - 1 - i));
   });
@@ -229,6 +230,10 @@ void check_inplace(const Tensor& t, const char* op, bool values_require_grad) {
            ") is used in an in-place operation; do it under no_grad() or on a clone()");
   if (!t.impl()->base) return;
   const Tensor base(t.impl()->base);
+  DC_CHECK(!(base.is_leaf() && base.requires_grad()), RuntimeError, "[", op,
+           "] a view (shape ", t.shape_str(), ") of a leaf tensor that requires grad (shape ",
+           base.shape_str(), ") is used in an in-place operation; do it under no_grad() or on "
+           "a clone()");
   DC_CHECK(!(base.requires_grad() || t.requires_grad() || values_require_grad), RuntimeError,
            "[", op, "] in-place write through a view (shape ", t.shape_str(),
            ") of a tensor with shape ", base.shape_str(),

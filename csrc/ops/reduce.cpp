@@ -74,7 +74,10 @@ Tensor sum(const Tensor& t, const Shape& dims, bool keepdim, std::optional<DType
   Tensor in = t.dtype() == out_dt ? t : to_dtype(detach(t), out_dt);
   Tensor out = Tensor::empty(reduced_shape(t.sizes(), mask, true), out_dt);
   int64_t M, K;
-  if (in.is_contiguous() && reduced_dims_lead(in, mask)) {
+  // A full reduction (one output) goes to the rows kernel, which sums in blocks with a double
+  // total; the columns kernel would add every element into one float accumulator in turn.
+  const bool full = numel_of(out.sizes()) == 1 && t.numel() > 1;
+  if (!full && in.is_contiguous() && reduced_dims_lead(in, mask)) {
     K = 1;
     for (int64_t i = 0; i < in.dim(); ++i)
       if (mask[i]) K *= in.sizes()[i];

@@ -106,10 +106,21 @@ def gradgradcheck(fn, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e
         grad_outputs = [_C.from_numpy(rng.standard_normal(tuple(o.shape)).astype(np.float64))
                         for o in outs]
 
+    diff_pos = [k for k, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+
     def first_grad(*xs):
-        outs_ = _flat_outputs(fn, xs)
-        d = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
-        gs = autograd_grad(outs_, d, list(grad_outputs), create_graph=True, allow_unused=True)
+        from .. import enable_grad
+        # gradcheck evaluates this on perturbed copies under no_grad: the first gradient still
+        # needs a graph, so re-enable grad and make the perturbed inputs require it.
+        xs = list(xs)
+        for k in diff_pos:
+            if not xs[k].requires_grad:
+                xs[k] = xs[k].detach().requires_grad_(True)
+        with enable_grad():
+            outs_ = _flat_outputs(fn, xs)
+            d = [xs[k] for k in diff_pos]
+            gs = autograd_grad(outs_, d, list(grad_outputs), create_graph=True,
+                               allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
     del diff

@@ -187,16 +187,26 @@ DC_BINARY(maximum, return max_nan(a, b))
 DC_BINARY(minimum, return min_nan(a, b))
 DC_BINARY(atan2, return std::atan2(a, b))
 DC_BINARY(fmod, return std::fmod(a, b))
-// Integer division: the op layer refuses a zero divisor before calling these.
+// Integer division: the op layer refuses a zero divisor before calling these. A divisor of
+// -1 is handled apart: x86 traps (SIGFPE) on INT_MIN / -1 and INT_MIN % -1; the quotient
+// wraps to INT_MIN like torch, the remainder is 0.
+template <typename T>
+inline T wrapping_neg(T a) {
+  using U = std::make_unsigned_t<T>;
+  return static_cast<T>(U(0) - static_cast<U>(a));
+}
+DC_BINARY(int_div, return b == T(-1) ? wrapping_neg(a) : a / b)
 DC_BINARY(int_floor_divide, {
+  if (b == T(-1)) return wrapping_neg(a);
   const T q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 })
 DC_BINARY(int_remainder, {
+  if (b == T(-1)) return T(0);
   const T r = a % b;
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 })
-DC_BINARY(int_fmod, return a % b)
+DC_BINARY(int_fmod, return b == T(-1) ? T(0) : a % b)
 DC_BINARY(int_pow, {
   if (b < 0) return a == 1 ? T(1) : (a == -1 ? ((b & 1) ? T(-1) : T(1)) : T(0));
   T result = 1, base = a;
@@ -306,6 +316,8 @@ void fill_elementwise(ElementwiseTable& t) {
   DC_SET_ALL_ARITH(double, F64)
 #undef DC_SET_ALL_ARITH
 #undef DC_SET_ARITH
+  Bn(BinaryOp::div)[I32] = int_div_loop<int32_t>;  // truncating; safe for INT_MIN / -1
+  Bn(BinaryOp::div)[I64] = int_div_loop<int64_t>;
   Bn(BinaryOp::add)[B] = logical_or_loop<bool>;
   Bn(BinaryOp::mul)[B] = logical_and_loop<bool>;
   Bn(BinaryOp::maximum)[B] = logical_or_loop<bool>;
