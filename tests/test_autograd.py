@@ -142,6 +142,7 @@ def test_third_derivative_of_cube():
     assert (g1.item(), g2.item(), g3.item()) == (12.0, 12.0, 6.0)
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
 def test_backward_create_graph_then_grad_of_grad():
     x, tx = pair([0.5, -1.5])
     for a in (x, tx):

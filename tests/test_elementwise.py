@@ -372,7 +372,14 @@ def test_exp_sigmoid_extremes():
     assert_close(dc.silu(x), TF.silu(tx))
     assert_close(dc.softplus(x), TF.softplus(tx))
     assert_close(dc.mish(x), TF.mish(tx), rtol=1e-5, atol=1e-6)
-    # Dense sweep: float32 exp within a couple of ulps of torch over its whole finite range.
+    # gelu's tail: 0.5 x erfc(-x / sqrt 2) keeps its digits where 1 + erf(x / sqrt 2) cancels.
+    import math
+    xs = [-3.0, -4.5, -5.0, -6.0]
+    want = [0.5 * v * math.erfc(-v / math.sqrt(2)) for v in xs]
+    np.testing.assert_allclose(dc.gelu(dc.tensor(xs)).numpy(), want, rtol=3e-6)
+    np.testing.assert_allclose(dc.gelu(dc.tensor(xs, dtype=dc.float64)).numpy(), want,
+                               rtol=1e-13)
+    # Dense sweep: float32 exp within a couple of ulps over its whole finite range.
     xs = np.linspace(-87, 88.5, 200001, dtype=np.float32)
     np.testing.assert_allclose(dc.exp(dc.from_numpy(xs)).numpy(), np.exp(xs.astype(np.float64)),
                                rtol=3e-7)
