@@ -80,6 +80,22 @@ tensor_list AccumulateGrad::apply(tensor_list&& grads) {
   return {};
 }
 
+void release_edges_iteratively(std::vector<Edge>& edges) {
+  std::vector<std::shared_ptr<Node>> stack;
+  auto gather = [&stack](std::vector<Edge>& es) {
+    for (Edge& e : es)
+      if (e.fn && e.fn.use_count() == 1) stack.push_back(std::move(e.fn));
+    es.clear();
+  };
+  gather(edges);
+  while (!stack.empty()) {
+    std::shared_ptr<Node> n = std::move(stack.back());
+    stack.pop_back();
+    n->release_saved();
+    gather(n->next_edges);
+  }  // each `n` is destroyed here with no edges left, so its destructor does not recurse
+}
+
 Edge gradient_edge(const Tensor& t) {
   if (!t.defined() || !t.has_autograd_meta()) return {};
   auto& m = t.autograd_meta();

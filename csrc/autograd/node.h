@@ -59,9 +59,21 @@ struct Node : std::enable_shared_from_this<Node> {
   std::vector<std::pair<uint32_t, std::weak_ptr<TensorImpl>>> retained;
 };
 
+// Note [Iterative graph release]
+// A graph is a chain of shared_ptrs (node -> next_edges -> node ...). Letting the destructors
+// recurse overflows the stack for long graphs (a 300k-op chain segfaults), so a dying node
+// first drops its saved tensors (which may also reference earlier nodes), then hands every
+// edge it holds the last reference to over to an explicit stack and frees them in a loop,
+// like PyTorch's deleteNode.
+void release_edges_iteratively(std::vector<Edge>& edges);
+
 // A node whose backward is a C++ lambda written with differentiable ops (csrc/ops/*).
 struct FunctionNode : Node {
   FunctionNode(std::string name, BackwardFn fn) : name_(std::move(name)), fn_(std::move(fn)) {}
+  ~FunctionNode() override {
+    saved.clear();
+    release_edges_iteratively(next_edges);
+  }
   std::string name() const override { return name_; }
   tensor_list apply(tensor_list&& grads) override;
   void release_saved() override;

@@ -57,8 +57,9 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
   const double step = steps > 1 ? (end - start) / (steps - 1) : 0.0;
   DC_DISPATCH_ALL(dtype, "linspace", [&] {
     scalar_t* p = t.data<scalar_t>();
-    // Fill from both ends, like PyTorch, so the last value is exactly `end`.
-    const int64_t half = steps / 2;
+    // Fill from both ends, like PyTorch, so the last value is exactly `end`; a single step
+    // is `start` (the loop would give `end`).
+    const int64_t half = steps == 1 ? 1 : steps / 2;
     for (int64_t i = 0; i < steps; ++i)
       p[i] = static_cast<scalar_t>(i < half ? start + step * i : end - step * (steps - 1 - i));
   });
@@ -237,8 +238,9 @@ void check_inplace(const Tensor& t, const char* op, bool values_require_grad) {
   const Tensor base(t.impl()->base);
   if (!(base.requires_grad() || t.requires_grad() || values_require_grad)) return;
   DC_CHECK(!(base.is_leaf() && base.requires_grad()), RuntimeError, "[", op,
-           "] a view of a leaf tensor that requires grad (base shape ", base.shape_str(),
-           ") is used in an in-place operation; do it under no_grad() or on a clone()");
+           "] a view (shape ", t.shape_str(), ") of a leaf tensor that requires grad (shape ",
+           base.shape_str(), ") is used in an in-place operation; do it under no_grad() or on "
+           "a clone()");
   DC_CHECK(base.is_contiguous(), RuntimeError, "[", op, "] in-place write through a view of a "
            "non-contiguous tensor (shape ", base.shape_str(), ") that takes part in autograd is "
            "not supported; call contiguous() on the base first");

@@ -110,19 +110,27 @@ bool can_cast(DType from, DType to) {
 
 // a <- op(a, b) in place. Without autograd the kernel writes straight into `a`; with it the
 // result is computed out of place and copied in, so copy_'s derivative links the history.
+// `alpha` (add_/sub_ with alpha != 1) makes the direct path a + alpha * b.
 template <typename OutOfPlace>
 Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOfPlace f,
-                double alpha = 1.0) {
+                const double* alpha = nullptr) {
   const DType compute = result_type({a, b});
   DC_CHECK(can_cast(compute, a.dtype()), TypeError, "[", name, "] result type ",
            dtype_name(compute), " can't be cast to the destination dtype ", dtype_name(a.dtype()));
   check_inplace(a, name, b.requires_grad());
   broadcast_shapes(a.sizes(), b.sizes(), name);
-  if (autograd::any_requires_grad({&a, &b}) || compute != a.dtype() ||
-      a.storage() == b.storage()) {
-    // The op runs on a (differentiable) clone: what it saves for backward must not be the
-    // storage about to be overwritten.
-    Tensor r = f(autograd::grad_enabled() ? clone(a) : a, b);
+  if (autograd::any_requires_grad({&a, &b})) {
+    // The out-of-place op may save its operands for backward, and copy_ is about to overwrite
+    // `a` (and `b` if it shares a's memory): hand it copies so the saved values stay valid.
+    Tensor src = op == BinaryOp::add || op == BinaryOp::sub ? a : clone(a);
+    Tensor other = b.storage() == a.storage() ? clone(b) : b;
+    Tensor r = f(src, other);
+    DC_CHECK(r.sizes() == a.sizes(), ValueError, "[", name, "] output with shape ", a.shape_str(),
+             " doesn't match the broadcast shape ", r.shape_str());
+    return copy_(a, r);
+  }
+  if (compute != a.dtype() || a.storage() == b.storage()) {
+    Tensor r = f(a, b);
     DC_CHECK(r.sizes() == a.sizes(), ValueError, "[", name, "] output with shape ", a.shape_str(),
              " doesn't match the broadcast shape ", r.shape_str());
     return copy_(a, r);
@@ -130,8 +138,7 @@ Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOf
   DC_CHECK(broadcast_shapes(a.sizes(), b.sizes(), name) == a.sizes(), ValueError, "[", name,
            "] output with shape ", a.shape_str(), " doesn't match the broadcast shape ",
            shape_str(broadcast_shapes(a.sizes(), b.sizes(), name)));
-  // alpha != 1 only comes with add (sub_ passes -alpha): a + alpha * b in one pass.
-  if (alpha != 1.0) cpu::add_scaled_into(a, a, cast_for(b, compute), alpha);
+  if (alpha) cpu::add_scaled_into(a, a, cast_for(b, compute), *alpha);
   else cpu::binary_into(op, a, a, cast_for(b, compute));
   a.bump_version();
   return a;
@@ -160,8 +167,10 @@ Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
-  DC_CHECK(!(a.dtype() == DType::Bool && b.dtype() == DType::Bool), TypeError,
-           "[sub] subtraction of two bool tensors is not supported; use logical_xor");
+  // Like PyTorch, any bool operand (a Python bool included) is refused, not just two.
+  DC_CHECK(a.dtype() != DType::Bool && b.dtype() != DType::Bool, TypeError,
+           "[sub] subtraction with a bool tensor is not supported; to invert a mask use ~ or "
+           "logical_not(), for a difference of masks use logical_xor()");
   if (alpha.to_double() != 1.0) return add(a, b, Scalar(-alpha.to_double()));
   Tensor out = binary_kernel(BinaryOp::sub, a, b, result_type({a, b}), "sub");
   if (autograd::any_requires_grad({&a, &b})) {
@@ -191,7 +200,13 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 Tensor div(const Tensor& a, const Tensor& b, const std::string& rounding_mode) {
   if (rounding_mode == "floor") return floor_divide(a, b);
-  if (rounding_mode == "trunc") return trunc(div(a, b));
+  if (rounding_mode == "trunc") {
+    const DType dt = result_type({a, b});
+    if (is_floating(dt)) return trunc(div(a, b));
+    // Integers stay integers: C++ division already truncates toward zero.
+    check_int_divisor(b, "div");
+    return binary_kernel(BinaryOp::div, a, b, dt, "div");
+  }
   DC_CHECK(rounding_mode.empty(), ValueError, "[div] rounding_mode must be None, 'trunc' or "
            "'floor', got '", rounding_mode, "'");
   Tensor out = binary_kernel(BinaryOp::div, a, b, to_float_dtype(result_type({a, b})), "div");
@@ -263,7 +278,13 @@ Tensor pow(const Tensor& a, const Tensor& b) {
     autograd::record(
         "pow", {a, b}, {out},
         [sa, sb](GradCtx& g) -> tensor_list {
-          Tensor x = g.saved(0), e = g.saved(1);
+          // Work in the gradient's dtype: a Python-number operand (an int, or two wrapped
+          // numbers meeting in `e - 1`) would otherwise be computed in float32.
+          const DType gd = g.grad().dtype();
+          auto in_grad_dtype = [gd](const Tensor& t) {
+            return t.dtype() == gd && !t.impl()->is_wrapped_number ? t : to_dtype(t, gd, true);
+          };
+          Tensor x = in_grad_dtype(g.saved(0)), e = in_grad_dtype(g.saved(1));
           Tensor ga, gb;
           if (g.needs(0)) ga = sum_to(g.grad() * e * pow(x, e - 1.0), sa);
           if (g.needs(1)) {
@@ -313,7 +334,12 @@ Tensor atan2(const Tensor& a, const Tensor& b) {
     autograd::record(
         "atan2", {a, b}, {out},
         [sa, sb](GradCtx& g) -> tensor_list {
-          Tensor y = g.saved(0), x = g.saved(1);
+          // In the gradient's dtype, so a Python-number operand squares in full precision.
+          const DType gd = g.grad().dtype();
+          auto in_grad_dtype = [gd](const Tensor& t) {
+            return t.dtype() == gd && !t.impl()->is_wrapped_number ? t : to_dtype(t, gd, true);
+          };
+          Tensor y = in_grad_dtype(g.saved(0)), x = in_grad_dtype(g.saved(1));
           Tensor denom = y * y + x * x;
           return {g.needs(0) ? sum_to(g.grad() * x / denom, sa) : Tensor(),
                   g.needs(1) ? sum_to(-g.grad() * y / denom, sb) : Tensor()};
@@ -325,18 +351,18 @@ Tensor atan2(const Tensor& a, const Tensor& b) {
 
 Tensor& add_(Tensor& a, const Tensor& b, Scalar alpha) {
   if (alpha.to_double() != 1.0) {
-    return inplace(
-        a, b, "add_", BinaryOp::add,
-        [&](const Tensor& x, const Tensor& y) { return add(x, y, alpha); }, alpha.to_double());
+    const double al = alpha.to_double();
+    return inplace(a, b, "add_", BinaryOp::add,
+                   [&](const Tensor& x, const Tensor& y) { return add(x, y, alpha); }, &al);
   }
   return inplace(a, b, "add_", BinaryOp::add,
                  [](const Tensor& x, const Tensor& y) { return add(x, y); });
 }
 Tensor& sub_(Tensor& a, const Tensor& b, Scalar alpha) {
-  const double al = alpha.to_double();
-  return inplace(
-      a, b, "sub_", al == 1.0 ? BinaryOp::sub : BinaryOp::add,
-      [&](const Tensor& x, const Tensor& y) { return sub(x, y, alpha); }, al == 1.0 ? 1.0 : -al);
+  const double neg_alpha = -alpha.to_double();
+  return inplace(a, b, "sub_", BinaryOp::sub,
+                 [&](const Tensor& x, const Tensor& y) { return sub(x, y, alpha); },
+                 alpha.to_double() == 1.0 ? nullptr : &neg_alpha);
 }
 Tensor& mul_(Tensor& a, const Tensor& b) {
   return inplace(a, b, "mul_", BinaryOp::mul,

@@ -62,7 +62,8 @@ Tensor unary_inplace(const UnaryDef& d, Tensor& a) {
   const DType dt = d.keeps_int ? a.dtype() : to_float_dtype(a.dtype());
   DC_CHECK(dt == a.dtype(), TypeError, "[", d.name, "_] result type ", dtype_name(dt),
            " can't be cast to the destination dtype ", dtype_name(a.dtype()));
-  if (autograd::any_requires_grad({&a})) return copy_(a, unary_op(d, clone(a)));  // see inplace()
+  // copy_ overwrites `a`: an op that saves its input must get a copy of it.
+  if (autograd::any_requires_grad({&a})) return copy_(a, unary_op(d, d.saves_input ? clone(a) : a));
   cpu::unary_into(d.kernel, a, a);
   a.bump_version();
   return a;
@@ -250,7 +251,8 @@ Tensor clamp(const Tensor& a, const Scalar* min, const Scalar* max) {
 
 Tensor& clamp_(Tensor& a, const Scalar* min, const Scalar* max) {
   check_inplace(a, "clamp_");
-  return copy_(a, clamp(autograd::grad_enabled() ? clone(a) : a, min, max));
+  // clamp saves its input for backward and copy_ overwrites `a`: clamp a copy under autograd.
+  return copy_(a, clamp(autograd::any_requires_grad({&a}) ? clone(a) : a, min, max));
 }
 
 Tensor clamp_tensor(const Tensor& a, const Tensor& min, const Tensor& max) {
@@ -267,7 +269,12 @@ Tensor hardtanh(const Tensor& a, double min_val, double max_val) {
 Tensor relu6(const Tensor& a) { return hardtanh(a, 0.0, 6.0); }
 Tensor hardsigmoid(const Tensor& a) { return hardtanh(a / 6.0 + 0.5, 0.0, 1.0); }
 Tensor hardswish(const Tensor& a) { return a * hardsigmoid(a); }
-Tensor logsigmoid(const Tensor& a) { return -softplus(-a, 1.0, 20.0); }
+// log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): exact for any x, where -softplus(-x) with
+// its threshold drops the log1p term (about 2e-9) beyond |x| = 20. At x = 0 the gradient is
+// 0.5 from minimum's tie rule plus 0 from abs, as it should be.
+Tensor logsigmoid(const Tensor& a) {
+  return minimum(a, zeros({}, a.dtype())) - log1p(exp(-abs(a)));
+}
 
 DC_REGISTER_OPS(
     {"neg", "unary", Grad::differentiable},

@@ -15,6 +15,10 @@ using autograd::Node;
 struct PyFunctionNode : Node {
   PyFunctionNode(std::string name, std::shared_ptr<py::object> fn)
       : name_(std::move(name)), fn_(std::move(fn)) {}
+  ~PyFunctionNode() override {
+    fn_.reset();  // its closure holds ctx.saved_tensors; see Note [Iterative graph release]
+    autograd::release_edges_iteratively(next_edges);
+  }
   std::string name() const override { return name_; }
   tensor_list apply(tensor_list&& grads) override {
     py::gil_scoped_acquire gil;

@@ -207,8 +207,9 @@ void bind_ops(py::module_& m) {
 
   // ---- reductions (sum/mean here; the rest in bind_reduce.cpp) ----
   m.def("sum", [](const Tensor& t, py::object dim, bool keepdim, py::object dtype) {
-    const Shape dims = to_dims(dim, "sum");  // Python calls: before the GIL is released
-    const auto dt = opt_dtype(dtype);
+    // Convert the Python arguments while the GIL is held.
+    const Shape dims = to_dims(dim, "sum");
+    const std::optional<DType> dt = opt_dtype(dtype);
     ReleaseIfLarge gil(t.numel());
     return sum(t, dims, keepdim, dt);
   }, py::arg("input"), py::arg("dim") = py::none(), py::arg("keepdim") = false, py::kw_only(),
@@ -240,8 +241,9 @@ void bind_ops(py::module_& m) {
     return addmm(in, a, b, beta, alpha);
   }, py::arg("input"), py::arg("mat1"), py::arg("mat2"), py::kw_only(), py::arg("beta") = 1.0, py::arg("alpha") = 1.0);
   m.def("linear", [](const Tensor& x, const Tensor& w, py::object b) {
-    ReleaseIfLarge gil(x.numel() * w.sizes()[0]);
-    return linear(x, w, b.is_none() ? Tensor() : b.cast<Tensor>());
+    const Tensor bias = b.is_none() ? Tensor() : b.cast<Tensor>();  // needs the GIL
+    ReleaseIfLarge gil(x.numel() * (w.dim() ? w.sizes()[0] : 1));
+    return linear(x, w, bias);
   }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none());
 }
 

@@ -23,6 +23,7 @@ py::object binop(const Tensor& self, py::handle other, const char* name) {
   Tensor o = to_tensor(other, name);
   Tensor r;
   {
+    // Only the C++ op runs without the GIL; py::cast below needs it back.
     ReleaseIfLarge gil(self.numel());
     r = F(self, o);
   }
@@ -31,11 +32,19 @@ py::object binop(const Tensor& self, py::handle other, const char* name) {
 
 template <BinaryFn F>
 py::object rbinop(const Tensor& self, py::handle other, const char* name) {
+  // The same operand types as binop: `np_array + t` and `[1, 2] + t` reach here (ndarray
+  // defers to __array_priority__) and give a tensor, like torch.
   if (!is_tensor(other) && !PyFloat_Check(other.ptr()) && !PyLong_Check(other.ptr()) &&
-      !PyBool_Check(other.ptr()))
+      !PyBool_Check(other.ptr()) && !py::isinstance<py::array>(other) &&
+      !PyList_Check(other.ptr()) && !py::hasattr(other, "dtype"))
     return py::reinterpret_borrow<py::object>(Py_NotImplemented);
   Tensor o = to_tensor(other, name);
-  return py::cast(F(o, self));
+  Tensor r;
+  {
+    ReleaseIfLarge gil(self.numel());
+    r = F(o, self);
+  }
+  return py::cast(r);
 }
 
 Tensor add2(const Tensor& a, const Tensor& b) { return ops::add(a, b); }

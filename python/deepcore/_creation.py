@@ -16,6 +16,8 @@ _I64 = _C.dtype.int64
 def _size(size):
     if len(size) == 1 and not isinstance(size[0], numbers.Integral):
         size = size[0]
+        if not hasattr(size, "__iter__"):
+            raise TypeError(f"[size] expected a sequence of ints, got {type(size).__name__}")
     out = []
     for s in size:
         if isinstance(s, Tensor):
@@ -37,7 +39,11 @@ def _dt(dtype, default=_F32):
         return _I64
     if dtype is bool:
         return _C.dtype.bool
-    return _C.dtype.__members__[str(np.dtype(dtype))]
+    name = str(np.dtype(dtype))
+    if name not in _C.dtype.__members__:
+        raise TypeError(f"[dtype] unsupported dtype {name}; supported: bool, int32, int64, "
+                        "float32, float64")
+    return _C.dtype.__members__[name]
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False, **_):

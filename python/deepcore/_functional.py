@@ -11,7 +11,7 @@ _NAMES = [
     "where", "clamp", "clamp_", "neg", "abs", "exp", "expm1", "log", "log2", "log10", "log1p",
     "sqrt", "rsqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
     "sigmoid", "relu", "silu", "erf", "reciprocal", "square", "sign", "floor", "ceil", "round",
-    "trunc", "relu_", "sigmoid_", "tanh_", "exp_", "gelu", "softplus", "leaky_relu", "elu",
+    "trunc", "relu_", "sigmoid_", "tanh_", "exp_", "leaky_relu_", "gelu", "softplus", "leaky_relu", "elu",
     "selu", "celu", "hardtanh", "relu6", "hardsigmoid", "hardswish", "logsigmoid", "mish",
     "clone", "transpose", "swapaxes", "t", "squeeze", "unsqueeze", "flatten", "unflatten",
     "select", "narrow", "split", "chunk", "unbind", "cat", "stack", "flip", "tril", "triu",

@@ -39,6 +39,13 @@ def _shape_args(args, op):
 
 # ---- printing ---------------------------------------------------------------------------------
 
+def _padded(f, candidates):
+    # Like torch, every element is right-aligned to the widest one. The widest string comes
+    # from an extreme value (largest/smallest, or smallest nonzero magnitude for exponents).
+    width = max((len(f(c)) for c in candidates), default=0)
+    return lambda x: f(x).rjust(width)
+
+
 def _format_tensor(t: Tensor) -> str:
     arr = _C._to_numpy(_C.contiguous(t.detach()), True)
     if t.dtype.is_floating_point:
@@ -48,21 +55,26 @@ def _format_tensor(t: Tensor) -> str:
                                    (np.abs(finite[finite != 0]).min() < 1e-4
                                     if np.any(finite != 0) else False))
         if big:
-            fmt = {"float_kind": lambda x: f"{x:.4e}"}
+            f = lambda x: f"{x:.4e}"  # noqa: E731
         elif int_valued:
-            fmt = {"float_kind": lambda x: f"{x:.0f}."}
+            f = lambda x: f"{x:.0f}." if np.isfinite(x) else f"{x}"  # noqa: E731
         else:
-            fmt = {"float_kind": lambda x: f"{x:.4f}"}
-        body = np.array2string(arr, separator=", ", formatter=fmt, threshold=1000,
-                               edgeitems=3, prefix="tensor(")
+            f = lambda x: f"{x:.4f}"  # noqa: E731
+        cands = list(arr[~np.isfinite(arr)][:8])
+        if finite.size:
+            nz = finite[finite != 0]
+            cands += [finite.max(), finite.min()]
+            if nz.size:
+                cands += [nz[np.argmin(np.abs(nz))], -np.abs(nz).min()] if (nz < 0).any() \
+                    else [np.abs(nz).min()]
+        fmt = {"float_kind": _padded(f, cands)}
+    elif t.dtype == _C.dtype.bool:
+        f = lambda x: "True" if x else "False"  # noqa: E731
+        fmt = {"bool": _padded(f, [bool(v) for v in np.unique(arr)])}
     else:
-        if t.dtype == _C.dtype.bool:
-            fmt = {"bool": lambda x: "True" if x else "False"}
-        else:
-            fmt = None
-        body = np.array2string(arr, separator=", ", formatter=fmt, threshold=1000, edgeitems=3,
-                               prefix="tensor(")
-    return body
+        fmt = None  # NumPy already right-aligns integers
+    return np.array2string(arr, separator=", ", formatter=fmt, threshold=1000, edgeitems=3,
+                           prefix="tensor(")
 
 
 def _repr(self: Tensor) -> str:
@@ -90,8 +102,8 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         t = _C.contiguous(data.detach())
         t = _C._to_dtype(t, dtype if dtype is not None else t.dtype, True)
     else:
-        if isinstance(data, np.ndarray):
-            arr = data
+        if isinstance(data, (np.ndarray, np.generic)):
+            arr = np.asarray(data)  # NumPy scalars keep their dtype, like torch.tensor
         elif hasattr(data, "__dlpack__") and not isinstance(data, (list, tuple)):
             arr = np.asarray(data)
         else:

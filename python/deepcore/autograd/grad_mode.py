@@ -9,6 +9,15 @@ from .. import _C
 class _GradMode:
     _enabled: bool
 
+    def __new__(cls, orig_func=None):
+        # Bare decorator (@no_grad without parentheses), as torch allows.
+        if orig_func is not None and callable(orig_func):
+            return cls()(orig_func)
+        return super().__new__(cls)
+
+    def __init__(self, orig_func=None):
+        pass
+
     def __enter__(self):
         self._prev = _C.is_grad_enabled()
         _C._set_grad_enabled(self._enabled)
@@ -39,11 +48,19 @@ class enable_grad(_GradMode):
 class inference_mode(_GradMode):
     _enabled = False
 
+    def __new__(cls, mode=True):
+        if callable(mode):
+            return cls()(mode)
+        return object.__new__(cls)
+
     def __init__(self, mode: bool = True):
         self._enabled = not mode
 
 
 class set_grad_enabled(_GradMode):
+    def __new__(cls, mode: bool):
+        return object.__new__(cls)
+
     def __init__(self, mode: bool):
         self._enabled = bool(mode)
         self._prev = _C.is_grad_enabled()

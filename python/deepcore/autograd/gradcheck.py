@@ -106,17 +106,19 @@ def gradgradcheck(fn, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e
         grad_outputs = [_C.from_numpy(rng.standard_normal(tuple(o.shape)).astype(np.float64))
                         for o in outs]
 
-    diff_pos = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    diff_pos = [k for k, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
 
     def first_grad(*xs):
         from .. import enable_grad
-        # The finite-difference pass calls this with perturbed copies under no_grad: the first
-        # derivative still has to be taken with respect to them.
+        # gradcheck evaluates this on perturbed copies under no_grad: the first gradient still
+        # needs a graph, so re-enable grad and make the perturbed inputs require it.
+        xs = list(xs)
+        for k in diff_pos:
+            if not xs[k].requires_grad:
+                xs[k] = xs[k].detach().requires_grad_(True)
         with enable_grad():
-            xs = [x.detach().requires_grad_() if i in diff_pos and not x.requires_grad else x
-                  for i, x in enumerate(xs)]
             outs_ = _flat_outputs(fn, xs)
-            d = [xs[i] for i in diff_pos]
+            d = [xs[k] for k in diff_pos]
             gs = autograd_grad(outs_, d, list(grad_outputs), create_graph=True,
                                allow_unused=True)
         return tuple(g for g in gs if g is not None)

@@ -88,7 +88,9 @@ DC_UNARY(cosh, return std::cosh(x))
 DC_UNARY(tanh, return std::tanh(x))
 DC_UNARY(sigmoid, return T(1) / (T(1) + exp_any(-x)))
 DC_UNARY(relu, return x > T(0) ? x : (x != x ? x : T(0)))
-DC_UNARY(gelu_erf, return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440))))
+// 0.5 x (1 + erf(x / sqrt 2)) written with erfc: for x < -3 the sum 1 + erf cancels and
+// loses every digit (1% error in float32 at x = -5); erfc(-x / sqrt 2) keeps them.
+DC_UNARY(gelu_erf, return T(0.5) * x * std::erfc(x * T(-0.70710678118654752440)))
 DC_UNARY(gelu_tanh, {
   const T inner = T(0.79788456080286535588) * (x + T(0.044715) * x * x * x);
   return T(0.5) * x * (T(1) + std::tanh(inner));
@@ -136,7 +138,11 @@ void clamp_loop(char** d, const int64_t* s, int64_t n, const double* p) {
   const bool has_min = p[2] != 0, has_max = p[3] != 0;
   const T lo = has_min ? T(p[0]) : T(0), hi = has_max ? T(p[1]) : T(0);
   if (has_min && has_max)
-    unary_loop<T, T>(d, s, n, [=](T x) -> T { return x < lo ? lo : (x > hi ? hi : x); });
+    // min(max(x, lo), hi): when lo > hi every element becomes hi, like PyTorch.
+    unary_loop<T, T>(d, s, n, [=](T x) -> T {
+      const T y = x < lo ? lo : x;
+      return y > hi ? hi : y;
+    });
   else if (has_min)
     unary_loop<T, T>(d, s, n, [=](T x) -> T { return x < lo ? lo : x; });
   else
@@ -183,16 +189,26 @@ DC_BINARY(maximum, return max_nan(a, b))
 DC_BINARY(minimum, return min_nan(a, b))
 DC_BINARY(atan2, return std::atan2(a, b))
 DC_BINARY(fmod, return std::fmod(a, b))
-// Integer division: the op layer refuses a zero divisor before calling these.
+// Integer division: the op layer refuses a zero divisor before calling these. A divisor of
+// -1 is handled apart: x86 traps (SIGFPE) on INT_MIN / -1 and INT_MIN % -1; the quotient
+// wraps to INT_MIN like torch, the remainder is 0.
+template <typename T>
+inline T wrapping_neg(T a) {
+  using U = std::make_unsigned_t<T>;
+  return static_cast<T>(U(0) - static_cast<U>(a));
+}
+DC_BINARY(int_div, return b == T(-1) ? wrapping_neg(a) : a / b)
 DC_BINARY(int_floor_divide, {
+  if (b == T(-1)) return wrapping_neg(a);
   const T q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 })
 DC_BINARY(int_remainder, {
+  if (b == T(-1)) return T(0);
   const T r = a % b;
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 })
-DC_BINARY(int_fmod, return a % b)
+DC_BINARY(int_fmod, return b == T(-1) ? T(0) : a % b)
 DC_BINARY(int_pow, {
   if (b < 0) return a == 1 ? T(1) : (a == -1 ? ((b & 1) ? T(-1) : T(1)) : T(0));
   T result = 1, base = a;
@@ -302,6 +318,8 @@ void fill_elementwise(ElementwiseTable& t) {
   DC_SET_ALL_ARITH(double, F64)
 #undef DC_SET_ALL_ARITH
 #undef DC_SET_ARITH
+  Bn(BinaryOp::div)[I32] = int_div_loop<int32_t>;  // truncating; safe for INT_MIN / -1
+  Bn(BinaryOp::div)[I64] = int_div_loop<int64_t>;
   Bn(BinaryOp::add)[B] = logical_or_loop<bool>;
   Bn(BinaryOp::mul)[B] = logical_and_loop<bool>;
   Bn(BinaryOp::maximum)[B] = logical_or_loop<bool>;

@@ -16,10 +16,11 @@ inline int32_t float_to_bits(float f) {
 
 // exp for float32, ~1 ulp: exp(x) = 2^n * e^r with n = round(x / ln 2), |r| <= ln2 / 2, and a
 // degree-6 polynomial for e^r (Cephes coefficients). The rounding uses the 1.5 * 2^23 trick so
-// that it vectorises. Inputs are clamped to the range where 2^n is a normal float; beyond it
-// the result is exactly 0 or inf, and NaN propagates through the arithmetic.
+// that it vectorises. 2^n is applied as two factors, so the whole range works: up to the
+// largest float whose exp is finite (88.72283) and down into the subnormals (-103.97, below
+// which exp rounds to 0). Beyond it the result is exactly inf or 0; NaN propagates.
 inline float exp_f32(float x) {
-  const float hi = 88.3762626647949f, lo = -87.3365447504f;
+  const float hi = 88.7228317f, lo = -103.972084f;
   float xc = x > hi ? hi : x;
   xc = xc < lo ? lo : xc;
   const float shifter = 12582912.0f;  // 1.5 * 2^23

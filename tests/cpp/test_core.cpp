@@ -1,0 +1,447 @@
+// Core pieces tested directly: shape helpers, the strided iterator's dimension coalescing,
+// the elementwise kernels of every ISA this CPU can run against naive loops (contiguous,
+// strided and broadcast-scalar operands at awkward sizes), exp accuracy over its whole range,
+// and the autograd engine on a small graph.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "autograd/engine.h"
+#include "autograd/grad_mode.h"
+#include "core/error.h"
+#include "core/tensor.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/isa.h"
+#include "kernels/cpu/loops.h"
+#include "ops/ops.h"
+
+namespace {
+
+using dc::DType;
+using dc::Shape;
+using dc::Tensor;
+using dc::cpu::Isa;
+
+// ---- shape helpers ----------------------------------------------------------------------------
+
+TEST(Shape, BroadcastShapes) {
+  EXPECT_EQ(dc::broadcast_shapes({3, 4}, {4}, "t"), (Shape{3, 4}));
+  EXPECT_EQ(dc::broadcast_shapes({2, 1, 4}, {3, 1}, "t"), (Shape{2, 3, 4}));
+  EXPECT_EQ(dc::broadcast_shapes({}, {2, 3}, "t"), (Shape{2, 3}));
+  EXPECT_EQ(dc::broadcast_shapes({0, 1}, {1, 5}, "t"), (Shape{0, 5}));
+  EXPECT_EQ(dc::broadcast_shapes({1}, {0}, "t"), (Shape{0}));
+  try {
+    dc::broadcast_shapes({2, 3}, {4, 3}, "myop");
+    FAIL() << "expected ValueError";
+  } catch (const dc::ValueError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("[myop]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("(2, 3)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("(4, 3)"), std::string::npos) << msg;
+  }
+}
+
+TEST(Shape, ContiguousStrides) {
+  EXPECT_EQ(dc::contiguous_strides({2, 3, 4}), (Shape{12, 4, 1}));
+  EXPECT_EQ(dc::contiguous_strides({}), (Shape{}));
+  EXPECT_EQ(dc::contiguous_strides({5}), (Shape{1}));
+  EXPECT_EQ(dc::contiguous_strides({2, 0, 3}), (Shape{3, 3, 1}));  // zero sizes count as 1
+  EXPECT_EQ(dc::numel_of({2, 0, 3}), 0);
+  EXPECT_EQ(dc::numel_of({}), 1);
+  EXPECT_EQ(dc::shape_str({}), "()");
+  EXPECT_EQ(dc::shape_str({5}), "(5,)");
+  EXPECT_EQ(dc::shape_str({2, 3}), "(2, 3)");
+}
+
+TEST(Shape, WrapDim) {
+  EXPECT_EQ(dc::wrap_dim(-1, 3, "t"), 2);
+  EXPECT_EQ(dc::wrap_dim(0, 3, "t"), 0);
+  EXPECT_EQ(dc::wrap_dim(-3, 3, "t"), 0);
+  EXPECT_EQ(dc::wrap_dim(0, 0, "t"), 0);   // a 0-d tensor accepts 0 and -1
+  EXPECT_EQ(dc::wrap_dim(-1, 0, "t"), 0);
+  EXPECT_THROW(dc::wrap_dim(3, 3, "t"), dc::IndexError);
+  EXPECT_THROW(dc::wrap_dim(-4, 3, "t"), dc::IndexError);
+  EXPECT_THROW(dc::wrap_dim(1, 0, "t"), dc::IndexError);
+  try {
+    dc::wrap_dim(5, 2, "softmax");
+    FAIL();
+  } catch (const dc::IndexError& e) {
+    EXPECT_NE(std::string(e.what()).find("[softmax]"), std::string::npos);
+  }
+}
+
+TEST(Shape, EmptyRejectsNegativeAndAbsurdSizes) {
+  EXPECT_THROW(Tensor::empty({-1}, DType::Float32), dc::ValueError);
+  EXPECT_THROW(Tensor::empty({int64_t(1) << 40, int64_t(1) << 40}, DType::Float32),
+               dc::MemoryError);
+  EXPECT_THROW(Tensor::empty({int64_t(1) << 47}, DType::Float64), dc::MemoryError);
+  EXPECT_EQ(Tensor::empty({0, int64_t(1) << 62}, DType::Float32).numel(), 0);
+}
+
+// ---- iterator coalescing --------------------------------------------------------------------
+
+Tensor filled(const Shape& s, DType dt = DType::Float32) { return dc::ops::zeros(s, dt); }
+
+TEST(Iter, ContiguousMergesToOneDim) {
+  Tensor a = filled({2, 3, 4}), b = filled({2, 3, 4}), out = filled({2, 3, 4});
+  auto it = dc::cpu::make_iter(out.sizes(), {out, a, b});
+  EXPECT_EQ(it.ndim, 1);
+  EXPECT_EQ(it.shape[0], 24);
+  for (int t = 0; t < 3; ++t) EXPECT_EQ(it.strides[t][0], 4);
+  EXPECT_EQ(it.numel, 24);
+}
+
+TEST(Iter, BroadcastOperandGetsStrideZero) {
+  Tensor a = filled({2, 3, 4}), row = filled({4}), scalar = filled({}), out = filled({2, 3, 4});
+  auto it = dc::cpu::make_iter(out.sizes(), {out, a, row});
+  // (2,3) merge (both contiguous in out/a, and 0-stride in row), the inner 4 stays apart.
+  EXPECT_EQ(it.ndim, 2);
+  EXPECT_EQ(it.shape[0], 4);
+  EXPECT_EQ(it.shape[1], 6);
+  EXPECT_EQ(it.strides[2][0], 4);
+  EXPECT_EQ(it.strides[2][1], 0);
+  auto it2 = dc::cpu::make_iter(out.sizes(), {out, a, scalar});
+  EXPECT_EQ(it2.ndim, 1);
+  EXPECT_EQ(it2.shape[0], 24);
+  EXPECT_EQ(it2.strides[2][0], 0);
+}
+
+TEST(Iter, SizeOneDimsDropAndTransposeStaysTwoDims) {
+  Tensor out = filled({3, 1, 5});
+  Tensor in = filled({5, 1, 3});
+  Tensor tr = Tensor::make_view(in.storage(), {3, 1, 5}, {1, 15, 3}, 0, DType::Float32);
+  auto it = dc::cpu::make_iter(out.sizes(), {out, tr});
+  EXPECT_EQ(it.ndim, 2);
+  EXPECT_EQ(it.shape[0], 5);
+  EXPECT_EQ(it.shape[1], 3);
+  EXPECT_EQ(it.strides[1][0], 12);  // bytes: stride 3 floats
+  EXPECT_EQ(it.strides[1][1], 4);
+  auto single = dc::cpu::make_iter({}, {filled({}), filled({})});
+  EXPECT_EQ(single.ndim, 1);
+  EXPECT_EQ(single.numel, 1);
+}
+
+// ---- elementwise kernels per ISA vs naive loops ------------------------------------------------
+
+class PerIsa : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    saved_ = dc::cpu::active_isa();
+    try {
+      dc::cpu::set_active_isa(GetParam());
+    } catch (const dc::ValueError&) {
+      GTEST_SKIP() << "CPU cannot run " << dc::cpu::isa_name(GetParam());
+    }
+  }
+  void TearDown() override { dc::cpu::set_active_isa(saved_); }
+  Isa saved_ = Isa::generic;
+};
+
+const int64_t kSizes[] = {0, 1, 7, 15, 16, 17, 31, 33, 1000, 4099};
+
+template <typename T>
+Tensor random_tensor(int64_t n, std::mt19937& rng, double lo, double hi) {
+  Tensor t = Tensor::empty({n}, dc::dtype_of<T>::value);
+  std::uniform_real_distribution<double> u(lo, hi);
+  for (int64_t i = 0; i < n; ++i) t.data<T>()[i] = static_cast<T>(u(rng));
+  return t;
+}
+
+// Element i of a 1-D view, honouring its stride.
+template <typename T>
+T at(const Tensor& t, int64_t i) {
+  return t.data<T>()[t.dim() == 0 ? 0 : i * t.strides()[0]];
+}
+
+// The three layouts of an operand with n logical elements: contiguous, every other element of
+// a 2n buffer, and a 0-d scalar broadcast to n.
+enum class Layout { contiguous, strided, scalar };
+
+template <typename T>
+Tensor make_operand(Layout lay, int64_t n, std::mt19937& rng, double lo, double hi) {
+  if (lay == Layout::contiguous) return random_tensor<T>(n, rng, lo, hi);
+  if (lay == Layout::scalar) {
+    Tensor s = random_tensor<T>(1, rng, lo, hi);
+    return Tensor::make_view(s.storage(), {}, {}, 0, s.dtype());
+  }
+  Tensor base = random_tensor<T>(2 * n + 1, rng, lo, hi);
+  return Tensor::make_view(base.storage(), {n}, {2}, 1, base.dtype());
+}
+
+bool close(double got, double want, double rtol, double atol) {
+  if (std::isnan(want)) return std::isnan(got);
+  if (std::isinf(want)) return got == want;
+  return std::abs(got - want) <= atol + rtol * std::abs(want);
+}
+
+struct BinaryCase {
+  dc::cpu::BinaryOp op;
+  std::function<double(double, double)> ref;
+  double lo, hi;
+};
+
+template <typename T>
+void check_binary(const BinaryCase& c, double rtol) {
+  std::mt19937 rng(42);
+  for (int64_t n : kSizes) {
+    for (Layout la : {Layout::contiguous, Layout::strided, Layout::scalar}) {
+      for (Layout lb : {Layout::contiguous, Layout::strided, Layout::scalar}) {
+        Tensor a = make_operand<T>(la, n, rng, c.lo, c.hi);
+        Tensor b = make_operand<T>(lb, n, rng, c.lo, c.hi);
+        Tensor out = Tensor::empty({n}, dc::dtype_of<T>::value);
+        dc::cpu::binary_into(c.op, out, a, b);
+        for (int64_t i = 0; i < n; ++i) {
+          const double want = c.ref(double(at<T>(a, i)), double(at<T>(b, i)));
+          ASSERT_TRUE(close(double(out.data<T>()[i]), want, rtol, 1e-30))
+              << dc::cpu::binary_op_name(c.op) << " n=" << n << " i=" << i << " layouts "
+              << int(la) << "," << int(lb) << ": " << out.data<T>()[i] << " vs " << want;
+        }
+      }
+    }
+  }
+}
+
+TEST_P(PerIsa, BinaryFloat) {
+  using dc::cpu::BinaryOp;
+  const std::vector<BinaryCase> cases = {
+      {BinaryOp::add, [](double a, double b) { return a + b; }, -3, 3},
+      {BinaryOp::sub, [](double a, double b) { return a - b; }, -3, 3},
+      {BinaryOp::mul, [](double a, double b) { return a * b; }, -3, 3},
+      {BinaryOp::div, [](double a, double b) { return a / b; }, 0.5, 3},
+      {BinaryOp::maximum, [](double a, double b) { return std::max(a, b); }, -3, 3},
+      {BinaryOp::minimum, [](double a, double b) { return std::min(a, b); }, -3, 3},
+      {BinaryOp::pow, [](double a, double b) { return std::pow(a, b); }, 0.5, 2},
+      {BinaryOp::atan2, [](double a, double b) { return std::atan2(a, b); }, -3, 3},
+  };
+  for (const auto& c : cases) {
+    check_binary<float>(c, 2e-6);
+    check_binary<double>(c, 1e-14);
+  }
+}
+
+TEST_P(PerIsa, BinaryInteger) {
+  using dc::cpu::BinaryOp;
+  const std::vector<BinaryCase> cases = {
+      {BinaryOp::add, [](double a, double b) { return a + b; }, -100, 100},
+      {BinaryOp::mul, [](double a, double b) { return a * b; }, -100, 100},
+      {BinaryOp::floor_divide, [](double a, double b) { return std::floor(a / b); }, 1, 50},
+      {BinaryOp::remainder,
+       [](double a, double b) { return a - b * std::floor(a / b); }, 1, 50},
+  };
+  for (const auto& c : cases) {
+    check_binary<int32_t>(c, 0);
+    check_binary<int64_t>(c, 0);
+  }
+}
+
+struct UnaryCase {
+  dc::cpu::UnaryOp op;
+  std::function<double(double)> ref;
+  double lo, hi, rtol_f32;
+};
+
+template <typename T>
+void check_unary(const UnaryCase& c, double rtol, double atol) {
+  std::mt19937 rng(7);
+  for (int64_t n : kSizes) {
+    for (Layout l : {Layout::contiguous, Layout::strided, Layout::scalar}) {
+      Tensor in = make_operand<T>(l, n, rng, c.lo, c.hi);
+      // Strided output too: write every other element of a larger buffer.
+      Tensor obuf = Tensor::empty({2 * n + 1}, dc::dtype_of<T>::value);
+      Tensor out = l == Layout::strided
+                       ? Tensor::make_view(obuf.storage(), {n}, {2}, 0, obuf.dtype())
+                       : Tensor::empty({n}, dc::dtype_of<T>::value);
+      dc::cpu::unary_into(c.op, out, in);
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = c.ref(double(at<T>(in, i)));
+        ASSERT_TRUE(close(double(at<T>(out, i)), want, rtol, atol))
+            << dc::cpu::unary_op_name(c.op) << " n=" << n << " i=" << i << " x="
+            << at<T>(in, i) << ": " << at<T>(out, i) << " vs " << want;
+      }
+    }
+  }
+}
+
+TEST_P(PerIsa, UnaryFloat) {
+  using dc::cpu::UnaryOp;
+  const std::vector<UnaryCase> cases = {
+      {UnaryOp::neg, [](double x) { return -x; }, -3, 3, 0},
+      {UnaryOp::abs, [](double x) { return std::abs(x); }, -3, 3, 0},
+      {UnaryOp::exp, [](double x) { return std::exp(x); }, -80, 80, 3e-7},
+      {UnaryOp::log, [](double x) { return std::log(x); }, 0.01, 100, 2e-7},
+      {UnaryOp::sqrt, [](double x) { return std::sqrt(x); }, 0, 100, 2e-7},
+      {UnaryOp::tanh, [](double x) { return std::tanh(x); }, -10, 10, 3e-7},
+      {UnaryOp::sigmoid, [](double x) { return 1 / (1 + std::exp(-x)); }, -30, 30, 5e-7},
+      {UnaryOp::silu, [](double x) { return x / (1 + std::exp(-x)); }, -30, 30, 5e-7},
+      {UnaryOp::relu, [](double x) { return x > 0 ? x : 0; }, -3, 3, 0},
+      // erfc, not 1 + erf: the latter cancels for x < -3 even in double. In float32 the
+      // rounding of x / sqrt(2) is amplified about 2 z^2 times there, hence 3e-6.
+      {UnaryOp::gelu_erf,
+       [](double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }, -6, 6, 3e-6},
+      {UnaryOp::sin, [](double x) { return std::sin(x); }, -10, 10, 3e-7},
+      {UnaryOp::floor, [](double x) { return std::floor(x); }, -10, 10, 0},
+      {UnaryOp::round, [](double x) { return std::nearbyint(x); }, -10, 10, 0},
+  };
+  for (const auto& c : cases) {
+    check_unary<float>(c, c.rtol_f32, 1e-37);
+    check_unary<double>(c, 1e-14, 1e-300);
+  }
+}
+
+TEST_P(PerIsa, CompareCastWhereFill) {
+  std::mt19937 rng(3);
+  for (int64_t n : kSizes) {
+    Tensor a = make_operand<float>(Layout::strided, n, rng, -2, 2);
+    Tensor b = make_operand<float>(Layout::scalar, n, rng, -2, 2);
+    Tensor lt = Tensor::empty({n}, DType::Bool);
+    dc::cpu::compare_into(dc::cpu::CompareOp::lt, lt, a, b);
+    Tensor d = Tensor::empty({n}, DType::Float64);
+    dc::cpu::cast_into(d, a);
+    Tensor i = Tensor::empty({n}, DType::Int32);
+    dc::cpu::cast_into(i, a);
+    Tensor w = Tensor::empty({n}, DType::Float32);
+    dc::cpu::where_into(w, lt, a, b);
+    Tensor f = Tensor::empty({n}, DType::Int64);
+    dc::cpu::fill_into(f, 7.0);
+    for (int64_t k = 0; k < n; ++k) {
+      const float x = at<float>(a, k), y = at<float>(b, k);
+      ASSERT_EQ(lt.data<bool>()[k], x < y);
+      ASSERT_EQ(d.data<double>()[k], double(x));
+      ASSERT_EQ(i.data<int32_t>()[k], int32_t(x));  // truncation toward zero
+      ASSERT_EQ(w.data<float>()[k], x < y ? x : y);
+      ASSERT_EQ(f.data<int64_t>()[k], 7);
+    }
+  }
+}
+
+// exp_f32 (via the exp kernel) against double exp over the whole float range.
+TEST_P(PerIsa, ExpF32Accuracy) {
+  const int64_t n = 400001;
+  Tensor x = Tensor::empty({n}, DType::Float32);
+  for (int64_t i = 0; i < n; ++i)
+    x.data<float>()[i] = static_cast<float>(-104.0 + (88.72283 + 104.0) * double(i) / (n - 1));
+  Tensor y = Tensor::empty({n}, DType::Float32);
+  dc::cpu::unary_into(dc::cpu::UnaryOp::exp, y, x);
+  double worst = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double want = std::exp(double(x.data<float>()[i]));
+    const double got = y.data<float>()[i];
+    ASSERT_TRUE(std::isfinite(got)) << "x=" << x.data<float>()[i];
+    if (want >= std::numeric_limits<float>::min()) {
+      worst = std::max(worst, std::abs(got - want) / want);
+    } else {  // subnormal results: absolute error of about one subnormal step
+      ASSERT_LE(std::abs(got - want), 2 * std::numeric_limits<float>::denorm_min())
+          << "x=" << x.data<float>()[i];
+    }
+  }
+  EXPECT_LT(worst, 2.5e-7) << "max relative error over the normal range";
+  // Edges: overflow, underflow, NaN, and the exact points.
+  const float edge_in[] = {88.7228317f, 88.7228394f, 1000.f, -104.f, -1000.f, 0.f,
+                           std::numeric_limits<float>::quiet_NaN(),
+                           std::numeric_limits<float>::infinity(),
+                           -std::numeric_limits<float>::infinity()};
+  Tensor e = Tensor::empty({9}, DType::Float32), ey = Tensor::empty({9}, DType::Float32);
+  std::memcpy(e.data_ptr(), edge_in, sizeof(edge_in));
+  dc::cpu::unary_into(dc::cpu::UnaryOp::exp, ey, e);
+  const float* r = ey.data<float>();
+  EXPECT_TRUE(std::isfinite(r[0]) && r[0] > 3.4e38f);
+  EXPECT_TRUE(std::isinf(r[1]) && std::isinf(r[2]));
+  EXPECT_EQ(r[3], 0.f);
+  EXPECT_EQ(r[4], 0.f);
+  EXPECT_EQ(r[5], 1.f);
+  EXPECT_TRUE(std::isnan(r[6]));
+  EXPECT_TRUE(std::isinf(r[7]));
+  EXPECT_EQ(r[8], 0.f);
+}
+
+TEST_P(PerIsa, IntegerDivisionByMinusOneDoesNotTrap) {
+  Tensor a = Tensor::empty({3}, DType::Int64), b = Tensor::empty({3}, DType::Int64);
+  const int64_t av[] = {std::numeric_limits<int64_t>::min(), 7, -7};
+  for (int k = 0; k < 3; ++k) {
+    a.data<int64_t>()[k] = av[k];
+    b.data<int64_t>()[k] = -1;
+  }
+  Tensor q = Tensor::empty({3}, DType::Int64), r = Tensor::empty({3}, DType::Int64);
+  dc::cpu::binary_into(dc::cpu::BinaryOp::floor_divide, q, a, b);
+  dc::cpu::binary_into(dc::cpu::BinaryOp::remainder, r, a, b);
+  EXPECT_EQ(q.data<int64_t>()[0], std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(q.data<int64_t>()[1], -7);
+  EXPECT_EQ(q.data<int64_t>()[2], 7);
+  for (int k = 0; k < 3; ++k) EXPECT_EQ(r.data<int64_t>()[k], 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, PerIsa, ::testing::Values(Isa::generic, Isa::avx2, Isa::avx512),
+                         [](const ::testing::TestParamInfo<Isa>& i) {
+                           return std::string(dc::cpu::isa_name(i.param));
+                         });
+
+// ---- autograd engine -----------------------------------------------------------------------
+
+Tensor leaf(std::vector<double> v) {
+  Tensor t = Tensor::empty({static_cast<int64_t>(v.size())}, DType::Float64);
+  for (size_t i = 0; i < v.size(); ++i) t.data<double>()[i] = v[i];
+  t.autograd_meta().requires_grad = true;
+  return t;
+}
+
+TEST(Autograd, SmallGraphGradients) {
+  using namespace dc::ops;
+  // y = sum(x * w + exp(x)) ; dy/dx = w + exp(x), dy/dw = x; x is used twice (diamond).
+  Tensor x = leaf({0.5, -1.0, 2.0}), w = leaf({3.0, 4.0, -5.0});
+  Tensor y = sum(add(mul(x, w), exp(x)));
+  ASSERT_TRUE(y.requires_grad());
+  EXPECT_EQ(y.grad_fn()->name(), "sum");
+  dc::autograd::backward({y}, {}, false, false);
+  for (int i = 0; i < 3; ++i) {
+    const double xv = x.data<double>()[i], wv = w.data<double>()[i];
+    EXPECT_NEAR(x.grad().data<double>()[i], wv + std::exp(xv), 1e-12);
+    EXPECT_NEAR(w.grad().data<double>()[i], xv, 1e-12);
+  }
+  // Second backward through the freed graph: mul saved tensors, so it must throw.
+  EXPECT_THROW(dc::autograd::backward({y}, {}, false, false), dc::RuntimeError);
+}
+
+TEST(Autograd, GradWithCreateGraphGivesSecondDerivative) {
+  using namespace dc::ops;
+  Tensor x = leaf({1.5, -0.5});
+  Tensor y = sum(mul(mul(x, x), x));  // x^3
+  auto g = dc::autograd::grad({y}, {}, {x}, true, true, false);
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_TRUE(g[0].requires_grad());
+  EXPECT_FALSE(x.grad().defined());  // grad() never touches .grad
+  auto h = dc::autograd::grad({sum(g[0])}, {}, {x}, false, false, false);
+  for (int i = 0; i < 2; ++i) {
+    const double xv = x.data<double>()[i];
+    EXPECT_NEAR(g[0].data<double>()[i], 3 * xv * xv, 1e-12);
+    EXPECT_NEAR(h[0].data<double>()[i], 6 * xv, 1e-12);
+  }
+}
+
+TEST(Autograd, NoGradAndVersionCheck) {
+  using namespace dc::ops;
+  Tensor x = leaf({1.0, 2.0});
+  {
+    dc::autograd::GradModeGuard off(false);
+    EXPECT_FALSE(mul(x, x).requires_grad());
+  }
+  Tensor h = mul(x, wrap_scalar(2.0));
+  Tensor y = sum(mul(h, h));
+  Tensor one = scalar_tensor(1.0, DType::Float64);
+  add_(h, one);  // h was saved by mul
+  try {
+    dc::autograd::backward({y}, {}, false, false);
+    FAIL() << "expected a version error";
+  } catch (const dc::RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("mul"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(add_(x, one), dc::RuntimeError);  // leaf that requires grad
+}
+
+}  // namespace
