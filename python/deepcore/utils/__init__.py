@@ -1,0 +1,2 @@
+"""Utilities: ``deepcore.utils.data`` (datasets, samplers, DataLoader)."""
+from . import data  # noqa: F401
