@@ -8,12 +8,11 @@ import signal
 import time
 import warnings
 
+import deepcore as dc
 import numpy as np
 import pytest
 import torch
 import torch.utils.data as tud
-
-import deepcore as dc
 from deepcore.utils import data as dcd
 
 
@@ -264,9 +263,9 @@ def _samples(kind):
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["tensors", "numpy", "numpy_int", "numpy_scalars", "floats", "ints",
-                                  "bools", "strings", "dicts", "tuples", "lists", "namedtuples",
-                                  "nested", "ordered"])
+@pytest.mark.parametrize("kind", ["tensors", "numpy", "numpy_int", "numpy_scalars", "floats",
+                                  "ints", "bools", "strings", "dicts", "tuples", "lists",
+                                  "namedtuples", "nested", "ordered"])
 def test_default_collate_matches_torch(kind):
     ours, theirs = _samples(kind)
     assert norm(dcd.default_collate(ours)) == norm(tud.default_collate(theirs))

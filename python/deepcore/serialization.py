@@ -25,7 +25,6 @@ header, raw little-endian tensor bytes), written and parsed by the ``safetensors
 from __future__ import annotations
 
 import collections
-import io
 import json
 import math
 import numbers
@@ -87,7 +86,7 @@ class _Encoder:
         alias = ("t", t.data_ptr(), tuple(t.shape), tuple(t.stride()), str(t.dtype))
         if alias in self._alias:
             return self._alias[alias]
-        arr = np.ascontiguousarray(_C._to_numpy(t.detach(), True))
+        arr = _c_order(_C._to_numpy(t.detach(), True))
         return self._add(arr, alias, path)
 
     def ndarray(self, a: np.ndarray, path) -> str:
@@ -95,7 +94,7 @@ class _Encoder:
             raise SerializationError(
                 f"[save] can't save a NumPy array of dtype {a.dtype} at {_where(path)}")
         alias = ("a", a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
-        return self._add(np.ascontiguousarray(a), alias, path)
+        return self._add(_c_order(a), alias, path)
 
     def key(self, k, path):
         if k is None or isinstance(k, (bool, str)):
@@ -139,6 +138,11 @@ class _Encoder:
         raise SerializationError(
             f"[save] can't save an object of type {type(v).__name__} at {_where(path)}: "
             f"checkpoints hold only {_SAVE_TYPES}")
+
+
+def _c_order(a: np.ndarray) -> np.ndarray:
+    # Not np.ascontiguousarray: it turns 0-d arrays into 1-d ones.
+    return a if a.flags.c_contiguous else a.copy(order="C")
 
 
 def _where(path) -> str:
@@ -319,7 +323,7 @@ class _Decoder:
         raise SerializationError(f"[load] {self.name} has corrupted deepcore metadata: {what}")
 
     def tensor(self, key) -> Tensor:
-        if ("t", key) not in self.cache:
+        if not isinstance(key, str) or ("t", key) not in self.cache:
             if not isinstance(key, str) or key not in self.raw:
                 self.fail(f"it refers to a tensor {key!r} that the file does not contain")
             arr = _to_array(key, self.raw[key], self.name, as_ndarray=False)
@@ -327,7 +331,7 @@ class _Decoder:
         return self.cache[("t", key)]
 
     def ndarray(self, key) -> np.ndarray:
-        if ("a", key) not in self.cache:
+        if not isinstance(key, str) or ("a", key) not in self.cache:
             if not isinstance(key, str) or key not in self.raw:
                 self.fail(f"it refers to an array {key!r} that the file does not contain")
             self.cache[("a", key)] = _to_array(key, self.raw[key], self.name, as_ndarray=True)

@@ -19,7 +19,6 @@ __all__ = ["default_collate", "default_convert"]
 
 _ERR = ("default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
         "found {}")
-_CONVERT_ERR = "default_convert: numpy arrays of strings or objects can't become tensors; found {}"
 
 
 def _is_namedtuple(obj) -> bool:
@@ -32,7 +31,7 @@ def _array_to_tensor(arr: np.ndarray) -> Tensor:
     # from_numpy shares memory; arrays it can't view (negative strides, byte-swapped) are
     # copied first. Unsupported dtypes raise from_numpy's TypeError naming the dtype.
     if any(s < 0 for s in arr.strides) or not arr.dtype.isnative:
-        arr = np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("="), copy=False)
+        arr = arr.copy(order="C").astype(arr.dtype.newbyteorder("="), copy=False)
     return _C.from_numpy(arr)
 
 

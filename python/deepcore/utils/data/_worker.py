@@ -34,8 +34,8 @@ import numpy as np
 
 from ... import _C
 from ..._C import Tensor
-from .dataset import _batch_fetcher
 from ._collate import default_collate
+from .dataset import _batch_fetcher
 
 __all__ = ["WorkerInfo", "get_worker_info"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 import warnings
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, List, Sequence, Union
 
 import numpy as np
 
@@ -71,7 +71,7 @@ class TensorDataset(Dataset):
     def _fetch_batch(self, indices: np.ndarray) -> list:
         # One gather per tensor: out[b, ...] = t[indices[b], ...].
         idx = _C.from_numpy(np.ascontiguousarray(indices, dtype=np.int64))
-        return [t[idx] for t in self.tensors]
+        return [_C.index_select(t, 0, idx) for t in self.tensors]
 
 
 class StackDataset(Dataset):
@@ -222,7 +222,8 @@ def _batch_fetcher(dataset):
     Only datasets whose ``__getitem__`` is TensorDataset's own qualify (a subclass overriding
     it may return anything), possibly behind Subsets.
     """
-    if isinstance(dataset, TensorDataset) and type(dataset).__getitem__ is TensorDataset.__getitem__:
+    if (isinstance(dataset, TensorDataset)
+            and type(dataset).__getitem__ is TensorDataset.__getitem__):
         return dataset._fetch_batch if dataset.tensors else None
     if isinstance(dataset, Subset) and type(dataset).__getitem__ is Subset.__getitem__:
         inner = _batch_fetcher(dataset.dataset)
