@@ -150,10 +150,12 @@ def test_aliased_tensors_stored_once(tmp_path):
 
 
 def test_key_collisions_get_unique_names():
-    a, b = dc.zeros(1), dc.ones(1)
-    back = roundtrip({"x.y": a, "x": {"y": b}})
+    a, b, c = dc.zeros(1), dc.ones(1), dc.full((2,), 2.0)
+    back = roundtrip({"x.y": a, "x": {"y": b}, "__metadata__": c, "": a + 1})
     same_tensor(a, back["x.y"])
     same_tensor(b, back["x"]["y"])
+    same_tensor(c, back["__metadata__"])
+    same_tensor(a + 1, back[""])
 
 
 def test_requires_grad_tensor_saves_data():

@@ -65,7 +65,7 @@ class _Encoder:
 
     def _unique_key(self, path) -> str:
         key = ".".join(path) if path else "tensor"
-        if key not in self.arrays:
+        if key not in self.arrays and key != "__metadata__":  # the header's reserved name
             return key
         n = 1
         while f"{key}#{n}" in self.arrays:

@@ -50,7 +50,8 @@ class DataLoader:
     ``collate_fn`` (``default_collate``, or ``default_convert`` when ``batch_size=None``),
     ``drop_last``, ``timeout``, ``worker_init_fn``, ``generator``, ``prefetch_factor``
     (batches in flight per worker, default 2), ``persistent_workers``. ``pin_memory`` is
-    accepted and does nothing (there is no accelerator memory to stage into).
+    accepted and does nothing (there is no accelerator memory to stage into); ``in_order`` is
+    accepted and batches always arrive in sampler order.
     """
 
     _LOCKED = ("batch_size", "batch_sampler", "sampler", "drop_last", "dataset",
@@ -76,8 +77,10 @@ class DataLoader:
                 "prefetch_factor to None.")
         if num_workers > 0 and prefetch_factor is None:
             prefetch_factor = 2
-        if prefetch_factor is not None and prefetch_factor < 0:
-            raise ValueError("[DataLoader] prefetch_factor option should be non-negative")
+        if prefetch_factor is not None and prefetch_factor < 1:
+            # PyTorch accepts 0, which never sends a batch to a worker: an empty epoch.
+            raise ValueError("[DataLoader] prefetch_factor option should be a positive integer, "
+                             f"got {prefetch_factor}")
         if persistent_workers and num_workers == 0:
             raise ValueError("[DataLoader] persistent_workers option needs num_workers > 0")
 
