@@ -581,7 +581,14 @@ def test_persistent_workers_reuse_processes(deadline):
     next(it2)
     third = [b[0].tolist() for b in iter(loader)]
     assert first == third == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
-    it._shutdown_workers()
+    # dropping the loader stops its workers promptly, with or without the cycle collector
+    workers = list(it._workers)
+    del it, it2, loader
+    t0 = time.monotonic()
+    for w in workers:
+        w.join(timeout=10)
+        assert not w.is_alive()
+    assert time.monotonic() - t0 < 3
 
 
 def test_timeout_raises(deadline):

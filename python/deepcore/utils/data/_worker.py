@@ -14,9 +14,9 @@ A worker owns a copy of the dataset (inherited by fork, or pickled for spawn), r
   ForkingPickler only, so plain ``pickle`` still refuses tensors.
 - Workers run deepcore with one thread: the engine uses OpenMP, whose thread pool does not
   survive ``fork``, and N workers x M threads would oversubscribe the cores anyway.
-- A worker polls its queue with a timeout so it notices when the main process has died,
-  and on shutdown cancels the join of its result-queue feeder thread, which could
-  otherwise block forever on a pipe nobody reads.
+- A worker polls its queue with a timeout so it notices when the main process has died or
+  has set the done event, and on shutdown cancels the join of its result-queue feeder
+  thread, which could otherwise block forever on a pipe nobody reads.
 """
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ from .dataset import _batch_fetcher
 
 __all__ = ["WorkerInfo", "get_worker_info"]
 
-# How often (seconds) a worker checks that its parent is still alive.
+# How often (seconds) the main process checks that its workers are alive while it waits.
 STATUS_CHECK_INTERVAL = 5.0
+# How often (seconds) an idle worker checks that its parent lives and hasn't asked it to stop.
+WORKER_POLL_INTERVAL = 1.0
 
 
 class WorkerInfo:
@@ -232,8 +234,10 @@ def worker_loop(is_iterable: bool, dataset, index_queue, data_queue, done_event,
             if os.getppid() != parent_pid:
                 break  # the main process died: nobody will read our results
             try:
-                task = index_queue.get(timeout=STATUS_CHECK_INTERVAL)
+                task = index_queue.get(timeout=WORKER_POLL_INTERVAL)
             except queue.Empty:
+                if done_event.is_set():
+                    break  # shutdown whose None never arrived (a queue finalized early)
                 continue
             if task is None:
                 break  # shutdown request

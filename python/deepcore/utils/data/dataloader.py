@@ -11,6 +11,7 @@ import os
 import queue
 import sys
 import time
+import weakref
 from typing import Callable, Optional
 
 from . import _worker
@@ -184,7 +185,9 @@ class DataLoader:
 
 class _BaseIter:
     def __init__(self, loader: DataLoader):
-        self._loader = loader
+        # A weak reference: the loader holds a persistent iterator, and a cycle would leave
+        # shutdown to the cycle collector, which finalizes the queues first.
+        self._loader_ref = weakref.ref(loader)
         self._dataset = loader.dataset
         self._is_iterable = loader._is_iterable
         self._auto_collation = loader._auto_collation
@@ -212,7 +215,8 @@ class _BaseIter:
         return self
 
     def __len__(self) -> int:
-        return len(self._loader)
+        loader = self._loader_ref()
+        return len(loader) if loader is not None else len(self._index_sampler)
 
 
 class _SingleProcessIter(_BaseIter):
