@@ -628,3 +628,23 @@ def test_spawn_context(deadline):
     spawned = [norm(b) for b in dcd.DataLoader(ds, batch_size=4, num_workers=1,
                                                multiprocessing_context="spawn")]
     assert spawned == single
+
+
+class MatmulData(dcd.Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        x = dc.full((192, 192), float(i)) / 192
+        return (x @ x).sum() + dc.ones(70000).exp().sum()
+
+
+def test_forked_workers_after_multithreaded_work_in_parent(deadline):
+    # The parent's OpenMP pool does not survive fork; workers must still run matmuls and
+    # large elementwise ops (they run single-threaded).
+    a = dc.ones(384, 384)
+    (a @ a).sum()
+    (a.exp() * a).sum()
+    single = [b.tolist() for b in dcd.DataLoader(MatmulData(), batch_size=2)]
+    multi = [b.tolist() for b in dcd.DataLoader(MatmulData(), batch_size=2, num_workers=2)]
+    assert multi == single

@@ -29,7 +29,6 @@ import json
 import math
 import numbers
 import os
-import secrets
 from typing import Any, BinaryIO, Dict, Union
 
 import numpy as np
@@ -184,7 +183,7 @@ def _fsync_dir(directory: str) -> None:
 def _atomic_write(path: str, data) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
-    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     # O_EXCL: never follow a planted link; mode 0o666 lets the umask decide, as open() does.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:

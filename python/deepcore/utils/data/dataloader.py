@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 from . import _worker
 from ._collate import default_collate, default_convert
-from ._generator import draw_seed
+from .._generator import draw_seed
 from .dataset import IterableDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ... import _C
 from ..._C import Tensor
-from ._generator import rng_for
+from .._generator import rng_for
 
 __all__ = [
     "Dataset", "IterableDataset", "TensorDataset", "StackDataset", "ConcatDataset",

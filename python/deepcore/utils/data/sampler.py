@@ -10,7 +10,7 @@ from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from ._generator import rng_for
+from .._generator import rng_for
 
 __all__ = [
     "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",

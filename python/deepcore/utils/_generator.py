@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import _C
+from .. import _C
 
 _SEED_BOUND = 1 << 62
 
