@@ -1,6 +1,6 @@
 """Datasets, samplers and the DataLoader, with PyTorch's names (``torch.utils.data``)."""
-from ._collate import default_collate, default_convert
 from .._generator import Generator
+from ._collate import default_collate, default_convert
 from ._worker import WorkerInfo, get_worker_info
 from .dataloader import DataLoader
 from .dataset import (

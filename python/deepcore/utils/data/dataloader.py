@@ -14,9 +14,9 @@ import time
 import weakref
 from typing import Callable, Optional
 
+from .._generator import draw_seed
 from . import _worker
 from ._collate import default_collate, default_convert
-from .._generator import draw_seed
 from .dataset import IterableDataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
