@@ -240,8 +240,9 @@ void bind_ops(py::module_& m) {
     return addmm(in, a, b, beta, alpha);
   }, py::arg("input"), py::arg("mat1"), py::arg("mat2"), py::kw_only(), py::arg("beta") = 1.0, py::arg("alpha") = 1.0);
   m.def("linear", [](const Tensor& x, const Tensor& w, py::object b) {
+    const Tensor bias = b.is_none() ? Tensor() : b.cast<Tensor>();  // needs the GIL
     ReleaseIfLarge gil(x.numel() * w.sizes()[0]);
-    return linear(x, w, b.is_none() ? Tensor() : b.cast<Tensor>());
+    return linear(x, w, bias);
   }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none());
 }
 
