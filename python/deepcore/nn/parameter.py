@@ -18,7 +18,7 @@ class Parameter(Tensor):
 
     def __init__(self, data: Optional[Tensor] = None, requires_grad: bool = True) -> None:
         if data is None:
-            data = _C.zeros([0])
+            data = _C._empty([0], _C.dtype.float32, False)
         elif not isinstance(data, Tensor):
             from .. import tensor
             data = tensor(data)
@@ -58,7 +58,7 @@ class Buffer(metaclass=_BufferMeta):
 
     def __new__(cls, data: Optional[Tensor] = None, *, persistent: bool = True) -> Tensor:
         if data is None:
-            data = _C.zeros([0])
+            data = _C._empty([0], _C.dtype.float32, False)
         elif not isinstance(data, Tensor):
             from .. import tensor
             data = tensor(data)

@@ -277,11 +277,20 @@ class ModuleDict(Module):
             self[m[0]] = m[1]
 
 
-def _param_line(k: Any, p: Any) -> str:
+_TYPENAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor",
+              "int32": "IntTensor", "bool": "BoolTensor"}
+
+
+def _param_line(k: Any, p: Any, typename: bool = False) -> str:
+    # ParameterList prints the dtype, ParameterDict the legacy type name (as PyTorch does).
     if isinstance(p, Tensor):
         size_str = "x".join(str(s) for s in p.shape)
         kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
-        return f"  ({k}): {kind} containing: [{p.dtype} of size {size_str}]"
+        what = p.dtype
+        if typename:
+            name = str(p.dtype).rpartition(".")[2]
+            what = "deepcore." + _TYPENAMES.get(name, name)
+        return f"  ({k}): {kind} containing: [{what} of size {size_str}]"
     return f"  ({k}): Object of type: {type(p).__name__}"
 
 
@@ -446,7 +455,7 @@ class ParameterDict(Module):
         return self
 
     def extra_repr(self) -> str:
-        return "\n".join(_param_line(k, p) for k, p in self.items())
+        return "\n".join(_param_line(k, p, typename=True) for k, p in self.items())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("ParameterDict should not be called.")

@@ -25,10 +25,7 @@ __all__ = ["Module", "RemovableHandle"]
 
 T = TypeVar("T", bound="Module")
 
-_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
-
-
-class _IncompatibleKeysRepr(_IncompatibleKeys):
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
     def __repr__(self) -> str:
         if not self.missing_keys and not self.unexpected_keys:
             return "<All keys matched successfully>"
@@ -618,6 +615,13 @@ class Module:
                                   f"{input_param.shape} from checkpoint, the shape in current "
                                   f"model is {param.shape}.")
                 continue
+            if local_metadata.get("assign_to_params_buffers", False):
+                # assign=True: the module takes the checkpoint's tensors themselves.
+                if name in self._parameters:
+                    self._parameters[name] = Parameter(input_param, param.requires_grad)
+                else:
+                    self._buffers[name] = input_param
+                continue
             try:
                 with no_grad():
                     param.copy_(input_param)
@@ -661,7 +665,7 @@ class Module:
                     child_state_dict = {k: v for k, v in local_state_dict.items()
                                         if k.startswith(child_prefix)}
                     load(child, child_state_dict, child_prefix)
-            incompatible = _IncompatibleKeysRepr(missing_keys, unexpected_keys)
+            incompatible = _IncompatibleKeys(missing_keys, unexpected_keys)
             for hook in module._load_state_dict_post_hooks.values():
                 hook(module, incompatible)
 
@@ -676,7 +680,7 @@ class Module:
         if error_msgs:
             raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
                 type(self).__name__, "\n\t".join(error_msgs)))
-        return _IncompatibleKeysRepr(missing_keys, unexpected_keys)
+        return _IncompatibleKeys(missing_keys, unexpected_keys)
 
     def register_load_state_dict_post_hook(self, hook: Callable) -> RemovableHandle:
         handle = RemovableHandle(self._load_state_dict_post_hooks)
