@@ -15,6 +15,12 @@ from deepcore import nn
 RNG = np.random.default_rng(0)
 
 
+@pytest.fixture(autouse=True)
+def _seed():
+    dc.manual_seed(0)
+    torch.manual_seed(0)
+
+
 # ---- helpers --------------------------------------------------------------------------------
 
 def _np(t):
@@ -320,6 +326,18 @@ def test_parameter_basics():
     d = copy.deepcopy(p)
     assert isinstance(d, nn.Parameter) and d is not p and d.requires_grad
     np.testing.assert_array_equal(_np(d), _np(p))
+
+
+def test_data_setter_swaps_storage_keeping_identity():
+    p = nn.Parameter(dc.ones(2, 3))
+    new = dc.zeros(4, dtype=dc.float64)
+    p.data = new
+    assert isinstance(p, nn.Parameter) and p.requires_grad and tuple(p.shape) == (4,)
+    assert p.dtype == dc.float64
+    new.fill_(5.0)  # p now looks at new's storage, as in PyTorch
+    np.testing.assert_array_equal(_np(p), np.full(4, 5.0))
+    np.testing.assert_array_equal(_np(nn.functional.embedding(dc.tensor([1]), dc.eye(3))),
+                                  [[0.0, 1.0, 0.0]])
 
 
 def test_buffer_class_registers():

@@ -277,3 +277,7 @@ def tanhshrink(input: Tensor) -> Tensor:
 if hasattr(_C, "one_hot"):
     one_hot = _C.one_hot
     __all__.append("one_hot")
+
+from .._indexing import embedding_functional as embedding  # noqa: E402
+
+__all__.append("embedding")
