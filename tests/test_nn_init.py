@@ -3,11 +3,10 @@ by their distribution (bounds, mean, std over ~1e6 draws) and reproducibility un
 manual_seed."""
 import math
 
+import deepcore as dc
 import numpy as np
 import pytest
 import torch
-
-import deepcore as dc
 from deepcore import nn
 from deepcore.nn import init
 
@@ -125,8 +124,13 @@ def test_kaiming_statistics(mode, nonlinearity, a):
 
 def _truncnorm_moments(mean, std, a, b):
     alpha, beta = (a - mean) / std, (b - mean) / std
-    pdf = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi)  # noqa: E731
-    cdf = lambda x: (1 + math.erf(x / math.sqrt(2))) / 2  # noqa: E731
+
+    def pdf(x):
+        return math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+    def cdf(x):
+        return (1 + math.erf(x / math.sqrt(2))) / 2
+
     z = cdf(beta) - cdf(alpha)
     m = mean + std * (pdf(alpha) - pdf(beta)) / z
     var = std ** 2 * (1 + (alpha * pdf(alpha) - beta * pdf(beta)) / z

@@ -5,11 +5,10 @@ import math
 import re
 from collections import OrderedDict
 
+import deepcore as dc
 import numpy as np
 import pytest
 import torch
-
-import deepcore as dc
 from deepcore import nn
 
 RNG = np.random.default_rng(0)
@@ -268,7 +267,8 @@ def test_linear_default_init_distribution():
     assert w.min() < -0.99 * bound and w.max() > 0.99 * bound
     assert abs(w.mean()) < 0.01 * bound
     assert abs(w.std() - bound / math.sqrt(3)) < 0.01 * bound
-    assert b.min() >= -bound and b.max() <= bound and abs(b.std() - bound / math.sqrt(3)) < 0.1 * bound
+    assert b.min() >= -bound and b.max() <= bound
+    assert abs(b.std() - bound / math.sqrt(3)) < 0.1 * bound
 
 
 def test_bilinear_and_embedding_and_norm_default_init():
@@ -535,7 +535,7 @@ def test_setattr_getattr_delattr_dir():
     with pytest.raises(TypeError):
         m.sub = 3
     with pytest.raises(AttributeError, match="'Module' object has no attribute 'nope'"):
-        m.nope
+        _ = m.nope
     for name in ["w", "sub", "buf", "plain"]:
         assert name in dir(m)
     del m.sub, m.buf, m.w, m.plain
@@ -577,7 +577,7 @@ def test_get_submodule_parameter_apply_requires_grad():
 def test_module_deepcopy_is_independent():
     m = make_composite(nn)
     c = copy.deepcopy(m)
-    for (k, p), (_, q) in zip(m.named_parameters(), c.named_parameters()):
+    for (_, p), (_, q) in zip(m.named_parameters(), c.named_parameters()):
         assert p is not q and isinstance(q, nn.Parameter) and q.requires_grad
         np.testing.assert_array_equal(_np(p), _np(q))
     c.block.proj.weight.data.fill_(0.0)

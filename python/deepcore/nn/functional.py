@@ -278,6 +278,7 @@ if hasattr(_C, "one_hot"):
     one_hot = _C.one_hot
     __all__.append("one_hot")
 
-from .._indexing import embedding_functional as embedding  # noqa: E402
+from .. import _indexing
 
+embedding = _indexing.embedding_functional
 __all__.append("embedding")

@@ -188,7 +188,10 @@ class ModuleList(Module):
                 blocks.append([i, i, r])
         lines = []
         for start, end, r in blocks:
-            local = f"({start}): {r}" if start == end else f"({start}-{end}): {end - start + 1} x {r}"
+            if start == end:
+                local = f"({start}): {r}"
+            else:
+                local = f"({start}-{end}): {end - start + 1} x {r}"
             lines.append(_addindent(local, 2))
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
@@ -408,7 +411,7 @@ class ParameterDict(Module):
         return k, val
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
+        return self[key] if key in self._keys else default
 
     def fromkeys(self, keys: Iterable[str], default: Any = None) -> "ParameterDict":
         return ParameterDict((k, default) for k in keys)

@@ -12,6 +12,7 @@ success path is one ``try``.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, TypeVar
@@ -133,7 +134,7 @@ class Module:
 
     forward: Callable[..., Any]
 
-    def forward(self, *input: Any) -> Any:  # noqa: F811
+    def forward(self, *input: Any) -> Any:
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required '
                                   '"forward" function')
 
@@ -174,10 +175,9 @@ class Module:
         except BaseException as err:
             for hook_id, hook in list(self._forward_hooks.items()):
                 if hook_id in self._forward_hooks_always_called:
-                    try:
+                    # The original error is the one to report, whatever the hook does.
+                    with contextlib.suppress(Exception):
                         hook(self, args, None)
-                    except Exception:  # noqa: BLE001  (the original error is the one to see)
-                        pass
             if isinstance(err, _CONTEXT_ERRORS):
                 _add_module_context(self, err)
             raise
@@ -625,13 +625,13 @@ class Module:
             try:
                 with no_grad():
                     param.copy_(input_param)
-            except Exception as ex:  # noqa: BLE001  (reported like PyTorch, with the key)
+            except Exception as ex:  # reported like PyTorch, with the key
                 error_msgs.append(f'While copying the parameter named "{key}", whose dimensions '
                                   f"in the model are {param.shape} and whose dimensions in the "
                                   f"checkpoint are {input_param.shape}, an exception occurred "
                                   f": {ex.args}.")
         if strict:
-            for key in state_dict.keys():
+            for key in state_dict:
                 if key.startswith(prefix) and key != "_metadata":
                     input_name = key[len(prefix):].split(".", 1)
                     # Keys of submodules are checked by the submodules themselves.
