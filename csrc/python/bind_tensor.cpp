@@ -88,6 +88,17 @@ void bind_tensor(py::module_& m) {
       .def("is_contiguous", [](const Tensor& t) { return t.is_contiguous(); })
       .def_property_readonly("is_cuda", [](const Tensor&) { return false; })
       .def("_version", [](const Tensor& t) { return t.version(); })
+      // `p.data = t` (PyTorch's set_data): this tensor object now looks at t's storage, shape
+      // and dtype, keeping its identity and autograd state (Module.to(dtype) relies on it).
+      .def("_set_data", [](const Tensor& self, const Tensor& src) {
+        TensorImpl* d = self.impl();
+        d->storage = src.storage();
+        d->sizes = src.sizes();
+        d->strides = src.strides();
+        d->offset = src.offset();
+        d->dtype = src.dtype();
+        d->base = src.impl()->base;
+      }, py::arg("data"))
       .def_property_readonly("_base_shape", [](const Tensor& t) -> py::object {
         if (!t.impl()->base) return py::none();
         return py::cast(t.impl()->base->sizes);

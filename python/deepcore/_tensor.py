@@ -203,6 +203,17 @@ def _register_hook(self: Tensor, hook):
     return _Handle()
 
 
+def _deepcopy(self: Tensor, memo: dict) -> Tensor:
+    # copy.deepcopy(model) copies buffers this way; Parameter has its own (keeps its class).
+    if not self.is_leaf:
+        raise RuntimeError("[deepcopy] only graph leaves (tensors created by the user) can be "
+                           "deep-copied; detach() first")
+    new = _C.clone(self.detach())
+    new.requires_grad = self.requires_grad
+    memo[id(self)] = new
+    return new
+
+
 def _dlpack(self: Tensor, stream=None, **kwargs):
     return _C._to_dlpack(self.detach())
 
@@ -297,6 +308,7 @@ def _install():
     T.__iter__ = _iter
     T.__array__ = _array
     T.__dlpack__ = _dlpack
+    T.__deepcopy__ = _deepcopy
     T.__dlpack_device__ = _dlpack_device
     T.__array_priority__ = 1000
     T.to = _to
@@ -310,8 +322,9 @@ def _install():
     T.device = property(lambda self: _CPU)
     T.T = property(lambda self: _C._T(self))
     T.mT = property(lambda self: _C.transpose(self, -2, -1))
-    T.data = property(lambda self: self.detach(),
-                      lambda self, v: _C.copy_(self.detach(), v) and None)
+    # Setting .data swaps what the tensor looks at (PyTorch's set_data): shape and dtype may
+    # change, the object (and its autograd identity) stays.
+    T.data = property(lambda self: self.detach(), lambda self, v: self._set_data(v))
     T.view = _view
     T.reshape = _reshape
     T.permute = _permute

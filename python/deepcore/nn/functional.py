@@ -277,3 +277,8 @@ def tanhshrink(input: Tensor) -> Tensor:
 if hasattr(_C, "one_hot"):
     one_hot = _C.one_hot
     __all__.append("one_hot")
+
+from .. import _indexing
+
+embedding = _indexing.embedding_functional
+__all__.append("embedding")
