@@ -100,6 +100,7 @@ from ._reduce import *  # noqa
 
 from . import autograd  # noqa: E402
 from . import nn  # noqa: E402,F401
+from . import optim  # noqa: E402,F401
 from .config import show_config  # noqa: E402
 
 __all__ = [name for name in dir() if not name.startswith("_")]
