@@ -2,11 +2,10 @@
 import math
 import warnings
 
+import deepcore as dc
 import numpy as np
 import pytest
 import torch
-
-import deepcore as dc
 from deepcore import optim
 from deepcore.optim import lr_scheduler as dsched
 from torch.optim import lr_scheduler as tsched
@@ -94,8 +93,9 @@ def test_lr_sequence_matches_torch(make, steps):
 
 def test_one_cycle_cycles_adam_betas():
     topt, dopt = make_opts("Adam", lrs=(0.01, 0.02))
-    make = lambda m, o: m.OneCycleLR(o, max_lr=0.1, total_steps=60, base_momentum=0.8,
-                                     max_momentum=0.9)
+    def make(m, o):
+        return m.OneCycleLR(o, max_lr=0.1, total_steps=60, base_momentum=0.8, max_momentum=0.9)
+
     tr = trace(topt, make(tsched, topt), 60, keys=("lr", "betas"))
     dr = trace(dopt, make(dsched, dopt), 60, keys=("lr", "betas"))
     assert_same(tr, dr)
@@ -158,7 +158,7 @@ def test_closed_form_with_epoch_argument_matches_torch():
 
 @pytest.mark.parametrize("idx", [0, 3, 12, 14, 16])
 def test_scheduler_state_dict_round_trip(idx):
-    name, make, _ = SCHEDULERS[idx]
+    _, make, _ = SCHEDULERS[idx]
     _, dopt = make_opts("SGD", momentum=0.9)
     sched = make(dsched, dopt)
     for _ in range(20):

@@ -8,11 +8,10 @@ for their argument checks.
 """
 import copy
 
+import deepcore as dc
 import numpy as np
 import pytest
 import torch
-
-import deepcore as dc
 from deepcore import optim
 
 SHAPES = [(7, 5), (5,), (17,), (1,), (3, 0), (4099,)]
@@ -141,7 +140,7 @@ def test_float32_matches_torch_closely():
 def test_param_groups_with_different_lrs():
     problem = Problem(SHAPES[:4], np.float64)
     groups = [dict(params=[0, 1], lr=0.1), dict(params=[2, 3], lr=0.01, momentum=0.5)]
-    tp, dp, topt, dopt = run_pair("SGD", dict(lr=0.05, momentum=0.9), problem, 30, groups)
+    tp, dp, _, dopt = run_pair("SGD", dict(lr=0.05, momentum=0.9), problem, 30, groups)
     assert_close(tp, dp, np.float64)
     assert [g["lr"] for g in dopt.param_groups] == [0.1, 0.01]
     assert [g["momentum"] for g in dopt.param_groups] == [0.9, 0.5]
@@ -163,7 +162,7 @@ def test_hyperparameter_changes_take_effect_next_step():
                 opt.param_groups[0]["lr"] = 0.001
                 opt.param_groups[0]["betas"] = (0.5, 0.9)
     problem = Problem(SHAPES[:3], np.float64)
-    tp, dp, _, dopt = run_pair("Adam", dict(lr=0.05), problem, 25, hook=hook)
+    tp, dp, _, _ = run_pair("Adam", dict(lr=0.05), problem, 25, hook=hook)
     assert_close(tp, dp, np.float64)
 
 

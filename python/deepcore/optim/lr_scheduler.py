@@ -207,7 +207,8 @@ class LambdaLR(_LambdaMixin, LRScheduler):
 
     def get_lr(self) -> List[Any]:
         self._warn_if_called_outside_step()
-        return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+        return [base_lr * fn(self.last_epoch)
+                for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
 
 
 class MultiplicativeLR(_LambdaMixin, LRScheduler):

@@ -11,7 +11,6 @@ from collections import OrderedDict, defaultdict
 from itertools import chain
 from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
-from .. import _C
 from .._C import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -39,7 +38,9 @@ def _to_float(value: Any) -> float:
 def _scalar_dtype():
     """The dtype of state['step']: float64 when the default dtype is float64, like PyTorch."""
     import deepcore
-    return deepcore.float64 if deepcore.get_default_dtype() == deepcore.float64 else deepcore.float32
+    if deepcore.get_default_dtype() == deepcore.float64:
+        return deepcore.float64
+    return deepcore.float32
 
 
 class _RemovableHandle:
