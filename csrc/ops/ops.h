@@ -6,5 +6,6 @@
 #include "ops/index.h"
 #include "ops/linalg.h"
 #include "ops/nn.h"
+#include "ops/optim.h"
 #include "ops/reduce.h"
 #include "ops/shape.h"
