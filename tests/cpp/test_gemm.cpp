@@ -206,7 +206,7 @@ TEST_P(GemmTest, DenseSizeGrid) {
       }
 }
 
-// Primes larger than the cache blocks (KC 256, MC up to 336): several blocks with ragged
+// Primes larger than the cache blocks (KC <= 256, MC <= 144): several blocks with ragged
 // ends, and big enough to run on several threads.
 TEST_P(GemmTest, LargePrimes) {
   for (const Case& c : {Case{127, 257, 509}, Case{509, 127, 257}, Case{257, 509, 127},
@@ -214,6 +214,19 @@ TEST_P(GemmTest, LargePrimes) {
     ASSERT_TRUE(check_case<float>(c, rng));
     ASSERT_TRUE(check_case<double>(c, rng));
   }
+}
+
+// Wider than NC (1024 f32, 512 f64) on one thread, so the column-block loop runs too.
+TEST_P(GemmTest, SeveralColumnBlocks) {
+  const int saved = dc::get_num_threads();
+  dc::set_num_threads(1);
+  Case c{13, 1100, 300};
+  c.bias = true;
+  c.act = GemmActivation::relu;
+  c.beta = 0.5;
+  const bool ok = check_case<float>(c, rng) && check_case<double>(c, rng);
+  dc::set_num_threads(saved);
+  EXPECT_TRUE(ok);
 }
 
 TEST_P(GemmTest, LeadingDimensions) {

