@@ -44,6 +44,8 @@ tensor_list run(const tensor_list& roots, const tensor_list& grad_outputs, bool 
                                                                       : default_root_grad(r, op);
     DC_CHECK(g.sizes() == r.sizes(), ValueError, "[", op, "] gradient of shape ", g.shape_str(),
              " does not match output of shape ", r.shape_str());
+    // Like PyTorch, a gradient of another floating dtype is cast to the output's dtype.
+    if (g.dtype() != r.dtype()) g = ops::to_dtype(g, r.dtype());
     seeds.emplace_back(gradient_edge(r), g);
   }
 
