@@ -4,7 +4,9 @@
     python bench/compare.py --only core
 
 Medians over repeated timings; ratios are deepcore time / other time (lower is better for
-deepcore). The machine is shared and noisy: compare ratios from the same run only.
+deepcore). GEMM rows also give GFLOP/s for deepcore / torch / numpy. NumPy's OpenBLAS reads
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE if set; unset both for a fair comparison:
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/compare.py``. The machine is shared and noisy: compare ratios from the same run only.
 """
 from __future__ import annotations
 
@@ -76,24 +78,100 @@ def core_rows(dc, torch):
     return rows
 
 
+def train_rows(dc, torch):
+    """The training stack: one Adam step of a small MLP, and an optimizer step over 11M floats."""
+    rows = []
+    x = np.random.rand(64, 64).astype(np.float32)
+    y = np.random.randint(0, 10, 64)
+
+    def make(lib):
+        torch_like = lib
+        model = torch_like.nn.Sequential(torch_like.nn.Linear(64, 128), torch_like.nn.ReLU(),
+                                         torch_like.nn.Linear(128, 10))
+        opt = torch_like.optim.Adam(model.parameters(), lr=1e-3)
+        xb, yb = torch_like.from_numpy(x), torch_like.from_numpy(y)
+        loss_fn = torch_like.nn.functional.cross_entropy
+
+        def step():
+            opt.zero_grad()
+            loss_fn(model(xb), yb).backward()
+            opt.step()
+        return step
+    rows.append(("Adam training step, MLP 64-128-10, batch 64", timeit(make(dc)),
+                 timeit(make(torch)), None, None))
+
+    # A ResNet-18-sized parameter set: 62 tensors, ~11.7M floats.
+    rng = np.random.default_rng(0)
+    shapes = [(64, 3, 7, 7)] + [(64, 64, 3, 3)] * 4 + [(128, 64, 3, 3), (128, 128, 3, 3)] * 2 + \
+             [(256, 128, 3, 3), (256, 256, 3, 3)] * 2 + [(512, 256, 3, 3), (512, 512, 3, 3)] * 2 + \
+             [(512,)] * 40 + [(1000, 512), (1000,)] + [(128, 64, 1, 1), (256, 128, 1, 1),
+                                                        (512, 256, 1, 1)]
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+    def make_opt(lib, **kw):
+        params = [lib.tensor(a, requires_grad=True) for a in arrays]
+        for p, g in zip(params, grads):
+            p.grad = lib.tensor(g)
+        return lib.optim.Adam(params, lr=1e-3, **kw).step
+    n = sum(a.size for a in arrays)
+    rows.append((f"Adam step, {len(shapes)} tensors / {n / 1e6:.1f}M floats (torch foreach)",
+                 timeit(make_opt(dc)), timeit(make_opt(torch, foreach=True)), None, None))
+    return rows
+
+
+def gemm_rows(dc, torch):
+    """float32 matmul GFLOP/s: deepcore's GEMM vs NumPy (OpenBLAS) vs PyTorch (MKL/oneDNN)."""
+    rows = []
+    cases = [(n, n, n, False) for n in (128, 256, 512, 1024, 2048)]
+    cases += [(64, 128, 784, True), (64, 10, 128, True), (128, 128, 128, True), (64, 64, 128, False)]
+    for m, n, k, wt in cases:
+        a = np.random.rand(m, k).astype(np.float32)
+        b = np.random.rand(n, k).astype(np.float32).T if wt else np.random.rand(k, n).astype(
+            np.float32)
+        da, db = dc.from_numpy(a), dc.from_numpy(np.ascontiguousarray(b.T)).T if wt else \
+            dc.from_numpy(b)
+        ta, tb = torch.from_numpy(a), torch.from_numpy(np.ascontiguousarray(b.T)).T if wt else \
+            torch.from_numpy(b)
+        flops = 2 * m * n * k
+        name = f"matmul {m}x{k} @ {k}x{n}" + (" (x @ W.T)" if wt else "")
+        rows.append((name, timeit(lambda: da @ db), timeit(lambda: ta @ tb),
+                     timeit(lambda: a @ b), -flops))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["core"], default=None)
+    parser.add_argument("--only", choices=["core", "train", "gemm"], default=None)
     args = parser.parse_args()
     import torch
 
     import deepcore as dc
     torch.set_num_threads(dc.get_num_threads())
-    rows = core_rows(dc, torch)
+    rows = []
+    if args.only in (None, "core"):
+        rows += core_rows(dc, torch)
+    if args.only in (None, "train"):
+        rows += train_rows(dc, torch)
+    if args.only in (None, "gemm"):
+        rows += gemm_rows(dc, torch)
     print(f"deepcore {dc.__version__} (kernels: {dc._C._active_isa()}, "
           f"{dc.get_num_threads()} threads) vs torch {torch.__version__} vs numpy "
           f"{np.__version__}\n")
-    print("| benchmark | deepcore | torch | numpy | deepcore/torch | deepcore GB/s |")
-    print("|---|---|---|---|---|---|")
-    for name, d, t, n, nbytes in rows:
-        gbs = f"{nbytes / d / 1e9:.1f}" if nbytes else ""
+    print("| benchmark | deepcore | torch | numpy | deepcore/torch | deepcore/numpy | rate |")
+    print("|---|---|---|---|---|---|---|")
+    for name, d, t, n, work in rows:
+        # work > 0: bytes moved (GB/s); work < 0: -FLOPs (GFLOP/s for all three).
+        if work and work > 0:
+            rate = f"{work / d / 1e9:.1f} GB/s"
+        elif work:
+            rate = (f"{-work / d / 1e9:.0f} / {-work / t / 1e9:.0f} / {-work / n / 1e9:.0f} "
+                    "GFLOP/s")
+        else:
+            rate = ""
+        ratio_np = f"{d / n:.2f}x" if n is not None else "-"
         print(f"| {name} | {fmt_time(d)} | {fmt_time(t)} | "
-              f"{fmt_time(n) if n is not None else '-'} | {d / t:.2f}x | {gbs} |")
+              f"{fmt_time(n) if n is not None else '-'} | {d / t:.2f}x | {ratio_np} | {rate} |")
 
 
 if __name__ == "__main__":
