@@ -277,3 +277,4 @@ def tanhshrink(input: Tensor) -> Tensor:
 if hasattr(_C, "one_hot"):
     one_hot = _C.one_hot
     __all__.append("one_hot")
+from ._functional_conv import *  # noqa
