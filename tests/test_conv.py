@@ -197,3 +197,42 @@ def test_conv2d_errors_name_the_op_and_shapes():
         F.pad(dc.zeros(1, 2, 3), (3, 0), mode="reflect")
     with pytest.raises(ValueError, match=r"\[pad\] padding length"):
         F.pad(dc.zeros(3), (1, 1, 1))
+
+
+# ---- interpolate / dropout2d ----------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,kw", [
+    ((2, 3, 5, 7), {"size": (9, 4), "mode": "nearest"}),
+    ((2, 3, 5, 7), {"scale_factor": 2, "mode": "nearest"}),
+    ((2, 3, 5, 7), {"size": (8, 11), "mode": "bilinear", "align_corners": False}),
+    ((2, 3, 5, 7), {"size": (8, 3), "mode": "bilinear", "align_corners": True}),
+    ((1, 2, 4, 4), {"scale_factor": 1.5, "mode": "bilinear"}),
+    ((2, 3, 6), {"size": 13, "mode": "linear", "align_corners": True}),
+    ((2, 3, 6), {"scale_factor": 0.5, "mode": "nearest"}),
+])
+def test_interpolate_matches_torch(shape, kw):
+    check_op(lambda x: F.interpolate(x, **kw), lambda x: TF.interpolate(x, **kw), [(shape,)])
+
+
+def test_interpolate_gradcheck_and_errors():
+    assert gradcheck_op(lambda x: F.interpolate(x, size=(5, 3), mode="bilinear",
+                                                align_corners=False), [(1, 2, 3, 4)])
+    with pytest.raises(ValueError, match=r"\[interpolate\] mode"):
+        F.interpolate(dc.zeros(1, 1, 2, 2), size=3, mode="bicubic")
+    with pytest.raises(ValueError, match=r"\[interpolate\] exactly one"):
+        F.interpolate(dc.zeros(1, 1, 2, 2))
+
+
+def test_dropout2d_drops_whole_channels():
+    dc.manual_seed(0)
+    x = dc.ones(8, 16, 5, 5, requires_grad=True)
+    y = F.dropout2d(x, 0.5)
+    per_channel = y.detach().numpy().reshape(8, 16, 25)
+    assert np.all((per_channel == 0).all(-1) | (per_channel == 2).all(-1))
+    dropped = (per_channel == 0).all(-1).mean()
+    assert 0.3 < dropped < 0.7
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), y.detach().numpy())
+    assert F.dropout2d(x, 0.5, training=False) is x
+    with pytest.raises(ValueError, match=r"\[dropout2d\]"):
+        F.dropout2d(x, 1.5)
