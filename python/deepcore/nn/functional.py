@@ -282,3 +282,8 @@ from .. import _indexing
 
 embedding = _indexing.embedding_functional
 __all__.append("embedding")
+
+from . import _functional_conv  # noqa: E402
+from ._functional_conv import *  # noqa: E402,F401,F403
+
+__all__ += _functional_conv.__all__

@@ -1,0 +1,299 @@
+// 2-D convolution forward / backward-input / backward-weight on NCHW data.
+//
+// Note [Convolution as tiled GEMM]
+// Per image n and group g the convolution is one matrix product
+//     y[n, g] (Kg, OH*OW) = w[g] (Kg, Cg*KH*KW) @ col (Cg*KH*KW, OH*OW)
+// where col is the im2col matrix of x[n, g] (row (c, kh, kw), column (oh, ow)). A full col is
+// KH*KW times the image (7 MB for a 64-channel 56x56 image with a 3x3 kernel), so it is built
+// in column tiles of P output pixels sized to stay in L2 (kTileBytes), and each tile is one
+// GEMM call writing straight into y with y's row stride: the im2col copy of a tile is still
+// warm when the GEMM packs it. A 1x1 kernel with unit stride and no padding needs no im2col:
+// the NCHW image already is the (C, H*W) operand.
+//
+// Threading: forward work items are (n, g, tile), all independent. backward_input writes
+// overlapping input pixels from neighbouring tiles (col2im), so its items are whole (n, g)
+// images; with fewer images than threads they run one after the other and the GEMM itself
+// threads. backward_weight sums over the batch: the batch is cut into a fixed number of parts
+// (kWeightParts, independent of the thread count), each part sums its images in order into its
+// own buffer, and the parts are added in index order at the end, so the result is
+// bit-identical whatever the number of threads.
+#include "kernels/cpu/conv.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "kernels/cpu/gemm/gemm.h"
+
+namespace dc::cpu {
+namespace {
+
+// Bytes of one im2col tile: about a quarter of the 2 MB L2, leaving room for the packed GEMM
+// operands. The backward-weight GEMM reduces over the tile (K = P), so it uses bigger tiles
+// to keep its read-modify-write of C rare.
+constexpr int64_t kTileBytes = 512 * 1024;
+constexpr int64_t kWeightTileBytes = 1024 * 1024;
+// Batch parts summed separately by backward_weight (see the Note); the memory for the parts is
+// capped at kWeightPartsBytes.
+constexpr int64_t kWeightParts = 8;
+constexpr int64_t kWeightPartsBytes = int64_t(64) << 20;
+// Work below this many multiply-adds stays on one thread.
+constexpr int64_t kMinFlopsPerTask = int64_t(1) << 18;
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa, int64_t csa,
+          const float* B, int64_t rsb, int64_t csb, float beta, float* C, int64_t rsc,
+          int64_t csc) {
+  gemm_f32(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsa,
+          int64_t csa, const double* B, int64_t rsb, int64_t csb, double beta, double* C,
+          int64_t rsc, int64_t csc) {
+  gemm_f64(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// Columns per tile: a multiple of 16 (whole GEMM micro-panels), at least 32, at most OH*OW.
+int64_t tile_cols(const ConvGeom& g, int64_t bytes, int64_t elem) {
+  const int64_t ohw = g.OH * g.OW;
+  int64_t p = bytes / std::max<int64_t>(1, g.ckk() * elem);
+  p = std::max<int64_t>(32, p / 16 * 16);
+  return std::min(p, ohw);
+}
+
+// Calls f(row, ih, ow0, ow_lo, ow_hi, ow1, col_offset) for every output-row segment of the
+// tile [p0, p0 + P) of im2col row (c, kh, kw): output columns [ow0, ow1) of output row oh sit at
+// col_offset.. in the tile, and of those only [ow_lo, ow_hi) read an input pixel (ih in
+// range, iw = ow * sw - pw + kw * dw in [0, W)); ih < 0 or >= H means the whole segment is
+// padding.
+template <typename F>
+void for_each_segment(const ConvGeom& g, int64_t kh, int64_t kw, int64_t p0, int64_t P, F&& f) {
+  const int64_t off = kw * g.dw - g.pw;
+  // ow * sw + off in [0, W - 1]  <=>  ow in [ceil(-off / sw), floor((W - 1 - off) / sw)]
+  const int64_t lo = -floor_div(off, g.sw), hi = floor_div(g.W - 1 - off, g.sw) + 1;
+  for (int64_t p = p0; p < p0 + P;) {
+    const int64_t oh = p / g.OW, ow0 = p % g.OW;
+    const int64_t ow1 = std::min(g.OW, ow0 + (p0 + P - p));
+    const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+    const int64_t a = std::clamp(lo, ow0, ow1), b = std::clamp(hi, a, ow1);
+    f(ih, ow0, a, b, ow1, p - p0, off);
+    p += ow1 - ow0;
+  }
+}
+
+// col (ckk, P) = the columns [p0, p0 + P) of im2col(x); x: one group of one image (Cg, H, W).
+template <typename T>
+void im2col_tile(const ConvGeom& g, const T* x, int64_t p0, int64_t P, T* col) {
+  for (int64_t c = 0; c < g.Cg(); ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        T* dst = col + ((c * g.KH + kh) * g.KW + kw) * P;
+        const T* src = x + c * g.H * g.W;
+        for_each_segment(g, kh, kw, p0, P,
+                         [&](int64_t ih, int64_t ow0, int64_t a, int64_t b, int64_t ow1,
+                             int64_t at, int64_t off) {
+                           T* d = dst + at - ow0;  // d[ow] for ow in [ow0, ow1)
+                           if (ih < 0 || ih >= g.H) {
+                             std::fill(d + ow0, d + ow1, T(0));
+                             return;
+                           }
+                           const T* s = src + ih * g.W + off;  // s[ow * sw] is x[ih, iw]
+                           std::fill(d + ow0, d + a, T(0));
+                           if (g.sw == 1)
+                             std::memcpy(d + a, s + a, sizeof(T) * (b - a));
+                           else
+                             for (int64_t ow = a; ow < b; ++ow) d[ow] = s[ow * g.sw];
+                           std::fill(d + b, d + ow1, T(0));
+                         });
+      }
+}
+
+// gx (Cg, H, W) += col2im of the tile col (ckk, P) covering output columns [p0, p0 + P).
+template <typename T>
+void col2im_tile(const ConvGeom& g, const T* col, int64_t p0, int64_t P, T* gx) {
+  for (int64_t c = 0; c < g.Cg(); ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const T* src = col + ((c * g.KH + kh) * g.KW + kw) * P;
+        T* dst = gx + c * g.H * g.W;
+        for_each_segment(g, kh, kw, p0, P,
+                         [&](int64_t ih, int64_t ow0, int64_t a, int64_t b, int64_t,
+                             int64_t at, int64_t off) {
+                           if (ih < 0 || ih >= g.H) return;
+                           const T* s = src + at - ow0;
+                           T* d = dst + ih * g.W + off;
+                           if (g.sw == 1)
+                             for (int64_t ow = a; ow < b; ++ow) d[ow] += s[ow];
+                           else
+                             for (int64_t ow = a; ow < b; ++ow) d[ow * g.sw] += s[ow];
+                         });
+      }
+}
+
+template <typename T>
+void forward_impl(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), Kg = g.Kg(), G = g.groups;
+  const bool direct = g.pointwise();
+  const int64_t P = direct ? std::min<int64_t>(ohw, 4096) : tile_cols(g, kTileBytes, sizeof(T));
+  const int64_t tiles = ohw ? (ohw + P - 1) / P : 0;
+  const int64_t items = g.N * G * tiles;
+  const int64_t grain = std::max<int64_t>(1, kMinFlopsPerTask / std::max<int64_t>(1, Kg * ckk * P));
+  parallel_for(0, items, grain, [&](int64_t begin, int64_t end) {
+    std::vector<T> col(direct ? 0 : ckk * P);
+    for (int64_t it = begin; it < end; ++it) {
+      const int64_t t = it % tiles, ng = it / tiles, grp = ng % G, n = ng / G;
+      const int64_t p0 = t * P, pn = std::min(P, ohw - p0);
+      const T* xg = x + (n * g.C + grp * g.Cg()) * hw;
+      T* yt = y + (n * g.K + grp * Kg) * ohw + p0;
+      const T* wg = w + grp * Kg * ckk;
+      if (direct) {
+        gemm(Kg, pn, ckk, T(1), wg, ckk, 1, xg + p0, hw, 1, T(0), yt, ohw, 1);
+      } else {
+        im2col_tile(g, xg, p0, pn, col.data());
+        gemm(Kg, pn, ckk, T(1), wg, ckk, 1, col.data(), pn, 1, T(0), yt, ohw, 1);
+      }
+      if (bias)
+        for (int64_t k = 0; k < Kg; ++k) {
+          const T b = bias[grp * Kg + k];
+          for (int64_t p = 0; p < pn; ++p) yt[k * ohw + p] += b;
+        }
+    }
+  });
+}
+
+// gx[n, g] for one (n, g): col tile = w[g]^T (ckk, Kg) @ gy tile (Kg, P), then col2im.
+template <typename T>
+void backward_input_image(const ConvGeom& g, const T* gy, const T* w, T* gx, int64_t n,
+                          int64_t grp, std::vector<T>& col, int64_t P) {
+  const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), Kg = g.Kg();
+  T* gxg = gx + (n * g.C + grp * g.Cg()) * hw;
+  const T* gyg = gy + (n * g.K + grp * Kg) * ohw;
+  const T* wg = w + grp * Kg * ckk;
+  if (g.pointwise()) {  // gx (Cg, HW) = w^T (Cg, Kg) @ gy (Kg, HW), written in place
+    gemm(ckk, ohw, Kg, T(1), wg, 1, ckk, gyg, ohw, 1, T(0), gxg, hw, 1);
+    return;
+  }
+  std::fill(gxg, gxg + g.Cg() * hw, T(0));
+  for (int64_t p0 = 0; p0 < ohw; p0 += P) {
+    const int64_t pn = std::min(P, ohw - p0);
+    gemm(ckk, pn, Kg, T(1), wg, 1, ckk, gyg + p0, ohw, 1, T(0), col.data(), pn, 1);
+    col2im_tile(g, col.data(), p0, pn, gxg);
+  }
+}
+
+template <typename T>
+void backward_input_impl(const ConvGeom& g, const T* gy, const T* w, T* gx) {
+  const int64_t items = g.N * g.groups;
+  const int64_t P = tile_cols(g, kTileBytes, sizeof(T));
+  const int64_t flops = g.Kg() * g.ckk() * g.OH * g.OW;
+  if (items < get_num_threads() && flops >= kMinFlopsPerTask) {
+    // Too few images to share out: one at a time, each GEMM using every thread.
+    std::vector<T> col(g.ckk() * P);
+    for (int64_t it = 0; it < items; ++it)
+      backward_input_image(g, gy, w, gx, it / g.groups, it % g.groups, col, P);
+    return;
+  }
+  const int64_t grain = std::max<int64_t>(1, kMinFlopsPerTask / std::max<int64_t>(1, flops));
+  parallel_for(0, items, grain, [&](int64_t begin, int64_t end) {
+    std::vector<T> col(g.ckk() * P);
+    for (int64_t it = begin; it < end; ++it)
+      backward_input_image(g, gy, w, gx, it / g.groups, it % g.groups, col, P);
+  });
+}
+
+// part (K, ckk) = sum over images [n0, n1) of gy[n, g] (Kg, OHW) @ im2col(x[n, g])^T.
+template <typename T>
+void backward_weight_part(const ConvGeom& g, const T* gy, const T* x, T* part, int64_t n0,
+                          int64_t n1, int64_t P) {
+  const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), Kg = g.Kg();
+  const bool direct = g.pointwise();
+  std::vector<T> col(direct ? 0 : ckk * P);
+  for (int64_t n = n0; n < n1; ++n)
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      const T* gyg = gy + (n * g.K + grp * Kg) * ohw;
+      const T* xg = x + (n * g.C + grp * g.Cg()) * hw;
+      T* pg = part + grp * Kg * ckk;
+      const T beta = n == n0 ? T(0) : T(1);  // the part's first image overwrites
+      if (direct) {  // B (HW, Cg) = x^T read through strides
+        gemm(Kg, ckk, ohw, T(1), gyg, ohw, 1, xg, 1, hw, beta, pg, ckk, 1);
+        continue;
+      }
+      for (int64_t p0 = 0; p0 < ohw; p0 += P) {
+        const int64_t pn = std::min(P, ohw - p0);
+        im2col_tile(g, xg, p0, pn, col.data());
+        gemm(Kg, ckk, pn, T(1), gyg + p0, ohw, 1, col.data(), 1, pn,
+             p0 == 0 ? beta : T(1), pg, ckk, 1);
+      }
+    }
+}
+
+template <typename T>
+void backward_weight_impl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
+  const int64_t wsize = g.K * g.ckk();
+  if (g.N == 0 || g.OH * g.OW == 0) {
+    std::fill(gw, gw + wsize, T(0));
+    return;
+  }
+  const int64_t P = tile_cols(g, kWeightTileBytes, sizeof(T));
+  const int64_t cap = std::max<int64_t>(1, kWeightPartsBytes / std::max<int64_t>(1, wsize * sizeof(T)));
+  const int64_t parts = std::min({g.N, kWeightParts, cap});
+  if (parts == 1) {  // the GEMMs thread themselves
+    backward_weight_part(g, gy, x, gw, 0, g.N, P);
+    return;
+  }
+  std::vector<T> buf((parts - 1) * wsize);
+  auto part_ptr = [&](int64_t i) { return i == 0 ? gw : buf.data() + (i - 1) * wsize; };
+  parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      backward_weight_part(g, gy, x, part_ptr(i), g.N * i / parts, g.N * (i + 1) / parts, P);
+  });
+  // gw += parts 1.. in index order (each element's sum order is fixed).
+  parallel_for(0, wsize, kGrainSize, [&](int64_t b, int64_t e) {
+    for (int64_t i = 1; i < parts; ++i) {
+      const T* src = part_ptr(i);
+      for (int64_t j = b; j < e; ++j) gw[j] += src[j];
+    }
+  });
+}
+
+}  // namespace
+
+void conv2d_forward(const ConvGeom& g, DType dtype, const void* x, const void* w,
+                    const void* bias, void* y) {
+  if (dtype == DType::Float32)
+    forward_impl(g, static_cast<const float*>(x), static_cast<const float*>(w),
+                 static_cast<const float*>(bias), static_cast<float*>(y));
+  else if (dtype == DType::Float64)
+    forward_impl(g, static_cast<const double*>(x), static_cast<const double*>(w),
+                 static_cast<const double*>(bias), static_cast<double*>(y));
+  else
+    DC_THROW(TypeError, "[conv2d] expected float32 or float64, got ", dtype_name(dtype));
+}
+
+void conv2d_backward_input(const ConvGeom& g, DType dtype, const void* gy, const void* w,
+                           void* gx) {
+  if (dtype == DType::Float32)
+    backward_input_impl(g, static_cast<const float*>(gy), static_cast<const float*>(w),
+                        static_cast<float*>(gx));
+  else if (dtype == DType::Float64)
+    backward_input_impl(g, static_cast<const double*>(gy), static_cast<const double*>(w),
+                        static_cast<double*>(gx));
+  else
+    DC_THROW(TypeError, "[conv2d] expected float32 or float64, got ", dtype_name(dtype));
+}
+
+void conv2d_backward_weight(const ConvGeom& g, DType dtype, const void* gy, const void* x,
+                            void* gw) {
+  if (dtype == DType::Float32)
+    backward_weight_impl(g, static_cast<const float*>(gy), static_cast<const float*>(x),
+                         static_cast<float*>(gw));
+  else if (dtype == DType::Float64)
+    backward_weight_impl(g, static_cast<const double*>(gy), static_cast<const double*>(x),
+                         static_cast<double*>(gw));
+  else
+    DC_THROW(TypeError, "[conv2d] expected float32 or float64, got ", dtype_name(dtype));
+}
+
+}  // namespace dc::cpu

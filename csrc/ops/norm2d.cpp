@@ -1,0 +1,193 @@
+// batch_norm (fused kernels, Note [Fused backward with a composite fallback] in nn.cpp),
+// group_norm and instance_norm (composites of differentiable ops and batch_norm).
+#include "ops/norm2d.h"
+
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "kernels/cpu/batchnorm.h"
+#include "ops/ops.h"
+#include "ops/registry.h"
+
+namespace dc::ops {
+
+using autograd::GradCtx;
+
+namespace {
+
+Tensor contig(const Tensor& t) { return t.is_contiguous() ? t : contiguous_clone(t); }
+
+// (C,) -> (1, C, 1, ...) to broadcast against x of `ndim` dims.
+Tensor channel_view(const Tensor& v, int64_t ndim) {
+  Shape s(ndim, 1);
+  s[1] = v.numel();
+  return reshape(v, s);
+}
+
+Shape reduce_dims(int64_t ndim) {
+  Shape d{0};
+  for (int64_t i = 2; i < ndim; ++i) d.push_back(i);
+  return d;
+}
+
+void check_channel_vec(const Tensor& v, const char* what, const Tensor& x, int64_t C,
+                       const char* op) {
+  if (!v.defined()) return;
+  DC_CHECK(v.dim() == 1 && v.sizes()[0] == C, ValueError, "[", op, "] expected ", what,
+           " of shape (", C, ",) for input ", x.shape_str(), ", got ", v.shape_str());
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
+  const char* op = "batch_norm";
+  DC_CHECK(is_floating(x.dtype()), TypeError, "[", op, "] expected a floating-point input, got ",
+           dtype_name(x.dtype()));
+  DC_CHECK(x.dim() >= 2, ValueError, "[", op, "] expected an input with at least 2 dims (N, C, ...), got ",
+           x.shape_str());
+  const int64_t N = x.sizes()[0], C = x.sizes()[1], S = C ? x.numel() / std::max<int64_t>(1, N * C) : 0;
+  check_channel_vec(running_mean, "running_mean", x, C, op);
+  check_channel_vec(running_var, "running_var", x, C, op);
+  check_channel_vec(weight, "weight", x, C, op);
+  check_channel_vec(bias, "bias", x, C, op);
+  for (const Tensor* p : {&weight, &bias})
+    DC_CHECK(!p->defined() || p->dtype() == x.dtype(), TypeError, "[", op,
+             "] weight and bias must have the input's dtype ", dtype_name(x.dtype()), ", got ",
+             dtype_name(p->dtype()));
+  DC_CHECK(running_mean.defined() == running_var.defined(), ValueError, "[", op,
+           "] running_mean and running_var must both be given or both be None");
+  DC_CHECK(training || running_mean.defined(), ValueError, "[", op,
+           "] running_mean and running_var are required when training=False");
+  DC_CHECK(!training || N * S > 1, ValueError, "[", op,
+           "] expected more than 1 value per channel when training, got input ", x.shape_str());
+
+  cpu::BatchNormShape s{N, C, S};
+  Tensor y = Tensor::empty(x.sizes(), x.dtype());
+  Tensor mean, rstd, varb = Tensor::empty({C}, x.dtype());
+  Tensor xc = contig(x), wc = weight.defined() ? contig(weight) : weight,
+         bc = bias.defined() ? contig(bias) : bias;
+  if (training) {
+    mean = Tensor::empty({C}, x.dtype()), rstd = Tensor::empty({C}, x.dtype());
+  } else {
+    autograd::GradModeGuard off(false);
+    mean = contiguous_clone(to_dtype(running_mean, x.dtype()));
+    rstd = contiguous_clone(rsqrt(to_dtype(running_var, x.dtype()) + eps));
+  }
+  cpu::batch_norm_forward(s, x.dtype(), xc.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
+                          bc.defined() ? bc.data_ptr() : nullptr, eps, training, mean.data_ptr(),
+                          rstd.data_ptr(), varb.data_ptr(), y.data_ptr());
+  if (training && running_mean.defined()) {
+    autograd::GradModeGuard off(false);
+    const double n = static_cast<double>(N * S);
+    Tensor rm = running_mean, rv = running_var;
+    Tensor new_mean = rm * (1.0 - momentum) + to_dtype(mean, rm.dtype()) * momentum;
+    Tensor new_var = rv * (1.0 - momentum) + to_dtype(varb, rv.dtype()) * (momentum * n / (n - 1));
+    copy_(rm, new_mean);
+    copy_(rv, new_var);
+  }
+  if (!autograd::any_requires_grad({&x, &weight, &bias})) return y;
+  autograd::record(
+      op, {x, weight, bias}, {y},
+      [training, s, eps](GradCtx& g) -> tensor_list {
+        const Tensor x = g.saved(0), w = g.saved(1), mean = g.saved(2), rstd = g.saved(3);
+        const Tensor& gr = g.grad();
+        const int64_t nd = x.dim();
+        if (autograd::any_requires_grad({&gr, &x, &w})) {
+          // Composite: the batch statistics recomputed with differentiable ops.
+          const Shape dims = reduce_dims(nd);
+          Tensor xm, r;
+          if (training) {
+            xm = x - ops::mean(x, dims, true);
+            r = rsqrt(ops::mean(xm * xm, dims, true) + eps);
+          } else {
+            xm = x - channel_view(mean, nd);
+            r = channel_view(rstd, nd);
+          }
+          Tensor xhat = xm * r;
+          Tensor gw = w.defined() ? gr * channel_view(w, nd) : gr;
+          Tensor gx;
+          if (g.needs(0)) {
+            gx = training ? r * (gw - ops::mean(gw, dims, true) -
+                                 xhat * ops::mean(gw * xhat, dims, true))
+                          : gw * r;
+          }
+          return {gx, g.needs(1) ? sum(gr * xhat, dims) : Tensor(),
+                  g.needs(2) ? sum(gr, dims) : Tensor()};
+        }
+        Tensor gx = g.needs(0) ? Tensor::empty(x.sizes(), x.dtype()) : Tensor();
+        Tensor dw = g.needs(1) ? Tensor::empty({s.C}, x.dtype()) : Tensor();
+        Tensor db = g.needs(2) ? Tensor::empty({s.C}, x.dtype()) : Tensor();
+        Tensor gc = contig(to_dtype(gr, x.dtype())), xc = contig(x);
+        Tensor wc = w.defined() ? contig(w) : w;
+        cpu::batch_norm_backward(s, x.dtype(), gc.data_ptr(), xc.data_ptr(), mean.data_ptr(),
+                                 rstd.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
+                                 training, gx.defined() ? gx.data_ptr() : nullptr,
+                                 dw.defined() ? dw.data_ptr() : nullptr,
+                                 db.defined() ? db.data_ptr() : nullptr);
+        return {gx, dw, db};
+      },
+      {x, weight, mean, rstd});
+  return y;
+}
+
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias,
+                  double eps) {
+  const char* op = "group_norm";
+  DC_CHECK(is_floating(x.dtype()), TypeError, "[", op, "] expected a floating-point input, got ",
+           dtype_name(x.dtype()));
+  DC_CHECK(x.dim() >= 2, ValueError, "[", op, "] expected an input with at least 2 dims (N, C, ...), got ",
+           x.shape_str());
+  const int64_t N = x.sizes()[0], C = x.sizes()[1];
+  DC_CHECK(num_groups > 0 && C % num_groups == 0, ValueError, "[", op, "] expected ",
+           "num_channels ", C, " (input ", x.shape_str(), ") to be divisible by num_groups=",
+           num_groups);
+  check_channel_vec(weight, "weight", x, C, op);
+  check_channel_vec(bias, "bias", x, C, op);
+  // (N, G, C/G * S): statistics over the last dim, biased variance, like torch.
+  Tensor xr = reshape(x, {N, num_groups, -1});
+  Tensor xm = xr - mean(xr, {2}, true);
+  Tensor y = reshape(xm * rsqrt(mean(xm * xm, {2}, true) + eps), x.sizes());
+  if (weight.defined()) y = y * channel_view(weight, x.dim());
+  if (bias.defined()) y = y + channel_view(bias, x.dim());
+  return y;
+}
+
+Tensor instance_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                     const Tensor& weight, const Tensor& bias, bool use_input_stats,
+                     double momentum, double eps) {
+  const char* op = "instance_norm";
+  DC_CHECK(x.dim() >= 3, ValueError, "[", op, "] expected an input with at least 3 dims "
+           "(N, C, *spatial), got ", x.shape_str());
+  const int64_t N = x.sizes()[0], C = x.sizes()[1];
+  check_channel_vec(running_mean, "running_mean", x, C, op);
+  check_channel_vec(running_var, "running_var", x, C, op);
+  check_channel_vec(weight, "weight", x, C, op);
+  check_channel_vec(bias, "bias", x, C, op);
+  // batch_norm over (1, N * C, *): every (sample, channel) is its own channel; the running
+  // statistics are shared by the samples, so they are repeated and averaged back (like torch).
+  Shape s = x.sizes();
+  s[0] = 1, s[1] = N * C;
+  Tensor xr = reshape(x, s);
+  Tensor w = weight.defined() ? repeat(weight, {N}) : weight;
+  Tensor b = bias.defined() ? repeat(bias, {N}) : bias;
+  Tensor rm, rv;
+  if (running_mean.defined()) {
+    autograd::GradModeGuard off(false);
+    rm = repeat(running_mean, {N}), rv = repeat(running_var, {N});
+  }
+  Tensor y = batch_norm(xr, rm, rv, w, b, use_input_stats, momentum, eps);
+  if (use_input_stats && running_mean.defined()) {
+    autograd::GradModeGuard off(false);
+    Tensor rmean = running_mean, rvar = running_var;
+    copy_(rmean, mean(reshape(rm, {N, C}), {0}));
+    copy_(rvar, mean(reshape(rv, {N, C}), {0}));
+  }
+  return reshape(y, x.sizes());
+}
+
+DC_REGISTER_OPS({"batch_norm", "norm2d", Grad::differentiable},
+                {"group_norm", "norm2d", Grad::differentiable},
+                {"instance_norm", "norm2d", Grad::differentiable});
+
+}  // namespace dc::ops

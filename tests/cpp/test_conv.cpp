@@ -1,0 +1,127 @@
+// The tiled-GEMM convolution kernels against a naive 7-loop convolution in double, at awkward
+// sizes (primes, 1, strides / dilations / padding / groups, 1x1 direct path, several tiles).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/conv.h"
+
+namespace {
+
+using dc::cpu::ConvGeom;
+
+ConvGeom geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
+              int64_t s, int64_t p, int64_t d, int64_t groups) {
+  ConvGeom g;
+  g.N = N, g.C = C, g.H = H, g.W = W, g.K = K, g.KH = KH, g.KW = KW;
+  g.sh = s, g.sw = s, g.ph = p, g.pw = p, g.dh = d, g.dw = d, g.groups = groups;
+  g.OH = (H + 2 * p - d * (KH - 1) - 1) / s + 1;
+  g.OW = (W + 2 * p - d * (KW - 1) - 1) / s + 1;
+  return g;
+}
+
+// Calls f(n, k, oh, ow, c, kh, kw, x_index) for every multiply-add of the convolution whose
+// input tap is inside the image: the 7 loops of the definition.
+template <typename F>
+void naive_taps(const ConvGeom& g, F&& f) {
+  const int64_t Cg = g.C / g.groups, Kg = g.K / g.groups;
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t k = 0; k < g.K; ++k)
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow)
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t kh = 0; kh < g.KH; ++kh)
+              for (int64_t kw = 0; kw < g.KW; ++kw) {
+                const int64_t ih = oh * g.sh - g.ph + kh * g.dh, iw = ow * g.sw - g.pw + kw * g.dw;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                const int64_t ci = (k / Kg) * Cg + c;
+                f(((n * g.K + k) * g.OH + oh) * g.OW + ow, ((k * Cg + c) * g.KH + kh) * g.KW + kw,
+                  ((n * g.C + ci) * g.H + ih) * g.W + iw);
+              }
+}
+
+template <typename T>
+std::vector<T> random_vec(int64_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<T> v(n);
+  for (auto& e : v) e = T(u(rng));
+  return v;
+}
+
+template <typename T>
+void expect_near(const std::vector<T>& got, const std::vector<double>& want, double tol,
+                 const char* what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(double(got[i]), want[i], tol * (1 + std::abs(want[i]))) << what << " at " << i;
+}
+
+template <typename T>
+void check(const ConvGeom& g, double tol) {
+  SCOPED_TRACE(::testing::Message() << "N=" << g.N << " C=" << g.C << " H=" << g.H << " W="
+                                    << g.W << " K=" << g.K << " k=" << g.KH << "x" << g.KW
+                                    << " s=" << g.sh << " p=" << g.ph << " d=" << g.dh
+                                    << " groups=" << g.groups);
+  constexpr dc::DType dt = sizeof(T) == 4 ? dc::DType::Float32 : dc::DType::Float64;
+  std::mt19937 rng(42);
+  const int64_t xn = g.N * g.C * g.H * g.W, wn = g.K * (g.C / g.groups) * g.KH * g.KW,
+                yn = g.N * g.K * g.OH * g.OW;
+  auto x = random_vec<T>(xn, rng), w = random_vec<T>(wn, rng), gy = random_vec<T>(yn, rng);
+  auto bias = random_vec<T>(g.K, rng);
+
+  std::vector<double> y_ref(yn), gx_ref(xn, 0.0), gw_ref(wn, 0.0);
+  for (int64_t i = 0; i < yn; ++i) y_ref[i] = bias[(i / (g.OH * g.OW)) % g.K];
+  naive_taps(g, [&](int64_t yi, int64_t wi, int64_t xi) {
+    y_ref[yi] += double(w[wi]) * double(x[xi]);
+    gx_ref[xi] += double(w[wi]) * double(gy[yi]);
+    gw_ref[wi] += double(x[xi]) * double(gy[yi]);
+  });
+
+  std::vector<T> y(yn), gx(xn, T(7)), gw(wn, T(7));  // stale values must be overwritten
+  dc::cpu::conv2d_forward(g, dt, x.data(), w.data(), bias.data(), y.data());
+  expect_near(y, y_ref, tol, "forward");
+  dc::cpu::conv2d_backward_input(g, dt, gy.data(), w.data(), gx.data());
+  expect_near(gx, gx_ref, tol, "backward_input");
+  dc::cpu::conv2d_backward_weight(g, dt, gy.data(), x.data(), gw.data());
+  expect_near(gw, gw_ref, tol, "backward_weight");
+}
+
+struct Case {
+  int64_t N, C, H, W, K, KH, KW, s, p, d, groups;
+};
+
+const Case kCases[] = {
+    {1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1},     // everything 1
+    {2, 3, 7, 5, 4, 3, 3, 1, 1, 1, 1},     // odd sizes, same padding
+    {3, 5, 11, 13, 7, 3, 2, 2, 1, 1, 1},   // stride 2, rectangular kernel
+    {2, 4, 9, 9, 6, 3, 3, 1, 2, 2, 2},     // dilation, groups
+    {2, 6, 8, 7, 6, 3, 3, 2, 1, 1, 6},     // depthwise, strided
+    {3, 7, 5, 6, 5, 1, 1, 1, 0, 1, 1},     // 1x1: direct GEMM
+    {2, 8, 6, 6, 4, 1, 1, 1, 0, 1, 2},     // grouped 1x1
+    {2, 3, 5, 5, 2, 5, 5, 3, 2, 1, 1},     // kernel = image, padding
+    {1, 17, 41, 37, 13, 3, 3, 1, 1, 1, 1}, // several im2col tiles, prime sizes
+    {9, 16, 23, 29, 8, 3, 3, 1, 1, 1, 1},  // several batch parts for the weight gradient
+};
+
+TEST(Conv2dKernel, Float64MatchesNaive) {
+  for (const Case& c : kCases)
+    check<double>(geom(c.N, c.C, c.H, c.W, c.K, c.KH, c.KW, c.s, c.p, c.d, c.groups), 1e-11);
+}
+
+TEST(Conv2dKernel, Float32MatchesNaive) {
+  for (const Case& c : kCases)
+    check<float>(geom(c.N, c.C, c.H, c.W, c.K, c.KH, c.KW, c.s, c.p, c.d, c.groups), 2e-5);
+}
+
+TEST(Conv2dKernel, AsymmetricStrideAndDilation) {
+  ConvGeom g = geom(2, 4, 10, 12, 3, 3, 2, 1, 1, 1, 1);
+  g.sh = 2, g.sw = 3, g.dh = 1, g.dw = 2, g.ph = 0, g.pw = 2;
+  g.OH = (g.H + 2 * g.ph - g.dh * (g.KH - 1) - 1) / g.sh + 1;
+  g.OW = (g.W + 2 * g.pw - g.dw * (g.KW - 1) - 1) / g.sw + 1;
+  check<double>(g, 1e-11);
+}
+
+}  // namespace

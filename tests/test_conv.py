@@ -1,0 +1,238 @@
+"""conv1d / conv2d / conv_transpose1d / conv_transpose2d / pad against torch, forward and
+backward (float32/float64, non-contiguous inputs via check_op), float64 finite-difference
+gradcheck and gradgradcheck, and bad-input errors."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+
+import deepcore as dc
+import deepcore.nn.functional as F
+from helpers import assert_close, check_op, gradcheck_op
+
+# (input shape, weight shape, kwargs): odd sizes, stride > 1, padding (incl. 'same'/'valid'),
+# dilation, groups (incl. depthwise), batch 1, 1x1 (the direct-GEMM path).
+CONV2D_CASES = [
+    ((2, 3, 7, 9), (4, 3, 3, 3), {}),
+    ((1, 3, 8, 8), (5, 3, 3, 3), {"padding": 1}),
+    ((2, 4, 11, 10), (6, 2, 3, 2), {"stride": 2, "padding": (1, 0), "groups": 2}),
+    ((2, 3, 9, 9), (4, 3, 3, 3), {"dilation": 2, "padding": 2, "stride": (1, 2)}),
+    ((2, 6, 7, 7), (6, 1, 3, 3), {"groups": 6, "padding": 1}),          # depthwise
+    ((2, 5, 6, 7), (7, 5, 1, 1), {}),                                    # 1x1 direct GEMM
+    ((2, 5, 6, 7), (7, 5, 1, 1), {"stride": 2}),                         # 1x1 strided
+    ((1, 2, 5, 6), (3, 2, 4, 2), {"padding": "same"}),                  # even kernel: asymmetric
+    ((2, 2, 5, 6), (3, 2, 3, 3), {"padding": "same", "dilation": 2}),
+    ((2, 2, 5, 6), (3, 2, 2, 3), {"padding": "valid"}),
+    ((3, 2, 4, 4), (3, 2, 4, 4), {}),                                    # output 1x1
+    ((2, 3, 6, 5), (4, 3, 3, 3), {"stride": 3, "padding": 2}),           # padding > useful
+    ((3, 6, 6), (4, 3, 3, 3), {"padding": 1}),                           # unbatched
+]
+
+
+def _with_bias(fn, kw):
+    return lambda x, w, b: fn(x, w, b, **kw)
+
+
+@pytest.mark.parametrize("xs,ws,kw", CONV2D_CASES)
+def test_conv2d_matches_torch(xs, ws, kw):
+    check_op(_with_bias(F.conv2d, kw), _with_bias(TF.conv2d, kw), [(xs, ws, (ws[0],))],
+             rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
+
+
+def test_conv2d_without_bias_and_integer_padding_pairs():
+    check_op(lambda x, w: F.conv2d(x, w, None, 1, [2, 1]),
+             lambda x, w: TF.conv2d(x, w, None, 1, [2, 1]), [((2, 3, 5, 5), (2, 3, 3, 3))],
+             rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
+
+
+def test_conv2d_large_tiles_and_threads():
+    # Bigger than one im2col tile and with enough images for the threaded weight reduction.
+    kw = {"padding": 1, "stride": 1}
+    check_op(_with_bias(F.conv2d, kw), _with_bias(TF.conv2d, kw),
+             [((9, 16, 23, 29), (8, 16, 3, 3), (8,))], dtypes=[dc.float32], noncontig=False,
+             rtol=1e-4, atol=1e-4, grad_rtol=1e-4, grad_atol=1e-3)
+
+
+def test_conv2d_weight_grad_is_independent_of_thread_count():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 8, 20, 20)).astype("f4")
+    w = rng.standard_normal((8, 8, 3, 3)).astype("f4")
+    grads = []
+    before = dc.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            dc.set_num_threads(n)
+            wt = dc.tensor(w, requires_grad=True)
+            F.conv2d(dc.tensor(x), wt, padding=1).sum().backward()
+            grads.append(wt.grad.numpy().copy())
+    finally:
+        dc.set_num_threads(before)
+    assert np.array_equal(grads[0], grads[1]) and np.array_equal(grads[0], grads[2])
+
+
+CONV1D_CASES = [
+    ((2, 3, 11), (4, 3, 3), {}),
+    ((1, 4, 10), (6, 2, 3), {"stride": 2, "padding": 1, "groups": 2}),
+    ((2, 3, 9), (3, 3, 2), {"padding": "same", "dilation": 3}),
+    ((3, 7), (2, 3, 1), {}),  # unbatched
+]
+
+
+@pytest.mark.parametrize("xs,ws,kw", CONV1D_CASES)
+def test_conv1d_matches_torch(xs, ws, kw):
+    check_op(_with_bias(F.conv1d, kw), _with_bias(TF.conv1d, kw), [(xs, ws, (ws[0],))],
+             rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
+
+
+CONV_T2D_CASES = [
+    ((2, 3, 5, 4), (3, 4, 3, 3), {}),
+    ((1, 4, 5, 5), (4, 3, 3, 2), {"stride": 2, "padding": 1, "output_padding": 1}),
+    ((2, 4, 4, 3), (4, 2, 3, 3), {"stride": (2, 3), "groups": 2, "dilation": (1, 2)}),
+    ((2, 3, 4, 4), (3, 2, 1, 1), {}),
+    ((3, 4, 4), (3, 2, 2, 2), {"stride": 2}),  # unbatched
+]
+
+
+@pytest.mark.parametrize("xs,ws,kw", CONV_T2D_CASES)
+def test_conv_transpose2d_matches_torch(xs, ws, kw):
+    cout = ws[1] * kw.get("groups", 1)
+    check_op(_with_bias(F.conv_transpose2d, kw), _with_bias(TF.conv_transpose2d, kw),
+             [(xs, ws, (cout,))], rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
+
+
+def test_conv_transpose1d_matches_torch():
+    kw = {"stride": 2, "padding": 1, "output_padding": 1}
+    check_op(_with_bias(F.conv_transpose1d, kw), _with_bias(TF.conv_transpose1d, kw),
+             [((2, 3, 7), (3, 5, 3), (5,))], rtol=1e-4, atol=1e-5, grad_rtol=1e-4,
+             grad_atol=1e-4)
+
+
+@pytest.mark.parametrize("cg,kw", [(4, {}), (2, {"stride": 2, "padding": 1, "groups": 2,
+                                                  "dilation": 2})])
+def test_conv2d_gradcheck_and_gradgradcheck(cg, kw):
+    fn = lambda x, w, b: F.conv2d(x, w, b, **kw)  # noqa: E731
+    assert gradcheck_op(fn, [(2, 4, 6, 5), (2, cg, 3, 3), (2,)])
+    args = [dc.tensor(np.random.default_rng(1).standard_normal(s), requires_grad=True)
+            for s in [(1, 4, 5, 5), (2, cg, 3, 3), (2,)]]
+    assert dc.autograd.gradgradcheck(fn, args)
+
+
+def test_conv_transpose2d_gradgradcheck():
+    fn = lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1)  # noqa: E731
+    rng = np.random.default_rng(2)
+    args = [dc.tensor(rng.standard_normal(s), requires_grad=True)
+            for s in [(1, 2, 3, 3), (2, 3, 3, 3)]]
+    assert dc.autograd.gradcheck(fn, args)
+    assert dc.autograd.gradgradcheck(fn, args)
+
+
+def test_conv2d_double_backward_matches_torch():
+    rng = np.random.default_rng(3)
+    xs, ws = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    res = []
+    for lib, Fm in ((dc, F), (torch, TF)):
+        x = lib.tensor(xs, requires_grad=True)
+        w = lib.tensor(ws, requires_grad=True)
+        y = Fm.conv2d(x, w, stride=2, padding=1)
+        gx, gw = lib.autograd.grad((y * y).sum(), [x, w], create_graph=True)
+        gx2, gw2 = lib.autograd.grad((gx * gx).sum() + (gw ** 3).sum(), [x, w])
+        res.append([gx, gw, gx2, gw2])
+    for a, e in zip(*res):
+        assert_close(a, e, rtol=1e-9, atol=1e-9)
+
+
+# ---- pad ------------------------------------------------------------------------------------
+
+PAD_CASES = [
+    ((2, 3, 5, 6), (1, 2), "constant"),
+    ((2, 3, 5, 6), (1, 2, 0, 3), "constant"),
+    ((2, 3, 5, 6), (-1, 2, 1, -2), "constant"),
+    ((2, 3, 5, 6), (2, 1, 3, 0), "reflect"),
+    ((2, 3, 5, 6), (2, 1, 3, 4), "replicate"),
+    ((2, 3, 5, 6), (2, 1, 3, 4), "circular"),
+    ((2, 3, 7), (3, 2), "reflect"),
+    ((2, 3, 7), (3, 7), "replicate"),
+    ((2, 3, 7), (7, 2), "circular"),
+]
+
+
+@pytest.mark.parametrize("shape,pads,mode", PAD_CASES)
+def test_pad_matches_torch(shape, pads, mode):
+    check_op(lambda x: F.pad(x, pads, mode), lambda x: TF.pad(x, pads, mode), [(shape,)])
+
+
+def test_pad_constant_value_and_gradcheck():
+    check_op(lambda x: F.pad(x, (1, 1), value=2.5), lambda x: TF.pad(x, (1, 1), value=2.5),
+             [((3, 4),)])
+    assert gradcheck_op(lambda x: F.pad(x, (2, 1, 1, 2), mode="reflect"), [(1, 2, 4, 4)])
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+def test_conv2d_errors_name_the_op_and_shapes():
+    x, w = dc.zeros(8, 4, 32, 32), dc.zeros(16, 3, 3, 3)
+    with pytest.raises(ValueError, match=r"\[conv2d\] expected input with 3 channels "
+                                         r"\(weight \(16, 3, 3, 3\), groups=1\), got input "
+                                         r"\(8, 4, 32, 32\)"):
+        F.conv2d(x, w)
+    with pytest.raises(ValueError, match=r"\[conv2d\].*4-D weight"):
+        F.conv2d(dc.zeros(1, 3, 5, 5), dc.zeros(2, 3, 3))
+    with pytest.raises(ValueError, match=r"\[conv2d\].*divisible by groups"):
+        F.conv2d(dc.zeros(1, 4, 5, 5), dc.zeros(3, 2, 3, 3), groups=2)
+    with pytest.raises(ValueError, match=r"\[conv2d\].*smaller than the"):
+        F.conv2d(dc.zeros(1, 3, 2, 2), dc.zeros(2, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"\[conv2d\].*bias"):
+        F.conv2d(dc.zeros(1, 3, 5, 5), dc.zeros(2, 3, 3, 3), dc.zeros(3))
+    with pytest.raises(ValueError, match=r"\[conv2d\] padding='same'.*strided"):
+        F.conv2d(dc.zeros(1, 3, 5, 5), dc.zeros(2, 3, 3, 3), stride=2, padding="same")
+    with pytest.raises(ValueError, match=r"\[conv2d\] padding must be"):
+        F.conv2d(dc.zeros(1, 3, 5, 5), dc.zeros(2, 3, 3, 3), padding="full")
+    with pytest.raises(TypeError, match=r"\[conv2d\]"):
+        F.conv2d(dc.zeros(1, 3, 5, 5), dc.zeros(2, 3, 3, 3, dtype=dc.float64))
+    with pytest.raises(ValueError, match=r"\[conv1d\] expected input with 2 channels"):
+        F.conv1d(dc.zeros(1, 3, 5), dc.zeros(2, 2, 3))
+    with pytest.raises(ValueError, match=r"\[conv_transpose2d\] output_padding"):
+        F.conv_transpose2d(dc.zeros(1, 3, 5, 5), dc.zeros(3, 2, 3, 3), output_padding=1)
+    with pytest.raises(ValueError, match=r"\[pad\] reflect"):
+        F.pad(dc.zeros(1, 2, 3), (3, 0), mode="reflect")
+    with pytest.raises(ValueError, match=r"\[pad\] padding length"):
+        F.pad(dc.zeros(3), (1, 1, 1))
+
+
+# ---- interpolate / dropout2d ----------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,kw", [
+    ((2, 3, 5, 7), {"size": (9, 4), "mode": "nearest"}),
+    ((2, 3, 5, 7), {"scale_factor": 2, "mode": "nearest"}),
+    ((2, 3, 5, 7), {"size": (8, 11), "mode": "bilinear", "align_corners": False}),
+    ((2, 3, 5, 7), {"size": (8, 3), "mode": "bilinear", "align_corners": True}),
+    ((1, 2, 4, 4), {"scale_factor": 1.5, "mode": "bilinear"}),
+    ((2, 3, 6), {"size": 13, "mode": "linear", "align_corners": True}),
+    ((2, 3, 6), {"scale_factor": 0.5, "mode": "nearest"}),
+])
+def test_interpolate_matches_torch(shape, kw):
+    check_op(lambda x: F.interpolate(x, **kw), lambda x: TF.interpolate(x, **kw), [(shape,)])
+
+
+def test_interpolate_gradcheck_and_errors():
+    assert gradcheck_op(lambda x: F.interpolate(x, size=(5, 3), mode="bilinear",
+                                                align_corners=False), [(1, 2, 3, 4)])
+    with pytest.raises(ValueError, match=r"\[interpolate\] mode"):
+        F.interpolate(dc.zeros(1, 1, 2, 2), size=3, mode="bicubic")
+    with pytest.raises(ValueError, match=r"\[interpolate\] exactly one"):
+        F.interpolate(dc.zeros(1, 1, 2, 2))
+
+
+def test_dropout2d_drops_whole_channels():
+    dc.manual_seed(0)
+    x = dc.ones(8, 16, 5, 5, requires_grad=True)
+    y = F.dropout2d(x, 0.5)
+    per_channel = y.detach().numpy().reshape(8, 16, 25)
+    assert np.all((per_channel == 0).all(-1) | (per_channel == 2).all(-1))
+    dropped = (per_channel == 0).all(-1).mean()
+    assert 0.3 < dropped < 0.7
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), y.detach().numpy())
+    assert F.dropout2d(x, 0.5, training=False) is x
+    with pytest.raises(ValueError, match=r"\[dropout2d\]"):
+        F.dropout2d(x, 1.5)
