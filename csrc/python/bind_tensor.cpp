@@ -13,38 +13,32 @@ namespace {
 
 using BinaryFn = Tensor (*)(const Tensor&, const Tensor&);
 
-template <BinaryFn F>
+// Operand types a Python operator accepts; anything else returns NotImplemented so Python
+// tries the reflected operator. `np_array + t` and `[1, 2] + t` reach the reflected form
+// (ndarray defers to __array_priority__) and give a tensor, like torch.
+bool is_operand(py::handle other) {
+  return is_tensor(other) || PyFloat_Check(other.ptr()) || PyLong_Check(other.ptr()) ||
+         PyBool_Check(other.ptr()) || py::isinstance<py::array>(other) ||
+         PyList_Check(other.ptr()) || py::hasattr(other, "dtype");
+}
+
+// self OP other (reflected: other OP self).
+template <BinaryFn F, bool Reflected = false>
 py::object binop(const Tensor& self, py::handle other, const char* name) {
-  // Unknown operand types return NotImplemented so Python tries the reflected operator.
-  if (!is_tensor(other) && !PyFloat_Check(other.ptr()) && !PyLong_Check(other.ptr()) &&
-      !PyBool_Check(other.ptr()) && !py::isinstance<py::array>(other) &&
-      !PyList_Check(other.ptr()) && !py::hasattr(other, "dtype"))
-    return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+  if (!is_operand(other)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
   Tensor o = to_tensor(other, name);
   Tensor r;
   {
     // Only the C++ op runs without the GIL; py::cast below needs it back.
     ReleaseIfLarge gil(self.numel());
-    r = F(self, o);
+    r = Reflected ? F(o, self) : F(self, o);
   }
   return py::cast(r);
 }
 
 template <BinaryFn F>
 py::object rbinop(const Tensor& self, py::handle other, const char* name) {
-  // The same operand types as binop: `np_array + t` and `[1, 2] + t` reach here (ndarray
-  // defers to __array_priority__) and give a tensor, like torch.
-  if (!is_tensor(other) && !PyFloat_Check(other.ptr()) && !PyLong_Check(other.ptr()) &&
-      !PyBool_Check(other.ptr()) && !py::isinstance<py::array>(other) &&
-      !PyList_Check(other.ptr()) && !py::hasattr(other, "dtype"))
-    return py::reinterpret_borrow<py::object>(Py_NotImplemented);
-  Tensor o = to_tensor(other, name);
-  Tensor r;
-  {
-    ReleaseIfLarge gil(self.numel());
-    r = F(o, self);
-  }
-  return py::cast(r);
+  return binop<F, true>(self, other, name);
 }
 
 Tensor add2(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
