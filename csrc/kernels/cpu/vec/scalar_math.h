@@ -21,13 +21,14 @@ inline int32_t float_to_bits(float f) {
 // which exp rounds to 0). Beyond it the result is exactly inf or 0; NaN propagates.
 inline float exp_f32(float x) {
   const float hi = 88.7228317f, lo = -103.972084f;
-  float xc = x > hi ? hi : x;
-  xc = xc < lo ? lo : xc;
+  // No clamping: out-of-range lanes compute garbage (in unsigned arithmetic, so no UB) that
+  // the final select replaces; this keeps the vectorised body short.
   const float shifter = 12582912.0f;  // 1.5 * 2^23
-  const float t = xc * 1.44269504088896341f + shifter;
-  const int32_t n = float_to_bits(t) - float_to_bits(shifter);
+  const float t = x * 1.44269504088896341f + shifter;
+  const uint32_t n = static_cast<uint32_t>(float_to_bits(t)) -
+                     static_cast<uint32_t>(float_to_bits(shifter));
   const float fn = t - shifter;
-  float r = xc - fn * 0.693359375f;
+  float r = x - fn * 0.693359375f;
   r = r - fn * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
@@ -35,10 +36,12 @@ inline float exp_f32(float x) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  // 2^n as two factors so that n = 128 (x near the top of the range) does not overflow.
-  const int32_t n1 = n >> 1, n2 = n - n1;
-  const float y = (p * r * r + r + 1.0f) * bits_to_float((n1 + 127) << 23) *
-                  bits_to_float((n2 + 127) << 23);
+  // 2^n as two factors so that n = 128 (x near the top of the range) does not overflow and
+  // subnormal results come out right.
+  const uint32_t n1 = static_cast<uint32_t>(static_cast<int32_t>(n) >> 1), n2 = n - n1;
+  const float y = (p * r * r + r + 1.0f) *
+                  bits_to_float(static_cast<int32_t>((n1 + 127u) << 23)) *
+                  bits_to_float(static_cast<int32_t>((n2 + 127u) << 23));
   return x > hi ? INFINITY : (x < lo ? 0.0f : y);
 }
 inline double exp_any(double x) { return std::exp(x); }
