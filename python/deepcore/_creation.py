@@ -168,9 +168,5 @@ asarray = as_tensor
 def from_dlpack(ext):
     """Zero-copy import of any object implementing the DLPack protocol (or a capsule)."""
     if hasattr(ext, "__dlpack__"):
-        try:
-            capsule = ext.__dlpack__(max_version=None) if False else ext.__dlpack__()
-        except TypeError:
-            capsule = ext.__dlpack__()
-        return _C._from_dlpack_capsule(capsule)
+        return _C._from_dlpack_capsule(ext.__dlpack__())
     return _C._from_dlpack_capsule(ext)

@@ -55,7 +55,7 @@ class Function:
             fresh = []
             for o in outs:
                 if isinstance(o, Tensor) and any(o is a for a in args if isinstance(a, Tensor)):
-                    o = o.view_as(o) if False else _C._view(o.detach(), list(o.shape))
+                    o = _C._view(o.detach(), list(o.shape))
                 fresh.append(o)
             outs = tuple(fresh)
             diff = [o for o in outs if isinstance(o, Tensor) and id(o) not in
