@@ -225,7 +225,8 @@ class EarlyStopping(Callback):
             if self.baseline is None or _better(self.mode, current, self.baseline,
                                                 self.min_delta):
                 self.wait = 0
-            return
+                return
+        # Keras 2's rule: an improvement that still misses ``baseline`` keeps counting.
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             self.model.stop_training = True

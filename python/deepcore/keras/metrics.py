@@ -163,13 +163,20 @@ class _Accuracy(Metric):
         return self.inner.result() if self.inner is not None else 0.0
 
     def get_state(self) -> dict:
-        return self.inner.get_state() if self.inner is not None else {"total": 0.0, "count": 0.0}
+        if self.inner is None:
+            return {"total": 0.0, "count": 0.0, "kind": None}
+        threshold = getattr(self.inner, "threshold", None)
+        return {**self.inner.get_state(), "kind": type(self.inner).__name__,
+                "threshold": threshold}
 
     def set_state(self, state: dict) -> None:
-        if self.inner is not None:
+        kind = state.get("kind")
+        if kind is not None:
+            cls = {c.__name__: c for c in (BinaryAccuracy, CategoricalAccuracy,
+                                            SparseCategoricalAccuracy)}[kind]
+            self.inner = cls(self.name) if cls is not BinaryAccuracy else \
+                cls(self.name, threshold=state.get("threshold", 0.5))
             self.inner.set_state(state)
-        elif state["count"]:
-            raise RuntimeError("[metrics] can't restore 'accuracy' before its kind is known")
 
 
 def resolve_accuracy(loss, y_true: np.ndarray, y_pred: np.ndarray) -> Metric:

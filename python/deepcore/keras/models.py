@@ -97,12 +97,16 @@ class Model(Layer, StepEngine):
         self._build_shape = [t.shape for t in ins] if len(ins) > 1 else ins[0].shape
 
     def _add_layer(self, layer: Layer) -> None:
-        existing = self._modules.get(layer.name)
-        if existing is None:
-            self.add_module(layer.name, layer)
-        elif existing is not layer:
+        # Layers are registered under their position ("0", "1", ...), not their auto-generated
+        # names: state dicts then match between two instances of the same architecture (a
+        # resumed run, load_weights), as nn.Sequential's do.
+        if any(m is layer for m in self._modules.values()):
+            return
+        names = {m.name for m in self._modules.values() if isinstance(m, Layer)}
+        if layer.name in names:
             raise ValueError(f"[Model] two different layers are named {layer.name!r}; layer "
                              "names must be unique within a model")
+        self.add_module(str(len(self._modules)), layer)
 
     @property
     def layers(self) -> List[Layer]:
@@ -428,7 +432,7 @@ class Sequential(Model):
 
     def pop(self) -> Layer:
         layer = self._stack.pop()
-        del self._modules[layer.name]
+        del self._modules[str(len(self._modules) - 1)]
         self.built = False
         return layer
 
