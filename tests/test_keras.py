@@ -1,5 +1,4 @@
 """Keras front end: models, layers, compile/fit/evaluate/predict, summary, save/load."""
-import json
 import os
 
 import numpy as np

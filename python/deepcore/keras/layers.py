@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -679,6 +679,3 @@ def deserialize(spec: dict) -> Layer:
         raise ValueError(f"[load_model] config of {spec['class_name']} is not an object")
     return cls.from_config(dict(config))
 
-
-def _input_shapes(shape: Sequence) -> tuple:
-    return tuple(None if d is None else int(d) for d in shape)

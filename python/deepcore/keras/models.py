@@ -16,9 +16,8 @@ from .. import optim
 from ..train.engine import StepEngine, class_weights_for
 from ..train import loop
 from . import losses as losses_mod
-from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
-from .layers import InputLayer, KerasTensor, Layer, _unique_name, deserialize
+from .layers import InputLayer, KerasTensor, Layer, _unique_name
 
 __all__ = ["Model", "Sequential", "load_model"]
 

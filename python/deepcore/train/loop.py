@@ -10,7 +10,6 @@ checkpoints and Ctrl-C handling.
 """
 from __future__ import annotations
 
-import math
 import signal
 import sys
 import threading
