@@ -104,5 +104,6 @@ from . import optim  # noqa: E402,F401
 from .config import show_config  # noqa: E402
 from .serialization import save, load  # noqa: E402
 from .utils._generator import Generator  # noqa: E402
+from . import keras  # noqa: E402,F401  (tqdm/tensorboard load lazily)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

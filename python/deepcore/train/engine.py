@@ -1,0 +1,114 @@
+"""The training/test/predict steps shared by keras models and ``Trainer``.
+
+A subclass provides ``module`` (the nn.Module), ``optimizer``, ``_forward(x)`` and
+``_loss_value(y_pred, y, sample_weight)``; this class does the rest of one step and keeps the
+metrics (a loss tracker first, then the user's metrics).
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..keras import metrics as metrics_mod
+
+
+def unpack(batch):
+    """(x,), (x, y) or (x, y, sample_weight) from a batch tuple/list, or x alone."""
+    if isinstance(batch, (tuple, list)):
+        if len(batch) == 1:
+            return batch[0], None, None
+        if len(batch) == 2:
+            return batch[0], batch[1], None
+        if len(batch) == 3:
+            return batch[0], batch[1], batch[2]
+        raise ValueError(f"[fit] a batch must be x, (x, y) or (x, y, sample_weight); got a "
+                         f"{type(batch).__name__} of {len(batch)} items")
+    return batch, None, None
+
+
+def batch_size_of(x) -> int:
+    while isinstance(x, (list, tuple)):
+        x = x[0]
+    if isinstance(x, dict):
+        return batch_size_of(next(iter(x.values())))
+    return int(x.shape[0])
+
+
+def class_weights_for(y, class_weight: Dict[int, float]) -> np.ndarray:
+    """Per-sample weights from ``{class: weight}``: one-hot targets use their argmax,
+    integer or 0/1 targets their value."""
+    y = y.detach().numpy() if hasattr(y, "detach") else np.asarray(y)
+    if y.ndim >= 2 and y.shape[-1] > 1:
+        labels = y.argmax(-1)
+    else:
+        labels = np.rint(y.reshape(len(y), -1)[:, 0]).astype(np.int64)
+    return np.array([class_weight.get(int(c), 1.0) for c in labels.reshape(-1)],
+                    dtype=np.float32)
+
+
+class StepEngine:
+    module = None
+    optimizer = None
+    scheduler = None
+    scheduler_interval = "epoch"
+    scheduler_monitor = "val_loss"
+    stop_training = False
+    class_weight: Optional[Dict[int, float]] = None
+
+    def _init_metrics(self, metrics, loss) -> None:
+        self._loss_tracker = metrics_mod.Mean("loss")
+        self._metrics: List[metrics_mod.Metric] = [metrics_mod.get(m, loss)
+                                                   for m in (metrics or [])]
+
+    def metric_objects(self) -> List[metrics_mod.Metric]:
+        return [self._loss_tracker] + self._metrics
+
+    @property
+    def metrics_names(self) -> List[str]:
+        return [m.name for m in self.metric_objects()]
+
+    def reset_metrics(self) -> None:
+        for m in self.metric_objects():
+            m.reset_state()
+
+    def logs(self) -> Dict[str, float]:
+        return {m.name: float(m.result()) for m in self.metric_objects()}
+
+    def _sample_weight(self, y, sw):
+        if self.class_weight is None or y is None:
+            return sw
+        from .. import from_numpy
+        cw = from_numpy(class_weights_for(y, self.class_weight))
+        return cw if sw is None else cw * sw
+
+    def _update_metrics(self, loss, y, y_pred, sw) -> None:
+        self._loss_tracker.update_state(float(loss.item()))
+        if y is not None and self._metrics:
+            for m in self._metrics:
+                m.update_state(y, y_pred.detach(), sw)
+
+    def train_step(self, batch) -> int:
+        x, y, sw = unpack(batch)
+        sw = self._sample_weight(y, sw)
+        self.optimizer.zero_grad()
+        y_pred = self._forward(x)
+        loss = self._loss_value(y_pred, y, sw)
+        loss.backward()
+        self.optimizer.step()
+        self._update_metrics(loss, y, y_pred, sw)
+        return batch_size_of(x)
+
+    def test_step(self, batch) -> int:
+        x, y, sw = unpack(batch)
+        y_pred = self._forward(x)
+        loss = self._loss_value(y_pred, y, sw)
+        self._update_metrics(loss, y, y_pred, sw)
+        return batch_size_of(x)
+
+    def predict_step(self, batch):
+        x, _, _ = unpack(batch)
+        out = self._forward(x)
+        if isinstance(out, (list, tuple)):
+            return [o.detach().numpy() for o in out]
+        return out.detach().numpy()
