@@ -321,6 +321,6 @@ def test_batch_normalization_train_and_inference():
     np.testing.assert_allclose(out.mean(0), 0, atol=1e-4)
     np.testing.assert_allclose(layer.moving_mean.numpy(), 0.01 * x.mean(0), rtol=1e-4)
     layer.eval()
-    np.testing.assert_allclose(layer(dc.from_numpy(x)).numpy(),
+    np.testing.assert_allclose(layer(dc.from_numpy(x)).detach().numpy(),
                                (x - layer.moving_mean.numpy()) /
                                np.sqrt(layer.moving_variance.numpy() + 1e-3), rtol=1e-4)
