@@ -46,6 +46,8 @@ CASES = [
     ("Conv2d", (3, 5, 3), dict(padding=1, padding_mode="reflect"), (2, 3, 6, 7)),
     ("Conv2d", (3, 5, 3), dict(padding=(1, 2), padding_mode="replicate", stride=2), (2, 3, 8, 9)),
     ("Conv2d", (3, 5, 3), dict(padding="same", padding_mode="circular"), (2, 3, 6, 6)),
+    ("Conv2d", (3, 5, (4, 2)), dict(padding="same", padding_mode="reflect"), (2, 3, 7, 8)),
+    ("Conv1d", (3, 5, 4), dict(padding="same", padding_mode="replicate"), (2, 3, 9)),
     ("Conv2d", (3, 5, 3), dict(padding=1), (3, 8, 8)),  # unbatched
     ("ConvTranspose1d", (4, 6, 3), dict(stride=2, padding=1, output_padding=1), (2, 4, 7)),
     ("ConvTranspose2d", (4, 6, 3), {}, (2, 4, 5, 5)),
