@@ -69,16 +69,18 @@ void bind_conv(py::module_& m) {
                           py::object d, bool ceil_mode) {
     const char* op = "max_pool2d";
     Shape st = s.is_none() ? Shape{} : to_shape(s, op);
-    ReleaseIfLarge gil(x.numel());
-    return max_pool2d(x, to_shape(k, op), st, to_shape(p, op), to_shape(d, op), ceil_mode);
+    Shape ks = to_shape(k, op), ps = to_shape(p, op), ds = to_shape(d, op);
+    ReleaseIfLarge gil(x.numel());  // after every Python-object conversion: they need the GIL
+    return max_pool2d(x, ks, st, ps, ds, ceil_mode);
   }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
      py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("ceil_mode") = false);
   m.def("_max_pool1d", [](const Tensor& x, py::object k, py::object s, py::object p,
                           py::object d, bool ceil_mode) {
     const char* op = "max_pool1d";
     Shape st = s.is_none() ? Shape{} : to_shape(s, op);
-    ReleaseIfLarge gil(x.numel());
-    return max_pool1d(x, to_shape(k, op), st, to_shape(p, op), to_shape(d, op), ceil_mode);
+    Shape ks = to_shape(k, op), ps = to_shape(p, op), ds = to_shape(d, op);
+    ReleaseIfLarge gil(x.numel());  // after every Python-object conversion: they need the GIL
+    return max_pool1d(x, ks, st, ps, ds, ceil_mode);
   }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
      py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("ceil_mode") = false);
   m.def("_avg_pool2d", [](const Tensor& x, py::object k, py::object s, py::object p,
@@ -88,8 +90,9 @@ void bind_conv(py::module_& m) {
     const int64_t dv = divisor_override.is_none() ? 0 : divisor_override.cast<int64_t>();
     DC_CHECK(divisor_override.is_none() || dv > 0, ValueError,
              "[avg_pool2d] divisor must be not zero");
+    Shape ks = to_shape(k, op), ps = to_shape(p, op);
     ReleaseIfLarge gil(x.numel());
-    return avg_pool2d(x, to_shape(k, op), st, to_shape(p, op), ceil_mode, count_include_pad, dv);
+    return avg_pool2d(x, ks, st, ps, ceil_mode, count_include_pad, dv);
   }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
      py::arg("padding") = 0, py::arg("ceil_mode") = false, py::arg("count_include_pad") = true,
      py::arg("divisor_override") = py::none());
@@ -97,17 +100,20 @@ void bind_conv(py::module_& m) {
                           bool ceil_mode, bool count_include_pad) {
     const char* op = "avg_pool1d";
     Shape st = s.is_none() ? Shape{} : to_shape(s, op);
+    Shape ks = to_shape(k, op), ps = to_shape(p, op);
     ReleaseIfLarge gil(x.numel());
-    return avg_pool1d(x, to_shape(k, op), st, to_shape(p, op), ceil_mode, count_include_pad);
+    return avg_pool1d(x, ks, st, ps, ceil_mode, count_include_pad);
   }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
      py::arg("padding") = 0, py::arg("ceil_mode") = false, py::arg("count_include_pad") = true);
   m.def("_adaptive_avg_pool2d", [](const Tensor& x, py::object size) {
+    Shape os = to_shape(size, "adaptive_avg_pool2d");
     ReleaseIfLarge gil(x.numel());
-    return adaptive_avg_pool2d(x, to_shape(size, "adaptive_avg_pool2d"));
+    return adaptive_avg_pool2d(x, os);
   }, py::arg("input"), py::arg("output_size"));
   m.def("_adaptive_max_pool2d", [](const Tensor& x, py::object size) {
+    Shape os = to_shape(size, "adaptive_max_pool2d");
     ReleaseIfLarge gil(x.numel());
-    return adaptive_max_pool2d(x, to_shape(size, "adaptive_max_pool2d"));
+    return adaptive_max_pool2d(x, os);
   }, py::arg("input"), py::arg("output_size"));
 
   m.def("_batch_norm", [](const Tensor& x, py::object rm, py::object rv, py::object w,
