@@ -280,6 +280,23 @@ def test_misc_layers_shapes():
 
 
 needs_conv = pytest.mark.skipif(not hasattr(F, "conv2d"), reason="F.conv2d not in this build")
+
+
+def test_conv2d_net_on_digits_reaches_95_percent():
+    # The seed example: a small channels-last Conv2D net on 8x8 digits with compile/fit.
+    dc.manual_seed(0)
+    (xtr, ytr), (xte, yte) = load_digits(flatten=False)
+    model = keras.Sequential([
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu", input_shape=(8, 8, 1)),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(xtr[..., None], ytr, epochs=10, batch_size=32, verbose=0)
+    loss, acc = model.evaluate(xte[..., None], yte, verbose=0)
+    assert acc >= 0.95
 needs_pool = pytest.mark.skipif(not (hasattr(F, "max_pool2d") and hasattr(F, "avg_pool2d") and
                                      hasattr(F, "adaptive_avg_pool2d")),
                                 reason="pooling ops not in this build")
