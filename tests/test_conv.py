@@ -236,3 +236,27 @@ def test_dropout2d_drops_whole_channels():
     assert F.dropout2d(x, 0.5, training=False) is x
     with pytest.raises(ValueError, match=r"\[dropout2d\]"):
         F.dropout2d(x, 1.5)
+
+
+@pytest.mark.parametrize("n,c,h,k,stride,pad", [(5, 7, 8, 6, 1, 1), (9, 3, 5, 4, 2, 0),
+                                                (33, 16, 4, 32, 1, 1), (40, 8, 4, 8, 2, 1)])
+def test_conv2d_small_images_batched_into_one_gemm(n, c, h, k, stride, pad):
+    # Images of <= 64 output pixels are laid side by side in one GEMM (kernels/cpu/conv.cpp);
+    # results must match torch and not depend on the thread count.
+    rng = np.random.default_rng(n)
+    x, w, b = (rng.standard_normal(s) for s in ((n, c, h, h), (k, c, 3, 3), (k,)))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=pad)
+    g = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.tensor(g))
+    grads = []
+    for threads in (1, 2):
+        dc.set_num_threads(threads)
+        dx, dw, db = (dc.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.conv2d(dx, dw, db, stride=stride, padding=pad)
+        y.backward(dc.tensor(g))
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), atol=1e-10)
+        np.testing.assert_allclose(dx.grad.numpy(), tx.grad.numpy(), atol=1e-10)
+        np.testing.assert_allclose(dw.grad.numpy(), tw.grad.numpy(), atol=1e-9)
+        grads.append(dw.grad.numpy())
+    np.testing.assert_array_equal(grads[0], grads[1])

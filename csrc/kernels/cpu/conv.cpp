@@ -16,7 +16,8 @@
 // threads. backward_weight sums over the batch: the batch is cut into a fixed number of parts
 // (kWeightParts, independent of the thread count), each part sums its images in order into its
 // own buffer, and the parts are added in index order at the end, so the result is
-// bit-identical whatever the number of threads.
+// bit-identical whatever the number of threads. Small images (<= 64 output pixels, the deep
+// layers of a CNN) are batched several to a GEMM; see images_per_gemm.
 #include "kernels/cpu/conv.h"
 
 #include <algorithm>
@@ -63,6 +64,31 @@ int64_t tile_cols(const ConvGeom& g, int64_t bytes, int64_t elem) {
   return std::min(p, ohw);
 }
 
+// Images per GEMM (Note [Convolution as tiled GEMM], deep layers): when an image has few
+// output pixels (a ResNet's 512-channel 4x4 layer has 16), one GEMM per image is too skinny
+// to run near peak, so B images are laid side by side in the GEMM's columns: col (ckk, B*OHW)
+// and the output staged in (Kg, B*OHW), then copied to NCHW. Only for groups == 1 and
+// im2col'd kernels; B keeps at least kBatchColumns columns per GEMM when the batch allows.
+constexpr int64_t kBatchColumns = 256;
+int64_t images_per_gemm(const ConvGeom& g, int64_t tile_bytes, int64_t elem) {
+  const int64_t ohw = g.OH * g.OW;
+  if (g.groups != 1 || g.pointwise() || ohw == 0 || g.N < 2) return 1;
+  // Only images of at most a quarter of kBatchColumns pixels: larger ones already give the
+  // GEMM enough columns, and their results stay identical to the per-image path.
+  if (ohw * 4 > kBatchColumns) return 1;
+  const int64_t budget = std::max(kBatchColumns, tile_bytes / std::max<int64_t>(1, g.ckk() * elem));
+  return std::min<int64_t>(g.N, budget / ohw);
+}
+
+// dst (rows, nb*ohw) <- images [n0, n0+nb) of src (N, rows, ohw): the staging layout above.
+template <typename T>
+void gather_images(const T* src, int64_t rows, int64_t ohw, int64_t n0, int64_t nb, T* dst) {
+  const int64_t ld = nb * ohw;
+  for (int64_t i = 0; i < nb; ++i)
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(dst + r * ld + i * ohw, src + ((n0 + i) * rows + r) * ohw, sizeof(T) * ohw);
+}
+
 // Calls f(row, ih, ow0, ow_lo, ow_hi, ow1, col_offset) for every output-row segment of the
 // tile [p0, p0 + P) of im2col row (c, kh, kw): output columns [ow0, ow1) of output row oh sit at
 // col_offset.. in the tile, and of those only [ow_lo, ow_hi) read an input pixel (ih in
@@ -85,11 +111,12 @@ void for_each_segment(const ConvGeom& g, int64_t kh, int64_t kw, int64_t p0, int
 
 // col (ckk, P) = the columns [p0, p0 + P) of im2col(x); x: one group of one image (Cg, H, W).
 template <typename T>
-void im2col_tile(const ConvGeom& g, const T* x, int64_t p0, int64_t P, T* col) {
+void im2col_tile(const ConvGeom& g, const T* x, int64_t p0, int64_t P, T* col, int64_t ld = 0) {
+  if (ld == 0) ld = P;  // row stride of col
   for (int64_t c = 0; c < g.Cg(); ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        T* dst = col + ((c * g.KH + kh) * g.KW + kw) * P;
+        T* dst = col + ((c * g.KH + kh) * g.KW + kw) * ld;
         const T* src = x + c * g.H * g.W;
         for_each_segment(g, kh, kw, p0, P,
                          [&](int64_t ih, int64_t ow0, int64_t a, int64_t b, int64_t ow1,
@@ -112,11 +139,12 @@ void im2col_tile(const ConvGeom& g, const T* x, int64_t p0, int64_t P, T* col) {
 
 // gx (Cg, H, W) += col2im of the tile col (ckk, P) covering output columns [p0, p0 + P).
 template <typename T>
-void col2im_tile(const ConvGeom& g, const T* col, int64_t p0, int64_t P, T* gx) {
+void col2im_tile(const ConvGeom& g, const T* col, int64_t p0, int64_t P, T* gx, int64_t ld = 0) {
+  if (ld == 0) ld = P;  // row stride of col
   for (int64_t c = 0; c < g.Cg(); ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const T* src = col + ((c * g.KH + kh) * g.KW + kw) * P;
+        const T* src = col + ((c * g.KH + kh) * g.KW + kw) * ld;
         T* dst = gx + c * g.H * g.W;
         for_each_segment(g, kh, kw, p0, P,
                          [&](int64_t ih, int64_t ow0, int64_t a, int64_t b, int64_t,
@@ -133,7 +161,32 @@ void col2im_tile(const ConvGeom& g, const T* col, int64_t p0, int64_t P, T* gx) 
 }
 
 template <typename T>
+void forward_batched(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y, int64_t B) {
+  const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), K = g.K;
+  const int64_t blocks = (g.N + B - 1) / B;
+  const int64_t grain = std::max<int64_t>(1, kMinFlopsPerTask / std::max<int64_t>(1, K * ckk * B * ohw));
+  parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+    std::vector<T> col(ckk * B * ohw), out(K * B * ohw);
+    for (int64_t blk = begin; blk < end; ++blk) {
+      const int64_t n0 = blk * B, nb = std::min(B, g.N - n0), ld = nb * ohw;
+      for (int64_t i = 0; i < nb; ++i)
+        im2col_tile(g, x + (n0 + i) * g.C * hw, 0, ohw, col.data() + i * ohw, ld);
+      gemm(K, ld, ckk, T(1), w, ckk, 1, col.data(), ld, 1, T(0), out.data(), ld, 1);
+      for (int64_t i = 0; i < nb; ++i)
+        for (int64_t k = 0; k < K; ++k) {
+          const T* src = out.data() + k * ld + i * ohw;
+          T* dst = y + ((n0 + i) * K + k) * ohw;
+          const T b = bias ? bias[k] : T(0);
+          for (int64_t p = 0; p < ohw; ++p) dst[p] = src[p] + b;
+        }
+    }
+  });
+}
+
+template <typename T>
 void forward_impl(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+  if (const int64_t B = images_per_gemm(g, kTileBytes, sizeof(T)); B > 1)
+    return forward_batched(g, x, w, bias, y, B);
   const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), Kg = g.Kg(), G = g.groups;
   const bool direct = g.pointwise();
   const int64_t P = direct ? std::min<int64_t>(ohw, 4096) : tile_cols(g, kTileBytes, sizeof(T));
@@ -184,7 +237,30 @@ void backward_input_image(const ConvGeom& g, const T* gy, const T* w, T* gx, int
 }
 
 template <typename T>
+void backward_input_batched(const ConvGeom& g, const T* gy, const T* w, T* gx, int64_t B) {
+  const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), K = g.K;
+  const int64_t blocks = (g.N + B - 1) / B;
+  const int64_t grain = std::max<int64_t>(1, kMinFlopsPerTask / std::max<int64_t>(1, K * ckk * B * ohw));
+  parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+    std::vector<T> col(ckk * B * ohw), gyt(K * B * ohw);
+    for (int64_t blk = begin; blk < end; ++blk) {
+      const int64_t n0 = blk * B, nb = std::min(B, g.N - n0), ld = nb * ohw;
+      gather_images(gy, K, ohw, n0, nb, gyt.data());
+      // col (ckk, ld) = w^T (ckk, K) @ gy (K, ld)
+      gemm(ckk, ld, K, T(1), w, 1, ckk, gyt.data(), ld, 1, T(0), col.data(), ld, 1);
+      for (int64_t i = 0; i < nb; ++i) {
+        T* gxi = gx + (n0 + i) * g.C * hw;
+        std::fill(gxi, gxi + g.C * hw, T(0));
+        col2im_tile(g, col.data() + i * ohw, 0, ohw, gxi, ld);
+      }
+    }
+  });
+}
+
+template <typename T>
 void backward_input_impl(const ConvGeom& g, const T* gy, const T* w, T* gx) {
+  if (const int64_t B = images_per_gemm(g, kTileBytes, sizeof(T)); B > 1)
+    return backward_input_batched(g, gy, w, gx, B);
   const int64_t items = g.N * g.groups;
   const int64_t P = tile_cols(g, kTileBytes, sizeof(T));
   const int64_t flops = g.Kg() * g.ckk() * g.OH * g.OW;
@@ -209,6 +285,19 @@ void backward_weight_part(const ConvGeom& g, const T* gy, const T* x, T* part, i
                           int64_t n1, int64_t P) {
   const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), Kg = g.Kg();
   const bool direct = g.pointwise();
+  if (const int64_t B = images_per_gemm(g, kWeightTileBytes, sizeof(T)); B > 1) {
+    // part (K, ckk) = sum over blocks of gy (K, ld) @ col (ckk, ld)^T, blocks in image order.
+    std::vector<T> col(ckk * B * ohw), gyt(g.K * B * ohw);
+    for (int64_t b0 = n0; b0 < n1; b0 += B) {
+      const int64_t nb = std::min(B, n1 - b0), ld = nb * ohw;
+      gather_images(gy, g.K, ohw, b0, nb, gyt.data());
+      for (int64_t i = 0; i < nb; ++i)
+        im2col_tile(g, x + (b0 + i) * g.C * hw, 0, ohw, col.data() + i * ohw, ld);
+      gemm(g.K, ckk, ld, T(1), gyt.data(), ld, 1, col.data(), 1, ld, b0 == n0 ? T(0) : T(1),
+           part, ckk, 1);
+    }
+    return;
+  }
   std::vector<T> col(direct ? 0 : ckk * P);
   for (int64_t n = n0; n < n1; ++n)
     for (int64_t grp = 0; grp < g.groups; ++grp) {
@@ -238,7 +327,11 @@ void backward_weight_impl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
   }
   const int64_t P = tile_cols(g, kWeightTileBytes, sizeof(T));
   const int64_t cap = std::max<int64_t>(1, kWeightPartsBytes / std::max<int64_t>(1, wsize * sizeof(T)));
-  const int64_t parts = std::min({g.N, kWeightParts, cap});
+  int64_t parts = std::min({g.N, kWeightParts, cap});
+  // Batched small images: each part should still give its GEMMs kBatchColumns columns to
+  // reduce over, so fewer parts (still a function of the shape only, not of the threads).
+  if (images_per_gemm(g, kWeightTileBytes, sizeof(T)) > 1)
+    parts = std::min(parts, std::max<int64_t>(1, g.N * g.OH * g.OW / kBatchColumns));
   if (parts == 1) {  // the GEMMs thread themselves
     backward_weight_part(g, gy, x, gw, 0, g.N, P);
     return;
