@@ -239,9 +239,10 @@ def test_dropout2d_drops_whole_channels():
 
 
 @pytest.mark.parametrize("n,c,h,k,stride,pad", [(5, 7, 8, 6, 1, 1), (9, 3, 5, 4, 2, 0),
-                                                (33, 16, 4, 32, 1, 1), (40, 8, 4, 8, 2, 1)])
+                                                (33, 16, 4, 32, 1, 1), (40, 8, 4, 8, 2, 1),
+                                                (9, 6, 12, 16, 1, 0)])
 def test_conv2d_small_images_batched_into_one_gemm(n, c, h, k, stride, pad):
-    # Images of <= 64 output pixels are laid side by side in one GEMM (kernels/cpu/conv.cpp);
+    # Images of <= 128 output pixels are laid side by side in one GEMM (kernels/cpu/conv.cpp);
     # results must match torch and not depend on the thread count.
     rng = np.random.default_rng(n)
     x, w, b = (rng.standard_normal(s) for s in ((n, c, h, h), (k, c, 3, 3), (k,)))

@@ -16,8 +16,8 @@
 // threads. backward_weight sums over the batch: the batch is cut into a fixed number of parts
 // (kWeightParts, independent of the thread count), each part sums its images in order into its
 // own buffer, and the parts are added in index order at the end, so the result is
-// bit-identical whatever the number of threads. Small images (<= 64 output pixels, the deep
-// layers of a CNN) are batched several to a GEMM; see images_per_gemm.
+// bit-identical whatever the number of threads. Small images (the deep layers of a CNN) are
+// batched several to a GEMM; see images_per_gemm.
 #include "kernels/cpu/conv.h"
 
 #include <algorithm>
@@ -69,15 +69,18 @@ int64_t tile_cols(const ConvGeom& g, int64_t bytes, int64_t elem) {
 // to run near peak, so B images are laid side by side in the GEMM's columns: col (ckk, B*OHW)
 // and the output staged in (Kg, B*OHW), then copied to NCHW. Only for groups == 1 and
 // im2col'd kernels; B keeps at least kBatchColumns columns per GEMM when the batch allows.
-constexpr int64_t kBatchColumns = 256;
-int64_t images_per_gemm(const ConvGeom& g, int64_t tile_bytes, int64_t elem) {
+constexpr int64_t kBatchColumns = 512;
+// Forward and grad_input compute each output element with the same reduction whatever the
+// batching, so their results do not change with it; grad_weight sums over the pixels, so it
+// batches only the smallest images (<= kWeightBatchPixels) to keep its sums as unbatched ones
+// for everything else.
+constexpr int64_t kBatchPixels = 128, kWeightBatchPixels = 64;
+int64_t images_per_gemm(const ConvGeom& g, int64_t tile_bytes, int64_t elem,
+                        int64_t max_pixels = kBatchPixels) {
   const int64_t ohw = g.OH * g.OW;
-  if (g.groups != 1 || g.pointwise() || ohw == 0 || g.N < 2) return 1;
-  // Only images of at most a quarter of kBatchColumns pixels: larger ones already give the
-  // GEMM enough columns, and their results stay identical to the per-image path.
-  if (ohw * 4 > kBatchColumns) return 1;
+  if (g.groups != 1 || g.pointwise() || ohw == 0 || g.N < 2 || ohw > max_pixels) return 1;
   const int64_t budget = std::max(kBatchColumns, tile_bytes / std::max<int64_t>(1, g.ckk() * elem));
-  return std::min<int64_t>(g.N, budget / ohw);
+  return std::max<int64_t>(1, std::min<int64_t>(g.N, budget / ohw));
 }
 
 // dst (rows, nb*ohw) <- images [n0, n0+nb) of src (N, rows, ohw): the staging layout above.
@@ -285,7 +288,8 @@ void backward_weight_part(const ConvGeom& g, const T* gy, const T* x, T* part, i
                           int64_t n1, int64_t P) {
   const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), Kg = g.Kg();
   const bool direct = g.pointwise();
-  if (const int64_t B = images_per_gemm(g, kWeightTileBytes, sizeof(T)); B > 1) {
+  if (const int64_t B = images_per_gemm(g, kWeightTileBytes, sizeof(T), kWeightBatchPixels);
+      B > 1) {
     // part (K, ckk) = sum over blocks of gy (K, ld) @ col (ckk, ld)^T, blocks in image order.
     std::vector<T> col(ckk * B * ohw), gyt(g.K * B * ohw);
     for (int64_t b0 = n0; b0 < n1; b0 += B) {
@@ -330,7 +334,7 @@ void backward_weight_impl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
   int64_t parts = std::min({g.N, kWeightParts, cap});
   // Batched small images: each part should still give its GEMMs kBatchColumns columns to
   // reduce over, so fewer parts (still a function of the shape only, not of the threads).
-  if (images_per_gemm(g, kWeightTileBytes, sizeof(T)) > 1)
+  if (images_per_gemm(g, kWeightTileBytes, sizeof(T), kWeightBatchPixels) > 1)
     parts = std::min(parts, std::max<int64_t>(1, g.N * g.OH * g.OW / kBatchColumns));
   if (parts == 1) {  // the GEMMs thread themselves
     backward_weight_part(g, gy, x, gw, 0, g.N, P);
