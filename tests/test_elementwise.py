@@ -593,3 +593,16 @@ COVERED_OPS = (set(BINARY) | set(NONDIFF_BINARY) | set(LOGICAL) | set(UNARY) |
                 "leaky_relu", "elu", "selu", "celu", "hardtanh", "relu6", "hardsigmoid",
                 "hardswish", "logsigmoid", "clamp", "add_", "sub_", "mul_", "div_", "pow_",
                 "relu_", "sigmoid_", "tanh_", "exp_", "clamp_", "fill_", "zero_", "copy_"})
+
+
+def test_hardtanh_family_gradient_is_zero_at_the_bounds_like_torch():
+    # hardtanh / relu6 / hardsigmoid pass the gradient only strictly inside (min, max);
+    # clamp passes it on the closed interval.
+    vals = [-2.0, -1.0, 0.0, 0.5, 1.0, 6.0, 7.0, -3.0, 3.0]
+    grads = []
+    for lib in (dc, torch):
+        x = lib.tensor(vals, requires_grad=True)
+        F = lib.nn.functional
+        (F.hardtanh(x) + F.relu6(x) + F.hardsigmoid(x) + x.clamp(-1, 1)).sum().backward()
+        grads.append(x.grad.numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6)

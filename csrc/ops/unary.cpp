@@ -223,8 +223,12 @@ Tensor selu(const Tensor& a) {
 }
 Tensor celu(const Tensor& a, double alpha) { return elu(a, alpha, 1.0, 1.0 / alpha); }
 
-Tensor clamp(const Tensor& a, const Scalar* min, const Scalar* max) {
-  DC_CHECK(min || max, ValueError, "[clamp] at least one of min and max must be given");
+namespace {
+// clamp and hardtanh share the forward; their gradients differ at the bounds: clamp passes
+// the gradient where min <= x <= max, hardtanh (like PyTorch) only where min < x < max.
+Tensor clamp_impl(const Tensor& a, const Scalar* min, const Scalar* max, const char* name,
+                  bool open_interval) {
+  DC_CHECK(min || max, ValueError, "[", name, "] at least one of min and max must be given");
   // A float bound on an int tensor promotes, like PyTorch.
   tensor_list parts{a};
   if (min) parts.push_back(wrap_scalar(*min));
@@ -237,16 +241,21 @@ Tensor clamp(const Tensor& a, const Scalar* min, const Scalar* max) {
   cpu::unary_into(UnaryOp::clamp, out, in, params);
   const bool has_min = min, has_max = max;
   autograd::record(
-      "clamp", {a}, {out},
-      [lo, hi, has_min, has_max](GradCtx& g) -> tensor_list {
+      name, {a}, {out},
+      [lo, hi, has_min, has_max, open_interval](GradCtx& g) -> tensor_list {
         Tensor x = g.saved(0);
         Tensor keep = ones(x.sizes(), DType::Bool);
-        if (has_min) keep = logical_and(keep, ge(x, s(lo)));
-        if (has_max) keep = logical_and(keep, le(x, s(hi)));
+        if (has_min) keep = logical_and(keep, open_interval ? gt(x, s(lo)) : ge(x, s(lo)));
+        if (has_max) keep = logical_and(keep, open_interval ? lt(x, s(hi)) : le(x, s(hi)));
         return {g.grad() * mask_to(keep, g.grad())};
       },
       {a});
   return out;
+}
+}  // namespace
+
+Tensor clamp(const Tensor& a, const Scalar* min, const Scalar* max) {
+  return clamp_impl(a, min, max, "clamp", false);
 }
 
 Tensor& clamp_(Tensor& a, const Scalar* min, const Scalar* max) {
@@ -264,7 +273,7 @@ Tensor clamp_tensor(const Tensor& a, const Tensor& min, const Tensor& max) {
 
 Tensor hardtanh(const Tensor& a, double min_val, double max_val) {
   Scalar lo(min_val), hi(max_val);
-  return clamp(a, &lo, &hi);
+  return clamp_impl(a, &lo, &hi, "hardtanh", true);
 }
 Tensor relu6(const Tensor& a) { return hardtanh(a, 0.0, 6.0); }
 Tensor hardsigmoid(const Tensor& a) { return hardtanh(a / 6.0 + 0.5, 0.0, 1.0); }
