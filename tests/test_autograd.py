@@ -464,3 +464,24 @@ def test_unused_branch_and_multiple_roots():
         v = a.exp()
         lib.autograd.backward([u.sum(), v.sum()])
     assert_close(x.grad, tx.grad)
+
+
+def test_custom_function_refuses_a_second_backward_through_a_freed_graph():
+    class Square(dc.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 2 * x * g
+
+    x = dc.tensor([1.0, 2.0], requires_grad=True)
+    y = Square.apply(x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+    with pytest.raises(RuntimeError, match=r"Square.*second time"):
+        y.backward()

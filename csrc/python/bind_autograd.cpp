@@ -40,7 +40,18 @@ struct PyFunctionNode : Node {
     }
     return out;
   }
-  void release_saved() override { retained_ = false; }
+  // Lets the Python ctx refuse access to its saved tensors once the graph is freed.
+  void release_saved() override {
+    retained_ = false;
+    if (!release_) return;
+    py::gil_scoped_acquire gil;
+    try {
+      (*release_)();
+    } catch (py::error_already_set& e) {
+      e.discard_as_unraisable("deepcore.autograd.Function release");
+    }
+  }
+  std::shared_ptr<py::object> release_;
   std::string name_;
   std::shared_ptr<py::object> fn_;
   bool retained_ = true;
@@ -135,15 +146,17 @@ void bind_autograd(py::module_& m) {
   // Custom Function support: connects `outputs` to `inputs` through a Python backward.
   m.def("_make_function_node", [](const std::string& name, py::function backward,
                                   const std::vector<py::object>& inputs,
-                                  const std::vector<Tensor>& outputs) {
+                                  const std::vector<Tensor>& outputs, py::object release) {
     auto node = std::make_shared<PyFunctionNode>(name, hold(backward));
+    if (!release.is_none()) node->release_ = hold(release);
     for (const py::object& in : inputs) {
       node->next_edges.push_back(is_tensor(in) ? autograd::gradient_edge(in.cast<Tensor>())
                                                : autograd::Edge{});
     }
     autograd::set_history(node, outputs);
     return std::static_pointer_cast<Node>(node);
-  });
+  }, py::arg("name"), py::arg("backward"), py::arg("inputs"), py::arg("outputs"),
+     py::arg("release") = py::none());
 }
 
 }  // namespace dc::py_bind

@@ -9,13 +9,24 @@ class FunctionCtx:
     """The ``ctx`` passed to forward/backward."""
 
     def __init__(self):
-        self.saved_tensors = ()
+        self._saved = ()
+        self._released = False
+        self._name = "Function"
         self.needs_input_grad = ()
         self._non_differentiable = set()
         self.materialize_grads = True
 
     def save_for_backward(self, *tensors):
-        self.saved_tensors = tuple(tensors)
+        self._saved = tuple(tensors)
+
+    @property
+    def saved_tensors(self):
+        if self._released:
+            raise RuntimeError(
+                f"[autograd] {self._name}: trying to backward through the graph a second time "
+                "(or to use saved tensors after they were freed). Pass retain_graph=True to the "
+                "first backward() if you need to backward through the graph again.")
+        return self._saved
 
     def mark_non_differentiable(self, *tensors):
         self._non_differentiable.update(id(t) for t in tensors)
@@ -75,8 +86,10 @@ class Function:
                 return [r if isinstance(a, Tensor) and a.requires_grad else None
                         for r, a in zip(result, args)]
 
+            ctx._name = cls.__name__
             _C._make_function_node(cls.__name__, run_backward,
-                                   [a if isinstance(a, Tensor) else None for a in args], diff)
+                                   [a if isinstance(a, Tensor) else None for a in args], diff,
+                                   lambda: setattr(ctx, "_released", True))
         return outs if is_tuple else outs[0]
 
 
