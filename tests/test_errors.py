@@ -200,3 +200,13 @@ def test_int_min_division_by_minus_one():
     assert (a % b).tolist() == [0, 0]
     assert dc.fmod(a, b).tolist() == [0, 0]
     assert dc.div(a, b, rounding_mode="trunc").tolist() == [-2 ** 63, -7]
+
+
+@pytest.mark.parametrize("write", [
+    lambda t: t.add_(1), lambda t: t.mul_(2.0), lambda t: t.relu_(), lambda t: t.fill_(3.0),
+    lambda t: t.copy_(dc.zeros(2, 4)),
+])
+def test_inplace_write_into_expanded_tensor_is_refused(write):
+    t = dc.ones(4).expand(2, 4)
+    with pytest.raises(RuntimeError, match=r"share memory"):
+        write(t)

@@ -230,6 +230,13 @@ Tensor to_dtype(const Tensor& t, DType dtype, bool copy) {
 // grad is refused (as in PyTorch), and double backward through the region copy is refused
 // rather than silently wrong. Views of B taken before the write keep their old history.
 void check_inplace(const Tensor& t, const char* op, bool values_require_grad) {
+  // An expanded dimension makes several elements share one memory location: the result of an
+  // in-place write would depend on the order of the writes (PyTorch refuses it too).
+  for (int64_t d = 0; d < t.dim(); ++d)
+    DC_CHECK(t.strides()[d] != 0 || t.sizes()[d] <= 1, RuntimeError, "[", op,
+             "] unsupported operation: several elements of the written-to tensor (shape ",
+             t.shape_str(), ", strides ", shape_str(t.strides()),
+             ") share memory locations; call clone() before writing in place");
   if (!autograd::grad_enabled()) return;
   DC_CHECK(!(t.is_leaf() && t.requires_grad()), RuntimeError, "[", op,
            "] a leaf tensor that requires grad (shape ", t.shape_str(),
