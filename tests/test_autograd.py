@@ -485,3 +485,16 @@ def test_custom_function_refuses_a_second_backward_through_a_freed_graph():
     np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
     with pytest.raises(RuntimeError, match=r"Square.*second time"):
         y.backward()
+
+
+def test_tensor_hook_handle_remove_stops_the_hook():
+    calls = []
+    x = dc.tensor([1.0, 2.0], requires_grad=True)
+    handle = x.register_hook(lambda g: calls.append(1) or g * 10)
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [30.0, 30.0])
+    handle.remove()
+    x.grad = None
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+    assert calls == [1]

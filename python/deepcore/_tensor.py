@@ -194,13 +194,30 @@ def _requires_grad_(self: Tensor, requires_grad: bool = True) -> Tensor:
     return self
 
 
-def _register_hook(self: Tensor, hook):
-    _C._register_hook(self, hook)
+class RemovableHandle:
+    """Returned by Tensor.register_hook; ``remove()`` stops the hook from running."""
 
-    class _Handle:
-        def remove(self_inner):
-            raise RuntimeError("[register_hook] removing hooks is not supported yet")
-    return _Handle()
+    def __init__(self):
+        self.active = True
+
+    def remove(self) -> None:
+        self.active = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _register_hook(self: Tensor, hook):
+    handle = RemovableHandle()
+
+    def run(grad):
+        # A removed hook stays in the C++ list but passes the gradient through unchanged.
+        return hook(grad) if handle.active else None
+    _C._register_hook(self, run)
+    return handle
 
 
 def _deepcopy(self: Tensor, memo: dict) -> Tensor:
