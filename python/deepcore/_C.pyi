@@ -271,10 +271,16 @@ class Tensor:
         """
         add_(input: Tensor, other: object, *, alpha: object = 1) -> Tensor
         """
+    def addcdiv(self, *a, **k):
+        ...
+    def addcmul(self, *a, **k):
+        ...
     def all(self, *args, **kwargs):
         """
         all(input: Tensor, dim: object = None, keepdim: bool = False) -> Tensor
         """
+    def allclose(self, *a, **k):
+        ...
     def amax(self, *args, **kwargs):
         """
         amax(input: Tensor, dim: object = (), keepdim: bool = False) -> Tensor
@@ -295,6 +301,8 @@ class Tensor:
         """
         argmin(input: Tensor, dim: typing.SupportsInt | typing.SupportsIndex | None = None, keepdim: bool = False) -> Tensor
         """
+    def argsort(self, *a, **k):
+        ...
     def argwhere(self):
         ...
     def as_strided(self, *args, **kwargs):
@@ -345,6 +353,10 @@ class Tensor:
         """
         clamp_(input: Tensor, min: object = None, max: object = None) -> Tensor
         """
+    def clamp_max(self, *a, **k):
+        ...
+    def clamp_min(self, *a, **k):
+        ...
     def clip(self, *args, **kwargs):
         """
         clamp(input: Tensor, min: object = None, max: object = None) -> Tensor
@@ -384,6 +396,8 @@ class Tensor:
     def detach(self) -> Tensor:
         ...
     def detach_(self) -> Tensor:
+        ...
+    def diag(self, *a, **k):
         ...
     def dim(self) -> int:
         ...
@@ -439,6 +453,10 @@ class Tensor:
         """
         flip(input: Tensor, dims: object) -> Tensor
         """
+    def fliplr(self, *a, **k):
+        ...
+    def flipud(self, *a, **k):
+        ...
     def float(self):
         ...
     def floor(self) -> Tensor:
@@ -487,6 +505,8 @@ class Tensor:
         ...
     def is_floating_point(self):
         ...
+    def isclose(self, *a, **k):
+        ...
     def isfinite(self, *args, **kwargs):
         """
         isfinite(arg0: Tensor) -> Tensor
@@ -501,6 +521,8 @@ class Tensor:
         """
     def item(self) -> typing.Any:
         ...
+    def kthvalue(self, *a, **k):
+        ...
     def le(self, other: typing.Any) -> Tensor:
         ...
     def leaky_relu(self, *args, **kwargs):
@@ -511,6 +533,8 @@ class Tensor:
         """
         leaky_relu_(input: Tensor, negative_slope: typing.SupportsFloat | typing.SupportsIndex = 0.01) -> Tensor
         """
+    def lerp(self, *a, **k):
+        ...
     def log(self) -> Tensor:
         ...
     def log10(self) -> Tensor:
@@ -581,6 +605,8 @@ class Tensor:
         """
         mm(input: Tensor, mat2: Tensor) -> Tensor
         """
+    def msort(self, *a, **k):
+        ...
     def mul(self, other: typing.Any) -> Tensor:
         ...
     def mul_(self, *args, **kwargs):
@@ -591,6 +617,8 @@ class Tensor:
         """
         mv(input: Tensor, vec: Tensor) -> Tensor
         """
+    def nan_to_num(self, *a, **k):
+        ...
     def narrow(self, *args, **kwargs):
         """
         narrow(input: Tensor, dim: typing.SupportsInt | typing.SupportsIndex, start: typing.SupportsInt | typing.SupportsIndex, length: typing.SupportsInt | typing.SupportsIndex) -> Tensor
@@ -604,6 +632,16 @@ class Tensor:
     def neg_(self) -> Tensor:
         ...
     def nelement(self) -> int:
+        ...
+    def new_empty(self, *size, dtype = None, device = None, requires_grad = False, **_):
+        ...
+    def new_full(self, size, fill_value, *, dtype = None, device = None, requires_grad = False, **_):
+        ...
+    def new_ones(self, *size, dtype = None, device = None, requires_grad = False, **_):
+        ...
+    def new_tensor(self, data, *, dtype = None, device = None, requires_grad = False):
+        ...
+    def new_zeros(self, *size, dtype = None, device = None, requires_grad = False, **_):
         ...
     def nonzero(self, *, as_tuple = False):
         ...
@@ -652,6 +690,8 @@ class Tensor:
     def reshape_as(self, other):
         ...
     def retain_grad(self):
+        ...
+    def roll(self, *a, **k):
         ...
     def round(self) -> Tensor:
         ...
@@ -711,6 +751,8 @@ class Tensor:
         """
         softplus(input: Tensor, beta: typing.SupportsFloat | typing.SupportsIndex = 1.0, threshold: typing.SupportsFloat | typing.SupportsIndex = 20.0) -> Tensor
         """
+    def sort(self, *a, **k):
+        ...
     def split(self, *args, **kwargs):
         """
         split(tensor: Tensor, split_size_or_sections: object, dim: typing.SupportsInt | typing.SupportsIndex = 0) -> list[Tensor]
@@ -769,6 +811,10 @@ class Tensor:
         ...
     def tolist(self):
         ...
+    def topk(self, *a, **k):
+        ...
+    def trace(self, *a, **k):
+        ...
     def transpose(self, *args, **kwargs):
         """
         transpose(input: Tensor, dim0: typing.SupportsInt | typing.SupportsIndex, dim1: typing.SupportsInt | typing.SupportsIndex) -> Tensor
@@ -789,6 +835,10 @@ class Tensor:
         ...
     def trunc_(self) -> Tensor:
         ...
+    def type(self, dtype = None):
+        """
+        t.type() -> 'deepcore.FloatTensor'; t.type(dtype) converts like to(dtype).
+        """
     def type_as(self, other):
         ...
     def unbind(self, *args, **kwargs):
@@ -888,6 +938,8 @@ def _adaptive_avg_pool2d(input: Tensor, output_size: typing.Any) -> Tensor:
 def _adaptive_max_pool2d(input: Tensor, output_size: typing.Any) -> tuple[Tensor, Tensor]:
     ...
 def _arange(arg0: typing.SupportsFloat | typing.SupportsIndex, arg1: typing.SupportsFloat | typing.SupportsIndex, arg2: typing.SupportsFloat | typing.SupportsIndex, arg3: numpy.dtype[typing.Any], arg4: bool) -> Tensor:
+    ...
+def _argsort(arg0: Tensor, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: bool) -> Tensor:
     ...
 def _avg_pool1d(input: Tensor, kernel_size: typing.Any, stride: typing.Any = None, padding: typing.Any = 0, ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
     ...

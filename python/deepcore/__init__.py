@@ -97,6 +97,7 @@ from ._creation import (  # noqa: E402
 from ._C import randperm  # noqa: E402
 from ._functional import *  # noqa: E402,F401,F403
 from ._composite import *  # noqa: E402,F401,F403
+from ._sort import *  # noqa: E402,F401,F403
 from ._reduce import *  # noqa
 
 from . import autograd  # noqa: E402
