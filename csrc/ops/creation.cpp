@@ -292,7 +292,6 @@ void record_copy_slices(const Tensor& dst, const Tensor& src) {
 
 Tensor& copy_(Tensor& dst, const Tensor& src) {
   check_inplace(dst, "copy_", src.requires_grad());
-  broadcast_shapes(dst.sizes(), src.sizes(), "copy_");
   DC_CHECK(broadcast_shapes(dst.sizes(), src.sizes(), "copy_") == dst.sizes(), ValueError,
            "[copy_] source of shape ", src.shape_str(), " cannot be broadcast to destination ",
            dst.shape_str());

@@ -118,26 +118,18 @@ Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOf
   DC_CHECK(can_cast(compute, a.dtype()), TypeError, "[", name, "] result type ",
            dtype_name(compute), " can't be cast to the destination dtype ", dtype_name(a.dtype()));
   check_inplace(a, name, b.requires_grad());
-  broadcast_shapes(a.sizes(), b.sizes(), name);
+  // The result has the broadcast shape; in place, that must be a's own shape.
+  const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
+  DC_CHECK(shape == a.sizes(), ValueError, "[", name, "] output with shape ", a.shape_str(),
+           " doesn't match the broadcast shape ", dc::shape_str(shape));
   if (autograd::any_requires_grad({&a, &b})) {
     // The out-of-place op may save its operands for backward, and copy_ is about to overwrite
     // `a` (and `b` if it shares a's memory): hand it copies so the saved values stay valid.
     Tensor src = op == BinaryOp::add || op == BinaryOp::sub ? a : clone(a);
     Tensor other = b.storage() == a.storage() ? clone(b) : b;
-    Tensor r = f(src, other);
-    DC_CHECK(r.sizes() == a.sizes(), ValueError, "[", name, "] output with shape ", a.shape_str(),
-             " doesn't match the broadcast shape ", r.shape_str());
-    return copy_(a, r);
+    return copy_(a, f(src, other));
   }
-  if (compute != a.dtype() || a.storage() == b.storage()) {
-    Tensor r = f(a, b);
-    DC_CHECK(r.sizes() == a.sizes(), ValueError, "[", name, "] output with shape ", a.shape_str(),
-             " doesn't match the broadcast shape ", r.shape_str());
-    return copy_(a, r);
-  }
-  DC_CHECK(broadcast_shapes(a.sizes(), b.sizes(), name) == a.sizes(), ValueError, "[", name,
-           "] output with shape ", a.shape_str(), " doesn't match the broadcast shape ",
-           shape_str(broadcast_shapes(a.sizes(), b.sizes(), name)));
+  if (compute != a.dtype() || a.storage() == b.storage()) return copy_(a, f(a, b));
   if (alpha) cpu::add_scaled_into(a, a, cast_for(b, compute), *alpha);
   else cpu::binary_into(op, a, a, cast_for(b, compute));
   a.bump_version();
