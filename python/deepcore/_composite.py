@@ -183,7 +183,7 @@ def _install():
     for name in ("isclose", "allclose", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv",
                  "nan_to_num", "roll", "diag", "trace", "fliplr", "flipud"):
         fn = globals()[name]
-        setattr(T, name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(fn))
+        setattr(T, name, fn)  # Python functions bind as methods as they are
     T.type = _type
 
 

@@ -51,7 +51,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
 def _install():
     for name in __all__:
         fn = globals()[name]
-        setattr(Tensor, name, (lambda f: lambda self, *a, **k: f(self, *a, **k))(fn))
+        setattr(Tensor, name, fn)  # Python functions bind as methods as they are
 
 
 _install()
