@@ -10,8 +10,7 @@ from ..._C import Tensor
 from ..._C import dtype as _dtype
 from ...autograd.grad_mode import no_grad
 from .. import init
-from ..parameter import Parameter
-from ._factory import empty_param_data
+from ._factory import empty_param_data, register_affine
 from .module import Module, _layer_error
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "InstanceNorm1d", "InstanceNorm2d", "GroupNorm"]
@@ -38,15 +37,7 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = Parameter(empty_param_data((num_features,), device, dtype))
-            if bias:
-                self.bias = Parameter(empty_param_data((num_features,), device, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, affine, bias, (num_features,), device, dtype)
         if track_running_stats:
             self.register_buffer("running_mean", empty_param_data((num_features,), device,
                                                                   dtype))
@@ -221,15 +212,7 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = Parameter(empty_param_data((num_channels,), device, dtype))
-            if bias:
-                self.bias = Parameter(empty_param_data((num_channels,), device, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, affine, bias, (num_channels,), device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -8,7 +8,7 @@ from ... import _C
 from ..._C import Tensor
 from .. import init
 from ..parameter import Parameter
-from ._factory import empty_param_data
+from ._factory import empty_param_data, register_affine
 from .module import Module, _layer_error
 
 __all__ = ["LayerNorm", "RMSNorm"]
@@ -47,15 +47,7 @@ class LayerNorm(Module):
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(empty_param_data(self.normalized_shape, device, dtype))
-            if bias:
-                self.bias = Parameter(empty_param_data(self.normalized_shape, device, dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        register_affine(self, elementwise_affine, bias, self.normalized_shape, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
