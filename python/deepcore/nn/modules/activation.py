@@ -46,18 +46,25 @@ class Threshold(Module):
         return f"threshold={self.threshold}, value={self.value}" + _inplace_str(self.inplace, True)
 
 
-class ReLU(Module):
+class _InplaceActivation(Module):
+    """An activation whose only option is ``inplace``: forward is ``_fn(input, inplace)``."""
     __constants__ = ["inplace"]
+    _fn: Any = None
+    _repr_inplace = True  # torch's Hardsigmoid / Hardswish print no extra_repr
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.relu(input, inplace=self.inplace)
+        return type(self)._fn(input, inplace=self.inplace)
 
     def extra_repr(self) -> str:
-        return _inplace_str(self.inplace, False)
+        return _inplace_str(self.inplace, False) if self._repr_inplace else ""
+
+
+class ReLU(_InplaceActivation):
+    _fn = staticmethod(F.relu)
 
 
 class Hardtanh(Module):
@@ -105,15 +112,9 @@ class Sigmoid(Module):
         return _C.sigmoid(input)
 
 
-class Hardsigmoid(Module):
-    __constants__ = ["inplace"]
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.hardsigmoid(input, self.inplace)
+class Hardsigmoid(_InplaceActivation):
+    _fn = staticmethod(F.hardsigmoid)
+    _repr_inplace = False
 
 
 class Tanh(Module):
@@ -121,43 +122,17 @@ class Tanh(Module):
         return _C.tanh(input)
 
 
-class SiLU(Module):
-    __constants__ = ["inplace"]
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.silu(input, inplace=self.inplace)
-
-    def extra_repr(self) -> str:
-        return _inplace_str(self.inplace, False)
+class SiLU(_InplaceActivation):
+    _fn = staticmethod(F.silu)
 
 
-class Mish(Module):
-    __constants__ = ["inplace"]
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.mish(input, inplace=self.inplace)
-
-    def extra_repr(self) -> str:
-        return _inplace_str(self.inplace, False)
+class Mish(_InplaceActivation):
+    _fn = staticmethod(F.mish)
 
 
-class Hardswish(Module):
-    __constants__ = ["inplace"]
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.hardswish(input, self.inplace)
+class Hardswish(_InplaceActivation):
+    _fn = staticmethod(F.hardswish)
+    _repr_inplace = False
 
 
 class ELU(Module):
@@ -190,18 +165,8 @@ class CELU(Module):
         return f"alpha={self.alpha}" + _inplace_str(self.inplace, True)
 
 
-class SELU(Module):
-    __constants__ = ["inplace"]
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, input: Tensor) -> Tensor:
-        return F.selu(input, self.inplace)
-
-    def extra_repr(self) -> str:
-        return _inplace_str(self.inplace, False)
+class SELU(_InplaceActivation):
+    _fn = staticmethod(F.selu)
 
 
 class GLU(Module):
