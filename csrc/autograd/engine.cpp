@@ -104,18 +104,16 @@ tensor_list run(const tensor_list& roots, const tensor_list& grad_outputs, bool 
         t.set_grad(old.defined() ? ops::add(old, g) : ops::contiguous_clone(g));
       }
     }
-    bool is_capture_only = false;
     if (captures) {
       for (size_t c = 0; c < captures->size(); ++c) {
         if ((*captures)[c].node == n) {
           const Tensor& g = grads[(*captures)[c].output_nr];
           captured[c] = captured[c].defined() ? ops::add(captured[c], g) : g;
-          if (dynamic_cast<AccumulateGrad*>(n)) is_capture_only = true;
         }
       }
-      // autograd.grad() never writes .grad of leaves.
-      if (dynamic_cast<AccumulateGrad*>(n)) is_capture_only = true;
     }
+    // autograd.grad() never writes the .grad of leaves: their accumulators do not run.
+    const bool is_capture_only = captures && dynamic_cast<AccumulateGrad*>(n) != nullptr;
     if (is_capture_only) continue;
 
     tensor_list out = n->apply(std::move(grads));
