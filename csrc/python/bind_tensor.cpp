@@ -45,6 +45,15 @@ Tensor add2(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
 Tensor sub2(const Tensor& a, const Tensor& b) { return ops::sub(a, b); }
 Tensor div2(const Tensor& a, const Tensor& b) { return ops::div(a, b); }
 
+// t.shape / t.size(): a deepcore.Size. The class is looked up once (t.shape is on every
+// module's forward path); the handle is leaked on purpose, so no Python object is released
+// after the interpreter has shut down.
+py::object size_of(const Tensor& t) {
+  static py::object* size_cls =
+      new py::object(py::module_::import("deepcore").attr("Size"));
+  return (*size_cls)(py::cast(t.sizes()));
+}
+
 std::string dtype_suffix(DType d) { return std::string("dtype=deepcore.") + dtype_name(d); }
 
 }  // namespace
@@ -57,8 +66,7 @@ void bind_tensor(py::module_& m) {
       }),
       py::arg("data"));
   cls.def_property_readonly("shape", [](const Tensor& t) {
-        py::object size = py::module_::import("deepcore").attr("Size");
-        return size(py::cast(t.sizes()));
+        return size_of(t);
       })
       .def_property_readonly("dtype", [](const Tensor& t) { return t.dtype(); })
       .def_property_readonly("ndim", [](const Tensor& t) { return t.dim(); })
@@ -70,7 +78,7 @@ void bind_tensor(py::module_& m) {
       .def_property_readonly("itemsize", [](const Tensor& t) { return t.itemsize(); })
       .def_property_readonly("nbytes", [](const Tensor& t) { return t.numel() * t.itemsize(); })
       .def("size", [](const Tensor& t, py::object dim) -> py::object {
-        if (dim.is_none()) return py::module_::import("deepcore").attr("Size")(py::cast(t.sizes()));
+        if (dim.is_none()) return size_of(t);
         return py::cast(t.size(dim.cast<int64_t>()));
       }, py::arg("dim") = py::none())
       .def("stride", [](const Tensor& t, py::object dim) -> py::object {
