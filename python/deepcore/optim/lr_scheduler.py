@@ -167,7 +167,14 @@ class LRScheduler:
 
 
 class _LambdaMixin:
-    """state_dict of schedulers holding lr_lambdas: callable objects keep their __dict__."""
+    """Schedulers driven by lr_lambdas (one per param group); their state_dict keeps the
+    __dict__ of callable objects."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Union[Callable, List[Callable]],
+                 last_epoch: int = -1) -> None:
+        self.optimizer = optimizer
+        self._init_lambdas(optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
 
     def _init_lambdas(self, optimizer: Optimizer, lr_lambda: Any) -> None:
         if not isinstance(lr_lambda, (list, tuple)):
@@ -199,12 +206,6 @@ class _LambdaMixin:
 class LambdaLR(_LambdaMixin, LRScheduler):
     """lr = base_lr * lr_lambda(epoch)."""
 
-    def __init__(self, optimizer: Optimizer, lr_lambda: Union[Callable, List[Callable]],
-                 last_epoch: int = -1) -> None:
-        self.optimizer = optimizer
-        self._init_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
     def get_lr(self) -> List[Any]:
         self._warn_if_called_outside_step()
         return [base_lr * fn(self.last_epoch)
@@ -213,12 +214,6 @@ class LambdaLR(_LambdaMixin, LRScheduler):
 
 class MultiplicativeLR(_LambdaMixin, LRScheduler):
     """lr = lr * lr_lambda(epoch) on every step after the first."""
-
-    def __init__(self, optimizer: Optimizer, lr_lambda: Union[Callable, List[Callable]],
-                 last_epoch: int = -1) -> None:
-        self.optimizer = optimizer
-        self._init_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> List[Any]:
         self._warn_if_called_outside_step()
