@@ -1,5 +1,6 @@
-"""CNN workloads, deepcore vs PyTorch in one run (medians; ratio = deepcore time / torch time,
-lower is better for deepcore; for GFLOP/s higher is better).
+"""CNN workloads, deepcore vs PyTorch in one run (median times; ratio = the median over
+alternating deepcore/torch pairs of deepcore time / torch time, lower is better for deepcore;
+for GFLOP/s higher is better).
 
     python bench/bench_cnn.py               # all rows
     python bench/bench_cnn.py --quick       # fewer repeats
@@ -29,15 +30,26 @@ if PYTHON_DIR not in sys.path:
     sys.path.insert(0, PYTHON_DIR)
 
 
-def median_time(fn, repeats: int, warmup: int = 2) -> float:
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def paired_times(dfn, tfn, repeats: int, warmup: int = 2) -> tuple[float, float, float]:
+    """Median deepcore time, median torch time, and the median of the per-pair ratios.
+
+    The two libraries alternate, one call each per pair, so a slow spell of a shared machine
+    hits both sides of a pair alike and the ratio stays meaningful when the times drift."""
     for _ in range(warmup):
-        fn()
-    samples = []
+        dfn()
+        tfn()
+    td, tt, ratios = [], [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+        td.append(_timed(dfn))
+        tt.append(_timed(tfn))
+        ratios.append(td[-1] / tt[-1])
+    return statistics.median(td), statistics.median(tt), statistics.median(ratios)
 
 
 # ---- workloads (each builds its inputs once and returns a step closure) -----------------------
@@ -74,12 +86,6 @@ def _train_step(lib, nn, model, x, y):
 
 def lenet_models(seed=0):
     """deepcore's LeNet-5 and a torch.nn copy with the same weights."""
-    # Peak RSS first: a child's ru_maxrss starts from its parent's high-water mark at fork
-    # (Linux keeps it across exec), so the parent must still be small (numpy only) here.
-    threads = int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count()
-    steps = 3
-    rd, rt = peak_rss("deepcore", steps, threads), peak_rss("torch", steps, threads)
-
     import torch
 
     import deepcore as dc
@@ -202,13 +208,13 @@ def main() -> None:
     rows = []
 
     def row(name, dfn, tfn, repeats, flops=None):
-        td, tt = median_time(dfn, repeats), median_time(tfn, repeats)
+        td, tt, ratio = paired_times(dfn, tfn, repeats)
         extra = ""
         if flops:
             extra = f"{flops / td / 1e9:8.1f} | {flops / tt / 1e9:8.1f}"
         else:
             extra = "       - |        -"
-        rows.append(f"| {name:<44} | {td * 1e3:9.2f} | {tt * 1e3:9.2f} | {td / tt:5.2f} | {extra} |")
+        rows.append(f"| {name:<44} | {td * 1e3:9.2f} | {tt * 1e3:9.2f} | {ratio:5.2f} | {extra} |")
         print(rows[-1], flush=True)
 
     print(f"threads: {threads}; deepcore ISA: {dc._C._active_isa()}; torch {torch.__version__}")

@@ -28,6 +28,16 @@ CONV2D_CASES = [
     ((3, 6, 6), (4, 3, 3, 3), {"padding": 1}),                           # unbatched
 ]
 
+# 32+ output channels per group: the implicit-GEMM path (and, with 32+ input channels and unit
+# stride, its input gradient too), at odd sizes, strides, dilation and groups. Sums of ~300
+# products of O(1) values: float32 rounding reaches ~1e-5 absolute.
+IMPLICIT_CASES = [
+    ((2, 33, 5, 9), (34, 33, 3, 3), {"padding": 1}),
+    ((2, 32, 7, 6), (40, 32, 3, 2), {"stride": 2, "padding": (1, 0)}),
+    ((1, 64, 6, 5), (64, 32, 3, 3), {"dilation": 2, "padding": 2, "groups": 2}),
+    ((3, 36, 4, 4), (48, 36, 3, 3), {"padding": "same"}),
+]
+
 
 def _with_bias(fn, kw):
     return lambda x, w, b: fn(x, w, b, **kw)
@@ -37,6 +47,12 @@ def _with_bias(fn, kw):
 def test_conv2d_matches_torch(xs, ws, kw):
     check_op(_with_bias(F.conv2d, kw), _with_bias(TF.conv2d, kw), [(xs, ws, (ws[0],))],
              rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
+
+
+@pytest.mark.parametrize("xs,ws,kw", IMPLICIT_CASES)
+def test_conv2d_implicit_gemm_path_matches_torch(xs, ws, kw):
+    check_op(_with_bias(F.conv2d, kw), _with_bias(TF.conv2d, kw), [(xs, ws, (ws[0],))],
+             rtol=1e-4, atol=1e-4, grad_rtol=1e-4, grad_atol=1e-3)
 
 
 def test_conv2d_without_bias_and_integer_padding_pairs():

@@ -1,13 +1,17 @@
-// The tiled-GEMM convolution kernels against a naive 7-loop convolution in double, at awkward
-// sizes (primes, 1, strides / dilations / padding / groups, 1x1 direct path, several tiles).
+// The convolution kernels against a naive 7-loop convolution in double, at awkward sizes
+// (primes, 1, strides / dilations / padding / groups, 1x1 direct path, several tiles), on the
+// tiled-GEMM path and, for groups of 32+ output channels, the implicit-GEMM path under every ISA.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/cpu/conv.h"
+#include "kernels/cpu/isa.h"
 
 namespace {
 
@@ -123,5 +127,45 @@ TEST(Conv2dKernel, AsymmetricStrideAndDilation) {
   g.OW = (g.W + 2 * g.pw - g.dw * (g.KW - 1) - 1) / g.sw + 1;
   check<double>(g, 1e-11);
 }
+
+// Groups of at least 32 output channels take the implicit-GEMM path (Note [Convolution as
+// implicit GEMM]); with 32+ input channels per group and unit stride so does the input gradient.
+const Case kImplicitCases[] = {
+    {2, 5, 9, 11, 33, 3, 3, 1, 1, 1, 1},     // 33 rows: a ragged micro-panel; 99 px: staged
+    {3, 40, 8, 8, 64, 3, 3, 1, 1, 1, 1},     // 64 px: tiles straight into y; two K slices
+    {2, 34, 7, 6, 36, 3, 3, 2, 1, 1, 1},     // stride 2: the strided pack
+    {2, 64, 6, 5, 64, 3, 2, 1, 2, 2, 2},     // groups, dilation, rectangular kernel, padding 2
+    {1, 32, 4, 4, 160, 3, 3, 1, 1, 1, 1},    // 160 rows: two MC blocks; 16 px per image
+    {2, 33, 5, 37, 32, 1, 3, 1, 0, 1, 1},    // rows wider than a micro-panel
+    {3, 32, 7, 7, 32, 1, 1, 2, 0, 1, 1},     // 1x1 with stride 2
+    {2, 96, 3, 3, 96, 3, 3, 1, 1, 1, 3},     // three groups, 3x3 images
+};
+
+class Conv2dImplicit : public ::testing::TestWithParam<dc::cpu::Isa> {
+ protected:
+  void SetUp() override {
+    try {
+      dc::cpu::set_active_isa(GetParam());
+    } catch (const dc::ValueError&) {
+      GTEST_SKIP() << "this CPU cannot run " << dc::cpu::isa_name(GetParam());
+    }
+  }
+  void TearDown() override { dc::cpu::set_active_isa(dc::cpu::detected_isa()); }
+};
+
+TEST_P(Conv2dImplicit, MatchesNaive) {
+  for (const Case& c : kImplicitCases) {
+    const ConvGeom g = geom(c.N, c.C, c.H, c.W, c.K, c.KH, c.KW, c.s, c.p, c.d, c.groups);
+    check<double>(g, 1e-11);
+    check<float>(g, 2e-5);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, Conv2dImplicit,
+                         ::testing::Values(dc::cpu::Isa::generic, dc::cpu::Isa::avx2,
+                                           dc::cpu::Isa::avx512),
+                         [](const ::testing::TestParamInfo<dc::cpu::Isa>& info) {
+                           return std::string(dc::cpu::isa_name(info.param));
+                         });
 
 }  // namespace

@@ -18,15 +18,35 @@
 // own buffer, and the parts are added in index order at the end, so the result is
 // bit-identical whatever the number of threads. Small images (the deep layers of a CNN) are
 // batched several to a GEMM; see images_per_gemm.
+//
+// Note [Convolution as implicit GEMM]
+// The forward pass of a group with at least kMinImplicitRows output channels does not build
+// im2col at all. The whole batch is one product per group,
+//     y[:, g] (Kg, N*OH*OW) = w[g] (Kg, ckk) @ col (ckk, N*OH*OW),
+// run with the GEMM's own micro-kernel and blocking (gemm_blocks): the weights are packed into
+// the micro-kernel's A panels once per call, and each KC x NR micro-panel of B is packed
+// straight from x (pack_im2col), so the im2col matrix only ever exists one L1-sized panel at a
+// time, and every pixel of the batch is one column whatever the image size (no per-image GEMMs
+// that are too skinny for the small deep-layer images). Columns run over (n, oh, ow), so a
+// micro-tile of C is contiguous in y unless it crosses into the next image; when some would,
+// a column block accumulates in a staging buffer that is copied out once. Threads take whole
+// column blocks (at most NC wide, narrower when that is needed to give every thread work),
+// each with its own B pack.
+// With unit stride, the input gradient is the same kind of convolution, of gy with the
+// weights flipped and transposed (backward_input_as_conv), so it takes this path too.
 #include "kernels/cpu/conv.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "kernels/cpu/conv_pack.h"
 #include "kernels/cpu/gemm/gemm.h"
+#include "kernels/cpu/isa.h"
 
 namespace dc::cpu {
 namespace {
@@ -163,6 +183,234 @@ void col2im_tile(const ConvGeom& g, const T* col, int64_t p0, int64_t P, T* gx, 
       }
 }
 
+// ---- implicit GEMM (Note [Convolution as implicit GEMM]) -------------------------------------
+
+// Groups with fewer output channels than this waste most of each micro-tile's rows: they take
+// the tiled path.
+constexpr int64_t kMinImplicitRows = 32;
+
+int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// A 64-byte aligned, uninitialised array (the micro-kernel loads B panels aligned).
+template <typename T>
+struct AlignedArray {
+  T* data = nullptr;
+  explicit AlignedArray(int64_t count) {
+    const size_t bytes = static_cast<size_t>(round_up(std::max<int64_t>(count, 1) * sizeof(T), 64));
+    data = static_cast<T*>(std::aligned_alloc(64, bytes));
+    DC_CHECK(data, MemoryError, "[conv2d] cannot allocate a ", bytes, "-byte buffer");
+  }
+  AlignedArray(const AlignedArray&) = delete;
+  AlignedArray& operator=(const AlignedArray&) = delete;
+  ~AlignedArray() { std::free(data); }
+};
+
+// The active ISA's segment pack (conv_pack.h).
+using PackSegmentF32 = decltype(&generic::conv_pack_segment_f32);
+using PackSegmentF64 = decltype(&generic::conv_pack_segment_f64);
+template <typename T>
+auto conv_pack_segment() {
+  const int isa = static_cast<int>(active_isa());
+  if constexpr (std::is_same_v<T, float>) {
+    static constexpr PackSegmentF32 fns[] = {&generic::conv_pack_segment_f32,
+                                            &avx2::conv_pack_segment_f32,
+                                            &avx512::conv_pack_segment_f32};
+    return fns[isa];
+  } else {
+    static constexpr PackSegmentF64 fns[] = {&generic::conv_pack_segment_f64,
+                                            &avx2::conv_pack_segment_f64,
+                                            &avx512::conv_pack_segment_f64};
+    return fns[isa];
+  }
+}
+
+// Columns [j, j + len) of a B micro-panel: consecutive output pixels of one output row of one
+// image, whose kernel tap (0, 0) reads input pixel (ih0, iw0 + t * sw) of img (Cg, H, W).
+template <typename T>
+struct ColSegment {
+  int64_t j, len;
+  const T* img;
+  int64_t ih0, iw0;
+};
+
+// Packs rows [pc, pc + kc) and columns [q0, q0 + nc) of the batch's im2col matrix into
+// NR-wide micro-panels (dst[panel][p][j], columns past nc zeroed). Column q is output pixel
+// q % OHW of image q / OHW; xg points at the group's first channel of image 0.
+template <typename T>
+void pack_im2col(const ConvGeom& g, const T* xg, int64_t q0, int64_t nc, int64_t pc, int64_t kc,
+                 int64_t nr, T* dst) {
+  const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, kk = g.KH * g.KW;
+  std::vector<ColSegment<T>> segs(static_cast<size_t>(nr));
+  std::vector<int64_t> tap_off(static_cast<size_t>(kk));
+  std::vector<int32_t> tap_lo(static_cast<size_t>(kk)), tap_hi(static_cast<size_t>(kk));
+  const auto pack_segment = conv_pack_segment<T>();
+  for (int64_t j0 = 0; j0 < nc; j0 += nr, dst += nr * kc) {
+    const int64_t n = std::min(nr, nc - j0);
+    size_t ns = 0;
+    for (int64_t j = 0; j < n;) {
+      const int64_t q = q0 + j0 + j, img = q / ohw, pix = q % ohw, ow = pix % g.OW;
+      const int64_t len = std::min(n - j, g.OW - ow);
+      segs[ns++] = {j, len, xg + img * g.C * hw, (pix / g.OW) * g.sh - g.ph, ow * g.sw - g.pw};
+      j += len;
+    }
+    if (n < nr)
+      for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * nr + n, dst + (p + 1) * nr, T(0));
+    for (size_t s = 0; s < ns; ++s) {
+      const ColSegment<T> sg = segs[s];
+      if (g.sw == 1) {
+        // Per kernel tap: where its row segment starts and which columns are inside the image.
+        for (int64_t kh = 0, tap = 0; kh < g.KH; ++kh)
+          for (int64_t kw = 0; kw < g.KW; ++kw, ++tap) {
+            const int64_t ih = sg.ih0 + kh * g.dh, iw = sg.iw0 + kw * g.dw;
+            const bool row_in = ih >= 0 && ih < g.H;
+            const int64_t lo = row_in ? std::clamp<int64_t>(-iw, 0, sg.len) : 0;
+            tap_off[tap] = row_in ? ih * g.W + iw : 0;
+            tap_lo[tap] = static_cast<int32_t>(lo);
+            tap_hi[tap] = static_cast<int32_t>(row_in ? std::clamp<int64_t>(g.W - iw, lo, sg.len) : 0);
+          }
+        pack_segment(kc, kk, pc % kk, sg.img + pc / kk * hw, hw, tap_off.data(), tap_lo.data(),
+                     tap_hi.data(), sg.len, dst + sg.j, nr);
+        continue;
+      }
+      int64_t c = pc / kk, kh = pc % kk / g.KW, kw = pc % g.KW;
+      T* d = dst + sg.j;
+      for (int64_t p = 0; p < kc; ++p, d += nr) {
+        const int64_t ih = sg.ih0 + kh * g.dh, iw = sg.iw0 + kw * g.dw;
+        const T* row = sg.img + c * hw + ih * g.W;
+        for (int64_t t = 0; t < sg.len; ++t) {
+          const int64_t at = iw + t * g.sw;
+          d[t] = ih >= 0 && ih < g.H && at >= 0 && at < g.W ? row[at] : T(0);
+        }
+        if (++kw == g.KW) {
+          kw = 0;
+          if (++kh == g.KH) {
+            kh = 0;
+            ++c;
+          }
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+bool implicit_applies(const ConvGeom& g) {
+  return g.Kg() >= kMinImplicitRows && !g.pointwise() && g.N * g.OH * g.OW > 0 && g.ckk() > 0;
+}
+
+template <typename T>
+void forward_implicit(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+  GemmBlocks<T> gb = gemm_blocks<T>();
+  const int64_t mr = gb.mr, nr = gb.nr, ohw = g.OH * g.OW, hw = g.H * g.W, Q = g.N * ohw;
+  const int64_t ckk = g.ckk(), Kg = g.Kg(), G = g.groups, kg_pad = round_up(Kg, mr);
+  // K slices of equal depth (576 = 3 x 192 rather than 256 + 256 + 64): each slice costs a
+  // read-modify-write of the C tiles, so a thin last slice is as dear as a full one.
+  const int64_t kslices = (ckk + gb.kc - 1) / gb.kc;
+  gb.kc = (ckk + kslices - 1) / kslices;
+  const int64_t kc_max = std::min(gb.kc, ckk);
+
+  // The weights in A micro-panels: block (ic, pc) of group grp starts at a_block(grp, ic, pc).
+  AlignedArray<T> apack(G * kg_pad * ckk);
+  auto a_block = [&](int64_t grp, int64_t ic, int64_t pc) {
+    return apack.data + grp * kg_pad * ckk + ic * ckk + pc * round_up(std::min(gb.mc, Kg - ic), mr);
+  };
+  const int64_t mblocks = (Kg + gb.mc - 1) / gb.mc, kblocks = (ckk + gb.kc - 1) / gb.kc;
+  parallel_for(0, G * mblocks * kblocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t it = begin; it < end; ++it) {
+      const int64_t grp = it / (mblocks * kblocks), ic = it / kblocks % mblocks * gb.mc;
+      const int64_t pc = it % kblocks * gb.kc;
+      gb.pack_a(std::min(gb.mc, Kg - ic), std::min(gb.kc, ckk - pc),
+                w + (grp * Kg + ic) * ckk + pc, ckk, 1, a_block(grp, ic, pc));
+    }
+  });
+
+  // Column blocks: at most NC wide, and enough of them for every thread.
+  const int64_t nt = get_num_threads();
+  const int64_t ncb = std::clamp(round_up((Q + nt - 1) / nt, nr), nr, gb.nc);
+  const int64_t nblk = (Q + ncb - 1) / ncb;
+  const int64_t grain =
+      std::max<int64_t>(1, kMinFlopsPerTask / std::max<int64_t>(1, Kg * ckk * ncb));
+  // Whole micro-tiles are contiguous in y when no panel crosses an image (OHW a multiple of
+  // NR; blocks start at multiples of NR). Otherwise each block accumulates in a staging
+  // buffer (Kg, ncb) and is copied out once, image by image, after its last K slice.
+  const bool staged = ohw % nr != 0;
+  parallel_for(0, G * nblk, grain, [&](int64_t begin, int64_t end) {
+    AlignedArray<T> bpack(kc_max * round_up(ncb, nr));
+    std::vector<T> stage(staged ? static_cast<size_t>(Kg * ncb) : 0);
+    for (int64_t it = begin; it < end; ++it) {
+      const int64_t grp = it / nblk, q0 = it % nblk * ncb, nc = std::min(ncb, Q - q0);
+      const T* bias_g = bias ? bias + grp * Kg : nullptr;
+      for (int64_t pc = 0; pc < ckk; pc += gb.kc) {
+        const int64_t kc = std::min(gb.kc, ckk - pc);
+        const T beta = pc == 0 ? T(0) : T(1);
+        const bool last = pc + kc == ckk;
+        pack_im2col(g, x + grp * g.Cg() * hw, q0, nc, pc, kc, nr, bpack.data);
+        for (int64_t ic = 0; ic < Kg; ic += gb.mc) {
+          const int64_t mc = std::min(gb.mc, Kg - ic);
+          const T* ab = a_block(grp, ic, pc);
+          for (int64_t jr = 0; jr < nc; jr += nr) {
+            const int64_t n = std::min(nr, nc - jr), q = q0 + jr;
+            const T* bp = bpack.data + jr * kc;
+            // Row r of the tile is output channel grp * Kg + ic + r.
+            T* c = staged ? stage.data() + ic * ncb + jr
+                          : y + (q / ohw * g.K + grp * Kg + ic) * ohw + q % ohw;
+            const int64_t rsc = staged ? ncb : ohw;
+            for (int64_t ir = 0; ir < mc; ir += mr) {
+              const int64_t m = std::min(mr, mc - ir);
+              gb.ukernel(kc, ab + ir * kc, bp, c + ir * rsc, rsc, 1, m, n, T(1), beta);
+              if (last && bias_g && !staged)
+                for (int64_t i = 0; i < m; ++i) {
+                  T* ci = c + (ir + i) * rsc;
+                  const T b = bias_g[ic + ir + i];
+                  for (int64_t j = 0; j < n; ++j) ci[j] += b;
+                }
+            }
+          }
+        }
+      }
+      if (!staged) continue;
+      for (int64_t q = q0; q < q0 + nc;) {  // one image's run of columns at a time
+        const int64_t img = q / ohw, pix = q % ohw, len = std::min(ohw - pix, q0 + nc - q);
+        for (int64_t k = 0; k < Kg; ++k) {
+          const T* src = stage.data() + k * ncb + (q - q0);
+          T* dst = y + (img * g.K + grp * Kg + k) * ohw + pix;
+          const T b = bias_g ? bias_g[k] : T(0);
+          for (int64_t j = 0; j < len; ++j) dst[j] = src[j] + b;
+        }
+        q += len;
+      }
+    }
+  });
+}
+
+// With unit stride the input gradient is a convolution of gy (padded by dh (KH - 1) - ph) with
+// w transposed and flipped, w'[g][c][k][kh][kw] = w[g][k][c][KH-1-kh][KW-1-kw]: runs it
+// through forward_implicit when that applies, else returns false.
+template <typename T>
+bool backward_input_as_conv(const ConvGeom& g, const T* gy, const T* w, T* gx) {
+  ConvGeom t = g;
+  t.C = g.K;
+  t.H = g.OH;
+  t.W = g.OW;
+  t.K = g.C;
+  t.OH = g.H;
+  t.OW = g.W;
+  t.ph = g.dh * (g.KH - 1) - g.ph;
+  t.pw = g.dw * (g.KW - 1) - g.pw;
+  if (g.sh != 1 || g.sw != 1 || t.ph < 0 || t.pw < 0 || !implicit_applies<T>(t)) return false;
+  const int64_t Kg = g.Kg(), Cg = g.Cg(), kk = g.KH * g.KW;
+  std::vector<T> wt(static_cast<size_t>(g.K * Cg * kk));
+  for (int64_t grp = 0; grp < g.groups; ++grp)
+    for (int64_t k = 0; k < Kg; ++k)
+      for (int64_t c = 0; c < Cg; ++c) {
+        const T* src = w + ((grp * Kg + k) * Cg + c) * kk;
+        T* dst = wt.data() + ((grp * Cg + c) * Kg + k) * kk;
+        for (int64_t i = 0; i < kk; ++i) dst[i] = src[kk - 1 - i];
+      }
+  forward_implicit(t, gy, wt.data(), static_cast<const T*>(nullptr), gx);
+  return true;
+}
+
 template <typename T>
 void forward_batched(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y, int64_t B) {
   const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), K = g.K;
@@ -188,6 +436,7 @@ void forward_batched(const ConvGeom& g, const T* x, const T* w, const T* bias, T
 
 template <typename T>
 void forward_impl(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+  if (implicit_applies<T>(g)) return forward_implicit(g, x, w, bias, y);
   if (const int64_t B = images_per_gemm(g, kTileBytes, sizeof(T)); B > 1)
     return forward_batched(g, x, w, bias, y, B);
   const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), Kg = g.Kg(), G = g.groups;
@@ -262,6 +511,7 @@ void backward_input_batched(const ConvGeom& g, const T* gy, const T* w, T* gx, i
 
 template <typename T>
 void backward_input_impl(const ConvGeom& g, const T* gy, const T* w, T* gx) {
+  if (backward_input_as_conv(g, gy, w, gx)) return;
   if (const int64_t B = images_per_gemm(g, kTileBytes, sizeof(T)); B > 1)
     return backward_input_batched(g, gy, w, gx, B);
   const int64_t items = g.N * g.groups;

@@ -438,7 +438,21 @@ void gemm_batched_impl(int64_t batch, int64_t M, int64_t N, int64_t K, T alpha, 
   }
 }
 
+template <typename T>
+void pack_a_active(int64_t mc, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* dst) {
+  pack_a_block(kernel_set<T>(), mc, kc, a, rsa, csa, dst);
+}
+
 }  // namespace
+
+// Not cached: the active ISA can change at run time (set_active_isa).
+template <typename T>
+GemmBlocks<T> gemm_blocks() {
+  const KernelSet<T>& ks = kernel_set<T>();
+  return GemmBlocks<T>{ks.mr, ks.nr, ks.mc, ks.kc, ks.nc, ks.ukernel, &pack_a_active<T>};
+}
+template GemmBlocks<float> gemm_blocks<float>();
+template GemmBlocks<double> gemm_blocks<double>();
 
 void gemm_f32(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,
               int64_t csa, const float* B, int64_t rsb, int64_t csb, float beta, float* C,

@@ -36,4 +36,20 @@ void gemm_batched_f64(int64_t batch, int64_t M, int64_t N, int64_t K, double alp
                       int64_t sb, int64_t rsb, int64_t csb, double beta, double* C, int64_t sc,
                       int64_t rsc, int64_t csc);
 
+// Building blocks for kernels that pack their own B operand (the convolutions' implicit im2col,
+// Note [Convolution as implicit GEMM] in conv.cpp): the active ISA's micro-kernel with its tile
+// and cache-blocking sizes (contract in gemm_kernels.h), and the pack of an A block into its
+// MR-high micro-panels. The packed B panels a caller builds must be 64-byte aligned.
+template <typename T>
+struct GemmBlocks {
+  int mr, nr;          // micro-kernel tile
+  int64_t mc, kc, nc;  // cache blocking (Note [GEMM design] in gemm.cpp)
+  void (*ukernel)(int64_t k, const T* a, const T* b, T* c, int64_t rsc, int64_t csc, int64_t m,
+                  int64_t n, T alpha, T beta);
+  // dst: ceil(mc / mr) micro-panels of kc x mr from a[i * rsa + p * csa], rows past mc zeroed.
+  void (*pack_a)(int64_t mc, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* dst);
+};
+template <typename T>
+GemmBlocks<T> gemm_blocks();
+
 }  // namespace dc::cpu
