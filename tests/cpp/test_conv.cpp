@@ -108,6 +108,11 @@ const Case kCases[] = {
     {2, 3, 5, 5, 2, 5, 5, 3, 2, 1, 1},     // kernel = image, padding
     {1, 17, 41, 37, 13, 3, 3, 1, 1, 1, 1}, // several im2col tiles, prime sizes
     {9, 16, 23, 29, 8, 3, 3, 1, 1, 1, 1},  // several batch parts for the weight gradient
+    // Larger images: several im2col tiles per image, with dilation, groups, kernels that are
+    // not square.
+    {2, 6, 30, 27, 10, 3, 3, 1, 2, 2, 2},
+    {1, 5, 20, 23, 7, 2, 3, 1, 1, 1, 1},
+    {3, 4, 33, 31, 9, 5, 5, 1, 2, 1, 1},
 };
 
 TEST(Conv2dKernel, Float64MatchesNaive) {
