@@ -75,6 +75,7 @@ void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_
 }
 
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t ceil_div_signed(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
 // Columns per tile: a multiple of 16 (whole GEMM micro-panels), at least 32, at most OH*OW.
 int64_t tile_cols(const ConvGeom& g, int64_t bytes, int64_t elem) {
@@ -257,38 +258,20 @@ void pack_im2col(const ConvGeom& g, const T* xg, int64_t q0, int64_t nc, int64_t
       for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * nr + n, dst + (p + 1) * nr, T(0));
     for (size_t s = 0; s < ns; ++s) {
       const ColSegment<T> sg = segs[s];
-      if (g.sw == 1) {
-        // Per kernel tap: where its row segment starts and which columns are inside the image.
-        for (int64_t kh = 0, tap = 0; kh < g.KH; ++kh)
-          for (int64_t kw = 0; kw < g.KW; ++kw, ++tap) {
-            const int64_t ih = sg.ih0 + kh * g.dh, iw = sg.iw0 + kw * g.dw;
-            const bool row_in = ih >= 0 && ih < g.H;
-            const int64_t lo = row_in ? std::clamp<int64_t>(-iw, 0, sg.len) : 0;
-            tap_off[tap] = row_in ? ih * g.W + iw : 0;
-            tap_lo[tap] = static_cast<int32_t>(lo);
-            tap_hi[tap] = static_cast<int32_t>(row_in ? std::clamp<int64_t>(g.W - iw, lo, sg.len) : 0);
-          }
-        pack_segment(kc, kk, pc % kk, sg.img + pc / kk * hw, hw, tap_off.data(), tap_lo.data(),
-                     tap_hi.data(), sg.len, dst + sg.j, nr);
-        continue;
-      }
-      int64_t c = pc / kk, kh = pc % kk / g.KW, kw = pc % g.KW;
-      T* d = dst + sg.j;
-      for (int64_t p = 0; p < kc; ++p, d += nr) {
-        const int64_t ih = sg.ih0 + kh * g.dh, iw = sg.iw0 + kw * g.dw;
-        const T* row = sg.img + c * hw + ih * g.W;
-        for (int64_t t = 0; t < sg.len; ++t) {
-          const int64_t at = iw + t * g.sw;
-          d[t] = ih >= 0 && ih < g.H && at >= 0 && at < g.W ? row[at] : T(0);
+      // Per kernel tap: where its row segment starts and which columns are inside the image
+      // (iw + t * sw in [0, W) for t in [lo, hi)).
+      for (int64_t kh = 0, tap = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw, ++tap) {
+          const int64_t ih = sg.ih0 + kh * g.dh, iw = sg.iw0 + kw * g.dw;
+          const bool row_in = ih >= 0 && ih < g.H;
+          const int64_t lo = row_in ? std::clamp<int64_t>(ceil_div_signed(-iw, g.sw), 0, sg.len) : 0;
+          tap_off[tap] = row_in ? ih * g.W + iw : 0;
+          tap_lo[tap] = static_cast<int32_t>(lo);
+          tap_hi[tap] = static_cast<int32_t>(
+              row_in ? std::clamp<int64_t>(ceil_div_signed(g.W - iw, g.sw), lo, sg.len) : 0);
         }
-        if (++kw == g.KW) {
-          kw = 0;
-          if (++kh == g.KH) {
-            kh = 0;
-            ++c;
-          }
-        }
-      }
+      pack_segment(kc, kk, pc % kk, sg.img + pc / kk * hw, hw, tap_off.data(), tap_lo.data(),
+                   tap_hi.data(), g.sw, sg.len, dst + sg.j, nr);
     }
   }
 }
