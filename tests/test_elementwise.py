@@ -364,6 +364,20 @@ def test_unary_gradcheck(name):
     assert gradcheck_op(f, [(2, 3)], low=lo, high=hi, init=init)
 
 
+def test_relu_double_backward_matches_torch():
+    # relu's gradient is one fused op (relu_backward) that is itself differentiable in g.
+    xv = np.array([[-1.5, 0.0, 2.0], [0.5, -0.25, 3.0]])
+    x, tx = dc.tensor(xv, requires_grad=True), torch.tensor(xv, requires_grad=True)
+    outs = []
+    for lib, t in ((dc, x), (torch, tx)):
+        y = lib.relu(t * t * t)
+        (g,) = lib.autograd.grad(y.sum(), [t], create_graph=True)
+        (gg,) = lib.autograd.grad((g * g).sum(), [t])
+        outs.append((g, gg))
+    assert_close(outs[0][0], outs[1][0].detach())
+    assert_close(outs[0][1], outs[1][1])
+
+
 def test_exp_sigmoid_extremes():
     vals = [-200.0, -104.0, -88.0, -87.0, -10.0, 0.0, 10.0, 88.0, 88.7, 89.0, 200.0]
     x, tx = dc.tensor(vals), torch.tensor(vals)

@@ -317,6 +317,16 @@ Tensor minmax(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
 }  // namespace
 
 Tensor maximum(const Tensor& a, const Tensor& b) { return minmax(BinaryOp::maximum, a, b, "maximum"); }
+
+Tensor relu_backward(const Tensor& g, const Tensor& y) {
+  Tensor out = binary_kernel(BinaryOp::relu_grad, g, y, result_type({g, y}), "relu_backward");
+  if (autograd::any_requires_grad({&g})) {
+    autograd::record(
+        "relu_backward", {g}, {out},
+        [](GradCtx& c) -> tensor_list { return {relu_backward(c.grad(), c.saved(0))}; }, {y});
+  }
+  return out;
+}
 Tensor minimum(const Tensor& a, const Tensor& b) { return minmax(BinaryOp::minimum, a, b, "minimum"); }
 
 Tensor atan2(const Tensor& a, const Tensor& b) {

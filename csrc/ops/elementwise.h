@@ -19,6 +19,8 @@ Tensor remainder(const Tensor& a, const Tensor& b);
 Tensor fmod(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& a, const Tensor& b);
 Tensor maximum(const Tensor& a, const Tensor& b);
+// g where y > 0, else 0, in one pass: relu's gradient given its output y. Differentiable in g.
+Tensor relu_backward(const Tensor& g, const Tensor& y);
 Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor atan2(const Tensor& a, const Tensor& b);
 Tensor& add_(Tensor& a, const Tensor& b, Scalar alpha = 1);

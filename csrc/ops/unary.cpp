@@ -93,7 +93,7 @@ const UnaryDef kSinh{"sinh", UnaryOp::sinh, false, D(g * cosh(x)), true, false};
 const UnaryDef kCosh{"cosh", UnaryOp::cosh, false, D(g * sinh(x)), true, false};
 const UnaryDef kTanh{"tanh", UnaryOp::tanh, false, D(g * (1.0 - y * y)), false, true};
 const UnaryDef kSigmoid{"sigmoid", UnaryOp::sigmoid, false, D(g * y * (1.0 - y)), false, true};
-const UnaryDef kRelu{"relu", UnaryOp::relu, true, D(g * mask_to(gt(y, s(0.0)), g)), false, true};
+const UnaryDef kRelu{"relu", UnaryOp::relu, true, D(relu_backward(g, y)), false, true};
 const UnaryDef kSilu{"silu", UnaryOp::silu, false, D([&] {
                        Tensor sg = sigmoid(x);
                        return g * sg * (x * (1.0 - sg) + 1.0);

@@ -18,7 +18,7 @@ namespace dc::cpu {
 #define DC_BINARY_OPS(_)                                                                    \
   _(add) _(sub) _(mul) _(div) _(floor_divide) _(remainder) _(pow) _(maximum) _(minimum)     \
   _(atan2) _(fmod) _(logical_and) _(logical_or) _(logical_xor) _(bitwise_and) _(bitwise_or) \
-  _(bitwise_xor)
+  _(bitwise_xor) _(relu_grad)
 
 // out(bool) = f(a, b) with a, b of one dtype.
 #define DC_COMPARE_OPS(_) _(eq) _(ne) _(lt) _(le) _(gt) _(ge)

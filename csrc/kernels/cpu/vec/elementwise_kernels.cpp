@@ -189,6 +189,8 @@ DC_BINARY(maximum, return max_nan(a, b))
 DC_BINARY(minimum, return min_nan(a, b))
 DC_BINARY(atan2, return std::atan2(a, b))
 DC_BINARY(fmod, return std::fmod(a, b))
+// relu's gradient: a (the incoming gradient) where b (relu's output) is positive.
+DC_BINARY(relu_grad, return b > T(0) ? a : T(0))
 // Integer division: the op layer refuses a zero divisor before calling these. A divisor of
 // -1 is handled apart: x86 traps (SIGFPE) on INT_MIN / -1 and INT_MIN % -1; the quotient
 // wraps to INT_MIN like torch, the remainder is 0.
@@ -348,6 +350,8 @@ void fill_elementwise(ElementwiseTable& t) {
   Bn(BinaryOp::minimum)[F64] = minimum_loop<double>;
   Bn(BinaryOp::minimum)[I32] = int_minimum_loop<int32_t>;
   Bn(BinaryOp::minimum)[I64] = int_minimum_loop<int64_t>;
+  Bn(BinaryOp::relu_grad)[F32] = relu_grad_loop<float>;
+  Bn(BinaryOp::relu_grad)[F64] = relu_grad_loop<double>;
   Bn(BinaryOp::atan2)[F32] = atan2_loop<float>;
   Bn(BinaryOp::atan2)[F64] = atan2_loop<double>;
   Bn(BinaryOp::logical_and)[B] = logical_and_loop<bool>;
