@@ -41,6 +41,20 @@ void parallel_for_impl(int64_t begin, int64_t end, int64_t grain,
   }
   if (error) std::rethrow_exception(error);
 }
+void parallel_items_impl(int64_t begin, int64_t end, void (*fn)(void*, int64_t), void* ctx) {
+  const int nthreads = static_cast<int>(std::min<int64_t>(get_num_threads(), end - begin));
+  std::exception_ptr error;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1)
+  for (int64_t i = begin; i < end; ++i) {
+    try {
+      fn(ctx, i);
+    } catch (...) {
+#pragma omp critical(dc_parallel_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
 }  // namespace detail
 
 }  // namespace dc

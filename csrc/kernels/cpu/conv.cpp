@@ -30,8 +30,9 @@
 // that are too skinny for the small deep-layer images). Columns run over (n, oh, ow), so a
 // micro-tile of C is contiguous in y unless it crosses into the next image; when some would,
 // a column block accumulates in a staging buffer that is copied out once. Threads take whole
-// column blocks (at most NC wide, narrower when that is needed to give every thread work),
-// each with its own B pack.
+// column blocks (at most NC wide, about four per thread) from a dynamic schedule, each with
+// its own B pack: on a shared machine one core can run much slower than the other for a
+// while, and a static split would leave the fast one waiting.
 // With unit stride, the input gradient is the same kind of convolution, of gy with the
 // weights flipped and transposed (backward_input_as_conv), so it takes this path too.
 #include "kernels/cpu/conv.h"
@@ -192,20 +193,6 @@ constexpr int64_t kMinImplicitRows = 32;
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
-// A 64-byte aligned, uninitialised array (the micro-kernel loads B panels aligned).
-template <typename T>
-struct AlignedArray {
-  T* data = nullptr;
-  explicit AlignedArray(int64_t count) {
-    const size_t bytes = static_cast<size_t>(round_up(std::max<int64_t>(count, 1) * sizeof(T), 64));
-    data = static_cast<T*>(std::aligned_alloc(64, bytes));
-    DC_CHECK(data, MemoryError, "[conv2d] cannot allocate a ", bytes, "-byte buffer");
-  }
-  AlignedArray(const AlignedArray&) = delete;
-  AlignedArray& operator=(const AlignedArray&) = delete;
-  ~AlignedArray() { std::free(data); }
-};
-
 // The active ISA's segment pack (conv_pack.h).
 using PackSegmentF32 = decltype(&generic::conv_pack_segment_f32);
 using PackSegmentF64 = decltype(&generic::conv_pack_segment_f64);
@@ -224,6 +211,30 @@ auto conv_pack_segment() {
     return fns[isa];
   }
 }
+
+// A grow-only, uninitialised, 64-byte aligned buffer (the micro-kernel loads B panels
+// aligned). tl_conv_scratch keeps one per thread for the B pack and the staging buffer of the
+// implicit GEMM, which the items of a dynamic schedule would otherwise allocate once each.
+struct ScratchBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  ScratchBuffer() = default;
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  ~ScratchBuffer() { std::free(ptr); }
+  template <typename T>
+  T* get(int64_t count) {
+    const size_t need = static_cast<size_t>(round_up(std::max<int64_t>(count, 1) * sizeof(T), 64));
+    if (need > bytes) {
+      std::free(ptr);
+      ptr = std::aligned_alloc(64, need);
+      bytes = ptr ? need : 0;
+      DC_CHECK(ptr, MemoryError, "[conv2d] cannot allocate a ", need, "-byte buffer");
+    }
+    return static_cast<T*>(ptr);
+  }
+};
+thread_local ScratchBuffer tl_conv_scratch[2];
 
 // Columns [j, j + len) of a B micro-panel: consecutive output pixels of one output row of one
 // image, whose kernel tap (0, 0) reads input pixel (ih0, iw0 + t * sw) of img (Cg, H, W).
@@ -293,9 +304,10 @@ void forward_implicit(const ConvGeom& g, const T* x, const T* w, const T* bias, 
   const int64_t kc_max = std::min(gb.kc, ckk);
 
   // The weights in A micro-panels: block (ic, pc) of group grp starts at a_block(grp, ic, pc).
-  AlignedArray<T> apack(G * kg_pad * ckk);
+  ScratchBuffer apack_buf;
+  T* apack = apack_buf.get<T>(G * kg_pad * ckk);
   auto a_block = [&](int64_t grp, int64_t ic, int64_t pc) {
-    return apack.data + grp * kg_pad * ckk + ic * ckk + pc * round_up(std::min(gb.mc, Kg - ic), mr);
+    return apack + grp * kg_pad * ckk + ic * ckk + pc * round_up(std::min(gb.mc, Kg - ic), mr);
   };
   const int64_t mblocks = (Kg + gb.mc - 1) / gb.mc, kblocks = (ckk + gb.kc - 1) / gb.kc;
   parallel_for(0, G * mblocks * kblocks, 1, [&](int64_t begin, int64_t end) {
@@ -307,35 +319,36 @@ void forward_implicit(const ConvGeom& g, const T* x, const T* w, const T* bias, 
     }
   });
 
-  // Column blocks: at most NC wide, and enough of them for every thread.
+  // Column blocks: at most NC wide, at least 8 micro-panels, and about four per thread so
+  // that the dynamic schedule can even out threads that run at different speeds.
   const int64_t nt = get_num_threads();
-  const int64_t ncb = std::clamp(round_up((Q + nt - 1) / nt, nr), nr, gb.nc);
+  const int64_t ncb = std::min(std::clamp(round_up((Q + 4 * nt - 1) / (4 * nt), nr), 8 * nr, gb.nc),
+                               round_up(Q, nr));
   const int64_t nblk = (Q + ncb - 1) / ncb;
-  const int64_t grain =
-      std::max<int64_t>(1, kMinFlopsPerTask / std::max<int64_t>(1, Kg * ckk * ncb));
   // Whole micro-tiles are contiguous in y when no panel crosses an image (OHW a multiple of
   // NR; blocks start at multiples of NR). Otherwise each block accumulates in a staging
   // buffer (Kg, ncb) and is copied out once, image by image, after its last K slice.
   const bool staged = ohw % nr != 0;
-  parallel_for(0, G * nblk, grain, [&](int64_t begin, int64_t end) {
-    AlignedArray<T> bpack(kc_max * round_up(ncb, nr));
-    std::vector<T> stage(staged ? static_cast<size_t>(Kg * ncb) : 0);
-    for (int64_t it = begin; it < end; ++it) {
+  const int64_t work = Kg * ckk * Q;
+  auto run_block = [&](int64_t it) {
+    T* bpack = tl_conv_scratch[0].get<T>(kc_max * round_up(ncb, nr));
+    T* stage = staged ? tl_conv_scratch[1].get<T>(Kg * ncb) : nullptr;
+    {
       const int64_t grp = it / nblk, q0 = it % nblk * ncb, nc = std::min(ncb, Q - q0);
       const T* bias_g = bias ? bias + grp * Kg : nullptr;
       for (int64_t pc = 0; pc < ckk; pc += gb.kc) {
         const int64_t kc = std::min(gb.kc, ckk - pc);
         const T beta = pc == 0 ? T(0) : T(1);
         const bool last = pc + kc == ckk;
-        pack_im2col(g, x + grp * g.Cg() * hw, q0, nc, pc, kc, nr, bpack.data);
+        pack_im2col(g, x + grp * g.Cg() * hw, q0, nc, pc, kc, nr, bpack);
         for (int64_t ic = 0; ic < Kg; ic += gb.mc) {
           const int64_t mc = std::min(gb.mc, Kg - ic);
           const T* ab = a_block(grp, ic, pc);
           for (int64_t jr = 0; jr < nc; jr += nr) {
             const int64_t n = std::min(nr, nc - jr), q = q0 + jr;
-            const T* bp = bpack.data + jr * kc;
+            const T* bp = bpack + jr * kc;
             // Row r of the tile is output channel grp * Kg + ic + r.
-            T* c = staged ? stage.data() + ic * ncb + jr
+            T* c = staged ? stage + ic * ncb + jr
                           : y + (q / ohw * g.K + grp * Kg + ic) * ohw + q % ohw;
             const int64_t rsc = staged ? ncb : ohw;
             for (int64_t ir = 0; ir < mc; ir += mr) {
@@ -351,11 +364,11 @@ void forward_implicit(const ConvGeom& g, const T* x, const T* w, const T* bias, 
           }
         }
       }
-      if (!staged) continue;
+      if (!staged) return;
       for (int64_t q = q0; q < q0 + nc;) {  // one image's run of columns at a time
         const int64_t img = q / ohw, pix = q % ohw, len = std::min(ohw - pix, q0 + nc - q);
         for (int64_t k = 0; k < Kg; ++k) {
-          const T* src = stage.data() + k * ncb + (q - q0);
+          const T* src = stage + k * ncb + (q - q0);
           T* dst = y + (img * g.K + grp * Kg + k) * ohw + pix;
           const T b = bias_g ? bias_g[k] : T(0);
           for (int64_t j = 0; j < len; ++j) dst[j] = src[j] + b;
@@ -363,7 +376,12 @@ void forward_implicit(const ConvGeom& g, const T* x, const T* w, const T* bias, 
         q += len;
       }
     }
-  });
+  };
+  if (work < 4 * kMinFlopsPerTask) {
+    for (int64_t it = 0; it < G * nblk; ++it) run_block(it);
+  } else {
+    parallel_items(0, G * nblk, run_block);
+  }
 }
 
 // With unit stride the input gradient is a convolution of gy (padded by dh (KH - 1) - ph) with
