@@ -105,6 +105,15 @@ int64_t images_per_gemm(const ConvGeom& g, int64_t tile_bytes, int64_t elem,
   return std::max<int64_t>(1, std::min<int64_t>(g.N, budget / ohw));
 }
 
+// images_per_gemm for forward and grad_input, capped so that every thread gets a block: their
+// im2col / col2im run on the block's thread, and one block would leave them serial. Their
+// results do not depend on the batching (see above), so neither on the thread count.
+int64_t images_per_gemm_threaded(const ConvGeom& g, int64_t elem) {
+  const int64_t B = images_per_gemm(g, kTileBytes, elem);
+  const int64_t nt = get_num_threads();
+  return std::min(B, std::max<int64_t>(1, (g.N + nt - 1) / nt));
+}
+
 // dst (rows, nb*ohw) <- images [n0, n0+nb) of src (N, rows, ohw): the staging layout above.
 template <typename T>
 void gather_images(const T* src, int64_t rows, int64_t ohw, int64_t n0, int64_t nb, T* dst) {
@@ -438,7 +447,7 @@ void forward_batched(const ConvGeom& g, const T* x, const T* w, const T* bias, T
 template <typename T>
 void forward_impl(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
   if (implicit_applies<T>(g)) return forward_implicit(g, x, w, bias, y);
-  if (const int64_t B = images_per_gemm(g, kTileBytes, sizeof(T)); B > 1)
+  if (const int64_t B = images_per_gemm_threaded(g, sizeof(T)); B > 1)
     return forward_batched(g, x, w, bias, y, B);
   const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), Kg = g.Kg(), G = g.groups;
   const bool direct = g.pointwise();
@@ -513,7 +522,7 @@ void backward_input_batched(const ConvGeom& g, const T* gy, const T* w, T* gx, i
 template <typename T>
 void backward_input_impl(const ConvGeom& g, const T* gy, const T* w, T* gx) {
   if (backward_input_as_conv(g, gy, w, gx)) return;
-  if (const int64_t B = images_per_gemm(g, kTileBytes, sizeof(T)); B > 1)
+  if (const int64_t B = images_per_gemm_threaded(g, sizeof(T)); B > 1)
     return backward_input_batched(g, gy, w, gx, B);
   const int64_t items = g.N * g.groups;
   const int64_t P = tile_cols(g, kTileBytes, sizeof(T));
@@ -586,7 +595,7 @@ void backward_weight_impl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
   // Batched small images: each part should still give its GEMMs kBatchColumns columns to
   // reduce over, so fewer parts (still a function of the shape only, not of the threads).
   if (images_per_gemm(g, kWeightTileBytes, sizeof(T), kWeightBatchPixels) > 1)
-    parts = std::min(parts, std::max<int64_t>(1, g.N * g.OH * g.OW / kBatchColumns));
+    parts = std::min(parts, std::max<int64_t>(2, g.N * g.OH * g.OW / kBatchColumns));
   if (parts == 1) {  // the GEMMs thread themselves
     backward_weight_part(g, gy, x, gw, 0, g.N, P);
     return;
