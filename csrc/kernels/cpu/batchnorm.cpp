@@ -1,7 +1,9 @@
 // Batch normalisation forward / backward (see batchnorm.h). Channels are independent: threads
-// split the channels, and each channel is reduced in a fixed order (n, then s), so the result
-// does not depend on the thread count. Statistics are two-pass (mean, then squared deviations)
-// in double, which avoids the cancellation of E[x^2] - E[x]^2 for data with a large mean.
+// split the channels, and each channel is reduced in a fixed order (n, then s, each row into
+// kLanes partial sums combined in lane order), so the result does not depend on the thread
+// count. Statistics are two-pass (mean, then squared deviations) in double, which avoids the
+// cancellation of E[x^2] - E[x]^2 for data with a large mean. The partial sums are independent
+// chains the compiler vectorises; one running sum would wait on each add's latency.
 #include "kernels/cpu/batchnorm.h"
 
 #include <cmath>
@@ -11,6 +13,23 @@
 
 namespace dc::cpu {
 namespace {
+
+constexpr int kLanes = 8;
+
+// acc[j] += sum of f(i) over i = j (mod kLanes), i < n, in order; f returns double.
+template <typename F>
+inline void lane_sums(int64_t n, double* acc, F&& f) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += f(i + j);
+  for (int j = 0; i < n; ++i, ++j) acc[j] += f(i);
+}
+
+double lanes_total(const double* acc) {
+  double t = 0;
+  for (int j = 0; j < kLanes; ++j) t += acc[j];
+  return t;
+}
 
 int64_t channel_grain(const BatchNormShape& s) {
   return std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, s.N * s.S));
@@ -25,21 +44,21 @@ void forward_impl(const BatchNormShape& s, const T* x, const T* w, const T* b, d
     for (int64_t c = c0; c < c1; ++c) {
       double m, r;
       if (training) {
-        double acc = 0;
+        double acc[kLanes] = {};
         for (int64_t n = 0; n < s.N; ++n) {
           const T* p = x + n * CS + c * s.S;
-          for (int64_t i = 0; i < s.S; ++i) acc += p[i];
+          lane_sums(s.S, acc, [p](int64_t i) { return double(p[i]); });
         }
-        m = count > 0 ? acc / count : 0.0;
-        double sq = 0;
+        m = count > 0 ? lanes_total(acc) / count : 0.0;
+        double sq[kLanes] = {};
         for (int64_t n = 0; n < s.N; ++n) {
           const T* p = x + n * CS + c * s.S;
-          for (int64_t i = 0; i < s.S; ++i) {
-            const double d = p[i] - m;
-            sq += d * d;
-          }
+          lane_sums(s.S, sq, [p, m](int64_t i) {
+            const double d = double(p[i]) - m;
+            return d * d;
+          });
         }
-        const double v = count > 0 ? sq / count : 0.0;
+        const double v = count > 0 ? lanes_total(sq) / count : 0.0;
         r = 1.0 / std::sqrt(v + eps);
         mean[c] = T(m), rstd[c] = T(r), varb[c] = T(v);
       } else {
@@ -66,16 +85,14 @@ void backward_impl(const BatchNormShape& s, const T* dy, const T* x, const T* me
     for (int64_t c = c0; c < c1; ++c) {
       const double m = mean[c], r = rstd[c];
       // sum dy and sum dy * xhat, xhat = (x - m) * r
-      double sdy = 0, sdyx = 0;
+      double acc_dy[kLanes] = {}, acc_dyx[kLanes] = {};
       for (int64_t n = 0; n < s.N; ++n) {
         const T* g = dy + n * CS + c * s.S;
         const T* p = x + n * CS + c * s.S;
-        for (int64_t i = 0; i < s.S; ++i) {
-          sdy += g[i];
-          sdyx += g[i] * (p[i] - m);
-        }
+        lane_sums(s.S, acc_dy, [g](int64_t i) { return double(g[i]); });
+        lane_sums(s.S, acc_dyx, [g, p, m](int64_t i) { return double(g[i]) * (double(p[i]) - m); });
       }
-      sdyx *= r;
+      const double sdy = lanes_total(acc_dy), sdyx = lanes_total(acc_dyx) * r;
       if (dw) dw[c] = T(sdyx);
       if (db) db[c] = T(sdy);
       if (!dx) continue;
