@@ -28,7 +28,7 @@ CONV2D_CASES = [
     ((3, 6, 6), (4, 3, 3, 3), {"padding": 1}),                           # unbatched
 ]
 
-# 32+ output channels per group: the implicit-GEMM path (and, with 32+ input channels and unit
+# 16+ output channels per group: the implicit-GEMM path (and, with 32+ input channels and unit
 # stride, its input gradient too), at odd sizes, strides, dilation and groups. Sums of ~300
 # products of O(1) values: float32 rounding reaches ~1e-5 absolute.
 IMPLICIT_CASES = [
@@ -36,6 +36,7 @@ IMPLICIT_CASES = [
     ((2, 32, 7, 6), (40, 32, 3, 2), {"stride": 2, "padding": (1, 0)}),
     ((1, 64, 6, 5), (64, 32, 3, 3), {"dilation": 2, "padding": 2, "groups": 2}),
     ((3, 36, 4, 4), (48, 36, 3, 3), {"padding": "same"}),
+    ((4, 6, 14, 13), (17, 6, 5, 5), {}),
 ]
 
 

@@ -1,6 +1,6 @@
 // The convolution kernels against a naive 7-loop convolution in double, at awkward sizes
 // (primes, 1, strides / dilations / padding / groups, 1x1 direct path, several tiles), on the
-// tiled-GEMM path and, for groups of 32+ output channels, the implicit-GEMM path under every ISA.
+// tiled-GEMM path and, for groups of 16+ output channels, the implicit-GEMM path under every ISA.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -133,7 +133,7 @@ TEST(Conv2dKernel, AsymmetricStrideAndDilation) {
   check<double>(g, 1e-11);
 }
 
-// Groups of at least 32 output channels take the implicit-GEMM path (Note [Convolution as
+// Groups of at least 16 output channels take the implicit-GEMM path (Note [Convolution as
 // implicit GEMM]); with 32+ input channels per group and unit stride so does the input gradient.
 const Case kImplicitCases[] = {
     {2, 5, 9, 11, 33, 3, 3, 1, 1, 1, 1},     // 33 rows: a ragged micro-panel; 99 px: staged
@@ -144,6 +144,7 @@ const Case kImplicitCases[] = {
     {2, 33, 5, 37, 32, 1, 3, 1, 0, 1, 1},    // rows wider than a micro-panel
     {3, 32, 7, 7, 32, 1, 1, 2, 0, 1, 1},     // 1x1 with stride 2
     {2, 96, 3, 3, 96, 3, 3, 1, 1, 1, 3},     // three groups, 3x3 images
+    {5, 6, 14, 14, 20, 5, 5, 1, 0, 1, 1},    // LeNet-like: 20 rows, 100 px per image
 };
 
 class Conv2dImplicit : public ::testing::TestWithParam<dc::cpu::Isa> {
