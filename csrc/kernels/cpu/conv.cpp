@@ -8,7 +8,11 @@
 // in column tiles of P output pixels sized to stay in L2 (kTileBytes), and each tile is one
 // GEMM call writing straight into y with y's row stride: the im2col copy of a tile is still
 // warm when the GEMM packs it. A 1x1 kernel with unit stride and no padding needs no im2col:
-// the NCHW image already is the (C, H*W) operand.
+// the NCHW image already is the (C, H*W) operand. The tiles are written by the same segment
+// pack as the implicit GEMM below (SegmentPacker). This tiled path computes every weight
+// gradient, the forward pass of groups with few output channels and of 1x1 convolutions,
+// and the input gradient of strided convolutions and of groups with few input channels; the
+// rest takes Note [Convolution as implicit GEMM].
 //
 // Threading: forward work items are (n, g, tile), all independent. backward_input writes
 // overlapping input pixels from neighbouring tiles (col2im), so its items are whole (n, g)
@@ -143,33 +147,8 @@ void for_each_segment(const ConvGeom& g, int64_t kh, int64_t kw, int64_t p0, int
   }
 }
 
-// col (ckk, P) = the columns [p0, p0 + P) of im2col(x); x: one group of one image (Cg, H, W).
 template <typename T>
-void im2col_tile(const ConvGeom& g, const T* x, int64_t p0, int64_t P, T* col, int64_t ld = 0) {
-  if (ld == 0) ld = P;  // row stride of col
-  for (int64_t c = 0; c < g.Cg(); ++c)
-    for (int64_t kh = 0; kh < g.KH; ++kh)
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        T* dst = col + ((c * g.KH + kh) * g.KW + kw) * ld;
-        const T* src = x + c * g.H * g.W;
-        for_each_segment(g, kh, kw, p0, P,
-                         [&](int64_t ih, int64_t ow0, int64_t a, int64_t b, int64_t ow1,
-                             int64_t at, int64_t off) {
-                           T* d = dst + at - ow0;  // d[ow] for ow in [ow0, ow1)
-                           if (ih < 0 || ih >= g.H) {
-                             std::fill(d + ow0, d + ow1, T(0));
-                             return;
-                           }
-                           const T* s = src + ih * g.W + off;  // s[ow * sw] is x[ih, iw]
-                           std::fill(d + ow0, d + a, T(0));
-                           if (g.sw == 1)
-                             std::memcpy(d + a, s + a, sizeof(T) * (b - a));
-                           else
-                             for (int64_t ow = a; ow < b; ++ow) d[ow] = s[ow * g.sw];
-                           std::fill(d + b, d + ow1, T(0));
-                         });
-      }
-}
+void im2col_tile(const ConvGeom& g, const T* x, int64_t p0, int64_t P, T* col, int64_t ld = 0);
 
 // gx (Cg, H, W) += col2im of the tile col (ckk, P) covering output columns [p0, p0 + P).
 template <typename T>
@@ -248,7 +227,7 @@ struct ScratchBuffer {
 };
 thread_local ScratchBuffer tl_conv_scratch[2];
 
-// Columns [j, j + len) of a B micro-panel: consecutive output pixels of one output row of one
+// Columns [j, j + len) of an im2col block: consecutive output pixels of one output row of one
 // image, whose kernel tap (0, 0) reads input pixel (ih0, iw0 + t * sw) of img (Cg, H, W).
 template <typename T>
 struct ColSegment {
@@ -257,45 +236,72 @@ struct ColSegment {
   int64_t ih0, iw0;
 };
 
+// Writes rows [pc, pc + kc) of the im2col columns of a segment: dst[(p - pc) * ld + sg.j + t],
+// through the active ISA's segment pack (conv_pack.h). Holds that pack's per-tap tables.
+template <typename T>
+class SegmentPacker {
+ public:
+  explicit SegmentPacker(const ConvGeom& g)
+      : g_(g), kk_(g.KH * g.KW), off_(kk_), lo_(kk_), hi_(kk_), pack_(conv_pack_segment<T>()) {}
+
+  void operator()(const ColSegment<T>& sg, int64_t pc, int64_t kc, T* dst, int64_t ld) {
+    // Per kernel tap: where its row segment starts and which columns are inside the image
+    // (iw + t * sw in [0, W) for t in [lo, hi)).
+    for (int64_t kh = 0, tap = 0; kh < g_.KH; ++kh)
+      for (int64_t kw = 0; kw < g_.KW; ++kw, ++tap) {
+        const int64_t ih = sg.ih0 + kh * g_.dh, iw = sg.iw0 + kw * g_.dw;
+        const bool row_in = ih >= 0 && ih < g_.H;
+        const int64_t lo = row_in ? std::clamp<int64_t>(ceil_div_signed(-iw, g_.sw), 0, sg.len) : 0;
+        off_[tap] = row_in ? ih * g_.W + iw : 0;
+        lo_[tap] = static_cast<int32_t>(lo);
+        hi_[tap] = static_cast<int32_t>(
+            row_in ? std::clamp<int64_t>(ceil_div_signed(g_.W - iw, g_.sw), lo, sg.len) : 0);
+      }
+    const int64_t hw = g_.H * g_.W;
+    pack_(kc, kk_, pc % kk_, sg.img + pc / kk_ * hw, hw, off_.data(), lo_.data(), hi_.data(),
+          g_.sw, sg.len, dst + sg.j, ld);
+  }
+
+ private:
+  const ConvGeom& g_;
+  int64_t kk_;
+  std::vector<int64_t> off_;
+  std::vector<int32_t> lo_, hi_;
+  decltype(conv_pack_segment<T>()) pack_;
+};
+
 // Packs rows [pc, pc + kc) and columns [q0, q0 + nc) of the batch's im2col matrix into
 // NR-wide micro-panels (dst[panel][p][j], columns past nc zeroed). Column q is output pixel
 // q % OHW of image q / OHW; xg points at the group's first channel of image 0.
 template <typename T>
 void pack_im2col(const ConvGeom& g, const T* xg, int64_t q0, int64_t nc, int64_t pc, int64_t kc,
                  int64_t nr, T* dst) {
-  const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, kk = g.KH * g.KW;
-  std::vector<ColSegment<T>> segs(static_cast<size_t>(nr));
-  std::vector<int64_t> tap_off(static_cast<size_t>(kk));
-  std::vector<int32_t> tap_lo(static_cast<size_t>(kk)), tap_hi(static_cast<size_t>(kk));
-  const auto pack_segment = conv_pack_segment<T>();
+  const int64_t ohw = g.OH * g.OW, hw = g.H * g.W;
+  SegmentPacker<T> pack(g);
   for (int64_t j0 = 0; j0 < nc; j0 += nr, dst += nr * kc) {
     const int64_t n = std::min(nr, nc - j0);
-    size_t ns = 0;
+    if (n < nr)
+      for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * nr + n, dst + (p + 1) * nr, T(0));
     for (int64_t j = 0; j < n;) {
       const int64_t q = q0 + j0 + j, img = q / ohw, pix = q % ohw, ow = pix % g.OW;
       const int64_t len = std::min(n - j, g.OW - ow);
-      segs[ns++] = {j, len, xg + img * g.C * hw, (pix / g.OW) * g.sh - g.ph, ow * g.sw - g.pw};
+      pack({j, len, xg + img * g.C * hw, (pix / g.OW) * g.sh - g.ph, ow * g.sw - g.pw}, pc, kc,
+           dst, nr);
       j += len;
     }
-    if (n < nr)
-      for (int64_t p = 0; p < kc; ++p) std::fill(dst + p * nr + n, dst + (p + 1) * nr, T(0));
-    for (size_t s = 0; s < ns; ++s) {
-      const ColSegment<T> sg = segs[s];
-      // Per kernel tap: where its row segment starts and which columns are inside the image
-      // (iw + t * sw in [0, W) for t in [lo, hi)).
-      for (int64_t kh = 0, tap = 0; kh < g.KH; ++kh)
-        for (int64_t kw = 0; kw < g.KW; ++kw, ++tap) {
-          const int64_t ih = sg.ih0 + kh * g.dh, iw = sg.iw0 + kw * g.dw;
-          const bool row_in = ih >= 0 && ih < g.H;
-          const int64_t lo = row_in ? std::clamp<int64_t>(ceil_div_signed(-iw, g.sw), 0, sg.len) : 0;
-          tap_off[tap] = row_in ? ih * g.W + iw : 0;
-          tap_lo[tap] = static_cast<int32_t>(lo);
-          tap_hi[tap] = static_cast<int32_t>(
-              row_in ? std::clamp<int64_t>(ceil_div_signed(g.W - iw, g.sw), lo, sg.len) : 0);
-        }
-      pack_segment(kc, kk, pc % kk, sg.img + pc / kk * hw, hw, tap_off.data(), tap_lo.data(),
-                   tap_hi.data(), g.sw, sg.len, dst + sg.j, nr);
-    }
+  }
+}
+
+// col (ckk, P) = the columns [p0, p0 + P) of im2col(x); x: one group of one image (Cg, H, W).
+template <typename T>
+void im2col_tile(const ConvGeom& g, const T* x, int64_t p0, int64_t P, T* col, int64_t ld) {
+  if (ld == 0) ld = P;  // row stride of col
+  SegmentPacker<T> pack(g);
+  for (int64_t p = p0; p < p0 + P;) {
+    // At most 64 columns a segment: the segment pack's fast path.
+    const int64_t oh = p / g.OW, ow = p % g.OW, len = std::min({g.OW - ow, p0 + P - p, int64_t(64)});
+    pack({p - p0, len, x, oh * g.sh - g.ph, ow * g.sw - g.pw}, 0, g.ckk(), col, ld);
+    p += len;
   }
 }
 

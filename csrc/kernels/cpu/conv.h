@@ -1,6 +1,7 @@
 #pragma once
-// 2-D convolution kernels on contiguous NCHW data, built on the GEMM (Note [Convolution as
-// tiled GEMM] in conv.cpp). Kernels only compute: the caller checks shapes and dtypes.
+// 2-D convolution kernels on contiguous NCHW data, built on the GEMM's micro-kernels (Notes
+// [Convolution as tiled GEMM] and [Convolution as implicit GEMM] in conv.cpp). Kernels only
+// compute: the caller checks shapes and dtypes.
 #include <cstdint>
 
 #include "core/dtype.h"

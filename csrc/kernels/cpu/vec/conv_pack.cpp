@@ -1,8 +1,9 @@
 // The implicit-im2col segment pack (contract in csrc/kernels/cpu/conv_pack.h), compiled once
-// per ISA (Note [Per-ISA kernels]). With AVX-512 a segment row is at most two masked loads (or,
-// for a horizontal stride, two masked gathers) and two masked stores: the load mask selects the
+// per ISA (Note [Per-ISA kernels]). With AVX-512 a segment row is a masked load (or, for a
+// horizontal stride, a masked gather) and a masked store per 64 bytes: the load mask selects the
 // in-range input pixels (the rest load as zero, without touching memory), the store mask the
 // segment's columns.
+#include <algorithm>
 #include <cstdint>
 
 #if defined(__AVX512F__)
@@ -46,9 +47,67 @@ void pack_scalar(int64_t kc, int64_t kk, int64_t tap0, const T* src, int64_t cha
 }
 
 #if defined(__AVX512F__)
-// Bits [lo, hi) of a 32-bit mask (none when hi <= lo).
-inline uint32_t range_mask(int32_t lo, int32_t hi) {
-  return hi > lo ? static_cast<uint32_t>((uint64_t(1) << hi) - (uint64_t(1) << lo)) : 0u;
+inline __m512 masked_row(__mmask16 m, const float* s, int64_t sw, __m512i idx) {
+  return sw == 1 ? _mm512_maskz_loadu_ps(m, s)
+                 : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, s, 4);
+}
+inline __m512d masked_row(__mmask8 m, const double* s, int64_t sw, __m256i idx) {
+  return sw == 1 ? _mm512_maskz_loadu_pd(m, s)
+                 : _mm512_mask_i32gather_pd(_mm512_setzero_pd(), m, idx, s, 8);
+}
+inline void store_row(float* d, __mmask16 k, __m512 v) { _mm512_mask_storeu_ps(d, k, v); }
+inline void store_row(double* d, __mmask8 k, __m512d v) { _mm512_mask_storeu_pd(d, k, v); }
+
+// Bits [lo, hi) of a 64-bit mask, for 0 <= lo, hi <= 64 (none if empty).
+inline uint64_t bit_range(int64_t lo, int64_t hi) {
+  if (hi <= lo) return 0;
+  const uint64_t upto_hi = hi >= 64 ? ~uint64_t(0) : (uint64_t(1) << hi) - 1;
+  return upto_hi & ~((uint64_t(1) << lo) - 1);
+}
+
+// Each row in C pieces of W lanes (len <= C * W <= 64): a masked load (or gather, lane t
+// reading s[t * sw]) of the in-range columns, the rest zero, stored under the segment's
+// column mask. The row's load mask is one 64-bit range, shifted per piece.
+template <int C, typename T, typename Mask, typename Index>
+void pack_pieces(int64_t kc, int64_t kk, int64_t tap0, const T* src, int64_t chan_stride,
+                 const int64_t* tap_off, const int32_t* tap_lo, const int32_t* tap_hi,
+                 int64_t sw, int64_t len, T* dst, int64_t nr, Index idx) {
+  constexpr int W = 64 / sizeof(T);
+  constexpr uint64_t kLanes = (uint64_t(1) << W) - 1;
+  const uint64_t keep_bits = bit_range(0, len);
+  Mask keep[C];
+  for (int c = 0; c < C; ++c) keep[c] = static_cast<Mask>((keep_bits >> (c * W)) & kLanes);
+  for_each_row(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi,
+               [&](int64_t p, const T* s, int32_t lo, int32_t hi) {
+                 const uint64_t m = bit_range(lo, hi);
+                 T* d = dst + p * nr;
+#pragma GCC unroll 8
+                 for (int c = 0; c < C; ++c)
+                   store_row(d + c * W, keep[c],
+                             masked_row(static_cast<Mask>((m >> (c * W)) & kLanes),
+                                        s + c * W * sw, sw, idx));
+               });
+}
+
+// Segments of up to 64 columns, in 1, 2, 4 or 8 pieces; false for longer ones.
+template <typename T, typename Mask, typename Index>
+bool pack_avx512(int64_t kc, int64_t kk, int64_t tap0, const T* src, int64_t chan_stride,
+                 const int64_t* tap_off, const int32_t* tap_lo, const int32_t* tap_hi,
+                 int64_t sw, int64_t len, T* dst, int64_t nr, Index idx) {
+  constexpr int W = 64 / sizeof(T);
+  const int64_t pieces = (len + W - 1) / W;
+#define DC_PIECES(C)                                                                            \
+  if (pieces <= C) {                                                                            \
+    pack_pieces<C, T, Mask>(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi, sw, len, dst, \
+                            nr, idx);                                                           \
+    return true;                                                                                \
+  }
+  DC_PIECES(1)
+  DC_PIECES(2)
+  DC_PIECES(4)
+  if constexpr (W == 8) DC_PIECES(8)
+#undef DC_PIECES
+  return false;
 }
 #endif
 
@@ -59,40 +118,13 @@ void conv_pack_segment_f32(int64_t kc, int64_t kk, int64_t tap0, const float* sr
                            const int32_t* tap_hi, int64_t sw, int64_t len, float* dst,
                            int64_t nr) {
 #if defined(__AVX512F__)
-  if (len <= 32 && (sw == 1 || 32 * sw < (int64_t(1) << 30))) {
-    const uint32_t keep = range_mask(0, static_cast<int32_t>(len));
-    const __mmask16 k0 = static_cast<__mmask16>(keep), k1 = static_cast<__mmask16>(keep >> 16);
-    if (sw == 1) {
-      for_each_row(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi,
-                   [&](int64_t p, const float* s, int32_t lo, int32_t hi) {
-                     const uint32_t m = range_mask(lo, hi);
-                     float* d = dst + p * nr;
-                     _mm512_mask_storeu_ps(d, k0, _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), s));
-                     if (k1)
-                       _mm512_mask_storeu_ps(
-                           d + 16, k1, _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >> 16), s + 16));
-                   });
-      return;
-    }
-    // Lane t reads s[t * sw]: element offsets t * sw for the two halves of the segment.
-    const __m512i step = _mm512_mullo_epi32(
+  if (16 * sw < (int64_t(1) << 30)) {  // gather offsets t * sw fit in int32
+    const __m512i idx = _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32(static_cast<int32_t>(sw)));
-    const __m512i step_hi = _mm512_add_epi32(step, _mm512_set1_epi32(static_cast<int32_t>(16 * sw)));
-    for_each_row(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi,
-                 [&](int64_t p, const float* s, int32_t lo, int32_t hi) {
-                   const uint32_t m = range_mask(lo, hi);
-                   float* d = dst + p * nr;
-                   _mm512_mask_storeu_ps(d, k0,
-                                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(),
-                                                                  static_cast<__mmask16>(m), step, s, 4));
-                   if (k1)
-                     _mm512_mask_storeu_ps(
-                         d + 16, k1,
-                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), static_cast<__mmask16>(m >> 16),
-                                                  step_hi, s, 4));
-                 });
-    return;
+    if (pack_avx512<float, __mmask16>(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi,
+                                      sw, len, dst, nr, idx))
+      return;
   }
 #endif
   pack_scalar(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi, sw, len, dst, nr);
@@ -103,19 +135,12 @@ void conv_pack_segment_f64(int64_t kc, int64_t kk, int64_t tap0, const double* s
                            const int32_t* tap_hi, int64_t sw, int64_t len, double* dst,
                            int64_t nr) {
 #if defined(__AVX512F__)
-  if (len <= 16 && sw == 1) {
-    const uint32_t keep = range_mask(0, static_cast<int32_t>(len));
-    const __mmask8 k0 = static_cast<__mmask8>(keep), k1 = static_cast<__mmask8>(keep >> 8);
-    for_each_row(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi,
-                 [&](int64_t p, const double* s, int32_t lo, int32_t hi) {
-                   const uint32_t m = range_mask(lo, hi);
-                   double* d = dst + p * nr;
-                   _mm512_mask_storeu_pd(d, k0, _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), s));
-                   if (k1)
-                     _mm512_mask_storeu_pd(
-                         d + 8, k1, _mm512_maskz_loadu_pd(static_cast<__mmask8>(m >> 8), s + 8));
-                 });
-    return;
+  if (8 * sw < (int64_t(1) << 30)) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                           _mm256_set1_epi32(static_cast<int32_t>(sw)));
+    if (pack_avx512<double, __mmask8>(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi,
+                                      sw, len, dst, nr, idx))
+      return;
   }
 #endif
   pack_scalar(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi, sw, len, dst, nr);
