@@ -127,9 +127,10 @@ void packed_tile_12(int64_t k, const double* a, const double* b, double* tile) {
 #undef DC_K_STEP
 #undef DC_ROW
 
-// c[m, n] (+)= alpha * a(MR, k) b(k, 2W); see gemm_kernels.h. a(i, p) = a[p * MR + i] when
-// packed, a[i * rsa + p] when reading rows of A (rows i >= m then re-read row 0, unstored).
-template <class VT, int MR, bool kPackedA>
+// c[m, n] (+)= alpha * a(MR, k) b(k, 2W); see gemm_kernels.h. a(i, p) = a[p * kPanel + i]
+// when packed (a panel kPanel rows wide, of which this instance computes the first MR),
+// a[i * rsa + p] when reading rows of A (rows i >= m then re-read row 0, unstored).
+template <class VT, int MR, bool kPackedA, int kPanel = MR>
 inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typename VT::T* b,
                     typename VT::T* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
                     typename VT::T alpha, typename VT::T beta) {
@@ -140,7 +141,7 @@ inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typen
   int64_t row[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) row[i] = kPackedA ? i : (i < m ? i : 0) * rsa;
-  const int64_t a_step = kPackedA ? MR : 1;
+  const int64_t a_step = kPackedA ? kPanel : 1;
 
   // Warm the C tile while the FMAs run: it is read (beta != 0) or written right after.
   for (int64_t i = 0; i < m; ++i) {
@@ -149,7 +150,7 @@ inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typen
   }
 
   V acc[MR][2];
-  if constexpr (kPackedA && MR == 12) {
+  if constexpr (kPackedA && MR == 12 && kPanel == 12) {
     alignas(64) T tile[MR * NR];
     packed_tile_12(k, a, b, tile);
 #pragma GCC unroll 16
@@ -353,9 +354,18 @@ inline __m512 activate(__m512 x, int act) {
 
 }  // namespace
 
+// The last panel of a block with few rows (the 4 rows left of 64 output channels after five
+// 12-row panels) runs a 4- or 8-row instance on the zero-padded panel: a third or two thirds
+// of the 12-row kernel's multiply-adds.
 void gemm_ukernel_f32(int64_t k, const float* a, const float* b, float* c, int64_t rsc,
                       int64_t csc, int64_t m, int64_t n, float alpha, float beta) {
-  ukernel<VecF32, kGemmMrF32, true>(k, a, 0, b, c, rsc, csc, m, n, alpha, beta);
+  if (m <= 4) {
+    ukernel<VecF32, 4, true, kGemmMrF32>(k, a, 0, b, c, rsc, csc, m, n, alpha, beta);
+  } else if (m <= 8) {
+    ukernel<VecF32, 8, true, kGemmMrF32>(k, a, 0, b, c, rsc, csc, m, n, alpha, beta);
+  } else {
+    ukernel<VecF32, kGemmMrF32, true>(k, a, 0, b, c, rsc, csc, m, n, alpha, beta);
+  }
 }
 void gemm_ukernel_f64(int64_t k, const double* a, const double* b, double* c, int64_t rsc,
                       int64_t csc, int64_t m, int64_t n, double alpha, double beta) {
