@@ -82,12 +82,17 @@ void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 int64_t ceil_div_signed(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
-// Columns per tile: a multiple of 16 (whole GEMM micro-panels), at least 32, at most OH*OW.
+// Columns per tile: a multiple of 16 (whole GEMM micro-panels), at least 32, at most OH*OW,
+// and the image's pixels shared evenly between its tiles: a thin last tile (32 of a 16x16
+// image's 256 pixels after a 224-pixel one) costs the weight gradient a whole read-modify-write
+// of its (K, ckk) sum for a few pixels.
 int64_t tile_cols(const ConvGeom& g, int64_t bytes, int64_t elem) {
   const int64_t ohw = g.OH * g.OW;
   int64_t p = bytes / std::max<int64_t>(1, g.ckk() * elem);
   p = std::max<int64_t>(32, p / 16 * 16);
-  return std::min(p, ohw);
+  if (p >= ohw) return ohw;
+  const int64_t tiles = (ohw + p - 1) / p;
+  return std::min(p, ((ohw + tiles - 1) / tiles + 15) / 16 * 16);
 }
 
 // Images per GEMM (Note [Convolution as tiled GEMM], deep layers): when an image has few
