@@ -6,12 +6,10 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
-#include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "isa_test.h"
 #include "kernels/cpu/conv.h"
-#include "kernels/cpu/isa.h"
 
 namespace {
 
@@ -147,17 +145,7 @@ const Case kImplicitCases[] = {
     {5, 6, 14, 14, 20, 5, 5, 1, 0, 1, 1},    // LeNet-like: 20 rows, 100 px per image
 };
 
-class Conv2dImplicit : public ::testing::TestWithParam<dc::cpu::Isa> {
- protected:
-  void SetUp() override {
-    try {
-      dc::cpu::set_active_isa(GetParam());
-    } catch (const dc::ValueError&) {
-      GTEST_SKIP() << "this CPU cannot run " << dc::cpu::isa_name(GetParam());
-    }
-  }
-  void TearDown() override { dc::cpu::set_active_isa(dc::cpu::detected_isa()); }
-};
+class Conv2dImplicit : public dc::test::IsaTest {};
 
 TEST_P(Conv2dImplicit, MatchesNaive) {
   for (const Case& c : kImplicitCases) {
@@ -167,11 +155,6 @@ TEST_P(Conv2dImplicit, MatchesNaive) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, Conv2dImplicit,
-                         ::testing::Values(dc::cpu::Isa::generic, dc::cpu::Isa::avx2,
-                                           dc::cpu::Isa::avx512),
-                         [](const ::testing::TestParamInfo<dc::cpu::Isa>& info) {
-                           return std::string(dc::cpu::isa_name(info.param));
-                         });
+DC_INSTANTIATE_FOR_EVERY_ISA(Conv2dImplicit);
 
 }  // namespace

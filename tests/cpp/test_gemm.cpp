@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "isa_test.h"
 #include "kernels/cpu/gemm/gemm.h"
 #include "kernels/cpu/isa.h"
 
@@ -171,16 +172,8 @@ void check_all_layouts(Case c, std::mt19937& rng) {
 }
 
 // Every test runs once per ISA; an ISA the CPU lacks is skipped.
-class GemmTest : public ::testing::TestWithParam<Isa> {
+class GemmTest : public dc::test::IsaTest {
  protected:
-  void SetUp() override {
-    try {
-      dc::cpu::set_active_isa(GetParam());
-    } catch (const dc::ValueError&) {
-      GTEST_SKIP() << "this CPU cannot run " << dc::cpu::isa_name(GetParam());
-    }
-  }
-  void TearDown() override { dc::cpu::set_active_isa(dc::cpu::detected_isa()); }
   std::mt19937 rng{1234};
 };
 
@@ -454,10 +447,6 @@ TEST_P(GemmTest, ThreadCountDoesNotChangeResult) {
   EXPECT_EQ(C1, C2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, GemmTest,
-                         ::testing::Values(Isa::generic, Isa::avx2, Isa::avx512),
-                         [](const ::testing::TestParamInfo<Isa>& info) {
-                           return std::string(dc::cpu::isa_name(info.param));
-                         });
+DC_INSTANTIATE_FOR_EVERY_ISA(GemmTest);
 
 }  // namespace

@@ -49,6 +49,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/scratch.h"
 #include "kernels/cpu/conv_pack.h"
 #include "kernels/cpu/gemm/gemm.h"
 #include "kernels/cpu/isa.h"
@@ -208,29 +209,9 @@ auto conv_pack_segment() {
   }
 }
 
-// A grow-only, uninitialised, 64-byte aligned buffer (the micro-kernel loads B panels
-// aligned). tl_conv_scratch keeps one per thread for the B pack and the staging buffer of the
-// implicit GEMM, which the items of a dynamic schedule would otherwise allocate once each.
-struct ScratchBuffer {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  ScratchBuffer() = default;
-  ScratchBuffer(const ScratchBuffer&) = delete;
-  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
-  ~ScratchBuffer() { std::free(ptr); }
-  template <typename T>
-  T* get(int64_t count) {
-    const size_t need = static_cast<size_t>(round_up(std::max<int64_t>(count, 1) * sizeof(T), 64));
-    if (need > bytes) {
-      std::free(ptr);
-      ptr = std::aligned_alloc(64, need);
-      bytes = ptr ? need : 0;
-      DC_CHECK(ptr, MemoryError, "[conv2d] cannot allocate a ", need, "-byte buffer");
-    }
-    return static_cast<T*>(ptr);
-  }
-};
-thread_local ScratchBuffer tl_conv_scratch[2];
+// The B pack and the staging buffer of the implicit GEMM, kept per thread (core/scratch.h):
+// the items of a dynamic schedule would otherwise allocate them once each.
+thread_local ScratchBuffer tl_conv_bpack("conv2d"), tl_conv_stage("conv2d");
 
 // Columns [j, j + len) of an im2col block: consecutive output pixels of one output row of one
 // image, whose kernel tap (0, 0) reads input pixel (ih0, iw0 + t * sw) of img (Cg, H, W).
@@ -327,7 +308,7 @@ void forward_implicit(const ConvGeom& g, const T* x, const T* w, const T* bias, 
   const int64_t kc_max = std::min(gb.kc, ckk);
 
   // The weights in A micro-panels: block (ic, pc) of group grp starts at a_block(grp, ic, pc).
-  ScratchBuffer apack_buf;
+  ScratchBuffer apack_buf("conv2d");
   T* apack = apack_buf.get<T>(G * kg_pad * ckk);
   auto a_block = [&](int64_t grp, int64_t ic, int64_t pc) {
     return apack + grp * kg_pad * ckk + ic * ckk + pc * round_up(std::min(gb.mc, Kg - ic), mr);
@@ -354,8 +335,8 @@ void forward_implicit(const ConvGeom& g, const T* x, const T* w, const T* bias, 
   const bool staged = ohw % nr != 0;
   const int64_t work = Kg * ckk * Q;
   auto run_block = [&](int64_t it) {
-    T* bpack = tl_conv_scratch[0].get<T>(kc_max * round_up(ncb, nr));
-    T* stage = staged ? tl_conv_scratch[1].get<T>(Kg * ncb) : nullptr;
+    T* bpack = tl_conv_bpack.get<T>(kc_max * round_up(ncb, nr));
+    T* stage = staged ? tl_conv_stage.get<T>(Kg * ncb) : nullptr;
     {
       const int64_t grp = it / nblk, q0 = it % nblk * ncb, nc = std::min(ncb, Q - q0);
       const T* bias_g = bias ? bias + grp * Kg : nullptr;

@@ -47,6 +47,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/scratch.h"
 #include "kernels/cpu/gemm/gemm_kernels.h"
 #include "kernels/cpu/isa.h"
 
@@ -167,30 +168,9 @@ const KernelSet<double>& kernel_set<double>() {
 
 #undef DC_GEMM_KERNEL_SET
 
-// A 64-byte aligned scratch buffer that grows and is kept per thread (OpenMP reuses its
-// threads, so steady-state calls allocate nothing).
-struct PackBuffer {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  PackBuffer() = default;
-  PackBuffer(const PackBuffer&) = delete;
-  PackBuffer& operator=(const PackBuffer&) = delete;
-  ~PackBuffer() { std::free(ptr); }
-  template <typename T>
-  T* get(int64_t count) {
-    const size_t need = (static_cast<size_t>(count) * sizeof(T) + 63) / 64 * 64;
-    if (need > bytes) {
-      std::free(ptr);
-      ptr = std::aligned_alloc(64, need);
-      bytes = ptr ? need : 0;
-      DC_CHECK(ptr, MemoryError, "[gemm] cannot allocate a ", need, "-byte packing buffer");
-    }
-    return static_cast<T*>(ptr);
-  }
-};
-
-thread_local PackBuffer tl_pack_a;
-thread_local PackBuffer tl_pack_b;
+// Pack buffers per thread (core/scratch.h).
+thread_local ScratchBuffer tl_pack_a("gemm");
+thread_local ScratchBuffer tl_pack_b("gemm");
 
 // One GEMM problem after argument handling; bias[i * bias_rs + j * bias_cs] (or nullptr).
 template <typename T>

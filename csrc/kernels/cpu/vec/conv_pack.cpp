@@ -5,6 +5,7 @@
 // segment's columns.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -109,7 +110,32 @@ bool pack_avx512(int64_t kc, int64_t kk, int64_t tap0, const T* src, int64_t cha
 #undef DC_PIECES
   return false;
 }
+
+// Gather offsets t * sw of the lanes of one piece (they fit in int32: callers check).
+inline __m512i gather_index(const float*, int64_t sw) {
+  return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                            _mm512_set1_epi32(static_cast<int32_t>(sw)));
+}
+inline __m256i gather_index(const double*, int64_t sw) {
+  return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                            _mm256_set1_epi32(static_cast<int32_t>(sw)));
+}
+template <typename T>
+using MaskOf = std::conditional_t<sizeof(T) == 4, __mmask16, __mmask8>;
 #endif
+
+template <typename T>
+void pack_segment(int64_t kc, int64_t kk, int64_t tap0, const T* src, int64_t chan_stride,
+                  const int64_t* tap_off, const int32_t* tap_lo, const int32_t* tap_hi,
+                  int64_t sw, int64_t len, T* dst, int64_t nr) {
+#if defined(__AVX512F__)
+  if (64 * sw < (int64_t(1) << 30) &&
+      pack_avx512<T, MaskOf<T>>(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi, sw, len,
+                                dst, nr, gather_index(src, sw)))
+    return;
+#endif
+  pack_scalar(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi, sw, len, dst, nr);
+}
 
 }  // namespace
 
@@ -117,33 +143,14 @@ void conv_pack_segment_f32(int64_t kc, int64_t kk, int64_t tap0, const float* sr
                            int64_t chan_stride, const int64_t* tap_off, const int32_t* tap_lo,
                            const int32_t* tap_hi, int64_t sw, int64_t len, float* dst,
                            int64_t nr) {
-#if defined(__AVX512F__)
-  if (16 * sw < (int64_t(1) << 30)) {  // gather offsets t * sw fit in int32
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(static_cast<int32_t>(sw)));
-    if (pack_avx512<float, __mmask16>(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi,
-                                      sw, len, dst, nr, idx))
-      return;
-  }
-#endif
-  pack_scalar(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi, sw, len, dst, nr);
+  pack_segment(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi, sw, len, dst, nr);
 }
 
 void conv_pack_segment_f64(int64_t kc, int64_t kk, int64_t tap0, const double* src,
                            int64_t chan_stride, const int64_t* tap_off, const int32_t* tap_lo,
                            const int32_t* tap_hi, int64_t sw, int64_t len, double* dst,
                            int64_t nr) {
-#if defined(__AVX512F__)
-  if (8 * sw < (int64_t(1) << 30)) {
-    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                           _mm256_set1_epi32(static_cast<int32_t>(sw)));
-    if (pack_avx512<double, __mmask8>(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi,
-                                      sw, len, dst, nr, idx))
-      return;
-  }
-#endif
-  pack_scalar(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi, sw, len, dst, nr);
+  pack_segment(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi, sw, len, dst, nr);
 }
 
 }  // namespace dc::cpu::DC_ISA_NS
