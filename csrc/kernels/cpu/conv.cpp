@@ -291,7 +291,6 @@ void im2col_tile(const ConvGeom& g, const T* x, int64_t p0, int64_t P, T* col, i
   }
 }
 
-template <typename T>
 bool implicit_applies(const ConvGeom& g, int64_t min_rows = kMinImplicitRows) {
   return g.Kg() >= min_rows && !g.pointwise() && g.N * g.OH * g.OW > 0 && g.ckk() > 0;
 }
@@ -337,48 +336,46 @@ void forward_implicit(const ConvGeom& g, const T* x, const T* w, const T* bias, 
   auto run_block = [&](int64_t it) {
     T* bpack = tl_conv_bpack.get<T>(kc_max * round_up(ncb, nr));
     T* stage = staged ? tl_conv_stage.get<T>(Kg * ncb) : nullptr;
-    {
-      const int64_t grp = it / nblk, q0 = it % nblk * ncb, nc = std::min(ncb, Q - q0);
-      const T* bias_g = bias ? bias + grp * Kg : nullptr;
-      for (int64_t pc = 0; pc < ckk; pc += gb.kc) {
-        const int64_t kc = std::min(gb.kc, ckk - pc);
-        const T beta = pc == 0 ? T(0) : T(1);
-        const bool last = pc + kc == ckk;
-        pack_im2col(g, x + grp * g.Cg() * hw, q0, nc, pc, kc, nr, bpack);
-        for (int64_t ic = 0; ic < Kg; ic += gb.mc) {
-          const int64_t mc = std::min(gb.mc, Kg - ic);
-          const T* ab = a_block(grp, ic, pc);
-          for (int64_t jr = 0; jr < nc; jr += nr) {
-            const int64_t n = std::min(nr, nc - jr), q = q0 + jr;
-            const T* bp = bpack + jr * kc;
-            // Row r of the tile is output channel grp * Kg + ic + r.
-            T* c = staged ? stage + ic * ncb + jr
-                          : y + (q / ohw * g.K + grp * Kg + ic) * ohw + q % ohw;
-            const int64_t rsc = staged ? ncb : ohw;
-            for (int64_t ir = 0; ir < mc; ir += mr) {
-              const int64_t m = std::min(mr, mc - ir);
-              gb.ukernel(kc, ab + ir * kc, bp, c + ir * rsc, rsc, 1, m, n, T(1), beta);
-              if (last && bias_g && !staged)
-                for (int64_t i = 0; i < m; ++i) {
-                  T* ci = c + (ir + i) * rsc;
-                  const T b = bias_g[ic + ir + i];
-                  for (int64_t j = 0; j < n; ++j) ci[j] += b;
-                }
-            }
+    const int64_t grp = it / nblk, q0 = it % nblk * ncb, nc = std::min(ncb, Q - q0);
+    const T* bias_g = bias ? bias + grp * Kg : nullptr;
+    for (int64_t pc = 0; pc < ckk; pc += gb.kc) {
+      const int64_t kc = std::min(gb.kc, ckk - pc);
+      const T beta = pc == 0 ? T(0) : T(1);
+      const bool last = pc + kc == ckk;
+      pack_im2col(g, x + grp * g.Cg() * hw, q0, nc, pc, kc, nr, bpack);
+      for (int64_t ic = 0; ic < Kg; ic += gb.mc) {
+        const int64_t mc = std::min(gb.mc, Kg - ic);
+        const T* ab = a_block(grp, ic, pc);
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t n = std::min(nr, nc - jr), q = q0 + jr;
+          const T* bp = bpack + jr * kc;
+          // Row r of the tile is output channel grp * Kg + ic + r.
+          T* c = staged ? stage + ic * ncb + jr
+                        : y + (q / ohw * g.K + grp * Kg + ic) * ohw + q % ohw;
+          const int64_t rsc = staged ? ncb : ohw;
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int64_t m = std::min(mr, mc - ir);
+            gb.ukernel(kc, ab + ir * kc, bp, c + ir * rsc, rsc, 1, m, n, T(1), beta);
+            if (last && bias_g && !staged)
+              for (int64_t i = 0; i < m; ++i) {
+                T* ci = c + (ir + i) * rsc;
+                const T b = bias_g[ic + ir + i];
+                for (int64_t j = 0; j < n; ++j) ci[j] += b;
+              }
           }
         }
       }
-      if (!staged) return;
-      for (int64_t q = q0; q < q0 + nc;) {  // one image's run of columns at a time
-        const int64_t img = q / ohw, pix = q % ohw, len = std::min(ohw - pix, q0 + nc - q);
-        for (int64_t k = 0; k < Kg; ++k) {
-          const T* src = stage + k * ncb + (q - q0);
-          T* dst = y + (img * g.K + grp * Kg + k) * ohw + pix;
-          const T b = bias_g ? bias_g[k] : T(0);
-          for (int64_t j = 0; j < len; ++j) dst[j] = src[j] + b;
-        }
-        q += len;
+    }
+    if (!staged) return;
+    for (int64_t q = q0; q < q0 + nc;) {  // one image's run of columns at a time
+      const int64_t img = q / ohw, pix = q % ohw, len = std::min(ohw - pix, q0 + nc - q);
+      for (int64_t k = 0; k < Kg; ++k) {
+        const T* src = stage + k * ncb + (q - q0);
+        T* dst = y + (img * g.K + grp * Kg + k) * ohw + pix;
+        const T b = bias_g ? bias_g[k] : T(0);
+        for (int64_t j = 0; j < len; ++j) dst[j] = src[j] + b;
       }
+      q += len;
     }
   };
   if (work < 4 * kMinFlopsPerTask) {
@@ -403,7 +400,7 @@ bool backward_input_as_conv(const ConvGeom& g, const T* gy, const T* w, T* gx) {
   t.ph = g.dh * (g.KH - 1) - g.ph;
   t.pw = g.dw * (g.KW - 1) - g.pw;
   if (g.sh != 1 || g.sw != 1 || t.ph < 0 || t.pw < 0 ||
-      !implicit_applies<T>(t, kMinImplicitRowsGradInput))
+      !implicit_applies(t, kMinImplicitRowsGradInput))
     return false;
   const int64_t Kg = g.Kg(), Cg = g.Cg(), kk = g.KH * g.KW;
   std::vector<T> wt(static_cast<size_t>(g.K * Cg * kk));
@@ -449,7 +446,7 @@ void forward_batched(const ConvGeom& g, const T* x, const T* w, const T* bias, T
 
 template <typename T>
 void forward_impl(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
-  if (implicit_applies<T>(g)) return forward_implicit(g, x, w, bias, y);
+  if (implicit_applies(g)) return forward_implicit(g, x, w, bias, y);
   if (const int64_t B = images_per_gemm_threaded(g, sizeof(T)); B > 1)
     return forward_batched(g, x, w, bias, y, B);
   const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, ckk = g.ckk(), Kg = g.Kg(), G = g.groups;
