@@ -249,37 +249,41 @@ def test_resnet18_eval_forward_matches_torch(small_input):
 
 def test_resnet18_train_step_matches_torch():
     """One training step with BN in train mode: loss, every gradient, the SGD-momentum update,
-    the running statistics, and the loss of the updated model."""
+    the running statistics, and the loss of the updated model. In float64: through 18 layers
+    of batch-8 batch norm, float32 rounding alone moves the first layer's weight gradient by
+    up to ~1e-2 relative, and by how much depends on which kernels torch picks for the CPU, so
+    only float64 can hold every gradient to a tight bound."""
     torch.manual_seed(0)
-    t = RefResNet(RefBasicBlock, [2, 2, 2, 2], num_classes=10, small_input=True)
-    d = models.resnet18(num_classes=10, small_input=True)
+    t = RefResNet(RefBasicBlock, [2, 2, 2, 2], num_classes=10, small_input=True).double()
+    d = models.resnet18(num_classes=10, small_input=True).double()
     copy_weights(d, t)
     topt = torch.optim.SGD(t.parameters(), lr=0.01, momentum=0.9)
     dopt = dc.optim.SGD(d.parameters(), lr=0.01, momentum=0.9)
-    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    x, y = torch.randn(8, 3, 32, 32, dtype=torch.float64), torch.randint(0, 10, (8,))
     tl = tnn.functional.cross_entropy(t(x), y)
     dl = nn.functional.cross_entropy(d(to_dc(x)), to_dc(y))
-    assert abs(dl.item() - tl.item()) < 1e-4 * max(1.0, abs(tl.item()))
+    assert abs(dl.item() - tl.item()) < 1e-10 * max(1.0, abs(tl.item()))
     tl.backward()
     dl.backward()
     tparams = dict(t.named_parameters())
     for name, p in d.named_parameters():
-        assert rel_err(p.grad, tparams[name].grad) < 2e-3, name
+        assert p.grad.dtype == dc.float64
+        assert rel_err(p.grad, tparams[name].grad) < 1e-8, name
     topt.step()
     dopt.step()
     for name, p in d.named_parameters():
-        assert rel_err(p.detach(), tparams[name]) < 1e-4, name
+        assert rel_err(p.detach(), tparams[name]) < 1e-10, name
     tbufs = dict(t.named_buffers())
     for name, b in d.named_buffers():
         if name.endswith("num_batches_tracked"):
             assert int(b.item()) == int(tbufs[name]) == 1
         else:
-            assert rel_err(b, tbufs[name]) < 1e-4, name
+            assert rel_err(b, tbufs[name]) < 1e-10, name
     with torch.no_grad():
         tl2 = tnn.functional.cross_entropy(t(x), y).item()
     with dc.no_grad():
         dl2 = nn.functional.cross_entropy(d(to_dc(x)), to_dc(y)).item()
-    assert abs(dl2 - tl2) < 1e-3 * abs(tl2)
+    assert abs(dl2 - tl2) < 1e-10 * abs(tl2)
 
 
 def test_torch_weights_load_through_safetensors(tmp_path):
