@@ -135,8 +135,11 @@ class Hardswish(_InplaceActivation):
     _repr_inplace = False
 
 
-class ELU(Module):
+class _AlphaActivation(Module):
+    """An activation taking ``alpha`` and ``inplace``: subclasses set ``_fn(input, alpha, inplace)``."""
+
     __constants__ = ["alpha", "inplace"]
+    _fn: staticmethod
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
@@ -144,25 +147,18 @@ class ELU(Module):
         self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        return F.elu(input, self.alpha, self.inplace)
+        return self._fn(input, self.alpha, self.inplace)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}" + _inplace_str(self.inplace, True)
 
 
-class CELU(Module):
-    __constants__ = ["alpha", "inplace"]
+class ELU(_AlphaActivation):
+    _fn = staticmethod(F.elu)
 
-    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
-        super().__init__()
-        self.alpha = alpha
-        self.inplace = inplace
 
-    def forward(self, input: Tensor) -> Tensor:
-        return F.celu(input, self.alpha, self.inplace)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}" + _inplace_str(self.inplace, True)
+class CELU(_AlphaActivation):
+    _fn = staticmethod(F.celu)
 
 
 class SELU(_InplaceActivation):

@@ -2,14 +2,11 @@
 initialisation, repr and state_dict keys) on the functional ops of csrc/ops/conv.cpp."""
 from __future__ import annotations
 
-import math
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from ... import _C
 from ..._C import Tensor
-from .. import init
-from ..parameter import Parameter
-from ._factory import empty_param_data
+from ._factory import register_weight_bias, reset_fan_in_uniform
 from .module import Module, _layer_error
 
 __all__ = ["Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d"]
@@ -83,22 +80,11 @@ class _ConvNd(Module):
             shape = (in_channels, out_channels // groups, *kernel_size)
         else:
             shape = (out_channels, in_channels // groups, *kernel_size)
-        self.weight = Parameter(empty_param_data(shape, device, dtype))
-        if bias:
-            self.bias = Parameter(empty_param_data((out_channels,), device, dtype))
-        else:
-            self.register_parameter("bias", None)
+        register_weight_bias(self, shape, out_channels, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        # PyTorch's: kaiming_uniform_(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the
-        # weight, and the bias from the same bound.
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            if fan_in != 0:
-                bound = 1 / math.sqrt(fan_in)
-                init.uniform_(self.bias, -bound, bound)
+        reset_fan_in_uniform(self)
 
     def extra_repr(self) -> str:
         s = "{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}"

@@ -8,7 +8,7 @@ from ... import _C
 from ..._C import Tensor
 from .. import init
 from ..parameter import Parameter
-from ._factory import empty_param_data
+from ._factory import register_weight_bias, reset_fan_in_uniform
 from .module import Module, _layer_error
 
 __all__ = ["Identity", "Linear", "Bilinear"]
@@ -50,19 +50,11 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(empty_param_data((out_features, in_features), device, dtype))
-        if bias:
-            self.bias = Parameter(empty_param_data((out_features,), device, dtype))
-        else:
-            self.register_parameter("bias", None)
+        register_weight_bias(self, (out_features, in_features), out_features, bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init._calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        reset_fan_in_uniform(self)
 
     def forward(self, input: Tensor) -> Tensor:
         try:
@@ -95,12 +87,8 @@ class Bilinear(Module):
         self.in1_features = in1_features
         self.in2_features = in2_features
         self.out_features = out_features
-        self.weight = Parameter(empty_param_data((out_features, in1_features, in2_features),
-                                                 device, dtype))
-        if bias:
-            self.bias = Parameter(empty_param_data((out_features,), device, dtype))
-        else:
-            self.register_parameter("bias", None)
+        register_weight_bias(self, (out_features, in1_features, in2_features), out_features,
+                             bias, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
