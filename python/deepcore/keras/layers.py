@@ -189,6 +189,17 @@ class Layer(nn.Module):
     def build(self, input_shape) -> None:
         pass
 
+    def _set_kernel_options(self, activation, use_bias: bool, kernel_initializer: str,
+                            bias_initializer: str) -> None:
+        """The options of a layer with a kernel and a bias (Dense, Conv2D); builds it now when
+        ``input_shape=`` was given."""
+        self.activation = activation
+        self._act = get_activation(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        if self._input_shape_arg is not None:
+            self._maybe_build((None,) + self._input_shape_arg)
+
     def _maybe_build(self, input_shape) -> None:
         if not self.built:
             self.build(input_shape)
@@ -313,12 +324,7 @@ class Dense(Layer):
         if not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"[Dense] units must be a positive integer, got {units!r}")
         self.units = int(units)
-        self.activation = activation
-        self._act = get_activation(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        if self._input_shape_arg is not None:
-            self._maybe_build((None,) + self._input_shape_arg)
+        self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer)
 
     def build(self, input_shape) -> None:
         in_features = input_shape[-1]
@@ -387,12 +393,7 @@ class Conv2D(Layer):
         if padding not in ("valid", "same"):
             raise ValueError(f"[Conv2D] padding must be 'valid' or 'same', got {padding!r}")
         self.padding = padding
-        self.activation = activation
-        self._act = get_activation(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        if self._input_shape_arg is not None:
-            self._maybe_build((None,) + self._input_shape_arg)
+        self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer)
 
     def build(self, input_shape) -> None:
         self.kernel = _weight(self.kernel_size + (input_shape[-1], self.filters),
