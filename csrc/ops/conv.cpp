@@ -45,10 +45,10 @@ void check_float(const Tensor& x, const Tensor& w, const Tensor& b, const char* 
            b.defined() ? dtype_name(b.dtype()) : "");
 }
 
-cpu::ConvGeom make_geom(const Tensor& x4, const Shape& wsize, int64_t OH, int64_t OW,
+cpu::ConvGeom make_geom(const Shape& xsize, const Shape& wsize, int64_t OH, int64_t OW,
                         const ConvParams& p) {
   cpu::ConvGeom g;
-  g.N = x4.sizes()[0], g.C = x4.sizes()[1], g.H = x4.sizes()[2], g.W = x4.sizes()[3];
+  g.N = xsize[0], g.C = xsize[1], g.H = xsize[2], g.W = xsize[3];
   g.K = wsize[0], g.KH = wsize[2], g.KW = wsize[3], g.OH = OH, g.OW = OW;
   g.sh = p.sh, g.sw = p.sw, g.ph = p.ph, g.pw = p.pw, g.dh = p.dh, g.dw = p.dw;
   g.groups = p.groups;
@@ -96,7 +96,7 @@ void check_conv(const char* op, const Tensor& x, const Tensor& w, const Tensor& 
 Tensor conv2d_4d(const Tensor& x, const Tensor& w, const Tensor& b, const ConvParams& p) {
   const int64_t OH = out_size(x.sizes()[2], w.sizes()[2], p.sh, p.ph, p.dh);
   const int64_t OW = out_size(x.sizes()[3], w.sizes()[3], p.sw, p.pw, p.dw);
-  const cpu::ConvGeom g = make_geom(x, w.sizes(), OH, OW, p);
+  const cpu::ConvGeom g = make_geom(x.sizes(), w.sizes(), OH, OW, p);
   Tensor y = Tensor::empty({g.N, g.K, OH, OW}, x.dtype());
   Tensor xc = contig(x), wc = contig(w), bc = b.defined() ? contig(b) : b;
   cpu::conv2d_forward(g, x.dtype(), xc.data_ptr(), wc.data_ptr(),
@@ -121,10 +121,7 @@ Tensor conv2d_backward_input(const Tensor& gy_in, const Tensor& w, int64_t H, in
                              const ConvParams& p) {
   const Tensor gy = gy_in.dtype() == w.dtype() ? gy_in : to_dtype(gy_in, w.dtype());
   const int64_t N = gy.sizes()[0], C = w.sizes()[1] * p.groups;
-  cpu::ConvGeom g;
-  g.N = N, g.C = C, g.H = H, g.W = W, g.K = w.sizes()[0], g.KH = w.sizes()[2], g.KW = w.sizes()[3];
-  g.OH = gy.sizes()[2], g.OW = gy.sizes()[3];
-  g.sh = p.sh, g.sw = p.sw, g.ph = p.ph, g.pw = p.pw, g.dh = p.dh, g.dw = p.dw, g.groups = p.groups;
+  const cpu::ConvGeom g = make_geom({N, C, H, W}, w.sizes(), gy.sizes()[2], gy.sizes()[3], p);
   Tensor gx = Tensor::empty({N, C, H, W}, w.dtype());
   Tensor gyc = contig(gy), wc = contig(w);
   cpu::conv2d_backward_input(g, w.dtype(), gyc.data_ptr(), wc.data_ptr(), gx.data_ptr());
@@ -145,7 +142,7 @@ Tensor conv2d_backward_weight(const Tensor& gy_in, const Tensor& x, int64_t KH, 
                               const ConvParams& p) {
   const Tensor gy = gy_in.dtype() == x.dtype() ? gy_in : to_dtype(gy_in, x.dtype());
   const int64_t K = gy.sizes()[1], Cg = x.sizes()[1] / p.groups;
-  const cpu::ConvGeom g = make_geom(x, {K, Cg, KH, KW}, gy.sizes()[2], gy.sizes()[3], p);
+  const cpu::ConvGeom g = make_geom(x.sizes(), {K, Cg, KH, KW}, gy.sizes()[2], gy.sizes()[3], p);
   Tensor gw = Tensor::empty({K, Cg, KH, KW}, x.dtype());
   Tensor gyc = contig(gy), xc = contig(x);
   cpu::conv2d_backward_weight(g, x.dtype(), gyc.data_ptr(), xc.data_ptr(), gw.data_ptr());

@@ -136,7 +136,7 @@ class Hardswish(_InplaceActivation):
 
 
 class _AlphaActivation(Module):
-    """An activation taking ``alpha`` and ``inplace``: subclasses set ``_fn(input, alpha, inplace)``."""
+    """An activation with ``alpha`` and ``inplace``: forward is ``_fn(input, alpha, inplace)``."""
 
     __constants__ = ["alpha", "inplace"]
     _fn: staticmethod
