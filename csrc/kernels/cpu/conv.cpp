@@ -260,10 +260,9 @@ class SegmentPacker {
 // NR-wide micro-panels (dst[panel][p][j], columns past nc zeroed). Column q is output pixel
 // q % OHW of image q / OHW; xg points at the group's first channel of image 0.
 template <typename T>
-void pack_im2col(const ConvGeom& g, const T* xg, int64_t q0, int64_t nc, int64_t pc, int64_t kc,
-                 int64_t nr, T* dst) {
+void pack_im2col(const ConvGeom& g, SegmentPacker<T>& pack, const T* xg, int64_t q0, int64_t nc,
+                 int64_t pc, int64_t kc, int64_t nr, T* dst) {
   const int64_t ohw = g.OH * g.OW, hw = g.H * g.W;
-  SegmentPacker<T> pack(g);
   for (int64_t j0 = 0; j0 < nc; j0 += nr, dst += nr * kc) {
     const int64_t n = std::min(nr, nc - j0);
     if (n < nr)
@@ -336,13 +335,14 @@ void forward_implicit(const ConvGeom& g, const T* x, const T* w, const T* bias, 
   auto run_block = [&](int64_t it) {
     T* bpack = tl_conv_bpack.get<T>(kc_max * round_up(ncb, nr));
     T* stage = staged ? tl_conv_stage.get<T>(Kg * ncb) : nullptr;
+    SegmentPacker<T> pack(g);
     const int64_t grp = it / nblk, q0 = it % nblk * ncb, nc = std::min(ncb, Q - q0);
     const T* bias_g = bias ? bias + grp * Kg : nullptr;
     for (int64_t pc = 0; pc < ckk; pc += gb.kc) {
       const int64_t kc = std::min(gb.kc, ckk - pc);
       const T beta = pc == 0 ? T(0) : T(1);
       const bool last = pc + kc == ckk;
-      pack_im2col(g, x + grp * g.Cg() * hw, q0, nc, pc, kc, nr, bpack);
+      pack_im2col(g, pack, x + grp * g.Cg() * hw, q0, nc, pc, kc, nr, bpack);
       for (int64_t ic = 0; ic < Kg; ic += gb.mc) {
         const int64_t mc = std::min(gb.mc, Kg - ic);
         const T* ab = a_block(grp, ic, pc);
