@@ -9,47 +9,12 @@
 #include <random>
 #include <vector>
 
-#include "core/parallel.h"
+#include "bench_util.h"
 #include "kernels/cpu/gemm/gemm.h"
-#include "kernels/cpu/isa.h"
 
 namespace {
 
-using dc::cpu::Isa;
-
-template <typename T>
-std::vector<T> random_vector(int64_t n) {
-  std::mt19937 rng(42);
-  std::uniform_real_distribution<double> dist(-1, 1);
-  std::vector<T> v(static_cast<size_t>(n));
-  for (auto& x : v) x = static_cast<T>(dist(rng));
-  return v;
-}
-
-void set_flops(benchmark::State& state, int64_t M, int64_t N, int64_t K) {
-  state.counters["FLOPS"] = benchmark::Counter(2.0 * double(M) * double(N) * double(K),
-                                               benchmark::Counter::kIsIterationInvariantRate);
-}
-
-// Restores the thread count and ISA a benchmark changed.
-struct Settings {
-  int threads = dc::get_num_threads();
-  Isa isa = dc::cpu::active_isa();
-  ~Settings() {
-    dc::set_num_threads(threads);
-    dc::cpu::set_active_isa(isa);
-  }
-};
-
-bool apply(benchmark::State& state, int threads, Isa isa) {
-  if (static_cast<int>(isa) > static_cast<int>(dc::cpu::detected_isa())) {
-    state.SkipWithError("ISA not available on this CPU");
-    return false;
-  }
-  dc::cpu::set_active_isa(isa);
-  dc::set_num_threads(threads > 0 ? threads : dc::get_num_threads());
-  return true;
-}
+using namespace dc::bench;
 
 // C[M, N] = A[M, K] @ B[K, N], all row-major; with transposed_b, B is a (N, K) weight read
 // through strides (x @ W^T, the Linear layer).
@@ -134,10 +99,6 @@ void BM_fma_peak_f32(benchmark::State& state) {
   }
   fma_peak_avx512(state);
 }
-
-// With --benchmark_repetitions=N, also report the best repetition: on a shared machine the
-// best run is the one least disturbed by other processes (FLOPS "max" is the figure to quote).
-double best_of(const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); }
 
 constexpr int kAvx512 = static_cast<int>(Isa::avx512);
 constexpr int kAvx2 = static_cast<int>(Isa::avx2);

@@ -9,10 +9,11 @@
 // GEMM call writing straight into y with y's row stride: the im2col copy of a tile is still
 // warm when the GEMM packs it. A 1x1 kernel with unit stride and no padding needs no im2col:
 // the NCHW image already is the (C, H*W) operand. The tiles are written by the same segment
-// pack as the implicit GEMM below (SegmentPacker). This tiled path computes every weight
-// gradient, the forward pass of groups with few output channels and of 1x1 convolutions,
-// and the input gradient of strided convolutions and of groups with few input channels; the
-// rest takes Note [Convolution as implicit GEMM].
+// pack as the implicit GEMM below (SegmentPacker). This tiled path computes the forward pass
+// of groups with few output channels and of 1x1 convolutions, the input gradient of strided
+// convolutions and of groups with few input channels, and the weight gradient of grouped, 1x1
+// and few-channel convolutions; the rest takes Note [Convolution as implicit GEMM] or Note
+// [Weight gradient in channels-last].
 //
 // Threading: forward work items are (n, g, tile), all independent. backward_input writes
 // overlapping input pixels from neighbouring tiles (col2im), so its items are whole (n, g)
@@ -39,6 +40,25 @@
 // while, and a static split would leave the fast one waiting.
 // With unit stride, the input gradient is the same kind of convolution, of gy with the
 // weights flipped and transposed (backward_input_as_conv), so it takes this path too.
+//
+// Note [Weight gradient in channels-last]
+// The weight gradient reduces over the pixels, gw (K, C KH KW) = gy (K, P) @ im2col(x)^T, and
+// the pixels are the unit-stride axis of both NCHW operands, while the micro-kernel wants
+// its panels k-major (for each pixel, MR values of A and NR of B). Through im2col that is a
+// transpose of every im2col element: KH*KW times the image. With groups == 1 it is done once
+// instead: x is transposed into a zero-padded channels-last copy xt (N, H + 2 ph, W + 2 pw, C),
+// and the columns are ordered (kh, kw, c), so row t of a B micro-panel (pixel t, NR columns of
+// one tap) is NR consecutive floats of xt: the pack is one vector copy per pixel
+// (conv_pack_rows), with stride, dilation and padding all folded into each pixel's offset. A
+// is gy, transposed into its micro-panels straight from NCHW (gemm_blocks().transpose). The
+// product comes out as (K, KH, KW, C) and is permuted to (K, C, KH, KW) at the end.
+// Blocking: per K slice (at most KC pixels) all of A is packed (it stays in L2), then each B
+// panel is packed into L1 just before all K rows use it.
+// The batch is cut into parts of about kPixelsPerWeightPart pixels (a number fixed by the
+// shape, never by the thread count); each part sums its pixels in order into its own
+// buffer, and the parts are added in index order during the permute, so the result is
+// bit-identical whatever the number of threads. Work items are (part, column block); the
+// column blocks only split the work, not the sums.
 #include "kernels/cpu/conv.h"
 
 #include <algorithm>
@@ -205,6 +225,21 @@ auto conv_pack_segment() {
     static constexpr PackSegmentF64 fns[] = {&generic::conv_pack_segment_f64,
                                             &avx2::conv_pack_segment_f64,
                                             &avx512::conv_pack_segment_f64};
+    return fns[isa];
+  }
+}
+
+// The active ISA's row pack (conv_pack.h).
+template <typename T>
+auto conv_pack_rows() {
+  const int isa = static_cast<int>(active_isa());
+  if constexpr (std::is_same_v<T, float>) {
+    static constexpr decltype(&generic::conv_pack_rows_f32) fns[] = {
+        &generic::conv_pack_rows_f32, &avx2::conv_pack_rows_f32, &avx512::conv_pack_rows_f32};
+    return fns[isa];
+  } else {
+    static constexpr decltype(&generic::conv_pack_rows_f64) fns[] = {
+        &generic::conv_pack_rows_f64, &avx2::conv_pack_rows_f64, &avx512::conv_pack_rows_f64};
     return fns[isa];
   }
 }
@@ -582,6 +617,121 @@ void backward_weight_part(const ConvGeom& g, const T* gy, const T* x, T* part, i
     }
 }
 
+// ---- weight gradient in channels-last (Note [Weight gradient in channels-last]) ------------
+
+// Groups == 1 with at least this many input and output channels take the channels-last weight
+// gradient; fewer channels leave most of each micro-panel to padding.
+constexpr int64_t kMinChannelsLastWeight = 16;
+// Pixels summed per batch part of the channels-last weight gradient (see the Note).
+constexpr int64_t kPixelsPerWeightPart = 4096;
+
+bool weight_cl_applies(const ConvGeom& g) {
+  return g.groups == 1 && g.C >= kMinChannelsLastWeight && g.K >= kMinChannelsLastWeight &&
+         g.KH * g.KW > 1 && g.N * g.OH * g.OW > 0;
+}
+
+thread_local ScratchBuffer tl_conv_apack("conv2d");
+
+template <typename T>
+void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
+  const GemmBlocks<T> gb = gemm_blocks<T>();
+  const int64_t mr = gb.mr, nr = gb.nr, C = g.C, K = g.K, kk = g.KH * g.KW;
+  const int64_t ohw = g.OH * g.OW, hw = g.H * g.W, P = g.N * ohw;
+  const int64_t Hp = g.H + 2 * g.ph, Wp = g.W + 2 * g.pw, ncols = kk * C;
+  // Columns are (tap, c); column j of a pixel sits col_off[j] after the pixel's tap (0, 0).
+  std::vector<int64_t> col_off(ncols);
+  for (int64_t j = 0; j < ncols; ++j) {
+    const int64_t tap = j / C, kh = tap / g.KW, kw = tap % g.KW;
+    col_off[j] = (kh * g.dh * Wp + kw * g.dw) * C + j % C;
+  }
+  const int64_t parts = std::clamp<int64_t>(
+      std::min(P / kPixelsPerWeightPart,
+               kWeightPartsBytes / std::max<int64_t>(1, K * ncols * int64_t(sizeof(T)))),
+      1, std::min(g.N, kWeightParts));
+  // Column blocks (whole micro-panels, at most NC): about four items per thread. They only
+  // split the work; every element's sum is the same whatever the blocks.
+  const int64_t nt = get_num_threads();
+  const int64_t want = std::max<int64_t>(1, (4 * nt + parts - 1) / parts);
+  const int64_t ncb = std::clamp(round_up((ncols + want - 1) / want, nr), nr, std::max(nr, gb.nc / nr * nr));
+  const int64_t nblk = (ncols + ncb - 1) / ncb;
+
+  // x in channels-last with its zero padding: xt (N, Hp, Wp, C).
+  ScratchBuffer xt_buf("conv2d");
+  T* xt = xt_buf.get<T>(g.N * Hp * Wp * C);
+  parallel_for(0, g.N, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) {
+      T* xn = xt + n * Hp * Wp * C;
+      std::fill(xn, xn + g.ph * Wp * C, T(0));
+      std::fill(xn + (g.ph + g.H) * Wp * C, xn + Hp * Wp * C, T(0));
+      for (int64_t ih = 0; ih < g.H; ++ih) {
+        T* row = xn + (ih + g.ph) * Wp * C;
+        std::fill(row, row + g.pw * C, T(0));
+        std::fill(row + (g.pw + g.W) * C, row + Wp * C, T(0));
+        gb.transpose(g.W, C, x + n * C * hw + ih * g.W, hw, row + g.pw * C, C);
+      }
+    }
+  });
+  std::vector<T> sums(static_cast<size_t>(parts * K * ncols));
+
+  auto run_item = [&](int64_t it) {
+    const int64_t part = it / nblk, j0 = it % nblk * ncb, nc = std::min(ncb, ncols - j0);
+    const int64_t q_begin = g.N * part / parts * ohw, q_end = g.N * (part + 1) / parts * ohw;
+    T* cpart = sums.data() + part * K * ncols + j0;
+    T* bpanel = tl_conv_bpack.get<T>(gb.kc * nr);
+    T* apack = tl_conv_apack.get<T>(round_up(K, mr) * gb.kc);
+    std::vector<int64_t> base(gb.kc);
+    const auto pack_rows = conv_pack_rows<T>();
+    // K slices of equal depth over the part's pixels.
+    const int64_t slices = (q_end - q_begin + gb.kc - 1) / gb.kc;
+    const int64_t kcs = (q_end - q_begin + slices - 1) / slices;
+    for (int64_t q0 = q_begin; q0 < q_end; q0 += kcs) {
+      const int64_t kc = std::min(kcs, q_end - q0);
+      const T beta = q0 == q_begin ? T(0) : T(1);
+      for (int64_t t = 0; t < kc; ++t) {
+        const int64_t q = q0 + t, img = q / ohw, oh = q % ohw / g.OW, ow = q % g.OW;
+        base[t] = ((img * Hp + oh * g.sh) * Wp + ow * g.sw) * C;
+      }
+      // All of A (K x kc, in L2), transposed into its micro-panels from gy one image's run of
+      // pixels at a time; then one B panel at a time, packed into L1 just before the K rows
+      // use it.
+      for (int64_t i0 = 0; i0 < K; i0 += mr)
+        for (int64_t t = 0; t < kc;) {
+          const int64_t q = q0 + t, len = std::min(kc - t, ohw - q % ohw);
+          gb.transpose(len, std::min(mr, K - i0), gy + (q / ohw * K + i0) * ohw + q % ohw, ohw,
+                       apack + i0 * kc + t * mr, mr);
+          t += len;
+        }
+      for (int64_t jr = 0; jr < nc; jr += nr) {
+        const int64_t n = std::min(nr, nc - jr), j = j0 + jr;
+        if (n == nr && col_off[j + nr - 1] - col_off[j] == nr - 1) {  // one run of channels
+          pack_rows(kc, xt + col_off[j], base.data(), bpanel, nr);
+        } else {
+          for (int64_t t = 0; t < kc; ++t)
+            for (int64_t jj = 0; jj < nr; ++jj)
+              bpanel[t * nr + jj] = jj < n ? xt[base[t] + col_off[j + jj]] : T(0);
+        }
+        for (int64_t ir = 0; ir < K; ir += mr)
+          gb.ukernel(kc, apack + ir * kc, bpanel, cpart + ir * ncols + jr, ncols, 1,
+                     std::min(mr, K - ir), n, T(1), beta);
+      }
+    }
+  };
+  parallel_items(0, parts * nblk, run_item);
+
+  // gw[k, c, kh, kw] = the parts' sums at (k, (kh, kw), c), added in part order.
+  parallel_for(0, K, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, ncols)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t k = begin; k < end; ++k)
+                   for (int64_t c = 0; c < C; ++c)
+                     for (int64_t tap = 0; tap < kk; ++tap) {
+                       const T* s = sums.data() + k * ncols + tap * C + c;
+                       T acc = s[0];
+                       for (int64_t i = 1; i < parts; ++i) acc += s[i * K * ncols];
+                       gw[(k * C + c) * kk + tap] = acc;
+                     }
+               });
+}
+
 template <typename T>
 void backward_weight_impl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
   const int64_t wsize = g.K * g.ckk();
@@ -589,6 +739,7 @@ void backward_weight_impl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
     std::fill(gw, gw + wsize, T(0));
     return;
   }
+  if (weight_cl_applies(g)) return backward_weight_cl(g, gy, x, gw);
   const int64_t P = tile_cols(g, kWeightTileBytes, sizeof(T));
   const int64_t cap = std::max<int64_t>(1, kWeightPartsBytes / std::max<int64_t>(1, wsize * sizeof(T)));
   int64_t parts = std::min({g.N, kWeightParts, cap});

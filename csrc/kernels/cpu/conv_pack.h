@@ -7,6 +7,10 @@
 //   dst[p * nr + t] = src[ch * chan_stride + tap_off[tap] + t * sw]   for tap_lo[tap] <= t < tap_hi[tap]
 //   dst[p * nr + t] = 0                                               for the other t < len,
 // where 0 <= tap_lo, tap_hi <= len <= nr. Only the in-range elements of src are read.
+//
+// conv_pack_rows packs a micro-panel of the channels-last weight gradient (Note [Weight
+// gradient in channels-last] in conv.cpp), each of its kc rows a run of nr elements:
+//   dst[p * nr + t] = src[row_off[p] + t]   for p < kc, t < nr.
 #include <cstdint>
 
 namespace dc::cpu {
@@ -21,6 +25,10 @@ namespace dc::cpu {
                              int64_t chan_stride, const int64_t* tap_off, const int32_t* tap_lo, \
                              const int32_t* tap_hi, int64_t sw, int64_t len, double* dst,        \
                              int64_t nr);                                                        \
+  void conv_pack_rows_f32(int64_t kc, const float* src, const int64_t* row_off, float* dst,      \
+                          int64_t nr);                                                           \
+  void conv_pack_rows_f64(int64_t kc, const double* src, const int64_t* row_off, double* dst,    \
+                          int64_t nr);                                                           \
   }
 
 DC_CONV_PACK_DECLS(avx512)

@@ -425,13 +425,22 @@ void pack_a_active(int64_t mc, int64_t kc, const T* a, int64_t rsa, int64_t csa,
   pack_a_block(kernel_set<T>(), mc, kc, a, rsa, csa, dst);
 }
 
+template <typename T>
+void transpose_scalar(int64_t k, int64_t rows, const T* src, int64_t ld, T* dst, int64_t width) {
+  for (int64_t p = 0; p < k; ++p)
+    for (int64_t r = 0; r < width; ++r) dst[p * width + r] = r < rows ? src[r * ld + p] : T(0);
+}
+
 }  // namespace
 
 // Not cached: the active ISA can change at run time (set_active_isa).
 template <typename T>
 GemmBlocks<T> gemm_blocks() {
   const KernelSet<T>& ks = kernel_set<T>();
-  return GemmBlocks<T>{ks.mr, ks.nr, ks.mc, ks.kc, ks.nc, ks.ukernel, &pack_a_active<T>};
+  return GemmBlocks<T>{ks.mr,      ks.nr,           ks.mc,
+                       ks.kc,      ks.nc,           ks.ukernel,
+                       &pack_a_active<T>,
+                       ks.pack_transposed ? ks.pack_transposed : &transpose_scalar<T>};
 }
 template GemmBlocks<float> gemm_blocks<float>();
 template GemmBlocks<double> gemm_blocks<double>();

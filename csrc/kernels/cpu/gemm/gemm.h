@@ -48,6 +48,9 @@ struct GemmBlocks {
                   int64_t n, T alpha, T beta);
   // dst: ceil(mc / mr) micro-panels of kc x mr from a[i * rsa + p * csa], rows past mc zeroed.
   void (*pack_a)(int64_t mc, int64_t kc, const T* a, int64_t rsa, int64_t csa, T* dst);
+  // dst[p * width + r] = src[r * ld + p] for r < rows (<= width) and p < k, 0 for
+  // rows <= r < width: a blocked transpose in registers where the ISA has one.
+  void (*transpose)(int64_t k, int64_t rows, const T* src, int64_t ld, T* dst, int64_t width);
 };
 template <typename T>
 GemmBlocks<T> gemm_blocks();

@@ -5,6 +5,7 @@
 // segment's columns.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #if defined(__AVX512F__)
@@ -137,7 +138,34 @@ void pack_segment(int64_t kc, int64_t kk, int64_t tap0, const T* src, int64_t ch
   pack_scalar(kc, kk, tap0, src, chan_stride, tap_off, tap_lo, tap_hi, sw, len, dst, nr);
 }
 
+// conv_pack_rows with the row length known at compile time: whole-vector copies.
+template <typename T, int NR>
+void pack_rows_fixed(int64_t kc, const T* src, const int64_t* row_off, T* dst) {
+  for (int64_t p = 0; p < kc; ++p, dst += NR) std::memcpy(dst, src + row_off[p], NR * sizeof(T));
+}
+
+template <typename T>
+void pack_rows(int64_t kc, const T* src, const int64_t* row_off, T* dst, int64_t nr) {
+  switch (nr * static_cast<int64_t>(sizeof(T))) {
+    case 128: return pack_rows_fixed<T, 128 / sizeof(T)>(kc, src, row_off, dst);
+    case 64: return pack_rows_fixed<T, 64 / sizeof(T)>(kc, src, row_off, dst);
+    case 32: return pack_rows_fixed<T, 32 / sizeof(T)>(kc, src, row_off, dst);
+    default:
+      for (int64_t p = 0; p < kc; ++p)
+        for (int64_t t = 0; t < nr; ++t) dst[p * nr + t] = src[row_off[p] + t];
+  }
+}
+
 }  // namespace
+
+void conv_pack_rows_f32(int64_t kc, const float* src, const int64_t* row_off, float* dst,
+                        int64_t nr) {
+  pack_rows(kc, src, row_off, dst, nr);
+}
+void conv_pack_rows_f64(int64_t kc, const double* src, const int64_t* row_off, double* dst,
+                        int64_t nr) {
+  pack_rows(kc, src, row_off, dst, nr);
+}
 
 void conv_pack_segment_f32(int64_t kc, int64_t kk, int64_t tap0, const float* src,
                            int64_t chan_stride, const int64_t* tap_off, const int32_t* tap_lo,
