@@ -671,14 +671,34 @@ void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
       }
     }
   });
-  std::vector<T> sums(static_cast<size_t>(parts * K * ncols));
+  // A micro-panels of gy's pixels [q0, q0 + kc): panel i0 / mr at dst + i0 * panel_stride,
+  // transposed from NCHW one image's run of pixels at a time.
+  auto pack_gy = [&](int64_t q0, int64_t kc, T* dst, int64_t panel_stride) {
+    for (int64_t i0 = 0; i0 < K; i0 += mr)
+      for (int64_t t = 0; t < kc;) {
+        const int64_t q = q0 + t, len = std::min(kc - t, ohw - q % ohw);
+        gb.transpose(len, std::min(mr, K - i0), gy + (q / ohw * K + i0) * ohw + q % ohw, ohw,
+                     dst + i0 * panel_stride + t * mr, mr);
+        t += len;
+      }
+  };
+  // With several column blocks every block needs all of A: pack it once for the whole batch
+  // (panel i0 / mr at a_all + i0 * P). With one, each item packs its own slices while they
+  // are in cache.
+  ScratchBuffer a_all_buf("conv2d");
+  T* a_all = nblk > 1 ? a_all_buf.get<T>(round_up(K, mr) * P) : nullptr;
+  if (a_all)
+    parallel_for(0, g.N, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t n = begin; n < end; ++n) pack_gy(n * ohw, ohw, a_all + n * ohw * mr, P);
+    });
 
+  std::vector<T> sums(static_cast<size_t>(parts * K * ncols));
   auto run_item = [&](int64_t it) {
     const int64_t part = it / nblk, j0 = it % nblk * ncb, nc = std::min(ncb, ncols - j0);
     const int64_t q_begin = g.N * part / parts * ohw, q_end = g.N * (part + 1) / parts * ohw;
     T* cpart = sums.data() + part * K * ncols + j0;
     T* bpanel = tl_conv_bpack.get<T>(gb.kc * nr);
-    T* apack = tl_conv_apack.get<T>(round_up(K, mr) * gb.kc);
+    T* apack = a_all ? nullptr : tl_conv_apack.get<T>(round_up(K, mr) * gb.kc);
     std::vector<int64_t> base(gb.kc);
     const auto pack_rows = conv_pack_rows<T>();
     // K slices of equal depth over the part's pixels.
@@ -691,16 +711,11 @@ void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
         const int64_t q = q0 + t, img = q / ohw, oh = q % ohw / g.OW, ow = q % g.OW;
         base[t] = ((img * Hp + oh * g.sh) * Wp + ow * g.sw) * C;
       }
-      // All of A (K x kc, in L2), transposed into its micro-panels from gy one image's run of
-      // pixels at a time; then one B panel at a time, packed into L1 just before the K rows
-      // use it.
-      for (int64_t i0 = 0; i0 < K; i0 += mr)
-        for (int64_t t = 0; t < kc;) {
-          const int64_t q = q0 + t, len = std::min(kc - t, ohw - q % ohw);
-          gb.transpose(len, std::min(mr, K - i0), gy + (q / ohw * K + i0) * ohw + q % ohw, ohw,
-                       apack + i0 * kc + t * mr, mr);
-          t += len;
-        }
+      // All of A (K x kc, in L2), then one B panel at a time, packed into L1 just before the
+      // K rows use it.
+      if (!a_all) pack_gy(q0, kc, apack, kc);
+      const T* a = a_all ? a_all + q0 * mr : apack;
+      const int64_t a_stride = a_all ? P : kc;
       for (int64_t jr = 0; jr < nc; jr += nr) {
         const int64_t n = std::min(nr, nc - jr), j = j0 + jr;
         if (n == nr && col_off[j + nr - 1] - col_off[j] == nr - 1) {  // one run of channels
@@ -711,25 +726,25 @@ void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
               bpanel[t * nr + jj] = jj < n ? xt[base[t] + col_off[j + jj]] : T(0);
         }
         for (int64_t ir = 0; ir < K; ir += mr)
-          gb.ukernel(kc, apack + ir * kc, bpanel, cpart + ir * ncols + jr, ncols, 1,
+          gb.ukernel(kc, a + ir * a_stride, bpanel, cpart + ir * ncols + jr, ncols, 1,
                      std::min(mr, K - ir), n, T(1), beta);
       }
     }
   };
   parallel_items(0, parts * nblk, run_item);
 
-  // gw[k, c, kh, kw] = the parts' sums at (k, (kh, kw), c), added in part order.
-  parallel_for(0, K, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, ncols)),
-               [&](int64_t begin, int64_t end) {
-                 for (int64_t k = begin; k < end; ++k)
-                   for (int64_t c = 0; c < C; ++c)
-                     for (int64_t tap = 0; tap < kk; ++tap) {
-                       const T* s = sums.data() + k * ncols + tap * C + c;
-                       T acc = s[0];
-                       for (int64_t i = 1; i < parts; ++i) acc += s[i * K * ncols];
-                       gw[(k * C + c) * kk + tap] = acc;
-                     }
-               });
+  // Parts 1.. added into part 0 in index order, then gw[k, c, kh, kw] = sums[k, (kh, kw), c].
+  const int64_t wsize = K * ncols;
+  if (parts > 1)
+    parallel_for(0, wsize, kGrainSize, [&](int64_t b, int64_t e) {
+      for (int64_t i = 1; i < parts; ++i) {
+        const T* src = sums.data() + i * wsize;
+        for (int64_t j = b; j < e; ++j) sums[j] += src[j];
+      }
+    });
+  parallel_for(0, K, std::max<int64_t>(1, kGrainSize / ncols), [&](int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) gb.transpose(C, kk, sums.data() + k * ncols, C, gw + k * ncols, kk);
+  });
 }
 
 template <typename T>
