@@ -315,6 +315,40 @@ def test_inplace_on_non_leaf_keeps_gradients_right():
     assert_close(x.grad, tx.grad)
 
 
+def test_inplace_activation_and_add_run_in_place_with_history():
+    # relu_, sigmoid_ and add_ on a non-leaf write into its memory and make their node its
+    # history; a chain of them (a residual block's `out += identity; out.relu_()`) gives
+    # torch's gradients.
+    x, tx = pair([[0.5, -1.0, 2.0], [-0.25, 1.5, -3.0]])
+    b, tb = pair([0.3, -0.2, 0.1])
+    for a, bias in ((x, b), (tx, tb)):
+        h = a * 2
+        ptr = h.data_ptr()
+        h += bias
+        h.sub_(a, alpha=0.5)
+        h.relu_()
+        assert h.data_ptr() == ptr
+        h = h * 1.0
+        assert h.data_ptr() != ptr
+        ptr = h.data_ptr()
+        h.sigmoid_()
+        assert h.data_ptr() == ptr
+        (h * h).sum().backward()
+    assert_close(x.grad, tx.grad)
+    assert_close(b.grad, tb.grad)
+
+
+def test_inplace_activation_output_modified_later_is_detected():
+    # relu_ saves its output, which is the tensor itself: writing to it again before
+    # backward must be caught, as in torch.
+    x = dc.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    h = x * 2
+    h.relu_()
+    h.mul_(3.0)
+    with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+        h.sum().backward()
+
+
 # ---- custom Functions ---------------------------------------------------------------------------
 
 class Cube(dc.autograd.Function):

@@ -122,14 +122,30 @@ Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOf
   const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
   DC_CHECK(shape == a.sizes(), ValueError, "[", name, "] output with shape ", a.shape_str(),
            " doesn't match the broadcast shape ", dc::shape_str(shape));
+  const bool same_memory = a.storage() == b.storage();
   if (autograd::any_requires_grad({&a, &b})) {
+    if ((op == BinaryOp::add || op == BinaryOp::sub) && !a.impl()->base && compute == a.dtype() &&
+        !same_memory) {
+      // a +/-= alpha * b saves nothing: run it in place and give `a` the op's node as its
+      // history, the node reading a's old history.
+      const double scale = alpha ? *alpha : op == BinaryOp::sub ? -1.0 : 1.0;
+      if (alpha) cpu::add_scaled_into(a, a, cast_for(b, compute), *alpha);
+      else cpu::binary_into(op, a, a, cast_for(b, compute));
+      a.bump_version();
+      const Shape sb = b.sizes();
+      autograd::record(name, {a, b}, {a}, [sb, scale](GradCtx& g) -> tensor_list {
+        return {g.needs(0) ? g.grad() : Tensor(),
+                g.needs(1) ? sum_to(scale == 1.0 ? g.grad() : g.grad() * scale, sb) : Tensor()};
+      });
+      return a;
+    }
     // The out-of-place op may save its operands for backward, and copy_ is about to overwrite
     // `a` (and `b` if it shares a's memory): hand it copies so the saved values stay valid.
     Tensor src = op == BinaryOp::add || op == BinaryOp::sub ? a : clone(a);
-    Tensor other = b.storage() == a.storage() ? clone(b) : b;
+    Tensor other = same_memory ? clone(b) : b;
     return copy_(a, f(src, other));
   }
-  if (compute != a.dtype() || a.storage() == b.storage()) return copy_(a, f(a, b));
+  if (compute != a.dtype() || same_memory) return copy_(a, f(a, b));
   if (alpha) cpu::add_scaled_into(a, a, cast_for(b, compute), *alpha);
   else cpu::binary_into(op, a, a, cast_for(b, compute));
   a.bump_version();

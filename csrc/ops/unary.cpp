@@ -39,21 +39,24 @@ Tensor run_unary(const UnaryDef& d, const Tensor& a, const double* params = null
   return out;
 }
 
+// Records the op's node: input `in` (its history as it is now), output `out`.
+void record_unary(const UnaryDef& d, const Tensor& in, const Tensor& out) {
+  const Derivative deriv = d.deriv;
+  const bool si = d.saves_input, so = d.saves_output;
+  autograd::record(
+      d.name, {in}, {out},
+      [deriv, si, so](GradCtx& g) -> tensor_list {
+        if (!deriv) return {zeros_like(g.grad())};
+        Tensor x = si ? g.saved(0) : Tensor();
+        Tensor y = so ? g.saved(si ? 1 : 0) : Tensor();
+        return {deriv(g.grad(), x, y)};
+      },
+      si && so ? tensor_list{in, out} : si ? tensor_list{in} : so ? tensor_list{out} : tensor_list{});
+}
+
 Tensor unary_op(const UnaryDef& d, const Tensor& a) {
   Tensor out = run_unary(d, a);
-  if (autograd::any_requires_grad({&a})) {
-    const Derivative deriv = d.deriv;
-    const bool si = d.saves_input, so = d.saves_output;
-    autograd::record(
-        d.name, {a}, {out},
-        [deriv, si, so](GradCtx& g) -> tensor_list {
-          if (!deriv) return {zeros_like(g.grad())};
-          Tensor x = si ? g.saved(0) : Tensor();
-          Tensor y = so ? g.saved(si ? 1 : 0) : Tensor();
-          return {deriv(g.grad(), x, y)};
-        },
-        si && so ? tensor_list{a, out} : si ? tensor_list{a} : so ? tensor_list{out} : tensor_list{});
-  }
+  if (autograd::any_requires_grad({&a})) record_unary(d, a, out);
   return out;
 }
 
@@ -62,10 +65,15 @@ Tensor unary_inplace(const UnaryDef& d, Tensor& a) {
   const DType dt = d.keeps_int ? a.dtype() : to_float_dtype(a.dtype());
   DC_CHECK(dt == a.dtype(), TypeError, "[", d.name, "_] result type ", dtype_name(dt),
            " can't be cast to the destination dtype ", dtype_name(a.dtype()));
-  // copy_ overwrites `a`: an op that saves its input must get a copy of it.
-  if (autograd::any_requires_grad({&a})) return copy_(a, unary_op(d, d.saves_input ? clone(a) : a));
+  const bool grad = autograd::any_requires_grad({&a});
+  // An op that saves its input needs it intact, and a view's base needs its history
+  // rewritten (Note [In-place on views]): both go out of place, then copy_ into `a`.
+  if (grad && (d.saves_input || a.impl()->base)) return copy_(a, unary_op(d, d.saves_input ? clone(a) : a));
   cpu::unary_into(d.kernel, a, a);
   a.bump_version();
+  // Otherwise `a` takes the op's node as its history, the op reading its old history (the
+  // output it saves is `a` at its new version, as in torch's relu_).
+  if (grad) record_unary(d, a, a);
   return a;
 }
 
