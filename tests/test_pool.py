@@ -45,6 +45,23 @@ def test_max_pool2d_propagates_nan_and_handles_inf():
     np.testing.assert_array_equal(out.numpy(), ref.numpy())
 
 
+@pytest.mark.parametrize("kw", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2},
+                                {"kernel_size": (2, 3), "stride": (1, 2)}])
+def test_max_pool2d_ties_and_nans_match_torch_indices(kw):
+    # Few distinct values (ties: the first maximum wins) and scattered NaNs (the first NaN of
+    # a window wins), through the unpadded-window path and the general one.
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, (2, 3, 9, 11)).astype(np.float32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    for pad in (0, 1):
+        if pad and 2 * pad > min(np.atleast_1d(kw["kernel_size"])):
+            continue
+        out, idx = F.max_pool2d(dc.tensor(x), padding=pad, return_indices=True, **kw)
+        tout, tidx = TF.max_pool2d(torch.tensor(x), padding=pad, return_indices=True, **kw)
+        np.testing.assert_array_equal(out.numpy(), tout.numpy())
+        np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+
+
 @pytest.mark.parametrize("kw", [{"kernel_size": 3}, {"kernel_size": 2, "stride": 1, "padding": 1},
                                 {"kernel_size": 3, "stride": 2, "dilation": 2, "ceil_mode": True}])
 def test_max_pool1d_matches_torch(kw):

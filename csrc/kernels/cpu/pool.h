@@ -19,7 +19,7 @@ struct PoolWindows {
 };
 
 // y (planes, OH, OW) = max over the window; idx = argmax as h * W + w (int64; first maximum,
-// NaN wins like torch). An empty window gives -inf and index -1.
+// but the last NaN wins, like torch). An empty window gives -inf and index -1.
 void max_pool2d_forward(const PoolWindows& p, DType dtype, const void* x, void* y, int64_t* idx);
 // y = sum over the window / divisor.
 void avg_pool2d_forward(const PoolWindows& p, DType dtype, const void* x, void* y);
