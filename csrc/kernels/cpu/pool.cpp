@@ -71,7 +71,9 @@ void max_plane_regular(const PoolWindows& p, const RegularWindows& r, const T* x
           const int64_t at = base + i * p.W + j;
           const T v = xp[at];
           nan |= v != v;
-          if (v > best) best = v, arg = at;
+          const bool gt = v > best;  // selects, not a branch: random data mispredicts half
+          arg = gt ? at : arg;
+          best = gt ? v : best;
         }
       if (nan) {
         max_window(p, xp, oh, ow, yp + oh * p.OW + ow, ip + oh * p.OW + ow);
