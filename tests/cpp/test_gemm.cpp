@@ -222,6 +222,29 @@ TEST_P(GemmTest, SeveralColumnBlocks) {
   EXPECT_TRUE(ok);
 }
 
+// Note [Dot-product GEMM]: A rows and B columns contiguous along k (ta = false, tb = true),
+// one side narrow; ragged 4-blocks both ways, k with and without a partial 16-lane chunk,
+// alpha/beta, the epilogue, a padded and a column-major C, and enough work for threads.
+TEST_P(GemmTest, DotProductShapes) {
+  for (const Case& base : {Case{64, 10, 256}, Case{10, 64, 300}, Case{7, 3, 33}, Case{3, 37, 70},
+                           Case{1, 1, 257}, Case{130, 16, 511}, Case{2, 1000, 40}}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      Case c = base;
+      c.tb = true;
+      c.tc = variant == 3;
+      c.pad = variant == 2 ? 5 : 0;
+      if (variant == 1) {
+        c.alpha = -1.5;
+        c.beta = 0.5;
+        c.bias = true;
+        c.act = GemmActivation::relu;
+      }
+      ASSERT_TRUE(check_case<float>(c, rng));
+      ASSERT_TRUE(check_case<double>(c, rng));
+    }
+  }
+}
+
 TEST_P(GemmTest, LeadingDimensions) {
   for (int64_t pad : {1, 3, 16}) {
     Case c{33, 45, 70};

@@ -123,6 +123,10 @@ template <typename T>
 using PackTransposedFn = void (*)(int64_t, int64_t, const T*, int64_t, T*, int64_t);
 
 template <typename T>
+using DotFn = void (*)(int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*,
+                       int64_t, int64_t);
+
+template <typename T>
 struct KernelSet {
   int mr, nr;
   int64_t mc, kc, nc;  // cache blocking, see Note [GEMM design]
@@ -132,12 +136,15 @@ struct KernelSet {
   PackFn<T> pack_a, pack_b;
   // Faster pack for panels whose rows are contiguous along k, or nullptr.
   PackTransposedFn<T> pack_transposed;
+  // Note [Dot-product GEMM] (gemm_avx512.cpp), or nullptr.
+  DotFn<T> dot;
 };
 
-#define DC_GEMM_KERNEL_SET(ISA, T, SUFFIX, MR, NR, MC, KC, NC, TRANSPOSED)                    \
+#define DC_GEMM_KERNEL_SET(ISA, T, SUFFIX, MR, NR, MC, KC, NC, TRANSPOSED, DOT)               \
   KernelSet<T> {                                                                              \
     ISA::MR, ISA::NR, MC, KC, NC, &ISA::gemm_ukernel_##SUFFIX, &ISA::gemm_ukernel_rows_##SUFFIX, \
-        &ISA::gemm_epilogue_##SUFFIX, &pack_a<T, ISA::MR>, &pack_b<T, ISA::NR>, TRANSPOSED    \
+        &ISA::gemm_epilogue_##SUFFIX, &pack_a<T, ISA::MR>, &pack_b<T, ISA::NR>, TRANSPOSED,   \
+        DOT                                                                                   \
   }
 
 template <typename T>
@@ -146,11 +153,12 @@ const KernelSet<T>& kernel_set();
 template <>
 const KernelSet<float>& kernel_set<float>() {
   static const KernelSet<float> sets[] = {
-      DC_GEMM_KERNEL_SET(generic, float, f32, kGemmMrF32, kGemmNrF32, 128, 256, 2048, nullptr),
+      DC_GEMM_KERNEL_SET(generic, float, f32, kGemmMrF32, kGemmNrF32, 128, 256, 2048, nullptr,
+                         nullptr),
       DC_GEMM_KERNEL_SET(avx2, float, f32, kGemmMrF32, kGemmNrF32, 144, 256, 1024,
-                         &avx2::gemm_pack_transposed_f32),
+                         &avx2::gemm_pack_transposed_f32, nullptr),
       DC_GEMM_KERNEL_SET(avx512, float, f32, kGemmMrF32, kGemmNrF32, 144, 256, 1024,
-                         &avx512::gemm_pack_transposed_f32),
+                         &avx512::gemm_pack_transposed_f32, &avx512::gemm_dot_f32),
   };
   return sets[static_cast<int>(active_isa())];
 }
@@ -158,10 +166,11 @@ const KernelSet<float>& kernel_set<float>() {
 template <>
 const KernelSet<double>& kernel_set<double>() {
   static const KernelSet<double> sets[] = {
-      DC_GEMM_KERNEL_SET(generic, double, f64, kGemmMrF64, kGemmNrF64, 128, 256, 2048, nullptr),
-      DC_GEMM_KERNEL_SET(avx2, double, f64, kGemmMrF64, kGemmNrF64, 96, 256, 512, nullptr),
+      DC_GEMM_KERNEL_SET(generic, double, f64, kGemmMrF64, kGemmNrF64, 128, 256, 2048, nullptr,
+                         nullptr),
+      DC_GEMM_KERNEL_SET(avx2, double, f64, kGemmMrF64, kGemmNrF64, 96, 256, 512, nullptr, nullptr),
       DC_GEMM_KERNEL_SET(avx512, double, f64, kGemmMrF64, kGemmNrF64, 144, 192, 512,
-                         &avx512::gemm_pack_transposed_f64),
+                         &avx512::gemm_pack_transposed_f64, nullptr),
   };
   return sets[static_cast<int>(active_isa())];
 }
@@ -348,6 +357,45 @@ bool transpose_pays(const KernelSet<T>& ks, int64_t M, int64_t N, int64_t K, int
   return cost(N, M, rsc) < 0.8 * cost(M, N, csc);
 }
 
+// Note [Dot-product GEMM] (gemm_avx512.cpp) takes products with A rows and B columns
+// contiguous along k and one narrow side: at most kDotNarrow wide with k >= kDotLongK, or at
+// most kDotVeryNarrow wide with k >= kDotMinK. Below that the lane reductions cost more than
+// the packed path's padding and transposing pack. Single-threaded medians (us, dot / packed):
+// 64x10x128 5.5 / 5.1, 64x10x256 7.1 / 8.2, 128x10x512 20.5 / 28.3, 32x10x512 5.3 / 6.0,
+// 4x100x256 3.8 / 7.5, 256x2x64 5.8 / 6.7, 8x1000x512 135 / 260. On nt > 1 threads the wide
+// side is cut into nt chunks of whole 4-blocks.
+constexpr int64_t kDotNarrow = 16, kDotLongK = 256, kDotVeryNarrow = 4, kDotMinK = 32;
+
+template <typename T>
+bool dot_applies(const KernelSet<T>& ks, const Problem<T>& pr) {
+  const int64_t narrow = std::min(pr.M, pr.N);
+  return ks.dot && pr.csa == 1 && pr.rsb == 1 &&
+         ((narrow <= kDotNarrow && pr.K >= kDotLongK) ||
+          (narrow <= kDotVeryNarrow && pr.K >= kDotMinK));
+}
+
+template <typename T>
+void gemm_dot(const KernelSet<T>& ks, const Problem<T>& pr, int nt) {
+  auto run = [&](const Problem<T>& p) {
+    ks.dot(p.M, p.N, p.K, p.alpha, p.A, p.rsa, p.B, p.csb, p.beta, p.C, p.rsc, p.csc);
+    if (p.bias || p.act != 0)
+      ks.epilogue(p.C, p.rsc, p.csc, p.M, p.N, p.bias, p.bias_rs, p.bias_cs, p.act);
+  };
+  const bool by_rows = pr.M >= pr.N;
+  const int64_t wide = by_rows ? pr.M : pr.N;
+  const int64_t chunk = ceil_div(ceil_div(wide, nt), 4) * 4;
+  if (nt == 1 || chunk >= wide) {
+    run(pr);
+    return;
+  }
+  const int64_t chunks = ceil_div(wide, chunk);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t lo = c * chunk, len = std::min(chunk, wide - lo);
+    run(by_rows ? pr.block(lo, len, 0, pr.N) : pr.block(0, pr.M, lo, len));
+  }
+}
+
 // C = beta * C, then the epilogue: the whole answer when K == 0 or alpha == 0.
 template <typename T>
 void scale_c(const KernelSet<T>& ks, const Problem<T>& pr) {
@@ -372,6 +420,10 @@ void gemm_impl(int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t rsa
   const KernelSet<T>& ks = kernel_set<T>();
   Problem<T> pr{M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc,
                 static_cast<const T*>(ep.bias), 0, 1, act};
+  if (K > 0 && alpha != T(0) && dot_applies(ks, pr)) {
+    gemm_dot(ks, pr, threaded ? gemm_threads(M, N, K) : 1);
+    return;
+  }
   if (transpose_pays(ks, M, N, K, rsc, csc)) {
     pr = Problem<T>{N, M, K, alpha, B, csb, rsb, A, csa, rsa, beta, C, csc, rsc,
                     static_cast<const T*>(ep.bias), 1, 0, act};

@@ -9,6 +9,8 @@
 // Edges: the n < NR columns are masked loads/stores (free on AVX-512), rows i >= m skipped.
 #include <immintrin.h>
 
+#include <algorithm>
+
 // GCC 12 reports its own _mm512_undefined_ps() inside the intrinsics headers as "maybe
 // uninitialized" (a known false positive, GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -352,7 +354,71 @@ inline __m512 activate(__m512 x, int act) {
   }
 }
 
+
+// The 16 lane sums of v[0..15] as one vector, lane i = sum of v[i]: pairs of vectors are
+// interleaved and added within 128-bit blocks (interleaving floats, then float pairs), then blocks are
+// exchanged and added twice. 45 operations for 16 sums instead of 16 separate reductions.
+inline __m512 reduce16(const __m512 v[16]) {
+  __m512 s[8], u[4];
+  for (int p = 0; p < 8; ++p)
+    s[p] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]),
+                         _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
+  for (int p = 0; p < 4; ++p) {
+    const __m512d a = _mm512_castps_pd(s[2 * p]), b = _mm512_castps_pd(s[2 * p + 1]);
+    u[p] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                         _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+  }
+  const __m512 w0 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], 0x88),
+                                  _mm512_shuffle_f32x4(u[0], u[1], 0xdd));
+  const __m512 w1 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], 0x88),
+                                  _mm512_shuffle_f32x4(u[2], u[3], 0xdd));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, 0x88), _mm512_shuffle_f32x4(w0, w1, 0xdd));
+}
+
 }  // namespace
+
+// Note [Dot-product GEMM]: for products whose A rows and B columns both run along k with unit
+// stride, and that are narrow (x @ W^T for a classifier's 10 outputs), the packed kernels
+// waste lanes or pay a transposing pack as dear as the FMAs. Here each C element is a dot
+// product along k, 16 lanes at a time, for blocks of 4 rows x 4 columns (16 accumulators; 8
+// loads per 16 FMAs), reduced across lanes once per block (reduce16). Rows and columns past
+// the edge repeat the last one and are not stored.
+void gemm_dot_f32(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,
+                  const float* B, int64_t csb, float beta, float* C, int64_t rsc, int64_t csc) {
+  const __mmask16 tail = VecF32::lanes(K % 16 == 0 ? 16 : K % 16);
+  const int64_t k_full = (K - 1) / 16 * 16;  // every chunk but the last is whole
+  for (int64_t i0 = 0; i0 < M; i0 += 4)
+    for (int64_t j0 = 0; j0 < N; j0 += 4) {
+      const float* a[4];
+      const float* b[4];
+      for (int r = 0; r < 4; ++r) a[r] = A + std::min<int64_t>(i0 + r, M - 1) * rsa;
+      for (int c = 0; c < 4; ++c) b[c] = B + std::min<int64_t>(j0 + c, N - 1) * csb;
+      __m512 acc[16];
+      for (int q = 0; q < 16; ++q) acc[q] = _mm512_setzero_ps();
+      for (int64_t k = 0; k < k_full; k += 16) {
+        __m512 av[4], bv[4];
+        for (int r = 0; r < 4; ++r) av[r] = _mm512_loadu_ps(a[r] + k);
+        for (int c = 0; c < 4; ++c) bv[c] = _mm512_loadu_ps(b[c] + k);
+        for (int r = 0; r < 4; ++r)
+          for (int c = 0; c < 4; ++c) acc[r * 4 + c] = _mm512_fmadd_ps(av[r], bv[c], acc[r * 4 + c]);
+      }
+      {
+        __m512 av[4], bv[4];
+        for (int r = 0; r < 4; ++r) av[r] = _mm512_maskz_loadu_ps(tail, a[r] + k_full);
+        for (int c = 0; c < 4; ++c) bv[c] = _mm512_maskz_loadu_ps(tail, b[c] + k_full);
+        for (int r = 0; r < 4; ++r)
+          for (int c = 0; c < 4; ++c) acc[r * 4 + c] = _mm512_fmadd_ps(av[r], bv[c], acc[r * 4 + c]);
+      }
+      alignas(64) float sums[16];
+      _mm512_store_ps(sums, _mm512_mul_ps(reduce16(acc), _mm512_set1_ps(alpha)));
+      const int64_t rows = std::min<int64_t>(4, M - i0), cols = std::min<int64_t>(4, N - j0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+          float* cp = C + (i0 + r) * rsc + (j0 + c) * csc;
+          *cp = beta == 0.0f ? sums[r * 4 + c] : sums[r * 4 + c] + beta * *cp;
+        }
+    }
+}
 
 // The last panel of a block with few rows (the 4 rows left of 64 output channels after five
 // 12-row panels) runs a 4- or 8-row instance on the zero-padded panel: a third or two thirds

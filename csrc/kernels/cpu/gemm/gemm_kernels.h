@@ -48,6 +48,10 @@ DC_GEMM_UKERNEL_DECLS(generic, 4, 8, 4, 4)
 
 // dst[p * width + r] = src[r * ld + p] for r < rows (<= width), p < k; 0 for rows <= r < width.
 namespace avx512 {
+// C[i, j] = alpha * sum_p A[i * rsa + p] * B[j * csb + p] + beta * C[i * rsc + j * csc] (beta == 0:
+// C not read), K >= 1: Note [Dot-product GEMM] in gemm_avx512.cpp.
+void gemm_dot_f32(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,
+                  const float* B, int64_t csb, float beta, float* C, int64_t rsc, int64_t csc);
 void gemm_pack_transposed_f32(int64_t k, int64_t rows, const float* src, int64_t ld, float* dst,
                               int64_t width);
 void gemm_pack_transposed_f64(int64_t k, int64_t rows, const double* src, int64_t ld,
