@@ -446,6 +446,8 @@ void gemm_ukernel_rows_f32(int64_t k, const float* a, int64_t rsa, const float* 
     ukernel<VecF32, 4, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
   } else if (m <= 8) {
     ukernel<VecF32, 8, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+  } else if (m <= 10) {  // a 10-class classifier's logits, transposed (x @ W^T)
+    ukernel<VecF32, 10, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
   } else {
     ukernel<VecF32, kGemmMrF32, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
   }
