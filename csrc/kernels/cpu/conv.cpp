@@ -636,7 +636,7 @@ bool weight_cl_applies(const ConvGeom& g) {
          g.KH * g.KW > 1 && g.N * g.OH * g.OW > 0;
 }
 
-thread_local ScratchBuffer tl_conv_apack("conv2d");
+thread_local ScratchBuffer tl_conv_apack("conv2d"), tl_conv_xt("conv2d");
 
 template <typename T>
 void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
@@ -661,12 +661,10 @@ void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
   const int64_t ncb = std::clamp(round_up((ncols + want - 1) / want, nr), nr, std::max(nr, gb.nc / nr * nr));
   const int64_t nblk = (ncols + ncb - 1) / ncb;
 
-  // x in channels-last with its zero padding: xt (N, Hp, Wp, C).
-  ScratchBuffer xt_buf("conv2d");
-  T* xt = xt_buf.get<T>(g.N * Hp * Wp * C);
-  parallel_for(0, g.N, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n) {
-      T* xn = xt + n * Hp * Wp * C;
+  // x in channels-last with its zero padding: images [n0, n0 + nb) into dst (nb, Hp, Wp, C).
+  auto transpose_x = [&](int64_t n0, int64_t nb, T* dst) {
+    for (int64_t n = n0; n < n0 + nb; ++n) {
+      T* xn = dst + (n - n0) * Hp * Wp * C;
       std::fill(xn, xn + g.ph * Wp * C, T(0));
       std::fill(xn + (g.ph + g.H) * Wp * C, xn + Hp * Wp * C, T(0));
       for (int64_t ih = 0; ih < g.H; ++ih) {
@@ -676,7 +674,17 @@ void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
         gb.transpose(g.W, C, x + n * C * hw + ih * g.W, hw, row + g.pw * C, C);
       }
     }
-  });
+  };
+  // Images per chunk: enough pixels for one K slice. With one column block, each item
+  // transposes its own chunks just before using them (they stay in L2); with several, every
+  // block reads all of x, so it is transposed once for the whole batch first.
+  const int64_t nbc = std::clamp<int64_t>((gb.kc + ohw - 1) / ohw, 1, g.N);
+  ScratchBuffer xt_buf("conv2d");
+  T* xt_all = nblk > 1 ? xt_buf.get<T>(g.N * Hp * Wp * C) : nullptr;
+  if (xt_all)
+    parallel_for(0, g.N, 1, [&](int64_t begin, int64_t end) {
+      transpose_x(begin, end - begin, xt_all + begin * Hp * Wp * C);
+    });
   // A micro-panels of gy's pixels [q0, q0 + kc): panel i0 / mr at dst + i0 * panel_stride,
   // transposed from NCHW one image's run of pixels at a time.
   auto pack_gy = [&](int64_t q0, int64_t kc, T* dst, int64_t panel_stride) {
@@ -705,35 +713,40 @@ void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
     T* cpart = sums.data() + part * K * ncols + j0;
     T* bpanel = tl_conv_bpack.get<T>(gb.kc * nr);
     T* apack = a_all ? nullptr : tl_conv_apack.get<T>(round_up(K, mr) * gb.kc);
+    T* xt_local = xt_all ? nullptr : tl_conv_xt.get<T>(nbc * Hp * Wp * C);
     std::vector<int64_t> base(gb.kc);
     const auto pack_rows = conv_pack_rows<T>();
-    // K slices of equal depth over the part's pixels.
-    const int64_t slices = (q_end - q_begin + gb.kc - 1) / gb.kc;
-    const int64_t kcs = (q_end - q_begin + slices - 1) / slices;
-    for (int64_t q0 = q_begin; q0 < q_end; q0 += kcs) {
-      const int64_t kc = std::min(kcs, q_end - q0);
-      const T beta = q0 == q_begin ? T(0) : T(1);
-      for (int64_t t = 0; t < kc; ++t) {
-        const int64_t q = q0 + t, img = q / ohw, oh = q % ohw / g.OW, ow = q % g.OW;
-        base[t] = ((img * Hp + oh * g.sh) * Wp + ow * g.sw) * C;
-      }
-      // All of A (K x kc, in L2), then one B panel at a time, packed into L1 just before the
-      // K rows use it.
-      if (!a_all) pack_gy(q0, kc, apack, kc);
-      const T* a = a_all ? a_all + q0 * mr : apack;
-      const int64_t a_stride = a_all ? P : kc;
-      for (int64_t jr = 0; jr < nc; jr += nr) {
-        const int64_t n = std::min(nr, nc - jr), j = j0 + jr;
-        if (n == nr && col_off[j + nr - 1] - col_off[j] == nr - 1) {  // one run of channels
-          pack_rows(kc, xt + col_off[j], base.data(), bpanel, nr);
-        } else {
-          for (int64_t t = 0; t < kc; ++t)
-            for (int64_t jj = 0; jj < nr; ++jj)
-              bpanel[t * nr + jj] = jj < n ? xt[base[t] + col_off[j + jj]] : T(0);
+    for (int64_t c0 = q_begin; c0 < q_end; c0 += nbc * ohw) {
+      // One chunk of images, its pixels cut into K slices of equal depth.
+      const int64_t n0 = c0 / ohw, nb = std::min(nbc, q_end / ohw - n0), c1 = c0 + nb * ohw;
+      const T* xt = xt_all ? xt_all + n0 * Hp * Wp * C : xt_local;
+      if (!xt_all) transpose_x(n0, nb, xt_local);
+      const int64_t slices = (c1 - c0 + gb.kc - 1) / gb.kc, kcs = (c1 - c0 + slices - 1) / slices;
+      for (int64_t q0 = c0; q0 < c1; q0 += kcs) {
+        const int64_t kc = std::min(kcs, c1 - q0);
+        const T beta = q0 == q_begin ? T(0) : T(1);
+        for (int64_t t = 0; t < kc; ++t) {
+          const int64_t q = q0 + t, img = q / ohw - n0, oh = q % ohw / g.OW, ow = q % g.OW;
+          base[t] = ((img * Hp + oh * g.sh) * Wp + ow * g.sw) * C;
         }
-        for (int64_t ir = 0; ir < K; ir += mr)
-          gb.ukernel(kc, a + ir * a_stride, bpanel, cpart + ir * ncols + jr, ncols, 1,
-                     std::min(mr, K - ir), n, T(1), beta);
+        // All of A (K x kc, in L2), then one B panel at a time, packed into L1 just before the
+        // K rows use it.
+        if (!a_all) pack_gy(q0, kc, apack, kc);
+        const T* a = a_all ? a_all + q0 * mr : apack;
+        const int64_t a_stride = a_all ? P : kc;
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t n = std::min(nr, nc - jr), j = j0 + jr;
+          if (n == nr && col_off[j + nr - 1] - col_off[j] == nr - 1) {  // one run of channels
+            pack_rows(kc, xt + col_off[j], base.data(), bpanel, nr);
+          } else {
+            for (int64_t t = 0; t < kc; ++t)
+              for (int64_t jj = 0; jj < nr; ++jj)
+                bpanel[t * nr + jj] = jj < n ? xt[base[t] + col_off[j + jj]] : T(0);
+          }
+          for (int64_t ir = 0; ir < K; ir += mr)
+            gb.ukernel(kc, a + ir * a_stride, bpanel, cpart + ir * ncols + jr, ncols, 1,
+                       std::min(mr, K - ir), n, T(1), beta);
+        }
       }
     }
   };
