@@ -368,17 +368,18 @@ def test_lenet5_reaches_98_percent_on_digits():
     assert acc >= 0.98, f"test accuracy {acc:.4f}"
 
 
-def test_lenet5_follows_torch_loss_curve():
+def _lenet5_loss_curves(dtype, steps):
     xtr, _, ytr, _ = digits_28x28()
+    xtr = xtr.astype(dtype)
     torch.manual_seed(0)
-    t = RefLeNet5()
-    d = models.lenet5()
+    t = RefLeNet5().to(getattr(torch, np.dtype(dtype).name))
+    d = models.lenet5().double() if dtype == np.float64 else models.lenet5()
     copy_weights(d, t)
     topt = torch.optim.Adam(t.parameters(), lr=2e-3)
     dopt = dc.optim.Adam(d.parameters(), lr=2e-3)
     rng = np.random.default_rng(1)
     t_losses, d_losses = [], []
-    for step in range(50):
+    for step in range(steps):
         idx = rng.choice(len(xtr), 64, replace=False)
         xb, yb = xtr[idx], ytr[idx]
         tl = tnn.functional.cross_entropy(t(torch.from_numpy(xb)), torch.from_numpy(yb))
@@ -391,6 +392,17 @@ def test_lenet5_follows_torch_loss_curve():
         dopt.step()
         t_losses.append(tl.item())
         d_losses.append(dl.item())
-    t_losses, d_losses = np.array(t_losses), np.array(d_losses)
+    return np.array(d_losses), np.array(t_losses)
+
+
+def test_lenet5_follows_torch_loss_curve():
+    # float64: the same math gives the same 50-step curve to near machine precision.
+    d_losses, t_losses = _lenet5_loss_curves(np.float64, 50)
     assert t_losses[-10:].mean() < 0.5 * t_losses[0]  # it did learn
-    np.testing.assert_allclose(d_losses, t_losses, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(d_losses, t_losses, rtol=1e-9)
+    # float32: summation orders differ from oneDNN's and Adam's normalised steps amplify the
+    # rounding differences (about 1e-6 after 10 steps, a few percent after 50): the first
+    # steps agree closely, the rest stays on the same curve.
+    d_losses, t_losses = _lenet5_loss_curves(np.float32, 50)
+    np.testing.assert_allclose(d_losses[:10], t_losses[:10], rtol=1e-4)
+    np.testing.assert_allclose(d_losses, t_losses, rtol=0.1)
