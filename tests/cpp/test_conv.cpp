@@ -151,6 +151,12 @@ const Case kImplicitCases[] = {
     // straddle kernel taps (17 and 16 channels), dilation, two batch parts (4 x 51 x 49 px).
     {4, 17, 53, 51, 16, 3, 3, 1, 1, 2, 1},
     {2, 16, 9, 9, 20, 5, 5, 2, 2, 1, 1},
+    // Strided input gradients by phases (32+ input channels): stride 3 with a 5x5 kernel, and
+    // a stride larger than the kernel (phases no tap reaches).
+    {2, 32, 25, 26, 20, 5, 5, 3, 2, 1, 1},
+    {2, 33, 24, 27, 16, 2, 2, 3, 0, 1, 1},
+    {2, 32, 16, 17, 24, 1, 1, 2, 0, 1, 1},   // 1x1 stride 2: three phases are zero
+    {3, 40, 5, 6, 48, 1, 1, 1, 0, 1, 1},  // pointwise on small images: implicit too
 };
 
 class Conv2dImplicit : public dc::test::IsaTest {};
@@ -161,6 +167,15 @@ TEST_P(Conv2dImplicit, MatchesNaive) {
     check<double>(g, 1e-11);
     check<float>(g, 2e-5);
   }
+}
+
+TEST_P(Conv2dImplicit, AsymmetricStrideByPhases) {
+  ConvGeom g = geom(2, 32, 17, 25, 17, 3, 4, 1, 1, 1, 1);
+  g.sh = 2, g.sw = 3, g.ph = 1, g.pw = 2;
+  g.OH = (g.H + 2 * g.ph - g.KH) / g.sh + 1;
+  g.OW = (g.W + 2 * g.pw - g.KW) / g.sw + 1;
+  check<double>(g, 1e-11);
+  check<float>(g, 2e-5);
 }
 
 DC_INSTANTIATE_FOR_EVERY_ISA(Conv2dImplicit);

@@ -325,8 +325,14 @@ void im2col_tile(const ConvGeom& g, const T* x, int64_t p0, int64_t P, T* col, i
   }
 }
 
+// A pointwise convolution reads x in place as the GEMM operand, one product per image; with
+// small images those products are too skinny (16 columns for a 4x4 image), and one implicit
+// product over the whole batch is faster.
+constexpr int64_t kPointwiseImplicitPixels = 1024;
+
 bool implicit_applies(const ConvGeom& g, int64_t min_rows = kMinImplicitRows) {
-  return g.Kg() >= min_rows && !g.pointwise() && g.N * g.OH * g.OW > 0 && g.ckk() > 0;
+  return g.Kg() >= min_rows && (!g.pointwise() || g.OH * g.OW < kPointwiseImplicitPixels) &&
+         g.N * g.OH * g.OW > 0 && g.ckk() > 0;
 }
 
 template <typename T>
@@ -560,9 +566,89 @@ void backward_input_batched(const ConvGeom& g, const T* gy, const T* w, T* gx, i
   });
 }
 
+// Phases smaller than this many pixels per image (a 4x4 phase of an 8x8 input) pack their
+// im2col in segments too short to pay; the tiled path, which batches small images, is faster.
+constexpr int64_t kMinPhasePixels = 64;
+
+// Note [Strided input gradient by phases]
+// With stride s > 1 (unit dilation, groups == 1), the input pixels split into s_h * s_w phases
+// by (ih mod s_h, iw mod s_w), and within one phase the input gradient is a unit-stride
+// convolution of gy: for input row ih = s a + r, only the taps kh = t + s m with
+// t = (r + ph) mod s reach it, from output row a + e - m (e = (r + ph - t) / s). So phase (r, r')
+// is a convolution of gy with the sub-kernel of those taps (flipped and transposed, as in
+// backward_input_as_conv) and padding M - 1 - e (M taps), computed by forward_impl (an
+// implicit GEMM, or a pointwise GEMM for one tap) into a phase buffer whose pixels are then
+// spread into gx at stride s. A 3x3 stride-2 layer gives phases of 1, 2, 2 and 4 taps, the
+// same multiply-adds as the convolution, with no col2im. Phases that no tap reaches (1x1
+// stride 2: the odd pixels) are zero.
+template <typename T>
+bool backward_input_by_phases(const ConvGeom& g, const T* gy, const T* w, T* gx) {
+  if (g.groups != 1 || g.dh != 1 || g.dw != 1 || (g.sh == 1 && g.sw == 1) ||
+      g.C < kMinImplicitRowsGradInput || g.N * g.OH * g.OW == 0 ||
+      g.H * g.W < kMinPhasePixels * g.sh * g.sw)
+    return false;
+  struct Axis {
+    int64_t taps, first_tap, pad, size;  // sub-kernel taps, its first tap, padding, pixels
+  };
+  auto axis = [](int64_t r, int64_t s, int64_t p, int64_t k, int64_t n) {
+    const int64_t t = (r + p) % s, taps = t < k ? (k - t + s - 1) / s : 0;
+    return Axis{taps, t, taps - 1 - (r + p - t) / s, r < n ? (n - r + s - 1) / s : 0};
+  };
+  // A negative padding (a phase's first output row before gy's) is left to the tiled path.
+  for (int64_t r = 0; r < g.sh; ++r)
+    if (const Axis a = axis(r, g.sh, g.ph, g.KH, g.H); a.taps > 0 && a.pad < 0) return false;
+  for (int64_t r = 0; r < g.sw; ++r)
+    if (const Axis a = axis(r, g.sw, g.pw, g.KW, g.W); a.taps > 0 && a.pad < 0) return false;
+
+  const int64_t C = g.C, K = g.K, hw = g.H * g.W;
+  std::vector<T> out, wt;
+  for (int64_t rh = 0; rh < g.sh; ++rh)
+    for (int64_t rw = 0; rw < g.sw; ++rw) {
+      const Axis ah = axis(rh, g.sh, g.ph, g.KH, g.H), aw = axis(rw, g.sw, g.pw, g.KW, g.W);
+      if (ah.size == 0 || aw.size == 0) continue;
+      const int64_t pix = ah.size * aw.size;
+      const bool zero = ah.taps == 0 || aw.taps == 0;
+      if (!zero) {
+        ConvGeom t;
+        t.N = g.N, t.C = K, t.H = g.OH, t.W = g.OW, t.K = C, t.KH = ah.taps, t.KW = aw.taps;
+        t.OH = ah.size, t.OW = aw.size, t.ph = ah.pad, t.pw = aw.pad;
+        const int64_t kk = ah.taps * aw.taps;
+        // w'[c][k][i][j] = w[k][c][first + s (taps - 1 - i)][first' + s' (taps' - 1 - j)]
+        wt.resize(static_cast<size_t>(C * K * kk));
+        parallel_for(0, C, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, K * kk)),
+                     [&](int64_t b, int64_t e) {
+                       for (int64_t c = b; c < e; ++c)
+                         for (int64_t k = 0; k < K; ++k)
+                           for (int64_t i = 0; i < ah.taps; ++i)
+                             for (int64_t j = 0; j < aw.taps; ++j)
+                               wt[((c * K + k) * ah.taps + i) * aw.taps + j] =
+                                   w[((k * C + c) * g.KH + ah.first_tap + g.sh * (ah.taps - 1 - i)) *
+                                         g.KW +
+                                     aw.first_tap + g.sw * (aw.taps - 1 - j)];
+                     });
+        out.resize(static_cast<size_t>(g.N * C * pix));
+        forward_impl(t, gy, wt.data(), static_cast<const T*>(nullptr), out.data());
+      }
+      // gx[n, c, rh + sh a, rw + sw b] = out[n, c, a, b]
+      parallel_for(0, g.N * C, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, pix)),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t nc = b; nc < e; ++nc) {
+                       const T* src = zero ? nullptr : out.data() + nc * pix;
+                       for (int64_t a = 0; a < ah.size; ++a) {
+                         T* dst = gx + nc * hw + (rh + g.sh * a) * g.W + rw;
+                         for (int64_t bb = 0; bb < aw.size; ++bb)
+                           dst[bb * g.sw] = zero ? T(0) : src[a * aw.size + bb];
+                       }
+                     }
+                   });
+    }
+  return true;
+}
+
 template <typename T>
 void backward_input_impl(const ConvGeom& g, const T* gy, const T* w, T* gx) {
   if (backward_input_as_conv(g, gy, w, gx)) return;
+  if (backward_input_by_phases(g, gy, w, gx)) return;
   if (const int64_t B = images_per_gemm_threaded(g, sizeof(T)); B > 1)
     return backward_input_batched(g, gy, w, gx, B);
   const int64_t items = g.N * g.groups;
