@@ -119,12 +119,14 @@ BENCHMARK_TEMPLATE(BM_gemm_square, double)
     ->Args({256, 1, kAvx512})->Args({1024, 1, kAvx512})->Args({1024, 0, kAvx512})
     ->Args({1024, 1, kAvx2})->ArgNames({"n", "threads", "isa"})->UseRealTime()->ComputeStatistics("max", best_of);
 // MLP shapes (M = batch 64 or 128): x[M, K] @ W^T with W stored (N, K) like torch.nn.Linear,
-// and the same with a row-major (K, N) weight; then vector-matrix products (M = 1 and 4).
+// and the same with a row-major (K, N) weight, 64x128 @ 128x64 on all threads and on one;
+// then vector-matrix products (M = 1 and 4).
 BENCHMARK(BM_gemm_shape_f32)
     ->Args({64, 128, 784, 1, 0})->Args({64, 128, 784, 0, 0})
     ->Args({64, 10, 128, 1, 0})->Args({64, 10, 128, 0, 0})
     ->Args({128, 128, 128, 1, 0})->Args({128, 128, 128, 0, 0})
     ->Args({64, 128, 784, 0, 1})->Args({128, 128, 128, 0, 1})
+    ->Args({64, 64, 128, 0, 0})->Args({64, 64, 128, 0, 1})
     ->Args({1, 4096, 1024, 0, 1})->Args({4, 4096, 1024, 1, 1})
     ->ArgNames({"M", "N", "K", "wT", "threads"})->UseRealTime()->ComputeStatistics("max", best_of);
 BENCHMARK(BM_gemm_batched_f32)->Args({32, 64, 0})->Args({8, 256, 0})
