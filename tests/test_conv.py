@@ -70,10 +70,14 @@ def test_conv2d_large_tiles_and_threads():
              rtol=1e-4, atol=1e-4, grad_rtol=1e-4, grad_atol=1e-3)
 
 
-def test_conv2d_weight_grad_is_independent_of_thread_count():
+@pytest.mark.parametrize("xs,ws", [((16, 8, 20, 20), (8, 8, 3, 3)),
+                                   # channels-last path: two batch parts, and column blocks
+                                   # that change with the thread count
+                                   ((24, 32, 20, 20), (24, 32, 3, 3))])
+def test_conv2d_weight_grad_is_independent_of_thread_count(xs, ws):
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((16, 8, 20, 20)).astype("f4")
-    w = rng.standard_normal((8, 8, 3, 3)).astype("f4")
+    x = rng.standard_normal(xs).astype("f4")
+    w = rng.standard_normal(ws).astype("f4")
     grads = []
     before = dc.get_num_threads()
     try:
