@@ -46,19 +46,23 @@
 // the pixels are the unit-stride axis of both NCHW operands, while the micro-kernel wants
 // its panels k-major (for each pixel, MR values of A and NR of B). Through im2col that is a
 // transpose of every im2col element: KH*KW times the image. With groups == 1 it is done once
-// instead: x is transposed into a zero-padded channels-last copy xt (N, H + 2 ph, W + 2 pw, C),
-// and the columns are ordered (kh, kw, c), so row t of a B micro-panel (pixel t, NR columns of
-// one tap) is NR consecutive floats of xt: the pack is one vector copy per pixel
+// instead: x is transposed into a zero-padded channels-last copy xt (H + 2 ph, W + 2 pw, C per
+// image), and the columns are ordered (kh, kw, c), so row t of a B micro-panel (pixel t, NR
+// columns of one tap) is NR consecutive floats of xt: the pack is one vector copy per pixel
 // (conv_pack_rows), with stride, dilation and padding all folded into each pixel's offset. A
 // is gy, transposed into its micro-panels straight from NCHW (gemm_blocks().transpose). The
 // product comes out as (K, KH, KW, C) and is permuted to (K, C, KH, KW) at the end.
-// Blocking: per K slice (at most KC pixels) all of A is packed (it stays in L2), then each B
-// panel is packed into L1 just before all K rows use it.
+// Blocking: images are taken in chunks of at least KC pixels, each cut into K slices of equal
+// depth; per slice all of A is packed (it stays in L2), then each B panel is packed into L1
+// just before all K rows use it. With a single column block (big images: many batch parts),
+// each work item transposes its own chunk of x and packs its own A right before using them,
+// so they are still in cache; with several column blocks (small deep-layer images) every block
+// reads all of x and gy, so both are transposed once for the whole batch up front.
 // The batch is cut into parts of about kPixelsPerWeightPart pixels (a number fixed by the
-// shape, never by the thread count); each part sums its pixels in order into its own
-// buffer, and the parts are added in index order during the permute, so the result is
-// bit-identical whatever the number of threads. Work items are (part, column block); the
-// column blocks only split the work, not the sums.
+// shape, never by the thread count); each part sums its pixels in order into its own buffer,
+// and the parts are added in index order at the end, so the result is bit-identical whatever
+// the number of threads. Work items are (part, column block); the column blocks only split
+// the work, not the sums.
 #include "kernels/cpu/conv.h"
 
 #include <algorithm>
