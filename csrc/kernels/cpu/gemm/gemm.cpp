@@ -489,9 +489,7 @@ void transpose_scalar(int64_t k, int64_t rows, const T* src, int64_t ld, T* dst,
 template <typename T>
 GemmBlocks<T> gemm_blocks() {
   const KernelSet<T>& ks = kernel_set<T>();
-  return GemmBlocks<T>{ks.mr,      ks.nr,           ks.mc,
-                       ks.kc,      ks.nc,           ks.ukernel,
-                       &pack_a_active<T>,
+  return GemmBlocks<T>{ks.mr, ks.nr, ks.mc, ks.kc, ks.nc, ks.ukernel, &pack_a_active<T>,
                        ks.pack_transposed ? ks.pack_transposed : &transpose_scalar<T>};
 }
 template GemmBlocks<float> gemm_blocks<float>();
