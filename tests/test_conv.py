@@ -37,6 +37,14 @@ IMPLICIT_CASES = [
     ((1, 64, 6, 5), (64, 32, 3, 3), {"dilation": 2, "padding": 2, "groups": 2}),
     ((3, 36, 4, 4), (48, 36, 3, 3), {"padding": "same"}),
     ((4, 6, 14, 13), (17, 6, 5, 5), {}),
+    # Channels-last weight gradient (groups 1, 16+ channels both ways) with stride, dilation
+    # and asymmetric padding; strided input gradients by phases (images of 64+ pixels per
+    # phase), including a 1x1 stride-2 layer whose odd pixels get no gradient; a pointwise
+    # layer on small images through the implicit GEMM.
+    ((2, 32, 17, 16), (24, 32, 3, 3), {"stride": 2, "padding": 1}),
+    ((2, 17, 11, 12), (16, 17, 3, 3), {"dilation": 2, "padding": (2, 1)}),
+    ((2, 32, 16, 17), (20, 32, 1, 1), {"stride": 2}),
+    ((3, 40, 6, 5), (48, 40, 1, 1), {}),
 ]
 
 
@@ -136,6 +144,14 @@ def test_conv2d_gradcheck_and_gradgradcheck(cg, kw):
     args = [dc.tensor(np.random.default_rng(1).standard_normal(s), requires_grad=True)
             for s in [(1, 4, 5, 5), (2, cg, 3, 3), (2,)]]
     assert dc.autograd.gradgradcheck(fn, args)
+
+
+def test_conv2d_channels_last_weight_gradient_gradcheck():
+    # 16 channels each way: the weight gradient takes Note [Weight gradient in channels-last];
+    # stride 2 and dilation fold into its per-pixel offsets.
+    x = dc.tensor(np.random.default_rng(2).standard_normal((2, 16, 7, 6)))
+    for kw in ({"stride": 2, "padding": 1}, {"dilation": 2, "padding": 2}):
+        assert gradcheck_op(lambda w: F.conv2d(x, w, None, **kw), [(16, 16, 3, 3)])
 
 
 def test_conv_transpose2d_gradgradcheck():
