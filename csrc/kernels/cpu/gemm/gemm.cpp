@@ -26,7 +26,7 @@
 // Small problems: with K <= KC, N <= NC and M <= MC there is one block and no loop overhead;
 // when A has unit column stride and B is narrow (few NR panels share each A panel) packing A
 // costs as much as the FMAs, so the micro-kernel reads the rows of A in place instead
-// (the *_rows kernels). Problems below kMinFlopsPerThread stay on the calling thread.
+// (the *_rows kernels), and for few rows of C in one K slice, the rows of B as well. Problems below kMinFlopsPerThread stay on the calling thread.
 //
 // Threading: the C matrix is cut into a tm x tn grid of MR/NR-aligned blocks, one per thread,
 // and each thread runs the blocked algorithm above on its block with its own thread-local
@@ -56,6 +56,10 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// B is read in place (see gemm_blocked) only with rows at most this many bytes apart, and
+// for at most this many rows of C.
+constexpr int64_t kMaxInPlaceRowStride = 1024, kMaxInPlaceRows = 96;
+
 // Below this many multiply-adds per thread, waking another thread costs more than it saves.
 // 2^17 (about 1 us of one core's FMAs) puts 64x128x64 on two threads: 9.4-11.0 us against
 // numpy's 12.7-17.7 us in three interleaved runs, where one thread took 11.4 us.
@@ -67,6 +71,9 @@ using UKernel = void (*)(int64_t, const T*, const T*, T*, int64_t, int64_t, int6
 template <typename T>
 using UKernelRows = void (*)(int64_t, const T*, int64_t, const T*, T*, int64_t, int64_t,
                              int64_t, int64_t, T, T);
+template <typename T>
+using UKernelRowsB = void (*)(int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t, int64_t,
+                              int64_t, int64_t, T, T);
 template <typename T>
 using Epilogue = void (*)(T*, int64_t, int64_t, int64_t, int64_t, const T*, int64_t, int64_t,
                           int);
@@ -138,13 +145,15 @@ struct KernelSet {
   PackTransposedFn<T> pack_transposed;
   // Note [Dot-product GEMM] (gemm_avx512.cpp), or nullptr.
   DotFn<T> dot;
+  // The *_rows kernel reading B in place too, or nullptr.
+  UKernelRowsB<T> ukernel_rows_b;
 };
 
-#define DC_GEMM_KERNEL_SET(ISA, T, SUFFIX, MR, NR, MC, KC, NC, TRANSPOSED, DOT)               \
+#define DC_GEMM_KERNEL_SET(ISA, T, SUFFIX, MR, NR, MC, KC, NC, TRANSPOSED, DOT, ROWS_B)       \
   KernelSet<T> {                                                                              \
     ISA::MR, ISA::NR, MC, KC, NC, &ISA::gemm_ukernel_##SUFFIX, &ISA::gemm_ukernel_rows_##SUFFIX, \
         &ISA::gemm_epilogue_##SUFFIX, &pack_a<T, ISA::MR>, &pack_b<T, ISA::NR>, TRANSPOSED,   \
-        DOT                                                                                   \
+        DOT, ROWS_B                                                                           \
   }
 
 template <typename T>
@@ -154,11 +163,12 @@ template <>
 const KernelSet<float>& kernel_set<float>() {
   static const KernelSet<float> sets[] = {
       DC_GEMM_KERNEL_SET(generic, float, f32, kGemmMrF32, kGemmNrF32, 128, 256, 2048, nullptr,
-                         nullptr),
+                         nullptr, nullptr),
       DC_GEMM_KERNEL_SET(avx2, float, f32, kGemmMrF32, kGemmNrF32, 144, 256, 1024,
-                         &avx2::gemm_pack_transposed_f32, nullptr),
+                         &avx2::gemm_pack_transposed_f32, nullptr, nullptr),
       DC_GEMM_KERNEL_SET(avx512, float, f32, kGemmMrF32, kGemmNrF32, 144, 256, 1024,
-                         &avx512::gemm_pack_transposed_f32, &avx512::gemm_dot_f32),
+                         &avx512::gemm_pack_transposed_f32, &avx512::gemm_dot_f32,
+                         &avx512::gemm_ukernel_rows_b_f32),
   };
   return sets[static_cast<int>(active_isa())];
 }
@@ -167,10 +177,11 @@ template <>
 const KernelSet<double>& kernel_set<double>() {
   static const KernelSet<double> sets[] = {
       DC_GEMM_KERNEL_SET(generic, double, f64, kGemmMrF64, kGemmNrF64, 128, 256, 2048, nullptr,
+                         nullptr, nullptr),
+      DC_GEMM_KERNEL_SET(avx2, double, f64, kGemmMrF64, kGemmNrF64, 96, 256, 512, nullptr, nullptr,
                          nullptr),
-      DC_GEMM_KERNEL_SET(avx2, double, f64, kGemmMrF64, kGemmNrF64, 96, 256, 512, nullptr, nullptr),
       DC_GEMM_KERNEL_SET(avx512, double, f64, kGemmMrF64, kGemmNrF64, 144, 192, 512,
-                         &avx512::gemm_pack_transposed_f64, nullptr),
+                         &avx512::gemm_pack_transposed_f64, nullptr, nullptr),
   };
   return sets[static_cast<int>(active_isa())];
 }
@@ -246,7 +257,15 @@ void gemm_blocked(const KernelSet<T>& ks, const Problem<T>& pr) {
   // Reading A in place pays when the rows of A are contiguous along k and either few B
   // micro-panels reuse each packed A panel (narrow N) or there are fewer rows than MR.
   const bool rows_a = pr.csa == 1 && (pr.N <= 4 * nr || pr.M < mr);
-  T* pack_b = tl_pack_b.get<T>(kc_max * nc_max);
+  // Then B too, for few rows of C (each B panel used by few A panels) in one K slice, with
+  // B's rows contiguous and close together (few pages per panel): there the pack of B costs
+  // about a fifth of the product. Medians (us, in place / packed): 36x64x128 4.3 / 5.2,
+  // 64x64x128 on two threads 5.9-7.6 / 6.6-8.5, 8x64x200 2.1 / 3.5, 128x64x128 21.2 / 21.3,
+  // 256x64x128 32.8 / 31.1.
+  const bool rows_b = rows_a && ks.ukernel_rows_b && pr.csb == 1 && pr.rsb > 0 &&
+                      pr.rsb * int64_t(sizeof(T)) <= kMaxInPlaceRowStride && pr.K <= ks.kc &&
+                      pr.M <= kMaxInPlaceRows;
+  T* pack_b = rows_b ? nullptr : tl_pack_b.get<T>(kc_max * nc_max);
   T* pack_a = rows_a ? nullptr : tl_pack_a.get<T>(kc_max * mc_max);
 
   for (int64_t jc = 0; jc < pr.N; jc += ks.nc) {
@@ -255,18 +274,21 @@ void gemm_blocked(const KernelSet<T>& ks, const Problem<T>& pr) {
       const int64_t kc = std::min(ks.kc, pr.K - pc);
       const T beta = pc == 0 ? pr.beta : T(1);
       const bool last_k = pc + kc == pr.K;
-      pack_b_slice(ks, kc, nc, pr.B + pc * pr.rsb + jc * pr.csb, pr.rsb, pr.csb, pack_b);
+      if (!rows_b) pack_b_slice(ks, kc, nc, pr.B + pc * pr.rsb + jc * pr.csb, pr.rsb, pr.csb, pack_b);
       for (int64_t ic = 0; ic < pr.M; ic += ks.mc) {
         const int64_t mc = std::min(ks.mc, pr.M - ic);
         const T* a_block = pr.A + ic * pr.rsa + pc * pr.csa;
         if (!rows_a) pack_a_block(ks, mc, kc, a_block, pr.rsa, pr.csa, pack_a);
         for (int64_t jr = 0; jr < nc; jr += nr) {
           const int64_t n = std::min(nr, nc - jr);
-          const T* b_panel = pack_b + jr * kc;
+          const T* b_panel = rows_b ? pr.B + pc * pr.rsb + jc + jr : pack_b + jr * kc;
           for (int64_t ir = 0; ir < mc; ir += mr) {
             const int64_t m = std::min(mr, mc - ir);
             T* c_tile = pr.C + (ic + ir) * pr.rsc + (jc + jr) * pr.csc;
-            if (rows_a) {
+            if (rows_b) {
+              ks.ukernel_rows_b(kc, a_block + ir * pr.rsa, pr.rsa, b_panel, pr.rsb, c_tile, pr.rsc,
+                                pr.csc, m, n, pr.alpha, beta);
+            } else if (rows_a) {
               ks.ukernel_rows(kc, a_block + ir * pr.rsa, pr.rsa, b_panel, c_tile, pr.rsc, pr.csc,
                               m, n, pr.alpha, beta);
             } else {

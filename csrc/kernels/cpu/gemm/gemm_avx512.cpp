@@ -132,14 +132,18 @@ void packed_tile_12(int64_t k, const double* a, const double* b, double* tile) {
 // c[m, n] (+)= alpha * a(MR, k) b(k, 2W); see gemm_kernels.h. a(i, p) = a[p * kPanel + i]
 // when packed (a panel kPanel rows wide, of which this instance computes the first MR),
 // a[i * rsa + p] when reading rows of A (rows i >= m then re-read row 0, unstored).
+// kPanel: the packed A panel's height. ldb == 0: b is a packed panel (aligned loads, NR per k
+// step); ldb > 0: B is read in place, rows ldb apart (masked loads of its n columns).
 template <class VT, int MR, bool kPackedA, int kPanel = MR>
 inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typename VT::T* b,
                     typename VT::T* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
-                    typename VT::T alpha, typename VT::T beta) {
+                    typename VT::T alpha, typename VT::T beta, int64_t ldb = 0) {
   using T = typename VT::T;
   using V = typename VT::V;
   constexpr int W = VT::W;
   constexpr int NR = 2 * W;
+  const bool packed_b = ldb == 0;
+  const typename VT::Mask bm0 = VT::lanes(n), bm1 = VT::lanes(n - W);
   int64_t row[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) row[i] = kPackedA ? i : (i < m ? i : 0) * rsa;
@@ -152,7 +156,19 @@ inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typen
   }
 
   V acc[MR][2];
-  if constexpr (kPackedA && MR == 12 && kPanel == 12) {
+  if (!packed_b) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
+    for (int64_t p = 0; p < k; ++p, a += a_step, b += ldb) {
+      const V b0 = VT::maskz_loadu(bm0, b), b1 = VT::maskz_loadu(bm1, b + W);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const V ai = VT::set1(a[row[i]]);
+        acc[i][0] = VT::fmadd(ai, b0, acc[i][0]);
+        acc[i][1] = VT::fmadd(ai, b1, acc[i][1]);
+      }
+    }
+  } else if constexpr (kPackedA && MR == 12 && kPanel == 12) {
     alignas(64) T tile[MR * NR];
     packed_tile_12(k, a, b, tile);
 #pragma GCC unroll 16
@@ -450,6 +466,18 @@ void gemm_ukernel_rows_f32(int64_t k, const float* a, int64_t rsa, const float* 
     ukernel<VecF32, 10, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
   } else {
     ukernel<VecF32, kGemmMrF32, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta);
+  }
+}
+// Both operands in place: rows of A (unit column stride) and rows of B with step ldb.
+void gemm_ukernel_rows_b_f32(int64_t k, const float* a, int64_t rsa, const float* b, int64_t ldb,
+                             float* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
+                             float alpha, float beta) {
+  if (m <= 4) {
+    ukernel<VecF32, 4, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta, ldb);
+  } else if (m <= 8) {
+    ukernel<VecF32, 8, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta, ldb);
+  } else {
+    ukernel<VecF32, kGemmMrF32, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta, ldb);
   }
 }
 void gemm_ukernel_rows_f64(int64_t k, const double* a, int64_t rsa, const double* b, double* c,

@@ -48,6 +48,11 @@ DC_GEMM_UKERNEL_DECLS(generic, 4, 8, 4, 4)
 
 // dst[p * width + r] = src[r * ld + p] for r < rows (<= width), p < k; 0 for rows <= r < width.
 namespace avx512 {
+// The *_rows kernel with B read in place too: b[p * ldb + j] (the n <= NR columns of a
+// row-major B), for products too small to amortise packing B.
+void gemm_ukernel_rows_b_f32(int64_t k, const float* a, int64_t rsa, const float* b, int64_t ldb,
+                             float* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
+                             float alpha, float beta);
 // C[i, j] = alpha * sum_p A[i * rsa + p] * B[j * csb + p] + beta * C[i * rsc + j * csc] (beta == 0:
 // C not read), K >= 1: Note [Dot-product GEMM] in gemm_avx512.cpp.
 void gemm_dot_f32(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,
