@@ -236,3 +236,17 @@ def test_rng_state_roundtrip():
 COVERED_OPS = {"empty", "zeros", "ones", "full", "arange", "linspace", "eye", "rand", "randn",
                "randint", "randperm", "uniform_", "normal_", "bernoulli", "clone", "contiguous",
                "to", "copy_", "fill_", "zero_"}
+
+
+def test_zeros_and_full_overwrite_a_reused_large_block():
+    # Large freed blocks are cached and handed out again uninitialised (Note [Large-block
+    # cache]): creation ops must still write every element.
+    for _ in range(3):
+        a = dc.full((1 << 19,), 7.0)
+        del a
+        z = dc.zeros(1 << 19)
+        assert not np.any(z.numpy())
+        del z
+        o = dc.ones((512, 1024))
+        assert np.all(o.numpy() == 1.0)
+        del o

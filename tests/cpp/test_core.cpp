@@ -16,6 +16,7 @@
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "core/error.h"
+#include "core/storage.h"
 #include "core/tensor.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/isa.h"
@@ -445,3 +446,24 @@ TEST(Autograd, NoGradAndVersionCheck) {
 }
 
 }  // namespace
+
+// Note [Large-block cache]: a freed block of 1 MB or more serves the next request it fits
+// (at most 1/8 larger), and is 64-byte aligned like any other; small blocks bypass the cache.
+TEST(Storage, LargeBlocksAreReused) {
+  const size_t big = size_t(3) << 20;
+  void* first;
+  {
+    auto s = dc::Storage::allocate(big);
+    first = s->data;
+    std::memset(s->data, 0x5a, big);
+  }
+  {
+    auto s = dc::Storage::allocate(big - 1000);  // fits the cached block
+    EXPECT_EQ(s->data, first);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(s->data) % 64, 0u);
+    auto t = dc::Storage::allocate(big);  // the block is taken: a new one
+    EXPECT_NE(t->data, first);
+  }
+  auto small = dc::Storage::allocate(big / 2);  // much smaller than any cached block
+  EXPECT_NE(small->data, first);
+}
