@@ -1,11 +1,13 @@
 #pragma once
 // A grow-only, uninitialised, 64-byte aligned scratch buffer for kernels' packed operands. Kept
-// thread_local by its users, so steady-state calls allocate nothing (OpenMP reuses its threads).
+// thread_local by its users, so steady-state calls allocate nothing (OpenMP reuses its threads);
+// a local one takes and returns its block through the large-block cache (core/storage.h).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/storage.h"
 
 namespace dc {
 
@@ -15,16 +17,17 @@ class ScratchBuffer {
   explicit ScratchBuffer(const char* owner) : owner_(owner) {}
   ScratchBuffer(const ScratchBuffer&) = delete;
   ScratchBuffer& operator=(const ScratchBuffer&) = delete;
-  ~ScratchBuffer() { std::free(ptr_); }
+  ~ScratchBuffer() { free_block(ptr_, bytes_); }
 
   // At least `count` elements of T, 64-byte aligned; the contents are unspecified.
   template <typename T>
   T* get(int64_t count) {
     const size_t need = (static_cast<size_t>(count > 0 ? count : 1) * sizeof(T) + 63) / 64 * 64;
     if (need > bytes_) {
-      std::free(ptr_);
-      ptr_ = std::aligned_alloc(64, need);
-      bytes_ = ptr_ ? need : 0;
+      free_block(ptr_, bytes_);
+      size_t got = need;
+      ptr_ = alloc_block(got);
+      bytes_ = ptr_ ? got : 0;
       DC_CHECK(ptr_, MemoryError, "[", owner_, "] cannot allocate a ", need, "-byte buffer");
     }
     return static_cast<T*>(ptr_);

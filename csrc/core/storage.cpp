@@ -59,6 +59,18 @@ BlockCache& block_cache() {
 
 }  // namespace
 
+void* alloc_block(size_t& bytes) {
+  if (bytes == 0) return nullptr;
+  void* p = bytes >= kMinCachedBytes ? block_cache().take(bytes, bytes) : nullptr;
+  return p ? p : std::aligned_alloc(64, bytes);
+}
+
+void free_block(void* p, size_t bytes) {
+  if (!p) return;
+  if (bytes >= kMinCachedBytes) block_cache().give(p, bytes);
+  else std::free(p);
+}
+
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   DC_CHECK(device.type == DeviceType::CPU, RuntimeError, "[alloc] device ", device.str(),
            " is not available in this build");
@@ -66,16 +78,11 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   DC_CHECK(nbytes < (size_t(1) << 48), MemoryError, "[alloc] cannot allocate ", nbytes,
            " bytes: size is absurd");
   size_t alloc_bytes = ((nbytes + 63) / 64) * 64;
-  const bool cached = alloc_bytes >= kMinCachedBytes;
-  void* p = cached ? block_cache().take(alloc_bytes, alloc_bytes) : nullptr;
-  if (!p && alloc_bytes) p = std::aligned_alloc(64, alloc_bytes);
+  void* p = alloc_block(alloc_bytes);
   DC_CHECK(p || alloc_bytes == 0, MemoryError, "[alloc] out of memory allocating ", nbytes,
            " bytes");
   auto s = std::make_shared<Storage>();
-  if (cached)
-    s->owner = std::shared_ptr<void>(p, [alloc_bytes](void* q) { block_cache().give(q, alloc_bytes); });
-  else
-    s->owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  s->owner = std::shared_ptr<void>(p, [alloc_bytes](void* q) { free_block(q, alloc_bytes); });
   s->data = p;
   s->nbytes = nbytes;
   s->device = device;

@@ -10,6 +10,12 @@
 
 namespace dc {
 
+// Raw blocks through the cache of Note [Large-block cache] (storage.cpp): 64-byte aligned and
+// uninitialised. `bytes` (a multiple of 64) may come back larger: the block's real size, which
+// free_block must be given. nullptr for 0 bytes or when memory is exhausted.
+void* alloc_block(size_t& bytes);
+void free_block(void* p, size_t bytes);
+
 struct Storage {
   std::shared_ptr<void> owner;  // keeps `data` alive
   void* data = nullptr;

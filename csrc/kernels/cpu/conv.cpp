@@ -448,7 +448,8 @@ bool backward_input_as_conv(const ConvGeom& g, const T* gy, const T* w, T* gx) {
       !implicit_applies(t, kMinImplicitRowsGradInput))
     return false;
   const int64_t Kg = g.Kg(), Cg = g.Cg(), kk = g.KH * g.KW;
-  std::vector<T> wt(static_cast<size_t>(g.K * Cg * kk));
+  ScratchBuffer wt_buf("conv2d");
+  T* wt = wt_buf.get<T>(g.K * Cg * kk);
   // Blocks of kCBlock rows (grp, c) of w' at a time: each k reads one contiguous run of w
   // (kCBlock * KH * KW elements) and writes a run into each of the block's rows (2.4M
   // elements for a 512-channel 3x3 layer: worth the threads).
@@ -462,13 +463,13 @@ bool backward_input_as_conv(const ConvGeom& g, const T* gy, const T* w, T* gx) {
                    for (int64_t k = 0; k < Kg; ++k) {
                      const T* src = w + ((grp * Kg + k) * Cg + c0) * kk;
                      for (int64_t c = c0; c < c1; ++c, src += kk) {
-                       T* dst = wt.data() + ((grp * Cg + c) * Kg + k) * kk;
+                       T* dst = wt + ((grp * Cg + c) * Kg + k) * kk;
                        for (int64_t i = 0; i < kk; ++i) dst[i] = src[kk - 1 - i];
                      }
                    }
                  }
                });
-  forward_implicit(t, gy, wt.data(), static_cast<const T*>(nullptr), gx);
+  forward_implicit(t, gy, wt, static_cast<const T*>(nullptr), gx);
   return true;
 }
 
@@ -605,20 +606,21 @@ bool backward_input_by_phases(const ConvGeom& g, const T* gy, const T* w, T* gx)
     if (const Axis a = axis(r, g.sw, g.pw, g.KW, g.W); a.taps > 0 && a.pad < 0) return false;
 
   const int64_t C = g.C, K = g.K, hw = g.H * g.W;
-  std::vector<T> out, wt;
+  ScratchBuffer out_buf("conv2d"), wt_buf("conv2d");
   for (int64_t rh = 0; rh < g.sh; ++rh)
     for (int64_t rw = 0; rw < g.sw; ++rw) {
       const Axis ah = axis(rh, g.sh, g.ph, g.KH, g.H), aw = axis(rw, g.sw, g.pw, g.KW, g.W);
       if (ah.size == 0 || aw.size == 0) continue;
       const int64_t pix = ah.size * aw.size;
       const bool zero = ah.taps == 0 || aw.taps == 0;
+      T* out = zero ? nullptr : out_buf.get<T>(g.N * C * pix);
       if (!zero) {
         ConvGeom t;
         t.N = g.N, t.C = K, t.H = g.OH, t.W = g.OW, t.K = C, t.KH = ah.taps, t.KW = aw.taps;
         t.OH = ah.size, t.OW = aw.size, t.ph = ah.pad, t.pw = aw.pad;
         const int64_t kk = ah.taps * aw.taps;
         // w'[c][k][i][j] = w[k][c][first + s (taps - 1 - i)][first' + s' (taps' - 1 - j)]
-        wt.resize(static_cast<size_t>(C * K * kk));
+        T* wt = wt_buf.get<T>(C * K * kk);
         parallel_for(0, C, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, K * kk)),
                      [&](int64_t b, int64_t e) {
                        for (int64_t c = b; c < e; ++c)
@@ -630,14 +632,13 @@ bool backward_input_by_phases(const ConvGeom& g, const T* gy, const T* w, T* gx)
                                          g.KW +
                                      aw.first_tap + g.sw * (aw.taps - 1 - j)];
                      });
-        out.resize(static_cast<size_t>(g.N * C * pix));
-        forward_impl(t, gy, wt.data(), static_cast<const T*>(nullptr), out.data());
+        forward_impl(t, gy, wt, static_cast<const T*>(nullptr), out);
       }
       // gx[n, c, rh + sh a, rw + sw b] = out[n, c, a, b]
       parallel_for(0, g.N * C, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, pix)),
                    [&](int64_t b, int64_t e) {
                      for (int64_t nc = b; nc < e; ++nc) {
-                       const T* src = zero ? nullptr : out.data() + nc * pix;
+                       const T* src = zero ? nullptr : out + nc * pix;
                        for (int64_t a = 0; a < ah.size; ++a) {
                          T* dst = gx + nc * hw + (rh + g.sh * a) * g.W + rw;
                          for (int64_t bb = 0; bb < aw.size; ++bb)
@@ -796,11 +797,12 @@ void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
       for (int64_t n = begin; n < end; ++n) pack_gy(n * ohw, ohw, a_all + n * ohw * mr, P);
     });
 
-  std::vector<T> sums(static_cast<size_t>(parts * K * ncols));
+  ScratchBuffer sums_buf("conv2d");
+  T* sums = sums_buf.get<T>(parts * K * ncols);
   auto run_item = [&](int64_t it) {
     const int64_t part = it / nblk, j0 = it % nblk * ncb, nc = std::min(ncb, ncols - j0);
     const int64_t q_begin = g.N * part / parts * ohw, q_end = g.N * (part + 1) / parts * ohw;
-    T* cpart = sums.data() + part * K * ncols + j0;
+    T* cpart = sums + part * K * ncols + j0;
     T* bpanel = tl_conv_bpack.get<T>(gb.kc * nr);
     T* apack = a_all ? nullptr : tl_conv_apack.get<T>(round_up(K, mr) * gb.kc);
     T* xt_local = xt_all ? nullptr : tl_conv_xt.get<T>(nbc * Hp * Wp * C);
@@ -847,12 +849,12 @@ void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
   if (parts > 1)
     parallel_for(0, wsize, kGrainSize, [&](int64_t b, int64_t e) {
       for (int64_t i = 1; i < parts; ++i) {
-        const T* src = sums.data() + i * wsize;
+        const T* src = sums + i * wsize;
         for (int64_t j = b; j < e; ++j) sums[j] += src[j];
       }
     });
   parallel_for(0, K, std::max<int64_t>(1, kGrainSize / ncols), [&](int64_t b, int64_t e) {
-    for (int64_t k = b; k < e; ++k) gb.transpose(C, kk, sums.data() + k * ncols, C, gw + k * ncols, kk);
+    for (int64_t k = b; k < e; ++k) gb.transpose(C, kk, sums + k * ncols, C, gw + k * ncols, kk);
   });
 }
 
