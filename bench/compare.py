@@ -17,8 +17,13 @@ import time
 import numpy as np
 
 
-def timeit(fn, min_time=0.2, repeats=7):
-    """Median seconds per call: calls are batched so each sample takes ~min_time/repeats."""
+def timeit(fn, min_time=0.2, repeats=7, settle=0.3):
+    """Median seconds per call: calls are batched so each sample takes ~min_time/repeats.
+
+    Sleeps `settle` seconds first: after a call, OpenBLAS's and OpenMP's worker threads keep
+    spinning for a while, and on a 2-core machine they would take a core from whichever
+    library is timed next."""
+    time.sleep(settle)
     fn()
     n = 1
     while True:
