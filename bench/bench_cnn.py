@@ -241,7 +241,7 @@ def main() -> None:
     row("ResNet-18 (small stem) train step, batch 32",
         _train_step(dc, dnn, dr, dc.tensor(x), dc.tensor(y)),
         _train_step(torch, torch.nn, tr, torch.from_numpy(x), torch.from_numpy(y)),
-        max(3, reps // 2))
+        reps)
 
     print(f"| peak RSS, {steps} ResNet-18 train steps (MiB)      | {rd:9.0f} | {rt:9.0f} | "
           f"{rd / rt:5.2f} |        - |        - |")
