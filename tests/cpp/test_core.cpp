@@ -450,7 +450,7 @@ TEST(Autograd, NoGradAndVersionCheck) {
 // Note [Large-block cache]: a freed block of 1 MB or more serves the next request it fits
 // (at most 1/8 larger), and is 64-byte aligned like any other; small blocks bypass the cache.
 TEST(Storage, LargeBlocksAreReused) {
-  const size_t big = size_t(3) << 20;
+  const size_t big = (size_t(3) << 20) + 64 * 37;  // a size no other test frees
   void* first;
   {
     auto s = dc::Storage::allocate(big);
