@@ -606,43 +606,45 @@ bool backward_input_by_phases(const ConvGeom& g, const T* gy, const T* w, T* gx)
     if (const Axis a = axis(r, g.sw, g.pw, g.KW, g.W); a.taps > 0 && a.pad < 0) return false;
 
   const int64_t C = g.C, K = g.K, hw = g.H * g.W;
+  // Phases no tap reaches: one contiguous zero fill of gx first, rather than a strided pass each.
+  bool any_zero = false;
+  for (int64_t r = 0; r < g.sh; ++r) any_zero |= axis(r, g.sh, g.ph, g.KH, g.H).taps == 0;
+  for (int64_t r = 0; r < g.sw; ++r) any_zero |= axis(r, g.sw, g.pw, g.KW, g.W).taps == 0;
+  if (any_zero)
+    parallel_for(0, g.N * C * hw, kGrainSize, [&](int64_t b, int64_t e) { std::fill(gx + b, gx + e, T(0)); });
   ScratchBuffer out_buf("conv2d"), wt_buf("conv2d");
   for (int64_t rh = 0; rh < g.sh; ++rh)
     for (int64_t rw = 0; rw < g.sw; ++rw) {
       const Axis ah = axis(rh, g.sh, g.ph, g.KH, g.H), aw = axis(rw, g.sw, g.pw, g.KW, g.W);
-      if (ah.size == 0 || aw.size == 0) continue;
+      if (ah.size == 0 || aw.size == 0 || ah.taps == 0 || aw.taps == 0) continue;
       const int64_t pix = ah.size * aw.size;
-      const bool zero = ah.taps == 0 || aw.taps == 0;
-      T* out = zero ? nullptr : out_buf.get<T>(g.N * C * pix);
-      if (!zero) {
-        ConvGeom t;
-        t.N = g.N, t.C = K, t.H = g.OH, t.W = g.OW, t.K = C, t.KH = ah.taps, t.KW = aw.taps;
-        t.OH = ah.size, t.OW = aw.size, t.ph = ah.pad, t.pw = aw.pad;
-        const int64_t kk = ah.taps * aw.taps;
-        // w'[c][k][i][j] = w[k][c][first + s (taps - 1 - i)][first' + s' (taps' - 1 - j)]
-        T* wt = wt_buf.get<T>(C * K * kk);
-        parallel_for(0, C, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, K * kk)),
-                     [&](int64_t b, int64_t e) {
-                       for (int64_t c = b; c < e; ++c)
-                         for (int64_t k = 0; k < K; ++k)
-                           for (int64_t i = 0; i < ah.taps; ++i)
-                             for (int64_t j = 0; j < aw.taps; ++j)
-                               wt[((c * K + k) * ah.taps + i) * aw.taps + j] =
-                                   w[((k * C + c) * g.KH + ah.first_tap + g.sh * (ah.taps - 1 - i)) *
-                                         g.KW +
-                                     aw.first_tap + g.sw * (aw.taps - 1 - j)];
-                     });
-        forward_impl(t, gy, wt, static_cast<const T*>(nullptr), out);
-      }
+      T* out = out_buf.get<T>(g.N * C * pix);
+      ConvGeom t;
+      t.N = g.N, t.C = K, t.H = g.OH, t.W = g.OW, t.K = C, t.KH = ah.taps, t.KW = aw.taps;
+      t.OH = ah.size, t.OW = aw.size, t.ph = ah.pad, t.pw = aw.pad;
+      const int64_t kk = ah.taps * aw.taps;
+      // w'[c][k][i][j] = w[k][c][first + s (taps - 1 - i)][first' + s' (taps' - 1 - j)]
+      T* wt = wt_buf.get<T>(C * K * kk);
+      parallel_for(0, C, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, K * kk)),
+                   [&](int64_t b, int64_t e) {
+                     for (int64_t c = b; c < e; ++c)
+                       for (int64_t k = 0; k < K; ++k)
+                         for (int64_t i = 0; i < ah.taps; ++i)
+                           for (int64_t j = 0; j < aw.taps; ++j)
+                             wt[((c * K + k) * ah.taps + i) * aw.taps + j] =
+                                 w[((k * C + c) * g.KH + ah.first_tap + g.sh * (ah.taps - 1 - i)) *
+                                       g.KW +
+                                   aw.first_tap + g.sw * (aw.taps - 1 - j)];
+                   });
+      forward_impl(t, gy, wt, static_cast<const T*>(nullptr), out);
       // gx[n, c, rh + sh a, rw + sw b] = out[n, c, a, b]
       parallel_for(0, g.N * C, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, pix)),
                    [&](int64_t b, int64_t e) {
                      for (int64_t nc = b; nc < e; ++nc) {
-                       const T* src = zero ? nullptr : out + nc * pix;
+                       const T* src = out + nc * pix;
                        for (int64_t a = 0; a < ah.size; ++a) {
                          T* dst = gx + nc * hw + (rh + g.sh * a) * g.W + rw;
-                         for (int64_t bb = 0; bb < aw.size; ++bb)
-                           dst[bb * g.sw] = zero ? T(0) : src[a * aw.size + bb];
+                         for (int64_t bb = 0; bb < aw.size; ++bb) dst[bb * g.sw] = src[a * aw.size + bb];
                        }
                      }
                    });
