@@ -214,38 +214,24 @@ constexpr int64_t kMinImplicitRows = 16, kMinImplicitRowsGradInput = 32;
 
 int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
-// The active ISA's segment pack (conv_pack.h).
-using PackSegmentF32 = decltype(&generic::conv_pack_segment_f32);
-using PackSegmentF64 = decltype(&generic::conv_pack_segment_f64);
+// The active ISA's segment pack and row pack (conv_pack.h).
 template <typename T>
 auto conv_pack_segment() {
-  const int isa = static_cast<int>(active_isa());
-  if constexpr (std::is_same_v<T, float>) {
-    static constexpr PackSegmentF32 fns[] = {&generic::conv_pack_segment_f32,
-                                            &avx2::conv_pack_segment_f32,
-                                            &avx512::conv_pack_segment_f32};
-    return fns[isa];
-  } else {
-    static constexpr PackSegmentF64 fns[] = {&generic::conv_pack_segment_f64,
-                                            &avx2::conv_pack_segment_f64,
-                                            &avx512::conv_pack_segment_f64};
-    return fns[isa];
-  }
+  if constexpr (std::is_same_v<T, float>)
+    return for_active_isa(&generic::conv_pack_segment_f32, &avx2::conv_pack_segment_f32,
+                          &avx512::conv_pack_segment_f32);
+  else
+    return for_active_isa(&generic::conv_pack_segment_f64, &avx2::conv_pack_segment_f64,
+                          &avx512::conv_pack_segment_f64);
 }
-
-// The active ISA's row pack (conv_pack.h).
 template <typename T>
 auto conv_pack_rows() {
-  const int isa = static_cast<int>(active_isa());
-  if constexpr (std::is_same_v<T, float>) {
-    static constexpr decltype(&generic::conv_pack_rows_f32) fns[] = {
-        &generic::conv_pack_rows_f32, &avx2::conv_pack_rows_f32, &avx512::conv_pack_rows_f32};
-    return fns[isa];
-  } else {
-    static constexpr decltype(&generic::conv_pack_rows_f64) fns[] = {
-        &generic::conv_pack_rows_f64, &avx2::conv_pack_rows_f64, &avx512::conv_pack_rows_f64};
-    return fns[isa];
-  }
+  if constexpr (std::is_same_v<T, float>)
+    return for_active_isa(&generic::conv_pack_rows_f32, &avx2::conv_pack_rows_f32,
+                          &avx512::conv_pack_rows_f32);
+  else
+    return for_active_isa(&generic::conv_pack_rows_f64, &avx2::conv_pack_rows_f64,
+                          &avx512::conv_pack_rows_f64);
 }
 
 // The B pack and the staging buffer of the implicit GEMM, kept per thread (core/scratch.h):

@@ -16,4 +16,14 @@ void set_active_isa(Isa isa);
 const char* isa_name(Isa isa);
 Isa isa_from_name(const std::string& name);
 
+// The active ISA's one of a function's three per-ISA builds.
+template <typename Fn>
+Fn for_active_isa(Fn generic, Fn avx2, Fn avx512) {
+  switch (active_isa()) {
+    case Isa::avx512: return avx512;
+    case Isa::avx2: return avx2;
+    default: return generic;
+  }
+}
+
 }  // namespace dc::cpu
