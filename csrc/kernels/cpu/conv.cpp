@@ -416,6 +416,38 @@ void forward_implicit(const ConvGeom& g, const T* x, const T* w, const T* bias, 
   }
 }
 
+// The weights of an input-gradient convolution: the taps h0 + sh i (i < th) and w0 + sw j
+// (j < tw) of each kernel, flipped, with input and output channels swapped per group:
+//   wt[grp][c][k][i][j] = w[grp Kg + k][c][h0 + sh (th - 1 - i)][w0 + sw (tw - 1 - j)].
+// The whole kernel (th = KH, h0 = 0, unit stride) for backward_input_as_conv, one phase's taps
+// for backward_input_by_phases. Blocks of kCBlock input channels at a time: each k reads one
+// contiguous run of w and writes a run into each of the block's rows (2.4M elements for a
+// 512-channel 3x3 layer: worth the threads).
+template <typename T>
+void flipped_transposed_taps(const ConvGeom& g, const T* w, int64_t th, int64_t h0, int64_t tw,
+                             int64_t w0, T* wt) {
+  constexpr int64_t kCBlock = 16;
+  const int64_t Kg = g.Kg(), Cg = g.Cg(), kk = g.KH * g.KW, tt = th * tw;
+  const int64_t cblocks = (Cg + kCBlock - 1) / kCBlock;
+  parallel_for(0, g.groups * cblocks, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, Kg * kk * kCBlock)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t blk = begin; blk < end; ++blk) {
+                   const int64_t grp = blk / cblocks, c0 = blk % cblocks * kCBlock;
+                   const int64_t c1 = std::min(Cg, c0 + kCBlock);
+                   for (int64_t k = 0; k < Kg; ++k) {
+                     const T* src = w + ((grp * Kg + k) * Cg + c0) * kk;
+                     for (int64_t c = c0; c < c1; ++c, src += kk) {
+                       T* dst = wt + ((grp * Cg + c) * Kg + k) * tt;
+                       for (int64_t i = 0; i < th; ++i)
+                         for (int64_t j = 0; j < tw; ++j)
+                           dst[i * tw + j] =
+                               src[(h0 + g.sh * (th - 1 - i)) * g.KW + w0 + g.sw * (tw - 1 - j)];
+                     }
+                   }
+                 }
+               });
+}
+
 // With unit stride the input gradient is a convolution of gy (padded by dh (KH - 1) - ph) with
 // w transposed and flipped, w'[g][c][k][kh][kw] = w[g][k][c][KH-1-kh][KW-1-kw]: runs it
 // through forward_implicit when that applies, else returns false.
@@ -433,28 +465,9 @@ bool backward_input_as_conv(const ConvGeom& g, const T* gy, const T* w, T* gx) {
   if (g.sh != 1 || g.sw != 1 || t.ph < 0 || t.pw < 0 ||
       !implicit_applies(t, kMinImplicitRowsGradInput))
     return false;
-  const int64_t Kg = g.Kg(), Cg = g.Cg(), kk = g.KH * g.KW;
   ScratchBuffer wt_buf("conv2d");
-  T* wt = wt_buf.get<T>(g.K * Cg * kk);
-  // Blocks of kCBlock rows (grp, c) of w' at a time: each k reads one contiguous run of w
-  // (kCBlock * KH * KW elements) and writes a run into each of the block's rows (2.4M
-  // elements for a 512-channel 3x3 layer: worth the threads).
-  constexpr int64_t kCBlock = 16;
-  const int64_t cblocks = (Cg + kCBlock - 1) / kCBlock;
-  parallel_for(0, g.groups * cblocks, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, Kg * kk * kCBlock)),
-               [&](int64_t begin, int64_t end) {
-                 for (int64_t blk = begin; blk < end; ++blk) {
-                   const int64_t grp = blk / cblocks, c0 = blk % cblocks * kCBlock;
-                   const int64_t c1 = std::min(Cg, c0 + kCBlock);
-                   for (int64_t k = 0; k < Kg; ++k) {
-                     const T* src = w + ((grp * Kg + k) * Cg + c0) * kk;
-                     for (int64_t c = c0; c < c1; ++c, src += kk) {
-                       T* dst = wt + ((grp * Cg + c) * Kg + k) * kk;
-                       for (int64_t i = 0; i < kk; ++i) dst[i] = src[kk - 1 - i];
-                     }
-                   }
-                 }
-               });
+  T* wt = wt_buf.get<T>(g.K * g.ckk());
+  flipped_transposed_taps(g, w, g.KH, 0, g.KW, 0, wt);
   forward_implicit(t, gy, wt, static_cast<const T*>(nullptr), gx);
   return true;
 }
@@ -608,20 +621,8 @@ bool backward_input_by_phases(const ConvGeom& g, const T* gy, const T* w, T* gx)
       ConvGeom t;
       t.N = g.N, t.C = K, t.H = g.OH, t.W = g.OW, t.K = C, t.KH = ah.taps, t.KW = aw.taps;
       t.OH = ah.size, t.OW = aw.size, t.ph = ah.pad, t.pw = aw.pad;
-      const int64_t kk = ah.taps * aw.taps;
-      // w'[c][k][i][j] = w[k][c][first + s (taps - 1 - i)][first' + s' (taps' - 1 - j)]
-      T* wt = wt_buf.get<T>(C * K * kk);
-      parallel_for(0, C, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, K * kk)),
-                   [&](int64_t b, int64_t e) {
-                     for (int64_t c = b; c < e; ++c)
-                       for (int64_t k = 0; k < K; ++k)
-                         for (int64_t i = 0; i < ah.taps; ++i)
-                           for (int64_t j = 0; j < aw.taps; ++j)
-                             wt[((c * K + k) * ah.taps + i) * aw.taps + j] =
-                                 w[((k * C + c) * g.KH + ah.first_tap + g.sh * (ah.taps - 1 - i)) *
-                                       g.KW +
-                                   aw.first_tap + g.sw * (aw.taps - 1 - j)];
-                   });
+      T* wt = wt_buf.get<T>(C * K * ah.taps * aw.taps);
+      flipped_transposed_taps(g, w, ah.taps, ah.first_tap, aw.taps, aw.first_tap, wt);
       forward_impl(t, gy, wt, static_cast<const T*>(nullptr), out);
       // gx[n, c, rh + sh a, rw + sw b] = out[n, c, a, b]
       parallel_for(0, g.N * C, std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, pix)),
@@ -659,6 +660,20 @@ void backward_input_impl(const ConvGeom& g, const T* gy, const T* w, T* gx) {
     std::vector<T> col(g.ckk() * P);
     for (int64_t it = begin; it < end; ++it)
       backward_input_image(g, gy, w, gx, it / g.groups, it % g.groups, col, P);
+  });
+}
+
+// part(0)[j] += part(1)[j] + ... + part(parts - 1)[j], added in index order, so each element's
+// sum order is fixed whatever the threads (the weight gradients' batch parts).
+template <typename T, typename PartPtr>
+void add_parts_in_order(int64_t parts, int64_t size, PartPtr part) {
+  if (parts < 2) return;
+  T* dst = part(0);
+  parallel_for(0, size, kGrainSize, [&](int64_t b, int64_t e) {
+    for (int64_t i = 1; i < parts; ++i) {
+      const T* src = part(i);
+      for (int64_t j = b; j < e; ++j) dst[j] += src[j];
+    }
   });
 }
 
@@ -832,15 +847,8 @@ void backward_weight_cl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
   };
   parallel_items(0, parts * nblk, run_item);
 
-  // Parts 1.. added into part 0 in index order, then gw[k, c, kh, kw] = sums[k, (kh, kw), c].
-  const int64_t wsize = K * ncols;
-  if (parts > 1)
-    parallel_for(0, wsize, kGrainSize, [&](int64_t b, int64_t e) {
-      for (int64_t i = 1; i < parts; ++i) {
-        const T* src = sums + i * wsize;
-        for (int64_t j = b; j < e; ++j) sums[j] += src[j];
-      }
-    });
+  // The parts summed into part 0, then gw[k, c, kh, kw] = sums[k, (kh, kw), c].
+  add_parts_in_order<T>(parts, K * ncols, [&](int64_t i) { return sums + i * K * ncols; });
   parallel_for(0, K, std::max<int64_t>(1, kGrainSize / ncols), [&](int64_t b, int64_t e) {
     for (int64_t k = b; k < e; ++k) gb.transpose(C, kk, sums + k * ncols, C, gw + k * ncols, kk);
   });
@@ -871,13 +879,7 @@ void backward_weight_impl(const ConvGeom& g, const T* gy, const T* x, T* gw) {
     for (int64_t i = begin; i < end; ++i)
       backward_weight_part(g, gy, x, part_ptr(i), g.N * i / parts, g.N * (i + 1) / parts, P);
   });
-  // gw += parts 1.. in index order (each element's sum order is fixed).
-  parallel_for(0, wsize, kGrainSize, [&](int64_t b, int64_t e) {
-    for (int64_t i = 1; i < parts; ++i) {
-      const T* src = part_ptr(i);
-      for (int64_t j = b; j < e; ++j) gw[j] += src[j];
-    }
-  });
+  add_parts_in_order<T>(parts, wsize, part_ptr);
 }
 
 }  // namespace
