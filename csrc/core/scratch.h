@@ -4,7 +4,6 @@
 // a local one takes and returns its block through the large-block cache (core/storage.h).
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 
 #include "core/error.h"
 #include "core/storage.h"

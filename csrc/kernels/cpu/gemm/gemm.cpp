@@ -26,7 +26,8 @@
 // Small problems: with K <= KC, N <= NC and M <= MC there is one block and no loop overhead;
 // when A has unit column stride and B is narrow (few NR panels share each A panel) packing A
 // costs as much as the FMAs, so the micro-kernel reads the rows of A in place instead
-// (the *_rows kernels), and for few rows of C in one K slice, the rows of B as well. Problems below kMinFlopsPerThread stay on the calling thread.
+// (the *_rows kernels), and for few rows of C in one K slice, the rows of B as well.
+// Problems below kMinFlopsPerThread stay on the calling thread.
 //
 // Threading: the C matrix is cut into a tm x tn grid of MR/NR-aligned blocks, one per thread,
 // and each thread runs the blocked algorithm above on its block with its own thread-local

@@ -132,9 +132,9 @@ void packed_tile_12(int64_t k, const double* a, const double* b, double* tile) {
 // c[m, n] (+)= alpha * a(MR, k) b(k, 2W); see gemm_kernels.h. a(i, p) = a[p * kPanel + i]
 // when packed (a panel kPanel rows wide, of which this instance computes the first MR),
 // a[i * rsa + p] when reading rows of A (rows i >= m then re-read row 0, unstored).
-// kPanel: the packed A panel's height. ldb == 0: b is a packed panel (aligned loads, NR per k
-// step); ldb > 0: B is read in place, rows ldb apart (masked loads of its n columns).
-template <class VT, int MR, bool kPackedA, int kPanel = MR>
+// kPackedB: b is a packed panel (aligned loads, NR per k step); else B is read in place, rows
+// ldb apart (masked loads of its n columns).
+template <class VT, int MR, bool kPackedA, int kPanel = MR, bool kPackedB = true>
 inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typename VT::T* b,
                     typename VT::T* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
                     typename VT::T alpha, typename VT::T beta, int64_t ldb = 0) {
@@ -142,12 +142,11 @@ inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typen
   using V = typename VT::V;
   constexpr int W = VT::W;
   constexpr int NR = 2 * W;
-  const bool packed_b = ldb == 0;
-  const typename VT::Mask bm0 = VT::lanes(n), bm1 = VT::lanes(n - W);
   int64_t row[MR];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) row[i] = kPackedA ? i : (i < m ? i : 0) * rsa;
-  const int64_t a_step = kPackedA ? kPanel : 1;
+  const int64_t a_step = kPackedA ? kPanel : 1, b_step = kPackedB ? NR : ldb;
+  const typename VT::Mask k0 = VT::lanes(n), k1 = VT::lanes(n - W);  // the tile's n columns
 
   // Warm the C tile while the FMAs run: it is read (beta != 0) or written right after.
   for (int64_t i = 0; i < m; ++i) {
@@ -156,19 +155,7 @@ inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typen
   }
 
   V acc[MR][2];
-  if (!packed_b) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
-    for (int64_t p = 0; p < k; ++p, a += a_step, b += ldb) {
-      const V b0 = VT::maskz_loadu(bm0, b), b1 = VT::maskz_loadu(bm1, b + W);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        const V ai = VT::set1(a[row[i]]);
-        acc[i][0] = VT::fmadd(ai, b0, acc[i][0]);
-        acc[i][1] = VT::fmadd(ai, b1, acc[i][1]);
-      }
-    }
-  } else if constexpr (kPackedA && MR == 12 && kPanel == 12) {
+  if constexpr (kPackedA && kPackedB && MR == 12 && kPanel == 12) {
     alignas(64) T tile[MR * NR];
     packed_tile_12(k, a, b, tile);
 #pragma GCC unroll 16
@@ -180,33 +167,34 @@ inline void ukernel(int64_t k, const typename VT::T* a, int64_t rsa, const typen
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = VT::zero();
     // One k step: 2 loads of B, MR broadcasts of A, 2 MR FMAs; unrolled by 4 over k.
-    const int64_t k4 = k / 4 * 4;
-    for (int64_t p0 = 0; p0 < k4; p0 += 4) {
-#pragma GCC unroll 4
-      for (int64_t p = 0; p < 4; ++p, a += a_step, b += NR) {
-        const V b0 = VT::load(b), b1 = VT::load(b + W);
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; ++i) {
-          const V ai = VT::set1(a[row[i]]);
-          acc[i][0] = VT::fmadd(ai, b0, acc[i][0]);
-          acc[i][1] = VT::fmadd(ai, b1, acc[i][1]);
-        }
+    auto step = [&]() __attribute__((always_inline)) {
+      V b0, b1;
+      if constexpr (kPackedB) {
+        b0 = VT::load(b), b1 = VT::load(b + W);
+      } else {
+        b0 = VT::maskz_loadu(k0, b), b1 = VT::maskz_loadu(k1, b + W);
       }
-    }
-    for (int64_t p = k4; p < k; ++p, a += a_step, b += NR) {
-      const V b0 = VT::load(b), b1 = VT::load(b + W);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         const V ai = VT::set1(a[row[i]]);
         acc[i][0] = VT::fmadd(ai, b0, acc[i][0]);
         acc[i][1] = VT::fmadd(ai, b1, acc[i][1]);
       }
+      a += a_step;
+      b += b_step;
+    };
+    const int64_t k4 = k / 4 * 4;
+    for (int64_t p0 = 0; p0 < k4; p0 += 4) {
+      step();
+      step();
+      step();
+      step();
     }
+    for (int64_t p = k4; p < k; ++p) step();
   }
 
   const V valpha = VT::set1(alpha), vbeta = VT::set1(beta);
   if (csc == 1) {
-    const typename VT::Mask k0 = VT::lanes(n), k1 = VT::lanes(n - W);
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       if (i >= m) break;
@@ -401,8 +389,6 @@ inline __m512 reduce16(const __m512 v[16]) {
 // the edge repeat the last one and are not stored.
 void gemm_dot_f32(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,
                   const float* B, int64_t csb, float beta, float* C, int64_t rsc, int64_t csc) {
-  const __mmask16 tail = VecF32::lanes(K % 16 == 0 ? 16 : K % 16);
-  const int64_t k_full = (K - 1) / 16 * 16;  // every chunk but the last is whole
   for (int64_t i0 = 0; i0 < M; i0 += 4)
     for (int64_t j0 = 0; j0 < N; j0 += 4) {
       const float* a[4];
@@ -411,17 +397,11 @@ void gemm_dot_f32(int64_t M, int64_t N, int64_t K, float alpha, const float* A, 
       for (int c = 0; c < 4; ++c) b[c] = B + std::min<int64_t>(j0 + c, N - 1) * csb;
       __m512 acc[16];
       for (int q = 0; q < 16; ++q) acc[q] = _mm512_setzero_ps();
-      for (int64_t k = 0; k < k_full; k += 16) {
+      for (int64_t k = 0; k < K; k += 16) {  // the last chunk's missing lanes load as zero
+        const __mmask16 lanes = VecF32::lanes(K - k);
         __m512 av[4], bv[4];
-        for (int r = 0; r < 4; ++r) av[r] = _mm512_loadu_ps(a[r] + k);
-        for (int c = 0; c < 4; ++c) bv[c] = _mm512_loadu_ps(b[c] + k);
-        for (int r = 0; r < 4; ++r)
-          for (int c = 0; c < 4; ++c) acc[r * 4 + c] = _mm512_fmadd_ps(av[r], bv[c], acc[r * 4 + c]);
-      }
-      {
-        __m512 av[4], bv[4];
-        for (int r = 0; r < 4; ++r) av[r] = _mm512_maskz_loadu_ps(tail, a[r] + k_full);
-        for (int c = 0; c < 4; ++c) bv[c] = _mm512_maskz_loadu_ps(tail, b[c] + k_full);
+        for (int r = 0; r < 4; ++r) av[r] = _mm512_maskz_loadu_ps(lanes, a[r] + k);
+        for (int c = 0; c < 4; ++c) bv[c] = _mm512_maskz_loadu_ps(lanes, b[c] + k);
         for (int r = 0; r < 4; ++r)
           for (int c = 0; c < 4; ++c) acc[r * 4 + c] = _mm512_fmadd_ps(av[r], bv[c], acc[r * 4 + c]);
       }
@@ -473,11 +453,12 @@ void gemm_ukernel_rows_b_f32(int64_t k, const float* a, int64_t rsa, const float
                              float* c, int64_t rsc, int64_t csc, int64_t m, int64_t n,
                              float alpha, float beta) {
   if (m <= 4) {
-    ukernel<VecF32, 4, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta, ldb);
+    ukernel<VecF32, 4, false, 4, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta, ldb);
   } else if (m <= 8) {
-    ukernel<VecF32, 8, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta, ldb);
+    ukernel<VecF32, 8, false, 8, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta, ldb);
   } else {
-    ukernel<VecF32, kGemmMrF32, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha, beta, ldb);
+    ukernel<VecF32, kGemmMrF32, false, kGemmMrF32, false>(k, a, rsa, b, c, rsc, csc, m, n, alpha,
+                                                           beta, ldb);
   }
 }
 void gemm_ukernel_rows_f64(int64_t k, const double* a, int64_t rsa, const double* b, double* c,
