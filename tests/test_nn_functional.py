@@ -531,6 +531,11 @@ def test_legacy_reduction_flags():
 
 
 def test_registry_lists_nn_ops():
-    names = {op["name"] for op in dc._C._op_registry() if op["family"] == "nn"}
-    assert {"softmax", "log_softmax", "cross_entropy", "nll_loss", "layer_norm", "rms_norm",
-            "dropout", "binary_cross_entropy", "kl_div"} <= names
+    family = {op["name"]: op["family"] for op in dc._C._op_registry()}
+    assert {n: family.get(n) for n in ["softmax", "log_softmax"]} == dict.fromkeys(
+        ["softmax", "log_softmax"], "softmax")
+    for n in ["cross_entropy", "nll_loss", "binary_cross_entropy", "kl_div"]:
+        assert family.get(n) == "loss", n
+    for n in ["layer_norm", "rms_norm", "batch_norm"]:
+        assert family.get(n) == "norm", n
+    assert family.get("dropout") == "dropout"

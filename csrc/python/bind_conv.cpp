@@ -1,5 +1,5 @@
 // Bindings of the convolution, pooling and 2-D normalisation ops (csrc/ops/conv.cpp, pool.cpp,
-// norm2d.cpp). deepcore.nn.functional (_functional_conv.py) gives them torch's full signatures.
+// norm.cpp). deepcore.nn.functional (_functional_conv.py) gives them torch's full signatures.
 #include "ops/ops.h"
 #include "python/common.h"
 

@@ -1,4 +1,4 @@
-// Bindings of the nn ops (csrc/ops/nn.cpp, nn_loss.cpp). deepcore.nn.functional wraps these
+// Bindings of the nn ops (csrc/ops/softmax.cpp, loss.cpp, norm.cpp, dropout.cpp). deepcore.nn.functional wraps these
 // with PyTorch's full signatures (legacy size_average/reduce, inplace=, implicit softmax dim).
 #include "ops/ops.h"
 #include "python/common.h"

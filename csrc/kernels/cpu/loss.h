@@ -1,6 +1,6 @@
 #pragma once
 // Fused loss kernels over rows x[M, C] (contiguous; the op layer moves the class dim last).
-// Kernels only compute: arguments, including every target, are validated by csrc/ops/nn_loss.cpp
+// Kernels only compute: arguments, including every target, are validated by csrc/ops/loss.cpp
 // before any kernel runs.
 #include "core/tensor.h"
 

@@ -1,6 +1,6 @@
 #pragma once
 // Softmax and log-softmax along one dim, forward and backward. Kernels only compute: the op
-// layer (csrc/ops/nn.cpp) checks arguments and records autograd.
+// layer (csrc/ops/softmax.cpp) checks arguments and records autograd.
 #include "core/tensor.h"
 
 namespace dc::cpu {

@@ -1,7 +1,7 @@
 """Convolution, pooling and 2-D normalisation functions of deepcore.nn.functional.
 
 torch.nn.functional's names, signatures and defaults; the work happens in C++
-(csrc/ops/conv.cpp, pool.cpp, norm2d.cpp). Re-exported by deepcore.nn.functional.
+(csrc/ops/conv.cpp, pool.cpp, norm.cpp). Re-exported by deepcore.nn.functional.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """deepcore.nn.functional: torch.nn.functional's names, signatures and defaults.
 
-The work happens in C++ (csrc/ops/nn.cpp, nn_loss.cpp, unary.cpp); this module only adapts
-arguments: legacy ``size_average``/``reduce``, ``inplace=``, and softmax's implicit ``dim``.
+The work happens in C++ (csrc/ops/softmax.cpp, loss.cpp, norm.cpp, dropout.cpp, unary.cpp);
+this module only adapts arguments: legacy ``size_average``/``reduce``, ``inplace=``, and softmax's implicit ``dim``.
 
 Differences from PyTorch: the pointwise losses (mse_loss, l1_loss, smooth_l1_loss, huber_loss,
 binary_cross_entropy[_with_logits], kl_div) raise ValueError when input and target shapes

@@ -1,5 +1,5 @@
 """BatchNorm1d/2d, InstanceNorm1d/2d, GroupNorm (torch.nn's names, arguments, defaults,
-buffers, repr and state_dict keys) on the normalisation ops of csrc/ops/norm2d.cpp."""
+buffers, repr and state_dict keys) on the normalisation ops of csrc/ops/norm.cpp."""
 from __future__ import annotations
 
 import warnings

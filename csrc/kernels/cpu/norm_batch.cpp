@@ -4,7 +4,7 @@
 // count. Statistics are two-pass (mean, then squared deviations) in double, which avoids the
 // cancellation of E[x^2] - E[x]^2 for data with a large mean. The partial sums are independent
 // chains the compiler vectorises; one running sum would wait on each add's latency.
-#include "kernels/cpu/batchnorm.h"
+#include "kernels/cpu/norm_batch.h"
 
 #include <cmath>
 

@@ -14,6 +14,13 @@ namespace dc::ops {
 
 using autograd::GradCtx;
 
+Reduction reduction_from_name(const std::string& name, const char* op) {
+  if (name == "none") return Reduction::none;
+  if (name == "mean") return Reduction::mean;
+  if (name == "sum") return Reduction::sum;
+  DC_THROW(ValueError, "[", op, "] reduction must be 'none', 'mean' or 'sum', got '", name, "'");
+}
+
 namespace {
 
 Tensor reduce_loss(const Tensor& l, Reduction r) {
@@ -309,14 +316,14 @@ Tensor kl_div(const Tensor& x, const Tensor& target, const std::string& reductio
   return reduce_loss(l, reduction_from_name(reduction, "kl_div"));
 }
 
-DC_REGISTER_OPS({"cross_entropy", "nn", Grad::differentiable},
-                {"nll_loss", "nn", Grad::differentiable},
-                {"mse_loss", "nn", Grad::differentiable},
-                {"l1_loss", "nn", Grad::differentiable},
-                {"smooth_l1_loss", "nn", Grad::differentiable},
-                {"huber_loss", "nn", Grad::differentiable},
-                {"binary_cross_entropy", "nn", Grad::differentiable},
-                {"binary_cross_entropy_with_logits", "nn", Grad::differentiable},
-                {"kl_div", "nn", Grad::differentiable});
+DC_REGISTER_OPS({"cross_entropy", "loss", Grad::differentiable},
+                {"nll_loss", "loss", Grad::differentiable},
+                {"mse_loss", "loss", Grad::differentiable},
+                {"l1_loss", "loss", Grad::differentiable},
+                {"smooth_l1_loss", "loss", Grad::differentiable},
+                {"huber_loss", "loss", Grad::differentiable},
+                {"binary_cross_entropy", "loss", Grad::differentiable},
+                {"binary_cross_entropy_with_logits", "loss", Grad::differentiable},
+                {"kl_div", "loss", Grad::differentiable});
 
 }  // namespace dc::ops

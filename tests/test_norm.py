@@ -98,7 +98,7 @@ def test_instance_norm_running_stats():
         assert_close(a, e, rtol=1e-9, atol=1e-9)
 
 
-def test_norm2d_errors_name_the_op():
+def test_norm_errors_name_the_op():
     with pytest.raises(ValueError, match=r"\[batch_norm\] expected more than 1 value"):
         F.batch_norm(dc.zeros(1, 3), None, None, training=True)
     with pytest.raises(ValueError, match=r"\[batch_norm\] expected weight of shape \(3,\)"):

@@ -1,10 +1,15 @@
-// batch_norm (fused kernels, Note [Fused backward with a composite fallback] in nn.cpp),
-// group_norm and instance_norm (composites of differentiable ops and batch_norm).
-#include "ops/norm2d.h"
+// batch_norm and layer_norm / rms_norm (fused kernels, Note [Fused backward with a composite
+// fallback] in softmax.cpp), group_norm and instance_norm (composites of differentiable ops and
+// batch_norm).
+#include "ops/norm.h"
+
+#include <cmath>
+#include <limits>
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
-#include "kernels/cpu/batchnorm.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/norm_batch.h"
 #include "ops/ops.h"
 #include "ops/registry.h"
 
@@ -186,8 +191,85 @@ Tensor instance_norm(const Tensor& x, const Tensor& running_mean, const Tensor& 
   return reshape(y, x.sizes());
 }
 
-DC_REGISTER_OPS({"batch_norm", "norm2d", Grad::differentiable},
-                {"group_norm", "norm2d", Grad::differentiable},
-                {"instance_norm", "norm2d", Grad::differentiable});
+// ---- layer_norm / rms_norm --------------------------------------------------------------------
+
+namespace {
+
+Tensor norm_impl(const char* name, const Tensor& x, const Shape& ns, const Tensor& w,
+                 const Tensor& b, double eps, bool rms) {
+  DC_CHECK(is_floating(x.dtype()), TypeError, "[", name, "] expected a floating-point input, got ",
+           dtype_name(x.dtype()));
+  const int64_t k = static_cast<int64_t>(ns.size());
+  bool match = k >= 1 && x.dim() >= k;
+  for (int64_t i = 0; match && i < k; ++i) match = x.sizes()[x.dim() - k + i] == ns[i];
+  DC_CHECK(match, ValueError, "[", name, "] normalized_shape ", shape_str(ns),
+           " must be non-empty and equal the trailing dims of the input, got input of shape ",
+           x.shape_str());
+  for (const Tensor* p : {&w, &b}) {
+    if (!p->defined()) continue;
+    DC_CHECK(p->sizes() == ns, ValueError, "[", name, "] ", p == &w ? "weight" : "bias",
+             " must have shape normalized_shape ", shape_str(ns), ", got ", p->shape_str());
+    DC_CHECK(p->dtype() == x.dtype(), TypeError, "[", name, "] ", p == &w ? "weight" : "bias",
+             " dtype ", dtype_name(p->dtype()), " differs from the input's ",
+             dtype_name(x.dtype()));
+  }
+  const int64_t N = numel_of(ns), M = N ? x.numel() / N : 0;
+  Tensor y = Tensor::empty(x.sizes(), x.dtype());
+  Tensor mean = Tensor::empty({M}, x.dtype()), rstd = Tensor::empty({M}, x.dtype());
+  cpu::norm_forward_into(y, mean, rstd, contig(x), w.defined() ? contig(w) : w,
+                         b.defined() ? contig(b) : b, N, eps, rms);
+  if (!autograd::any_requires_grad({&x, &w, &b})) return y;
+  const bool has_w = w.defined();
+  autograd::record(
+      name, {x, w, b}, {y},
+      [ns, N, eps, rms, has_w](GradCtx& g) -> tensor_list {
+        const Tensor x = g.saved(0), w = g.saved(1), mean = g.saved(2), rstd = g.saved(3);
+        const Tensor& gr = g.grad();
+        if (autograd::any_requires_grad({&gr, &x, &w})) {
+          // Composite: statistics recomputed with differentiable ops.
+          Shape dims;
+          for (int64_t i = x.dim() - static_cast<int64_t>(ns.size()); i < x.dim(); ++i)
+            dims.push_back(i);
+          Tensor xm = rms ? x : x - ops::mean(x, dims, true);
+          Tensor r = rsqrt(ops::mean(xm * xm, dims, true) + eps);
+          Tensor xhat = xm * r;
+          Tensor gw = has_w ? gr * w : gr;
+          Tensor inner = gw - xhat * ops::mean(gw * xhat, dims, true);
+          if (!rms) inner = inner - ops::mean(gw, dims, true);
+          return {g.needs(0) ? r * inner : Tensor(), g.needs(1) ? sum_to(gr * xhat, ns) : Tensor(),
+                  g.needs(2) ? sum_to(gr, ns) : Tensor()};
+        }
+        Tensor gx = g.needs(0) ? Tensor::empty(x.sizes(), x.dtype()) : Tensor();
+        Tensor dw = g.needs(1) ? Tensor::empty(ns, x.dtype()) : Tensor();
+        Tensor db = g.needs(2) ? Tensor::empty(ns, x.dtype()) : Tensor();
+        cpu::norm_backward_into(gx, dw, db, contig(to_dtype(gr, x.dtype())),
+                                contig(x), mean, rstd,
+                                w.defined() ? contig(w) : w, N, rms);
+        return {gx, dw, db};
+      },
+      {x, w, mean, rstd});
+  return y;
+}
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  return norm_impl("layer_norm", x, normalized_shape, weight, bias, eps, false);
+}
+
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                std::optional<double> eps) {
+  const double e = eps ? *eps
+                   : x.dtype() == DType::Float64 ? std::numeric_limits<double>::epsilon()
+                                                 : std::numeric_limits<float>::epsilon();
+  return norm_impl("rms_norm", x, normalized_shape, weight, Tensor(), e, true);
+}
+
+DC_REGISTER_OPS({"batch_norm", "norm", Grad::differentiable},
+                {"layer_norm", "norm", Grad::differentiable},
+                {"rms_norm", "norm", Grad::differentiable},
+                {"group_norm", "norm", Grad::differentiable},
+                {"instance_norm", "norm", Grad::differentiable});
 
 }  // namespace dc::ops
