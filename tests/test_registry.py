@@ -81,7 +81,7 @@ def test_other_families_have_a_test_file_mentioning_each_op():
             continue
         # A family's tests live in tests/test_<family>.py or tests/test_<family>_*.py.
         paths = sorted(TESTS.glob(f"test_{fam}.py")) + sorted(TESTS.glob(f"test_{fam}_*.py"))
-        if fam in {"softmax", "loss", "dropout"}:  # tested with the rest of nn.functional
+        if fam in {"softmax", "loss", "dropout", "norm"}:  # tested with the rest of nn.functional
             paths.append(TESTS / "test_nn_functional.py")
         if not paths:
             problems.append(f"{name}: no tests/test_{fam}*.py")
