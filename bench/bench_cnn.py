@@ -2,8 +2,9 @@
 alternating deepcore/torch pairs of deepcore time / torch time, lower is better for deepcore;
 for GFLOP/s higher is better).
 
-    python bench/bench_cnn.py               # all rows
+    python bench/bench_cnn.py               # all rows, the installed deepcore
     python bench/bench_cnn.py --quick       # fewer repeats
+    PYTHONPATH=build/dev/site python bench/bench_cnn.py   # a dev build (scripts/dev-build.sh)
 
 Rows: conv2d 3x3 forward and backward at N=32, C=K=64, 56x56 (GFLOP/s counted as 2*N*K*C*9*H*W
 per pass; backward = input and weight gradients, 2x the forward flops); one LeNet-5 training
@@ -23,11 +24,6 @@ import sys
 import time
 
 import numpy as np
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-PYTHON_DIR = os.path.join(os.path.dirname(HERE), "python")
-if PYTHON_DIR not in sys.path:
-    sys.path.insert(0, PYTHON_DIR)
 
 
 def _timed(fn) -> float:

@@ -1,7 +1,7 @@
 """DataLoader throughput, deepcore vs PyTorch in the same process.
 
-    PYTHONPATH=python python3 bench/bench_dataloader.py [--n 60000] [--dim 784] [--batch 64]
-                                                       [--epochs 3] [--workers 0]
+    python3 bench/bench_dataloader.py [--n 60000] [--dim 784] [--batch 64]
+                                      [--epochs 3] [--workers 0]
 
 One epoch = every sample of a TensorDataset(x float32 (n, dim), y int64 (n,)) once, shuffled,
 in batches. Reports the best epoch of each library in samples/s and the ratio.

@@ -1,7 +1,7 @@
 """Times one optimizer step over a ResNet-18-sized parameter set (~11.7M floats in 62 tensors):
 deepcore's fused step vs torch.optim with foreach=True, in the same process.
 
-    PYTHONPATH=python python3 bench/bench_optim.py [--threads N] [--reps R]
+    python3 bench/bench_optim.py [--threads N] [--reps R]
 
 Prints median step times and the ratio deepcore / torch (below 1 means deepcore is faster).
 """

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs deepcore with its test extra and runs the whole test suite: the C++ GoogleTest
-# tests (built with CMake, when GoogleTest is installed) and the pytest suite.
+# tests (built with CMake, when GoogleTest is installed), once more under AddressSanitizer and
+# UndefinedBehaviorSanitizer (SANITIZE=0 skips that), and the pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -13,6 +14,16 @@ if [ -e /usr/include/gtest/gtest.h ] || [ -n "${GTEST_ROOT:-}" ]; then
     -DDEEPCORE_BUILD_TESTS=ON -DDEEPCORE_BUILD_PYTHON=OFF > build-cpp-tests.log
   cmake --build build/cpp-tests -j "$JOBS" >> build-cpp-tests.log
   ctest --test-dir build/cpp-tests --output-on-failure -j "$JOBS"
+  if [ "${SANITIZE:-1}" != 0 ]; then
+    # Only the test binary and the library it links; ccache keeps rebuilds short.
+    mkdir -p build
+    cmake -S . -B build/cpp-tests-asan -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DDEEPCORE_BUILD_TESTS=ON -DDEEPCORE_BUILD_PYTHON=OFF -DDEEPCORE_SANITIZE=ON \
+      > build/cpp-tests-asan.log
+    cmake --build build/cpp-tests-asan -j "$JOBS" --target deepcore_cpp_tests \
+      >> build/cpp-tests-asan.log
+    ctest --test-dir build/cpp-tests-asan --output-on-failure -j "$JOBS"
+  fi
 else
   echo "GoogleTest not found (apt-get install libgtest-dev): skipping the C++ tests" >&2
 fi

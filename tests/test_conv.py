@@ -251,6 +251,12 @@ def test_interpolate_matches_torch(shape, kw):
     check_op(lambda x: F.interpolate(x, **kw), lambda x: TF.interpolate(x, **kw), [(shape,)])
 
 
+def test_upsample_is_interpolate():
+    x = dc.rand(1, 2, 3, 4)
+    np.testing.assert_array_equal(F.upsample(x, scale_factor=2, mode="bilinear").numpy(),
+                                  F.interpolate(x, scale_factor=2, mode="bilinear").numpy())
+
+
 def test_interpolate_gradcheck_and_errors():
     assert gradcheck_op(lambda x: F.interpolate(x, size=(5, 3), mode="bilinear",
                                                 align_corners=False), [(1, 2, 3, 4)])
@@ -279,7 +285,7 @@ def test_dropout2d_drops_whole_channels():
                                                 (33, 16, 4, 32, 1, 1), (40, 8, 4, 8, 2, 1),
                                                 (9, 6, 12, 16, 1, 0)])
 def test_conv2d_small_images_batched_into_one_gemm(n, c, h, k, stride, pad):
-    # Images of <= 128 output pixels are laid side by side in one GEMM (kernels/cpu/conv.cpp);
+    # Images of <= 128 output pixels are laid side by side in one GEMM (conv_im2col.cpp);
     # results must match torch and not depend on the thread count.
     rng = np.random.default_rng(n)
     x, w, b = (rng.standard_normal(s) for s in ((n, c, h, h), (k, c, 3, 3), (k,)))
@@ -298,3 +304,123 @@ def test_conv2d_small_images_batched_into_one_gemm(n, c, h, k, stride, pad):
         np.testing.assert_allclose(dw.grad.numpy(), tw.grad.numpy(), atol=1e-9)
         grads.append(dw.grad.numpy())
     np.testing.assert_array_equal(grads[0], grads[1])
+
+
+# ---- every algorithm of the kernels, forced (Note [Choosing a convolution algorithm]) --------
+
+ALGOS = ["pointwise", "im2col", "implicit", "phases", "channels_last"]
+PASSES = ["forward", "grad_input", "grad_weight"]
+
+# Shapes none of the algorithms was tuned for: odd and prime sizes, asymmetric stride, dilation,
+# groups, depthwise, 1x1, and padding beyond the kernel's reach.
+ALGO_CASES = [
+    ((2, 3, 7, 9), (4, 3, 3, 3), {"padding": 1}),
+    ((2, 33, 11, 10), (20, 33, 3, 3), {"stride": 2, "padding": 1}),
+    ((2, 6, 9, 8), (6, 2, 3, 2), {"stride": (2, 3), "padding": (1, 0), "groups": 3}),
+    ((2, 5, 6, 7), (7, 5, 1, 1), {}),
+    ((3, 17, 5, 4), (19, 17, 1, 1), {}),
+    ((2, 4, 10, 9), (5, 4, 3, 3), {"dilation": 2, "padding": 2}),
+    ((2, 3, 8, 8), (4, 3, 3, 3), {"padding": 3}),
+    ((2, 8, 9, 9), (8, 1, 3, 3), {"groups": 8, "stride": 2, "padding": 1}),
+    ((2, 7, 12, 11), (9, 7, 2, 2), {"stride": 2}),
+    ((1, 16, 13, 12), (16, 16, 5, 3), {"stride": 3, "padding": (2, 1)}),
+]
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, tuple) else (v, v)
+
+
+def _algo_applies(pass_, algo, ws, kw):
+    """Mirror of conv_algo_applies (csrc/kernels/cpu/conv.cpp) for ALGO_CASES' shapes."""
+    _, _, kh, kwid = ws
+    (sh, sw), (ph, pw), (dh, dw) = (_pair(kw.get(k, d)) for k, d in
+                                    (("stride", 1), ("padding", 0), ("dilation", 1)))
+    groups = kw.get("groups", 1)
+    if algo == "im2col":
+        return True
+    if algo == "pointwise":
+        return (kh, kwid, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0)
+    if algo == "implicit":
+        return pass_ == "forward" or (pass_ == "grad_input" and (sh, sw) == (1, 1) and
+                                      ph <= dh * (kh - 1) and pw <= dw * (kwid - 1))
+    if algo == "phases":
+        def fits(s, p, k):  # no phase's padding is negative
+            for r in range(s):
+                t = (r + p) % s
+                taps = (k - t + s - 1) // s if t < k else 0
+                if taps > 0 and taps - 1 - (r + p - t) // s < 0:
+                    return False
+            return True
+        return (pass_ == "grad_input" and groups == 1 and (dh, dw) == (1, 1) and
+                (sh, sw) != (1, 1) and fits(sh, ph, kh) and fits(sw, pw, kwid))
+    return pass_ == "grad_weight" and groups == 1  # channels_last
+
+
+@pytest.fixture
+def force_conv_algo():
+    forced = []
+
+    def force(pass_, algo):
+        dc._C._set_conv_algo(pass_, algo)
+        forced.append(pass_)
+
+    yield force
+    for pass_ in forced:
+        dc._C._set_conv_algo(pass_, "auto")
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("pass_", PASSES)
+def test_conv2d_every_algorithm_matches_torch(pass_, algo, force_conv_algo):
+    # The pass runs on the forced algorithm, the other two on the ones chosen by shape; every
+    # result is compared with torch in float64. Shapes the algorithm cannot compute raise.
+    force_conv_algo(pass_, algo)
+    assert dc._C._get_conv_algo(pass_) == algo
+    ran = 0
+    rng = np.random.default_rng(0)
+    for xs, ws, kw in ALGO_CASES:
+        x, w, b = (rng.standard_normal(s) for s in (xs, ws, (ws[0],)))
+        dx, dw, db = (dc.tensor(a, requires_grad=True) for a in (x, w, b))
+        if not _algo_applies(pass_, algo, ws, kw):
+            with pytest.raises(ValueError, match=f"forced to '{algo}'"):
+                y = F.conv2d(dx, dw, db, **kw)
+                y.backward(dc.ones_like(y))
+            continue
+        tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        ty = TF.conv2d(tx, tw, tb, **kw)
+        g = rng.standard_normal(tuple(ty.shape))
+        ty.backward(torch.tensor(g))
+        y = F.conv2d(dx, dw, db, **kw)
+        y.backward(dc.tensor(g))
+        msg = f"{pass_} by {algo}: x {xs}, w {ws}, {kw}"
+        np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), atol=1e-10, err_msg=msg)
+        np.testing.assert_allclose(dx.grad.numpy(), tx.grad.numpy(), atol=1e-10, err_msg=msg)
+        np.testing.assert_allclose(dw.grad.numpy(), tw.grad.numpy(), atol=1e-9, err_msg=msg)
+        ran += 1
+    serves = {"phases": ["grad_input"], "channels_last": ["grad_weight"],
+              "implicit": ["forward", "grad_input"]}.get(algo, PASSES)
+    assert ran >= (2 if pass_ in serves else 0), f"{algo} ran on {ran} shapes for {pass_}"
+    if pass_ not in serves:
+        assert ran == 0
+
+
+def test_conv2d_strided_input_gradient_of_odd_sized_input():
+    # A 2x2 stride-2 layer on a 65x65 input: the input gradient by phases has a 33x33 phase
+    # whose 1x1 convolution reads one row and column past gy (zero); it once ran as a pointwise
+    # GEMM, which assumes the output is the input's size, and was off by up to 25.
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 32, 65, 65)), rng.standard_normal((16, 32, 2, 2))
+    tx = torch.tensor(x, requires_grad=True)
+    TF.conv2d(tx, torch.tensor(w), stride=2).sum().backward()
+    dx = dc.tensor(x, requires_grad=True)
+    F.conv2d(dx, dc.tensor(w), stride=2).sum().backward()
+    np.testing.assert_allclose(dx.grad.numpy(), tx.grad.numpy(), atol=1e-10)
+
+
+def test_conv_algo_names_are_checked():
+    with pytest.raises(ValueError, match="unknown algorithm 'winograd'"):
+        dc._C._set_conv_algo("forward", "winograd")
+    with pytest.raises(ValueError, match="unknown pass 'backward'"):
+        dc._C._set_conv_algo("backward", "im2col")
+    assert all(dc._C._get_conv_algo(p) == "auto" for p in PASSES)

@@ -606,7 +606,8 @@ COVERED_OPS = (set(BINARY) | set(NONDIFF_BINARY) | set(LOGICAL) | set(UNARY) |
                {"logical_not", "isnan", "isinf", "isfinite", "where", "gelu", "softplus",
                 "leaky_relu", "elu", "selu", "celu", "hardtanh", "relu6", "hardsigmoid",
                 "hardswish", "logsigmoid", "clamp", "add_", "sub_", "mul_", "div_", "pow_",
-                "relu_", "sigmoid_", "tanh_", "exp_", "clamp_", "fill_", "zero_", "copy_"})
+                "relu_", "sigmoid_", "tanh_", "exp_", "clamp_", "fill_", "zero_", "copy_",
+                "result_type"})
 
 
 def test_hardtanh_family_gradient_is_zero_at_the_bounds_like_torch():

@@ -128,13 +128,51 @@ def test_trajectory_matches_torch(name, kwargs, dtype):
                     np.testing.assert_allclose(dc_np(ds[k]), ts[k].numpy(), rtol=1e-10, atol=1e-13)
 
 
-def test_float32_matches_torch_closely():
-    # Stronger than the 1e-5 tolerance: most elements agree to the last bit, because the
-    # fused kernels round exactly where torch's op sequence rounds.
+class Float64Twin(Problem):
+    """The same problem (float32 data, float32-rounded noise) evaluated in float64: run
+    through an optimizer in float64 it gives the exact trajectory to within ~1e-16."""
+
+    def __init__(self, problem):
+        self.dtype, self.seed = np.float64, problem.seed
+        self.init, self.curv, self.target = ([a.astype(np.float64) for a in arrays] for arrays
+                                             in (problem.init, problem.curv, problem.target))
+
+    def grads(self, values, step):
+        rng = np.random.default_rng(1000 + step)
+        return [c * (v - t) + (0.1 * rng.standard_normal(v.shape)).astype(np.float32)
+                for v, c, t in zip(values, self.curv, self.target)]
+
+
+@pytest.mark.parametrize("name,kwargs", [("Adam", dict(lr=0.01)),
+                                         ("AdamW", dict(lr=0.01, amsgrad=True)),
+                                         ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True)),
+                                         ("RMSprop", dict(lr=0.005, centered=True)),
+                                         ("Adagrad", dict(lr=0.1))])
+def test_float32_error_is_torchs(name, kwargs):
+    # Both libraries round the same float32 formulas, so both trajectories should lie equally
+    # far from the exact one. Bit-equality with torch is no such property: it depends on the
+    # vector kernels each library picks on the CPU at hand (FMA contraction, the form of lerp),
+    # and went from 99% to 89% of the elements between two x86-64 machines.
+    #
+    # Error = ||x - exact|| / ||exact|| over the 4099 elements, in units of u = 2^-24. A step
+    # rounds ~16 times (3 in the gradient, ~13 in Adam's update), each by at most u relative,
+    # and the iteration contracts (|1 - lr * curvature / sqrt(v)| < 1), so errors at most add
+    # up: steps * 16 u is the worst case. Measured: 1.4-14 u for both libraries on AVX-512,
+    # AVX2 and generic kernels, their ratio 0.99-1.01 over 4 seeds. Rounding errors of the same
+    # formulas are alike element by element, so the ratio of two norms over 4099 elements
+    # lands within ~1/sqrt(4099) of 1; 1.1 leaves room for a different rounding order and still
+    # catches a step that loses precision (one operation in lower precision, or a lost term).
+    steps, u = 50, 2.0 ** -24
     problem = Problem([(4099,)], np.float32)
-    tp, dp, _, _ = run_pair("Adam", dict(lr=0.01), problem, steps=50)
-    same = np.mean(dc_np(dp[0]) == tp[0].detach().numpy())
-    assert same > 0.95, same
+    tp, dp, _, _ = run_pair(name, kwargs, problem, steps)
+    exact = run_pair(name, kwargs, Float64Twin(problem), steps)[0][0].detach().numpy()
+
+    def error(x):
+        return np.linalg.norm(x.astype(np.float64) - exact) / np.linalg.norm(exact) / u
+
+    err_torch, err_dc = error(tp[0].detach().numpy()), error(dc_np(dp[0]))
+    assert err_torch <= steps * 16, err_torch
+    assert err_dc <= 1.1 * err_torch, (err_dc, err_torch)
 
 
 def test_param_groups_with_different_lrs():

@@ -262,4 +262,5 @@ def test_shape_ops_autograd_names():
 
 COVERED_OPS = {"view", "reshape", "permute", "transpose", "t", "expand", "squeeze", "unsqueeze",
                "flatten", "unflatten", "select", "narrow", "split", "chunk", "unbind", "cat",
-               "stack", "flip", "repeat", "tril", "triu", "as_strided", "contiguous", "clone"}
+               "stack", "flip", "repeat", "tril", "triu", "as_strided", "contiguous", "clone",
+               "swapaxes"}

@@ -1,17 +1,18 @@
 #include "autograd/node.h"
 
 #include "autograd/grad_mode.h"
+#include "dispatch/dispatcher.h"
 #include "ops/ops.h"
 
 namespace dc::autograd {
 
 namespace {
 std::atomic<uint64_t> next_sequence_nr{0};
-thread_local bool grad_mode = true;
 }  // namespace
 
-bool grad_enabled() { return grad_mode; }
-void set_grad_enabled(bool enabled) { grad_mode = enabled; }
+// Grad mode is the dispatcher's Autograd key (Note [The dispatcher]).
+bool grad_enabled() { return dispatch::key_active(dispatch::Key::Autograd); }
+void set_grad_enabled(bool enabled) { dispatch::set_key_active(dispatch::Key::Autograd, enabled); }
 
 Node::Node() : sequence_nr(next_sequence_nr.fetch_add(1, std::memory_order_relaxed)) {}
 

@@ -2,6 +2,7 @@
 // A Python number crossing into C++: keeps whether it was a bool, an int or a float, because
 // type promotion treats the three differently (see result_type in core/type_promotion.h).
 #include <cstdint>
+#include <string>
 
 #include "core/dtype.h"
 
@@ -39,5 +40,16 @@ class Scalar {
   double d_;
   int64_t i_;
 };
+
+// Note [Scalars out of range]
+// A Python number is converted to the dtype it meets. PyTorch raises for a value that does not
+// fit where the number is an explicit value (fill_, full, clamp, masked_fill, alpha), yet wraps
+// it silently where it is an operand: int32 + 2**32 adds 0, int32 // 2**32 divides by zero and
+// int32 < 2**31 is False. deepcore raises in both places: a wrapped operand is a wrong answer.
+// Bool takes any value (nonzero is True); inf and nan pass into floating types.
+bool scalar_fits(const Scalar& s, DType dtype);
+// RuntimeError "[op] value 4294967296 cannot be converted to type int32 without overflow".
+void check_scalar_fits(const Scalar& s, DType dtype, const char* op);
+std::string scalar_str(const Scalar& s);  // as Python prints it: True, 3, 2.5
 
 }  // namespace dc

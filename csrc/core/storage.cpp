@@ -71,9 +71,36 @@ void free_block(void* p, size_t bytes) {
   else std::free(p);
 }
 
+namespace {
+// Meta storages are counted, not allocated. Dry runs happen on one thread at a time in
+// practice, but the counters are atomic so concurrent ones stay correct (if mixed together).
+std::atomic<size_t> meta_live{0}, meta_peak{0};
+
+struct MetaBlock {
+  size_t bytes;
+  explicit MetaBlock(size_t n) : bytes(n) {
+    const size_t now = meta_live.fetch_add(n) + n;
+    size_t peak = meta_peak.load();
+    while (now > peak && !meta_peak.compare_exchange_weak(peak, now)) {
+    }
+  }
+  ~MetaBlock() { meta_live.fetch_sub(bytes); }
+};
+}  // namespace
+
+MetaMemoryStats meta_memory_stats() { return {meta_live.load(), meta_peak.load()}; }
+void reset_meta_peak() { meta_peak.store(meta_live.load()); }
+
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+  if (device.type == DeviceType::Meta) {
+    auto s = std::make_shared<Storage>();
+    s->owner = std::make_shared<MetaBlock>(nbytes);
+    s->nbytes = nbytes;
+    s->device = device;
+    return s;
+  }
   DC_CHECK(device.type == DeviceType::CPU, RuntimeError, "[alloc] device ", device.str(),
-           " is not available in this build");
+           " is not available: this build of deepcore has no CUDA backend");
   // Anything above 2^48 bytes cannot be real memory; refuse before asking the allocator.
   DC_CHECK(nbytes < (size_t(1) << 48), MemoryError, "[alloc] cannot allocate ", nbytes,
            " bytes: size is absurd");

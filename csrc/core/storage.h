@@ -25,10 +25,20 @@ struct Storage {
   // with the value saved at forward time (see Note [Saved tensor versions]).
   std::atomic<uint32_t> version{0};
 
-  // 64-byte aligned, uninitialised. Throws MemoryError for impossible sizes.
-  static std::shared_ptr<Storage> allocate(size_t nbytes, Device device = Device());
+  // 64-byte aligned, uninitialised. Throws MemoryError for impossible sizes. On the meta
+  // device no memory is taken: `data` stays null and only the byte counts below move.
+  static std::shared_ptr<Storage> allocate(size_t nbytes, Device device = current_device());
   static std::shared_ptr<Storage> wrap(void* data, size_t nbytes, std::shared_ptr<void> owner,
                                        Device device = Device());
 };
+
+// Bytes held by live meta storages, and the most held at once since the last reset: what a
+// dry run on the meta device would have allocated (deepcore.utils.plan reads them).
+struct MetaMemoryStats {
+  size_t live = 0;
+  size_t peak = 0;
+};
+MetaMemoryStats meta_memory_stats();
+void reset_meta_peak();
 
 }  // namespace dc

@@ -22,6 +22,12 @@ Shape contiguous_strides(const Shape& shape) {
 }
 
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
+  DC_CHECK(ndim > 0, IndexError, "[", op, "] dimension specified as ", dim,
+           " but the tensor has no dimensions (shape ())");
+  return wrap_dim_scalar_ok(dim, ndim, op);
+}
+
+int64_t wrap_dim_scalar_ok(int64_t dim, int64_t ndim, const char* op) {
   const int64_t n = std::max<int64_t>(ndim, 1);  // a 0-d tensor accepts dim 0 and -1
   DC_CHECK(dim >= -n && dim < n, IndexError, "[", op, "] dimension out of range: got ", dim,
            " for a tensor with ", ndim, " dimension", ndim == 1 ? "" : "s", " (expected in [",

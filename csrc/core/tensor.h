@@ -54,7 +54,8 @@ class Tensor {
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
   // Uninitialised contiguous tensor.
-  static Tensor empty(const Shape& shape, DType dtype, Device device = Device());
+  // On `device`, by default the current one (the device of the op in flight, else cpu).
+  static Tensor empty(const Shape& shape, DType dtype, Device device = current_device());
   // A view over `storage` with the given geometry (no checks beyond bounds; no autograd).
   static Tensor make_view(const std::shared_ptr<Storage>& storage, Shape sizes, Shape strides,
                           int64_t offset, DType dtype);
@@ -75,12 +76,17 @@ class Tensor {
   DType dtype() const { return impl_->dtype; }
   size_t itemsize() const { return dc::itemsize(impl_->dtype); }
   Device device() const { return impl_->storage->device; }
+  bool is_meta() const { return impl_->storage->device.type == DeviceType::Meta; }
   const std::shared_ptr<Storage>& storage() const { return impl_->storage; }
   void* data_ptr() const {
     return static_cast<char*>(impl_->storage->data) + impl_->offset * itemsize();
   }
+  // Typed access to the values, for code that reads or writes them on the host. A meta tensor
+  // has no values: RuntimeError naming the op in flight, never a wild pointer. (data_ptr() stays
+  // unchecked: it is only handed to kernels, which the meta backend never runs.)
   template <typename T>
   T* data() const {
+    if (is_meta()) throw_no_values_on_meta();
     return static_cast<T*>(data_ptr());
   }
   bool is_contiguous() const;
@@ -102,14 +108,20 @@ class Tensor {
   std::string shape_str() const { return dc::shape_str(impl_->sizes); }
 
  private:
+  [[noreturn]] void throw_no_values_on_meta() const;
   std::shared_ptr<TensorImpl> impl_;
 };
 
 // Shape helpers shared by ops and kernels.
 int64_t numel_of(const Shape& shape);
 Shape contiguous_strides(const Shape& shape);
-// Wraps a possibly negative dim into [0, ndim); IndexError naming `op` otherwise.
+// Note [Dims of a 0-d tensor]
+// wrap_dim maps a possibly negative dim into [0, ndim) and raises IndexError naming `op`
+// otherwise, a 0-d tensor included: its result always indexes sizes()/strides(). Ops that, like
+// PyTorch, also accept dim 0 or -1 on a 0-d tensor (reductions, softmax, flip, squeeze, ...)
+// call wrap_dim_scalar_ok and must handle the 0-d case before they index anything with it.
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
+int64_t wrap_dim_scalar_ok(int64_t dim, int64_t ndim, const char* op);
 // Broadcast two shapes like NumPy; ValueError naming `op` if they are incompatible.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 

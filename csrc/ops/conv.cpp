@@ -15,15 +15,20 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/conv.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
 using autograd::GradCtx;
 
 namespace {
+
+// Multiply-adds of one pass (forward, input gradient or weight gradient: the same count), x2.
+double conv_flops(const cpu::ConvGeom& g) {
+  return 2.0 * g.N * g.K * g.OH * g.OW * g.Cg() * g.KH * g.KW;
+}
 
 Tensor contig(const Tensor& t) { return t.is_contiguous() ? t : contiguous_clone(t); }
 
@@ -99,7 +104,8 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& w, const Tensor& b, const ConvPa
   const cpu::ConvGeom g = make_geom(x.sizes(), w.sizes(), OH, OW, p);
   Tensor y = Tensor::empty({g.N, g.K, OH, OW}, x.dtype());
   Tensor xc = contig(x), wc = contig(w), bc = b.defined() ? contig(b) : b;
-  cpu::conv2d_forward(g, x.dtype(), xc.data_ptr(), wc.data_ptr(),
+  dispatch::add_flops(conv_flops(g));
+  DC_KERNEL(conv2d_forward)(g, x.dtype(), xc.data_ptr(), wc.data_ptr(),
                       bc.defined() ? bc.data_ptr() : nullptr, y.data_ptr());
   if (!autograd::any_requires_grad({&x, &w, &b})) return y;
   const int64_t H = g.H, W = g.W, KH = g.KH, KW = g.KW;
@@ -119,12 +125,14 @@ Tensor conv2d_4d(const Tensor& x, const Tensor& w, const Tensor& b, const ConvPa
 
 Tensor conv2d_backward_input(const Tensor& gy_in, const Tensor& w, int64_t H, int64_t W,
                              const ConvParams& p) {
+  DC_OP_GUARD("conv2d_backward_input", gy_in, w);
   const Tensor gy = gy_in.dtype() == w.dtype() ? gy_in : to_dtype(gy_in, w.dtype());
   const int64_t N = gy.sizes()[0], C = w.sizes()[1] * p.groups;
   const cpu::ConvGeom g = make_geom({N, C, H, W}, w.sizes(), gy.sizes()[2], gy.sizes()[3], p);
   Tensor gx = Tensor::empty({N, C, H, W}, w.dtype());
   Tensor gyc = contig(gy), wc = contig(w);
-  cpu::conv2d_backward_input(g, w.dtype(), gyc.data_ptr(), wc.data_ptr(), gx.data_ptr());
+  dispatch::add_flops(conv_flops(g));
+  DC_KERNEL(conv2d_backward_input)(g, w.dtype(), gyc.data_ptr(), wc.data_ptr(), gx.data_ptr());
   if (!autograd::any_requires_grad({&gy, &w})) return gx;
   const int64_t KH = g.KH, KW = g.KW;
   autograd::record(
@@ -140,12 +148,14 @@ Tensor conv2d_backward_input(const Tensor& gy_in, const Tensor& w, int64_t H, in
 
 Tensor conv2d_backward_weight(const Tensor& gy_in, const Tensor& x, int64_t KH, int64_t KW,
                               const ConvParams& p) {
+  DC_OP_GUARD("conv2d_backward_weight", gy_in, x);
   const Tensor gy = gy_in.dtype() == x.dtype() ? gy_in : to_dtype(gy_in, x.dtype());
   const int64_t K = gy.sizes()[1], Cg = x.sizes()[1] / p.groups;
   const cpu::ConvGeom g = make_geom(x.sizes(), {K, Cg, KH, KW}, gy.sizes()[2], gy.sizes()[3], p);
   Tensor gw = Tensor::empty({K, Cg, KH, KW}, x.dtype());
   Tensor gyc = contig(gy), xc = contig(x);
-  cpu::conv2d_backward_weight(g, x.dtype(), gyc.data_ptr(), xc.data_ptr(), gw.data_ptr());
+  dispatch::add_flops(conv_flops(g));
+  DC_KERNEL(conv2d_backward_weight)(g, x.dtype(), gyc.data_ptr(), xc.data_ptr(), gw.data_ptr());
   if (!autograd::any_requires_grad({&gy, &x})) return gw;
   const int64_t H = g.H, W = g.W;
   autograd::record(
@@ -243,18 +253,21 @@ Tensor conv_transpose_nd(const char* op, int64_t spatial, const Tensor& x, const
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Shape& stride,
               const Shape& padding, const Shape& dilation, int64_t groups,
               const std::string& padding_mode) {
+  DC_OP_GUARD("conv2d", x, w, bias);
   return conv_nd("conv2d", 2, x, w, bias, stride, padding, dilation, groups, padding_mode);
 }
 
 Tensor conv1d(const Tensor& x, const Tensor& w, const Tensor& bias, const Shape& stride,
               const Shape& padding, const Shape& dilation, int64_t groups,
               const std::string& padding_mode) {
+  DC_OP_GUARD("conv1d", x, w, bias);
   return conv_nd("conv1d", 1, x, w, bias, stride, padding, dilation, groups, padding_mode);
 }
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Shape& stride,
                         const Shape& padding, const Shape& output_padding, int64_t groups,
                         const Shape& dilation) {
+  DC_OP_GUARD("conv_transpose2d", x, w, bias);
   return conv_transpose_nd("conv_transpose2d", 2, x, w, bias, stride, padding, output_padding,
                            groups, dilation);
 }
@@ -262,6 +275,7 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, co
 Tensor conv_transpose1d(const Tensor& x, const Tensor& w, const Tensor& bias, const Shape& stride,
                         const Shape& padding, const Shape& output_padding, int64_t groups,
                         const Shape& dilation) {
+  DC_OP_GUARD("conv_transpose1d", x, w, bias);
   return conv_transpose_nd("conv_transpose1d", 1, x, w, bias, stride, padding, output_padding,
                            groups, dilation);
 }
@@ -316,6 +330,7 @@ Tensor pad_constant(const Tensor& x, const Shape& pads, double value) {
 }  // namespace
 
 Tensor pad(const Tensor& x, const Shape& pads, const std::string& mode, double value) {
+  DC_OP_GUARD("pad", x);
   DC_CHECK(pads.size() % 2 == 0 && static_cast<int64_t>(pads.size()) / 2 <= x.dim(), ValueError,
            "[pad] padding length must be even and at most twice the input's dims, got pad ",
            shape_str(pads), " for input ", x.shape_str());
@@ -343,11 +358,5 @@ Tensor pad(const Tensor& x, const Shape& pads, const std::string& mode, double v
   }
   return y;
 }
-
-DC_REGISTER_OPS({"conv1d", "conv", Grad::differentiable},
-                {"conv2d", "conv", Grad::differentiable},
-                {"conv_transpose1d", "conv", Grad::differentiable},
-                {"conv_transpose2d", "conv", Grad::differentiable},
-                {"pad", "conv", Grad::differentiable});
 
 }  // namespace dc::ops

@@ -7,36 +7,71 @@
 #include "autograd/node.h"
 #include "core/parallel.h"
 #include "core/rng.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/elementwise.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
 using autograd::GradCtx;
 
-Tensor empty(const Shape& shape, DType dtype) { return Tensor::empty(shape, dtype); }
+Tensor empty(const Shape& shape, DType dtype) {
+  DC_OP_GUARD_DEVICE("empty", ::dc::current_device());
+  return Tensor::empty(shape, dtype);
+}
+
+namespace {
+// fill_into takes a double: an int64 value beyond 2^53 is copied exactly from a 0-d tensor.
+void fill_values(const Tensor& t, const Scalar& value) {
+  constexpr int64_t kExact = int64_t(1) << 53;
+  if (t.dtype() == DType::Int64 && !value.is_float() &&
+      (value.to_int() > kExact || value.to_int() < -kExact)) {
+    DC_KERNEL(cast_into)(t, expand(scalar_tensor(value, DType::Int64), t.sizes()));
+  } else {
+    DC_KERNEL(fill_into)(t, value.to_double());
+  }
+}
+}  // namespace
 
 Tensor full(const Shape& shape, Scalar value, DType dtype) {
+  DC_OP_GUARD_DEVICE("full", ::dc::current_device());
+  check_scalar_fits(value, dtype, "full");
   Tensor t = Tensor::empty(shape, dtype);
-  cpu::fill_into(t, value.to_double());
+  fill_values(t, value);
   return t;
 }
-Tensor zeros(const Shape& shape, DType dtype) { return full(shape, Scalar(0), dtype); }
-Tensor ones(const Shape& shape, DType dtype) { return full(shape, Scalar(1), dtype); }
-Tensor zeros_like(const Tensor& t) { return zeros(t.sizes(), t.dtype()); }
-Tensor ones_like(const Tensor& t) { return ones(t.sizes(), t.dtype()); }
-Tensor full_like(const Tensor& t, Scalar value) { return full(t.sizes(), value, t.dtype()); }
+Tensor zeros(const Shape& shape, DType dtype) {
+  DC_OP_GUARD_DEVICE("zeros", ::dc::current_device());
+  return full(shape, Scalar(0), dtype);
+}
+Tensor ones(const Shape& shape, DType dtype) {
+  DC_OP_GUARD_DEVICE("ones", ::dc::current_device());
+  return full(shape, Scalar(1), dtype);
+}
+Tensor zeros_like(const Tensor& t) {
+  DC_OP_GUARD("zeros_like", t);
+  return zeros(t.sizes(), t.dtype());
+}
+Tensor ones_like(const Tensor& t) {
+  DC_OP_GUARD("ones_like", t);
+  return ones(t.sizes(), t.dtype());
+}
+Tensor full_like(const Tensor& t, Scalar value) {
+  DC_OP_GUARD("full_like", t);
+  return full(t.sizes(), value, t.dtype());
+}
 
 Tensor scalar_tensor(Scalar value, DType dtype) {
+  DC_OP_GUARD_DEVICE("scalar_tensor", ::dc::current_device());
   Tensor t = Tensor::empty({}, dtype);
-  cpu::fill_into(t, value.to_double());
-  // int64 values beyond 2^53 do not survive the double: write them exactly.
-  if (dtype == DType::Int64 && !value.is_float()) *t.data<int64_t>() = value.to_int();
+  // int64 values beyond 2^53 do not survive a double: those are written exactly.
+  if (dtype == DType::Int64 && !value.is_float()) DC_KERNEL(fill_int64_into)(t, value.to_int());
+  else DC_KERNEL(fill_into)(t, value.to_double());
   return t;
 }
 
 Tensor arange(double start, double end, double step, DType dtype) {
+  DC_OP_GUARD_DEVICE("arange", ::dc::current_device());
   DC_CHECK(step != 0, ValueError, "[arange] step must be nonzero");
   DC_CHECK(std::isfinite(start) && std::isfinite(end), ValueError,
            "[arange] start and end must be finite, got ", start, " and ", end);
@@ -44,139 +79,93 @@ Tensor arange(double start, double end, double step, DType dtype) {
            start, ", end=", end, ", step=", step);
   const int64_t n = static_cast<int64_t>(std::ceil((end - start) / step));
   Tensor t = Tensor::empty({n}, dtype);
-  DC_DISPATCH_ALL(dtype, "arange", [&] {
-    scalar_t* p = t.data<scalar_t>();
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(start + i * step);
-  });
+  DC_KERNEL(arange_into)(t, start, step);
   return t;
 }
 
 Tensor linspace(double start, double end, int64_t steps, DType dtype) {
+  DC_OP_GUARD_DEVICE("linspace", ::dc::current_device());
   DC_CHECK(steps >= 0, ValueError, "[linspace] number of steps must be non-negative, got ", steps);
   Tensor t = Tensor::empty({steps}, dtype);
-  const double step = steps > 1 ? (end - start) / (steps - 1) : 0.0;
-  DC_DISPATCH_ALL(dtype, "linspace", [&] {
-    scalar_t* p = t.data<scalar_t>();
-    // Fill from both ends, like PyTorch, so the last value is exactly `end`; a single step
-    // is `start` (the loop would give `end`).
-    const int64_t half = steps == 1 ? 1 : steps / 2;
-    for (int64_t i = 0; i < steps; ++i)
-      p[i] = static_cast<scalar_t>(i < half ? start + step * i : end - step * (steps - 1 - i));
-  });
+  DC_KERNEL(linspace_into)(t, start, end);
   return t;
 }
 
 Tensor eye(int64_t n, int64_t m, DType dtype) {
+  DC_OP_GUARD_DEVICE("eye", ::dc::current_device());
   if (m < 0) m = n;
   DC_CHECK(n >= 0, ValueError, "[eye] n must be non-negative, got ", n);
   Tensor t = zeros({n, m}, dtype);
-  DC_DISPATCH_ALL(dtype, "eye", [&] {
-    scalar_t* p = t.data<scalar_t>();
-    for (int64_t i = 0; i < std::min(n, m); ++i) p[i * m + i] = scalar_t(1);
-  });
+  DC_KERNEL(fill_diagonal_into)(t, 1.0);
   return t;
 }
 
 // ---- random ------------------------------------------------------------------------------
 
 namespace {
-// Fills a contiguous tensor: element i gets f(philox(seed, start + i / 4)[i % 4] ...).
-template <typename F>
-void fill_random(Tensor& t, uint64_t counters_per_4, F&& f) {
-  Generator& g = default_generator();
-  const int64_t n = t.numel();
-  const uint64_t seed = g.seed;
-  const uint64_t start = g.reserve(static_cast<uint64_t>((n + 3) / 4) * counters_per_4);
-  parallel_for(0, (n + 3) / 4, 2048, [&](int64_t b, int64_t e) {
-    for (int64_t blk = b; blk < e; ++blk) f(seed, start + blk * counters_per_4, blk * 4, n);
-  });
-}
+// Philox counters a fill of `t` takes: two per block of four elements (dropout uses one).
+uint64_t random_counters(const Tensor& t) { return static_cast<uint64_t>((t.numel() + 3) / 4) * 2; }
 }  // namespace
 
+
 Tensor& uniform_(Tensor& t, double low, double high) {
+  DC_OP_GUARD("uniform_", t);
   DC_CHECK(t.is_contiguous(), ValueError, "[uniform_] needs a contiguous tensor");
-  DC_DISPATCH_FLOAT(t.dtype(), "uniform_", [&] {
-    scalar_t* p = t.data<scalar_t>();
-    fill_random(t, 2, [&](uint64_t seed, uint64_t ctr, int64_t i0, int64_t n) {
-      auto r0 = philox(seed, ctr), r1 = philox(seed, ctr + 1);
-      for (int k = 0; k < 4 && i0 + k < n; ++k) {
-        double u = std::is_same_v<scalar_t, float>
-                       ? double(uint_to_unit_float(r0[k]))
-                       : uints_to_unit_double(r0[k], r1[k]);
-        p[i0 + k] = static_cast<scalar_t>(low + (high - low) * u);
-      }
-    });
-  });
+  DC_CHECK(std::isfinite(low) && std::isfinite(high) && low <= high, ValueError,
+           "[uniform_] expects finite bounds with from <= to, got from=", low, ", to=", high);
+  Generator& g = default_generator();
+  const uint64_t seed = g.seed, start = g.reserve(random_counters(t));
+  DC_KERNEL(uniform_into)(t, low, high, seed, start);
   t.bump_version();
   return t;
 }
 
 Tensor& normal_(Tensor& t, double mean, double stddev) {
+  DC_OP_GUARD("normal_", t);
   DC_CHECK(t.is_contiguous(), ValueError, "[normal_] needs a contiguous tensor");
   DC_CHECK(stddev >= 0, ValueError, "[normal_] std must be non-negative, got ", stddev);
-  DC_DISPATCH_FLOAT(t.dtype(), "normal_", [&] {
-    scalar_t* p = t.data<scalar_t>();
-    fill_random(t, 2, [&](uint64_t seed, uint64_t ctr, int64_t i0, int64_t n) {
-      auto r0 = philox(seed, ctr), r1 = philox(seed, ctr + 1);
-      // Box-Muller on pairs (u1, u2) -> two normals.
-      for (int k = 0; k < 4; k += 2) {
-        const double u1 = 1.0 - uints_to_unit_double(r0[k], r1[k]);  // (0, 1]
-        const double u2 = uints_to_unit_double(r0[k + 1], r1[k + 1]);
-        const double rad = std::sqrt(-2.0 * std::log(u1));
-        const double z0 = rad * std::cos(2 * M_PI * u2), z1 = rad * std::sin(2 * M_PI * u2);
-        if (i0 + k < n) p[i0 + k] = static_cast<scalar_t>(mean + stddev * z0);
-        if (i0 + k + 1 < n) p[i0 + k + 1] = static_cast<scalar_t>(mean + stddev * z1);
-      }
-    });
-  });
+  Generator& g = default_generator();
+  const uint64_t seed = g.seed, start = g.reserve(random_counters(t));
+  DC_KERNEL(normal_into)(t, mean, stddev, seed, start);
   t.bump_version();
   return t;
 }
 
 Tensor rand(const Shape& shape, DType dtype) {
+  DC_OP_GUARD_DEVICE("rand", ::dc::current_device());
   Tensor t = Tensor::empty(shape, dtype);
   return uniform_(t, 0.0, 1.0);
 }
 
 Tensor randn(const Shape& shape, DType dtype) {
+  DC_OP_GUARD_DEVICE("randn", ::dc::current_device());
   Tensor t = Tensor::empty(shape, dtype);
   return normal_(t, 0.0, 1.0);
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
+  DC_OP_GUARD_DEVICE("randint", ::dc::current_device());
   DC_CHECK(high > low, ValueError, "[randint] expected low < high, got low=", low,
            ", high=", high);
   Tensor t = Tensor::empty(shape, dtype);
-  const uint64_t range = static_cast<uint64_t>(high - low);
-  DC_DISPATCH_ALL(dtype, "randint", [&] {
-    scalar_t* p = t.data<scalar_t>();
-    fill_random(t, 2, [&](uint64_t seed, uint64_t ctr, int64_t i0, int64_t n) {
-      auto r0 = philox(seed, ctr), r1 = philox(seed, ctr + 1);
-      for (int k = 0; k < 4 && i0 + k < n; ++k) {
-        const uint64_t r = (static_cast<uint64_t>(r0[k]) << 32) | r1[k];
-        p[i0 + k] = static_cast<scalar_t>(low + static_cast<int64_t>(r % range));
-      }
-    });
-  });
+  Generator& g = default_generator();
+  const uint64_t seed = g.seed, start = g.reserve(random_counters(t));
+  DC_KERNEL(randint_into)(t, low, high, seed, start);
   return t;
 }
 
 Tensor randperm(int64_t n, DType dtype) {
+  DC_OP_GUARD_DEVICE("randperm", ::dc::current_device());
   DC_CHECK(n >= 0, ValueError, "[randperm] n must be non-negative, got ", n);
   // Fisher-Yates driven by one random draw per position.
   Tensor keys = randint(0, INT64_MAX, {n}, DType::Int64);
-  std::vector<int64_t> perm(n);
-  for (int64_t i = 0; i < n; ++i) perm[i] = i;
-  const int64_t* k = keys.data<int64_t>();
-  for (int64_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[k[i] % (i + 1)]);
   Tensor t = Tensor::empty({n}, dtype);
-  DC_DISPATCH_ALL(dtype, "randperm", [&] {
-    for (int64_t i = 0; i < n; ++i) t.data<scalar_t>()[i] = static_cast<scalar_t>(perm[i]);
-  });
+  DC_KERNEL(permutation_into)(t, keys);
   return t;
 }
 
 Tensor bernoulli(const Tensor& p) {
+  DC_OP_GUARD("bernoulli", p);
   Tensor u = rand(p.sizes(), to_float_dtype(p.dtype()));
   return to_dtype(lt(u, p), p.dtype());
 }
@@ -184,31 +173,62 @@ Tensor bernoulli(const Tensor& p) {
 // ---- aliases and copies --------------------------------------------------------------------
 
 Tensor alias(const Tensor& t) {
+  DC_OP_GUARD("alias", t);
   Tensor a = Tensor::make_view(t.storage(), t.sizes(), t.strides(), t.offset(), t.dtype());
   a.impl()->base = t.impl()->base;
   return a;
 }
 
-Tensor detach(const Tensor& t) { return alias(t); }
+Tensor detach(const Tensor& t) {
+  DC_OP_GUARD("detach", t);
+  return alias(t);
+}
 
 Tensor contiguous_clone(const Tensor& t) {
+  DC_OP_GUARD("contiguous_clone", t);
   Tensor out = Tensor::empty(t.sizes(), t.dtype());
-  cpu::cast_into(out, t);
+  DC_KERNEL(cast_into)(out, t);
   return out;
 }
 
 Tensor clone(const Tensor& t) {
+  DC_OP_GUARD("clone", t);
   Tensor out = contiguous_clone(t);
   autograd::record("clone", {t}, {out}, [](GradCtx& g) -> tensor_list { return {g.grad()}; });
   return out;
 }
 
-Tensor contiguous(const Tensor& t) { return t.is_contiguous() ? t : clone(t); }
+Tensor contiguous(const Tensor& t) {
+  DC_OP_GUARD("contiguous", t);
+  return t.is_contiguous() ? t : clone(t);
+}
+
+// Tensor.to(device). Moving onto meta keeps shape and dtype and drops the values; nothing comes
+// back from meta (there are no values to copy), as in torch. The derivative moves the gradient
+// back to the source device.
+Tensor to_device(const Tensor& t, Device device) {
+  DC_OP_GUARD("to_device", t);
+  const Device from = t.device();
+  if (from == device) return t;
+  DC_CHECK(!from.is_meta(), NotImplementedError, "[to] cannot copy a tensor of shape ",
+           t.shape_str(), " out of the meta device: meta tensors have no data");
+  DC_CHECK(device.type != DeviceType::CUDA, RuntimeError, "[to] device ", device.str(),
+           " is not available: this build of deepcore has no CUDA backend");
+  Tensor out = Tensor::empty(t.sizes(), t.dtype(), device);
+  if (!device.is_meta()) {
+    DeviceGuard on(device);
+    DC_KERNEL(cast_into)(out, t);
+  }
+  autograd::record("to", {t}, {out},
+                   [from](GradCtx& g) -> tensor_list { return {to_device(g.grad(), from)}; });
+  return out;
+}
 
 Tensor to_dtype(const Tensor& t, DType dtype, bool copy) {
+  DC_OP_GUARD("to_dtype", t);
   if (t.dtype() == dtype && !copy) return t;
   Tensor out = Tensor::empty(t.sizes(), dtype);
-  cpu::cast_into(out, t);
+  DC_KERNEL(cast_into)(out, t);
   if (is_floating(dtype) && is_floating(t.dtype())) {
     const DType from = t.dtype();
     autograd::record("to", {t}, {out},
@@ -233,7 +253,7 @@ void check_inplace(const Tensor& t, const char* op, bool values_require_grad) {
   // An expanded dimension makes several elements share one memory location: the result of an
   // in-place write would depend on the order of the writes (PyTorch refuses it too).
   for (int64_t d = 0; d < t.dim(); ++d)
-    DC_CHECK(t.strides()[d] != 0 || t.sizes()[d] <= 1, RuntimeError, "[", op,
+    DC_CHECK(t.strides()[d] != 0 || t.sizes()[d] <= 1 || t.numel() == 0, RuntimeError, "[", op,
              "] unsupported operation: several elements of the written-to tensor (shape ",
              t.shape_str(), ", strides ", shape_str(t.strides()),
              ") share memory locations; call clone() before writing in place");
@@ -274,7 +294,7 @@ void record_copy_slices(const Tensor& dst, const Tensor& src) {
                      Tensor region = Tensor::make_view(gb.storage(), vs, vst, voff, gb.dtype());
                      Tensor gsrc;
                      if (g.needs(1)) gsrc = sum_to(contiguous_clone(region), src_shape);
-                     cpu::fill_into(region, 0.0);
+                     DC_KERNEL(fill_into)(region, 0.0);
                      return {gb, gsrc};
                    });
   autograd::record("view_of_copy_slices", {base}, {dst},
@@ -283,7 +303,7 @@ void record_copy_slices(const Tensor& dst, const Tensor& src) {
                               "[copy_] double backward through an in-place write into a view is "
                               "not supported");
                      Tensor z = zeros(bshape, g.grad().dtype());
-                     cpu::cast_into(Tensor::make_view(z.storage(), vs, vst, voff, z.dtype()),
+                     DC_KERNEL(cast_into)(Tensor::make_view(z.storage(), vs, vst, voff, z.dtype()),
                                     g.grad());
                      return {z};
                    });
@@ -291,13 +311,15 @@ void record_copy_slices(const Tensor& dst, const Tensor& src) {
 }  // namespace
 
 Tensor& copy_(Tensor& dst, const Tensor& src) {
+  DC_OP_GUARD("copy_", dst, src);
   check_inplace(dst, "copy_", src.requires_grad());
+  check_wrapped_fits(src, dst.dtype(), "copy_");  // x[i] = 2**40 into int32 is an error
   DC_CHECK(broadcast_shapes(dst.sizes(), src.sizes(), "copy_") == dst.sizes(), ValueError,
            "[copy_] source of shape ", src.shape_str(), " cannot be broadcast to destination ",
            dst.shape_str());
   // Overlapping memory (x[1:] = x[:-1]) must read everything before writing.
   Tensor s = src.storage() == dst.storage() ? contiguous_clone(src) : src;
-  cpu::cast_into(dst, s);
+  DC_KERNEL(cast_into)(dst, s);
   dst.bump_version();
   const bool base_needs_grad = dst.impl()->base && autograd::grad_enabled() &&
                               Tensor(dst.impl()->base).requires_grad();
@@ -314,38 +336,21 @@ Tensor& copy_(Tensor& dst, const Tensor& src) {
 }
 
 Tensor& fill_(Tensor& t, Scalar value) {
+  DC_OP_GUARD("fill_", t);
   check_inplace(t, "fill_");
+  check_scalar_fits(value, t.dtype(), "fill_");
   const bool view_of_grad = t.impl()->base && autograd::grad_enabled() &&
                             Tensor(t.impl()->base).requires_grad();
   // With autograd involved, copy_ records the history (Note [In-place on views]).
   if (view_of_grad || autograd::any_requires_grad({&t})) return copy_(t, scalar_tensor(value, t.dtype()));
-  cpu::fill_into(t, value.to_double());
+  fill_values(t, value);
   t.bump_version();
   return t;
 }
 
-Tensor& zero_(Tensor& t) { return fill_(t, Scalar(0)); }
-
-DC_REGISTER_OPS(
-    {"clone", "creation", Grad::differentiable},
-    {"contiguous", "creation", Grad::differentiable},
-    {"to", "creation", Grad::differentiable},
-    {"copy_", "creation", Grad::differentiable},
-    {"fill_", "creation", Grad::differentiable},
-    {"zero_", "creation", Grad::differentiable},
-    {"empty", "creation", Grad::not_differentiable},
-    {"zeros", "creation", Grad::not_differentiable},
-    {"ones", "creation", Grad::not_differentiable},
-    {"full", "creation", Grad::not_differentiable},
-    {"arange", "creation", Grad::not_differentiable},
-    {"linspace", "creation", Grad::not_differentiable},
-    {"eye", "creation", Grad::not_differentiable},
-    {"rand", "creation", Grad::not_differentiable},
-    {"randn", "creation", Grad::not_differentiable},
-    {"randint", "creation", Grad::not_differentiable},
-    {"randperm", "creation", Grad::not_differentiable},
-    {"uniform_", "creation", Grad::not_differentiable},
-    {"normal_", "creation", Grad::not_differentiable},
-    {"bernoulli", "creation", Grad::not_differentiable});
+Tensor& zero_(Tensor& t) {
+  DC_OP_GUARD("zero_", t);
+  return fill_(t, Scalar(0));
+}
 
 }  // namespace dc::ops

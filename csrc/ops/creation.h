@@ -34,6 +34,7 @@ Tensor clone(const Tensor& t);
 Tensor contiguous_clone(const Tensor& t);
 Tensor contiguous(const Tensor& t);  // returns t itself when already contiguous
 Tensor to_dtype(const Tensor& t, DType dtype, bool copy = false);
+Tensor to_device(const Tensor& t, Device device);
 // dst[...] = src (broadcast), in place; differentiable like PyTorch's copy_.
 Tensor& copy_(Tensor& dst, const Tensor& src);
 Tensor& fill_(Tensor& t, Scalar value);

@@ -4,9 +4,9 @@
 
 #include "autograd/grad_mode.h"
 #include "core/rng.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/dropout.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
@@ -26,12 +26,13 @@ Tensor dropout_mask(const Tensor& x, double p) {
   Generator& gen = default_generator();
   const uint64_t n = static_cast<uint64_t>(x.numel());
   const uint64_t seed = gen.seed, start = gen.reserve((n + 3) / 4);
-  cpu::dropout_mask_into(mask, p, seed, start);
+  DC_KERNEL(dropout_mask_into)(mask, p, seed, start);
   return mask;
 }
 }  // namespace
 
 Tensor dropout(const Tensor& x, double p, bool training) {
+  DC_OP_GUARD("dropout", x);
   check_dropout(x, p, "dropout");
   if (!training || p == 0.0 || x.numel() == 0) return x;
   if (p == 1.0) return x * zeros({}, x.dtype());
@@ -39,12 +40,11 @@ Tensor dropout(const Tensor& x, double p, bool training) {
 }
 
 Tensor& dropout_(Tensor& x, double p, bool training) {
+  DC_OP_GUARD("dropout_", x);
   check_dropout(x, p, "dropout_");
   if (!training || p == 0.0 || x.numel() == 0) return x;
   if (p == 1.0) return mul_(x, zeros({}, x.dtype()));
   return mul_(x, dropout_mask(x, p));
 }
-
-DC_REGISTER_OPS({"dropout", "dropout", Grad::differentiable});
 
 }  // namespace dc::ops

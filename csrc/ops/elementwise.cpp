@@ -5,9 +5,9 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/elementwise.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
@@ -20,6 +20,15 @@ Tensor wrap_scalar(Scalar s) {
   Tensor t = scalar_tensor(s, dt);
   t.impl()->is_wrapped_number = true;
   return t;
+}
+
+void check_wrapped_fits(const Tensor& t, DType dtype, const char* op) {
+  DC_OP_GUARD("check_wrapped_fits", t);
+  if (!t.defined() || !t.impl()->is_wrapped_number || t.dtype() == dtype || t.is_meta()) return;
+  const Scalar v = t.dtype() == DType::Bool    ? Scalar(*t.data<bool>())
+                   : t.dtype() == DType::Int64 ? Scalar(*t.data<int64_t>())
+                                               : Scalar(*t.data<double>());
+  check_scalar_fits(v, dtype, op);
 }
 
 namespace {
@@ -67,6 +76,7 @@ DType result_type(const tensor_list& tensors) {
 }
 
 Tensor sum_to(const Tensor& grad, const Shape& shape) {
+  DC_OP_GUARD("sum_to", grad);
   if (grad.sizes() == shape) return grad;
   const int64_t lead = grad.dim() - static_cast<int64_t>(shape.size());
   Shape dims;
@@ -79,10 +89,12 @@ Tensor sum_to(const Tensor& grad, const Shape& shape) {
 
 namespace {
 
-Tensor cast_for(const Tensor& t, DType d) {
+Tensor cast_for(const Tensor& t, DType d, const char* op) {
   if (t.dtype() == d) return t;
+  // A Python int computing in int32 must fit it; a float operand overflowing float32 is inf.
+  if (is_integral(d, false)) check_wrapped_fits(t, d, op);
   Tensor out = Tensor::empty(t.sizes(), d);
-  cpu::cast_into(out, t);
+  DC_KERNEL(cast_into)(out, t);
   return out;
 }
 
@@ -90,18 +102,30 @@ Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b, DType comput
                      const char* name) {
   Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
   Tensor out = Tensor::empty(shape, compute);
-  cpu::binary_into(op, out, cast_for(a, compute), cast_for(b, compute));
+  DC_KERNEL(binary_into)(op, out, cast_for(a, compute, name), cast_for(b, compute, name));
   return out;
 }
 
-void check_int_divisor(const Tensor& b, const char* name) {
-  if (is_floating(b.dtype())) return;
+// Checks the divisor as the kernel sees it, in the compute dtype: an int64 divisor may wrap to 0
+// in int32 (a 0-d tensor does not promote an int32 one), and x86 traps on a zero divisor.
+void check_int_divisor(const Tensor& a, const Tensor& divisor, const char* name) {
+  const DType compute = result_type({a, divisor});
+  if (is_floating(compute)) return;
+  const Tensor b = cast_for(divisor, compute, name);
   Tensor zero = scalar_tensor(Scalar(0), b.dtype());
   Tensor hit = Tensor::empty(b.sizes(), DType::Bool);
-  cpu::compare_into(CompareOp::eq, hit, b, zero);
+  DC_KERNEL(compare_into)(CompareOp::eq, hit, b, zero);
   const bool* p = hit.data<bool>();
   for (int64_t i = 0, n = hit.numel(); i < n; ++i)
     DC_CHECK(!p[i], RuntimeError, "[", name, "] integer division by zero");
+}
+
+// alpha scales an operand in the compute dtype: integer math takes no float alpha (as in
+// PyTorch), and an int alpha must fit the dtype.
+void check_alpha(const Scalar& alpha, DType compute, const char* op) {
+  DC_CHECK(is_floating(compute) || !alpha.is_float(), TypeError, "[", op, "] alpha must not be a "
+           "floating point number for ", dtype_name(compute), " inputs, got ", scalar_str(alpha));
+  check_scalar_fits(alpha, compute, op);
 }
 
 bool can_cast(DType from, DType to) {
@@ -129,8 +153,8 @@ Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOf
       // a +/-= alpha * b saves nothing: run it in place and give `a` the op's node as its
       // history, the node reading a's old history.
       const double scale = alpha ? *alpha : op == BinaryOp::sub ? -1.0 : 1.0;
-      if (alpha) cpu::add_scaled_into(a, a, cast_for(b, compute), *alpha);
-      else cpu::binary_into(op, a, a, cast_for(b, compute));
+      if (alpha) DC_KERNEL(add_scaled_into)(a, a, cast_for(b, compute, name), *alpha);
+      else DC_KERNEL(binary_into)(op, a, a, cast_for(b, compute, name));
       a.bump_version();
       const Shape sb = b.sizes();
       autograd::record(name, {a, b}, {a}, [sb, scale](GradCtx& g) -> tensor_list {
@@ -146,8 +170,8 @@ Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOf
     return copy_(a, f(src, other));
   }
   if (compute != a.dtype() || same_memory) return copy_(a, f(a, b));
-  if (alpha) cpu::add_scaled_into(a, a, cast_for(b, compute), *alpha);
-  else cpu::binary_into(op, a, a, cast_for(b, compute));
+  if (alpha) DC_KERNEL(add_scaled_into)(a, a, cast_for(b, compute, name), *alpha);
+  else DC_KERNEL(binary_into)(op, a, a, cast_for(b, compute, name));
   a.bump_version();
   return a;
 }
@@ -155,13 +179,16 @@ Tensor& inplace(Tensor& a, const Tensor& b, const char* name, BinaryOp op, OutOf
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
+  DC_OP_GUARD("add", a, b);
   const DType dt = result_type({a, b});
+  check_alpha(alpha, dt, "add");
   Tensor out;
   if (alpha.to_double() == 1.0) {
     out = binary_kernel(BinaryOp::add, a, b, dt, "add");
   } else {
     out = Tensor::empty(broadcast_shapes(a.sizes(), b.sizes(), "add"), dt);
-    cpu::add_scaled_into(out, cast_for(a, dt), cast_for(b, dt), alpha.to_double());
+    DC_KERNEL(add_scaled_into)(out, cast_for(a, dt, "add"), cast_for(b, dt, "add"),
+                               alpha.to_double());
   }
   if (autograd::any_requires_grad({&a, &b})) {
     const Shape sa = a.sizes(), sb = b.sizes();
@@ -175,11 +202,14 @@ Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
+  DC_OP_GUARD("sub", a, b);
   // Like PyTorch, any bool operand (a Python bool included) is refused, not just two.
   DC_CHECK(a.dtype() != DType::Bool && b.dtype() != DType::Bool, TypeError,
            "[sub] subtraction with a bool tensor is not supported; to invert a mask use ~ or "
            "logical_not(), for a difference of masks use logical_xor()");
-  if (alpha.to_double() != 1.0) return add(a, b, Scalar(-alpha.to_double()));
+  check_alpha(alpha, result_type({a, b}), "sub");
+  if (alpha.to_double() != 1.0)
+    return add(a, b, alpha.is_float() ? Scalar(-alpha.to_double()) : Scalar(-alpha.to_int()));
   Tensor out = binary_kernel(BinaryOp::sub, a, b, result_type({a, b}), "sub");
   if (autograd::any_requires_grad({&a, &b})) {
     const Shape sa = a.sizes(), sb = b.sizes();
@@ -192,6 +222,7 @@ Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("mul", a, b);
   Tensor out = binary_kernel(BinaryOp::mul, a, b, result_type({a, b}), "mul");
   if (autograd::any_requires_grad({&a, &b})) {
     const Shape sa = a.sizes(), sb = b.sizes();
@@ -207,12 +238,13 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b, const std::string& rounding_mode) {
+  DC_OP_GUARD("div", a, b);
   if (rounding_mode == "floor") return floor_divide(a, b);
   if (rounding_mode == "trunc") {
     const DType dt = result_type({a, b});
     if (is_floating(dt)) return trunc(div(a, b));
     // Integers stay integers: C++ division already truncates toward zero.
-    check_int_divisor(b, "div");
+    check_int_divisor(a, b, "div");
     return binary_kernel(BinaryOp::div, a, b, dt, "div");
   }
   DC_CHECK(rounding_mode.empty(), ValueError, "[div] rounding_mode must be None, 'trunc' or "
@@ -233,12 +265,14 @@ Tensor div(const Tensor& a, const Tensor& b, const std::string& rounding_mode) {
 }
 
 Tensor floor_divide(const Tensor& a, const Tensor& b) {
-  check_int_divisor(b, "floor_divide");
+  DC_OP_GUARD("floor_divide", a, b);
+  check_int_divisor(a, b, "floor_divide");
   return binary_kernel(BinaryOp::floor_divide, a, b, result_type({a, b}), "floor_divide");
 }
 
 Tensor remainder(const Tensor& a, const Tensor& b) {
-  check_int_divisor(b, "remainder");
+  DC_OP_GUARD("remainder", a, b);
+  check_int_divisor(a, b, "remainder");
   Tensor out = binary_kernel(BinaryOp::remainder, a, b, result_type({a, b}), "remainder");
   if (autograd::any_requires_grad({&a, &b})) {
     const Shape sa = a.sizes(), sb = b.sizes();
@@ -255,7 +289,8 @@ Tensor remainder(const Tensor& a, const Tensor& b) {
 }
 
 Tensor fmod(const Tensor& a, const Tensor& b) {
-  check_int_divisor(b, "fmod");
+  DC_OP_GUARD("fmod", a, b);
+  check_int_divisor(a, b, "fmod");
   Tensor out = binary_kernel(BinaryOp::fmod, a, b, result_type({a, b}), "fmod");
   if (autograd::any_requires_grad({&a, &b})) {
     const Shape sa = a.sizes(), sb = b.sizes();
@@ -272,10 +307,11 @@ Tensor fmod(const Tensor& a, const Tensor& b) {
 }
 
 Tensor pow(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("pow", a, b);
   const DType dt = result_type({a, b});
   if (!is_floating(dt) && !is_floating(b.dtype())) {
     Tensor neg_exp = Tensor::empty(b.sizes(), DType::Bool);
-    cpu::compare_into(CompareOp::lt, neg_exp, b, scalar_tensor(Scalar(0), b.dtype()));
+    DC_KERNEL(compare_into)(CompareOp::lt, neg_exp, b, scalar_tensor(Scalar(0), b.dtype()));
     for (int64_t i = 0; i < neg_exp.numel(); ++i)
       DC_CHECK(!neg_exp.data<bool>()[i], RuntimeError,
                "[pow] integers to negative integer powers are not allowed");
@@ -332,9 +368,13 @@ Tensor minmax(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
 }
 }  // namespace
 
-Tensor maximum(const Tensor& a, const Tensor& b) { return minmax(BinaryOp::maximum, a, b, "maximum"); }
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("maximum", a, b);
+  return minmax(BinaryOp::maximum, a, b, "maximum");
+}
 
 Tensor relu_backward(const Tensor& g, const Tensor& y) {
+  DC_OP_GUARD("relu_backward", g, y);
   Tensor out = binary_kernel(BinaryOp::relu_grad, g, y, result_type({g, y}), "relu_backward");
   if (autograd::any_requires_grad({&g})) {
     autograd::record(
@@ -343,9 +383,13 @@ Tensor relu_backward(const Tensor& g, const Tensor& y) {
   }
   return out;
 }
-Tensor minimum(const Tensor& a, const Tensor& b) { return minmax(BinaryOp::minimum, a, b, "minimum"); }
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("minimum", a, b);
+  return minmax(BinaryOp::minimum, a, b, "minimum");
+}
 
 Tensor atan2(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("atan2", a, b);
   Tensor out = binary_kernel(BinaryOp::atan2, a, b, to_float_dtype(result_type({a, b})), "atan2");
   if (autograd::any_requires_grad({&a, &b})) {
     const Shape sa = a.sizes(), sb = b.sizes();
@@ -368,6 +412,8 @@ Tensor atan2(const Tensor& a, const Tensor& b) {
 }
 
 Tensor& add_(Tensor& a, const Tensor& b, Scalar alpha) {
+  DC_OP_GUARD("add_", a, b);
+  check_alpha(alpha, result_type({a, b}), "add_");
   if (alpha.to_double() != 1.0) {
     const double al = alpha.to_double();
     return inplace(a, b, "add_", BinaryOp::add,
@@ -377,22 +423,27 @@ Tensor& add_(Tensor& a, const Tensor& b, Scalar alpha) {
                  [](const Tensor& x, const Tensor& y) { return add(x, y); });
 }
 Tensor& sub_(Tensor& a, const Tensor& b, Scalar alpha) {
+  DC_OP_GUARD("sub_", a, b);
+  check_alpha(alpha, result_type({a, b}), "sub_");
   const double neg_alpha = -alpha.to_double();
   return inplace(a, b, "sub_", BinaryOp::sub,
                  [&](const Tensor& x, const Tensor& y) { return sub(x, y, alpha); },
                  alpha.to_double() == 1.0 ? nullptr : &neg_alpha);
 }
 Tensor& mul_(Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("mul_", a, b);
   return inplace(a, b, "mul_", BinaryOp::mul,
                  [](const Tensor& x, const Tensor& y) { return mul(x, y); });
 }
 Tensor& div_(Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("div_", a, b);
   DC_CHECK(is_floating(a.dtype()), TypeError, "[div_] result type float32 can't be cast to the "
            "destination dtype ", dtype_name(a.dtype()));
   return inplace(a, b, "div_", BinaryOp::div,
                  [](const Tensor& x, const Tensor& y) { return div(x, y); });
 }
 Tensor& pow_(Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("pow_", a, b);
   return inplace(a, b, "pow_", BinaryOp::pow,
                  [](const Tensor& x, const Tensor& y) { return pow(x, y); });
 }
@@ -403,11 +454,12 @@ namespace {
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b, const char* name) {
   const DType dt = result_type({a, b});
   Tensor out = Tensor::empty(broadcast_shapes(a.sizes(), b.sizes(), name), DType::Bool);
-  cpu::compare_into(op, out, cast_for(a, dt), cast_for(b, dt));
+  DC_KERNEL(compare_into)(op, out, cast_for(a, dt, name), cast_for(b, dt, name));
   return out;
 }
 Tensor logical(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
-  return binary_kernel(op, cast_for(a, DType::Bool), cast_for(b, DType::Bool), DType::Bool, name);
+  return binary_kernel(op, cast_for(a, DType::Bool, name), cast_for(b, DType::Bool, name),
+                       DType::Bool, name);
 }
 Tensor bitwise(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) {
   const DType dt = result_type({a, b});
@@ -416,43 +468,88 @@ Tensor bitwise(BinaryOp op, const Tensor& a, const Tensor& b, const char* name) 
 }
 }  // namespace
 
-Tensor eq(const Tensor& a, const Tensor& b) { return compare(CompareOp::eq, a, b, "eq"); }
-Tensor ne(const Tensor& a, const Tensor& b) { return compare(CompareOp::ne, a, b, "ne"); }
-Tensor lt(const Tensor& a, const Tensor& b) { return compare(CompareOp::lt, a, b, "lt"); }
-Tensor le(const Tensor& a, const Tensor& b) { return compare(CompareOp::le, a, b, "le"); }
-Tensor gt(const Tensor& a, const Tensor& b) { return compare(CompareOp::gt, a, b, "gt"); }
-Tensor ge(const Tensor& a, const Tensor& b) { return compare(CompareOp::ge, a, b, "ge"); }
-Tensor logical_and(const Tensor& a, const Tensor& b) { return logical(BinaryOp::logical_and, a, b, "logical_and"); }
-Tensor logical_or(const Tensor& a, const Tensor& b) { return logical(BinaryOp::logical_or, a, b, "logical_or"); }
-Tensor logical_xor(const Tensor& a, const Tensor& b) { return logical(BinaryOp::logical_xor, a, b, "logical_xor"); }
-Tensor bitwise_and(const Tensor& a, const Tensor& b) { return bitwise(BinaryOp::bitwise_and, a, b, "bitwise_and"); }
-Tensor bitwise_or(const Tensor& a, const Tensor& b) { return bitwise(BinaryOp::bitwise_or, a, b, "bitwise_or"); }
-Tensor bitwise_xor(const Tensor& a, const Tensor& b) { return bitwise(BinaryOp::bitwise_xor, a, b, "bitwise_xor"); }
+Tensor eq(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("eq", a, b);
+  return compare(CompareOp::eq, a, b, "eq");
+}
+Tensor ne(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("ne", a, b);
+  return compare(CompareOp::ne, a, b, "ne");
+}
+Tensor lt(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("lt", a, b);
+  return compare(CompareOp::lt, a, b, "lt");
+}
+Tensor le(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("le", a, b);
+  return compare(CompareOp::le, a, b, "le");
+}
+Tensor gt(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("gt", a, b);
+  return compare(CompareOp::gt, a, b, "gt");
+}
+Tensor ge(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("ge", a, b);
+  return compare(CompareOp::ge, a, b, "ge");
+}
+Tensor logical_and(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("logical_and", a, b);
+  return logical(BinaryOp::logical_and, a, b, "logical_and");
+}
+Tensor logical_or(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("logical_or", a, b);
+  return logical(BinaryOp::logical_or, a, b, "logical_or");
+}
+Tensor logical_xor(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("logical_xor", a, b);
+  return logical(BinaryOp::logical_xor, a, b, "logical_xor");
+}
+Tensor bitwise_and(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("bitwise_and", a, b);
+  return bitwise(BinaryOp::bitwise_and, a, b, "bitwise_and");
+}
+Tensor bitwise_or(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("bitwise_or", a, b);
+  return bitwise(BinaryOp::bitwise_or, a, b, "bitwise_or");
+}
+Tensor bitwise_xor(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("bitwise_xor", a, b);
+  return bitwise(BinaryOp::bitwise_xor, a, b, "bitwise_xor");
+}
 
 Tensor logical_not(const Tensor& a) {
+  DC_OP_GUARD("logical_not", a);
   Tensor out = Tensor::empty(a.sizes(), DType::Bool);
-  cpu::unary_into(cpu::UnaryOp::logical_not, out, a);
+  DC_KERNEL(unary_into)(cpu::UnaryOp::logical_not, out, a, nullptr);
   return out;
 }
 
-Tensor isnan(const Tensor& a) { return ne(a, a); }
+Tensor isnan(const Tensor& a) {
+  DC_OP_GUARD("isnan", a);
+  return ne(a, a);
+}
 Tensor isinf(const Tensor& a) {
+  DC_OP_GUARD("isinf", a);
   if (!is_floating(a.dtype())) return zeros(a.sizes(), DType::Bool);
   return eq(abs(a), wrap_scalar(INFINITY));
 }
 Tensor isfinite(const Tensor& a) {
+  DC_OP_GUARD("isfinite", a);
   if (!is_floating(a.dtype())) return ones(a.sizes(), DType::Bool);
   return logical_not(logical_or(isnan(a), isinf(a)));
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("where", cond, a, b);
   DC_CHECK(cond.dtype() == DType::Bool, TypeError, "[where] condition must be a bool tensor, got ",
            dtype_name(cond.dtype()));
   const DType dt = result_type({a, b});
   Shape shape = broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(),
                                  "where");
   Tensor out = Tensor::empty(shape, dt);
-  cpu::where_into(out, cond, cast_for(a, dt), cast_for(b, dt));
+  check_wrapped_fits(a, dt, "where");  // a value, not an operand: float32 overflow counts too
+  check_wrapped_fits(b, dt, "where");
+  DC_KERNEL(where_into)(out, cond, cast_for(a, dt, "where"), cast_for(b, dt, "where"));
   if (autograd::any_requires_grad({&a, &b})) {
     const Shape sa = a.sizes(), sb = b.sizes();
     autograd::record(
@@ -466,40 +563,5 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   }
   return out;
 }
-
-DC_REGISTER_OPS(
-    {"add", "elementwise", Grad::differentiable},
-    {"sub", "elementwise", Grad::differentiable},
-    {"mul", "elementwise", Grad::differentiable},
-    {"div", "elementwise", Grad::differentiable},
-    {"remainder", "elementwise", Grad::differentiable},
-    {"fmod", "elementwise", Grad::differentiable},
-    {"pow", "elementwise", Grad::differentiable},
-    {"maximum", "elementwise", Grad::differentiable},
-    {"minimum", "elementwise", Grad::differentiable},
-    {"atan2", "elementwise", Grad::differentiable},
-    {"where", "elementwise", Grad::differentiable},
-    {"add_", "elementwise", Grad::differentiable},
-    {"sub_", "elementwise", Grad::differentiable},
-    {"mul_", "elementwise", Grad::differentiable},
-    {"div_", "elementwise", Grad::differentiable},
-    {"pow_", "elementwise", Grad::differentiable},
-    {"floor_divide", "elementwise", Grad::not_differentiable},
-    {"eq", "elementwise", Grad::not_differentiable},
-    {"ne", "elementwise", Grad::not_differentiable},
-    {"lt", "elementwise", Grad::not_differentiable},
-    {"le", "elementwise", Grad::not_differentiable},
-    {"gt", "elementwise", Grad::not_differentiable},
-    {"ge", "elementwise", Grad::not_differentiable},
-    {"logical_and", "elementwise", Grad::not_differentiable},
-    {"logical_or", "elementwise", Grad::not_differentiable},
-    {"logical_xor", "elementwise", Grad::not_differentiable},
-    {"logical_not", "elementwise", Grad::not_differentiable},
-    {"bitwise_and", "elementwise", Grad::not_differentiable},
-    {"bitwise_or", "elementwise", Grad::not_differentiable},
-    {"bitwise_xor", "elementwise", Grad::not_differentiable},
-    {"isnan", "elementwise", Grad::not_differentiable},
-    {"isinf", "elementwise", Grad::not_differentiable},
-    {"isfinite", "elementwise", Grad::not_differentiable});
 
 }  // namespace dc::ops

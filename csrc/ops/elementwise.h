@@ -6,6 +6,9 @@ namespace dc::ops {
 
 // A Python number as a 0-d "wrapped number" tensor (lowest promotion priority).
 Tensor wrap_scalar(Scalar s);
+// RuntimeError naming `op` when `t` is a wrapped number that does not fit `dtype` (Note
+// [Scalars out of range] in core/scalar.h); nothing for other tensors, which convert like .to().
+void check_wrapped_fits(const Tensor& t, DType dtype, const char* op);
 // torch.result_type over tensors (wrapped numbers included).
 DType result_type(const tensor_list& tensors);
 

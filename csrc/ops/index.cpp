@@ -12,10 +12,10 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/index.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
@@ -34,7 +34,7 @@ Tensor checked_index(const Tensor& index, int64_t size, const char* op, int64_t 
                      bool allow_negative = true) {
   check_index_dtype(index, op);
   Tensor w = Tensor::empty(index.sizes(), DType::Int64);
-  cpu::cast_into(w, index);
+  DC_KERNEL(cast_into)(w, index);
   int64_t bad = 0;
   DC_CHECK(cpu::wrap_indices(w.data<int64_t>(), w.numel(), size, allow_negative, &bad),
            IndexError, "[", op, "] index ", bad, " is out of bounds for dimension ", dim,
@@ -113,6 +113,7 @@ bool broadcastable_to(const Shape& from, const Shape& to) {
 // ---- index_select / index_add ----------------------------------------------------------------
 
 Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
+  DC_OP_GUARD("index_select", t, index);
   check_index_dtype(index, "index_select");
   DC_CHECK(index.dim() <= 1, IndexError, "[index_select] index must be 1-D or 0-d, got shape ",
            index.shape_str());
@@ -125,7 +126,7 @@ Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
   Shape out_shape = src.sizes();
   out_shape[dim] = idx.numel();
   Tensor out = Tensor::empty(t.dim() == 0 ? Shape{} : out_shape, t.dtype());
-  cpu::index_gather(at_least_1d(out), src, geometry(src.sizes(), src.strides(), dim, dim),
+  DC_KERNEL(index_gather)(at_least_1d(out), src, geometry(src.sizes(), src.strides(), dim, dim),
                     scaled(idx, src.strides()[dim]));
   if (autograd::any_requires_grad({&t})) {
     autograd::record("index_select", {t}, {out},
@@ -162,7 +163,7 @@ Tensor index_add_kernel(const Tensor& dst, int64_t dim, const Tensor& index,
     v = alpha.to_double() == 1.0 ? source : mul(source, scalar_tensor(alpha, dst.dtype()));
     if (!v.is_contiguous() || v.storage() == dst.storage()) v = contiguous_clone(v);
   }
-  cpu::index_scatter(d, v, geometry(d.sizes(), d.strides(), dim, dim),
+  DC_KERNEL(index_scatter)(d, v, geometry(d.sizes(), d.strides(), dim, dim),
                      scaled(idx, d.strides()[dim]), /*accumulate=*/true);
   return idx;
 }
@@ -182,6 +183,7 @@ autograd::BackwardFn index_add_backward(int64_t dim, Tensor idx, Scalar alpha, S
 
 Tensor& index_add_(Tensor& t, int64_t dim, const Tensor& index, const Tensor& source,
                    Scalar alpha) {
+  DC_OP_GUARD("index_add_", t, index, source);
   check_inplace(t, "index_add_", source.requires_grad());
   if (inplace_into_view_needs_history(t, source.requires_grad()))
     return copy_(t, index_add(t, dim, index, source, alpha));
@@ -195,6 +197,7 @@ Tensor& index_add_(Tensor& t, int64_t dim, const Tensor& index, const Tensor& so
 
 Tensor index_add(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& source,
                  Scalar alpha) {
+  DC_OP_GUARD("index_add", t, index, source);
   Tensor out = contiguous_clone(t);
   const Tensor idx = index_add_kernel(out, dim, index, source, alpha, "index_add");
   if (autograd::any_requires_grad({&t, &source}))
@@ -206,6 +209,7 @@ Tensor index_add(const Tensor& t, int64_t dim, const Tensor& index, const Tensor
 // ---- gather / scatter ------------------------------------------------------------------------
 
 Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
+  DC_OP_GUARD("gather", t, index);
   check_index_dtype(index, "gather");
   const Tensor src = at_least_1d(t), ix = at_least_1d(index);
   DC_CHECK(ix.dim() == src.dim(), ValueError, "[gather] index (shape ", index.shape_str(),
@@ -217,7 +221,7 @@ Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
              ") in dimension ", d);
   const Tensor idx = checked_index(index, src.sizes()[dim], "gather", dim);
   Tensor out = Tensor::empty(index.sizes(), t.dtype());
-  cpu::gather_dim(at_least_1d(out), src, dim, at_least_1d(idx));
+  DC_KERNEL(gather_dim)(at_least_1d(out), src, dim, at_least_1d(idx));
   if (autograd::any_requires_grad({&t})) {
     autograd::record("gather", {t}, {out}, [in = t.sizes(), dim, idx](GradCtx& g) -> tensor_list {
       return {scatter_add(zeros(in, g.grad().dtype()), dim, idx, g.grad())};
@@ -227,6 +231,7 @@ Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
 }
 
 Tensor take_along_dim(const Tensor& t, const Tensor& index, std::optional<int64_t> dim) {
+  DC_OP_GUARD("take_along_dim", t, index);
   check_index_dtype(index, "take_along_dim");
   if (!dim) return gather(reshape(t, {t.numel()}), 0, reshape(index, {index.numel()}));
   DC_CHECK(t.dim() == index.dim(), ValueError, "[take_along_dim] input (shape ", t.shape_str(),
@@ -264,7 +269,7 @@ Tensor scatter_kernel(const Tensor& dst, int64_t dim, const Tensor& index, const
   }
   check_no_internal_overlap(d, op);
   const Tensor idx = checked_index(index, d.sizes()[dim], op, dim);
-  cpu::scatter_dim(d, dim, at_least_1d(idx), at_least_1d(unaliased(src, dst)), accumulate);
+  DC_KERNEL(scatter_dim)(d, dim, at_least_1d(idx), at_least_1d(unaliased(src, dst)), accumulate);
   return idx;
 }
 
@@ -310,15 +315,19 @@ Tensor scatter_outplace(const Tensor& t, int64_t dim, const Tensor& index, const
 }  // namespace
 
 Tensor scatter(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
+  DC_OP_GUARD("scatter", t, index, src);
   return scatter_outplace(t, dim, index, src, false, "scatter");
 }
 Tensor scatter_add(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
+  DC_OP_GUARD("scatter_add", t, index, src);
   return scatter_outplace(t, dim, index, src, true, "scatter_add");
 }
 Tensor& scatter_(Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
+  DC_OP_GUARD("scatter_", t, index, src);
   return scatter_inplace(t, dim, index, src, false, "scatter_");
 }
 Tensor& scatter_add_(Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
+  DC_OP_GUARD("scatter_add_", t, index, src);
   return scatter_inplace(t, dim, index, src, true, "scatter_add_");
 }
 
@@ -334,14 +343,18 @@ void check_mask_and_value(const Tensor& mask, const Tensor& value, const char* o
 }  // namespace
 
 Tensor masked_fill(const Tensor& t, const Tensor& mask, const Tensor& value) {
+  DC_OP_GUARD("masked_fill", t, mask, value);
   check_mask_and_value(mask, value, "masked_fill");
+  check_wrapped_fits(value, t.dtype(), "masked_fill");
   broadcast_shapes(t.sizes(), mask.sizes(), "masked_fill");
   // where() carries the derivative to both t and a 0-d value tensor.
   return where(mask, to_dtype(value, t.dtype()), t);
 }
 
 Tensor& masked_fill_(Tensor& t, const Tensor& mask, const Tensor& value) {
+  DC_OP_GUARD("masked_fill_", t, mask, value);
   check_mask_and_value(mask, value, "masked_fill_");
+  check_wrapped_fits(value, t.dtype(), "masked_fill_");
   DC_CHECK(broadcastable_to(mask.sizes(), t.sizes()), ValueError,
            "[masked_fill_] mask of shape ", mask.shape_str(),
            " cannot be broadcast to self of shape ", t.shape_str());
@@ -356,7 +369,7 @@ Tensor& masked_fill_(Tensor& t, const Tensor& mask, const Tensor& value) {
     v = to_dtype(value, t.dtype());
   }
   // Elementwise: out[i] depends only on t[i], so writing over t while reading it is safe.
-  cpu::where_into(t, m, v, t);
+  DC_KERNEL(where_into)(t, m, v, t);
   t.bump_version();
   if (autograd::any_requires_grad({&t, &value})) {
     autograd::record(
@@ -372,6 +385,7 @@ Tensor& masked_fill_(Tensor& t, const Tensor& mask, const Tensor& value) {
 }
 
 Tensor masked_select(const Tensor& t, const Tensor& mask) {
+  DC_OP_GUARD("masked_select", t, mask);
   DC_CHECK(mask.dtype() == DType::Bool, TypeError,
            "[masked_select] mask must be a bool tensor, got ", dtype_name(mask.dtype()));
   const Shape s = broadcast_shapes(t.sizes(), mask.sizes(), "masked_select");
@@ -384,11 +398,15 @@ Tensor masked_select(const Tensor& t, const Tensor& mask) {
   return index(te, {me});
 }
 
-Tensor nonzero(const Tensor& t) { return cpu::nonzero(t); }
+Tensor nonzero(const Tensor& t) {
+  DC_OP_GUARD("nonzero", t);
+  return DC_KERNEL(nonzero)(t);
+}
 
 // ---- embedding / one_hot ---------------------------------------------------------------------
 
 Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_idx) {
+  DC_OP_GUARD("embedding", weight, indices);
   DC_CHECK(weight.dim() == 2, ValueError, "[embedding] weight must be 2-D (num_embeddings, "
            "embedding_dim), got shape ", weight.shape_str());
   const int64_t V = weight.sizes()[0], D = weight.sizes()[1];
@@ -401,7 +419,7 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
   cpu::IndexGeometry g;
   g.inner_sizes = {D};
   g.inner_strides = {weight.strides()[1]};
-  cpu::index_gather(out, weight, g, scaled(idx, weight.strides()[0]));
+  DC_KERNEL(index_gather)(out, weight, g, scaled(idx, weight.strides()[0]));
   if (autograd::any_requires_grad({&weight})) {
     autograd::record("embedding", {weight}, {out},
                      [V, D, padding_idx, idx = flat(idx)](GradCtx& g) -> tensor_list {
@@ -417,10 +435,11 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
 }
 
 Tensor one_hot(const Tensor& t, int64_t num_classes) {
+  DC_OP_GUARD("one_hot", t);
   DC_CHECK(is_integral(t.dtype(), false), TypeError,
            "[one_hot] expects an int64 tensor of class indices, got ", dtype_name(t.dtype()));
   Tensor idx = Tensor::empty(t.sizes(), DType::Int64);
-  cpu::cast_into(idx, t);
+  DC_KERNEL(cast_into)(idx, t);
   const int64_t n = idx.numel();
   const int64_t* p = idx.data<int64_t>();
   if (num_classes == -1) {
@@ -440,7 +459,7 @@ Tensor one_hot(const Tensor& t, int64_t num_classes) {
   unit.push_back(1);
   Tensor out = zeros(shape, DType::Int64);
   const Tensor one = scalar_tensor(1, DType::Int64);
-  cpu::scatter_dim(out, t.dim(), raw_view(idx, unit, contiguous_strides(unit)),
+  DC_KERNEL(scatter_dim)(out, t.dim(), raw_view(idx, unit, contiguous_strides(unit)),
                    raw_view(one, unit, Shape(unit.size(), 0)), false);
   return out;
 }
@@ -496,7 +515,7 @@ AdvancedIndex make_advanced_index(const Tensor& t, const tensor_list& indices, c
                  ix.shape_str(), " does not match the shape of the indexed tensor ",
                  t.shape_str(), " at mask dim ", k, " (", ix.sizes()[k], " vs ", sizes[d + k],
                  ")");
-      const Tensor nz = cpu::nonzero(ix);
+      const Tensor nz = DC_KERNEL(nonzero)(ix);
       for (int64_t k = 0; k < ix.dim(); ++k) {
         per_dim.push_back(contiguous_clone(select(nz, 1, k)));
         ai.normalized.push_back(per_dim.back());
@@ -578,11 +597,12 @@ tensor_list index_put_kernel(const Tensor& dst, const tensor_list& indices, cons
   Tensor v;
   {
     autograd::GradModeGuard off(false);
+    check_wrapped_fits(values, dst.dtype(), op);
     v = to_dtype(values, dst.dtype());
     if (v.sizes() != ai.result_shape || !v.is_contiguous() || v.storage() == dst.storage())
       v = contiguous_clone(expand(v, ai.result_shape));
   }
-  cpu::index_scatter(ai.src, v, ai.geom, ai.offsets, accumulate);
+  DC_KERNEL(index_scatter)(ai.src, v, ai.geom, ai.offsets, accumulate);
   return ai.normalized;
 }
 
@@ -602,9 +622,10 @@ autograd::BackwardFn index_put_backward(tensor_list idx, bool accumulate, Shape 
 }  // namespace
 
 Tensor index(const Tensor& t, const tensor_list& indices) {
+  DC_OP_GUARD_LIST("index", indices);
   AdvancedIndex ai = make_advanced_index(t, indices, "index");
   Tensor out = Tensor::empty(ai.result_shape, t.dtype());
-  cpu::index_gather(out, ai.src, ai.geom, ai.offsets);
+  DC_KERNEL(index_gather)(out, ai.src, ai.geom, ai.offsets);
   if (autograd::any_requires_grad({&t})) {
     autograd::record("index", {t}, {out},
                      [in = t.sizes(), idx = ai.normalized](GradCtx& g) -> tensor_list {
@@ -615,6 +636,7 @@ Tensor index(const Tensor& t, const tensor_list& indices) {
 }
 
 Tensor& index_put_(Tensor& t, const tensor_list& indices, const Tensor& values, bool accumulate) {
+  DC_OP_GUARD_LIST("index_put_", indices);
   check_inplace(t, "index_put_", values.requires_grad());
   if (inplace_into_view_needs_history(t, values.requires_grad()))
     return copy_(t, index_put(t, indices, values, accumulate));
@@ -629,6 +651,7 @@ Tensor& index_put_(Tensor& t, const tensor_list& indices, const Tensor& values, 
 
 Tensor index_put(const Tensor& t, const tensor_list& indices, const Tensor& values,
                  bool accumulate) {
+  DC_OP_GUARD_LIST("index_put", indices);
   Tensor out = contiguous_clone(t);
   tensor_list idx = index_put_kernel(out, indices, values, accumulate, "index_put");
   if (autograd::any_requires_grad({&t, &values}))
@@ -637,25 +660,5 @@ Tensor index_put(const Tensor& t, const tensor_list& indices, const Tensor& valu
                                         values.dtype()));
   return out;
 }
-
-DC_REGISTER_OPS(
-    {"index_select", "index", Grad::differentiable},
-    {"index_add", "index", Grad::differentiable},
-    {"index_add_", "index", Grad::differentiable},
-    {"gather", "index", Grad::differentiable},
-    {"take_along_dim", "index", Grad::differentiable},
-    {"scatter", "index", Grad::differentiable},
-    {"scatter_", "index", Grad::differentiable},
-    {"scatter_add", "index", Grad::differentiable},
-    {"scatter_add_", "index", Grad::differentiable},
-    {"masked_fill", "index", Grad::differentiable},
-    {"masked_fill_", "index", Grad::differentiable},
-    {"masked_select", "index", Grad::differentiable},
-    {"embedding", "index", Grad::differentiable},
-    {"index", "index", Grad::differentiable},
-    {"index_put", "index", Grad::differentiable},
-    {"index_put_", "index", Grad::differentiable},
-    {"nonzero", "index", Grad::not_differentiable},
-    {"one_hot", "index", Grad::not_differentiable});
 
 }  // namespace dc::ops

@@ -3,9 +3,8 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
-#include "kernels/cpu/gemm/gemm.h"
+#include "dispatch/kernels.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
@@ -13,61 +12,10 @@ using autograd::GradCtx;
 
 namespace {
 
-// Strides of a 2-D operand usable by the GEMM (which reads any strides). Zero-size dims keep
-// their stride meaningless, so normalise them.
-int64_t rs(const Tensor& t) { return t.strides()[t.dim() - 2]; }
-int64_t cs(const Tensor& t) { return t.strides()[t.dim() - 1]; }
-
-template <typename T>
-void naive_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_t csa,
-                const T* B, int64_t rsb, int64_t csb, T* C, int64_t rsc, int64_t csc) {
-  for (int64_t i = 0; i < M; ++i)
-    for (int64_t j = 0; j < N; ++j) {
-      T acc = 0;
-      for (int64_t k = 0; k < K; ++k) acc += A[i * rsa + k * csa] * B[k * rsb + j * csb];
-      C[i * rsc + j * csc] = acc;
-    }
-}
-
-// C[b] = alpha * A[b] @ B[b] + beta * C[b] for the batch in dim 0 (or none for 2-D).
-void gemm_into(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta,
-               const cpu::GemmEpilogue& ep = {}) {
-  const bool batched = a.dim() == 3;
-  const int64_t batch = batched ? a.sizes()[0] : 1;
-  const int64_t M = a.sizes()[a.dim() - 2], K = a.sizes()[a.dim() - 1], N = b.sizes()[b.dim() - 1];
-  const int64_t sa = batched ? a.strides()[0] : 0, sb = batched ? b.strides()[0] : 0,
-                sc = batched ? c.strides()[0] : 0;
-  switch (a.dtype()) {
-    case DType::Float32:
-      if (!batched)
-        cpu::gemm_f32(M, N, K, float(alpha), a.data<float>(), rs(a), cs(a), b.data<float>(), rs(b),
-                      cs(b), float(beta), c.data<float>(), rs(c), cs(c), ep);
-      else
-        cpu::gemm_batched_f32(batch, M, N, K, float(alpha), a.data<float>(), sa, rs(a), cs(a),
-                              b.data<float>(), sb, rs(b), cs(b), float(beta), c.data<float>(), sc,
-                              rs(c), cs(c));
-      return;
-    case DType::Float64:
-      if (!batched)
-        cpu::gemm_f64(M, N, K, alpha, a.data<double>(), rs(a), cs(a), b.data<double>(), rs(b),
-                      cs(b), beta, c.data<double>(), rs(c), cs(c), ep);
-      else
-        cpu::gemm_batched_f64(batch, M, N, K, alpha, a.data<double>(), sa, rs(a), cs(a),
-                              b.data<double>(), sb, rs(b), cs(b), beta, c.data<double>(), sc,
-                              rs(c), cs(c));
-      return;
-    default:
-      DC_DISPATCH_ALL(a.dtype(), "matmul", [&] {
-        if constexpr (std::is_same_v<scalar_t, bool>) {
-          DC_THROW(TypeError, "[matmul] not implemented for bool tensors");
-        } else {
-          for (int64_t i = 0; i < batch; ++i)
-            naive_gemm<scalar_t>(M, N, K, a.data<scalar_t>() + i * sa, rs(a), cs(a),
-                                 b.data<scalar_t>() + i * sb, rs(b), cs(b),
-                                 c.data<scalar_t>() + i * sc, rs(c), cs(c));
-        }
-      });
-  }
+// 2 * batch * M * N * K for a[(B,) M, K] @ b[(B,) K, N].
+double matmul_flops(const Tensor& a, const Tensor& b) {
+  const int64_t batch = a.dim() == 3 ? a.sizes()[0] : 1;
+  return 2.0 * batch * a.sizes()[a.dim() - 2] * a.sizes()[a.dim() - 1] * b.sizes()[b.dim() - 1];
 }
 
 void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
@@ -78,13 +26,15 @@ void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 }  // namespace
 
 Tensor mm(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("mm", a, b);
   DC_CHECK(a.dim() == 2 && b.dim() == 2, ValueError, "[mm] expected 2-D tensors, got shapes ",
            a.shape_str(), " and ", b.shape_str());
   DC_CHECK(a.sizes()[1] == b.sizes()[0], ValueError, "[matmul] shapes ", a.shape_str(), " and ",
            b.shape_str(), " cannot be multiplied: ", a.sizes()[1], " != ", b.sizes()[0]);
   check_same_dtype(a, b, "mm");
   Tensor out = Tensor::empty({a.sizes()[0], b.sizes()[1]}, a.dtype());
-  gemm_into(a, b, out, 1.0, 0.0);
+  dispatch::add_flops(matmul_flops(a, b));
+  DC_KERNEL(matmul_into)(a, b, out, 1.0, 0.0, {});
   if (autograd::any_requires_grad({&a, &b})) {
     autograd::record(
         "mm", {a, b}, {out},
@@ -98,6 +48,7 @@ Tensor mm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("bmm", a, b);
   DC_CHECK(a.dim() == 3 && b.dim() == 3, ValueError, "[bmm] expected 3-D tensors, got shapes ",
            a.shape_str(), " and ", b.shape_str());
   DC_CHECK(a.sizes()[0] == b.sizes()[0], ValueError, "[bmm] batch sizes differ: ", a.shape_str(),
@@ -106,7 +57,8 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
            b.shape_str(), " cannot be multiplied: ", a.sizes()[2], " != ", b.sizes()[1]);
   check_same_dtype(a, b, "bmm");
   Tensor out = Tensor::empty({a.sizes()[0], a.sizes()[1], b.sizes()[2]}, a.dtype());
-  gemm_into(a, b, out, 1.0, 0.0);
+  dispatch::add_flops(matmul_flops(a, b));
+  DC_KERNEL(matmul_into)(a, b, out, 1.0, 0.0, {});
   if (autograd::any_requires_grad({&a, &b})) {
     autograd::record(
         "bmm", {a, b}, {out},
@@ -120,6 +72,7 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("matmul", a, b);
   DC_CHECK(a.dim() > 0 && b.dim() > 0, ValueError, "[matmul] both arguments need at least 1 "
            "dimension, got shapes ", a.shape_str(), " and ", b.shape_str());
   if (a.dim() == 1 && b.dim() == 1) return dot(a, b);
@@ -159,6 +112,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mv(const Tensor& a, const Tensor& v) {
+  DC_OP_GUARD("mv", a, v);
   DC_CHECK(a.dim() == 2 && v.dim() == 1, ValueError, "[mv] expected a matrix and a vector, got ",
            a.shape_str(), " and ", v.shape_str());
   DC_CHECK(a.sizes()[1] == v.sizes()[0], ValueError, "[matmul] shapes ", a.shape_str(), " and ",
@@ -167,6 +121,7 @@ Tensor mv(const Tensor& a, const Tensor& v) {
 }
 
 Tensor dot(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("dot", a, b);
   DC_CHECK(a.dim() == 1 && b.dim() == 1, ValueError, "[dot] expected 1-D tensors, got ",
            a.shape_str(), " and ", b.shape_str());
   DC_CHECK(a.sizes()[0] == b.sizes()[0], ValueError, "[dot] inconsistent tensor sizes: ",
@@ -176,12 +131,14 @@ Tensor dot(const Tensor& a, const Tensor& b) {
 }
 
 Tensor outer(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("outer", a, b);
   DC_CHECK(a.dim() == 1 && b.dim() == 1, ValueError, "[outer] expected 1-D tensors, got ",
            a.shape_str(), " and ", b.shape_str());
   return mul(unsqueeze(a, 1), unsqueeze(b, 0));
 }
 
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, double beta, double alpha) {
+  DC_OP_GUARD("addmm", input, a, b);
   Tensor prod = mm(a, b);
   Tensor scaled = alpha == 1.0 ? prod : prod * alpha;
   if (beta == 0.0) {  // input is ignored (even NaN), but must broadcast
@@ -192,6 +149,7 @@ Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, double beta,
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  DC_OP_GUARD("linear", x, weight, bias);
   DC_CHECK(weight.dim() == 2, ValueError, "[linear] weight must be 2-D, got ", weight.shape_str());
   DC_CHECK(x.dim() >= 1 && x.sizes().back() == weight.sizes()[1], ValueError, "[linear] input ",
            x.shape_str(), " has ", x.dim() ? x.sizes().back() : 0, " features, expected ",
@@ -216,9 +174,11 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   cpu::GemmEpilogue ep;
   if (bias.defined()) ep.bias = bias.is_contiguous() ? bias.data_ptr() : bias_c.data_ptr();
   if (is_floating(x.dtype())) {
-    gemm_into(x2, wt, out2, 1.0, 0.0, ep);
+    dispatch::add_flops(matmul_flops(x2, wt));
+    DC_KERNEL(matmul_into)(x2, wt, out2, 1.0, 0.0, ep);
   } else {
-    gemm_into(x2, wt, out2, 1.0, 0.0);
+    dispatch::add_flops(matmul_flops(x2, wt));
+    DC_KERNEL(matmul_into)(x2, wt, out2, 1.0, 0.0, {});
     if (bias.defined()) out2 = add(out2, bias);
   }
   Shape out_shape(x.sizes().begin(), x.sizes().end() - 1);
@@ -242,15 +202,5 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   }
   return out;
 }
-
-DC_REGISTER_OPS(
-    {"matmul", "linalg", Grad::differentiable},
-    {"mm", "linalg", Grad::differentiable},
-    {"bmm", "linalg", Grad::differentiable},
-    {"mv", "linalg", Grad::differentiable},
-    {"dot", "linalg", Grad::differentiable},
-    {"outer", "linalg", Grad::differentiable},
-    {"addmm", "linalg", Grad::differentiable},
-    {"linear", "linalg", Grad::differentiable});
 
 }  // namespace dc::ops

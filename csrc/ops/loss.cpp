@@ -6,9 +6,9 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/loss.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
@@ -102,7 +102,7 @@ ClassInputs class_inputs(const char* op, const Tensor& x, const Tensor& target,
 
 Tensor reduced_value(const Tensor& rows, Reduction r, double divisor) {
   if (r == Reduction::none) return rows;
-  const double total = cpu::ordered_sum(rows);
+  const double total = DC_KERNEL(ordered_sum)(rows);
   return scalar_tensor(r == Reduction::sum ? total : total / divisor, rows.dtype());
 }
 
@@ -119,14 +119,14 @@ Tensor class_index_loss(const char* op, const Tensor& x, const Tensor& target,
                         const Tensor& weight, Reduction red, int64_t ignore_index, double eps,
                         bool logits) {
   const int64_t M = x.sizes()[0], C = x.sizes()[1];
-  const int64_t bad = cpu::first_bad_target(target, C, ignore_index);
+  const int64_t bad = DC_KERNEL(first_bad_target)(target, C, ignore_index);
   DC_CHECK(bad < 0, IndexError, "[", op, "] target ", target.data<int64_t>()[bad],
            " is out of bounds: expected a class index in [0, C) with C = ", C,
            " (or ignore_index = ", ignore_index, ")");
   Tensor rows = Tensor::empty({M}, x.dtype());
   Tensor lse = logits ? Tensor::empty({M}, x.dtype()) : Tensor();
   const cpu::ClassTargets ct{target, weight, ignore_index, eps};
-  const double wsum = cpu::class_loss_forward(rows, lse, x, ct, logits);
+  const double wsum = DC_KERNEL(class_loss_forward)(rows, lse, x, ct, logits);
   Tensor out = reduced_value(rows, red, wsum);
   autograd::record(
       op, {x}, {out},
@@ -138,12 +138,12 @@ Tensor class_index_loss(const char* op, const Tensor& x, const Tensor& target,
         if (logits && !autograd::any_requires_grad({&gr, &x})) {
           // Note [Fused backward with a composite fallback] (nn.cpp)
           Tensor gx = Tensor::empty(x.sizes(), x.dtype());
-          cpu::cross_entropy_backward_into(gx, x, lse, ct,
+          DC_KERNEL(cross_entropy_backward_into)(gx, x, lse, ct,
                                            contiguous_clone(to_dtype(scale, x.dtype())));
           return {gx};
         }
         Tensor B = Tensor::empty(x.sizes(), x.dtype());
-        cpu::class_target_matrix_into(B, ct, C);
+        DC_KERNEL(class_target_matrix_into)(B, ct, C);
         if (!logits) return {-B * scale};
         return {(softmax(x, 1) * sum(B, {1}, true) - B) * scale};
       },
@@ -156,7 +156,7 @@ Tensor prob_cross_entropy(const Tensor& x, const Tensor& t, const Tensor& weight
                           double eps) {
   const int64_t M = x.sizes()[0], C = x.sizes()[1];
   Tensor rows = Tensor::empty({M}, x.dtype());
-  cpu::prob_loss_forward(rows, x, t, weight, eps);
+  DC_KERNEL(prob_loss_forward)(rows, x, t, weight, eps);
   Tensor out = reduced_value(rows, red, static_cast<double>(M));
   autograd::record(
       "cross_entropy", {x, t}, {out},
@@ -187,6 +187,7 @@ Tensor unrows(const Tensor& out, Reduction red, const Shape& batch) {
 
 Tensor cross_entropy(const Tensor& x, const Tensor& target, const Tensor& weight,
                      Reduction reduction, int64_t ignore_index, double label_smoothing) {
+  DC_OP_GUARD("cross_entropy", x, target, weight);
   DC_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, ValueError,
            "[cross_entropy] label_smoothing must be between 0.0 and 1.0, got ", label_smoothing);
   ClassInputs ci = class_inputs("cross_entropy", x, target, weight);
@@ -203,6 +204,7 @@ Tensor cross_entropy(const Tensor& x, const Tensor& target, const Tensor& weight
 
 Tensor nll_loss(const Tensor& logp, const Tensor& target, const Tensor& weight,
                 Reduction reduction, int64_t ignore_index) {
+  DC_OP_GUARD("nll_loss", logp, target, weight);
   DC_CHECK(!(is_floating(target.dtype()) && target.sizes() == logp.sizes()), TypeError,
            "[nll_loss] target must hold class indices (int64), got ",
            dtype_name(target.dtype()));
@@ -215,16 +217,19 @@ Tensor nll_loss(const Tensor& logp, const Tensor& target, const Tensor& weight,
 // ---- pointwise losses ---------------------------------------------------------------------------
 
 Tensor mse_loss(const Tensor& x, const Tensor& y, Reduction reduction) {
+  DC_OP_GUARD("mse_loss", x, y);
   check_same_shape("mse_loss", x, y);
   return reduce_loss(square(x - y), reduction);
 }
 
 Tensor l1_loss(const Tensor& x, const Tensor& y, Reduction reduction) {
+  DC_OP_GUARD("l1_loss", x, y);
   check_same_shape("l1_loss", x, y);
   return reduce_loss(abs(x - y), reduction);
 }
 
 Tensor smooth_l1_loss(const Tensor& x, const Tensor& y, Reduction reduction, double beta) {
+  DC_OP_GUARD("smooth_l1_loss", x, y);
   check_same_shape("smooth_l1_loss", x, y);
   DC_CHECK(beta >= 0, ValueError, "[smooth_l1_loss] beta must be non-negative, got ", beta);
   if (beta == 0.0) return reduce_loss(abs(x - y), reduction);
@@ -234,6 +239,7 @@ Tensor smooth_l1_loss(const Tensor& x, const Tensor& y, Reduction reduction, dou
 }
 
 Tensor huber_loss(const Tensor& x, const Tensor& y, Reduction reduction, double delta) {
+  DC_OP_GUARD("huber_loss", x, y);
   check_same_shape("huber_loss", x, y);
   DC_CHECK(delta > 0, ValueError, "[huber_loss] delta must be positive, got ", delta);
   Tensor d = abs(x - y);
@@ -251,11 +257,12 @@ Tensor clamped_log(const Tensor& t) {
 
 Tensor binary_cross_entropy(const Tensor& p, const Tensor& y, const Tensor& weight,
                             Reduction reduction) {
+  DC_OP_GUARD("binary_cross_entropy", p, y, weight);
   check_float("binary_cross_entropy", p);
   check_same_shape("binary_cross_entropy", p, y);
   {
     Tensor pc = p.is_contiguous() ? p : contiguous_clone(p);
-    DC_CHECK(cpu::all_within(pc, 0.0, 1.0), RuntimeError,
+    DC_CHECK(DC_KERNEL(all_within)(pc, 0.0, 1.0), RuntimeError,
              "[binary_cross_entropy] all elements of input should be between 0 and 1");
   }
   Tensor yt = to_dtype(y, p.dtype());
@@ -285,6 +292,7 @@ Tensor binary_cross_entropy(const Tensor& p, const Tensor& y, const Tensor& weig
 
 Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& y, const Tensor& weight,
                                         const Tensor& pos_weight, Reduction reduction) {
+  DC_OP_GUARD("binary_cross_entropy_with_logits", x, y, weight, pos_weight);
   check_float("binary_cross_entropy_with_logits", x);
   check_same_shape("binary_cross_entropy_with_logits", x, y);
   // (1 - y) * x + lw * log(1 + exp(-x)), lw = 1 + (pos_weight - 1) * y; softplus(-x) is the
@@ -298,6 +306,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& y, const 
 
 Tensor kl_div(const Tensor& x, const Tensor& target, const std::string& reduction,
               bool log_target) {
+  DC_OP_GUARD("kl_div", x, target);
   check_float("kl_div", x);
   check_same_shape("kl_div", x, target);
   DC_CHECK(reduction == "none" || reduction == "mean" || reduction == "sum" ||
@@ -315,15 +324,5 @@ Tensor kl_div(const Tensor& x, const Tensor& target, const std::string& reductio
   if (reduction == "batchmean") return x.dim() == 0 ? sum(l) : sum(l) / double(x.sizes()[0]);
   return reduce_loss(l, reduction_from_name(reduction, "kl_div"));
 }
-
-DC_REGISTER_OPS({"cross_entropy", "loss", Grad::differentiable},
-                {"nll_loss", "loss", Grad::differentiable},
-                {"mse_loss", "loss", Grad::differentiable},
-                {"l1_loss", "loss", Grad::differentiable},
-                {"smooth_l1_loss", "loss", Grad::differentiable},
-                {"huber_loss", "loss", Grad::differentiable},
-                {"binary_cross_entropy", "loss", Grad::differentiable},
-                {"binary_cross_entropy_with_logits", "loss", Grad::differentiable},
-                {"kl_div", "loss", Grad::differentiable});
 
 }  // namespace dc::ops

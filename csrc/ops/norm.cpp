@@ -8,10 +8,10 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/norm_batch.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
@@ -46,6 +46,7 @@ void check_channel_vec(const Tensor& v, const char* what, const Tensor& x, int64
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,
                   double eps) {
+  DC_OP_GUARD("batch_norm", x, running_mean, running_var, weight, bias);
   const char* op = "batch_norm";
   DC_CHECK(is_floating(x.dtype()), TypeError, "[", op, "] expected a floating-point input, got ",
            dtype_name(x.dtype()));
@@ -79,7 +80,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     mean = contiguous_clone(to_dtype(running_mean, x.dtype()));
     rstd = contiguous_clone(rsqrt(to_dtype(running_var, x.dtype()) + eps));
   }
-  cpu::batch_norm_forward(s, x.dtype(), xc.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
+  DC_KERNEL(batch_norm_forward)(s, x.dtype(), xc.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
                           bc.defined() ? bc.data_ptr() : nullptr, eps, training, mean.data_ptr(),
                           rstd.data_ptr(), varb.data_ptr(), y.data_ptr());
   if (training && running_mean.defined()) {
@@ -125,7 +126,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
         Tensor db = g.needs(2) ? Tensor::empty({s.C}, x.dtype()) : Tensor();
         Tensor gc = contig(to_dtype(gr, x.dtype())), xc = contig(x);
         Tensor wc = w.defined() ? contig(w) : w;
-        cpu::batch_norm_backward(s, x.dtype(), gc.data_ptr(), xc.data_ptr(), mean.data_ptr(),
+        DC_KERNEL(batch_norm_backward)(s, x.dtype(), gc.data_ptr(), xc.data_ptr(), mean.data_ptr(),
                                  rstd.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
                                  training, gx.defined() ? gx.data_ptr() : nullptr,
                                  dw.defined() ? dw.data_ptr() : nullptr,
@@ -138,6 +139,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
 Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias,
                   double eps) {
+  DC_OP_GUARD("group_norm", x, weight, bias);
   const char* op = "group_norm";
   DC_CHECK(is_floating(x.dtype()), TypeError, "[", op, "] expected a floating-point input, got ",
            dtype_name(x.dtype()));
@@ -161,6 +163,7 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
 Tensor instance_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                      const Tensor& weight, const Tensor& bias, bool use_input_stats,
                      double momentum, double eps) {
+  DC_OP_GUARD("instance_norm", x, running_mean, running_var, weight, bias);
   const char* op = "instance_norm";
   DC_CHECK(x.dim() >= 3, ValueError, "[", op, "] expected an input with at least 3 dims "
            "(N, C, *spatial), got ", x.shape_str());
@@ -216,7 +219,7 @@ Tensor norm_impl(const char* name, const Tensor& x, const Shape& ns, const Tenso
   const int64_t N = numel_of(ns), M = N ? x.numel() / N : 0;
   Tensor y = Tensor::empty(x.sizes(), x.dtype());
   Tensor mean = Tensor::empty({M}, x.dtype()), rstd = Tensor::empty({M}, x.dtype());
-  cpu::norm_forward_into(y, mean, rstd, contig(x), w.defined() ? contig(w) : w,
+  DC_KERNEL(norm_forward_into)(y, mean, rstd, contig(x), w.defined() ? contig(w) : w,
                          b.defined() ? contig(b) : b, N, eps, rms);
   if (!autograd::any_requires_grad({&x, &w, &b})) return y;
   const bool has_w = w.defined();
@@ -242,7 +245,7 @@ Tensor norm_impl(const char* name, const Tensor& x, const Shape& ns, const Tenso
         Tensor gx = g.needs(0) ? Tensor::empty(x.sizes(), x.dtype()) : Tensor();
         Tensor dw = g.needs(1) ? Tensor::empty(ns, x.dtype()) : Tensor();
         Tensor db = g.needs(2) ? Tensor::empty(ns, x.dtype()) : Tensor();
-        cpu::norm_backward_into(gx, dw, db, contig(to_dtype(gr, x.dtype())),
+        DC_KERNEL(norm_backward_into)(gx, dw, db, contig(to_dtype(gr, x.dtype())),
                                 contig(x), mean, rstd,
                                 w.defined() ? contig(w) : w, N, rms);
         return {gx, dw, db};
@@ -255,21 +258,17 @@ Tensor norm_impl(const char* name, const Tensor& x, const Shape& ns, const Tenso
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
+  DC_OP_GUARD("layer_norm", x, weight, bias);
   return norm_impl("layer_norm", x, normalized_shape, weight, bias, eps, false);
 }
 
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                 std::optional<double> eps) {
+  DC_OP_GUARD("rms_norm", x, weight);
   const double e = eps ? *eps
                    : x.dtype() == DType::Float64 ? std::numeric_limits<double>::epsilon()
                                                  : std::numeric_limits<float>::epsilon();
   return norm_impl("rms_norm", x, normalized_shape, weight, Tensor(), e, true);
 }
-
-DC_REGISTER_OPS({"batch_norm", "norm", Grad::differentiable},
-                {"layer_norm", "norm", Grad::differentiable},
-                {"rms_norm", "norm", Grad::differentiable},
-                {"group_norm", "norm", Grad::differentiable},
-                {"instance_norm", "norm", Grad::differentiable});
 
 }  // namespace dc::ops

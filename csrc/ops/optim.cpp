@@ -4,9 +4,9 @@
 
 #include <utility>
 
+#include "dispatch/kernels.h"
 #include "kernels/cpu/elementwise.h"
 #include "ops/creation.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 namespace {
@@ -98,7 +98,7 @@ class StepPlan {
     if (!by_dtype[0].empty()) update(DType::Float32, h, by_dtype[0]);
     if (!by_dtype[1].empty()) update(DType::Float64, h, by_dtype[1]);
     for (size_t i = 0; i < params_.size(); ++i) {
-      if (!items_[i].work.is_same(params_[i])) cpu::cast_into(params_[i], items_[i].work);
+      if (!items_[i].work.is_same(params_[i])) DC_KERNEL(cast_into)(params_[i], items_[i].work);
       params_[i].bump_version();
     }
     for (const Tensor& s : written_) s.bump_version();
@@ -123,6 +123,7 @@ void check_finite_nonneg(const char* op, const char* what, double v) {
 
 tensor_list sgd_step_(const tensor_list& params, const tensor_list& grads,
                       const tensor_list& momentum_buffers, const cpu::SgdHyper& h) {
+  DC_OP_GUARD_LIST("sgd_step_", params);
   check_finite_nonneg("sgd_step", "learning rate", h.lr);
   StepPlan plan("sgd_step", params, grads);
   tensor_list bufs;
@@ -145,6 +146,7 @@ tensor_list sgd_step_(const tensor_list& params, const tensor_list& grads,
 void adam_step_(const tensor_list& params, const tensor_list& grads, const tensor_list& exp_avgs,
                 const tensor_list& exp_avg_sqs, const tensor_list& max_exp_avg_sqs,
                 const tensor_list& steps, const cpu::AdamHyper& h) {
+  DC_OP_GUARD_LIST("adam_step_", params);
   check_finite_nonneg("adam_step", "learning rate", h.lr);
   StepPlan plan("adam_step", params, grads);
   plan.attach(0, exp_avgs, "exp_avg");
@@ -164,6 +166,7 @@ void rmsprop_step_(const tensor_list& params, const tensor_list& grads,
                    const tensor_list& square_avgs, const tensor_list& grad_avgs,
                    const tensor_list& momentum_buffers, const tensor_list& steps,
                    const cpu::RmspropHyper& h) {
+  DC_OP_GUARD_LIST("rmsprop_step_", params);
   check_finite_nonneg("rmsprop_step", "learning rate", h.lr);
   StepPlan plan("rmsprop_step", params, grads);
   DC_CHECK(square_avgs.size() == params.size(), ValueError,
@@ -185,6 +188,7 @@ void rmsprop_step_(const tensor_list& params, const tensor_list& grads,
 
 void adagrad_step_(const tensor_list& params, const tensor_list& grads, const tensor_list& sums,
                    const tensor_list& steps, const cpu::AdagradHyper& h) {
+  DC_OP_GUARD_LIST("adagrad_step_", params);
   check_finite_nonneg("adagrad_step", "learning rate", h.lr);
   StepPlan plan("adagrad_step", params, grads);
   DC_CHECK(sums.size() == params.size(), ValueError, "[adagrad_step] every parameter needs sum");
@@ -192,10 +196,5 @@ void adagrad_step_(const tensor_list& params, const tensor_list& grads, const te
   plan.advance_steps(steps);
   plan.run(cpu::adagrad_update, h);
 }
-
-DC_REGISTER_OPS({"sgd_step", "optim", Grad::not_differentiable},
-                {"adam_step", "optim", Grad::not_differentiable},
-                {"rmsprop_step", "optim", Grad::not_differentiable},
-                {"adagrad_step", "optim", Grad::not_differentiable});
 
 }  // namespace dc::ops

@@ -9,9 +9,9 @@
 #include <memory>
 
 #include "autograd/node.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/pool.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
@@ -109,7 +109,7 @@ std::pair<Tensor, Tensor> max_apply(const char* op, const Tensor& x, const cpu::
   Tensor y = Tensor::empty(out_shape(x, w.OH, w.OW), x.dtype());
   Tensor idx = Tensor::empty(y.sizes(), DType::Int64);
   Tensor xc = contig(x);
-  cpu::max_pool2d_forward(w, x.dtype(), xc.data_ptr(), y.data_ptr(), idx.data<int64_t>());
+  DC_KERNEL(max_pool2d_forward)(w, x.dtype(), xc.data_ptr(), y.data_ptr(), idx.data<int64_t>());
   if (autograd::any_requires_grad({&x})) {
     const Shape xs = x.sizes();
     const int64_t planes = w.planes, hw = w.H * w.W, ohw = w.OH * w.OW;
@@ -132,7 +132,7 @@ Tensor avg_adjoint(const Tensor& gy, const Windows& w, const Shape& xs);
 Tensor avg_apply(const Tensor& x, const Windows& w) {
   Tensor y = Tensor::empty(out_shape(x, w->OH, w->OW), x.dtype());
   Tensor xc = contig(x);
-  cpu::avg_pool2d_forward(*w, x.dtype(), xc.data_ptr(), y.data_ptr());
+  DC_KERNEL(avg_pool2d_forward)(*w, x.dtype(), xc.data_ptr(), y.data_ptr());
   if (autograd::any_requires_grad({&x})) {
     const Shape xs = x.sizes();
     autograd::record(
@@ -145,7 +145,7 @@ Tensor avg_apply(const Tensor& x, const Windows& w) {
 Tensor avg_adjoint(const Tensor& gy_in, const Windows& w, const Shape& xs) {
   Tensor gy = contig(gy_in);
   Tensor gx = Tensor::empty(xs, gy.dtype());
-  cpu::avg_pool2d_backward(*w, gy.dtype(), gy.data_ptr(), gx.data_ptr());
+  DC_KERNEL(avg_pool2d_backward)(*w, gy.dtype(), gy.data_ptr(), gx.data_ptr());
   if (autograd::any_requires_grad({&gy_in})) {
     autograd::record(
         "avg_pool2d_backward", {gy_in}, {gx},
@@ -192,6 +192,7 @@ Shape one_d(const Shape& v, int64_t lead) {
 
 std::pair<Tensor, Tensor> max_pool2d(const Tensor& x, const Shape& kernel, const Shape& stride,
                                      const Shape& padding, const Shape& dilation, bool ceil_mode) {
+  DC_OP_GUARD("max_pool2d", x);
   check_input(x, "max_pool2d");
   const PoolArgs a = pool_args("max_pool2d", kernel, stride, padding, dilation);
   return max_apply("max_pool2d", x, sliding_windows("max_pool2d", x, a, ceil_mode));
@@ -199,6 +200,7 @@ std::pair<Tensor, Tensor> max_pool2d(const Tensor& x, const Shape& kernel, const
 
 std::pair<Tensor, Tensor> max_pool1d(const Tensor& x, const Shape& kernel, const Shape& stride,
                                      const Shape& padding, const Shape& dilation, bool ceil_mode) {
+  DC_OP_GUARD("max_pool1d", x);
   for (const Shape* s : {&kernel, &stride, &padding, &dilation})
     DC_CHECK(s->size() <= 1, ValueError, "[max_pool1d] expected 1 value per argument, got ",
              shape_str(*s));
@@ -211,6 +213,7 @@ std::pair<Tensor, Tensor> max_pool1d(const Tensor& x, const Shape& kernel, const
 
 Tensor avg_pool2d(const Tensor& x, const Shape& kernel, const Shape& stride, const Shape& padding,
                   bool ceil_mode, bool count_include_pad, int64_t divisor_override) {
+  DC_OP_GUARD("avg_pool2d", x);
   const char* op = "avg_pool2d";
   check_input(x, op);
   const PoolArgs a = pool_args(op, kernel, stride, padding, {});
@@ -234,6 +237,7 @@ Tensor avg_pool2d(const Tensor& x, const Shape& kernel, const Shape& stride, con
 
 Tensor avg_pool1d(const Tensor& x, const Shape& kernel, const Shape& stride, const Shape& padding,
                   bool ceil_mode, bool count_include_pad) {
+  DC_OP_GUARD("avg_pool1d", x);
   for (const Shape* s : {&kernel, &stride, &padding})
     DC_CHECK(s->size() <= 1, ValueError, "[avg_pool1d] expected 1 value per argument, got ",
              shape_str(*s));
@@ -244,20 +248,15 @@ Tensor avg_pool1d(const Tensor& x, const Shape& kernel, const Shape& stride, con
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x, const Shape& output_size) {
+  DC_OP_GUARD("adaptive_avg_pool2d", x);
   cpu::PoolWindows w = adaptive_windows("adaptive_avg_pool2d", x, output_size);
   return avg_apply(x, std::make_shared<const cpu::PoolWindows>(std::move(w)));
 }
 
 std::pair<Tensor, Tensor> adaptive_max_pool2d(const Tensor& x, const Shape& output_size) {
+  DC_OP_GUARD("adaptive_max_pool2d", x);
   return max_apply("adaptive_max_pool2d", x,
                    adaptive_windows("adaptive_max_pool2d", x, output_size));
 }
-
-DC_REGISTER_OPS({"max_pool1d", "pool", Grad::differentiable},
-                {"max_pool2d", "pool", Grad::differentiable},
-                {"avg_pool1d", "pool", Grad::differentiable},
-                {"avg_pool2d", "pool", Grad::differentiable},
-                {"adaptive_avg_pool2d", "pool", Grad::differentiable},
-                {"adaptive_max_pool2d", "pool", Grad::differentiable});
 
 }  // namespace dc::ops

@@ -19,19 +19,20 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reduce.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
 using autograd::GradCtx;
 
 std::vector<bool> reduction_mask(const Tensor& t, const Shape& dims, const char* op) {
+  DC_OP_GUARD("reduction_mask", t);
   std::vector<bool> mask(t.dim(), dims.empty());
   for (int64_t d : dims) {
-    const int64_t w = wrap_dim(d, t.dim(), op);
+    const int64_t w = wrap_dim_scalar_ok(d, t.dim(), op);
     DC_CHECK(t.dim() == 0 || !mask[w], ValueError, "[", op, "] dim ", w,
              " appears multiple times in the list of dims ", shape_str(dims));
     if (t.dim() > 0) mask[w] = true;
@@ -40,6 +41,7 @@ std::vector<bool> reduction_mask(const Tensor& t, const Shape& dims, const char*
 }
 
 Shape reduced_shape(const Shape& in, const std::vector<bool>& mask, bool keepdim) {
+  DC_OP_GUARD_DEVICE("reduced_shape", ::dc::current_device());
   Shape out;
   for (size_t i = 0; i < in.size(); ++i) {
     if (!mask[i]) out.push_back(in[i]);
@@ -137,7 +139,7 @@ Tensor reduce_op(const Tensor& t, const std::vector<bool>& mask, bool keepdim, D
   const Layout L = reduce_layout(t, mask);
   Tensor buf = Tensor::empty({L.out_numel()}, out_dt);
   if (L.out_numel() > 0) {
-    if (L.dims.reduce == 0) cpu::fill_into(buf, empty_value);
+    if (L.dims.reduce == 0) DC_KERNEL(fill_into)(buf, empty_value);
     else kernel(L, buf.data_ptr());
   }
   return shape_output(buf, t, mask, L, keepdim);
@@ -170,11 +172,12 @@ Tensor kept_mean(const Tensor& x, const Shape& dims) { return mean(x, dims, true
 // ---- sum, mean, prod --------------------------------------------------------------------------
 
 Tensor sum(const Tensor& t, const Shape& dims, bool keepdim, std::optional<DType> dtype) {
+  DC_OP_GUARD("sum", t);
   const auto mask = reduction_mask(t, dims, "sum");
   const DType out_dt = dtype ? *dtype : (is_floating(t.dtype()) ? t.dtype() : DType::Int64);
   DC_CHECK(out_dt != DType::Bool, TypeError, "[sum] dtype=bool is not supported");
   Tensor out = reduce_op(t, mask, keepdim, out_dt, 0.0, [&](const Layout& L, void* o) {
-    cpu::sum_reduce(t.dtype(), out_dt, L.data.data_ptr(), o, L.dims);
+    DC_KERNEL(sum_reduce)(t.dtype(), out_dt, L.data.data_ptr(), o, L.dims);
   });
   if (is_floating(t.dtype()) && is_floating(out_dt) && autograd::any_requires_grad({&t})) {
     const Shape in_shape = t.sizes(), kept = reduced_shape(t.sizes(), mask, true);
@@ -187,6 +190,7 @@ Tensor sum(const Tensor& t, const Shape& dims, bool keepdim, std::optional<DType
 }
 
 Tensor mean(const Tensor& t, const Shape& dims, bool keepdim) {
+  DC_OP_GUARD("mean", t);
   DC_CHECK(is_floating(t.dtype()), TypeError, "[mean] could not infer output dtype: input dtype "
            "must be floating point, got ", dtype_name(t.dtype()));
   const auto mask = reduction_mask(t, dims, "mean");
@@ -195,11 +199,12 @@ Tensor mean(const Tensor& t, const Shape& dims, bool keepdim) {
 }
 
 Tensor prod(const Tensor& t, const Shape& dims, bool keepdim) {
+  DC_OP_GUARD("prod", t);
   const auto mask = reduction_mask(t, dims, "prod");
   const DType out_dt = is_floating(t.dtype()) ? t.dtype() : DType::Int64;
   const Tensor in = t.dtype() == out_dt ? t : to_dtype(detach(t), out_dt);
   Tensor out = reduce_op(in, mask, keepdim, out_dt, 1.0, [&](const Layout& L, void* o) {
-    cpu::prod_reduce(out_dt, L.data.data_ptr(), o, L.dims);
+    DC_KERNEL(prod_reduce)(out_dt, L.data.data_ptr(), o, L.dims);
   });
   if (autograd::any_requires_grad({&t})) {
     const Shape in_shape = t.sizes(), kept = reduced_shape(t.sizes(), mask, true);
@@ -233,7 +238,7 @@ Tensor extreme(const Tensor& t, const Shape& dims, bool keepdim, bool is_max, co
   const auto mask = reduction_mask(t, dims, op);
   check_nonempty(t, mask, dims.empty(), op);
   Tensor out = reduce_op(t, mask, keepdim, t.dtype(), 0.0, [&](const Layout& L, void* o) {
-    cpu::minmax_reduce(t.dtype(), L.data.data_ptr(), o, nullptr, L.dims, is_max);
+    DC_KERNEL(minmax_reduce)(t.dtype(), L.data.data_ptr(), o, nullptr, L.dims, is_max);
   });
   if (autograd::any_requires_grad({&t})) {
     // The gradient is split evenly among the elements equal to the result (NaN counts as
@@ -251,14 +256,14 @@ Tensor extreme(const Tensor& t, const Shape& dims, bool keepdim, bool is_max, co
 
 std::pair<Tensor, Tensor> extreme_dim(const Tensor& t, int64_t dim, bool keepdim, bool is_max,
                                       const char* op) {
-  const int64_t d = wrap_dim(dim, t.dim(), op);
+  const int64_t d = wrap_dim_scalar_ok(dim, t.dim(), op);
   const auto mask = reduction_mask(t, {d}, op);
   check_nonempty(t, mask, false, op);
   const Layout L = reduce_layout(t, mask);
   Tensor vbuf = Tensor::empty({L.out_numel()}, t.dtype());
   Tensor ibuf = Tensor::empty({L.out_numel()}, DType::Int64);
   if (L.out_numel() > 0)
-    cpu::minmax_reduce(t.dtype(), L.data.data_ptr(), vbuf.data_ptr(), ibuf.data<int64_t>(),
+    DC_KERNEL(minmax_reduce)(t.dtype(), L.data.data_ptr(), vbuf.data_ptr(), ibuf.data<int64_t>(),
                        L.dims, is_max);
   Tensor values = shape_output(vbuf, t, mask, L, keepdim);
   Tensor indices = shape_output(ibuf, t, mask, L, keepdim);
@@ -294,7 +299,7 @@ Tensor arg_extreme(const Tensor& t, std::optional<int64_t> dim, bool keepdim, bo
   const Tensor x = t.is_contiguous() ? t : contiguous_clone(t);
   Tensor values = Tensor::empty({1}, t.dtype());
   Tensor index = Tensor::empty({}, DType::Int64);
-  cpu::minmax_reduce(t.dtype(), x.data_ptr(), values.data_ptr(), index.data<int64_t>(),
+  DC_KERNEL(minmax_reduce)(t.dtype(), x.data_ptr(), values.data_ptr(), index.data<int64_t>(),
                      cpu::ReduceDims{1, t.numel(), 1}, is_max);
   if (!keepdim) return index;
   return Tensor::make_view(index.storage(), Shape(t.dim(), 1), Shape(t.dim(), 1), 0,
@@ -304,23 +309,35 @@ Tensor arg_extreme(const Tensor& t, std::optional<int64_t> dim, bool keepdim, bo
 }  // namespace
 
 Tensor amax(const Tensor& t, const Shape& dims, bool keepdim) {
+  DC_OP_GUARD("amax", t);
   return extreme(t, dims, keepdim, true, "amax");
 }
 Tensor amin(const Tensor& t, const Shape& dims, bool keepdim) {
+  DC_OP_GUARD("amin", t);
   return extreme(t, dims, keepdim, false, "amin");
 }
-Tensor max_all(const Tensor& t) { return extreme(t, {}, false, true, "max"); }
-Tensor min_all(const Tensor& t) { return extreme(t, {}, false, false, "min"); }
+Tensor max_all(const Tensor& t) {
+  DC_OP_GUARD("max_all", t);
+  return extreme(t, {}, false, true, "max");
+}
+Tensor min_all(const Tensor& t) {
+  DC_OP_GUARD("min_all", t);
+  return extreme(t, {}, false, false, "min");
+}
 std::pair<Tensor, Tensor> max_dim(const Tensor& t, int64_t dim, bool keepdim) {
+  DC_OP_GUARD("max_dim", t);
   return extreme_dim(t, dim, keepdim, true, "max");
 }
 std::pair<Tensor, Tensor> min_dim(const Tensor& t, int64_t dim, bool keepdim) {
+  DC_OP_GUARD("min_dim", t);
   return extreme_dim(t, dim, keepdim, false, "min");
 }
 Tensor argmax(const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+  DC_OP_GUARD("argmax", t);
   return arg_extreme(t, dim, keepdim, true, "argmax");
 }
 Tensor argmin(const Tensor& t, std::optional<int64_t> dim, bool keepdim) {
+  DC_OP_GUARD("argmin", t);
   return arg_extreme(t, dim, keepdim, false, "argmin");
 }
 
@@ -336,7 +353,7 @@ Tensor var_std(const Tensor& t, const Shape& dims, double correction, bool keepd
   const auto mask = reduction_mask(t, dims, op);
   Tensor out = reduce_op(t, mask, keepdim, t.dtype(), std::numeric_limits<double>::quiet_NaN(),
                          [&](const Layout& L, void* o) {
-                           cpu::var_reduce(t.dtype(), L.data.data_ptr(), o, L.dims, correction,
+                           DC_KERNEL(var_reduce)(t.dtype(), L.data.data_ptr(), o, L.dims, correction,
                                            take_sqrt);
                          });
   if (autograd::any_requires_grad({&t})) {
@@ -361,15 +378,18 @@ Tensor var_std(const Tensor& t, const Shape& dims, double correction, bool keepd
 }  // namespace
 
 Tensor var(const Tensor& t, const Shape& dims, double correction, bool keepdim) {
+  DC_OP_GUARD("var", t);
   return var_std(t, dims, correction, keepdim, false);
 }
 Tensor std(const Tensor& t, const Shape& dims, double correction, bool keepdim) {
+  DC_OP_GUARD("std", t);
   return var_std(t, dims, correction, keepdim, true);
 }
 
 // ---- logsumexp, norm --------------------------------------------------------------------------
 
 Tensor logsumexp(const Tensor& t, const Shape& dims, bool keepdim) {
+  DC_OP_GUARD("logsumexp", t);
   // Integer inputs are promoted to the default float, like PyTorch.
   const Tensor x = is_floating(t.dtype()) ? t : to_dtype(t, kDefaultFloat);
   const auto mask = reduction_mask(x, dims, "logsumexp");
@@ -399,6 +419,7 @@ Tensor logsumexp(const Tensor& t, const Shape& dims, bool keepdim) {
 }
 
 Tensor norm(const Tensor& t, double p, const Shape& dims, bool keepdim) {
+  DC_OP_GUARD("norm", t);
   DC_CHECK(is_floating(t.dtype()), TypeError, "[norm] expected a floating-point input, got ",
            dtype_name(t.dtype()));
   const auto mask = reduction_mask(t, dims, "norm");
@@ -450,20 +471,23 @@ Tensor norm(const Tensor& t, double p, const Shape& dims, bool keepdim) {
 // ---- all / any / count_nonzero / cumsum -------------------------------------------------------
 
 Tensor all(const Tensor& t, const Shape& dims, bool keepdim) {
+  DC_OP_GUARD("all", t);
   const auto mask = reduction_mask(t, dims, "all");
   return reduce_op(t, mask, keepdim, DType::Bool, 1.0, [&](const Layout& L, void* o) {
-    cpu::all_any_reduce(t.dtype(), L.data.data_ptr(), static_cast<bool*>(o), L.dims, true);
+    DC_KERNEL(all_any_reduce)(t.dtype(), L.data.data_ptr(), static_cast<bool*>(o), L.dims, true);
   });
 }
 
 Tensor any(const Tensor& t, const Shape& dims, bool keepdim) {
+  DC_OP_GUARD("any", t);
   const auto mask = reduction_mask(t, dims, "any");
   return reduce_op(t, mask, keepdim, DType::Bool, 0.0, [&](const Layout& L, void* o) {
-    cpu::all_any_reduce(t.dtype(), L.data.data_ptr(), static_cast<bool*>(o), L.dims, false);
+    DC_KERNEL(all_any_reduce)(t.dtype(), L.data.data_ptr(), static_cast<bool*>(o), L.dims, false);
   });
 }
 
 Tensor count_nonzero(const Tensor& t, const Shape& dims) {
+  DC_OP_GUARD("count_nonzero", t);
   reduction_mask(t, dims, "count_nonzero");  // validates dims with this op's name
   autograd::GradModeGuard off(false);
   const Tensor nz = t.dtype() == DType::Bool ? t : ne(t, wrap_scalar(Scalar(int64_t(0))));
@@ -471,7 +495,8 @@ Tensor count_nonzero(const Tensor& t, const Shape& dims) {
 }
 
 Tensor cumsum(const Tensor& t, int64_t dim) {
-  const int64_t d = wrap_dim(dim, t.dim(), "cumsum");
+  DC_OP_GUARD("cumsum", t);
+  const int64_t d = wrap_dim_scalar_ok(dim, t.dim(), "cumsum");
   const DType out_dt = is_floating(t.dtype()) ? t.dtype() : DType::Int64;
   Tensor x = t.dtype() == out_dt ? t : to_dtype(detach(t), out_dt);
   if (!x.is_contiguous()) x = contiguous_clone(x);
@@ -483,7 +508,7 @@ Tensor cumsum(const Tensor& t, int64_t dim) {
     else rd.inner *= t.sizes()[i];
   }
   Tensor out = Tensor::empty(t.sizes(), out_dt);
-  cpu::cumsum_scan(out_dt, x.data_ptr(), out.data_ptr(), rd);
+  DC_KERNEL(cumsum_scan)(out_dt, x.data_ptr(), out.data_ptr(), rd);
   if (autograd::any_requires_grad({&t})) {
     // d cumsum: each input feeds every later output, so the gradient is a reversed cumsum.
     const bool scalar = t.dim() == 0;
@@ -494,24 +519,5 @@ Tensor cumsum(const Tensor& t, int64_t dim) {
   }
   return out;
 }
-
-DC_REGISTER_OPS(
-    {"sum", "reduce", Grad::differentiable},
-    {"mean", "reduce", Grad::differentiable},
-    {"prod", "reduce", Grad::differentiable},
-    {"amax", "reduce", Grad::differentiable},
-    {"amin", "reduce", Grad::differentiable},
-    {"max", "reduce", Grad::differentiable},
-    {"min", "reduce", Grad::differentiable},
-    {"argmax", "reduce", Grad::not_differentiable},
-    {"argmin", "reduce", Grad::not_differentiable},
-    {"var", "reduce", Grad::differentiable},
-    {"std", "reduce", Grad::differentiable},
-    {"logsumexp", "reduce", Grad::differentiable},
-    {"norm", "reduce", Grad::differentiable},
-    {"all", "reduce", Grad::not_differentiable},
-    {"any", "reduce", Grad::not_differentiable},
-    {"count_nonzero", "reduce", Grad::not_differentiable},
-    {"cumsum", "reduce", Grad::differentiable});
 
 }  // namespace dc::ops

@@ -1,8 +1,7 @@
 #pragma once
-// The op registry: one row per public op, registered next to the op's definition. Tests walk
-// it so no op lacks a CPU kernel, a derivative (or an explicit "not differentiable"), or a test;
-// it is also where a reader sees which ops have a CUDA kernel.
-#include <initializer_list>
+// The op registry: one row per op of csrc/ops/ops.schema, generated at build time by
+// tools/gen_ops.py. Tests walk it so no op lacks a CPU kernel, a derivative (or an explicit
+// "not differentiable"), or a test; it is also where a reader sees which ops have a CUDA kernel.
 #include <vector>
 
 namespace dc::ops {
@@ -15,18 +14,14 @@ struct OpInfo {
   Grad grad;
   bool cpu = true;
   bool cuda = false;
+  const char* signature = "";  // PyTorch style: "add(TensorLike input, ...) -> Tensor"
+  const char* variants = "";   // space-separated: function method inplace
+  const char* binding = "";    // its name in deepcore._C; "" when written in Python
+  bool generated = true;       // false: the binding is hand-written
+  bool nn = false;             // a deepcore.nn.functional function, not a deepcore one
 };
 
-struct OpRegistrar {
-  OpRegistrar(std::initializer_list<OpInfo> ops);
-};
-
+// Defined in the generated registry table (build/<dir>/generated/op_registry.cpp).
 const std::vector<OpInfo>& op_registry();
 
 }  // namespace dc::ops
-
-#define DC_OPS_CONCAT_(a, b) a##b
-#define DC_OPS_CONCAT(a, b) DC_OPS_CONCAT_(a, b)
-// DC_REGISTER_OPS({"add", "elementwise", Grad::differentiable}, ...);
-#define DC_REGISTER_OPS(...) \
-  static const ::dc::ops::OpRegistrar DC_OPS_CONCAT(dc_op_registrar_, __LINE__)({__VA_ARGS__})

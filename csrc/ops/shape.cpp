@@ -12,9 +12,9 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/elementwise.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
@@ -67,6 +67,7 @@ Tensor alias_view_of(const Tensor& t) { return view(t, t.sizes()); }
 }  // namespace
 
 Shape infer_shape(const Shape& shape, int64_t numel, const char* op) {
+  DC_OP_GUARD_DEVICE("infer_shape", ::dc::current_device());
   Shape out = shape;
   int64_t infer = -1, known = 1;
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -92,6 +93,7 @@ Shape infer_shape(const Shape& shape, int64_t numel, const char* op) {
 }
 
 Tensor as_strided(const Tensor& t, const Shape& sizes, const Shape& strides, int64_t offset) {
+  DC_OP_GUARD("as_strided", t);
   DC_CHECK(sizes.size() == strides.size(), ValueError, "[as_strided] sizes ", shape_str(sizes),
            " and strides ", shape_str(strides), " must have the same length");
   int64_t max_index = offset;
@@ -111,6 +113,7 @@ Tensor as_strided(const Tensor& t, const Shape& sizes, const Shape& strides, int
 }
 
 Tensor view(const Tensor& t, const Shape& shape) {
+  DC_OP_GUARD("view", t);
   Shape s = infer_shape(shape, t.numel(), "view");
   auto st = view_strides(t.sizes(), t.strides(), s);
   DC_CHECK(st.has_value(), RuntimeError, "[view] view size ", shape_str(s),
@@ -128,12 +131,14 @@ Tensor view(const Tensor& t, const Shape& shape) {
 }
 
 Tensor reshape(const Tensor& t, const Shape& shape) {
+  DC_OP_GUARD("reshape", t);
   Shape s = infer_shape(shape, t.numel(), "reshape");
   if (view_strides(t.sizes(), t.strides(), s)) return view(t, s);
   return view(clone(t), s);
 }
 
 Tensor permute(const Tensor& t, const Shape& dims) {
+  DC_OP_GUARD("permute", t);
   const int64_t n = t.dim();
   DC_CHECK(static_cast<int64_t>(dims.size()) == n, ValueError, "[permute] number of dims ",
            shape_str(dims), " doesn't match the tensor's ", n, " dimensions");
@@ -156,8 +161,13 @@ Tensor permute(const Tensor& t, const Shape& dims) {
 }
 
 Tensor transpose(const Tensor& t, int64_t d0, int64_t d1) {
+  DC_OP_GUARD("transpose", t);
   const int64_t n = t.dim();
-  if (n == 0) return alias(t);
+  if (n == 0) {
+    wrap_dim_scalar_ok(d0, n, "transpose");
+    wrap_dim_scalar_ok(d1, n, "transpose");
+    return alias(t);
+  }
   d0 = wrap_dim(d0, n, "transpose");
   d1 = wrap_dim(d1, n, "transpose");
   Shape perm(n);
@@ -167,12 +177,14 @@ Tensor transpose(const Tensor& t, int64_t d0, int64_t d1) {
 }
 
 Tensor t_(const Tensor& t) {
+  DC_OP_GUARD("t_", t);
   Shape perm(t.dim());
   for (int64_t i = 0; i < t.dim(); ++i) perm[i] = t.dim() - 1 - i;
   return permute(t, perm);
 }
 
 Tensor expand(const Tensor& t, const Shape& shape) {
+  DC_OP_GUARD("expand", t);
   const int64_t n = static_cast<int64_t>(shape.size());
   DC_CHECK(n >= t.dim(), ValueError, "[expand] the number of sizes provided (", n,
            ") must be greater or equal to the number of dimensions in the tensor (", t.dim(), ")");
@@ -199,6 +211,7 @@ Tensor expand(const Tensor& t, const Shape& shape) {
 }
 
 Tensor squeeze(const Tensor& t) {
+  DC_OP_GUARD("squeeze", t);
   Shape s;
   for (int64_t x : t.sizes())
     if (x != 1) s.push_back(x);
@@ -206,8 +219,9 @@ Tensor squeeze(const Tensor& t) {
 }
 
 Tensor squeeze_dim(const Tensor& t, int64_t dim) {
+  DC_OP_GUARD("squeeze_dim", t);
+  dim = wrap_dim_scalar_ok(dim, t.dim(), "squeeze");
   if (t.dim() == 0) return alias_view_of(t);
-  dim = wrap_dim(dim, t.dim(), "squeeze");
   if (t.sizes()[dim] != 1) return alias_view_of(t);
   Shape s = t.sizes();
   s.erase(s.begin() + dim);
@@ -215,6 +229,7 @@ Tensor squeeze_dim(const Tensor& t, int64_t dim) {
 }
 
 Tensor unsqueeze(const Tensor& t, int64_t dim) {
+  DC_OP_GUARD("unsqueeze", t);
   dim = wrap_dim(dim, t.dim() + 1, "unsqueeze");
   Shape s = t.sizes();
   s.insert(s.begin() + dim, 1);
@@ -222,9 +237,10 @@ Tensor unsqueeze(const Tensor& t, int64_t dim) {
 }
 
 Tensor flatten(const Tensor& t, int64_t start_dim, int64_t end_dim) {
+  DC_OP_GUARD("flatten", t);
+  start_dim = wrap_dim_scalar_ok(start_dim, t.dim(), "flatten");
+  end_dim = wrap_dim_scalar_ok(end_dim, t.dim(), "flatten");
   if (t.dim() == 0) return reshape(t, {1});
-  start_dim = wrap_dim(start_dim, t.dim(), "flatten");
-  end_dim = wrap_dim(end_dim, t.dim(), "flatten");
   DC_CHECK(start_dim <= end_dim, ValueError, "[flatten] start_dim (", start_dim,
            ") cannot come after end_dim (", end_dim, ")");
   Shape s(t.sizes().begin(), t.sizes().begin() + start_dim);
@@ -236,6 +252,7 @@ Tensor flatten(const Tensor& t, int64_t start_dim, int64_t end_dim) {
 }
 
 Tensor unflatten(const Tensor& t, int64_t dim, const Shape& sizes) {
+  DC_OP_GUARD("unflatten", t);
   dim = wrap_dim(dim, t.dim(), "unflatten");
   Shape inner = infer_shape(sizes, t.sizes()[dim], "unflatten");
   Shape s(t.sizes().begin(), t.sizes().begin() + dim);
@@ -254,7 +271,7 @@ Tensor slice_backward(const Tensor& g, const Shape& in, int64_t dim, int64_t sta
   {
     autograd::GradModeGuard off(false);
     Tensor r = slice(region, dim, start, end, step);
-    cpu::cast_into(r, g);
+    DC_KERNEL(cast_into)(r, g);
   }
   autograd::record("slice_backward", {g}, {out},
                    [dim, start, end, step](GradCtx& gg) -> tensor_list {
@@ -265,6 +282,7 @@ Tensor slice_backward(const Tensor& g, const Shape& in, int64_t dim, int64_t sta
 }  // namespace
 
 Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t step) {
+  DC_OP_GUARD("slice", t);
   DC_CHECK(t.dim() > 0, IndexError, "[slice] cannot slice a 0-d tensor");
   dim = wrap_dim(dim, t.dim(), "slice");
   DC_CHECK(step > 0, ValueError, "[slice] step must be positive, got ", step);
@@ -287,6 +305,7 @@ Tensor slice(const Tensor& t, int64_t dim, int64_t start, int64_t end, int64_t s
 }
 
 Tensor select(const Tensor& t, int64_t dim, int64_t index) {
+  DC_OP_GUARD("select", t);
   DC_CHECK(t.dim() > 0, IndexError, "[select] cannot index a 0-d tensor");
   dim = wrap_dim(dim, t.dim(), "select");
   const int64_t n = t.sizes()[dim];
@@ -298,6 +317,7 @@ Tensor select(const Tensor& t, int64_t dim, int64_t index) {
 }
 
 Tensor narrow(const Tensor& t, int64_t dim, int64_t start, int64_t length) {
+  DC_OP_GUARD("narrow", t);
   dim = wrap_dim(dim, t.dim(), "narrow");
   const int64_t n = t.sizes()[dim];
   if (start < 0) start += n;
@@ -307,6 +327,7 @@ Tensor narrow(const Tensor& t, int64_t dim, int64_t start, int64_t length) {
 }
 
 tensor_list split_sizes(const Tensor& t, const Shape& sizes, int64_t dim) {
+  DC_OP_GUARD("split_sizes", t);
   dim = wrap_dim(dim, t.dim(), "split");
   int64_t total = 0;
   for (int64_t s : sizes) total += s;
@@ -322,6 +343,7 @@ tensor_list split_sizes(const Tensor& t, const Shape& sizes, int64_t dim) {
 }
 
 tensor_list split(const Tensor& t, int64_t split_size, int64_t dim) {
+  DC_OP_GUARD("split", t);
   dim = wrap_dim(dim, t.dim(), "split");
   DC_CHECK(split_size > 0 || (split_size == 0 && t.sizes()[dim] == 0), ValueError,
            "[split] split_size must be positive, got ", split_size);
@@ -333,6 +355,7 @@ tensor_list split(const Tensor& t, int64_t split_size, int64_t dim) {
 }
 
 tensor_list chunk(const Tensor& t, int64_t chunks, int64_t dim) {
+  DC_OP_GUARD("chunk", t);
   DC_CHECK(chunks > 0, ValueError, "[chunk] number of chunks must be positive, got ", chunks);
   dim = wrap_dim(dim, t.dim(), "chunk");
   const int64_t size = (t.sizes()[dim] + chunks - 1) / chunks;
@@ -340,6 +363,7 @@ tensor_list chunk(const Tensor& t, int64_t chunks, int64_t dim) {
 }
 
 tensor_list unbind(const Tensor& t, int64_t dim) {
+  DC_OP_GUARD("unbind", t);
   dim = wrap_dim(dim, t.dim(), "unbind");
   tensor_list out;
   for (int64_t i = 0; i < t.sizes()[dim]; ++i) out.push_back(select(t, dim, i));
@@ -347,6 +371,7 @@ tensor_list unbind(const Tensor& t, int64_t dim) {
 }
 
 Tensor cat(const tensor_list& tensors, int64_t dim) {
+  DC_OP_GUARD_LIST("cat", tensors);
   DC_CHECK(!tensors.empty(), ValueError, "[cat] expected a non-empty list of tensors");
   // Legacy rule: 1-D empty tensors are skipped.
   const Tensor* ref = nullptr;
@@ -382,7 +407,7 @@ Tensor cat(const tensor_list& tensors, int64_t dim) {
       vs[dim] = n;
       Tensor region = Tensor::make_view(out.storage(), vs, out.strides(),
                                         pos * out.strides()[dim], dt);
-      cpu::cast_into(region, t);
+      DC_KERNEL(cast_into)(region, t);
       sizes.push_back(n);
       pos += n;
     }
@@ -406,6 +431,7 @@ Tensor cat(const tensor_list& tensors, int64_t dim) {
 }
 
 Tensor stack(const tensor_list& tensors, int64_t dim) {
+  DC_OP_GUARD_LIST("stack", tensors);
   DC_CHECK(!tensors.empty(), ValueError, "[stack] expected a non-empty list of tensors");
   dim = wrap_dim(dim, tensors[0].dim() + 1, "stack");
   for (size_t i = 1; i < tensors.size(); ++i)
@@ -418,11 +444,13 @@ Tensor stack(const tensor_list& tensors, int64_t dim) {
 }
 
 Tensor flip(const Tensor& t, const Shape& dims) {
+  DC_OP_GUARD("flip", t);
   Shape strides = t.strides();
   int64_t offset = t.offset();
   std::vector<bool> seen(t.dim(), false);
   for (int64_t d : dims) {
-    d = wrap_dim(d, t.dim(), "flip");
+    d = wrap_dim_scalar_ok(d, t.dim(), "flip");
+    if (t.dim() == 0) continue;  // flipping a 0-d tensor copies it
     DC_CHECK(!seen[d], ValueError, "[flip] dim ", d, " appears multiple times in ", shape_str(dims));
     seen[d] = true;
     if (t.sizes()[d] > 0) offset += (t.sizes()[d] - 1) * strides[d];
@@ -439,6 +467,7 @@ Tensor flip(const Tensor& t, const Shape& dims) {
 }
 
 Tensor repeat(const Tensor& t, const Shape& repeats) {
+  DC_OP_GUARD("repeat", t);
   DC_CHECK(static_cast<int64_t>(repeats.size()) >= t.dim(), ValueError,
            "[repeat] number of repeat dims (", repeats.size(),
            ") can not be smaller than the number of tensor dims (", t.dim(), ")");
@@ -471,31 +500,13 @@ Tensor tri_mask(const Tensor& t, int64_t diagonal, bool lower, const char* op) {
 }
 }  // namespace
 
-Tensor tril(const Tensor& t, int64_t diagonal) { return tri_mask(t, diagonal, true, "tril"); }
-Tensor triu(const Tensor& t, int64_t diagonal) { return tri_mask(t, diagonal, false, "triu"); }
-
-DC_REGISTER_OPS(
-    {"view", "shape", Grad::differentiable},
-    {"reshape", "shape", Grad::differentiable},
-    {"permute", "shape", Grad::differentiable},
-    {"transpose", "shape", Grad::differentiable},
-    {"t", "shape", Grad::differentiable},
-    {"expand", "shape", Grad::differentiable},
-    {"squeeze", "shape", Grad::differentiable},
-    {"unsqueeze", "shape", Grad::differentiable},
-    {"flatten", "shape", Grad::differentiable},
-    {"unflatten", "shape", Grad::differentiable},
-    {"select", "shape", Grad::differentiable},
-    {"narrow", "shape", Grad::differentiable},
-    {"split", "shape", Grad::differentiable},
-    {"chunk", "shape", Grad::differentiable},
-    {"unbind", "shape", Grad::differentiable},
-    {"cat", "shape", Grad::differentiable},
-    {"stack", "shape", Grad::differentiable},
-    {"flip", "shape", Grad::differentiable},
-    {"repeat", "shape", Grad::differentiable},
-    {"tril", "shape", Grad::differentiable},
-    {"triu", "shape", Grad::differentiable},
-    {"as_strided", "shape", Grad::not_differentiable});
+Tensor tril(const Tensor& t, int64_t diagonal) {
+  DC_OP_GUARD("tril", t);
+  return tri_mask(t, diagonal, true, "tril");
+}
+Tensor triu(const Tensor& t, int64_t diagonal) {
+  DC_OP_GUARD("triu", t);
+  return tri_mask(t, diagonal, false, "triu");
+}
 
 }  // namespace dc::ops

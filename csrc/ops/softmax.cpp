@@ -11,9 +11,9 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/softmax.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
@@ -35,7 +35,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   }
   const int64_t d = wrap_dim(dim, x.dim(), name);
   Tensor y = Tensor::empty(x.sizes(), x.dtype());
-  cpu::softmax_into(y, contiguous_data(x), d, log);
+  DC_KERNEL(softmax_into)(y, contiguous_data(x), d, log);
   autograd::record(
       name, {x}, {y},
       [d, log](GradCtx& g) -> tensor_list {
@@ -46,21 +46,25 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
 }
 }  // namespace
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+Tensor softmax(const Tensor& x, int64_t dim) {
+  DC_OP_GUARD("softmax", x);
+  return softmax_impl(x, dim, false);
+}
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  DC_OP_GUARD("log_softmax", x);
+  return softmax_impl(x, dim, true);
+}
 
 Tensor softmax_backward_data(const Tensor& grad, const Tensor& y, int64_t dim, bool log) {
+  DC_OP_GUARD("softmax_backward_data", grad, y);
   if (autograd::any_requires_grad({&grad, &y})) {  // Note [Fused backward with a composite fallback]
     if (log) return grad - exp(y) * sum(grad, {dim}, true);
     return y * (grad - sum(grad * y, {dim}, true));
   }
   Tensor gx = Tensor::empty(y.sizes(), y.dtype());
-  cpu::softmax_backward_into(gx, contiguous_data(to_dtype(grad, y.dtype())), contiguous_data(y),
+  DC_KERNEL(softmax_backward_into)(gx, contiguous_data(to_dtype(grad, y.dtype())), contiguous_data(y),
                              dim, log);
   return gx;
 }
-
-DC_REGISTER_OPS({"softmax", "softmax", Grad::differentiable},
-                {"log_softmax", "softmax", Grad::differentiable});
 
 }  // namespace dc::ops

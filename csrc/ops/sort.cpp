@@ -9,15 +9,16 @@
 
 #include "autograd/grad_mode.h"
 #include "core/parallel.h"
+#include "dispatch/dispatcher.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
 Tensor argsort(const Tensor& t, int64_t dim, bool descending) {
+  DC_OP_GUARD("argsort", t);
   const int64_t nd = t.dim();
+  dim = wrap_dim_scalar_ok(dim, nd, "argsort");
   if (nd == 0) return zeros({}, DType::Int64);
-  dim = wrap_dim(dim, nd, "argsort");
   // Rows along `dim`, contiguous: (outer, n) after moving dim last.
   Tensor x;
   {
@@ -52,7 +53,5 @@ Tensor argsort(const Tensor& t, int64_t dim, bool descending) {
   });
   return contiguous_clone(transpose(idx, dim, nd - 1));
 }
-
-DC_REGISTER_OPS({"argsort", "sort", Grad::not_differentiable});
 
 }  // namespace dc::ops

@@ -3,9 +3,9 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "dispatch/kernels.h"
 #include "kernels/cpu/elementwise.h"
 #include "ops/ops.h"
-#include "ops/registry.h"
 
 namespace dc::ops {
 
@@ -30,12 +30,13 @@ Tensor mask_to(const Tensor& m, const Tensor& like) { return to_dtype(m, like.dt
 Tensor s(double v) { return wrap_scalar(v); }
 
 Tensor run_unary(const UnaryDef& d, const Tensor& a, const double* params = nullptr) {
-  DC_CHECK(a.dtype() != DType::Bool || d.kernel == UnaryOp::abs, TypeError, "[", d.name,
-           "] not implemented for bool tensors");
+  // Float-valued ops promote bool like int (sin(True) == sin(1.0)); integer-valued ones refuse it.
+  DC_CHECK(a.dtype() != DType::Bool || !d.keeps_int || d.kernel == UnaryOp::abs, TypeError, "[",
+           d.name, "] not implemented for bool tensors");
   const DType dt = d.keeps_int ? a.dtype() : to_float_dtype(a.dtype());
   Tensor in = a.dtype() == dt ? a : to_dtype(detach(a), dt);
   Tensor out = Tensor::empty(a.sizes(), dt);
-  cpu::unary_into(d.kernel, out, in, params);
+  DC_KERNEL(unary_into)(d.kernel, out, in, params);
   return out;
 }
 
@@ -69,7 +70,7 @@ Tensor unary_inplace(const UnaryDef& d, Tensor& a) {
   // An op that saves its input needs it intact, and a view's base needs its history
   // rewritten (Note [In-place on views]): both go out of place, then copy_ into `a`.
   if (grad && (d.saves_input || a.impl()->base)) return copy_(a, unary_op(d, d.saves_input ? clone(a) : a));
-  cpu::unary_into(d.kernel, a, a);
+  DC_KERNEL(unary_into)(d.kernel, a, a, nullptr);
   a.bump_version();
   // Otherwise `a` takes the op's node as its history, the op reading its old history (the
   // output it saves is `a` at its new version, as in torch's relu_).
@@ -136,8 +137,12 @@ const UnaryDef kGeluTanh{"gelu", UnaryOp::gelu_tanh, false, D([&] {
 }  // namespace
 
 #define DC_DEFINE_UNARY(fn, def)                                          \
-  Tensor fn(const Tensor& a) { return unary_op(def, a); }                 \
+  Tensor fn(const Tensor& a) {                                            \
+    DC_OP_GUARD(#fn, a);                                                  \
+    return unary_op(def, a);                                              \
+  }                                                                       \
   Tensor& fn##_(Tensor& a) {                                              \
+    DC_OP_GUARD(#fn "_", a);                                              \
     unary_inplace(def, a);                                                \
     return a;                                                             \
   }
@@ -175,6 +180,7 @@ DC_DEFINE_UNARY(mish, kMish)
 #undef DC_DEFINE_UNARY
 
 Tensor gelu(const Tensor& a, const std::string& approximate) {
+  DC_OP_GUARD("gelu", a);
   DC_CHECK(approximate == "none" || approximate == "tanh", ValueError,
            "[gelu] approximate must be 'none' or 'tanh', got '", approximate, "'");
   return unary_op(approximate == "tanh" ? kGeluTanh : kGeluErf, a);
@@ -192,6 +198,7 @@ Tensor param_unary(const char* name, UnaryOp kernel, const Tensor& a, std::vecto
 }  // namespace
 
 Tensor softplus(const Tensor& a, double beta, double threshold) {
+  DC_OP_GUARD("softplus", a);
   return param_unary("softplus", UnaryOp::softplus, a, {beta, threshold},
                      [beta, threshold](GradCtx& g) -> tensor_list {
                        Tensor x = g.saved(0);
@@ -201,6 +208,7 @@ Tensor softplus(const Tensor& a, double beta, double threshold) {
 }
 
 Tensor leaky_relu(const Tensor& a, double slope) {
+  DC_OP_GUARD("leaky_relu", a);
   return param_unary("leaky_relu", UnaryOp::leaky_relu, a, {slope},
                      [slope](GradCtx& g) -> tensor_list {
                        Tensor x = g.saved(0);
@@ -209,15 +217,17 @@ Tensor leaky_relu(const Tensor& a, double slope) {
 }
 
 Tensor& leaky_relu_(Tensor& a, double slope) {
+  DC_OP_GUARD("leaky_relu_", a);
   check_inplace(a, "leaky_relu_");
   if (autograd::any_requires_grad({&a})) return copy_(a, leaky_relu(clone(a), slope));
   DC_CHECK(is_floating(a.dtype()), TypeError, "[leaky_relu_] needs a floating-point tensor");
-  cpu::unary_into(UnaryOp::leaky_relu, a, a, &slope);
+  DC_KERNEL(unary_into)(UnaryOp::leaky_relu, a, a, &slope);
   a.bump_version();
   return a;
 }
 
 Tensor elu(const Tensor& a, double alpha, double scale, double input_scale) {
+  DC_OP_GUARD("elu", a);
   return param_unary("elu", UnaryOp::elu, a, {alpha, scale, input_scale},
                      [alpha, scale, input_scale](GradCtx& g) -> tensor_list {
                        Tensor x = g.saved(0), y = g.saved(1);
@@ -227,9 +237,13 @@ Tensor elu(const Tensor& a, double alpha, double scale, double input_scale) {
 }
 
 Tensor selu(const Tensor& a) {
+  DC_OP_GUARD("selu", a);
   return elu(a, 1.6732632423543772848170429916717, 1.0507009873554804934193349852946, 1.0);
 }
-Tensor celu(const Tensor& a, double alpha) { return elu(a, alpha, 1.0, 1.0 / alpha); }
+Tensor celu(const Tensor& a, double alpha) {
+  DC_OP_GUARD("celu", a);
+  return elu(a, alpha, 1.0, 1.0 / alpha);
+}
 
 namespace {
 // clamp and hardtanh share the forward; their gradients differ at the bounds: clamp passes
@@ -242,11 +256,13 @@ Tensor clamp_impl(const Tensor& a, const Scalar* min, const Scalar* max, const c
   if (min) parts.push_back(wrap_scalar(*min));
   if (max) parts.push_back(wrap_scalar(*max));
   const DType dt = result_type(parts);
+  if (min) check_scalar_fits(*min, dt, name);
+  if (max) check_scalar_fits(*max, dt, name);
   const double lo = min ? min->to_double() : 0.0, hi = max ? max->to_double() : 0.0;
   const double params[4] = {lo, hi, min ? 1.0 : 0.0, max ? 1.0 : 0.0};
   Tensor in = a.dtype() == dt ? a : to_dtype(detach(a), dt);
   Tensor out = Tensor::empty(a.sizes(), dt);
-  cpu::unary_into(UnaryOp::clamp, out, in, params);
+  DC_KERNEL(unary_into)(UnaryOp::clamp, out, in, params);
   const bool has_min = min, has_max = max;
   autograd::record(
       name, {a}, {out},
@@ -263,16 +279,23 @@ Tensor clamp_impl(const Tensor& a, const Scalar* min, const Scalar* max, const c
 }  // namespace
 
 Tensor clamp(const Tensor& a, const Scalar* min, const Scalar* max) {
+  DC_OP_GUARD("clamp", a);
   return clamp_impl(a, min, max, "clamp", false);
 }
 
 Tensor& clamp_(Tensor& a, const Scalar* min, const Scalar* max) {
+  DC_OP_GUARD("clamp_", a);
   check_inplace(a, "clamp_");
   // clamp saves its input for backward and copy_ overwrites `a`: clamp a copy under autograd.
-  return copy_(a, clamp(autograd::any_requires_grad({&a}) ? clone(a) : a, min, max));
+  Tensor r = clamp(autograd::any_requires_grad({&a}) ? clone(a) : a, min, max);
+  // A bound of a higher category promotes the result (float bound, int tensor): no way back.
+  DC_CHECK(r.dtype() == a.dtype(), TypeError, "[clamp_] result type ", dtype_name(r.dtype()),
+           " can't be cast to the destination dtype ", dtype_name(a.dtype()));
+  return copy_(a, r);
 }
 
 Tensor clamp_tensor(const Tensor& a, const Tensor& min, const Tensor& max) {
+  DC_OP_GUARD("clamp_tensor", a, min, max);
   Tensor r = a;
   if (min.defined()) r = maximum(r, min);
   if (max.defined()) r = minimum(r, max);
@@ -280,67 +303,30 @@ Tensor clamp_tensor(const Tensor& a, const Tensor& min, const Tensor& max) {
 }
 
 Tensor hardtanh(const Tensor& a, double min_val, double max_val) {
+  DC_OP_GUARD("hardtanh", a);
+  DC_CHECK(min_val <= max_val, ValueError, "[hardtanh] min_val (", min_val,
+           ") cannot be greater than max_val (", max_val, ")");
   Scalar lo(min_val), hi(max_val);
   return clamp_impl(a, &lo, &hi, "hardtanh", true);
 }
-Tensor relu6(const Tensor& a) { return hardtanh(a, 0.0, 6.0); }
-Tensor hardsigmoid(const Tensor& a) { return hardtanh(a / 6.0 + 0.5, 0.0, 1.0); }
-Tensor hardswish(const Tensor& a) { return a * hardsigmoid(a); }
+Tensor relu6(const Tensor& a) {
+  DC_OP_GUARD("relu6", a);
+  return hardtanh(a, 0.0, 6.0);
+}
+Tensor hardsigmoid(const Tensor& a) {
+  DC_OP_GUARD("hardsigmoid", a);
+  return hardtanh(a / 6.0 + 0.5, 0.0, 1.0);
+}
+Tensor hardswish(const Tensor& a) {
+  DC_OP_GUARD("hardswish", a);
+  return a * hardsigmoid(a);
+}
 // log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): exact for any x, where -softplus(-x) with
 // its threshold drops the log1p term (about 2e-9) beyond |x| = 20. At x = 0 the gradient is
 // 0.5 from minimum's tie rule plus 0 from abs, as it should be.
 Tensor logsigmoid(const Tensor& a) {
+  DC_OP_GUARD("logsigmoid", a);
   return minimum(a, zeros({}, a.dtype())) - log1p(exp(-abs(a)));
 }
-
-DC_REGISTER_OPS(
-    {"neg", "unary", Grad::differentiable},
-    {"abs", "unary", Grad::differentiable},
-    {"exp", "unary", Grad::differentiable},
-    {"expm1", "unary", Grad::differentiable},
-    {"log", "unary", Grad::differentiable},
-    {"log2", "unary", Grad::differentiable},
-    {"log10", "unary", Grad::differentiable},
-    {"log1p", "unary", Grad::differentiable},
-    {"sqrt", "unary", Grad::differentiable},
-    {"rsqrt", "unary", Grad::differentiable},
-    {"sin", "unary", Grad::differentiable},
-    {"cos", "unary", Grad::differentiable},
-    {"tan", "unary", Grad::differentiable},
-    {"asin", "unary", Grad::differentiable},
-    {"acos", "unary", Grad::differentiable},
-    {"atan", "unary", Grad::differentiable},
-    {"sinh", "unary", Grad::differentiable},
-    {"cosh", "unary", Grad::differentiable},
-    {"tanh", "unary", Grad::differentiable},
-    {"sigmoid", "unary", Grad::differentiable},
-    {"relu", "unary", Grad::differentiable},
-    {"silu", "unary", Grad::differentiable},
-    {"erf", "unary", Grad::differentiable},
-    {"reciprocal", "unary", Grad::differentiable},
-    {"square", "unary", Grad::differentiable},
-    {"mish", "unary", Grad::differentiable},
-    {"gelu", "unary", Grad::differentiable},
-    {"softplus", "unary", Grad::differentiable},
-    {"leaky_relu", "unary", Grad::differentiable},
-    {"elu", "unary", Grad::differentiable},
-    {"selu", "unary", Grad::differentiable},
-    {"celu", "unary", Grad::differentiable},
-    {"hardtanh", "unary", Grad::differentiable},
-    {"relu6", "unary", Grad::differentiable},
-    {"hardsigmoid", "unary", Grad::differentiable},
-    {"hardswish", "unary", Grad::differentiable},
-    {"logsigmoid", "unary", Grad::differentiable},
-    {"clamp", "unary", Grad::differentiable},
-    {"sign", "unary", Grad::differentiable},
-    {"floor", "unary", Grad::differentiable},
-    {"ceil", "unary", Grad::differentiable},
-    {"round", "unary", Grad::differentiable},
-    {"trunc", "unary", Grad::differentiable},
-    {"relu_", "unary", Grad::differentiable},
-    {"sigmoid_", "unary", Grad::differentiable},
-    {"tanh_", "unary", Grad::differentiable},
-    {"exp_", "unary", Grad::differentiable},
-    {"clamp_", "unary", Grad::differentiable});
 
 }  // namespace dc::ops

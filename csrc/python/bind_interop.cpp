@@ -52,9 +52,10 @@ DType from_dl(DLDataType t) {
 }
 
 py::capsule to_dlpack(const Tensor& t) {
+  void* data = t.data<char>();  // checked: a meta tensor has nothing to share
   auto* ctx = new DLPackContext{t, t.sizes(), t.strides(), {}};
   DLTensor& dl = ctx->managed.dl_tensor;
-  dl.data = t.data_ptr();
+  dl.data = data;
   dl.device = {kDLCPU, 0};
   dl.ndim = static_cast<int32_t>(t.dim());
   dl.dtype = to_dl(t.dtype());
@@ -114,12 +115,13 @@ py::array tensor_to_numpy(const Tensor& t, bool force) {
   DC_CHECK(force || !t.requires_grad(), RuntimeError,
            "[numpy] can't call numpy() on a tensor that requires grad; use "
            "tensor.detach().numpy() instead");
+  void* data = t.data<char>();  // checked: a meta tensor has nothing to share
   Shape byte_strides = t.strides();
   for (auto& s : byte_strides) s *= static_cast<int64_t>(t.itemsize());
   // The capsule keeps the storage alive as long as NumPy holds the array.
   auto* keep = new std::shared_ptr<Storage>(t.storage());
   py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<Storage>*>(p); });
-  return py::array(numpy_dtype(t.dtype()), t.sizes(), byte_strides, t.data_ptr(), base);
+  return py::array(numpy_dtype(t.dtype()), t.sizes(), byte_strides, data, base);
 }
 
 Tensor numpy_to_tensor(py::array arr) {

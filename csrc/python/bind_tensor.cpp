@@ -4,6 +4,7 @@
 #include "autograd/grad_mode.h"
 #include "ops/ops.h"
 #include "python/common.h"
+#include "python/hooks.h"
 
 namespace dc::py_bind {
 
@@ -45,14 +46,9 @@ Tensor add2(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
 Tensor sub2(const Tensor& a, const Tensor& b) { return ops::sub(a, b); }
 Tensor div2(const Tensor& a, const Tensor& b) { return ops::div(a, b); }
 
-// t.shape / t.size(): a deepcore.Size. The class is looked up once (t.shape is on every
-// module's forward path); the handle is leaked on purpose, so no Python object is released
-// after the interpreter has shut down.
-py::object size_of(const Tensor& t) {
-  static py::object* size_cls =
-      new py::object(py::module_::import("deepcore").attr("Size"));
-  return (*size_cls)(py::cast(t.sizes()));
-}
+// t.shape / t.size(): a deepcore.Size, the class registered by the package (Note [Python
+// hooks] in hooks.h; t.shape is on every module's forward path).
+py::object size_of(const Tensor& t) { return size_hook()(py::cast(t.sizes())); }
 
 std::string dtype_suffix(DType d) { return std::string("dtype=deepcore.") + dtype_name(d); }
 
@@ -62,7 +58,7 @@ void bind_tensor(py::module_& m) {
   py::class_<TensorImpl, std::shared_ptr<TensorImpl>> cls(m, "Tensor", py::dynamic_attr());
   cls.def(py::init([](py::object data) -> std::shared_ptr<TensorImpl> {
         if (is_tensor(data)) return ops::alias(data.cast<Tensor>()).impl_ptr();
-        return ops::detach(to_tensor(py::module_::import("deepcore").attr("tensor")(data), "Tensor")).impl_ptr();
+        return ops::detach(to_tensor(tensor_hook()(data), "Tensor")).impl_ptr();
       }),
       py::arg("data"));
   cls.def_property_readonly("shape", [](const Tensor& t) {

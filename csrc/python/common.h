@@ -30,6 +30,12 @@ Scalar to_scalar(py::handle obj, const char* op);
 bool is_tensor(py::handle obj);
 DType to_dtype_arg(py::handle obj);  // accepts a dtype or a dtype name
 Shape to_shape(py::handle obj, const char* op);  // int or sequence of ints
+// Indices: a tensor, NumPy array, list or int; an empty list is an empty int64 index.
+Tensor to_index_tensor(py::handle obj, const char* op);
+// A list of indices for index/index_put_: None stands for a full slice.
+tensor_list to_index_list(py::handle obj, const char* op);
+// A creation op's requires_grad=: only floating point results may require gradients.
+Tensor set_requires_grad(Tensor t, bool requires_grad);
 
 // Releases the GIL only for work big enough to outweigh the cost of re-acquiring it.
 struct ReleaseIfLarge {

@@ -9,6 +9,7 @@
 #include "kernels/cpu/isa.h"
 #include "ops/ops.h"
 #include "python/common.h"
+#include "python/hooks.h"
 
 #ifndef DEEPCORE_VERSION
 #define DEEPCORE_VERSION "dev"
@@ -73,8 +74,7 @@ Tensor to_tensor(py::handle obj, const char* op) {
     return ops::wrap_scalar(to_scalar(obj, op));
   if (py::isinstance<py::array>(obj) || PyList_Check(obj.ptr()) || PyTuple_Check(obj.ptr()) ||
       py::hasattr(obj, "__array__") || py::hasattr(obj, "dtype")) {
-    py::object mod = py::module_::import("deepcore");
-    return mod.attr("tensor")(obj).cast<Tensor>();
+    return tensor_hook()(obj).cast<Tensor>();
   }
   DC_THROW(TypeError, "[", op, "] expected a Tensor, a number, a NumPy array or a list, got ",
            py::str(py::type::of(obj).attr("__name__")).cast<std::string>());

@@ -12,6 +12,10 @@ from . import _C
 from ._C import Tensor
 from ._C import dtype as _dtype_enum
 from ._tensor import Size, device, tensor
+
+# The Python objects the bindings call back into (Note [Python hooks] in csrc/python/hooks.h):
+# C++ never imports this package, it is handed them here, before anything converts a list.
+_C._register_python_hooks(tensor=tensor, Size=Size)
 from . import _tensor as _tensor_module  # noqa: F401  (installs Tensor methods)
 from . import _indexing  # noqa: F401  (installs __getitem__/__setitem__)
 from ._indexing import *  # noqa: E402,F401,F403  (gather, scatter, masked_fill, ...)
@@ -106,6 +110,14 @@ from . import optim  # noqa: E402,F401
 from .config import show_config  # noqa: E402
 from .serialization import save, load  # noqa: E402
 from .utils._generator import Generator  # noqa: E402
-from . import keras  # noqa: E402,F401  (tqdm/tensorboard load lazily)
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [name for name in dir() if not name.startswith("_")] + ["keras"]
+
+
+def __getattr__(name: str):
+    # deepcore.keras, the top layer (it builds on nn, optim and train), loads on first use, so
+    # that importing deepcore or deepcore.train never needs it.
+    if name == "keras":
+        import importlib
+        return importlib.import_module(".keras", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,6 +8,7 @@ import numbers
 from . import _C
 from ._C import Tensor
 from ._creation import _dt, _size
+from ._tensor import install_methods
 
 __all__ = ["isclose", "allclose", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv",
            "nan_to_num", "roll", "diag", "trace", "meshgrid", "broadcast_tensors", "fliplr",
@@ -111,6 +112,9 @@ def meshgrid(*tensors, indexing: str = "ij"):
     if indexing not in ("ij", "xy"):
         raise ValueError(f"[meshgrid] indexing must be 'ij' or 'xy', got {indexing!r}")
     ts = list(tensors)
+    for t in ts:
+        if t.dim() > 1:
+            raise RuntimeError(f"[meshgrid] expected 0-D or 1-D tensors, got shape {tuple(t.shape)}")
     shape = [t.numel() for t in ts]
     out = []
     for i, t in enumerate(ts):
@@ -123,6 +127,8 @@ def meshgrid(*tensors, indexing: str = "ij"):
 
 
 def broadcast_tensors(*tensors):
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
     shape = ()
     for t in tensors:
         shape = _broadcast(shape, tuple(t.shape))
@@ -141,10 +147,14 @@ def _broadcast(a, b):
 
 
 def fliplr(input):
+    if input.dim() < 2:
+        raise RuntimeError(f"[fliplr] input must be at least 2-D, got shape {tuple(input.shape)}")
     return _C.flip(input, [1])
 
 
 def flipud(input):
+    if input.dim() < 1:
+        raise RuntimeError(f"[flipud] input must be at least 1-D, got shape {tuple(input.shape)}")
     return _C.flip(input, [0])
 
 
@@ -180,10 +190,7 @@ def _install():
     T.new_full = _new_full
     T.new_empty = _new_empty
     T.new_tensor = _new_tensor
-    for name in ("isclose", "allclose", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv",
-                 "nan_to_num", "roll", "diag", "trace", "fliplr", "flipud"):
-        fn = globals()[name]
-        setattr(T, name, fn)  # Python functions bind as methods as they are
+    install_methods(globals())  # Python functions bind as methods as they are
     T.type = _type
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _C
 from ._C import Tensor
-from ._tensor import _check_device, tensor
+from ._tensor import _on_device, tensor
 
 _F32 = _C.dtype.float32
 _I64 = _C.dtype.int64
@@ -47,102 +47,109 @@ def _dt(dtype, default=_F32):
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False, **_):
-    _check_device(device)
-    return _C._empty(_size(size), _dt(dtype), requires_grad)
+    with _on_device(device):
+        return _C._empty(_size(size), _dt(dtype), requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, **_):
-    _check_device(device)
-    return _C._full(_size(size), 0, _dt(dtype), requires_grad)
+    with _on_device(device):
+        return _C._full(_size(size), 0, _dt(dtype), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False, **_):
-    _check_device(device)
-    return _C._full(_size(size), 1, _dt(dtype), requires_grad)
+    with _on_device(device):
+        return _C._full(_size(size), 1, _dt(dtype), requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False, **_):
-    _check_device(device)
-    if dtype is None:
-        dtype = (_C.dtype.bool if isinstance(fill_value, bool) else
-                 _I64 if isinstance(fill_value, numbers.Integral) else _F32)
-    return _C._full(_size((size,)), fill_value, _dt(dtype), requires_grad)
+    with _on_device(device):
+        if dtype is None:
+            dtype = (_C.dtype.bool if isinstance(fill_value, bool) else
+                     _I64 if isinstance(fill_value, numbers.Integral) else _F32)
+        return _C._full(_size((size,)), fill_value, _dt(dtype), requires_grad)
 
 
 def _like(t, dtype):
     return t.dtype if dtype is None else _dt(dtype)
 
 
-def empty_like(t, dtype=None, requires_grad=False, **_):
-    return _C._empty(list(t.shape), _like(t, dtype), requires_grad)
+def empty_like(t, dtype=None, requires_grad=False, device=None, **_):
+    with _on_device(t.device if device is None else device):
+        return _C._empty(list(t.shape), _like(t, dtype), requires_grad)
 
 
-def zeros_like(t, dtype=None, requires_grad=False, **_):
-    return _C._full(list(t.shape), 0, _like(t, dtype), requires_grad)
+def zeros_like(t, dtype=None, requires_grad=False, device=None, **_):
+    with _on_device(t.device if device is None else device):
+        return _C._full(list(t.shape), 0, _like(t, dtype), requires_grad)
 
 
-def ones_like(t, dtype=None, requires_grad=False, **_):
-    return _C._full(list(t.shape), 1, _like(t, dtype), requires_grad)
+def ones_like(t, dtype=None, requires_grad=False, device=None, **_):
+    with _on_device(t.device if device is None else device):
+        return _C._full(list(t.shape), 1, _like(t, dtype), requires_grad)
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False, **_):
-    return _C._full(list(t.shape), fill_value, _like(t, dtype), requires_grad)
+def full_like(t, fill_value, dtype=None, requires_grad=False, device=None, **_):
+    with _on_device(t.device if device is None else device):
+        return _C._full(list(t.shape), fill_value, _like(t, dtype), requires_grad)
 
 
 def rand(*size, dtype=None, generator=None, device=None, requires_grad=False, **_):
-    _check_device(device)
-    return _C._rand(_size(size), _dt(dtype), requires_grad)
+    with _on_device(device):
+        return _C._rand(_size(size), _dt(dtype), requires_grad)
 
 
 def randn(*size, dtype=None, generator=None, device=None, requires_grad=False, **_):
-    _check_device(device)
-    return _C._randn(_size(size), _dt(dtype), requires_grad)
+    with _on_device(device):
+        return _C._randn(_size(size), _dt(dtype), requires_grad)
 
 
-def rand_like(t, dtype=None, requires_grad=False, **_):
-    return _C._rand(list(t.shape), _like(t, dtype), requires_grad)
+def rand_like(t, dtype=None, requires_grad=False, device=None, **_):
+    with _on_device(t.device if device is None else device):
+        return _C._rand(list(t.shape), _like(t, dtype), requires_grad)
 
 
-def randn_like(t, dtype=None, requires_grad=False, **_):
-    return _C._randn(list(t.shape), _like(t, dtype), requires_grad)
+def randn_like(t, dtype=None, requires_grad=False, device=None, **_):
+    with _on_device(t.device if device is None else device):
+        return _C._randn(list(t.shape), _like(t, dtype), requires_grad)
 
 
 def randint(low, high=None, size=None, *, dtype=None, generator=None, device=None, **_):
-    _check_device(device)
-    if size is None and high is not None and not isinstance(high, numbers.Integral):
-        low, high, size = 0, low, high
-    elif high is None:
-        raise TypeError("[randint] missing required argument 'high' or 'size'")
-    if size is None:
-        raise TypeError("[randint] missing required argument 'size'")
-    return _C._randint(int(low), int(high), _size((size,)), _dt(dtype, _I64))
+    with _on_device(device):
+        if size is None and high is not None and not isinstance(high, numbers.Integral):
+            low, high, size = 0, low, high
+        elif high is None:
+            raise TypeError("[randint] missing required argument 'high' or 'size'")
+        if size is None:
+            raise TypeError("[randint] missing required argument 'size'")
+        return _C._randint(int(low), int(high), _size((size,)), _dt(dtype, _I64))
 
 
-def randint_like(t, low, high=None, dtype=None, **_):
-    if high is None:
-        low, high = 0, low
-    return _C._randint(int(low), int(high), list(t.shape), _like(t, dtype))
+def randint_like(t, low, high=None, dtype=None, device=None, **_):
+    with _on_device(t.device if device is None else device):
+        if high is None:
+            low, high = 0, low
+        return _C._randint(int(low), int(high), list(t.shape), _like(t, dtype))
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False, **_):
-    _check_device(device)
-    if end is None:
-        start, end = 0, start
-    vals = [start, end, step]
-    vals = [v.item() if isinstance(v, Tensor) else v for v in vals]
-    if dtype is None:
-        dtype = _I64 if all(isinstance(v, numbers.Integral) for v in vals) else _F32
-    return _C._arange(float(vals[0]), float(vals[1]), float(vals[2]), _dt(dtype), requires_grad)
+    with _on_device(device):
+        if end is None:
+            start, end = 0, start
+        vals = [start, end, step]
+        vals = [v.item() if isinstance(v, Tensor) else v for v in vals]
+        if dtype is None:
+            dtype = _I64 if all(isinstance(v, numbers.Integral) for v in vals) else _F32
+        return _C._arange(float(vals[0]), float(vals[1]), float(vals[2]), _dt(dtype), requires_grad)
 
 
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False, **_):
-    _check_device(device)
-    return _C._linspace(float(start), float(end), int(steps), _dt(dtype), requires_grad)
+    with _on_device(device):
+        return _C._linspace(float(start), float(end), int(steps), _dt(dtype), requires_grad)
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, **_):
-    _check_device(device)
-    return _C._eye(int(n), -1 if m is None else int(m), _dt(dtype), requires_grad)
+    with _on_device(device):
+        return _C._eye(int(n), -1 if m is None else int(m), _dt(dtype), requires_grad)
 
 
 def scalar_tensor(value, dtype=None, **_):
@@ -151,15 +158,16 @@ def scalar_tensor(value, dtype=None, **_):
 
 def as_tensor(data, dtype=None, device=None):
     """Like tensor(), but shares memory with a NumPy array or tensor when it can."""
-    _check_device(device)
     if isinstance(data, Tensor):
-        return data if dtype is None else _C._to_dtype(data, _dt(dtype), False)
-    if isinstance(data, np.ndarray) and (dtype is None or _dt(dtype) == _dt(data.dtype)):
+        t = data if dtype is None else _C._to_dtype(data, _dt(dtype), False)
+    elif isinstance(data, np.ndarray) and (dtype is None or _dt(dtype) == _dt(data.dtype)):
         try:
-            return _C.from_numpy(data)
+            t = _C.from_numpy(data)
         except (TypeError, ValueError):
-            pass
-    return tensor(data, dtype=dtype)
+            t = tensor(data, dtype=dtype)
+    else:
+        t = tensor(data, dtype=dtype)
+    return t if device is None else t.to(device)
 
 
 asarray = as_tensor

@@ -4,23 +4,14 @@ from __future__ import annotations
 from . import _C
 from ._tensor import _shape_args
 
-_NAMES = [
-    "add", "sub", "mul", "div", "floor_divide", "remainder", "fmod", "pow", "maximum", "minimum",
-    "atan2", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
-    "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "isnan", "isinf", "isfinite",
-    "where", "clamp", "clamp_", "neg", "abs", "exp", "expm1", "log", "log2", "log10", "log1p",
-    "sqrt", "rsqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
-    "sigmoid", "relu", "silu", "erf", "reciprocal", "square", "sign", "floor", "ceil", "round",
-    "trunc", "relu_", "sigmoid_", "tanh_", "exp_", "leaky_relu_", "gelu", "softplus", "leaky_relu", "elu",
-    "selu", "celu", "hardtanh", "relu6", "hardsigmoid", "hardswish", "logsigmoid", "mish",
-    "clone", "transpose", "swapaxes", "t", "squeeze", "unsqueeze", "flatten", "unflatten",
-    "select", "narrow", "split", "chunk", "unbind", "cat", "stack", "flip", "tril", "triu",
-    "sum", "mean", "matmul", "mm", "bmm", "mv", "dot", "outer", "addmm", "as_strided",
-    "bernoulli", "softmax", "log_softmax", "dropout", "layer_norm",
-]
-for _n in _NAMES:
-    if hasattr(_C, _n):
-        globals()[_n] = getattr(_C, _n)
+# The schema's functions bound in C++ under their own names; those written in Python come
+# from their modules (_creation, _reduce, ...).
+for _op in _C._op_registry():
+    if ("function" in _op["variants"] and _op["binding"] == _op["name"] and
+            _op["module"] == "deepcore"):
+        globals()[_op["name"]] = getattr(_C, _op["name"])
+        if "inplace" in _op["variants"]:
+            globals()[_op["name"] + "_"] = getattr(_C, _op["name"] + "_")
 
 concat = concatenate = globals()["cat"]
 multiply = globals()["mul"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _C
 from ._C import Tensor
-from ._tensor import _as_method, tensor
+from ._tensor import install_methods, tensor
 
 _BOOL = _C.dtype.bool
 _INT64 = _C.dtype.int64
@@ -212,26 +212,7 @@ def embedding_functional(input, weight, padding_idx=None, max_norm=None, norm_ty
     return _C.embedding(weight, input, padding_idx)
 
 
-def _nonzero_method(self, *, as_tuple=False):
-    return _C.nonzero(self, as_tuple=as_tuple)
-
-
-def _index_put_method(self, indices, values, accumulate=False):
-    return _C.index_put(self, list(indices), values, accumulate)
-
-
-def _index_put__method(self, indices, values, accumulate=False):
-    return _C.index_put_(self, list(indices), values, accumulate)
-
-
-for _name in ["index_select", "index_add", "index_add_", "gather", "take_along_dim", "scatter",
-              "scatter_", "scatter_add", "scatter_add_", "masked_fill", "masked_fill_",
-              "masked_select"]:
-    setattr(Tensor, _name, _as_method(getattr(_C, _name)))
-Tensor.nonzero = _nonzero_method
-Tensor.argwhere = lambda self: _C.nonzero(self)
-Tensor.index_put = _index_put_method
-Tensor.index_put_ = _index_put__method
+install_methods(globals())
 
 __all__ = ["index_select", "index_add", "gather", "take_along_dim", "scatter", "scatter_add",
            "masked_fill", "masked_select", "nonzero", "argwhere", "index_put", "index_put_",

@@ -15,7 +15,7 @@ import types as _types
 
 from . import _C
 from ._C import Tensor
-from ._tensor import _as_method
+from ._tensor import install_methods
 
 # ---- named-tuple results ----------------------------------------------------------------------
 
@@ -145,17 +145,4 @@ __all__ = ["return_types", "max", "min", "aminmax", "var", "std", "var_mean", "s
            "count_nonzero", "cumsum"]
 
 
-def _install():
-    T = Tensor
-    for name in ("prod", "amax", "amin", "argmax", "argmin", "logsumexp", "all", "any",
-                 "count_nonzero", "cumsum"):
-        setattr(T, name, _as_method(getattr(_C, name)))
-    T.max = max
-    T.min = min
-    T.aminmax = aminmax
-    T.var = var
-    T.std = std
-    T.norm = norm
-
-
-_install()
+install_methods(globals())

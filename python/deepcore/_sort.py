@@ -6,6 +6,7 @@ from __future__ import annotations
 from . import _C
 from ._C import Tensor
 from ._reduce import return_types
+from ._tensor import install_methods
 
 __all__ = ["sort", "argsort", "topk", "kthvalue", "msort"]
 
@@ -48,10 +49,4 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
     return return_types.kthvalue(values, idx)
 
 
-def _install():
-    for name in __all__:
-        fn = globals()[name]
-        setattr(Tensor, name, fn)  # Python functions bind as methods as they are
-
-
-_install()
+install_methods(globals())

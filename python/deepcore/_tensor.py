@@ -78,6 +78,9 @@ def _format_tensor(t: Tensor) -> str:
 
 
 def _repr(self: Tensor) -> str:
+    if self.is_meta:  # no values to print, as torch prints them
+        dt = "" if self.dtype == _C.dtype.float32 else f", dtype={self.dtype}"
+        return f"tensor(..., device='meta', size={tuple(self.shape)}{dt})"
     body = _format_tensor(self)
     extras = []
     if self.dtype not in (_C.dtype.float32, _C.dtype.int64, _C.dtype.bool):
@@ -97,7 +100,7 @@ def _repr(self: Tensor) -> str:
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Creates a new tensor (always a copy) from data: lists, numbers, NumPy arrays, tensors."""
-    _check_device(device)
+    name = _check_device(device)
     if isinstance(data, Tensor):
         t = _C.contiguous(data.detach())
         t = _C._to_dtype(t, dtype if dtype is not None else t.dtype, True)
@@ -131,18 +134,52 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
             else:
                 raise TypeError(f"[tensor] can't convert data of NumPy dtype {arr.dtype}")
         t = _C.from_numpy(np.array(arr, copy=True, order="C"))
+    if name is not None and name != "cpu":
+        t = _C._to_device(t, name)
     if requires_grad:
         t.requires_grad = True
     return t
 
 
-def _check_device(device):
-    if device is None:
-        return
-    name = str(device)
-    if not name.startswith("cpu"):
+def _device_name(dev) -> str:
+    """The canonical name of a device argument ("cpu", "meta", "cuda:0"); errors name it."""
+    if isinstance(dev, device):
+        return str(dev)
+    if isinstance(dev, int):  # torch reads a bare index as a CUDA device
+        return f"cuda:{dev}"
+    if not isinstance(dev, str):
+        raise TypeError(f"[device] expected a device, a string or an int, got {type(dev).__name__}")
+    kind, index = _C._parse_device(dev)
+    return kind if index < 0 else f"{kind}:{index}"
+
+
+def _check_device(dev):
+    """Validates a device argument; RuntimeError for a device this build cannot use."""
+    if dev is None:
+        return None
+    name = _device_name(dev)
+    if name.startswith("cuda"):
         raise RuntimeError(f"[device] device '{name}' is not available: this build of deepcore "
-                           "runs on the CPU only")
+                           "has no CUDA backend")
+    return name
+
+
+class _on_device:
+    """Makes a device current for the factories called inside (``device=`` of every factory)."""
+
+    __slots__ = ("name", "prev")
+
+    def __init__(self, dev):
+        self.name = _check_device(dev)
+        self.prev = None
+
+    def __enter__(self):
+        if self.name is not None and self.name != "cpu":
+            self.prev = _C._set_current_device(self.name)
+
+    def __exit__(self, *exc):
+        if self.prev is not None:
+            _C._set_current_device(self.prev)
 
 
 def _to(self: Tensor, *args, **kwargs) -> Tensor:
@@ -159,10 +196,14 @@ def _to(self: Tensor, *args, **kwargs) -> Tensor:
             device = a
     if kwargs:
         raise TypeError(f"[to] unexpected arguments {sorted(kwargs)}")
-    _check_device(device)
+    name = _check_device(device)
+    t = self
+    if name is not None and name != str(self.device):
+        t = _C._to_device(t, name)
+        copy = False  # already a new tensor
     if dtype is None:
-        return _C.clone(self) if copy else self
-    return _C._to_dtype(self, dtype, copy)
+        return _C.clone(t) if copy else t
+    return _C._to_dtype(t, dtype, copy)
 
 
 def _tolist(self: Tensor):
@@ -278,17 +319,14 @@ def _type_as(self, other):
 
 
 class device:
-    """A device name: only ``cpu`` exists in this build."""
+    """A device: ``cpu``, ``meta`` (shapes and dtypes only, no memory) or ``cuda[:index]``."""
 
     def __init__(self, type="cpu", index=None):
         if isinstance(type, device):
             type, index = type.type, type.index
-        name = str(type)
-        if ":" in name:
-            name, idx = name.split(":")
-            index = int(idx)
+        name, idx = _C._parse_device(str(type))
         self.type = name
-        self.index = index
+        self.index = index if idx < 0 else idx
 
     def __repr__(self):
         return f"device(type='{self.type}')" if self.index is None else \
@@ -307,6 +345,7 @@ class device:
 
 
 _CPU = device("cpu")
+_DEVICES = (_CPU, device("cuda"), device("meta"))  # by DeviceType (csrc/core/device.h)
 
 
 def _as_method(fn):
@@ -316,6 +355,27 @@ def _as_method(fn):
     method.__name__ = fn.__name__
     method.__doc__ = fn.__doc__
     return method
+
+
+# Every op of csrc/ops/ops.schema: which are functions, Tensor methods, in-place variants.
+_OPS = _C._op_registry()
+
+
+def _method_names(op) -> list:
+    names = [op["name"]] if "method" in op["variants"] else []
+    if "inplace" in op["variants"]:
+        names.append(op["name"] + "_")
+    return names
+
+
+def install_methods(namespace: dict) -> None:
+    """Makes the schema's Tensor methods that are written in Python (rows marked ``python``)
+    methods of Tensor, taking them from a module's ``globals()``."""
+    for op in _OPS:
+        if op["python"]:
+            for name in _method_names(op):
+                if name in namespace:
+                    setattr(Tensor, name, namespace[name])
 
 
 def _install():
@@ -336,7 +396,8 @@ def _install():
     T.retain_grad = lambda self: _C._retain_grad(self)
     T.retains_grad = property(lambda self: _C._retains_grad(self))
     T.grad_fn = property(lambda self: _C._grad_fn(self))
-    T.device = property(lambda self: _CPU)
+    T.device = property(lambda self: _DEVICES[_C._device_index(self)])
+    T.is_meta = property(lambda self: _C._device_index(self) == 2)
     T.T = property(lambda self: _C._T(self))
     T.mT = property(lambda self: _C.transpose(self, -2, -1))
     # Setting .data swaps what the tensor looks at (PyTorch's set_data): shape and dtype may
@@ -356,31 +417,17 @@ def _install():
     T.long = lambda self: _C._to_dtype(self, _C.dtype.int64, False)
     T.int = lambda self: _C._to_dtype(self, _C.dtype.int32, False)
     T.bool = lambda self: _C._to_dtype(self, _C.dtype.bool, False)
-    T.cpu = lambda self: self
+    T.cpu = lambda self: self if _C._device_index(self) == 0 else _to(self, "cpu")
+    T.cuda = lambda self, device=None, non_blocking=False: _to(self, "cuda" if device is None
+                                                               else device)
     T.is_floating_point = lambda self: self.dtype.is_floating_point
     T.size = T.size
-    # Functions of _C whose first argument is the tensor become methods.
-    for name in [
-        "add", "sub", "mul", "div", "floor_divide", "remainder", "fmod", "pow", "maximum",
-        "minimum", "atan2", "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or",
-        "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor", "isnan",
-        "isinf", "isfinite", "add_", "sub_", "mul_", "div_", "pow_", "clamp", "clamp_",
-        "gelu", "softplus", "leaky_relu", "elu", "hardtanh", "clone", "contiguous", "copy_",
-        "fill_", "zero_", "transpose", "swapaxes", "t", "squeeze", "unsqueeze", "flatten",
-        "unflatten", "select", "narrow", "split", "chunk", "unbind", "flip", "tril", "triu",
-        "sum", "mean", "matmul", "mm", "bmm", "mv", "dot", "outer", "as_strided",
-        "uniform_", "normal_", "bernoulli", "softmax", "log_softmax",
-        "neg", "abs", "exp", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "sin",
-        "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "sigmoid", "relu", "silu",
-        "erf", "reciprocal", "square", "sign", "floor", "ceil", "round", "trunc", "mish",
-    ]:
-        # Methods bound in C++ (the hot ones) are kept as they are.
-        fn = getattr(_C, name, None)
-        if fn is not None and name not in T.__dict__:
-            setattr(T, name, _as_method(fn))
-        fn_ = getattr(_C, name + "_", None)
-        if fn_ is not None and not name.endswith("_") and name + "_" not in T.__dict__:
-            setattr(T, name + "_", _as_method(fn_))
+    # The schema's method variants whose binding is hand-written (the generated ones are C++
+    # methods of Tensor already); those written in Python attach themselves (install_methods).
+    for op in _OPS:
+        for name in _method_names(op):
+            if not op["python"] and name not in T.__dict__ and hasattr(_C, name):
+                setattr(T, name, _as_method(getattr(_C, name)))
     T.where = lambda self, condition, other: _C.where(condition, self, other)
     T.negative = T.neg
     T.absolute = T.abs

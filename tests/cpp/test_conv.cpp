@@ -1,12 +1,14 @@
 // The convolution kernels against a naive 7-loop convolution in double, at awkward sizes
-// (primes, 1, strides / dilations / padding / groups, 1x1 direct path, several tiles), on the
-// tiled-GEMM path and, for groups of 16+ output channels, the implicit-GEMM path under every ISA.
+// (primes, 1, strides / dilations / padding / groups, 1x1, several tiles): the algorithm chosen
+// by shape, and every algorithm forced (set_conv_algo_override) on every shape it can compute,
+// under every ISA; and the choice itself on the layers it was tuned on.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "isa_test.h"
@@ -14,7 +16,9 @@
 
 namespace {
 
+using dc::cpu::ConvAlgo;
 using dc::cpu::ConvGeom;
+using dc::cpu::ConvPass;
 
 ConvGeom geom(int64_t N, int64_t C, int64_t H, int64_t W, int64_t K, int64_t KH, int64_t KW,
               int64_t s, int64_t p, int64_t d, int64_t groups) {
@@ -62,37 +66,78 @@ void expect_near(const std::vector<T>& got, const std::vector<double>& want, dou
     ASSERT_NEAR(double(got[i]), want[i], tol * (1 + std::abs(want[i]))) << what << " at " << i;
 }
 
+// One shape's random operands and the naive results in double.
 template <typename T>
-void check(const ConvGeom& g, double tol) {
-  SCOPED_TRACE(::testing::Message() << "N=" << g.N << " C=" << g.C << " H=" << g.H << " W="
-                                    << g.W << " K=" << g.K << " k=" << g.KH << "x" << g.KW
-                                    << " s=" << g.sh << " p=" << g.ph << " d=" << g.dh
-                                    << " groups=" << g.groups);
-  constexpr dc::DType dt = sizeof(T) == 4 ? dc::DType::Float32 : dc::DType::Float64;
+struct Problem {
+  ConvGeom g;
+  std::vector<T> x, w, gy, bias;
+  std::vector<double> y_ref, gx_ref, gw_ref;
+};
+
+template <typename T>
+Problem<T> make_problem(const ConvGeom& g) {
+  Problem<T> pr;
+  pr.g = g;
   std::mt19937 rng(42);
   const int64_t xn = g.N * g.C * g.H * g.W, wn = g.K * (g.C / g.groups) * g.KH * g.KW,
                 yn = g.N * g.K * g.OH * g.OW;
-  auto x = random_vec<T>(xn, rng), w = random_vec<T>(wn, rng), gy = random_vec<T>(yn, rng);
-  auto bias = random_vec<T>(g.K, rng);
-
-  std::vector<double> y_ref(yn), gx_ref(xn, 0.0), gw_ref(wn, 0.0);
-  for (int64_t i = 0; i < yn; ++i) y_ref[i] = bias[(i / (g.OH * g.OW)) % g.K];
+  pr.x = random_vec<T>(xn, rng), pr.w = random_vec<T>(wn, rng), pr.gy = random_vec<T>(yn, rng);
+  pr.bias = random_vec<T>(g.K, rng);
+  pr.y_ref.assign(yn, 0.0), pr.gx_ref.assign(xn, 0.0), pr.gw_ref.assign(wn, 0.0);
+  for (int64_t i = 0; i < yn; ++i) pr.y_ref[i] = pr.bias[(i / (g.OH * g.OW)) % g.K];
   naive_taps(g, [&](int64_t yi, int64_t wi, int64_t xi) {
-    y_ref[yi] += double(w[wi]) * double(x[xi]);
-    gx_ref[xi] += double(w[wi]) * double(gy[yi]);
-    gw_ref[wi] += double(x[xi]) * double(gy[yi]);
+    pr.y_ref[yi] += double(pr.w[wi]) * double(pr.x[xi]);
+    pr.gx_ref[xi] += double(pr.w[wi]) * double(pr.gy[yi]);
+    pr.gw_ref[wi] += double(pr.x[xi]) * double(pr.gy[yi]);
   });
+  return pr;
+}
 
-  std::vector<T> y(yn), gx(xn, T(7)), gw(wn, T(7));  // stale values must be overwritten
-  dc::cpu::conv2d_forward(g, dt, x.data(), w.data(), bias.data(), y.data());
-  expect_near(y, y_ref, tol, "forward");
-  dc::cpu::conv2d_backward_input(g, dt, gy.data(), w.data(), gx.data());
-  expect_near(gx, gx_ref, tol, "backward_input");
-  dc::cpu::conv2d_backward_weight(g, dt, gy.data(), x.data(), gw.data());
-  // The weight gradient sums N * OH * OW products: its rounding error grows with the root of
-  // that count, whatever the order of the sum.
-  const double pixels = double(g.N * g.OH * g.OW);
-  expect_near(gw, gw_ref, tol * std::max(1.0, std::sqrt(pixels / 1024)), "backward_weight");
+std::string describe(const ConvGeom& g) {
+  return ::testing::PrintToString(std::vector<int64_t>{g.N, g.C, g.H, g.W, g.K, g.KH, g.KW}) +
+         " s=" + std::to_string(g.sh) + "," + std::to_string(g.sw) + " p=" +
+         std::to_string(g.ph) + "," + std::to_string(g.pw) + " d=" + std::to_string(g.dh) + "," +
+         std::to_string(g.dw) + " groups=" + std::to_string(g.groups);
+}
+
+// Runs one pass with the algorithm currently in force and compares it with the naive result.
+template <typename T>
+void check_pass(const Problem<T>& pr, ConvPass pass, double tol) {
+  const ConvGeom& g = pr.g;
+  constexpr dc::DType dt = sizeof(T) == 4 ? dc::DType::Float32 : dc::DType::Float64;
+  switch (pass) {
+    case ConvPass::Forward: {
+      std::vector<T> y(pr.y_ref.size(), T(7));  // stale values must be overwritten
+      dc::cpu::conv2d_forward(g, dt, pr.x.data(), pr.w.data(), pr.bias.data(), y.data());
+      expect_near(y, pr.y_ref, tol, "forward");
+      break;
+    }
+    case ConvPass::GradInput: {
+      std::vector<T> gx(pr.gx_ref.size(), T(7));
+      dc::cpu::conv2d_backward_input(g, dt, pr.gy.data(), pr.w.data(), gx.data());
+      expect_near(gx, pr.gx_ref, tol, "backward_input");
+      break;
+    }
+    case ConvPass::GradWeight: {
+      std::vector<T> gw(pr.gw_ref.size(), T(7));
+      dc::cpu::conv2d_backward_weight(g, dt, pr.gy.data(), pr.x.data(), gw.data());
+      // The weight gradient sums N * OH * OW products: its rounding error grows with the root
+      // of that count, whatever the order of the sum.
+      const double pixels = double(g.N * g.OH * g.OW);
+      expect_near(gw, pr.gw_ref, tol * std::max(1.0, std::sqrt(pixels / 1024)), "backward_weight");
+      break;
+    }
+  }
+}
+
+constexpr ConvPass kPasses[] = {ConvPass::Forward, ConvPass::GradInput, ConvPass::GradWeight};
+
+// The three passes with the algorithms chosen by shape.
+template <typename T>
+void check(const ConvGeom& g, double tol) {
+  SCOPED_TRACE(describe(g));
+  const Problem<T> pr = make_problem<T>(g);
+  for (ConvPass pass : kPasses) check_pass(pr, pass, tol);
 }
 
 struct Case {
@@ -157,6 +202,9 @@ const Case kImplicitCases[] = {
     {2, 33, 24, 27, 16, 2, 2, 3, 0, 1, 1},
     {2, 32, 16, 17, 24, 1, 1, 2, 0, 1, 1},   // 1x1 stride 2: three phases are zero
     {3, 40, 5, 6, 48, 1, 1, 1, 0, 1, 1},  // pointwise on small images: implicit too
+    // 2x2 stride 2 on an odd-sized input: the last column gets no gradient, and the 33x33
+    // phase asks its 1x1 convolution for one more row and column than gy has.
+    {1, 32, 65, 65, 16, 2, 2, 2, 0, 1, 1},
 };
 
 class Conv2dImplicit : public dc::test::IsaTest {};
@@ -179,5 +227,119 @@ TEST_P(Conv2dImplicit, AsymmetricStrideByPhases) {
 }
 
 DC_INSTANTIATE_FOR_EVERY_ISA(Conv2dImplicit);
+
+constexpr ConvAlgo kAlgos[] = {ConvAlgo::Pointwise, ConvAlgo::Im2col, ConvAlgo::Implicit,
+                               ConvAlgo::Phases, ConvAlgo::ChannelsLast};
+
+// Shapes that no algorithm was tuned for, on top of kCases and kImplicitCases: one channel
+// each way, prime channel counts, asymmetric stride and dilation, padding beyond the kernel's
+// reach (no implicit input gradient, no phases), depthwise with stride.
+const Case kAwkwardCases[] = {
+    {2, 1, 9, 7, 1, 3, 3, 2, 1, 1, 1},     // one channel each way, stride 2
+    {3, 31, 10, 9, 17, 2, 2, 2, 0, 1, 1},  // even kernel, stride 2, primes
+    {2, 5, 12, 11, 3, 3, 3, 1, 3, 1, 1},   // padding 3 > kernel reach 2
+    {2, 12, 11, 11, 12, 3, 3, 2, 1, 1, 12},  // depthwise, strided
+    {1, 19, 6, 6, 23, 1, 1, 1, 0, 1, 1},   // pointwise, primes
+    {2, 8, 9, 10, 16, 3, 3, 3, 1, 1, 2},   // groups with stride 3
+};
+
+class Conv2dEveryAlgo : public dc::test::IsaTest {};
+
+// Every algorithm forced on every shape it can compute, pass by pass, against the naive loops;
+// each algorithm must have run on several shapes for each pass it serves.
+TEST_P(Conv2dEveryAlgo, MatchesNaive) {
+  std::vector<Case> cases(std::begin(kCases), std::end(kCases));
+  cases.insert(cases.end(), std::begin(kImplicitCases), std::end(kImplicitCases));
+  cases.insert(cases.end(), std::begin(kAwkwardCases), std::end(kAwkwardCases));
+  int ran[3][6] = {};
+  for (const Case& c : cases) {
+    const ConvGeom g = geom(c.N, c.C, c.H, c.W, c.K, c.KH, c.KW, c.s, c.p, c.d, c.groups);
+    SCOPED_TRACE(describe(g));
+    const Problem<double> pd = make_problem<double>(g);
+    const Problem<float> pf = make_problem<float>(g);
+    for (ConvPass pass : kPasses)
+      for (ConvAlgo algo : kAlgos) {
+        if (!dc::cpu::conv_algo_applies(pass, algo, g)) continue;
+        SCOPED_TRACE(std::string(dc::cpu::conv_pass_name(pass)) + " by " +
+                     dc::cpu::conv_algo_name(algo));
+        const dc::cpu::ScopedConvAlgo force(pass, algo);
+        check_pass(pd, pass, 1e-11);
+        check_pass(pf, pass, 2e-5);
+        ++ran[int(pass)][int(algo)];
+      }
+  }
+  auto serves = [](ConvPass pass, ConvAlgo algo) {
+    return (algo != ConvAlgo::Phases || pass == ConvPass::GradInput) &&
+           (algo != ConvAlgo::ChannelsLast || pass == ConvPass::GradWeight) &&
+           (algo != ConvAlgo::Implicit || pass != ConvPass::GradWeight);
+  };
+  for (ConvPass pass : kPasses)
+    for (ConvAlgo algo : kAlgos)
+      if (serves(pass, algo))
+        EXPECT_GE(ran[int(pass)][int(algo)], 5)
+            << dc::cpu::conv_pass_name(pass) << " by " << dc::cpu::conv_algo_name(algo);
+      else
+        EXPECT_EQ(ran[int(pass)][int(algo)], 0);
+}
+
+DC_INSTANTIATE_FOR_EVERY_ISA(Conv2dEveryAlgo);
+
+TEST(Conv2dAlgo, ForcingOneThatCannotComputeTheShapeThrows) {
+  const ConvGeom g = geom(2, 4, 8, 8, 4, 3, 3, 1, 1, 1, 1);
+  std::vector<float> x(2 * 4 * 8 * 8), w(4 * 4 * 3 * 3), y(2 * 4 * 8 * 8);
+  const dc::cpu::ScopedConvAlgo force(ConvPass::Forward, ConvAlgo::Pointwise);
+  try {
+    dc::cpu::conv2d_forward(g, dc::DType::Float32, x.data(), w.data(), nullptr, y.data());
+    FAIL() << "expected a ValueError";
+  } catch (const dc::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("'pointwise'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(dc::cpu::conv_algo_from_name("winograd"), dc::ValueError);
+  EXPECT_THROW(dc::cpu::conv_pass_from_name("backward"), dc::ValueError);
+}
+
+TEST(Conv2dAlgo, OverrideIsScoped) {
+  const ConvGeom g = geom(2, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1);
+  EXPECT_EQ(dc::cpu::choose_algo(ConvPass::Forward, g), ConvAlgo::Implicit);
+  {
+    const dc::cpu::ScopedConvAlgo force(ConvPass::Forward, ConvAlgo::Im2col);
+    EXPECT_EQ(dc::cpu::choose_algo(ConvPass::Forward, g), ConvAlgo::Im2col);
+    EXPECT_EQ(dc::cpu::choose_algo(ConvPass::GradInput, g), ConvAlgo::Implicit);
+  }
+  EXPECT_EQ(dc::cpu::conv_algo_override(ConvPass::Forward), ConvAlgo::Auto);
+  EXPECT_EQ(dc::cpu::choose_algo(ConvPass::Forward, g), ConvAlgo::Implicit);
+  for (ConvAlgo a : kAlgos)
+    EXPECT_EQ(dc::cpu::conv_algo_from_name(dc::cpu::conv_algo_name(a)), a);
+}
+
+// The choice by shape on the layers its thresholds were measured on (Note [Choosing a
+// convolution algorithm] in csrc/kernels/cpu/conv.cpp): a change here changes speed.
+TEST(Conv2dAlgo, ChoiceOnTunedLayers) {
+  struct Want {
+    Case c;
+    ConvAlgo fwd, gi, gw;
+  };
+  using A = ConvAlgo;
+  const Want wants[] = {
+      {{32, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1}, A::Implicit, A::Implicit, A::ChannelsLast},
+      {{32, 64, 32, 32, 128, 3, 3, 2, 1, 1, 1}, A::Implicit, A::Phases, A::ChannelsLast},
+      {{32, 64, 32, 32, 128, 1, 1, 2, 0, 1, 1}, A::Implicit, A::Phases, A::Im2col},
+      {{32, 256, 8, 8, 512, 3, 3, 2, 1, 1, 1}, A::Implicit, A::Im2col, A::ChannelsLast},
+      {{32, 512, 4, 4, 512, 3, 3, 1, 1, 1, 1}, A::Implicit, A::Implicit, A::ChannelsLast},
+      {{32, 64, 56, 56, 64, 1, 1, 1, 0, 1, 1}, A::Pointwise, A::Pointwise, A::Pointwise},
+      {{32, 256, 4, 4, 512, 1, 1, 1, 0, 1, 1}, A::Implicit, A::Implicit, A::Pointwise},
+      {{64, 1, 28, 28, 6, 5, 5, 1, 0, 1, 1}, A::Im2col, A::Im2col, A::Im2col},    // LeNet conv1
+      {{64, 6, 14, 14, 16, 5, 5, 1, 0, 1, 1}, A::Implicit, A::Im2col, A::Im2col},  // LeNet conv2
+      {{32, 96, 16, 16, 96, 3, 3, 1, 1, 1, 96}, A::Im2col, A::Im2col, A::Im2col},  // depthwise
+  };
+  for (const Want& want : wants) {
+    const Case& c = want.c;
+    const ConvGeom g = geom(c.N, c.C, c.H, c.W, c.K, c.KH, c.KW, c.s, c.p, c.d, c.groups);
+    SCOPED_TRACE(describe(g));
+    EXPECT_EQ(dc::cpu::choose_algo(ConvPass::Forward, g), want.fwd);
+    EXPECT_EQ(dc::cpu::choose_algo(ConvPass::GradInput, g), want.gi);
+    EXPECT_EQ(dc::cpu::choose_algo(ConvPass::GradWeight, g), want.gw);
+  }
+}
 
 }  // namespace

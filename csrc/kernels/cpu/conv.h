@@ -1,7 +1,8 @@
 #pragma once
-// 2-D convolution kernels on contiguous NCHW data, built on the GEMM's micro-kernels (Notes
-// [Convolution as tiled GEMM] and [Convolution as implicit GEMM] in conv.cpp). Kernels only
-// compute: the caller checks shapes and dtypes.
+// 2-D convolution kernels on contiguous NCHW data, built on the GEMM's micro-kernels. Each
+// algorithm has its own file (conv_pointwise.cpp, conv_im2col.cpp, conv_implicit.cpp,
+// conv_phases.cpp, conv_channels_last.cpp); conv.cpp picks one per call (choose_algo, Note
+// [Choosing a convolution algorithm]). Kernels only compute: the caller checks shapes and dtypes.
 #include <cstdint>
 
 #include "core/dtype.h"
@@ -33,5 +34,52 @@ void conv2d_backward_input(const ConvGeom& g, DType dtype, const void* gy, const
 // Summed in a fixed order that does not depend on the thread count.
 void conv2d_backward_weight(const ConvGeom& g, DType dtype, const void* gy, const void* x,
                             void* gw);
+
+// ---- algorithms --------------------------------------------------------------------------------
+
+enum class ConvPass { Forward, GradInput, GradWeight };
+
+enum class ConvAlgo {
+  Auto,          // no override: choose by shape
+  Pointwise,     // 1x1, unit stride, no padding: NCHW is already the GEMM operand
+  Im2col,        // im2col (col2im for the input gradient) tiles + GEMM; every shape
+  Implicit,      // implicit GEMM, B packed straight from the input (input gradient: unit stride)
+  Phases,        // input gradient of a strided convolution, one unit-stride conv per phase
+  ChannelsLast,  // weight gradient from a channels-last copy of the input (groups == 1)
+};
+
+const char* conv_pass_name(ConvPass pass);  // "forward", "grad_input", "grad_weight"
+const char* conv_algo_name(ConvAlgo algo);  // "auto", "pointwise", "im2col", ...
+// The enum of a name above; throws ValueError listing the names for anything else.
+ConvPass conv_pass_from_name(const char* name);
+ConvAlgo conv_algo_from_name(const char* name);
+
+// Whether `algo` can compute `pass` for this shape at all (speed aside). Auto always can.
+bool conv_algo_applies(ConvPass pass, ConvAlgo algo, const ConvGeom& g);
+
+// The algorithm the kernels above run: the override of `pass` when one is set (ValueError
+// when it cannot compute this shape), else the fastest for the shape (never Auto).
+ConvAlgo choose_algo(ConvPass pass, const ConvGeom& g);
+
+// Forces `algo` for every later `pass` on every thread; Auto goes back to choosing by shape.
+// For tests and benchmarks that must run one algorithm on shapes it would not be chosen for.
+void set_conv_algo_override(ConvPass pass, ConvAlgo algo);
+ConvAlgo conv_algo_override(ConvPass pass);
+
+// set_conv_algo_override for one scope; restores the previous override when it ends.
+class ScopedConvAlgo {
+ public:
+  ScopedConvAlgo(ConvPass pass, ConvAlgo algo)
+      : pass_(pass), saved_(conv_algo_override(pass)) {
+    set_conv_algo_override(pass, algo);
+  }
+  ~ScopedConvAlgo() { set_conv_algo_override(pass_, saved_); }
+  ScopedConvAlgo(const ScopedConvAlgo&) = delete;
+  ScopedConvAlgo& operator=(const ScopedConvAlgo&) = delete;
+
+ private:
+  ConvPass pass_;
+  ConvAlgo saved_;
+};
 
 }  // namespace dc::cpu

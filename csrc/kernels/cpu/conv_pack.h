@@ -1,6 +1,6 @@
 #pragma once
 // The inner loop of the convolutions' implicit-im2col pack (Note [Convolution as implicit
-// GEMM] in conv.cpp), compiled once per ISA (csrc/kernels/cpu/vec/conv_pack.cpp).
+// GEMM] in conv_implicit.cpp), compiled once per ISA (csrc/kernels/cpu/vec/conv_pack.cpp).
 //
 // Packs one column segment of a B micro-panel: for p < kc, with tap = (tap0 + p) % kk and
 // ch = the number of times the tap index has wrapped past kk - 1,
@@ -9,7 +9,7 @@
 // where 0 <= tap_lo, tap_hi <= len <= nr. Only the in-range elements of src are read.
 //
 // conv_pack_rows packs a micro-panel of the channels-last weight gradient (Note [Weight
-// gradient in channels-last] in conv.cpp), each of its kc rows a run of nr elements:
+// gradient in channels-last] in conv_channels_last.cpp), each of its kc rows a run of nr elements:
 //   dst[p * nr + t] = src[row_off[p] + t]   for p < kc, t < nr.
 #include <cstdint>
 

@@ -64,6 +64,7 @@ class Loss:
 
 class BinaryCrossentropy(Loss):
     name = "binary_crossentropy"
+    accuracy_kind = "binary"  # what metrics="accuracy" means with this loss
 
     def __init__(self, from_logits: bool = False, name: Optional[str] = None):
         super().__init__(name)
@@ -84,6 +85,7 @@ class BinaryCrossentropy(Loss):
 
 class CategoricalCrossentropy(Loss):
     name = "categorical_crossentropy"
+    accuracy_kind = "categorical"  # what metrics="accuracy" means with this loss
 
     def __init__(self, from_logits: bool = False, name: Optional[str] = None):
         super().__init__(name)
@@ -105,6 +107,7 @@ class CategoricalCrossentropy(Loss):
 
 class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
+    accuracy_kind = "sparse_categorical"  # what metrics="accuracy" means with this loss
 
     def __init__(self, from_logits: bool = False, name: Optional[str] = None):
         super().__init__(name)

@@ -13,7 +13,8 @@ from .._C import Tensor
 __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad", "max_pool1d",
     "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
-    "batch_norm", "group_norm", "instance_norm", "interpolate", "upsample", "dropout2d",
+    "batch_norm", "group_norm", "instance_norm", "interpolate", "upsample", "dropout1d",
+    "dropout2d", "dropout3d",
 ]
 
 _IntOrPair = Union[int, Sequence[int]]
@@ -131,23 +132,43 @@ def instance_norm(input: Tensor, running_mean: Optional[Tensor] = None,
                              momentum, eps)
 
 
-# ---- dropout2d --------------------------------------------------------------------------------
+# ---- channel dropout --------------------------------------------------------------------------
 
-def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
-              inplace: bool = False) -> Tensor:
-    """Zeroes whole channels: one keep/drop draw per (sample, channel) of (N, C, H, W) or
-    (C, H, W) input, survivors scaled by 1 / (1 - p)."""
+def _channel_dropout(op: str, input: Tensor, p: float, training: bool, inplace: bool,
+                     feature_dims: int) -> Tensor:
+    """Zeroes whole channels: one keep/drop draw per (sample, channel) of (N, C, *features) or
+    (C, *features) input, survivors scaled by 1 / (1 - p)."""
     if p < 0.0 or p > 1.0:
-        raise ValueError(f"[dropout2d] dropout probability has to be between 0 and 1, but got {p}")
-    if input.dim() not in (3, 4):
-        raise ValueError(f"[dropout2d] expected a 3-D or 4-D input, got shape {tuple(input.shape)}")
+        raise ValueError(f"[{op}] dropout probability has to be between 0 and 1, but got {p}")
+    nd = input.dim()
+    if nd not in (feature_dims + 1, feature_dims + 2):
+        raise ValueError(f"[{op}] expected a {feature_dims + 1}-D or {feature_dims + 2}-D "
+                         f"input, got shape {tuple(input.shape)}")
     if not training or p == 0.0:
         return input
-    mask_shape = list(input.shape[:-2]) + [1, 1]
+    mask_shape = list(input.shape[:nd - feature_dims]) + [1] * feature_dims
     mask = _C.dropout(_dc().ones(mask_shape, dtype=input.dtype), p, True)
     if inplace:
         return _C.mul_(input, mask)
     return _C.mul(input, mask)
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zeroes whole channels of (N, C, L) or (C, L) input."""
+    return _channel_dropout("dropout1d", input, p, training, inplace, 1)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zeroes whole channels of (N, C, H, W) or (C, H, W) input."""
+    return _channel_dropout("dropout2d", input, p, training, inplace, 2)
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True,
+              inplace: bool = False) -> Tensor:
+    """Zeroes whole channels of (N, C, D, H, W) or (C, D, H, W) input."""
+    return _channel_dropout("dropout3d", input, p, training, inplace, 3)
 
 
 # ---- interpolate ------------------------------------------------------------------------------

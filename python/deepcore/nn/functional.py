@@ -21,7 +21,7 @@ __all__ = [
     "kl_div", "layer_norm", "rms_norm", "dropout", "linear", "relu", "relu_", "gelu", "silu",
     "sigmoid", "tanh", "softplus", "leaky_relu", "leaky_relu_", "elu", "selu", "celu",
     "hardtanh", "relu6", "hardsigmoid", "hardswish", "logsigmoid", "mish", "softsign",
-    "tanhshrink",
+    "tanhshrink", "threshold", "hardshrink", "softshrink", "glu", "prelu", "bilinear",
 ]
 
 
@@ -272,6 +272,57 @@ def softsign(input: Tensor) -> Tensor:
 
 def tanhshrink(input: Tensor) -> Tensor:
     return _C.sub(input, _C.tanh(input))
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """y = x if x > threshold else value."""
+    out = _C.where(_C.gt(input, threshold), input, _C._full([], value, input.dtype, False))
+    return _maybe_inplace(input, out, inplace)
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """y = x where |x| > lambd, else 0."""
+    return _C.where(_C.gt(_C.abs(input), lambd), input, _C._full([], 0.0, input.dtype, False))
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """y = x - lambd if x > lambd, x + lambd if x < -lambd, else 0."""
+    zero = _C._full([], 0.0, input.dtype, False)
+    shrunk = _C.sub(input, _C.mul(_C.sign(input), lambd))
+    return _C.where(_C.gt(_C.abs(input), lambd), shrunk, zero)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b), where a and b are the two halves of ``input`` along ``dim``."""
+    size = input.shape[dim]
+    if size % 2 != 0:
+        raise ValueError(f"[glu] halving dimension must be even, but dimension {dim} is size "
+                         f"{size}")
+    a, b = _C.chunk(input, 2, dim)
+    return _C.mul(a, _C.sigmoid(b))
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """y = x if x >= 0 else weight * x; a weight of several values is per channel (dim 1)."""
+    if weight.numel() > 1:
+        weight = _C._reshape(weight, [-1] + [1] * (input.dim() - 2))
+    return _C.where(_C.ge(input, 0.0), input, _C.mul(weight, input))
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor,
+             bias: Optional[Tensor] = None) -> Tensor:
+    """y[..., o] = input1[..., i] weight[o, i, j] input2[..., j] + bias[o]."""
+    o, i, j = weight.shape
+    batch = list(input1.shape[:-1])
+    x1 = _C._reshape(input1, [-1, i])                                   # (N, i)
+    x2 = _C._reshape(input2, [-1, j])                                   # (N, j)
+    # (N, i) @ (i, o*j) -> (N, o, j); then contract j against x2.
+    w = _C._reshape(_C._permute(weight, [1, 0, 2]), [i, o * j])
+    t = _C._reshape(_C.mm(x1, w), [-1, o, j])
+    out = _C.sum(_C.mul(t, _C.unsqueeze(x2, 1)), -1)                   # (N, o)
+    if bias is not None:
+        out = _C.add(out, bias)
+    return _C._reshape(out, batch + [o])
 
 
 if hasattr(_C, "one_hot"):

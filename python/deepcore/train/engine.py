@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from ..keras import metrics as metrics_mod
+from . import metrics as metrics_mod
 
 
 def unpack(batch):

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..keras.callbacks import CallbackList, History
+from .callbacks import CallbackList, History
 from ..progress import EpochProgress, resolve_verbose
 from ..utils._generator import Generator, rng_for
 from .state import capture_rng, load_state, restore_rng, save_state

@@ -3,6 +3,8 @@
 // in gemm.cpp.
 #include <cstdint>
 
+#include "core/tensor.h"
+
 namespace dc::cpu {
 
 enum class GemmActivation { none, relu, gelu_tanh, gelu_erf };
@@ -36,10 +38,17 @@ void gemm_batched_f64(int64_t batch, int64_t M, int64_t N, int64_t K, double alp
                       int64_t sb, int64_t rsb, int64_t csb, double beta, double* C, int64_t sc,
                       int64_t rsc, int64_t csc);
 
+// C[b] = alpha * A[b] @ B[b] + beta * C[b] over a batch in dim 0 (3-D operands) or none (2-D),
+// any strides; the float GEMMs above for float32 / float64, a plain loop for integer dtypes.
+// The epilogue applies to 2-D float products only.
+void matmul_into(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta,
+                 const GemmEpilogue& ep);
+
 // Building blocks for kernels that pack their own B operand (the convolutions' implicit im2col,
-// Note [Convolution as implicit GEMM] in conv.cpp): the active ISA's micro-kernel with its tile
-// and cache-blocking sizes (contract in gemm_kernels.h), and the pack of an A block into its
-// MR-high micro-panels. The packed B panels a caller builds must be 64-byte aligned.
+// Note [Convolution as implicit GEMM] in conv_implicit.cpp): the active ISA's micro-kernel
+// with its tile and cache-blocking sizes (contract in gemm_kernels.h), and the pack of an A
+// block into its MR-high micro-panels. The packed B panels a caller builds must be 64-byte
+// aligned.
 template <typename T>
 struct GemmBlocks {
   int mr, nr;          // micro-kernel tile

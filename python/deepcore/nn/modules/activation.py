@@ -38,9 +38,7 @@ class Threshold(Module):
         self.inplace = inplace
 
     def forward(self, input: Tensor) -> Tensor:
-        out = _C.where(_C.gt(input, self.threshold), input,
-                       _C._full([], self.value, input.dtype, False))
-        return F._maybe_inplace(input, out, self.inplace)
+        return F.threshold(input, self.threshold, self.value, self.inplace)
 
     def extra_repr(self) -> str:
         return f"threshold={self.threshold}, value={self.value}" + _inplace_str(self.inplace, True)
@@ -109,7 +107,7 @@ class ReLU6(Hardtanh):
 
 class Sigmoid(Module):
     def forward(self, input: Tensor) -> Tensor:
-        return _C.sigmoid(input)
+        return F.sigmoid(input)
 
 
 class Hardsigmoid(_InplaceActivation):
@@ -119,7 +117,7 @@ class Hardsigmoid(_InplaceActivation):
 
 class Tanh(Module):
     def forward(self, input: Tensor) -> Tensor:
-        return _C.tanh(input)
+        return F.tanh(input)
 
 
 class SiLU(_InplaceActivation):
@@ -179,8 +177,7 @@ class GLU(Module):
         if size % 2 != 0:
             raise _layer_error(ValueError, f"{self!r}: halving dimension must be even, but "
                                            f"dimension {self.dim} is size {size}")
-        a, b = _C.chunk(input, 2, self.dim)
-        return _C.mul(a, _C.sigmoid(b))
+        return F.glu(input, self.dim)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -210,8 +207,7 @@ class Hardshrink(Module):
         self.lambd = lambd
 
     def forward(self, input: Tensor) -> Tensor:
-        return _C.where(_C.gt(_C.abs(input), self.lambd), input,
-                        _C._full([], 0.0, input.dtype, False))
+        return F.hardshrink(input, self.lambd)
 
     def extra_repr(self) -> str:
         return f"{self.lambd}"
@@ -229,9 +225,7 @@ class Softshrink(Module):
         self.lambd = lambd
 
     def forward(self, input: Tensor) -> Tensor:
-        zero = _C._full([], 0.0, input.dtype, False)
-        shrunk = _C.sub(input, _C.mul(_C.sign(input), self.lambd))
-        return _C.where(_C.gt(_C.abs(input), self.lambd), shrunk, zero)
+        return F.softshrink(input, self.lambd)
 
     def extra_repr(self) -> str:
         return str(self.lambd)
@@ -254,7 +248,7 @@ class LeakyReLU(Module):
 
 class LogSigmoid(Module):
     def forward(self, input: Tensor) -> Tensor:
-        return _C.logsigmoid(input)
+        return F.logsigmoid(input)
 
 
 class Softplus(Module):
@@ -291,13 +285,10 @@ class PReLU(Module):
         nn_init.constant_(self.weight, self.init)
 
     def forward(self, input: Tensor) -> Tensor:
-        weight = self.weight
-        if self.num_parameters > 1:
-            if input.dim() < 2 or input.shape[1] != self.num_parameters:
-                raise _layer_error(ValueError, f"{self!r}: input {tuple(input.shape)} must "
-                                               f"have {self.num_parameters} channels in dim 1")
-            weight = _C._reshape(weight, [-1] + [1] * (input.dim() - 2))
-        return _C.where(_C.ge(input, 0.0), input, _C.mul(weight, input))
+        if self.num_parameters > 1 and (input.dim() < 2 or input.shape[1] != self.num_parameters):
+            raise _layer_error(ValueError, f"{self!r}: input {tuple(input.shape)} must "
+                                           f"have {self.num_parameters} channels in dim 1")
+        return F.prelu(input, self.weight)
 
     def extra_repr(self) -> str:
         return f"num_parameters={self.num_parameters}"

@@ -514,7 +514,9 @@ class Module:
                 device = a
         if device is not None:
             from ..._tensor import _check_device
-            _check_device(device)
+            device = _check_device(device)
+            if device != "cpu":
+                self._apply(lambda t: t.to(device))
         if dtype is None:
             return self
         if not dtype.is_floating_point:
@@ -539,7 +541,7 @@ class Module:
         return self._apply(lambda t: _C._to_dtype(t, dst_type, False))
 
     def cpu(self: T) -> T:
-        return self
+        return self._apply(lambda t: t.cpu())
 
     def cuda(self: T, device: Any = None) -> T:
         from ..._tensor import _check_device

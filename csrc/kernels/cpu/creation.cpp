@@ -1,0 +1,113 @@
+#include "kernels/cpu/creation.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/parallel.h"
+#include "core/rng.h"
+
+namespace dc::cpu {
+
+namespace {
+// Element i gets f(seed, start + 2 * (i / 4), i0, n) per block of four elements.
+template <typename F>
+void fill_random(const Tensor& t, uint64_t seed, uint64_t start, F&& f) {
+  const int64_t n = t.numel();
+  parallel_for(0, (n + 3) / 4, 2048, [&](int64_t b, int64_t e) {
+    for (int64_t blk = b; blk < e; ++blk) f(seed, start + blk * 2, blk * 4, n);
+  });
+}
+}  // namespace
+
+void fill_int64_into(const Tensor& out, int64_t value) {
+  int64_t* p = out.data<int64_t>();
+  std::fill(p, p + out.numel(), value);
+}
+
+void arange_into(const Tensor& out, double start, double step) {
+  const int64_t n = out.numel();
+  DC_DISPATCH_ALL(out.dtype(), "arange", [&] {
+    scalar_t* p = out.data<scalar_t>();
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(start + i * step);
+  });
+}
+
+void linspace_into(const Tensor& out, double start, double end) {
+  const int64_t steps = out.numel();
+  const double step = steps > 1 ? (end - start) / (steps - 1) : 0.0;
+  DC_DISPATCH_ALL(out.dtype(), "linspace", [&] {
+    scalar_t* p = out.data<scalar_t>();
+    const int64_t half = steps == 1 ? 1 : steps / 2;
+    for (int64_t i = 0; i < steps; ++i)
+      p[i] = static_cast<scalar_t>(i < half ? start + step * i : end - step * (steps - 1 - i));
+  });
+}
+
+void fill_diagonal_into(const Tensor& out, double value) {
+  const int64_t n = out.sizes()[0], m = out.sizes()[1];
+  DC_DISPATCH_ALL(out.dtype(), "eye", [&] {
+    scalar_t* p = out.data<scalar_t>();
+    for (int64_t i = 0; i < std::min(n, m); ++i) p[i * m + i] = static_cast<scalar_t>(value);
+  });
+}
+
+void uniform_into(const Tensor& out, double low, double high, uint64_t seed, uint64_t start) {
+  DC_DISPATCH_FLOAT(out.dtype(), "uniform_", [&] {
+    scalar_t* p = out.data<scalar_t>();
+    fill_random(out, seed, start, [&](uint64_t s, uint64_t ctr, int64_t i0, int64_t n) {
+      auto r0 = philox(s, ctr), r1 = philox(s, ctr + 1);
+      for (int k = 0; k < 4 && i0 + k < n; ++k) {
+        double u = std::is_same_v<scalar_t, float> ? double(uint_to_unit_float(r0[k]))
+                                                   : uints_to_unit_double(r0[k], r1[k]);
+        p[i0 + k] = static_cast<scalar_t>(low + (high - low) * u);
+      }
+    });
+  });
+}
+
+void normal_into(const Tensor& out, double mean, double stddev, uint64_t seed, uint64_t start) {
+  DC_DISPATCH_FLOAT(out.dtype(), "normal_", [&] {
+    scalar_t* p = out.data<scalar_t>();
+    fill_random(out, seed, start, [&](uint64_t s, uint64_t ctr, int64_t i0, int64_t n) {
+      auto r0 = philox(s, ctr), r1 = philox(s, ctr + 1);
+      // Box-Muller on pairs (u1, u2) -> two normals.
+      for (int k = 0; k < 4; k += 2) {
+        const double u1 = 1.0 - uints_to_unit_double(r0[k], r1[k]);  // (0, 1]
+        const double u2 = uints_to_unit_double(r0[k + 1], r1[k + 1]);
+        const double rad = std::sqrt(-2.0 * std::log(u1));
+        const double z0 = rad * std::cos(2 * M_PI * u2), z1 = rad * std::sin(2 * M_PI * u2);
+        if (i0 + k < n) p[i0 + k] = static_cast<scalar_t>(mean + stddev * z0);
+        if (i0 + k + 1 < n) p[i0 + k + 1] = static_cast<scalar_t>(mean + stddev * z1);
+      }
+    });
+  });
+}
+
+void randint_into(const Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t start) {
+  const uint64_t range = static_cast<uint64_t>(high - low);
+  DC_DISPATCH_ALL(out.dtype(), "randint", [&] {
+    scalar_t* p = out.data<scalar_t>();
+    fill_random(out, seed, start, [&](uint64_t s, uint64_t ctr, int64_t i0, int64_t n) {
+      auto r0 = philox(s, ctr), r1 = philox(s, ctr + 1);
+      for (int k = 0; k < 4 && i0 + k < n; ++k) {
+        const uint64_t r = (static_cast<uint64_t>(r0[k]) << 32) | r1[k];
+        p[i0 + k] = static_cast<scalar_t>(low + static_cast<int64_t>(r % range));
+      }
+    });
+  });
+}
+
+void permutation_into(const Tensor& out, const Tensor& keys) {
+  const int64_t n = out.numel();
+  std::vector<int64_t> perm(n);
+  for (int64_t i = 0; i < n; ++i) perm[i] = i;
+  const int64_t* k = keys.data<int64_t>();
+  for (int64_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[k[i] % (i + 1)]);
+  DC_DISPATCH_ALL(out.dtype(), "randperm", [&] {
+    scalar_t* p = out.data<scalar_t>();
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(perm[i]);
+  });
+}
+
+}  // namespace dc::cpu

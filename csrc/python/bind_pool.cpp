@@ -1,0 +1,28 @@
+// Hand-written pooling binding (csrc/ops/ops.schema row marked manual): avg_pool2d's
+// divisor_override=None means "the window size", and 0 is an error, not that.
+#include "ops/ops.h"
+#include "python/common.h"
+
+namespace dc::py_bind {
+namespace {
+
+void bind_pool(py::module_& m) {
+  m.def("_avg_pool2d", [](const Tensor& x, py::object k, py::object s, py::object p,
+                          bool ceil_mode, bool count_include_pad, py::object divisor_override) {
+    const char* op = "avg_pool2d";
+    Shape st = s.is_none() ? Shape{} : to_shape(s, op);
+    const int64_t dv = divisor_override.is_none() ? 0 : divisor_override.cast<int64_t>();
+    DC_CHECK(divisor_override.is_none() || dv > 0, ValueError,
+             "[avg_pool2d] divisor must be not zero");
+    Shape ks = to_shape(k, op), ps = to_shape(p, op);
+    ReleaseIfLarge gil(x.numel());
+    return ops::avg_pool2d(x, ks, st, ps, ceil_mode, count_include_pad, dv);
+  }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
+     py::arg("padding") = 0, py::arg("ceil_mode") = false, py::arg("count_include_pad") = true,
+     py::arg("divisor_override") = py::none());
+}
+
+const BindingRegistrar registrar("pool", bind_pool);
+
+}  // namespace
+}  // namespace dc::py_bind
