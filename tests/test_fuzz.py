@@ -117,6 +117,8 @@ NOT_FUZZED = {
     "interpolate": "scale_factor/size are typed Any; covered by test_pool",
     "upsample": "deprecated alias of interpolate",
     "norm": "p is typed Any (number or string); covered by test_reduce",
+    "index": "the x[...] operator, where None means a full slice (torch: a new axis); "
+             "see test_index",
     "to": "torch's Tensor.to takes (dtype, non_blocking, copy) positionally; see test_creation",
 }
 

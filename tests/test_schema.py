@@ -32,7 +32,9 @@ def _names(sig):
 
 
 def test_every_registry_row_has_a_signature_that_parses():
-    assert len(ROWS) == len(gen_ops.load())
+    schema = gen_ops.load()
+    inplace = sum("inplace" in op.variants for op in schema)
+    assert len(ROWS) == len(schema) + inplace
     for op in ROWS:
         name, args, _ = gen_ops.parse_signature(op["signature"], op["name"])
         assert name == op["name"], op

@@ -354,12 +354,20 @@ def gen_registry(ops: list[Op]) -> str:
         "const std::vector<OpInfo>& op_registry() {",
         "  static const std::vector<OpInfo> table = {",
     ]
-    for op in ops:
+    def row(name, sig, variants, binding, op, inplace_of=""):
         grad = "Grad::differentiable" if op.differentiable else "Grad::not_differentiable"
-        binding = op.binding or ""
-        out.append(f"      {{{_cstr(op.name)}, {_cstr(op.family)}, {grad}, true, false, "
-                   f"{_cstr(op.signature)}, {_cstr(' '.join(op.variants))}, {_cstr(binding)}, "
-                   f"{'true' if op.generated else 'false'}, {'true' if 'nn' in op.flags else 'false'}}},")
+        return (f"      {{{_cstr(name)}, {_cstr(op.family)}, {grad}, true, false, {_cstr(sig)}, "
+                f"{_cstr(' '.join(variants))}, {_cstr(binding)}, "
+                f"{'true' if op.generated else 'false'}, {'true' if 'nn' in op.flags else 'false'}, "
+                f"{_cstr(inplace_of)}}},")
+
+    for op in ops:
+        out.append(row(op.name, op.signature, op.variants, op.binding or "", op))
+        # An inplace variant is also a row of its own: tests and tools look ops up by name.
+        if "inplace" in op.variants:
+            sig = op.name + "_" + op.signature[len(op.name):]
+            out.append(row(op.name + "_", sig, [v for v in op.variants if v != "inplace"],
+                           op.binding + "_", op, op.name))
     out += ["  };", "  return table;", "}", "", "}  // namespace dc::ops", ""]
     return "\n".join(out)
 

@@ -89,8 +89,10 @@ tensor_list run(const tensor_list& roots, const tensor_list& grad_outputs, bool 
     buffers.erase(n);
     grads.resize(std::max(grads.size(), n->outputs.size()));
     for (size_t i = 0; i < grads.size(); ++i) {
-      if (!grads[i].defined() && i < n->outputs.size())
+      if (!grads[i].defined() && i < n->outputs.size()) {
+        DeviceGuard on(n->outputs[i].device);
         grads[i] = ops::zeros(n->outputs[i].sizes, n->outputs[i].dtype);
+      }
     }
     for (auto& [idx, hook] : n->pre_hooks) {
       Tensor r = hook(grads[idx]);
@@ -127,6 +129,9 @@ tensor_list run(const tensor_list& roots, const tensor_list& grad_outputs, bool 
         DC_CHECK(out[i].sizes() == meta.sizes, RuntimeError, "[autograd] ", n->name(),
                  " returned a gradient of shape ", out[i].shape_str(), " for input ", i,
                  " of shape ", shape_str(meta.sizes));
+        DC_CHECK(out[i].device() == meta.device, RuntimeError, "[autograd] ", n->name(),
+                 " returned a gradient on ", out[i].device().str(), " for input ", i, " on ",
+                 meta.device.str());
         if (out[i].dtype() != meta.dtype) out[i] = ops::to_dtype(out[i], meta.dtype);
         accumulate(next, e.input_nr, std::move(out[i]));
       }

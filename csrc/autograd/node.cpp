@@ -18,6 +18,9 @@ Node::Node() : sequence_nr(next_sequence_nr.fetch_add(1, std::memory_order_relax
 
 tensor_list FunctionNode::apply(tensor_list&& grads) {
   DC_CHECK(fn_, RuntimeError, "[autograd] ", name_, " has no backward");
+  // The derivative runs on the forward's device: kernels it calls directly, and tensors it
+  // allocates, go where the op ran (Note [The dispatcher]).
+  DeviceGuard on(outputs.empty() ? current_device() : outputs[0].device);
   GradCtx ctx(*this, grads);
   tensor_list out = fn_(ctx);
   DC_CHECK(out.size() == next_edges.size(), RuntimeError, "[autograd] ", name_, " returned ",
@@ -105,7 +108,7 @@ Edge gradient_edge(const Tensor& t) {
   std::shared_ptr<Node> acc = m.grad_accumulator.lock();
   if (!acc) {
     acc = std::make_shared<AccumulateGrad>(t);
-    acc->outputs.push_back({t.sizes(), t.dtype()});
+    acc->outputs.push_back({t.sizes(), t.dtype(), t.device()});
     m.grad_accumulator = acc;
   }
   return {acc, 0};
@@ -129,8 +132,11 @@ void set_history(const std::shared_ptr<Node>& node, const tensor_list& outputs) 
   node->outputs.clear();
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Tensor& o = outputs[i];
-    node->outputs.push_back({o.sizes(), o.dtype()});
-    if (!o.defined()) continue;
+    if (!o.defined()) {
+      node->outputs.push_back({Shape{}, DType::Float32, current_device()});
+      continue;
+    }
+    node->outputs.push_back({o.sizes(), o.dtype(), o.device()});
     auto& m = o.autograd_meta();
     m.grad_fn = node;
     m.output_nr = static_cast<uint32_t>(i);

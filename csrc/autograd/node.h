@@ -39,6 +39,7 @@ using PreHook = std::function<Tensor(const Tensor&)>;
 struct OutputMeta {
   Shape sizes;
   DType dtype;
+  Device device;
 };
 
 struct Node : std::enable_shared_from_this<Node> {

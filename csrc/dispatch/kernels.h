@@ -31,6 +31,7 @@
 #include "kernels/cpu/pool.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/softmax.h"
+#include "kernels/cpu/sort.h"
 
 namespace dc::dispatch {
 
@@ -105,7 +106,10 @@ namespace dc::dispatch {
                           const Tensor&, bool))                                               \
   _(gather_dim, void, (const Tensor&, const Tensor&, int64_t, const Tensor&))                 \
   _(scatter_dim, void, (const Tensor&, int64_t, const Tensor&, const Tensor&, bool))          \
+  _(wrap_index, bool, (const Tensor&, int64_t, bool, int64_t*))                               \
   _(nonzero, Tensor, (const Tensor&))                                                         \
+  /* sorting (kernels/cpu/sort.h) */                                                          \
+  _(argsort_rows, void, (const Tensor&, const Tensor&, bool))                                 \
   /* optimizer updates (kernels/cpu/optim.h) */                                               \
   _(sgd_update, void, (DType, const cpu::SgdHyper&, const std::vector<cpu::OptimTensor>&))    \
   _(adam_update, void, (DType, const cpu::AdamHyper&, const std::vector<cpu::OptimTensor>&))  \

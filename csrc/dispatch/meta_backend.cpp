@@ -22,6 +22,7 @@ void skip_if_void(F& entry) {
 // Value-returning kernels answer so that the op goes on: meta tensors have no values to check
 // (targets, ranges) or to sum, and the op's result is a meta tensor whatever the number.
 int64_t no_bad_target(const Tensor&, int64_t, int64_t) { return -1; }
+bool indices_in_range(const Tensor&, int64_t, bool, int64_t*) { return true; }
 bool within(const Tensor&, double, double) { return true; }
 double unit_weight_sum(const Tensor&, const Tensor&, const Tensor&, const cpu::ClassTargets&,
                        bool) {
@@ -37,6 +38,7 @@ void fill_meta_kernels(KernelTable& t) {
 #undef DC_META_KERNEL
   t.first_bad_target = &no_bad_target;
   t.all_within = &within;
+  t.wrap_index = &indices_in_range;
   t.class_loss_forward = &unit_weight_sum;
   t.ordered_sum = &zero_sum;
   // nonzero stays null: its output shape depends on the values.

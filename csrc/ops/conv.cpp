@@ -351,10 +351,12 @@ Tensor pad(const Tensor& x, const Shape& pads, const std::string& mode, double v
     DC_CHECK(ok, ValueError, "[pad] ", mode, " padding (", lo, ", ", hi, ") is invalid for dim ",
              d, " of size ", L, " (input ", x.shape_str(), ")",
              mode == "reflect" ? ": reflect padding must be smaller than the dim" : "");
-    Tensor idx = Tensor::empty({L + lo + hi}, DType::Int64);
+    // The source positions depend on the shape only: computed on the host, then moved to x's
+    // device (on meta that keeps the shape alone, which is all index_select needs there).
+    Tensor idx = Tensor::empty({L + lo + hi}, DType::Int64, Device{});
     int64_t* ip = idx.data<int64_t>();
     for (int64_t j = 0; j < L + lo + hi; ++j) ip[j] = pad_source(j, lo, L, mode);
-    y = index_select(y, d, idx);  // differentiable: the gradient is an index_add
+    y = index_select(y, d, to_device(idx, x.device()));  // differentiable: an index_add back
   }
   return y;
 }

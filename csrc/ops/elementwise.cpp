@@ -115,6 +115,7 @@ void check_int_divisor(const Tensor& a, const Tensor& divisor, const char* name)
   Tensor zero = scalar_tensor(Scalar(0), b.dtype());
   Tensor hit = Tensor::empty(b.sizes(), DType::Bool);
   DC_KERNEL(compare_into)(CompareOp::eq, hit, b, zero);
+  if (hit.is_meta()) return;  // meta tensors have no values: the divisor cannot be checked
   const bool* p = hit.data<bool>();
   for (int64_t i = 0, n = hit.numel(); i < n; ++i)
     DC_CHECK(!p[i], RuntimeError, "[", name, "] integer division by zero");
@@ -312,7 +313,8 @@ Tensor pow(const Tensor& a, const Tensor& b) {
   if (!is_floating(dt) && !is_floating(b.dtype())) {
     Tensor neg_exp = Tensor::empty(b.sizes(), DType::Bool);
     DC_KERNEL(compare_into)(CompareOp::lt, neg_exp, b, scalar_tensor(Scalar(0), b.dtype()));
-    for (int64_t i = 0; i < neg_exp.numel(); ++i)
+    // Meta tensors have no values: the exponents cannot be checked there.
+    for (int64_t i = 0; i < (neg_exp.is_meta() ? 0 : neg_exp.numel()); ++i)
       DC_CHECK(!neg_exp.data<bool>()[i], RuntimeError,
                "[pow] integers to negative integer powers are not allowed");
   }

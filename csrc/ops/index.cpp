@@ -35,9 +35,9 @@ Tensor checked_index(const Tensor& index, int64_t size, const char* op, int64_t 
   check_index_dtype(index, op);
   Tensor w = Tensor::empty(index.sizes(), DType::Int64);
   DC_KERNEL(cast_into)(w, index);
+  // On meta the kernel answers "in range": there are no values to check.
   int64_t bad = 0;
-  DC_CHECK(cpu::wrap_indices(w.data<int64_t>(), w.numel(), size, allow_negative, &bad),
-           IndexError, "[", op, "] index ", bad, " is out of bounds for dimension ", dim,
+  DC_CHECK(DC_KERNEL(wrap_index)(w, size, allow_negative, &bad), IndexError, "[", op, "] index ", bad, " is out of bounds for dimension ", dim,
            " with size ", size);
   return w;
 }
@@ -55,9 +55,7 @@ Tensor flat(const Tensor& contiguous) {
 // Element offsets idx * stride (a fresh tensor; idx is kept for the derivative).
 Tensor scaled(const Tensor& idx, int64_t stride) {
   Tensor off = Tensor::empty(idx.sizes(), DType::Int64);
-  const int64_t* s = idx.data<int64_t>();
-  int64_t* o = off.data<int64_t>();
-  for (int64_t i = 0, n = idx.numel(); i < n; ++i) o[i] = s[i] * stride;
+  DC_KERNEL(binary_into)(cpu::BinaryOp::mul, off, idx, scalar_tensor(stride, DType::Int64));
   return off;
 }
 
@@ -441,17 +439,18 @@ Tensor one_hot(const Tensor& t, int64_t num_classes) {
   Tensor idx = Tensor::empty(t.sizes(), DType::Int64);
   DC_KERNEL(cast_into)(idx, t);
   const int64_t n = idx.numel();
-  const int64_t* p = idx.data<int64_t>();
   if (num_classes == -1) {
     DC_CHECK(n > 0, ValueError, "[one_hot] cannot infer num_classes from an empty tensor; "
              "pass num_classes");
+    // The output shape depends on the values here: on meta data<> raises.
+    const int64_t* p = idx.data<int64_t>();
     num_classes = 0;
     for (int64_t i = 0; i < n; ++i) num_classes = std::max(num_classes, p[i] + 1);
   }
   DC_CHECK(num_classes >= 0, ValueError, "[one_hot] num_classes must be -1 or non-negative, got ",
            num_classes);
   int64_t bad = 0;
-  DC_CHECK(cpu::wrap_indices(idx.data<int64_t>(), n, num_classes, false, &bad), IndexError,
+  DC_CHECK(DC_KERNEL(wrap_index)(idx, num_classes, false, &bad), IndexError,
            "[one_hot] class value ", bad, " is out of bounds for dimension ", t.dim(),
            " with size ", num_classes, " (num_classes)");
   Shape shape = t.sizes(), unit = t.sizes();
@@ -488,9 +487,22 @@ struct AdvancedIndex {
   tensor_list normalized;
 };
 
-AdvancedIndex make_advanced_index(const Tensor& t, const tensor_list& indices, const char* op) {
+// Index tensors made on the host (Python lists, x[True]) index a tensor on any device, as in
+// torch: they move to it. Any other device mismatch is an error naming both.
+Tensor index_on_device_of(const Tensor& ix, const Tensor& t, const char* op) {
+  if (!ix.defined() || ix.device() == t.device()) return ix;
+  DC_CHECK(ix.device().type == DeviceType::CPU, RuntimeError, "[", op,
+           "] expected all tensors to be on the same device, but found at least two devices, ",
+           t.device().str(), " and ", ix.device().str());
+  return to_device(ix, t.device());
+}
+
+AdvancedIndex make_advanced_index(const Tensor& t, const tensor_list& host_indices,
+                                  const char* op) {
   autograd::GradModeGuard no_grad(false);
   AdvancedIndex ai;
+  tensor_list indices;
+  for (const Tensor& ix : host_indices) indices.push_back(index_on_device_of(ix, t, op));
   int64_t consumed = 0;
   for (const Tensor& ix : indices)
     consumed += !ix.defined() ? 1 : ix.dtype() == DType::Bool ? ix.dim() : 1;
@@ -622,7 +634,7 @@ autograd::BackwardFn index_put_backward(tensor_list idx, bool accumulate, Shape 
 }  // namespace
 
 Tensor index(const Tensor& t, const tensor_list& indices) {
-  DC_OP_GUARD_LIST("index", indices);
+  DC_OP_GUARD("index", t);
   AdvancedIndex ai = make_advanced_index(t, indices, "index");
   Tensor out = Tensor::empty(ai.result_shape, t.dtype());
   DC_KERNEL(index_gather)(out, ai.src, ai.geom, ai.offsets);
@@ -636,7 +648,7 @@ Tensor index(const Tensor& t, const tensor_list& indices) {
 }
 
 Tensor& index_put_(Tensor& t, const tensor_list& indices, const Tensor& values, bool accumulate) {
-  DC_OP_GUARD_LIST("index_put_", indices);
+  DC_OP_GUARD("index_put_", t, values);
   check_inplace(t, "index_put_", values.requires_grad());
   if (inplace_into_view_needs_history(t, values.requires_grad()))
     return copy_(t, index_put(t, indices, values, accumulate));
@@ -651,7 +663,7 @@ Tensor& index_put_(Tensor& t, const tensor_list& indices, const Tensor& values, 
 
 Tensor index_put(const Tensor& t, const tensor_list& indices, const Tensor& values,
                  bool accumulate) {
-  DC_OP_GUARD_LIST("index_put", indices);
+  DC_OP_GUARD("index_put", t, values);
   Tensor out = contiguous_clone(t);
   tensor_list idx = index_put_kernel(out, indices, values, accumulate, "index_put");
   if (autograd::any_requires_grad({&t, &values}))

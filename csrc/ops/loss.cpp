@@ -37,6 +37,14 @@ void check_same_shape(const char* op, const Tensor& x, const Tensor& y) {
            " and target ", y.shape_str());
 }
 
+// torch has no derivative for these arguments (a BCE weight, pos_weight) and refuses them
+// requiring grad while grad mode is on, rather than leaving them without a gradient.
+void check_not_differentiable(const char* op, const Tensor& t, const char* name) {
+  DC_CHECK(!(t.defined() && autograd::grad_enabled() && t.requires_grad()), RuntimeError, "[",
+           op, "] is not differentiable with respect to argument '", name, "' (shape ",
+           t.shape_str(), "): it cannot require grad; pass ", name, ".detach()");
+}
+
 void check_float(const char* op, const Tensor& x) {
   DC_CHECK(is_floating(x.dtype()), TypeError, "[", op, "] expected a floating-point input, got ",
            dtype_name(x.dtype()));
@@ -45,7 +53,7 @@ void check_float(const char* op, const Tensor& x) {
 // (N, C, d1, ...) -> (N * d1 * ..., C) rows with the class dim last; (C,) -> (1, C).
 // Differentiable: gradients flow back through the permute/reshape.
 Tensor class_rows(const Tensor& x) {
-  if (x.dim() == 1) return unsqueeze(x, 0);
+  if (x.dim() == 1) return unsqueeze(contiguous(x), 0);  // the kernels read rows densely
   if (x.dim() == 2) return contiguous(x);
   Shape perm{0};
   for (int64_t d = 2; d < x.dim(); ++d) perm.push_back(d);
@@ -259,6 +267,7 @@ Tensor binary_cross_entropy(const Tensor& p, const Tensor& y, const Tensor& weig
                             Reduction reduction) {
   DC_OP_GUARD("binary_cross_entropy", p, y, weight);
   check_float("binary_cross_entropy", p);
+  check_not_differentiable("binary_cross_entropy", weight, "weight");
   check_same_shape("binary_cross_entropy", p, y);
   {
     Tensor pc = p.is_contiguous() ? p : contiguous_clone(p);
@@ -294,6 +303,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& x, const Tensor& y, const 
                                         const Tensor& pos_weight, Reduction reduction) {
   DC_OP_GUARD("binary_cross_entropy_with_logits", x, y, weight, pos_weight);
   check_float("binary_cross_entropy_with_logits", x);
+  check_not_differentiable("binary_cross_entropy_with_logits", weight, "weight");
+  check_not_differentiable("binary_cross_entropy_with_logits", pos_weight, "pos_weight");
   check_same_shape("binary_cross_entropy_with_logits", x, y);
   // (1 - y) * x + lw * log(1 + exp(-x)), lw = 1 + (pos_weight - 1) * y; softplus(-x) is the
   // overflow-free log(1 + exp(-x)).

@@ -80,6 +80,8 @@ class StepPlan {
     }
     for (size_t i = 0; i < steps.size(); ++i) {
       const Tensor& s = steps[i];
+      // A meta step has no count to advance; the meta update kernels do not read it.
+      if (s.is_meta()) continue;
       items_[i].t.step = DC_DISPATCH_FLOAT(s.dtype(), op_, [&] {
         scalar_t* v = s.data<scalar_t>();
         *v = *v + scalar_t(1);  // counts in the step's own dtype, like torch's step_t += 1
@@ -139,7 +141,7 @@ tensor_list sgd_step_(const tensor_list& params, const tensor_list& grads,
     }
     plan.attach(0, bufs, "momentum_buffer");
   }
-  plan.run(cpu::sgd_update, h);
+  plan.run(DC_KERNEL(sgd_update), h);
   return bufs;
 }
 
@@ -159,7 +161,7 @@ void adam_step_(const tensor_list& params, const tensor_list& grads, const tenso
     plan.attach(2, max_exp_avg_sqs, "max_exp_avg_sq");
   }
   plan.advance_steps(steps);
-  plan.run(cpu::adam_update, h);
+  plan.run(DC_KERNEL(adam_update), h);
 }
 
 void rmsprop_step_(const tensor_list& params, const tensor_list& grads,
@@ -183,7 +185,7 @@ void rmsprop_step_(const tensor_list& params, const tensor_list& grads,
     plan.attach(2, momentum_buffers, "momentum_buffer");
   }
   plan.advance_steps(steps);
-  plan.run(cpu::rmsprop_update, h);
+  plan.run(DC_KERNEL(rmsprop_update), h);
 }
 
 void adagrad_step_(const tensor_list& params, const tensor_list& grads, const tensor_list& sums,
@@ -194,7 +196,7 @@ void adagrad_step_(const tensor_list& params, const tensor_list& grads, const te
   DC_CHECK(sums.size() == params.size(), ValueError, "[adagrad_step] every parameter needs sum");
   plan.attach(0, sums, "sum");
   plan.advance_steps(steps);
-  plan.run(cpu::adagrad_update, h);
+  plan.run(DC_KERNEL(adagrad_update), h);
 }
 
 }  // namespace dc::ops

@@ -109,7 +109,8 @@ std::pair<Tensor, Tensor> max_apply(const char* op, const Tensor& x, const cpu::
   Tensor y = Tensor::empty(out_shape(x, w.OH, w.OW), x.dtype());
   Tensor idx = Tensor::empty(y.sizes(), DType::Int64);
   Tensor xc = contig(x);
-  DC_KERNEL(max_pool2d_forward)(w, x.dtype(), xc.data_ptr(), y.data_ptr(), idx.data<int64_t>());
+  DC_KERNEL(max_pool2d_forward)(w, x.dtype(), xc.data_ptr(), y.data_ptr(),
+                                static_cast<int64_t*>(idx.data_ptr()));
   if (autograd::any_requires_grad({&x})) {
     const Shape xs = x.sizes();
     const int64_t planes = w.planes, hw = w.H * w.W, ohw = w.OH * w.OW;

@@ -263,8 +263,8 @@ std::pair<Tensor, Tensor> extreme_dim(const Tensor& t, int64_t dim, bool keepdim
   Tensor vbuf = Tensor::empty({L.out_numel()}, t.dtype());
   Tensor ibuf = Tensor::empty({L.out_numel()}, DType::Int64);
   if (L.out_numel() > 0)
-    DC_KERNEL(minmax_reduce)(t.dtype(), L.data.data_ptr(), vbuf.data_ptr(), ibuf.data<int64_t>(),
-                       L.dims, is_max);
+    DC_KERNEL(minmax_reduce)(t.dtype(), L.data.data_ptr(), vbuf.data_ptr(),
+                             static_cast<int64_t*>(ibuf.data_ptr()), L.dims, is_max);
   Tensor values = shape_output(vbuf, t, mask, L, keepdim);
   Tensor indices = shape_output(ibuf, t, mask, L, keepdim);
   if (autograd::any_requires_grad({&t})) {
@@ -299,8 +299,9 @@ Tensor arg_extreme(const Tensor& t, std::optional<int64_t> dim, bool keepdim, bo
   const Tensor x = t.is_contiguous() ? t : contiguous_clone(t);
   Tensor values = Tensor::empty({1}, t.dtype());
   Tensor index = Tensor::empty({}, DType::Int64);
-  DC_KERNEL(minmax_reduce)(t.dtype(), x.data_ptr(), values.data_ptr(), index.data<int64_t>(),
-                     cpu::ReduceDims{1, t.numel(), 1}, is_max);
+  DC_KERNEL(minmax_reduce)(t.dtype(), x.data_ptr(), values.data_ptr(),
+                           static_cast<int64_t*>(index.data_ptr()),
+                           cpu::ReduceDims{1, t.numel(), 1}, is_max);
   if (!keepdim) return index;
   return Tensor::make_view(index.storage(), Shape(t.dim(), 1), Shape(t.dim(), 1), 0,
                            DType::Int64);

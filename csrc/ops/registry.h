@@ -19,6 +19,7 @@ struct OpInfo {
   const char* binding = "";    // its name in deepcore._C; "" when written in Python
   bool generated = true;       // false: the binding is hand-written
   bool nn = false;             // a deepcore.nn.functional function, not a deepcore one
+  const char* inplace_of = "";  // add_: "add", the op whose inplace variant it is
 };
 
 // Defined in the generated registry table (build/<dir>/generated/op_registry.cpp).

@@ -492,10 +492,12 @@ Tensor tri_mask(const Tensor& t, int64_t diagonal, bool lower, const char* op) {
   DC_CHECK(t.dim() >= 2, ValueError, "[", op, "] input must have at least 2 dimensions, got ",
            t.shape_str());
   const int64_t r = t.sizes()[t.dim() - 2], c = t.sizes()[t.dim() - 1];
-  Tensor mask = Tensor::empty({r, c}, DType::Bool);
-  bool* m = mask.data<bool>();
-  for (int64_t i = 0; i < r; ++i)
-    for (int64_t j = 0; j < c; ++j) m[i * c + j] = lower ? (j - i <= diagonal) : (j - i >= diagonal);
+  // mask[i, j] = j - i <= diagonal (lower) or >= diagonal, built from ops so that it is made
+  // on t's device.
+  const Tensor rows = reshape(arange(0, static_cast<double>(r), 1, DType::Int64), {r, 1});
+  const Tensor offset = sub(arange(0, static_cast<double>(c), 1, DType::Int64), rows);
+  const Tensor d = scalar_tensor(diagonal, DType::Int64);
+  const Tensor mask = lower ? le(offset, d) : ge(offset, d);
   return where(mask, t, zeros({}, t.dtype()));
 }
 }  // namespace

@@ -294,11 +294,45 @@ Tensor& clamp_(Tensor& a, const Scalar* min, const Scalar* max) {
   return copy_(a, r);
 }
 
+// Tensor bounds. The derivative is torch's (clamp_backward_min_max), not maximum/minimum's tie
+// split: x keeps the whole gradient on the closed interval [min, max], a bound gets it only
+// where it was strictly active (min only if min < max; max wins when max < min).
 Tensor clamp_tensor(const Tensor& a, const Tensor& min, const Tensor& max) {
   DC_OP_GUARD("clamp_tensor", a, min, max);
   Tensor r = a;
-  if (min.defined()) r = maximum(r, min);
-  if (max.defined()) r = minimum(r, max);
+  {
+    autograd::GradModeGuard off(false);
+    if (min.defined()) r = maximum(r, min);
+    if (max.defined()) r = minimum(r, max);
+  }
+  if (r.is_same(a) || !autograd::any_requires_grad({&a, &min, &max})) return r;
+  const Shape smin = min.defined() ? min.sizes() : Shape{};
+  const Shape smax = max.defined() ? max.sizes() : Shape{};
+  autograd::record(
+      "clamp", {a, min, max}, {r},
+      [sa = a.sizes(), smin, smax](GradCtx& g) -> tensor_list {
+        const Tensor x = g.saved(0), lo = g.saved(1), hi = g.saved(2);
+        const Tensor zero = zeros({}, g.grad().dtype());
+        auto grad_where = [&](const Tensor& pred, const Shape& shape) {
+          return sum_to(where(pred, g.grad(), zero), shape);
+        };
+        Tensor gx, glo, ghi;
+        if (g.needs(0)) {
+          Tensor inside = lo.defined() ? ge(x, lo) : Tensor();
+          if (hi.defined()) inside = inside.defined() ? logical_and(inside, le(x, hi)) : le(x, hi);
+          gx = grad_where(inside, sa);
+        }
+        if (g.needs(1)) {
+          const Tensor below = lt(x, lo);
+          glo = grad_where(hi.defined() ? logical_and(below, lt(lo, hi)) : below, smin);
+        }
+        if (g.needs(2)) {
+          const Tensor above = gt(x, hi);
+          ghi = grad_where(lo.defined() ? logical_or(above, lt(hi, lo)) : above, smax);
+        }
+        return {gx, glo, ghi};
+      },
+      {a, min, max});
   return r;
 }
 

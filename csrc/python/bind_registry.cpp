@@ -32,6 +32,7 @@ void bind_registry(py::module_& m) {
       d["generated"] = op.generated;
       d["python"] = !*op.binding;
       d["module"] = op.nn ? "deepcore.nn.functional" : "deepcore";
+      d["inplace_of"] = *op.inplace_of ? py::object(py::str(op.inplace_of)) : py::object(py::none());
       out.append(d);
     }
     return out;

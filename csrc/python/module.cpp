@@ -105,7 +105,7 @@ Shape to_shape(py::handle obj, const char* op) {
   for (py::handle h : obj) {
     DC_CHECK(PyLong_Check(h.ptr()) || py::hasattr(h, "__index__"), TypeError, "[", op,
              "] shape entries must be ints, got ", py::str(h).cast<std::string>());
-    s.push_back(h.cast<int64_t>());
+    s.push_back(to_scalar(h, op).to_int());  // an out-of-range int is a ValueError
   }
   return s;
 }

@@ -8,7 +8,7 @@ import numbers
 from . import _C
 from ._C import Tensor
 from ._creation import _dt, _size
-from ._tensor import install_methods
+from ._tensor import _on_device, install_methods
 
 __all__ = ["isclose", "allclose", "clamp_min", "clamp_max", "lerp", "addcmul", "addcdiv",
            "nan_to_num", "roll", "diag", "trace", "meshgrid", "broadcast_tensors", "fliplr",
@@ -86,19 +86,22 @@ def diag(input, diagonal: int = 0):
     if input.dim() == 1:
         m = input.shape[0]
         n = m + abs(diagonal)
-        ar = _C._arange(0.0, float(m), 1.0, _C.dtype.int64, False)
+        with _on_device(input.device):  # the index tensors and the zeros go where input is
+            ar = _C._arange(0.0, float(m), 1.0, _C.dtype.int64, False)
+            zeros = _C._full([n, n], 0, input.dtype, False)
         rows, cols = _C.add(ar, max(-diagonal, 0)), _C.add(ar, max(diagonal, 0))
-        return _C.index_put(_C._full([n, n], 0, input.dtype, False), [rows, cols], input)
+        return _C.index_put(zeros, [rows, cols], input)
     if input.dim() != 2:
         raise ValueError(f"[diag] expected a 1-D or 2-D tensor, got shape {tuple(input.shape)}")
     rows, cols = input.shape
     r0, c0 = (0, diagonal) if diagonal >= 0 else (-diagonal, 0)
     length = max(0, min(rows - r0, cols - c0))
-    if length == 0:
-        return _C._full([0], 0, input.dtype, False)
+    # An empty diagonal goes through index_select too, so it stays attached to input's graph.
     flat = _C.flatten(input, 0, -1)
-    idx = _C._arange(float(r0 * cols + c0), float(r0 * cols + c0 + length * (cols + 1)),
-                     float(cols + 1), _C.dtype.int64, False)
+    first = r0 * cols + c0 if length else 0
+    with _on_device(input.device):
+        idx = _C._arange(float(first), float(first + length * (cols + 1)), float(cols + 1),
+                         _C.dtype.int64, False)
     return _C.index_select(flat, 0, idx)
 
 
@@ -162,25 +165,29 @@ def flipud(input):
 
 def _new(fill):
     def method(self, *size, dtype=None, device=None, requires_grad=False, **_):
-        t = _C._full(_size(size), fill, self.dtype if dtype is None else _dt(dtype), False)
+        with _on_device(self.device if device is None else device):
+            t = _C._full(_size(size), fill, self.dtype if dtype is None else _dt(dtype), False)
         return t.requires_grad_() if requires_grad else t
     return method
 
 
 def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False, **_):
-    t = _C._full(_size((size,)), fill_value, self.dtype if dtype is None else _dt(dtype), False)
+    with _on_device(self.device if device is None else device):
+        t = _C._full(_size((size,)), fill_value, self.dtype if dtype is None else _dt(dtype),
+                     False)
     return t.requires_grad_() if requires_grad else t
 
 
 def _new_empty(self, *size, dtype=None, device=None, requires_grad=False, **_):
-    t = _C._empty(_size(size), self.dtype if dtype is None else _dt(dtype), False)
+    with _on_device(self.device if device is None else device):
+        t = _C._empty(_size(size), self.dtype if dtype is None else _dt(dtype), False)
     return t.requires_grad_() if requires_grad else t
 
 
 def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
     from ._tensor import tensor
     return tensor(data, dtype=self.dtype if dtype is None else dtype,
-                  requires_grad=requires_grad)
+                  device=self.device if device is None else device, requires_grad=requires_grad)
 
 
 def _install():

@@ -152,8 +152,9 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, **_):
         return _C._eye(int(n), -1 if m is None else int(m), _dt(dtype), requires_grad)
 
 
-def scalar_tensor(value, dtype=None, **_):
-    return _C._full([], value, _dt(dtype), False)
+def scalar_tensor(value, dtype=None, device=None, **_):
+    with _on_device(device):
+        return _C._full([], value, _dt(dtype), False)
 
 
 def as_tensor(data, dtype=None, device=None):

@@ -115,6 +115,10 @@ bool wrap_indices(int64_t* idx, int64_t n, int64_t size, bool allow_negative, in
   return true;
 }
 
+bool wrap_index(const Tensor& idx, int64_t size, bool allow_negative, int64_t* bad) {
+  return wrap_indices(idx.data<int64_t>(), idx.numel(), size, allow_negative, bad);
+}
+
 void index_gather(const Tensor& out, const Tensor& src, const IndexGeometry& g,
                   const Tensor& offsets) {
   const int64_t B = offsets.numel(), O = numel_of(g.outer_sizes), I = numel_of(g.inner_sizes);

@@ -19,6 +19,8 @@ namespace dc::cpu {
 // [0, size) is accepted. Returns false (and the first bad value in *bad) if a value is out of
 // range; the array is then partly wrapped.
 bool wrap_indices(int64_t* idx, int64_t n, int64_t size, bool allow_negative, int64_t* bad);
+// The same over a contiguous int64 tensor, in place.
+bool wrap_index(const Tensor& idx, int64_t size, bool allow_negative, int64_t* bad);
 
 // The geometry of an indexed source or destination: the dims before (outer) and after (inner)
 // the block of indexed dims, sizes and element strides. Offsets of the indexed block are

@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import warnings
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Optional
 
 import numpy as np
 

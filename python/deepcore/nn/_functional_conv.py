@@ -147,7 +147,7 @@ def _channel_dropout(op: str, input: Tensor, p: float, training: bool, inplace: 
     if not training or p == 0.0:
         return input
     mask_shape = list(input.shape[:nd - feature_dims]) + [1] * feature_dims
-    mask = _C.dropout(_dc().ones(mask_shape, dtype=input.dtype), p, True)
+    mask = _C.dropout(_dc().ones(mask_shape, dtype=input.dtype, device=input.device), p, True)
     if inplace:
         return _C.mul_(input, mask)
     return _C.mul(input, mask)
@@ -232,13 +232,14 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         ndim_after = spatial - k - 1
         if mode == "nearest":
             idx = _source_index(out_sizes[k], in_sizes[k], scales[k], False, mode)
-            out = _C.index_select(out, dim, _dc().tensor(idx))
+            out = _C.index_select(out, dim, _dc().tensor(idx, device=input.device))
             continue
         i0, i1, lam = _source_index(out_sizes[k], in_sizes[k], scales[k], bool(align_corners),
                                     mode)
-        lam_t = _dc().tensor(lam.reshape([-1] + [1] * ndim_after), dtype=input.dtype)
-        a = _C.index_select(out, dim, _dc().tensor(i0))
-        b = _C.index_select(out, dim, _dc().tensor(i1))
+        lam_t = _dc().tensor(lam.reshape([-1] + [1] * ndim_after), dtype=input.dtype,
+                              device=input.device)
+        a = _C.index_select(out, dim, _dc().tensor(i0, device=input.device))
+        b = _C.index_select(out, dim, _dc().tensor(i1, device=input.device))
         out = _C.add(a, _C.mul(_C.sub(b, a), lam_t))
     return out
 

@@ -1,8 +1,11 @@
-"""Utilities: ``deepcore.utils.data`` (datasets, samplers, DataLoader).
+"""Utilities: ``deepcore.utils.data`` (datasets, samplers, DataLoader) and ``plan`` (a dry run
+of a model on the meta device: shapes, parameters, FLOPs and peak memory).
 
 ``data`` is imported on first use, so ``import deepcore`` doesn't pay for multiprocessing.
 """
 import importlib
+
+from .plan import Plan, plan  # noqa: F401
 
 
 def __getattr__(name):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 from typing import Any, Optional
 
-from ... import _C
 from ..._C import Tensor
 from .. import functional as F
 from ..parameter import Parameter

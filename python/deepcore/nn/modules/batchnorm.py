@@ -9,6 +9,7 @@ from ... import _C
 from ..._C import Tensor
 from ..._C import dtype as _dtype
 from ...autograd.grad_mode import no_grad
+from .. import functional as F
 from .. import init
 from ._factory import empty_param_data, register_affine
 from .module import Module, _layer_error
@@ -125,9 +126,9 @@ class _BatchNorm(_NormBase):
                                             and self.running_var is None)
         track = not self.training or self.track_running_stats
         try:
-            return _C._batch_norm(input, self.running_mean if track else None,
-                                  self.running_var if track else None, self.weight, self.bias,
-                                  use_batch_stats, factor, self.eps)
+            return F.batch_norm(input, self.running_mean if track else None,
+                                self.running_var if track else None, self.weight, self.bias,
+                                use_batch_stats, factor, self.eps)
         except ValueError as err:
             raise _layer_error(ValueError, f"{self!r}: {err.args[0]}") from err
 
@@ -156,9 +157,9 @@ class _InstanceNorm(_NormBase):
                          dtype, bias=bias)
 
     def _apply_instance_norm(self, input: Tensor) -> Tensor:
-        return _C._instance_norm(input, self.running_mean, self.running_var, self.weight,
-                                 self.bias, self.training or not self.track_running_stats,
-                                 self.momentum if self.momentum is not None else 0.0, self.eps)
+        return F.instance_norm(input, self.running_mean, self.running_var, self.weight,
+                               self.bias, self.training or not self.track_running_stats,
+                               self.momentum if self.momentum is not None else 0.0, self.eps)
 
     def forward(self, input: Tensor) -> Tensor:
         _check_tensor(self, input)
@@ -176,7 +177,7 @@ class _InstanceNorm(_NormBase):
                           "which is not used because affine=False", stacklevel=2)
         try:
             if input.dim() == nb:
-                return _C.squeeze(self._apply_instance_norm(_C.unsqueeze(input, 0)), 0)
+                return self._apply_instance_norm(input.unsqueeze(0)).squeeze(0)
             return self._apply_instance_norm(input)
         except ValueError as err:
             raise _layer_error(ValueError, f"{self!r}: {err.args[0]}") from err
@@ -228,7 +229,7 @@ class GroupNorm(Module):
                                            f"channels, got input of shape "
                                            f"{tuple(input.shape)}")
         try:
-            return _C._group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+            return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
         except ValueError as err:
             raise _layer_error(ValueError, f"{self!r}: {err.args[0]}") from err
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from ... import _C
 from ..._C import Tensor
+from .. import functional as F
 from ._factory import register_weight_bias, reset_fan_in_uniform
 from .module import Module, _layer_error
 
@@ -141,9 +141,9 @@ class _Conv(_ConvNd):
                          False, _ntuple(0, n), groups, bias, padding_mode, device, dtype)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
-        conv = _C.conv2d if self._spatial == 2 else _C.conv1d
+        conv = F.conv2d if self._spatial == 2 else F.conv1d
         if self.padding_mode != "zeros":
-            padded = _C._pad(input, self._reversed_padding_repeated_twice, self.padding_mode, 0.0)
+            padded = F.pad(input, self._reversed_padding_repeated_twice, self.padding_mode)
             return conv(padded, weight, bias, self.stride, 0, self.dilation, self.groups)
         return conv(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
@@ -219,7 +219,7 @@ class _ConvTransposeNd(_ConvNd):
     def forward(self, input: Tensor, output_size: Optional[Sequence[int]] = None) -> Tensor:
         self._check_input(input)
         output_padding = self._output_padding(input, output_size)
-        conv = _C.conv_transpose2d if self._spatial == 2 else _C.conv_transpose1d
+        conv = F.conv_transpose2d if self._spatial == 2 else F.conv_transpose1d
         try:
             return conv(input, self.weight, self.bias, self.stride, self.padding,
                         output_padding, self.groups, self.dilation)

@@ -1,7 +1,6 @@
 """Dropout, Dropout1d/2d/3d (whole channels)."""
 from __future__ import annotations
 
-from ... import _C
 from ..._C import Tensor
 from .. import functional as F
 from .module import Module, _layer_error
@@ -34,8 +33,7 @@ class Dropout(_DropoutNd):
 
 
 def _channel_dropout(module: _DropoutNd, input: Tensor, feature_dims: int) -> Tensor:
-    """Drops whole channels: one Bernoulli draw per (N, C), broadcast over the feature dims.
-    Accepts batched (N, C, *features) or unbatched (C, *features) input."""
+    """F.dropout1d / 2d / 3d, with the input's rank checked here so an error names the layer."""
     if not module.training or module.p == 0:
         return input
     nd = input.dim()
@@ -43,15 +41,8 @@ def _channel_dropout(module: _DropoutNd, input: Tensor, feature_dims: int) -> Te
         raise _layer_error(ValueError, f"{module!r}: expected a {feature_dims + 1}-D "
                                        f"(unbatched) or {feature_dims + 2}-D (batched) input, "
                                        f"got shape {tuple(input.shape)}")
-    mask_shape = list(input.shape[:nd - feature_dims]) + [1] * feature_dims
-    if module.p == 1:
-        keep = _C._full(mask_shape, 0.0, input.dtype, False)
-    else:
-        probs = _C._full(mask_shape, 1.0 - module.p, input.dtype, False)
-        keep = _C.mul(_C.bernoulli(probs), 1.0 / (1.0 - module.p))
-    if module.inplace:
-        return _C.mul_(input, keep)
-    return _C.mul(input, keep)
+    fn = (F.dropout1d, F.dropout2d, F.dropout3d)[feature_dims - 1]
+    return fn(input, module.p, module.training, module.inplace)
 
 
 class Dropout1d(_DropoutNd):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Sequence, Union
 
-from ... import _C
 from ..._C import Tensor
 from .module import Module, _layer_error
 
@@ -22,7 +21,7 @@ class Flatten(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         try:
-            return _C.flatten(input, self.start_dim, self.end_dim)
+            return input.flatten(self.start_dim, self.end_dim)
         except IndexError as err:
             raise _layer_error(IndexError, f"{self!r}: input of shape {tuple(input.shape)} has "
                                            f"{input.dim()} dimensions: {err}") from err
@@ -52,7 +51,7 @@ class Unflatten(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         try:
-            return _C.unflatten(input, self.dim, list(self.unflattened_size))
+            return input.unflatten(self.dim, list(self.unflattened_size))
         except (ValueError, IndexError, RuntimeError) as err:
             raise _layer_error(type(err), f"{self!r}: cannot unflatten input of shape "
                                           f"{tuple(input.shape)}: {err}") from err

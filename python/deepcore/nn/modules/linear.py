@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ... import _C
 from ..._C import Tensor
+from .. import functional as F
 from .. import init
 from ..parameter import Parameter
 from ._factory import register_weight_bias, reset_fan_in_uniform
@@ -58,7 +58,7 @@ class Linear(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         try:
-            return _C.linear(input, self.weight, self.bias)
+            return F.linear(input, self.weight, self.bias)
         except ValueError as err:
             shape = tuple(getattr(input, "shape", ()))
             if not shape or shape[-1] != self.in_features:
@@ -109,17 +109,7 @@ class Bilinear(Module):
         if s1[:-1] != s2[:-1]:
             raise _layer_error(ValueError, f"{self!r}: input1 {s1} and input2 {s2} must have "
                                            "the same batch dimensions")
-        batch = s1[:-1]
-        o, i, j = self.out_features, self.in1_features, self.in2_features
-        x1 = _C._reshape(input1, [-1, i])                                   # (N, i)
-        x2 = _C._reshape(input2, [-1, j])                                   # (N, j)
-        # (N, i) @ (i, o*j) -> (N, o, j); then contract j against x2.
-        w = _C._reshape(_C._permute(self.weight, [1, 0, 2]), [i, o * j])
-        t = _C._reshape(_C.mm(x1, w), [-1, o, j])
-        out = _C.sum(_C.mul(t, _C.unsqueeze(x2, 1)), -1)                   # (N, o)
-        if self.bias is not None:
-            out = _C.add(out, self.bias)
-        return _C._reshape(out, list(batch) + [o])
+        return F.bilinear(input1, input2, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numbers
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from ... import _C
 from ..._C import Tensor
+from .. import functional as F
 from .. import init
 from ..parameter import Parameter
 from ._factory import empty_param_data, register_affine
@@ -58,8 +58,8 @@ class LayerNorm(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         try:
-            return _C.layer_norm(input, list(self.normalized_shape), self.weight, self.bias,
-                                 self.eps)
+            return F.layer_norm(input, list(self.normalized_shape), self.weight, self.bias,
+                                self.eps)
         except ValueError as err:
             _check_trailing(self, input, self.normalized_shape, err)
             raise
@@ -99,7 +99,7 @@ class RMSNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         try:
-            return _C.rms_norm(x, list(self.normalized_shape), self.weight, self.eps)
+            return F.rms_norm(x, list(self.normalized_shape), self.weight, self.eps)
         except ValueError as err:
             _check_trailing(self, x, self.normalized_shape, err)
             raise
