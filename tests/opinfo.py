@@ -1043,7 +1043,9 @@ for _n in ("isclose", "allclose"):
         Sample(x := arr(rng, (3, 4), d), x + np.asarray(rng.choice([0, 1e-9, 1e-3], (3, 4)),
                                                        x.dtype)),
         Sample(x := _special(rng, (5,), d), x, equal_nan=True),
-        Sample(arr(rng, (3, 4), d), arr(rng, (4,), d), rtol=0.5, atol=0.5)], dtypes=FLOATS)
+        Sample(arr(rng, (3, 4), d), arr(rng, (4,), d), rtol=0.5, atol=0.5)], dtypes=FLOATS,
+        **({"skips": {"meta": "allclose returns a Python bool computed from the values"}}
+           if _n == "allclose" else {}))
 _add_if_registered("clamp_min", lambda rng, d: [Sample(off_half(rng, s, d), 0.25)
                                                 for s in UNARY_SHAPES[:3]])
 _add_if_registered("clamp_max", lambda rng, d: [Sample(off_half(rng, s, d), 0.25)

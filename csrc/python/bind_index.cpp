@@ -18,8 +18,10 @@ Tensor scatter_src(const Tensor& t, const Tensor& index, py::handle src, py::han
                    const char* op) {
   py::handle s = src.is_none() ? value : src;
   DC_CHECK(!s.is_none(), TypeError, "[", op, "] expected src (a tensor) or value (a number)");
-  if (is_number(s))
+  if (is_number(s)) {
+    DeviceGuard on(t.device());  // the number becomes a tensor on t's device, meta included
     return ops::expand(ops::scalar_tensor(to_scalar(s, op), t.dtype()), index.sizes());
+  }
   return to_tensor(s, op);
 }
 

@@ -90,6 +90,11 @@ void bind_tensor(py::module_& m) {
       // and dtype, keeping its identity and autograd state (Module.to(dtype) relies on it).
       .def("_set_data", [](const Tensor& self, const Tensor& src) {
         TensorImpl* d = self.impl();
+        // A leaf's gradient accumulator records its shape, dtype and device; a new kind of
+        // data gets a new accumulator (as torch's set_data does).
+        if (d->autograd && (src.sizes() != d->sizes || src.dtype() != d->dtype ||
+                            src.device() != self.device()))
+          d->autograd->grad_accumulator.reset();
         d->storage = src.storage();
         d->sizes = src.sizes();
         d->strides = src.strides();

@@ -98,7 +98,7 @@ from ._creation import (  # noqa: E402
     randint, randint_like, randn, randn_like, zeros, zeros_like, scalar_tensor, as_tensor,
     asarray, from_dlpack,
 )
-from ._C import randperm  # noqa: E402
+from ._creation import randperm  # noqa: E402
 from ._functional import *  # noqa: E402,F401,F403
 from ._composite import *  # noqa: E402,F401,F403
 from ._sort import *  # noqa: E402,F401,F403

@@ -152,6 +152,12 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, **_):
         return _C._eye(int(n), -1 if m is None else int(m), _dt(dtype), requires_grad)
 
 
+def randperm(n, *, dtype=None, device=None, requires_grad=False, **_):
+    with _on_device(device):
+        t = _C.randperm(int(n), dtype=_dt(dtype, _I64))
+    return t.requires_grad_() if requires_grad else t
+
+
 def scalar_tensor(value, dtype=None, device=None, **_):
     with _on_device(device):
         return _C._full([], value, _dt(dtype), False)
