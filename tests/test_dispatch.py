@@ -226,3 +226,55 @@ def test_plan_accepts_several_inputs_and_inference():
     assert p.backward_flops == 0 and p.forward_flops == 2 * 5 * 3 * 2
     with pytest.raises(TypeError, match="example_input_shapes"):
         dc.utils.plan(Two(), "not a shape")
+
+
+# ---- the seam holds: every public op enters through the dispatcher ---------------------------
+
+_CSRC = __import__("pathlib").Path(__file__).resolve().parent.parent / "csrc"
+_NOT_OPS = {"wrap_scalar", "result_type", "check_inplace", "inplace_into_view_needs_history",
+            "reduction_from_name"}  # helpers of the op layer, not ops
+
+
+def _public_definitions(text):
+    """(name, first statement) of each function defined at namespace scope outside anonymous
+    namespaces."""
+    import re
+    out, anon = [], 0
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("namespace {"):
+            anon += 1
+        elif line.startswith("}  // namespace") and anon and not line.startswith(
+                "}  // namespace dc"):
+            anon -= 1
+        m = re.match(r"^(?:[A-Za-z_][\w:<>, ]*[\s&*])(\w+)\((.*)$", line)
+        if anon or not m or line.startswith((" ", "#", "//", "return")):
+            continue
+        sig = line
+        j = i
+        while "{" not in sig and not sig.rstrip().endswith(";") and j + 1 < len(lines):
+            j += 1
+            sig += lines[j]
+        if "{" not in sig:
+            continue
+        first = lines[j + 1].strip() if sig.rstrip().endswith("{") else sig.split("{", 1)[1]
+        out.append((m.group(1), first))
+    return out
+
+
+def test_every_public_op_enters_through_the_dispatcher():
+    import re
+    missing = []
+    for f in sorted((_CSRC / "ops").glob("*.cpp")):
+        for name, first in _public_definitions(f.read_text()):
+            if name in _NOT_OPS or name.startswith("DC_"):
+                continue
+            if not first.startswith("DC_OP_GUARD"):
+                missing.append(f"{f.name}: {name}")
+    assert not missing, "public ops without DC_OP_GUARD as their first statement:\n" + \
+        "\n".join(missing)
+    # ... and never call a cpu kernel directly: kernels go through the per-device table.
+    direct = [f"{f.name}:{n + 1}: {ln.strip()}" for f in sorted((_CSRC / "ops").glob("*.cpp"))
+              for n, ln in enumerate(f.read_text().splitlines())
+              if re.search(r"\bcpu::[a-z_0-9]+\(", ln) and "wrap_indices" not in ln]
+    assert not direct, "\n".join(direct)
