@@ -107,6 +107,11 @@ PROBES = {
                          ("ok", "[4611686018427387905, 4611686018427387905]")),
     "fill_int64_exact": ("dc.zeros(1, dtype=dc.int64).fill_(-2**63)", ("ok", "[-9223372036854775808]")),
     "int_beyond_int64": ("dc.ones(2) + 2**70", ("ValueError", "int64")),
+    # Pool windows divided numel by H * W to count planes: an empty spatial dim was SIGFPE.
+    "max_pool1d_empty": ("dc.nn.functional.max_pool1d(dc.zeros(0, 0, 0), 2**40)",
+                         ("ValueError", "[max_pool1d]")),
+    "max_pool1d_empty_length": ("dc.nn.functional.max_pool1d(dc.zeros(1, 2, 0), 1)",
+                                ("ValueError", "[max_pool1d]")),
     # In-place writes into an empty expanded tensor: no element is written twice.
     "empty_expanded_inplace": ("dc.ones(0, 1).expand(0, 2).add_(1)", ("ok", "[]")),
     "clamp__promotes": ("dc.tensor([True]).clamp_(max=2)", ("TypeError", "[clamp_]")),

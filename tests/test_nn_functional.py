@@ -306,6 +306,25 @@ def test_binary_cross_entropy(reduction, weighted):
                          [pl])
 
 
+@pytest.mark.parametrize("lib", [dc, torch], ids=["deepcore", "torch"])
+@pytest.mark.parametrize("arg", ["weight", "pos_weight"])
+@pytest.mark.parametrize("logits", [False, True])
+def test_binary_cross_entropy_refuses_a_weight_that_requires_grad(lib, arg, logits):
+    """No derivative exists for weight / pos_weight: torch refuses them requiring grad (under
+    grad mode only), rather than leaving them without a gradient."""
+    if arg == "pos_weight" and not logits:
+        pytest.skip("binary_cross_entropy has no pos_weight")
+    fn = (lib.nn.functional.binary_cross_entropy_with_logits if logits
+          else lib.nn.functional.binary_cross_entropy)
+    p = lib.tensor([[0.3, 0.6], [0.2, 0.9]], requires_grad=True)
+    y = lib.tensor([[0.0, 1.0], [1.0, 0.0]])
+    w = lib.tensor([0.5, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=f"not differentiable with respect to argument '{arg}'"):
+        fn(p, y, **{arg: w})
+    with lib.no_grad():
+        fn(p, y, **{arg: w})
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("pos", [False, True])

@@ -1,4 +1,4 @@
-"""Every op of the database in tests/opinfo.py, checked against PyTorch and against itself.
+"""Every op of the database in tests/opinfo/, checked against PyTorch and against itself.
 
 One parametrised module, one test per check and op entry:
   forward    every sample, every dtype, contiguous inputs: values, shape and dtype vs torch
@@ -196,7 +196,7 @@ def _known_bug(sample, fn):
         fn()
     except Exception:  # noqa: BLE001  (the bug's error, whatever its type)
         return None
-    pytest.fail(f"known bug no longer reproduces, update tests/opinfo.py: {sample.xfail}")
+    pytest.fail(f"known bug no longer reproduces, update tests/opinfo/: {sample.xfail}")
 
 
 def _run_forward(info: OpInfo, sample, msg, layouts=None):

@@ -1,4 +1,4 @@
-"""The registry and the public API agree, and every registered op has cases in tests/opinfo.py.
+"""The registry and the public API agree, and every registered op has cases in tests/opinfo/.
 
 Both directions: every public callable of deepcore, deepcore.nn.functional and deepcore.Tensor
 that computes on tensors is a registered op (or an alias of one, or on the allow-list of
@@ -111,9 +111,9 @@ def test_registered_ops_are_reachable_from_python():
 def test_every_registered_op_has_database_cases():
     names = {op["name"] for op in _registry()}
     missing = sorted(names - set(opinfo.OPS_BY_NAME))
-    assert not missing, f"registered ops without an OpInfo entry in tests/opinfo.py: {missing}"
+    assert not missing, f"registered ops without an OpInfo entry in tests/opinfo/: {missing}"
     unknown = sorted(set(opinfo.OPS_BY_NAME) - names)
-    assert not unknown, f"tests/opinfo.py has entries for ops that are not registered: {unknown}"
+    assert not unknown, f"tests/opinfo/ has entries for ops that are not registered: {unknown}"
     for info in opinfo.OPS:
         n = sum(len(info.samples(np.random.default_rng(0), d))
                 for d in info.dtypes)

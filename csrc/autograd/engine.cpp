@@ -166,12 +166,16 @@ tensor_list grad(const tensor_list& roots, const tensor_list& grad_outputs,
                  const tensor_list& inputs, bool retain_graph, bool create_graph,
                  bool allow_unused) {
   std::vector<Capture> captures;
+  // A leaf's accumulator is held only weakly by the leaf: keep each one alive through the run,
+  // or an input that is also an output (grad(x, x)) would be seeded into a fresh accumulator
+  // that no capture points at.
+  std::vector<Edge> edges;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];
     DC_CHECK(t.defined() && t.requires_grad(), RuntimeError, "[autograd.grad] input ", i,
              " does not require grad");
-    Edge e = gradient_edge(t);
-    captures.push_back({e.fn.get(), e.input_nr});
+    edges.push_back(gradient_edge(t));
+    captures.push_back({edges.back().fn.get(), edges.back().input_nr});
   }
   tensor_list out = run(roots, grad_outputs, retain_graph, create_graph, &captures, "grad");
   for (size_t i = 0; i < out.size(); ++i) {

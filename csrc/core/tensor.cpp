@@ -81,6 +81,7 @@ int64_t Tensor::stride(int64_t d) const { return impl_->strides[wrap_dim(d, dim(
 int64_t Tensor::numel() const { return numel_of(impl_->sizes); }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // nothing to lay out, whatever the strides (numpy gives 0s)
   int64_t expected = 1;
   for (int64_t i = dim() - 1; i >= 0; --i) {
     const int64_t s = impl_->sizes[i];

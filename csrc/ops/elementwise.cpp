@@ -307,17 +307,23 @@ Tensor fmod(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+namespace {
+// Shared by pow and pow_ (whose direct in-place path never calls pow).
+void check_int_exponents(const Tensor& a, const Tensor& b, const char* name) {
+  if (is_floating(result_type({a, b})) || is_floating(b.dtype())) return;
+  Tensor neg_exp = Tensor::empty(b.sizes(), DType::Bool);
+  DC_KERNEL(compare_into)(CompareOp::lt, neg_exp, b, scalar_tensor(Scalar(0), b.dtype()));
+  // Meta tensors have no values: the exponents cannot be checked there.
+  for (int64_t i = 0; i < (neg_exp.is_meta() ? 0 : neg_exp.numel()); ++i)
+    DC_CHECK(!neg_exp.data<bool>()[i], RuntimeError,
+             "[", name, "] integers to negative integer powers are not allowed");
+}
+}  // namespace
+
 Tensor pow(const Tensor& a, const Tensor& b) {
   DC_OP_GUARD("pow", a, b);
   const DType dt = result_type({a, b});
-  if (!is_floating(dt) && !is_floating(b.dtype())) {
-    Tensor neg_exp = Tensor::empty(b.sizes(), DType::Bool);
-    DC_KERNEL(compare_into)(CompareOp::lt, neg_exp, b, scalar_tensor(Scalar(0), b.dtype()));
-    // Meta tensors have no values: the exponents cannot be checked there.
-    for (int64_t i = 0; i < (neg_exp.is_meta() ? 0 : neg_exp.numel()); ++i)
-      DC_CHECK(!neg_exp.data<bool>()[i], RuntimeError,
-               "[pow] integers to negative integer powers are not allowed");
-  }
+  check_int_exponents(a, b, "pow");
   Tensor out = binary_kernel(BinaryOp::pow, a, b, dt, "pow");
   if (autograd::any_requires_grad({&a, &b})) {
     const Shape sa = a.sizes(), sb = b.sizes();
@@ -446,6 +452,7 @@ Tensor& div_(Tensor& a, const Tensor& b) {
 }
 Tensor& pow_(Tensor& a, const Tensor& b) {
   DC_OP_GUARD("pow_", a, b);
+  check_int_exponents(a, b, "pow_");
   return inplace(a, b, "pow_", BinaryOp::pow,
                  [](const Tensor& x, const Tensor& y) { return pow(x, y); });
 }

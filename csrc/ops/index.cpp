@@ -73,6 +73,7 @@ cpu::IndexGeometry geometry(const Shape& sizes, const Shape& strides, int64_t fi
 // In-place writes need each element to own its memory: an expanded tensor (stride 0 on a dim
 // of size > 1) would silently combine writes.
 void check_no_internal_overlap(const Tensor& t, const char* op) {
+  if (t.numel() == 0) return;  // nothing is written (numpy gives empty arrays 0 strides)
   for (int64_t d = 0; d < t.dim(); ++d)
     DC_CHECK(!(t.sizes()[d] > 1 && t.strides()[d] == 0), RuntimeError, "[", op,
              "] cannot write in place into a tensor whose elements share memory (shape ",

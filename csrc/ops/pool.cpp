@@ -87,7 +87,8 @@ cpu::PoolWindows sliding_windows(const char* op, const Tensor& x, const PoolArgs
                                  bool ceil_mode) {
   cpu::PoolWindows w;
   w.H = x.sizes()[x.dim() - 2], w.W = x.sizes()[x.dim() - 1];
-  w.planes = x.numel() / (w.H * w.W);
+  // The leading dims' product, not numel / (H * W): an empty spatial dim must not divide by 0.
+  w.planes = numel_of(Shape(x.sizes().begin(), x.sizes().end() - 2));
   w.OH = pooled_size(w.H, a.kh, a.sh, a.ph, a.dh, ceil_mode);
   w.OW = pooled_size(w.W, a.kw, a.sw, a.pw, a.dw, ceil_mode);
   DC_CHECK(w.OH > 0 && w.OW > 0, ValueError, "[", op, "] output size (", w.OH, ", ", w.OW,
@@ -172,7 +173,7 @@ cpu::PoolWindows adaptive_windows(const char* op, const Tensor& x, const Shape& 
            shape_str(output_size));
   cpu::PoolWindows w;
   w.H = x.sizes()[x.dim() - 2], w.W = x.sizes()[x.dim() - 1];
-  w.planes = x.numel() / (w.H * w.W), w.OH = OH, w.OW = OW;
+  w.planes = numel_of(Shape(x.sizes().begin(), x.sizes().end() - 2)), w.OH = OH, w.OW = OW;
   adaptive_taps(OH, w.H, w.h0, w.hn, w.hdiv);
   adaptive_taps(OW, w.W, w.w0, w.wn, w.wdiv);
   return w;

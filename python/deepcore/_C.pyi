@@ -627,6 +627,8 @@ def _randint(low: int, high: int, size: int | typing.Sequence[int], dtype: DType
     """_randint(int low, int high, int[] size, ScalarType dtype) -> Tensor"""
 def _randn(size: int | typing.Sequence[int], dtype: DTypeLike, requires_grad: bool) -> Tensor:
     """_randn(int[] size, ScalarType dtype, bool requires_grad) -> Tensor"""
+def _randperm(n: int, dtype: DTypeLike) -> Tensor:
+    """_randperm(int n, ScalarType dtype) -> Tensor"""
 def _repeat(input: Tensor, shape: int | typing.Sequence[int]) -> Tensor:
     """_repeat(Tensor input, int[] shape) -> Tensor"""
 def _reshape(input: Tensor, shape: int | typing.Sequence[int]) -> Tensor:
@@ -899,8 +901,6 @@ def pow_(input: TensorLike, other: TensorLike) -> Tensor:
     """pow(TensorLike input, TensorLike other) -> Tensor"""
 def prod(input: Tensor, dim: int | typing.Sequence[int] | None = None, keepdim: bool = False, *, dtype: DTypeLike | None = None) -> Tensor:
     """prod(Tensor input, int[]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor"""
-def randperm(n: int, *, dtype: DTypeLike | None = None) -> Tensor:
-    """randperm(int n, *, ScalarType? dtype=None) -> Tensor"""
 def reciprocal(input: Tensor) -> Tensor:
     """reciprocal(Tensor input) -> Tensor"""
 def reciprocal_(input: Tensor) -> Tensor:

@@ -154,7 +154,7 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, **_):
 
 def randperm(n, *, dtype=None, device=None, requires_grad=False, **_):
     with _on_device(device):
-        t = _C.randperm(int(n), dtype=_dt(dtype, _I64))
+        t = _C._randperm(int(n), _dt(dtype, _I64))
     return t.requires_grad_() if requires_grad else t
 
 

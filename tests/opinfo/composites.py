@@ -1,0 +1,133 @@
+"""OpInfo entries: composites, ops written in terms of other ops."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as TF
+
+import deepcore.nn.functional as F
+from .core import (
+    ALL, BOOL, F32, F64, FLOATS, I32, I64, NUMERIC, OPS, REGISTRY, UNARY_SHAPES, DType, Sample,
+    add, arr, away, method, off_half,
+)
+from .elementwise import UNARY, _away, _in_range, _same_shape_dtype, _special, _ties, unary_samples
+from .tensor_ops import _RED_TOLS, reduce_samples, shape_samples
+from .nn import _distinct
+
+# ---- composites: ops written in terms of other ops, registered with their signature ----------
+# Each is still one public callable with torch's semantics, so it gets the same checks.
+
+def _add_if_registered(name, samples, **kw):
+    """Composites appear in registries that list Python-level ops; older ones lack them."""
+    if name in REGISTRY:
+        add(name, samples, **kw)
+
+
+# Every in-place variant the schema lists is a registry row of its own (sin_, dropout_, ...);
+# each runs on its out-of-place op's domain.
+_added = {info.name for info in OPS}
+for _n, (_lo, _hi, _init, *_rest) in UNARY.items():
+    if _n + "_" not in _added:
+        _add_if_registered(_n + "_", unary_samples(_lo, _hi, _init),
+                           inplace=True, op=method(_n + "_"), ref=method(_n + "_"))
+_add_if_registered("leaky_relu_", unary_samples(init=_away), inplace=True,
+                   op=lambda x: F.leaky_relu_(x), ref=lambda x: TF.leaky_relu_(x))
+# p=0 keeps every element, so both libraries agree; the clone lets a leaf go in place.
+_add_if_registered("dropout_", lambda rng, d: [Sample(away(rng, (3, 4), d), 0.0, True)],
+                   op=lambda x, p, t: F.dropout(x.clone(), p, t, inplace=True),
+                   ref=lambda x, p, t: TF.dropout(x.clone(), p, t, inplace=True))
+
+
+for _n in ("addcmul", "addcdiv"):
+    _add_if_registered(_n, lambda rng, d, _n=_n: [
+        Sample(arr(rng, (3, 4), d), arr(rng, (3, 4), d), away(rng, (3, 4), d)),
+        Sample(arr(rng, (3, 4), d), arr(rng, (4,), d), away(rng, (3, 1), d), value=0.5),
+        Sample(arr(rng, (), d), arr(rng, (2, 3), d), away(rng, (), d))], gradgrad=False)
+_add_if_registered("lerp", lambda rng, d: [
+    Sample(arr(rng, (3, 4), d), arr(rng, (3, 4), d), 0.3),
+    Sample(arr(rng, (3, 4), d), arr(rng, (4,), d), arr(rng, (3, 4), d, 0, 1))])
+for _n in ("isclose", "allclose"):
+    _add_if_registered(_n, lambda rng, d: [
+        Sample(x := arr(rng, (3, 4), d), x + np.asarray(rng.choice([0, 1e-9, 1e-3], (3, 4)),
+                                                       x.dtype)),
+        Sample(x := _special(rng, (5,), d), x, equal_nan=True),
+        Sample(arr(rng, (3, 4), d), arr(rng, (4,), d), rtol=0.5, atol=0.5)], dtypes=FLOATS,
+        **({"skips": {"meta": "allclose returns a Python bool computed from the values"}}
+           if _n == "allclose" else {}))
+_add_if_registered("clamp_min", lambda rng, d: [Sample(off_half(rng, s, d), 0.25)
+                                                for s in UNARY_SHAPES[:3]])
+_add_if_registered("clamp_max", lambda rng, d: [Sample(off_half(rng, s, d), 0.25)
+                                                for s in UNARY_SHAPES[:3]])
+_add_if_registered("nan_to_num", lambda rng, d: [
+    Sample(_special(rng, (3, 4), d)), Sample(_special(rng, (7,), d), 1.0, 5.0, -5.0)],
+    grad=False, gradcheck=False)  # torch's gradient is defined at finite inputs only
+_add_if_registered("softsign", unary_samples(), dtypes=FLOATS)
+_add_if_registered("tanhshrink", unary_samples(), dtypes=FLOATS)
+_add_if_registered("softmin", reduce_samples(((3, 4), 1), ((2, 3, 4), 0), ((0, 3), 1)),
+                   tols=_RED_TOLS)
+_add_if_registered("aminmax", reduce_samples(((3, 4),), ((3, 4), {"dim": 1}),
+                                             ((2, 3, 4), {"dim": -1, "keepdim": True})),
+                   dtypes=NUMERIC)
+for _n in ("var_mean", "std_mean"):
+    _add_if_registered(_n, reduce_samples(((3, 4),), ((3, 4), 1), ((2, 3, 4), (0, 2), True),
+                                          ((3, 4), 1, {"correction": 0})), tols=_RED_TOLS)
+_add_if_registered("trace", reduce_samples(((3, 4),), ((4, 4),)), dtypes=NUMERIC)
+# The trace of an empty matrix still requires grad (with a zero gradient), as in torch.
+_add_if_registered("trace", reduce_samples(((0, 2),)), dtypes=NUMERIC)
+_add_if_registered("sort", reduce_samples(((3, 4),), ((3, 4), 0), ((2, 3, 4), -1, True),
+                                          ((0, 3),), init=_distinct), dtypes=NUMERIC)
+_add_if_registered("msort", reduce_samples(((3, 4),), ((5,),), init=_distinct), dtypes=NUMERIC)
+_add_if_registered("topk", reduce_samples(((3, 5), 2), ((3, 5), 2, 0), ((17,), 3, 0, False),
+                                          init=_distinct), dtypes=NUMERIC)
+_add_if_registered("kthvalue", reduce_samples(((3, 5), 2), ((3, 5), 1, 0, True),
+                                              init=_distinct), dtypes=NUMERIC)
+_add_if_registered("argwhere", lambda rng, d: [Sample(_ties(rng, s, d, 0)) for s in
+                                               UNARY_SHAPES], dtypes=ALL, meta=False)
+_add_if_registered("broadcast_to", shape_samples(((3, 1), (3, 4)), ((4,), (2, 3, 4)),
+                                                 ((), (2,))), dtypes=ALL)
+_add_if_registered("broadcast_tensors", lambda rng, d: [
+    Sample(arr(rng, (3, 1), d), arr(rng, (4,), d)),
+    Sample(arr(rng, (), d), arr(rng, (2, 3), d), arr(rng, (1, 3), d))], dtypes=ALL)
+_add_if_registered("meshgrid", lambda rng, d: [
+    Sample(arr(rng, (3,), d), arr(rng, (4,), d), indexing="ij"),
+    Sample(arr(rng, (3,), d), arr(rng, (2,), d), indexing="xy")], dtypes=NUMERIC)
+_add_if_registered("diag", shape_samples(((4,),), ((4,), 1), ((3, 4),), ((3, 4), -1)),
+                   dtypes=NUMERIC)
+for _n in ("fliplr", "flipud"):
+    _add_if_registered(_n, shape_samples(((3, 4),), ((2, 3, 4),)), dtypes=ALL)
+_add_if_registered("roll", shape_samples(((3, 4), 1), ((3, 4), (1, -2), (0, 1)), ((5,), 7, 0)),
+                   dtypes=ALL)
+_add_if_registered("swapaxes", shape_samples(((2, 3, 4), 0, 2), ((3, 4), -1, 0)), dtypes=ALL)
+for _n in ("zeros_like", "ones_like", "empty_like", "rand_like", "randn_like"):
+    _check = {"empty_like": _same_shape_dtype, "randn_like": _same_shape_dtype,
+              "rand_like": _in_range(0, 1)}.get(_n)
+    _add_if_registered(_n, lambda rng, d, _check=_check: [
+        Sample(arr(rng, s, d), check=_check) for s in UNARY_SHAPES] + [
+        Sample(arr(rng, (2, 3), d), dtype=DType(F64), check=_check)],
+        dtypes=FLOATS if _n in ("rand_like", "randn_like") else ALL)
+_add_if_registered("full_like", lambda rng, d: [Sample(arr(rng, s, d), 1) for s in UNARY_SHAPES],
+                   dtypes=ALL)
+_add_if_registered("randint_like", lambda rng, d: [
+    Sample(arr(rng, s, d), 3, 9, check=_in_range(3, 9, integral=True)) for s in UNARY_SHAPES],
+    dtypes=NUMERIC)
+_add_if_registered("scalar_tensor", lambda rng, d: [Sample(1, dtype=DType(d)),
+                                                    Sample(-2, dtype=DType(d))],
+                   dtypes=NUMERIC, factory=True)
+_add_if_registered("result_type", lambda rng, d: [
+    Sample(arr(rng, (3,), d), arr(rng, (), F64)), Sample(arr(rng, (3,), d), 2.5),
+    Sample(arr(rng, (3,), d), arr(rng, (2,), I64))],
+    dtypes=ALL, layouts=(), meta=False,
+    skips={"meta": "returns a dtype, not a tensor", "layouts": "returns a dtype"},
+    ref=lambda a, b: {torch.bool: BOOL, torch.int32: I32, torch.int64: I64,
+                                 torch.float32: F32, torch.float64: F64}[torch.result_type(a, b)])
+_add_if_registered("dropout2d", lambda rng, d: [
+    Sample(away(rng, (2, 3, 4, 4), d), 0.0), Sample(away(rng, (2, 3, 4, 4), d), 0.5, False),
+    Sample(away(rng, (2, 3, 4, 4), d), 1.0)])
+for _n in ("interpolate", "upsample"):
+    _add_if_registered(_n, lambda rng, d, _n=_n: [
+        Sample(arr(rng, (1, 2, 4, 5), d), scale_factor=2),
+        Sample(arr(rng, (1, 2, 4, 5), d), size=(6, 7)),
+        Sample(arr(rng, (1, 2, 4, 5), d), size=(7, 9), mode="bilinear", align_corners=False),
+        Sample(arr(rng, (1, 2, 4, 5), d), size=(7, 9), mode="bilinear", align_corners=True),
+        Sample(arr(rng, (2, 3, 6), d), scale_factor=2, mode="linear", align_corners=False)],
+        tols={F32: (1e-5, 1e-5)})
