@@ -28,7 +28,7 @@ ALIASES = {
     "negative": "neg", "subtract": "sub", "greater": "gt", "less": "lt",
     # Tensor conversions and *_as forms: the op they call with another tensor's dtype/shape.
     "double": "to", "float": "to", "int": "to", "long": "to", "bool": "to", "cpu": "to",
-    "type": "to", "type_as": "to", "expand_as": "expand", "reshape_as": "reshape",
+    "cuda": "to", "type": "to", "type_as": "to", "expand_as": "expand", "reshape_as": "reshape",
     "view_as": "view",
     # Tensor.new_*: creation ops taking the dtype of self.
     "new_empty": "empty", "new_full": "full", "new_ones": "ones", "new_zeros": "zeros",

@@ -6,9 +6,9 @@
 //   DC_OP_GUARD("add", a, b);
 //
 // and the guard it declares
-//   1. resolves the call's device from its tensor inputs. Python numbers (wrapped as 0-d cpu
-//      tensors) go with any device, as in torch; two real devices in one call are a
-//      RuntimeError naming both. An op with no tensor input (a factory, a nested helper) runs
+//   1. resolves the call's device from its tensor inputs. 0-d cpu tensors (Python numbers are
+//      wrapped as such) go with any device, as in torch; two devices among the other inputs
+//      are a RuntimeError naming both. An op with no tensor input (a factory, a nested helper) runs
 //      on the current device, so ops nested in a meta op stay on meta.
 //   2. makes that device current for the op's body: Tensor::empty allocates there by default,
 //      and DC_KERNEL (dispatch/kernels.h) looks each kernel up in that device's table — cpu
@@ -145,7 +145,8 @@ class OpGuard {
     return d;
   }
   static void pick(const char* op, const Tensor& t, Device& d, bool& found) {
-    if (!t.defined() || t.impl()->is_wrapped_number) return;
+    // 0-d cpu tensors (Python numbers among them) are scalars that go with any device.
+    if (!t.defined() || (t.impl()->sizes.empty() && t.device().type == DeviceType::CPU)) return;
     const Device td = t.device();
     if (!found) {
       d = td;

@@ -65,8 +65,13 @@ TEST(Shape, WrapDim) {
   EXPECT_EQ(dc::wrap_dim(-1, 3, "t"), 2);
   EXPECT_EQ(dc::wrap_dim(0, 3, "t"), 0);
   EXPECT_EQ(dc::wrap_dim(-3, 3, "t"), 0);
-  EXPECT_EQ(dc::wrap_dim(0, 0, "t"), 0);   // a 0-d tensor accepts 0 and -1
-  EXPECT_EQ(dc::wrap_dim(-1, 0, "t"), 0);
+  // A 0-d tensor has no dim to index (Note [Dims of a 0-d tensor]); the ops that accept 0 and
+  // -1 there, as torch does, ask for it.
+  EXPECT_THROW(dc::wrap_dim(0, 0, "t"), dc::IndexError);
+  EXPECT_THROW(dc::wrap_dim(-1, 0, "t"), dc::IndexError);
+  EXPECT_EQ(dc::wrap_dim_scalar_ok(0, 0, "t"), 0);
+  EXPECT_EQ(dc::wrap_dim_scalar_ok(-1, 0, "t"), 0);
+  EXPECT_THROW(dc::wrap_dim_scalar_ok(1, 0, "t"), dc::IndexError);
   EXPECT_THROW(dc::wrap_dim(3, 3, "t"), dc::IndexError);
   EXPECT_THROW(dc::wrap_dim(-4, 3, "t"), dc::IndexError);
   EXPECT_THROW(dc::wrap_dim(1, 0, "t"), dc::IndexError);

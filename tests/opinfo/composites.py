@@ -28,8 +28,11 @@ def _add_if_registered(name, samples, **kw):
 _added = {info.name for info in OPS}
 for _n, (_lo, _hi, _init, *_rest) in UNARY.items():
     if _n + "_" not in _added:
+        # torch has no Tensor.silu_ / mish_: there the in-place form is F.<op>(inplace=True).
+        _ref = (method(_n + "_") if hasattr(torch.Tensor, _n + "_") else
+                (lambda x, _n=_n: getattr(TF, _n)(x, inplace=True)))
         _add_if_registered(_n + "_", unary_samples(_lo, _hi, _init),
-                           inplace=True, op=method(_n + "_"), ref=method(_n + "_"))
+                           inplace=True, op=method(_n + "_"), ref=_ref)
 _add_if_registered("leaky_relu_", unary_samples(init=_away), inplace=True,
                    op=lambda x: F.leaky_relu_(x), ref=lambda x: TF.leaky_relu_(x))
 # p=0 keeps every element, so both libraries agree; the clone lets a leaf go in place.
@@ -63,6 +66,20 @@ _add_if_registered("nan_to_num", lambda rng, d: [
     grad=False, gradcheck=False)  # torch's gradient is defined at finite inputs only
 _add_if_registered("softsign", unary_samples(), dtypes=FLOATS)
 _add_if_registered("tanhshrink", unary_samples(), dtypes=FLOATS)
+# off_half keeps values 0.1 or more from the kinks at +-0.5 and at threshold 0.1.
+for _n, _extra in (("hardshrink", ()), ("softshrink", ()), ("threshold", (0.1, 20.0))):
+    _add_if_registered(_n, lambda rng, d, _extra=_extra: [
+        Sample(off_half(rng, s, d), *_extra) for s in UNARY_SHAPES[:3]], dtypes=FLOATS)
+_add_if_registered("glu", lambda rng, d: [
+    Sample(arr(rng, (4, 6), d)), Sample(arr(rng, (2, 4, 3), d), 1), Sample(arr(rng, (6,), d))],
+    dtypes=FLOATS)
+_add_if_registered("prelu", lambda rng, d: [
+    Sample(away(rng, (2, 3, 4), d), arr(rng, (3,), d)),
+    Sample(away(rng, (5, 3), d), arr(rng, (1,), d))], dtypes=FLOATS)
+_add_if_registered("bilinear", lambda rng, d: [
+    Sample(arr(rng, (4, 3), d), arr(rng, (4, 5), d), arr(rng, (2, 3, 5), d), arr(rng, (2,), d)),
+    Sample(arr(rng, (2, 3, 3), d), arr(rng, (2, 3, 5), d), arr(rng, (2, 3, 5), d))],
+    dtypes=FLOATS, tols={F32: (1e-5, 1e-5)})
 _add_if_registered("softmin", reduce_samples(((3, 4), 1), ((2, 3, 4), 0), ((0, 3), 1)),
                    tols=_RED_TOLS)
 _add_if_registered("aminmax", reduce_samples(((3, 4),), ((3, 4), {"dim": 1}),
@@ -123,6 +140,12 @@ _add_if_registered("result_type", lambda rng, d: [
 _add_if_registered("dropout2d", lambda rng, d: [
     Sample(away(rng, (2, 3, 4, 4), d), 0.0), Sample(away(rng, (2, 3, 4, 4), d), 0.5, False),
     Sample(away(rng, (2, 3, 4, 4), d), 1.0)])
+_add_if_registered("dropout1d", lambda rng, d: [
+    Sample(away(rng, (2, 3, 5), d), 0.0), Sample(away(rng, (2, 3, 5), d), 0.5, False),
+    Sample(away(rng, (3, 5), d), 1.0)])
+_add_if_registered("dropout3d", lambda rng, d: [
+    Sample(away(rng, (2, 3, 2, 2, 2), d), 0.0), Sample(away(rng, (2, 3, 2, 2, 2), d), 0.5, False),
+    Sample(away(rng, (2, 3, 2, 2, 2), d), 1.0)])
 for _n in ("interpolate", "upsample"):
     _add_if_registered(_n, lambda rng, d, _n=_n: [
         Sample(arr(rng, (1, 2, 4, 5), d), scale_factor=2),

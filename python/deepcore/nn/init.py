@@ -264,7 +264,7 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01,
         return tensor
     keep = np.ones((rows, cols))
     for col_idx in range(cols):
-        keep[np.asarray(_C.randperm(rows))[:num_zeros], col_idx] = 0
+        keep[np.asarray(_C._randperm(rows, _C.dtype.int64))[:num_zeros], col_idx] = 0
     with no_grad():
         _C.mul_(tensor, _C.from_numpy(keep))
     return tensor
