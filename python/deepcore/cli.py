@@ -149,6 +149,11 @@ def train(args) -> float:
                               batch_size=args.batch_size, shuffle=True)
     test_loader = DataLoader(TensorDataset(dc.from_numpy(xte), dc.from_numpy(yte)),
                              batch_size=256)
+    if args.tensorboard:
+        from .utils import tensorboard
+        if not tensorboard.available():
+            print(f"no TensorBoard logs: {tensorboard.INSTALL_HINT.split('] ', 1)[1]}")
+            args.tensorboard = False
     callbacks = [cb.TensorBoard(os.path.join(out, "tensorboard"))] if args.tensorboard else []
     n_params = sum(p.numel() for p in model.parameters())
     print(f"deepcore train: {args.model} ({n_params:,} parameters) on {args.dataset} "
