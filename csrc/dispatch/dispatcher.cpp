@@ -39,19 +39,18 @@ namespace {
 struct RangeFrame {
   std::string name;
   OpFrame frame;
-  bool hooked = false;
 };
 }  // namespace
 
 OpFrame* push_range(const char* name) {
-  auto* r = new RangeFrame{name, {}, false};
+  auto* r = new RangeFrame{name, {}};
   r->frame.op = r->name.c_str();
   r->frame.device = current_device();
   r->frame.is_range = true;
   r->frame.parent = detail::tls.top;
   detail::tls.top = &r->frame;
   if (detail::tls.keys & kHookKeys) {
-    r->hooked = true;
+    r->frame.hooked = true;
     detail::enter_hooks(r->frame);
   }
   return &r->frame;
@@ -64,7 +63,7 @@ void pop_range(OpFrame* frame) {
   RangeFrame* r = reinterpret_cast<RangeFrame*>(reinterpret_cast<char*>(frame) -
                                                 offsetof(RangeFrame, frame));
   detail::tls.top = frame->parent;
-  if (r->hooked) detail::exit_hooks(*frame);
+  if (frame->hooked) detail::exit_hooks(*frame);
   delete r;
 }
 

@@ -44,11 +44,14 @@ struct OpFrame {
   static constexpr int kMaxInputs = 8;
   const char* op = nullptr;
   Device device;
-  const Tensor* inputs[kMaxInputs] = {};  // the first kMaxInputs tensor inputs (hook keys only)
+  // The fields below are filled only when a hook key is active (an op call with none active
+  // leaves them unset: zeroing them would be most of the guard's cost).
+  const Tensor* inputs[kMaxInputs];  // the first kMaxInputs tensor inputs
   int num_inputs = 0;
   double flops = 0.0;  // set by ops that know their arithmetic (matmul, conv)
-  int64_t slot[2] = {0, 0};
+  int64_t slot[2];
   bool is_range = false;  // a push_range frame, not an op
+  bool hooked = false;    // the hook keys saw this call enter (its fields below are set)
   OpFrame* parent = nullptr;
 };
 
@@ -124,7 +127,7 @@ class OpGuard {
   }
   ~OpGuard() {
     detail::tls.top = frame_.parent;
-    if (hooked_) detail::exit_hooks(frame_);
+    if (frame_.hooked) detail::exit_hooks(frame_);
   }
   OpGuard(const OpGuard&) = delete;
   OpGuard& operator=(const OpGuard&) = delete;
@@ -159,16 +162,16 @@ class OpGuard {
     frame_.parent = detail::tls.top;
     detail::tls.top = &frame_;
     if (detail::tls.keys & kHookKeys) {
+      frame_.slot[0] = frame_.slot[1] = 0;
+      frame_.hooked = true;
       for (size_t i = 0; i < n && i < OpFrame::kMaxInputs; ++i) frame_.inputs[i] = ts[i];
       frame_.num_inputs = static_cast<int>(n < OpFrame::kMaxInputs ? n : OpFrame::kMaxInputs);
-      hooked_ = true;
       detail::enter_hooks(frame_);
     }
   }
 
   DeviceGuard device_guard_;
   OpFrame frame_;
-  bool hooked_ = false;
 };
 
 }  // namespace dc::dispatch

@@ -37,7 +37,7 @@ void exit(dispatch::OpFrame& f) {
   if (!state.on) return;
   --state.depth;
   const int64_t total = end - f.slot[0];
-  if (f.parent) f.parent->slot[1] += total;
+  if (f.parent && f.parent->hooked) f.parent->slot[1] += total;
   try {
     Event e;
     e.name = f.op;

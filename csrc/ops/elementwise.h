@@ -50,16 +50,12 @@ Tensor isnan(const Tensor& a);
 Tensor isinf(const Tensor& a);
 Tensor isfinite(const Tensor& a);
 
-// Unary math (integer inputs are promoted to float32 where the result is not an integer).
-#define DC_OPS_UNARY_DECL(_)                                                                 \
-  _(neg) _(abs) _(exp) _(expm1) _(log) _(log2) _(log10) _(log1p) _(sqrt) _(rsqrt) _(sin) _(cos) \
-  _(tan) _(asin) _(acos) _(atan) _(sinh) _(cosh) _(tanh) _(sigmoid) _(relu) _(silu) _(erf)     \
-  _(reciprocal) _(square) _(sign) _(floor) _(ceil) _(round) _(trunc) _(mish)
-#define DC_DECLARE_UNARY(name) \
+// Unary math, one row each in ops/pointwise.def (integer inputs are promoted to float32 where
+// the result is not an integer).
+#define DC_POINTWISE(name, ...)   \
   Tensor name(const Tensor& a); \
   Tensor& name##_(Tensor& a);
-DC_OPS_UNARY_DECL(DC_DECLARE_UNARY)
-#undef DC_DECLARE_UNARY
+#include "ops/pointwise.def"
 
 // approximate: "none" (erf form) or "tanh".
 Tensor gelu(const Tensor& a, const std::string& approximate = "none");

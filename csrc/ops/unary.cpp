@@ -17,13 +17,15 @@ namespace {
 // d(out)/d(in) * g, from the input x, the output y and the incoming gradient g.
 using Derivative = Tensor (*)(const Tensor& g, const Tensor& x, const Tensor& y);
 
+// What a derivative reads besides the incoming gradient.
+enum class Saves { none, input, output };
+
 struct UnaryDef {
   const char* name;
   UnaryOp kernel;
   bool keeps_int;    // integer input gives integer output (neg, abs, floor...)
-  Derivative deriv;  // nullptr: gradient is zero (step functions)
-  bool saves_input;
-  bool saves_output;
+  Derivative deriv;  // nullptr only for the parameterised ops, which record their own node
+  Saves saves;
 };
 
 Tensor mask_to(const Tensor& m, const Tensor& like) { return to_dtype(m, like.dtype()); }
@@ -43,16 +45,16 @@ Tensor run_unary(const UnaryDef& d, const Tensor& a, const double* params = null
 // Records the op's node: input `in` (its history as it is now), output `out`.
 void record_unary(const UnaryDef& d, const Tensor& in, const Tensor& out) {
   const Derivative deriv = d.deriv;
-  const bool si = d.saves_input, so = d.saves_output;
+  const Saves saves = d.saves;
   autograd::record(
       d.name, {in}, {out},
-      [deriv, si, so](GradCtx& g) -> tensor_list {
-        if (!deriv) return {zeros_like(g.grad())};
-        Tensor x = si ? g.saved(0) : Tensor();
-        Tensor y = so ? g.saved(si ? 1 : 0) : Tensor();
+      [deriv, saves](GradCtx& g) -> tensor_list {
+        Tensor x = saves == Saves::input ? g.saved(0) : Tensor();
+        Tensor y = saves == Saves::output ? g.saved(0) : Tensor();
         return {deriv(g.grad(), x, y)};
       },
-      si && so ? tensor_list{in, out} : si ? tensor_list{in} : so ? tensor_list{out} : tensor_list{});
+      saves == Saves::input ? tensor_list{in} : saves == Saves::output ? tensor_list{out}
+                                                                        : tensor_list{});
 }
 
 Tensor unary_op(const UnaryDef& d, const Tensor& a) {
@@ -69,7 +71,9 @@ Tensor unary_inplace(const UnaryDef& d, Tensor& a) {
   const bool grad = autograd::any_requires_grad({&a});
   // An op that saves its input needs it intact, and a view's base needs its history
   // rewritten (Note [In-place on views]): both go out of place, then copy_ into `a`.
-  if (grad && (d.saves_input || a.impl()->base)) return copy_(a, unary_op(d, d.saves_input ? clone(a) : a));
+  const bool saves_input = d.saves == Saves::input;
+  if (grad && (saves_input || a.impl()->base))
+    return copy_(a, unary_op(d, saves_input ? clone(a) : a));
   DC_KERNEL(unary_into)(d.kernel, a, a, nullptr);
   a.bump_version();
   // Otherwise `a` takes the op's node as its history, the op reading its old history (the
@@ -82,48 +86,16 @@ constexpr double kSqrt2OverPi = 0.79788456080286535588;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
 #define D(expr) [](const Tensor& g, const Tensor& x, const Tensor& y) -> Tensor { return expr; }
-const UnaryDef kNeg{"neg", UnaryOp::neg, true, D(-g), false, false};
-const UnaryDef kAbs{"abs", UnaryOp::abs, true, D(g * sign(x)), true, false};
-const UnaryDef kExp{"exp", UnaryOp::exp, false, D(g * y), false, true};
-const UnaryDef kExpm1{"expm1", UnaryOp::expm1, false, D(g * (y + 1.0)), false, true};
-const UnaryDef kLog{"log", UnaryOp::log, false, D(g / x), true, false};
-const UnaryDef kLog2{"log2", UnaryOp::log2, false, D(g / (x * M_LN2)), true, false};
-const UnaryDef kLog10{"log10", UnaryOp::log10, false, D(g / (x * M_LN10)), true, false};
-const UnaryDef kLog1p{"log1p", UnaryOp::log1p, false, D(g / (x + 1.0)), true, false};
-const UnaryDef kSqrt{"sqrt", UnaryOp::sqrt, false, D(g / (y * 2.0)), false, true};
-const UnaryDef kRsqrt{"rsqrt", UnaryOp::rsqrt, false, D(g * y * y * y * -0.5), false, true};
-const UnaryDef kSin{"sin", UnaryOp::sin, false, D(g * cos(x)), true, false};
-const UnaryDef kCos{"cos", UnaryOp::cos, false, D(-g * sin(x)), true, false};
-const UnaryDef kTan{"tan", UnaryOp::tan, false, D(g * (y * y + 1.0)), false, true};
-const UnaryDef kAsin{"asin", UnaryOp::asin, false, D(g * rsqrt(1.0 - x * x)), true, false};
-const UnaryDef kAcos{"acos", UnaryOp::acos, false, D(-g * rsqrt(1.0 - x * x)), true, false};
-const UnaryDef kAtan{"atan", UnaryOp::atan, false, D(g / (x * x + 1.0)), true, false};
-const UnaryDef kSinh{"sinh", UnaryOp::sinh, false, D(g * cosh(x)), true, false};
-const UnaryDef kCosh{"cosh", UnaryOp::cosh, false, D(g * sinh(x)), true, false};
-const UnaryDef kTanh{"tanh", UnaryOp::tanh, false, D(g * (1.0 - y * y)), false, true};
-const UnaryDef kSigmoid{"sigmoid", UnaryOp::sigmoid, false, D(g * y * (1.0 - y)), false, true};
-const UnaryDef kRelu{"relu", UnaryOp::relu, true, D(relu_backward(g, y)), false, true};
-const UnaryDef kSilu{"silu", UnaryOp::silu, false, D([&] {
-                       Tensor sg = sigmoid(x);
-                       return g * sg * (x * (1.0 - sg) + 1.0);
-                     }()), true, false};
-const UnaryDef kErf{"erf", UnaryOp::erf, false, D(g * exp(-x * x) * M_2_SQRTPI), true, false};
-const UnaryDef kReciprocal{"reciprocal", UnaryOp::reciprocal, false, D(-g * y * y), false, true};
-const UnaryDef kSquare{"square", UnaryOp::square, true, D(g * x * 2.0), true, false};
-const UnaryDef kSign{"sign", UnaryOp::sign, true, nullptr, false, false};
-const UnaryDef kFloor{"floor", UnaryOp::floor, true, nullptr, false, false};
-const UnaryDef kCeil{"ceil", UnaryOp::ceil, true, nullptr, false, false};
-const UnaryDef kRound{"round", UnaryOp::round, true, nullptr, false, false};
-const UnaryDef kTrunc{"trunc", UnaryOp::trunc, true, nullptr, false, false};
-const UnaryDef kMish{"mish", UnaryOp::mish, false, D([&] {
-                       Tensor t = tanh(softplus(x));
-                       return g * (t + x * (1.0 - t * t) * sigmoid(x));
-                     }()), true, false};
+// The pointwise ops' rows: <name>_def, with its kernel, dtype rule, derivative and what it saves.
+#define DC_POINTWISE(fn, keeps_int, saves, forward, derivative) \
+  const UnaryDef fn##_def{#fn, UnaryOp::fn, keeps_int, D(derivative), Saves::saves};
+#include "ops/pointwise.def"
+
 const UnaryDef kGeluErf{"gelu", UnaryOp::gelu_erf, false, D([&] {
                           Tensor cdf = (erf(x * M_SQRT1_2) + 1.0) * 0.5;
                           Tensor pdf = exp(x * x * -0.5) * kInvSqrt2Pi;
                           return g * (cdf + x * pdf);
-                        }()), true, false};
+                        }()), Saves::input};
 const UnaryDef kGeluTanh{"gelu", UnaryOp::gelu_tanh, false, D([&] {
                            Tensor x2 = x * x;
                            Tensor t = tanh((x + x2 * x * 0.044715) * kSqrt2OverPi);
@@ -131,7 +103,7 @@ const UnaryDef kGeluTanh{"gelu", UnaryOp::gelu_tanh, false, D([&] {
                            Tensor right = x * (1.0 - t * t) * (x2 * (3 * 0.044715) + 1.0) *
                                           (0.5 * kSqrt2OverPi);
                            return g * (left + right);
-                         }()), true, false};
+                         }()), Saves::input};
 #undef D
 
 }  // namespace
@@ -146,37 +118,8 @@ const UnaryDef kGeluTanh{"gelu", UnaryOp::gelu_tanh, false, D([&] {
     unary_inplace(def, a);                                                \
     return a;                                                             \
   }
-DC_DEFINE_UNARY(neg, kNeg)
-DC_DEFINE_UNARY(abs, kAbs)
-DC_DEFINE_UNARY(exp, kExp)
-DC_DEFINE_UNARY(expm1, kExpm1)
-DC_DEFINE_UNARY(log, kLog)
-DC_DEFINE_UNARY(log2, kLog2)
-DC_DEFINE_UNARY(log10, kLog10)
-DC_DEFINE_UNARY(log1p, kLog1p)
-DC_DEFINE_UNARY(sqrt, kSqrt)
-DC_DEFINE_UNARY(rsqrt, kRsqrt)
-DC_DEFINE_UNARY(sin, kSin)
-DC_DEFINE_UNARY(cos, kCos)
-DC_DEFINE_UNARY(tan, kTan)
-DC_DEFINE_UNARY(asin, kAsin)
-DC_DEFINE_UNARY(acos, kAcos)
-DC_DEFINE_UNARY(atan, kAtan)
-DC_DEFINE_UNARY(sinh, kSinh)
-DC_DEFINE_UNARY(cosh, kCosh)
-DC_DEFINE_UNARY(tanh, kTanh)
-DC_DEFINE_UNARY(sigmoid, kSigmoid)
-DC_DEFINE_UNARY(relu, kRelu)
-DC_DEFINE_UNARY(silu, kSilu)
-DC_DEFINE_UNARY(erf, kErf)
-DC_DEFINE_UNARY(reciprocal, kReciprocal)
-DC_DEFINE_UNARY(square, kSquare)
-DC_DEFINE_UNARY(sign, kSign)
-DC_DEFINE_UNARY(floor, kFloor)
-DC_DEFINE_UNARY(ceil, kCeil)
-DC_DEFINE_UNARY(round, kRound)
-DC_DEFINE_UNARY(trunc, kTrunc)
-DC_DEFINE_UNARY(mish, kMish)
+#define DC_POINTWISE(fn, ...) DC_DEFINE_UNARY(fn, fn##_def)
+#include "ops/pointwise.def"
 #undef DC_DEFINE_UNARY
 
 Tensor gelu(const Tensor& a, const std::string& approximate) {
@@ -190,7 +133,7 @@ namespace {
 // Parameterised activations: forward kernel with params, derivative as a lambda.
 Tensor param_unary(const char* name, UnaryOp kernel, const Tensor& a, std::vector<double> params,
                    autograd::BackwardFn backward, bool keeps_int = false) {
-  UnaryDef d{name, kernel, keeps_int, nullptr, false, false};
+  UnaryDef d{name, kernel, keeps_int, nullptr, Saves::none};
   Tensor out = run_unary(d, a, params.data());
   autograd::record(name, {a}, {out}, std::move(backward), {a, out});
   return out;

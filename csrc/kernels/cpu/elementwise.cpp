@@ -6,7 +6,10 @@ namespace dc::cpu {
 
 #define DC_NAME_ENTRY(name) #name,
 const char* unary_op_name(UnaryOp op) {
-  static const char* names[] = {DC_UNARY_OPS(DC_NAME_ENTRY)};
+  static const char* names[] = {
+#define DC_POINTWISE(name, ...) #name,
+#include "ops/pointwise.def"
+      DC_UNARY_OTHER_OPS(DC_NAME_ENTRY)};
   return names[static_cast<int>(op)];
 }
 const char* binary_op_name(BinaryOp op) {

@@ -7,12 +7,10 @@
 namespace dc::cpu {
 
 // out = f(in). Floating kernels only for the math functions; the op layer casts ints first.
-#define DC_UNARY_OPS(_)                                                                    \
-  _(neg) _(abs) _(exp) _(expm1) _(log) _(log2) _(log10) _(log1p) _(sqrt) _(rsqrt) _(sin)   \
-  _(cos) _(tan) _(atan) _(tanh) _(sigmoid) _(relu) _(gelu_erf) _(gelu_tanh) _(silu)        \
-  _(softplus) _(leaky_relu) _(elu) _(clamp) _(erf) _(reciprocal) _(square) _(sign)         \
-  _(floor) _(ceil) _(round) _(trunc) _(logical_not) _(fill) _(asin) _(acos) _(sinh) _(cosh) \
-  _(mish)
+// The pointwise ops' kernels are the rows of ops/pointwise.def (enumerated first); these are
+// the others: kernels with parameters, the two forms of gelu, fill, and logical_not (bool out).
+#define DC_UNARY_OTHER_OPS(_) \
+  _(gelu_erf) _(gelu_tanh) _(softplus) _(leaky_relu) _(elu) _(clamp) _(logical_not) _(fill)
 
 // out = f(a, b), all three of one dtype.
 #define DC_BINARY_OPS(_)                                                                    \
@@ -24,7 +22,11 @@ namespace dc::cpu {
 #define DC_COMPARE_OPS(_) _(eq) _(ne) _(lt) _(le) _(gt) _(ge)
 
 #define DC_ENUM_ENTRY(name) name,
-enum class UnaryOp : int { DC_UNARY_OPS(DC_ENUM_ENTRY) kCount };
+enum class UnaryOp : int {
+#define DC_POINTWISE(name, ...) name,
+#include "ops/pointwise.def"
+  DC_UNARY_OTHER_OPS(DC_ENUM_ENTRY) kCount
+};
 enum class BinaryOp : int { DC_BINARY_OPS(DC_ENUM_ENTRY) kCount };
 enum class CompareOp : int { DC_COMPARE_OPS(DC_ENUM_ENTRY) kCount };
 #undef DC_ENUM_ENTRY

@@ -67,27 +67,17 @@ void binary_loop(char** data, const int64_t* s, int64_t n, const F& f) {
     unary_loop<T, T>(d, s, n, [=](T x) -> T { __VA_ARGS__; });                          \
   }
 
-DC_UNARY(neg, return -x)
-DC_UNARY(abs, return x < T(0) ? -x : x)
-DC_UNARY(exp, return exp_any(x))
-DC_UNARY(expm1, return std::expm1(x))
-DC_UNARY(log, return std::log(x))
-DC_UNARY(log2, return std::log2(x))
-DC_UNARY(log10, return std::log10(x))
-DC_UNARY(log1p, return std::log1p(x))
-DC_UNARY(sqrt, return std::sqrt(x))
-DC_UNARY(rsqrt, return T(1) / std::sqrt(x))
-DC_UNARY(sin, return std::sin(x))
-DC_UNARY(cos, return std::cos(x))
-DC_UNARY(tan, return std::tan(x))
-DC_UNARY(asin, return std::asin(x))
-DC_UNARY(acos, return std::acos(x))
-DC_UNARY(atan, return std::atan(x))
-DC_UNARY(sinh, return std::sinh(x))
-DC_UNARY(cosh, return std::cosh(x))
-DC_UNARY(tanh, return std::tanh(x))
-DC_UNARY(sigmoid, return T(1) / (T(1) + exp_any(-x)))
-DC_UNARY(relu, return x > T(0) ? x : (x != x ? x : T(0)))
+// The pointwise ops (ops/pointwise.def): the functor, and its integer instantiation for the
+// rows that keep integers (nullptr for the others, which the op layer casts to float first).
+#define DC_POINTWISE(name, keeps_int, saves, forward, derivative)  \
+  DC_UNARY(name, return forward)                                   \
+  template <typename T>                                            \
+  LoopFn name##_int_loop() {                                       \
+    if constexpr (keeps_int) return name##_loop<T>;                \
+    else return nullptr;                                           \
+  }
+#include "ops/pointwise.def"
+
 // 0.5 x (1 + erf(x / sqrt 2)) written with erfc: for x < -3 the sum 1 + erf cancels and
 // loses every digit (1% error in float32 at x = -5); erfc(-x / sqrt 2) keeps them.
 DC_UNARY(gelu_erf, return T(0.5) * x * std::erfc(x * T(-0.70710678118654752440)))
@@ -95,20 +85,6 @@ DC_UNARY(gelu_tanh, {
   const T inner = T(0.79788456080286535588) * (x + T(0.044715) * x * x * x);
   return T(0.5) * x * (T(1) + std::tanh(inner));
 })
-DC_UNARY(silu, return x / (T(1) + exp_any(-x)))
-DC_UNARY(erf, return std::erf(x))
-DC_UNARY(reciprocal, return T(1) / x)
-DC_UNARY(square, return x * x)
-DC_UNARY(sign, return T((T(0) < x) - (x < T(0))))
-DC_UNARY(floor, return std::floor(x))
-DC_UNARY(ceil, return std::ceil(x))
-DC_UNARY(round, return std::nearbyint(x))
-DC_UNARY(trunc, return std::trunc(x))
-DC_UNARY(mish, {
-  const T sp = x > T(20) ? x : std::log1p(exp_any(x));
-  return x * std::tanh(sp);
-})
-
 // params: [beta, threshold]
 template <typename T>
 void softplus_loop(char** d, const int64_t* s, int64_t n, const double* p) {
@@ -285,16 +261,20 @@ void fill_elementwise(ElementwiseTable& t) {
 #define DC_SET_FLOAT_UNARY(name)                     \
   U(UnaryOp::name)[F32] = name##_loop<float>;        \
   U(UnaryOp::name)[F64] = name##_loop<double>;
-  DC_UNARY_OPS(DC_SET_FLOAT_UNARY)
+#define DC_POINTWISE(name, ...)                            \
+  DC_SET_FLOAT_UNARY(name)                                 \
+  U(UnaryOp::name)[I32] = name##_int_loop<int32_t>();      \
+  U(UnaryOp::name)[I64] = name##_int_loop<int64_t>();
+#include "ops/pointwise.def"
+  DC_UNARY_OTHER_OPS(DC_SET_FLOAT_UNARY)
 #undef DC_SET_FLOAT_UNARY
-  // Integer and bool kernels of the unary ops that are exact on them.
+  // Integer kernels of their own, in place of the pointwise rows' functors: abs and relu in
+  // integer form (no NaN test), the rounding ops as the identity (std::floor goes through
+  // double and would round int64 values beyond 2^53).
   for (int dt : {I32, I64}) {
     const bool i32 = dt == I32;
-    U(UnaryOp::neg)[dt] = i32 ? neg_loop<int32_t> : neg_loop<int64_t>;
     U(UnaryOp::abs)[dt] = i32 ? int_abs_loop<int32_t> : int_abs_loop<int64_t>;
     U(UnaryOp::relu)[dt] = i32 ? int_relu_loop<int32_t> : int_relu_loop<int64_t>;
-    U(UnaryOp::square)[dt] = i32 ? square_loop<int32_t> : square_loop<int64_t>;
-    U(UnaryOp::sign)[dt] = i32 ? sign_loop<int32_t> : sign_loop<int64_t>;
     U(UnaryOp::clamp)[dt] = i32 ? clamp_loop<int32_t> : clamp_loop<int64_t>;
     for (UnaryOp op : {UnaryOp::floor, UnaryOp::ceil, UnaryOp::round, UnaryOp::trunc})
       U(op)[dt] = i32 ? identity_loop<int32_t> : identity_loop<int64_t>;
