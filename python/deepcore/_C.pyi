@@ -226,6 +226,10 @@ class Tensor:
         """exp(Tensor input) -> Tensor"""
     def exp_(self) -> Tensor:
         """exp(Tensor input) -> Tensor"""
+    def exp2(self) -> Tensor:
+        """exp2(Tensor input) -> Tensor"""
+    def exp2_(self) -> Tensor:
+        """exp2(Tensor input) -> Tensor"""
     def expand(self, shape: int | typing.Sequence[int]) -> Tensor:
         """expand(Tensor input, int[] shape) -> Tensor"""
     def expm1(self) -> Tensor:
@@ -761,6 +765,10 @@ def exp(input: Tensor) -> Tensor:
     """exp(Tensor input) -> Tensor"""
 def exp_(input: Tensor) -> Tensor:
     """exp(Tensor input) -> Tensor"""
+def exp2(input: Tensor) -> Tensor:
+    """exp2(Tensor input) -> Tensor"""
+def exp2_(input: Tensor) -> Tensor:
+    """exp2(Tensor input) -> Tensor"""
 def expm1(input: Tensor) -> Tensor:
     """expm1(Tensor input) -> Tensor"""
 def expm1_(input: Tensor) -> Tensor:

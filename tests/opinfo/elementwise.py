@@ -127,6 +127,7 @@ _away = lambda rng, s, d: away(rng, s, d)  # noqa: E731
 UNARY = {
     "neg": (-2, 2, None, True, False, None), "abs": (-2, 2, _away, True, False, None),
     "exp": (-5, 5, None, True, True, None), "expm1": (-3, 3, None, True, False, None),
+    "exp2": (-5, 5, None, True, True, None),
     "log": (0.1, 4, None, True, True, None), "log2": (0.1, 4, None, True, False, None),
     "log10": (0.1, 4, None, True, False, None), "log1p": (-0.5, 3, None, True, False, None),
     "sqrt": (0.1, 4, None, True, True, None), "rsqrt": (0.1, 4, None, True, False, None),
