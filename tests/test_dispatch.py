@@ -160,7 +160,7 @@ def test_profiler_records_backward_and_stops_cleanly():
     names = [e.name for e in prof.events()]
     assert "exp" in names and "sum" in names and "mul" in names
     assert not dc._C._profiler_enabled()
-    with profile() as again:  # a second session starts empty
+    with profile() as again:  # a second profile starts empty
         dc.ones(2)
     assert all(e.name != "exp" for e in again.events())
 
