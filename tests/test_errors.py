@@ -210,3 +210,57 @@ def test_inplace_write_into_expanded_tensor_is_refused(write):
     t = dc.ones(4).expand(2, 4)
     with pytest.raises(RuntimeError, match=r"share memory"):
         write(t)
+
+
+# Inputs torch refuses that deepcore once computed something from (found by test_fuzz.py).
+@pytest.mark.parametrize("fn, err, match", [
+    (lambda: dc.sub(dc.ones(2), dc.ones(2), alpha=True), TypeError, r"\[sub\] a bool alpha"),
+    (lambda: dc.add(dc.ones(2), dc.ones(2), alpha=True), TypeError, r"\[add\] a bool alpha"),
+    (lambda: dc.trace(dc.ones(3)), ValueError, r"\[trace\] expected a 2-D tensor, got shape \(3,\)"),
+    (lambda: dc.trace(dc.ones(2, 2, dtype=dc.bool)), TypeError, r"\[trace\]"),
+    (lambda: dc.roll(dc.ones(3), [1, 2]), ValueError, r"\[roll\] without dims"),
+    (lambda: dc.squeeze(dc.ones(1, 1), [0, -2]), ValueError, r"\[squeeze\] dim 0 appears"),
+    (lambda: dc.split(dc.ones(2), [3, -1]), ValueError, r"\[split\] split sizes must be non-neg"),
+    (lambda: dc.nn.functional.one_hot(dc.tensor([0, 2], dtype=dc.int32)), TypeError,
+     r"\[one_hot\] expects an int64"),
+    (lambda: dc.nn.functional.pad(dc.ones(1, 1, 3), [1, 1], "reflect", 0.5), ValueError,
+     r"\[pad\] reflect padding takes no value"),
+    (lambda: dc.bernoulli(dc.tensor([0.5, 1.5])), ValueError, r"\[bernoulli\] probabilities"),
+    (lambda: dc.bernoulli(dc.tensor([float("nan")])), ValueError, r"\[bernoulli\]"),
+    (lambda: dc.addcmul(dc.tensor([1]), dc.tensor([2]), dc.tensor([3]), value=0.5), TypeError,
+     r"\[addcmul\] value must not be a floating"),
+    (lambda: dc.ones(2, dtype=dc.bool).square_(), TypeError, r"\[square_\]"),
+    (lambda: dc.nn.functional.prelu(dc.ones(2, 3), dc.ones(2)), ValueError, r"\[prelu\] weight"),
+    (lambda: dc.nn.functional.prelu(dc.ones(2, 3), dc.ones(1, 3)), ValueError, r"\[prelu\]"),
+    (lambda: dc.nn.functional.softshrink(dc.ones(2), float("inf")), ValueError,
+     r"\[softshrink\] lambd"),
+])
+def test_refused_like_torch(fn, err, match):
+    with pytest.raises(err, match=match):
+        fn()
+
+
+def test_dtype_rules_like_torch():
+    import torch
+    cases = [
+        (lambda L: L.sign(L.tensor([True, False]))),
+        (lambda L: L.square(L.tensor([True, False]))),
+        (lambda L: L.nn.functional.relu6(L.tensor([-3, 3, 9]))),
+        (lambda L: L.nn.functional.hardtanh(L.tensor([-3, 0, 9], dtype=L.int32))),
+        (lambda L: L.nn.functional.hardtanh(L.tensor([-3, 0, 9]), -1.5, 2.5)),
+        (lambda L: L.addcmul(L.tensor([1, 2], dtype=L.int32), L.tensor([3, 4], dtype=L.int32),
+                             L.tensor([5, 6], dtype=L.int32), value=2)),
+        (lambda L: L.roll(L.tensor([1.0, 2.0, 3.0]), [1], [])),
+        (lambda L: L.nn.functional.linear(L.tensor([[1.0, 2.0], [3.0, 4.0]]),
+                                          L.tensor([1.0, -1.0]))),
+        (lambda L: L.nn.functional.linear(L.ones(2, 1, 0), L.ones(3, 0))),
+        (lambda L: L.matmul(L.ones(2, 1, 0), L.ones(0))),
+        (lambda L: L.nn.functional.softshrink(L.tensor([float("nan"), 2.0, 0.1]))),
+    ]
+    for case in cases:
+        d, t = case(dc), case(torch)
+        assert str(d.dtype).split(".")[-1] == str(t.dtype).split(".")[-1]
+        assert tuple(d.shape) == tuple(t.shape)
+        np.testing.assert_array_equal(np.array(d.tolist()), np.array(t.tolist()))
+    b = dc.tensor([True, False])
+    assert b.sign_() is b and b.tolist() == [True, False]

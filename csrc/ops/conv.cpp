@@ -338,6 +338,7 @@ Tensor pad(const Tensor& x, const Shape& pads, const std::string& mode, double v
   DC_CHECK(mode == "reflect" || mode == "replicate" || mode == "circular", ValueError,
            "[pad] mode must be 'constant', 'reflect', 'replicate' or 'circular', got '", mode,
            "'");
+  DC_CHECK(value == 0.0, ValueError, "[pad] ", mode, " padding takes no value, got ", value);
   const int64_t np = static_cast<int64_t>(pads.size()) / 2;
   DC_CHECK(x.dim() >= np + 1, ValueError, "[pad] ", mode, " padding of ", np,
            " dims needs an input with at least ", np + 1, " dims, got ", x.shape_str());

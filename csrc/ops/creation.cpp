@@ -166,6 +166,14 @@ Tensor randperm(int64_t n, DType dtype) {
 
 Tensor bernoulli(const Tensor& p) {
   DC_OP_GUARD("bernoulli", p);
+  // A probability outside [0, 1] (or nan) would silently give 0 or 1; torch refuses it too.
+  if (is_floating(p.dtype()) && !p.is_meta() && p.numel() > 0) {
+    Tensor ok = all(logical_and(ge(p, scalar_tensor(Scalar(0.0), p.dtype())),
+                                le(p, scalar_tensor(Scalar(1.0), p.dtype()))));
+    DC_CHECK(ok.data<bool>()[0], ValueError, "[bernoulli] probabilities must lie in [0, 1], "
+             "got a ", dtype_name(p.dtype()), " tensor of shape ", p.shape_str(),
+             " with values outside");
+  }
   Tensor u = rand(p.sizes(), to_float_dtype(p.dtype()));
   return to_dtype(lt(u, p), p.dtype());
 }

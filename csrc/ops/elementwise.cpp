@@ -124,6 +124,8 @@ void check_int_divisor(const Tensor& a, const Tensor& divisor, const char* name)
 // alpha scales an operand in the compute dtype: integer math takes no float alpha (as in
 // PyTorch), and an int alpha must fit the dtype.
 void check_alpha(const Scalar& alpha, DType compute, const char* op) {
+  DC_CHECK(!alpha.is_bool() || compute == DType::Bool, TypeError, "[", op, "] a bool alpha "
+           "needs bool inputs, got ", dtype_name(compute), " inputs");
   DC_CHECK(is_floating(compute) || !alpha.is_float(), TypeError, "[", op, "] alpha must not be a "
            "floating point number for ", dtype_name(compute), " inputs, got ", scalar_str(alpha));
   check_scalar_fits(alpha, compute, op);

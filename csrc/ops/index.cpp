@@ -435,7 +435,7 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, int64_t padding_id
 
 Tensor one_hot(const Tensor& t, int64_t num_classes) {
   DC_OP_GUARD("one_hot", t);
-  DC_CHECK(is_integral(t.dtype(), false), TypeError,
+  DC_CHECK(t.dtype() == DType::Int64, TypeError,
            "[one_hot] expects an int64 tensor of class indices, got ", dtype_name(t.dtype()));
   Tensor idx = Tensor::empty(t.sizes(), DType::Int64);
   DC_KERNEL(cast_into)(idx, t);

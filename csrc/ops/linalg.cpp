@@ -87,7 +87,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     // (..., n, k) @ (k, m): fold the batch into the rows of one GEMM.
     const bool vec = b.dim() == 1;
     Tensor bb = vec ? unsqueeze(b, 1) : b;
-    Tensor flat = reshape(a, {-1, k_a});
+    // The row count is spelled out: with k == 0, -1 could not be inferred.
+    int64_t rows = 1;
+    for (int64_t i = 0; i + 1 < a.dim(); ++i) rows *= a.sizes()[i];
+    Tensor flat = reshape(a, {rows, k_a});
     Tensor r = mm(flat, bb);
     Shape out_shape(a.sizes().begin(), a.sizes().end() - 1);
     if (!vec) out_shape.push_back(bb.sizes()[1]);
@@ -150,6 +153,8 @@ Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, double beta,
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   DC_OP_GUARD("linear", x, weight, bias);
+  // A 1-D weight is one output feature with the dim dropped: (*, in) @ (in) -> (*).
+  if (weight.dim() == 1 && !bias.defined()) return matmul(x, weight);
   DC_CHECK(weight.dim() == 2, ValueError, "[linear] weight must be 2-D, got ", weight.shape_str());
   DC_CHECK(x.dim() >= 1 && x.sizes().back() == weight.sizes()[1], ValueError, "[linear] input ",
            x.shape_str(), " has ", x.dim() ? x.sizes().back() : 0, " features, expected ",
@@ -164,7 +169,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor x2;
   {
     autograd::GradModeGuard off(false);
-    x2 = x.dim() == 2 ? x : reshape(x, {-1, in});
+    int64_t rows = 1;  // spelled out: with in == 0, -1 could not be inferred
+    for (int64_t i = 0; i + 1 < x.dim(); ++i) rows *= x.sizes()[i];
+    x2 = x.dim() == 2 ? x : reshape(x, {rows, in});
   }
   Tensor out2 = Tensor::empty({x2.sizes()[0], outf}, x.dtype());
   Tensor wt = Tensor::make_view(weight.storage(), {in, outf},

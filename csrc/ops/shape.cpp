@@ -330,7 +330,11 @@ tensor_list split_sizes(const Tensor& t, const Shape& sizes, int64_t dim) {
   DC_OP_GUARD("split_sizes", t);
   dim = wrap_dim(dim, t.dim(), "split");
   int64_t total = 0;
-  for (int64_t s : sizes) total += s;
+  for (int64_t s : sizes) {
+    DC_CHECK(s >= 0, ValueError, "[split] split sizes must be non-negative, got ",
+             shape_str(sizes), " for input ", t.shape_str());
+    total += s;
+  }
   DC_CHECK(total == t.sizes()[dim], ValueError, "[split] split sizes ", shape_str(sizes),
            " sum to ", total, " but dimension ", dim, " has size ", t.sizes()[dim]);
   tensor_list out;

@@ -33,6 +33,9 @@ Tensor s(double v) { return wrap_scalar(v); }
 
 Tensor run_unary(const UnaryDef& d, const Tensor& a, const double* params = nullptr) {
   // Float-valued ops promote bool like int (sin(True) == sin(1.0)); integer-valued ones refuse it.
+  // As in torch, sign keeps a mask and square counts in int64 (True * True == 1).
+  if (a.dtype() == DType::Bool && d.kernel == UnaryOp::sign) return clone(a);
+  if (a.dtype() == DType::Bool && d.kernel == UnaryOp::square) return to_dtype(a, DType::Int64);
   DC_CHECK(a.dtype() != DType::Bool || !d.keeps_int || d.kernel == UnaryOp::abs, TypeError, "[",
            d.name, "] not implemented for bool tensors");
   const DType dt = d.keeps_int ? a.dtype() : to_float_dtype(a.dtype());
@@ -65,6 +68,10 @@ Tensor unary_op(const UnaryDef& d, const Tensor& a) {
 
 Tensor unary_inplace(const UnaryDef& d, Tensor& a) {
   check_inplace(a, d.name);
+  DC_CHECK(a.dtype() != DType::Bool || !d.keeps_int || d.kernel == UnaryOp::abs ||
+               d.kernel == UnaryOp::sign, TypeError, "[", d.name, "_] not implemented for bool "
+           "tensors in place", d.kernel == UnaryOp::square ? " (square gives int64)" : "");
+  if (a.dtype() == DType::Bool && d.kernel == UnaryOp::sign) return a;  // sign(mask) == mask
   const DType dt = d.keeps_int ? a.dtype() : to_float_dtype(a.dtype());
   DC_CHECK(dt == a.dtype(), TypeError, "[", d.name, "_] result type ", dtype_name(dt),
            " can't be cast to the destination dtype ", dtype_name(a.dtype()));
@@ -283,6 +290,14 @@ Tensor hardtanh(const Tensor& a, double min_val, double max_val) {
   DC_OP_GUARD("hardtanh", a);
   DC_CHECK(min_val <= max_val, ValueError, "[hardtanh] min_val (", min_val,
            ") cannot be greater than max_val (", max_val, ")");
+  // Integer inputs keep their dtype, as in torch: the bounds are truncated to integers.
+  if (is_integral(a.dtype(), false)) {
+    for (double v : {min_val, max_val})
+      DC_CHECK(std::isfinite(v) && std::fabs(v) < 9.2e18, RuntimeError, "[hardtanh] bound ", v,
+               " cannot be converted to ", dtype_name(a.dtype()), " without overflow");
+    Scalar lo(static_cast<int64_t>(min_val)), hi(static_cast<int64_t>(max_val));
+    return clamp_impl(a, &lo, &hi, "hardtanh", true);
+  }
   Scalar lo(min_val), hi(max_val);
   return clamp_impl(a, &lo, &hi, "hardtanh", true);
 }

@@ -21,6 +21,10 @@ void bind_shape(py::module_& m) {
     Shape dims = to_shape(dim, "squeeze");
     for (auto& d : dims) d = wrap_dim_scalar_ok(d, t.dim(), "squeeze");
     std::sort(dims.rbegin(), dims.rend());
+    const auto repeated = std::adjacent_find(dims.begin(), dims.end());
+    DC_CHECK(repeated == dims.end(), ValueError, "[squeeze] dim ", *repeated,
+             " appears multiple times in dims ", shape_str(to_shape(dim, "squeeze")),
+             " for input ", t.shape_str());
     for (int64_t d : dims) r = squeeze_dim(r, d);
     return r;
   }, py::arg("input"), py::arg("dim") = py::none());

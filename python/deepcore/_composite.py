@@ -44,6 +44,11 @@ def lerp(input, end, weight):
 
 
 def addcmul(input, tensor1, tensor2, *, value=1):
+    if isinstance(value, float) and not any(
+            t.dtype.is_floating_point for t in (input, tensor1, tensor2) if isinstance(t, Tensor)):
+        # torch truncates the value to the integer dtype (0.5 -> 0); refused instead.
+        raise TypeError(f"[addcmul] value must not be a floating point number for integer "
+                        f"inputs, got {value}")
     return _C.add(input, _C.mul(_C.mul(tensor1, tensor2), value))
 
 
@@ -64,10 +69,12 @@ def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
 
 def roll(input, shifts, dims=None):
     """Elements shifted cyclically along dims (flattened when dims is None)."""
-    if dims is None:
-        return roll(_C.flatten(input, 0, -1), shifts, 0).reshape(tuple(input.shape))
     shifts = (shifts,) if isinstance(shifts, numbers.Integral) else tuple(shifts)
-    dims = (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
+    dims = () if dims is None else (dims,) if isinstance(dims, numbers.Integral) else tuple(dims)
+    if not dims:  # no dims (None or empty): one shift of the flattened tensor, as in torch
+        if len(shifts) != 1:
+            raise ValueError(f"[roll] without dims, shifts must hold one value, got {shifts}")
+        return roll(_C.flatten(input, 0, -1), shifts, 0).reshape(tuple(input.shape))
     if len(shifts) != len(dims):
         raise ValueError(f"[roll] shifts {shifts} and dims {dims} must have the same length")
     out = input
@@ -106,6 +113,10 @@ def diag(input, diagonal: int = 0):
 
 
 def trace(input):
+    if input.dim() != 2:
+        raise ValueError(f"[trace] expected a 2-D tensor, got shape {tuple(input.shape)}")
+    if input.dtype == _C.dtype.bool:
+        raise TypeError("[trace] not implemented for bool tensors")
     return _C.sum(diag(input))
 
 

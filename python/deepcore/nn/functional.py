@@ -287,9 +287,13 @@ def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """y = x - lambd if x > lambd, x + lambd if x < -lambd, else 0."""
+    top = 3.4028234663852886e38 if input.dtype == _C.dtype.float32 else 1.7976931348623157e308
+    if not 0 <= lambd <= top:  # nan and inf included
+        raise ValueError(f"[softshrink] lambd must be in [0, {top:g}] for {input.dtype}, "
+                         f"got {lambd}")
     zero = _C._full([], 0.0, input.dtype, False)
     shrunk = _C.sub(input, _C.mul(_C.sign(input), lambd))
-    return _C.where(_C.gt(_C.abs(input), lambd), shrunk, zero)
+    return _C.where(_C.le(_C.abs(input), lambd), zero, shrunk)  # nan falls through to shrunk
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:
@@ -304,6 +308,10 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
 
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """y = x if x >= 0 else weight * x; a weight of several values is per channel (dim 1)."""
+    channels = input.shape[1] if input.dim() >= 2 else 1
+    if weight.dim() > 1 or weight.numel() not in (1, channels):
+        raise ValueError(f"[prelu] weight has {weight.numel()} values, expected 1 or the "
+                         f"{channels} channels of input {tuple(input.shape)}")
     if weight.numel() > 1:
         weight = _C._reshape(weight, [-1] + [1] * (input.dim() - 2))
     return _C.where(_C.ge(input, 0.0), input, _C.mul(weight, input))
