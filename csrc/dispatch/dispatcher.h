@@ -51,7 +51,7 @@ struct OpFrame {
   double flops = 0.0;  // set by ops that know their arithmetic (matmul, conv)
   int64_t slot[2];
   bool is_range = false;  // a push_range frame, not an op
-  bool hooked = false;    // the hook keys saw this call enter (its fields below are set)
+  bool hooked = false;    // the hook keys saw this call enter (so inputs and slot are set)
   OpFrame* parent = nullptr;
 };
 
