@@ -29,6 +29,8 @@ namespace detail {
 inline thread_local Device tls_current_device;
 }
 inline Device current_device() { return detail::tls_current_device; }
+// For callers that cannot hold a DeviceGuard across the scope (Python's context managers).
+inline void set_current_device(Device d) { detail::tls_current_device = d; }
 
 // Makes `d` current until the end of the scope.
 class DeviceGuard {

@@ -119,10 +119,11 @@ class OpGuard {
       push(nullptr, 0);
     }
   }
-  // Factories: the device is named by the caller.
-  OpGuard(const char* op, Device device) : device_guard_(device) {
+  // Factories: no tensor input, so the call runs on the current device (the one a caller
+  // named with device=, or the device of the op it is nested in).
+  explicit OpGuard(const char* op) : device_guard_(current_device()) {
     frame_.op = op;
-    frame_.device = device;
+    frame_.device = current_device();
     push(nullptr, 0);
   }
   ~OpGuard() {
@@ -177,10 +178,10 @@ class OpGuard {
 }  // namespace dc::dispatch
 
 // The first statement of every public op: DC_OP_GUARD("name", tensor inputs...) or
-// DC_OP_GUARD_LIST("name", tensor_list) or DC_OP_GUARD_DEVICE("name", device).
+// DC_OP_GUARD_LIST("name", tensor_list) or, for a factory, DC_OP_GUARD_FACTORY("name").
 #define DC_OP_GUARD(name, ...) ::dc::dispatch::OpGuard dc_op_guard_(name, {DC_OP_PTRS(__VA_ARGS__)})
 #define DC_OP_GUARD_LIST(name, list) ::dc::dispatch::OpGuard dc_op_guard_(name, list)
-#define DC_OP_GUARD_DEVICE(name, device) ::dc::dispatch::OpGuard dc_op_guard_(name, device)
+#define DC_OP_GUARD_FACTORY(name) ::dc::dispatch::OpGuard dc_op_guard_(name)
 
 // &a, &b, ... for up to eight tensors.
 #define DC_OP_PTR_1(a) &(a)

@@ -16,7 +16,7 @@ namespace dc::ops {
 using autograd::GradCtx;
 
 Tensor empty(const Shape& shape, DType dtype) {
-  DC_OP_GUARD_DEVICE("empty", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("empty");
   return Tensor::empty(shape, dtype);
 }
 
@@ -34,18 +34,18 @@ void fill_values(const Tensor& t, const Scalar& value) {
 }  // namespace
 
 Tensor full(const Shape& shape, Scalar value, DType dtype) {
-  DC_OP_GUARD_DEVICE("full", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("full");
   check_scalar_fits(value, dtype, "full");
   Tensor t = Tensor::empty(shape, dtype);
   fill_values(t, value);
   return t;
 }
 Tensor zeros(const Shape& shape, DType dtype) {
-  DC_OP_GUARD_DEVICE("zeros", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("zeros");
   return full(shape, Scalar(0), dtype);
 }
 Tensor ones(const Shape& shape, DType dtype) {
-  DC_OP_GUARD_DEVICE("ones", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("ones");
   return full(shape, Scalar(1), dtype);
 }
 Tensor zeros_like(const Tensor& t) {
@@ -62,7 +62,7 @@ Tensor full_like(const Tensor& t, Scalar value) {
 }
 
 Tensor scalar_tensor(Scalar value, DType dtype) {
-  DC_OP_GUARD_DEVICE("scalar_tensor", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("scalar_tensor");
   Tensor t = Tensor::empty({}, dtype);
   // int64 values beyond 2^53 do not survive a double: those are written exactly.
   if (dtype == DType::Int64 && !value.is_float()) DC_KERNEL(fill_int64_into)(t, value.to_int());
@@ -71,7 +71,7 @@ Tensor scalar_tensor(Scalar value, DType dtype) {
 }
 
 Tensor arange(double start, double end, double step, DType dtype) {
-  DC_OP_GUARD_DEVICE("arange", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("arange");
   DC_CHECK(step != 0, ValueError, "[arange] step must be nonzero");
   DC_CHECK(std::isfinite(start) && std::isfinite(end), ValueError,
            "[arange] start and end must be finite, got ", start, " and ", end);
@@ -84,7 +84,7 @@ Tensor arange(double start, double end, double step, DType dtype) {
 }
 
 Tensor linspace(double start, double end, int64_t steps, DType dtype) {
-  DC_OP_GUARD_DEVICE("linspace", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("linspace");
   DC_CHECK(steps >= 0, ValueError, "[linspace] number of steps must be non-negative, got ", steps);
   Tensor t = Tensor::empty({steps}, dtype);
   DC_KERNEL(linspace_into)(t, start, end);
@@ -92,7 +92,7 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
 }
 
 Tensor eye(int64_t n, int64_t m, DType dtype) {
-  DC_OP_GUARD_DEVICE("eye", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("eye");
   if (m < 0) m = n;
   DC_CHECK(n >= 0, ValueError, "[eye] n must be non-negative, got ", n);
   Tensor t = zeros({n, m}, dtype);
@@ -132,19 +132,19 @@ Tensor& normal_(Tensor& t, double mean, double stddev) {
 }
 
 Tensor rand(const Shape& shape, DType dtype) {
-  DC_OP_GUARD_DEVICE("rand", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("rand");
   Tensor t = Tensor::empty(shape, dtype);
   return uniform_(t, 0.0, 1.0);
 }
 
 Tensor randn(const Shape& shape, DType dtype) {
-  DC_OP_GUARD_DEVICE("randn", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("randn");
   Tensor t = Tensor::empty(shape, dtype);
   return normal_(t, 0.0, 1.0);
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
-  DC_OP_GUARD_DEVICE("randint", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("randint");
   DC_CHECK(high > low, ValueError, "[randint] expected low < high, got low=", low,
            ", high=", high);
   Tensor t = Tensor::empty(shape, dtype);
@@ -155,7 +155,7 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
 }
 
 Tensor randperm(int64_t n, DType dtype) {
-  DC_OP_GUARD_DEVICE("randperm", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("randperm");
   DC_CHECK(n >= 0, ValueError, "[randperm] n must be non-negative, got ", n);
   // Fisher-Yates driven by one random draw per position.
   Tensor keys = randint(0, INT64_MAX, {n}, DType::Int64);
@@ -222,11 +222,9 @@ Tensor to_device(const Tensor& t, Device device) {
            t.shape_str(), " out of the meta device: meta tensors have no data");
   DC_CHECK(device.type != DeviceType::CUDA, RuntimeError, "[to] device ", device.str(),
            " is not available: this build of deepcore has no CUDA backend");
+  // The only other device this build has is meta: the move allocates and copies nothing. (A
+  // copy between devices with memory arrives with the CUDA backend.)
   Tensor out = Tensor::empty(t.sizes(), t.dtype(), device);
-  if (!device.is_meta()) {
-    DeviceGuard on(device);
-    DC_KERNEL(cast_into)(out, t);
-  }
   autograd::record("to", {t}, {out},
                    [from](GradCtx& g) -> tensor_list { return {to_device(g.grad(), from)}; });
   return out;

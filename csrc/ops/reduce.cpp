@@ -41,7 +41,7 @@ std::vector<bool> reduction_mask(const Tensor& t, const Shape& dims, const char*
 }
 
 Shape reduced_shape(const Shape& in, const std::vector<bool>& mask, bool keepdim) {
-  DC_OP_GUARD_DEVICE("reduced_shape", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("reduced_shape");
   Shape out;
   for (size_t i = 0; i < in.size(); ++i) {
     if (!mask[i]) out.push_back(in[i]);

@@ -67,7 +67,7 @@ Tensor alias_view_of(const Tensor& t) { return view(t, t.sizes()); }
 }  // namespace
 
 Shape infer_shape(const Shape& shape, int64_t numel, const char* op) {
-  DC_OP_GUARD_DEVICE("infer_shape", ::dc::current_device());
+  DC_OP_GUARD_FACTORY("infer_shape");
   Shape out = shape;
   int64_t infer = -1, known = 1;
   for (size_t i = 0; i < shape.size(); ++i) {

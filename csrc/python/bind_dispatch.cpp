@@ -27,7 +27,7 @@ void bind_dispatch(py::module_& m) {
     const Device d = Device::parse(name);
     DC_CHECK(d.type != DeviceType::CUDA, RuntimeError, "[device] device '", name,
              "' is not available: this build of deepcore has no CUDA backend");
-    detail::tls_current_device = d;
+    set_current_device(d);
     return prev;
   });
   m.def("_to_device", [](const Tensor& t, const std::string& name) {

@@ -73,23 +73,31 @@ def _like(t, dtype):
     return t.dtype if dtype is None else _dt(dtype)
 
 
+def _like_device(t, device):
+    """The *_like factories' device scope: ``device`` if named, else t's own (a cpu tensor,
+    the common case, needs no scope and no validation)."""
+    if device is None:
+        device = None if _C._device_index(t) == 0 else t.device
+    return _on_device(device)
+
+
 def empty_like(t, dtype=None, requires_grad=False, device=None, **_):
-    with _on_device(t.device if device is None else device):
+    with _like_device(t, device):
         return _C._empty(list(t.shape), _like(t, dtype), requires_grad)
 
 
 def zeros_like(t, dtype=None, requires_grad=False, device=None, **_):
-    with _on_device(t.device if device is None else device):
+    with _like_device(t, device):
         return _C._full(list(t.shape), 0, _like(t, dtype), requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False, device=None, **_):
-    with _on_device(t.device if device is None else device):
+    with _like_device(t, device):
         return _C._full(list(t.shape), 1, _like(t, dtype), requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False, device=None, **_):
-    with _on_device(t.device if device is None else device):
+    with _like_device(t, device):
         return _C._full(list(t.shape), fill_value, _like(t, dtype), requires_grad)
 
 
@@ -104,12 +112,12 @@ def randn(*size, dtype=None, generator=None, device=None, requires_grad=False, *
 
 
 def rand_like(t, dtype=None, requires_grad=False, device=None, **_):
-    with _on_device(t.device if device is None else device):
+    with _like_device(t, device):
         return _C._rand(list(t.shape), _like(t, dtype), requires_grad)
 
 
 def randn_like(t, dtype=None, requires_grad=False, device=None, **_):
-    with _on_device(t.device if device is None else device):
+    with _like_device(t, device):
         return _C._randn(list(t.shape), _like(t, dtype), requires_grad)
 
 
@@ -125,7 +133,7 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None, device=Non
 
 
 def randint_like(t, low, high=None, dtype=None, device=None, **_):
-    with _on_device(t.device if device is None else device):
+    with _like_device(t, device):
         if high is None:
             low, high = 0, low
         return _C._randint(int(low), int(high), list(t.shape), _like(t, dtype))
