@@ -19,7 +19,7 @@ import functools
 import json
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _C
@@ -69,7 +69,6 @@ class FunctionEventAvg:
     self_cpu_time_total: float = 0.0
     flops: float = 0.0
     is_user_annotation: bool = False
-    _names: set = field(default_factory=set, repr=False)
 
     @property
     def cpu_time(self) -> float:
@@ -174,8 +173,9 @@ class profile:
     """Records the op calls of this thread while the block runs.
 
     Arguments follow ``torch.profiler.profile``; shapes and FLOPs are always recorded (the cost
-    is a few tuples per call while profiling, nothing otherwise), so ``record_shapes`` and
-    ``with_flops`` only choose what ``key_averages`` groups and prints.
+    is a few tuples per call while profiling, nothing otherwise): ``record_shapes``,
+    ``with_flops`` and the rest are accepted for compatibility. ``key_averages``'s
+    ``group_by_input_shape`` chooses the grouping; the table shows FLOPs when any were counted.
     """
 
     def __init__(self, activities: Optional[List[str]] = None, *, record_shapes: bool = False,
@@ -183,12 +183,10 @@ class profile:
                  schedule: Optional[Callable[[int], Any]] = None,
                  on_trace_ready: Optional[Callable[["profile"], Any]] = None,
                  use_cuda: bool = False) -> None:
-        del profile_memory, with_stack, schedule  # accepted for compatibility
+        del record_shapes, with_flops, profile_memory, with_stack, schedule, use_cuda
         for a in activities or []:
             if a not in (ProfilerActivity.CPU, ProfilerActivity.CUDA):
                 raise ValueError(f"[profiler] unknown activity {a!r}")
-        self.record_shapes = record_shapes
-        self.with_flops = with_flops
         self.on_trace_ready = on_trace_ready
         self._events: Optional[EventList] = None
         self._running = False
