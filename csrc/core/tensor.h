@@ -56,6 +56,10 @@ class Tensor {
   // Uninitialised contiguous tensor.
   // On `device`, by default the current one (the device of the op in flight, else cpu).
   static Tensor empty(const Shape& shape, DType dtype, Device device = current_device());
+  // Uninitialised dense tensor whose memory order follows `like` (Note [Output layout]): a
+  // permuted input (x.t(), a channels-last image) gives an output with the same strides.
+  static Tensor empty_like_layout(const Shape& shape, DType dtype, const tensor_list& like,
+                                  Device device = current_device());
   // A view over `storage` with the given geometry (no checks beyond bounds; no autograd).
   static Tensor make_view(const std::shared_ptr<Storage>& storage, Shape sizes, Shape strides,
                           int64_t offset, DType dtype);
@@ -115,6 +119,12 @@ class Tensor {
 // Shape helpers shared by ops and kernels.
 int64_t numel_of(const Shape& shape);
 Shape contiguous_strides(const Shape& shape);
+// Dense strides for `shape` whose dims are laid out in memory in `order`, outermost first.
+Shape permuted_strides(const Shape& shape, const std::vector<int64_t>& order);
+// The memory order (dims, outermost first) that tensors broadcast to `shape` share: dims sorted
+// by decreasing stride, the first operand with distinct non-zero strides deciding each pair,
+// the original order where none does (Note [Output layout]).
+std::vector<int64_t> memory_order(const Shape& shape, const tensor_list& operands);
 // Note [Dims of a 0-d tensor]
 // wrap_dim maps a possibly negative dim into [0, ndim) and raises IndexError naming `op`
 // otherwise, a 0-d tensor included: its result always indexes sizes()/strides(). Ops that, like

@@ -39,6 +39,8 @@ namespace dc::dispatch {
 #define DC_KERNELS(_)                                                                          \
   /* elementwise (kernels/cpu/elementwise.h) */                                               \
   _(unary_into, void, (cpu::UnaryOp, const Tensor&, const Tensor&, const double*))            \
+  _(unary_backward_into, void,                                                               \
+    (cpu::UnaryOp, const Tensor&, const Tensor&, const Tensor&, const double*))               \
   _(binary_into, void, (cpu::BinaryOp, const Tensor&, const Tensor&, const Tensor&))          \
   _(add_scaled_into, void, (const Tensor&, const Tensor&, const Tensor&, double))             \
   _(compare_into, void, (cpu::CompareOp, const Tensor&, const Tensor&, const Tensor&))        \
@@ -53,6 +55,7 @@ namespace dc::dispatch {
   _(fill_diagonal_into, void, (const Tensor&, double))                                        \
   _(uniform_into, void, (const Tensor&, double, double, uint64_t, uint64_t))                  \
   _(normal_into, void, (const Tensor&, double, double, uint64_t, uint64_t))                   \
+  _(bernoulli_into, void, (const Tensor&, const Tensor&, uint64_t, uint64_t))                 \
   _(randint_into, void, (const Tensor&, int64_t, int64_t, uint64_t, uint64_t))                \
   _(permutation_into, void, (const Tensor&, const Tensor&))                                   \
   /* reductions (kernels/cpu/reduce.h) */                                                     \

@@ -93,7 +93,7 @@ Tensor cast_for(const Tensor& t, DType d, const char* op) {
   if (t.dtype() == d) return t;
   // A Python int computing in int32 must fit it; a float operand overflowing float32 is inf.
   if (is_integral(d, false)) check_wrapped_fits(t, d, op);
-  Tensor out = Tensor::empty(t.sizes(), d);
+  Tensor out = Tensor::empty_like_layout(t.sizes(), d, {t});
   DC_KERNEL(cast_into)(out, t);
   return out;
 }
@@ -101,7 +101,7 @@ Tensor cast_for(const Tensor& t, DType d, const char* op) {
 Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b, DType compute,
                      const char* name) {
   Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
-  Tensor out = Tensor::empty(shape, compute);
+  Tensor out = Tensor::empty_like_layout(shape, compute, {a, b});
   DC_KERNEL(binary_into)(op, out, cast_for(a, compute, name), cast_for(b, compute, name));
   return out;
 }
@@ -189,7 +189,7 @@ Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
   if (alpha.to_double() == 1.0) {
     out = binary_kernel(BinaryOp::add, a, b, dt, "add");
   } else {
-    out = Tensor::empty(broadcast_shapes(a.sizes(), b.sizes(), "add"), dt);
+    out = Tensor::empty_like_layout(broadcast_shapes(a.sizes(), b.sizes(), "add"), dt, {a, b});
     DC_KERNEL(add_scaled_into)(out, cast_for(a, dt, "add"), cast_for(b, dt, "add"),
                                alpha.to_double());
   }
@@ -421,6 +421,82 @@ Tensor atan2(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+namespace {
+// A float-valued binary op (hypot, logaddexp...): integers promote to the default float, and
+// `derivative` gives both inputs' gradients from g, a, b and the output, in the gradient's dtype.
+using BinaryDerivative = std::pair<Tensor, Tensor> (*)(const Tensor& g, const Tensor& a,
+                                                       const Tensor& b, const Tensor& out);
+Tensor float_binary(BinaryOp op, const Tensor& a, const Tensor& b, const char* name,
+                    BinaryDerivative derivative) {
+  Tensor out = binary_kernel(op, a, b, to_float_dtype(result_type({a, b})), name);
+  if (derivative && autograd::any_requires_grad({&a, &b})) {
+    const Shape sa = a.sizes(), sb = b.sizes();
+    autograd::record(
+        name, {a, b}, {out},
+        [sa, sb, derivative](GradCtx& g) -> tensor_list {
+          const DType gd = g.grad().dtype();
+          auto in_grad_dtype = [gd](const Tensor& t) {
+            return t.dtype() == gd && !t.impl()->is_wrapped_number ? t : to_dtype(t, gd, true);
+          };
+          auto [ga, gb] = derivative(g.grad(), in_grad_dtype(g.saved(0)),
+                                     in_grad_dtype(g.saved(1)), g.saved(2));
+          return {g.needs(0) ? sum_to(ga, sa) : Tensor(), g.needs(1) ? sum_to(gb, sb) : Tensor()};
+        },
+        {a, b, out});
+  }
+  return out;
+}
+Tensor zero_where_x_zero(const Tensor& x, const Tensor& v) {
+  return where(eq(x, wrap_scalar(0.0)), zeros({}, v.dtype()), v);
+}
+}  // namespace
+
+Tensor hypot(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("hypot", a, b);
+  return float_binary(BinaryOp::hypot, a, b, "hypot",
+                      [](const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& r) {
+                        return std::make_pair(g * x / r, g * y / r);
+                      });
+}
+// d/da copysign(a, b) = copysign(a, b) / a, 0 at a == 0 (torch's convention); nothing for b.
+Tensor copysign(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("copysign", a, b);
+  return float_binary(BinaryOp::copysign, a, b, "copysign",
+                      [](const Tensor& g, const Tensor& x, const Tensor&, const Tensor& r) {
+                        return std::make_pair(zero_where_x_zero(x, g * r / x), zeros_like(g));
+                      });
+}
+Tensor logaddexp(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("logaddexp", a, b);
+  return float_binary(BinaryOp::logaddexp, a, b, "logaddexp",
+                      [](const Tensor& g, const Tensor& x, const Tensor& y, const Tensor&) {
+                        return std::make_pair(g * sigmoid(x - y), g * sigmoid(y - x));
+                      });
+}
+Tensor logaddexp2(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("logaddexp2", a, b);
+  return float_binary(BinaryOp::logaddexp2, a, b, "logaddexp2",
+                      [](const Tensor& g, const Tensor& x, const Tensor& y, const Tensor&) {
+                        return std::make_pair(g * sigmoid((x - y) * M_LN2),
+                                              g * sigmoid((y - x) * M_LN2));
+                      });
+}
+Tensor xlogy(const Tensor& x, const Tensor& y) {
+  DC_OP_GUARD("xlogy", x, y);
+  return float_binary(BinaryOp::xlogy, x, y, "xlogy",
+                      [](const Tensor& g, const Tensor& a, const Tensor& b, const Tensor&) {
+                        return std::make_pair(zero_where_x_zero(a, g * log(b)), g * a / b);
+                      });
+}
+Tensor nextafter(const Tensor& a, const Tensor& b) {
+  DC_OP_GUARD("nextafter", a, b);
+  // Both operands keep the promoted float dtype: the step is that dtype's ulp.
+  const DType dt = result_type({a, b});
+  DC_CHECK(is_floating(dt), TypeError, "[nextafter] needs floating-point inputs, got ",
+           dtype_name(a.dtype()), " and ", dtype_name(b.dtype()));
+  return float_binary(BinaryOp::nextafter, a, b, "nextafter", nullptr);
+}
+
 Tensor& add_(Tensor& a, const Tensor& b, Scalar alpha) {
   DC_OP_GUARD("add_", a, b);
   check_alpha(alpha, result_type({a, b}), "add_");
@@ -464,7 +540,8 @@ Tensor& pow_(Tensor& a, const Tensor& b) {
 namespace {
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b, const char* name) {
   const DType dt = result_type({a, b});
-  Tensor out = Tensor::empty(broadcast_shapes(a.sizes(), b.sizes(), name), DType::Bool);
+  Tensor out =
+      Tensor::empty_like_layout(broadcast_shapes(a.sizes(), b.sizes(), name), DType::Bool, {a, b});
   DC_KERNEL(compare_into)(op, out, cast_for(a, dt, name), cast_for(b, dt, name));
   return out;
 }
@@ -530,7 +607,7 @@ Tensor bitwise_xor(const Tensor& a, const Tensor& b) {
 
 Tensor logical_not(const Tensor& a) {
   DC_OP_GUARD("logical_not", a);
-  Tensor out = Tensor::empty(a.sizes(), DType::Bool);
+  Tensor out = Tensor::empty_like_layout(a.sizes(), DType::Bool, {a});
   DC_KERNEL(unary_into)(cpu::UnaryOp::logical_not, out, a, nullptr);
   return out;
 }
@@ -557,7 +634,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const DType dt = result_type({a, b});
   Shape shape = broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(),
                                  "where");
-  Tensor out = Tensor::empty(shape, dt);
+  Tensor out = Tensor::empty_like_layout(shape, dt, {cond, a, b});
   check_wrapped_fits(a, dt, "where");  // a value, not an operand: float32 overflow counts too
   check_wrapped_fits(b, dt, "where");
   DC_KERNEL(where_into)(out, cond, cast_for(a, dt, "where"), cast_for(b, dt, "where"));

@@ -1,5 +1,7 @@
 #pragma once
 // Elementwise ops: broadcasting over any strides, PyTorch type promotion, in-place variants.
+#include <optional>
+
 #include "core/tensor.h"
 
 namespace dc::ops {
@@ -26,6 +28,14 @@ Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor relu_backward(const Tensor& g, const Tensor& y);
 Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor atan2(const Tensor& a, const Tensor& b);
+Tensor hypot(const Tensor& a, const Tensor& b);
+Tensor copysign(const Tensor& a, const Tensor& b);
+Tensor logaddexp(const Tensor& a, const Tensor& b);
+Tensor logaddexp2(const Tensor& a, const Tensor& b);
+// x * log(y), 0 where x == 0 (unless y is NaN).
+Tensor xlogy(const Tensor& x, const Tensor& y);
+// The next float after a towards b; not differentiable (as in torch).
+Tensor nextafter(const Tensor& a, const Tensor& b);
 Tensor& add_(Tensor& a, const Tensor& b, Scalar alpha = 1);
 Tensor& sub_(Tensor& a, const Tensor& b, Scalar alpha = 1);
 Tensor& mul_(Tensor& a, const Tensor& b);
@@ -66,9 +76,10 @@ Tensor selu(const Tensor& a);
 Tensor celu(const Tensor& a, double alpha = 1.0);
 Tensor hardtanh(const Tensor& a, double min_val = -1.0, double max_val = 1.0);
 Tensor relu6(const Tensor& a);
-Tensor hardsigmoid(const Tensor& a);
-Tensor hardswish(const Tensor& a);
-Tensor logsigmoid(const Tensor& a);
+// The n-th derivative of digamma (n = 0 is digamma itself).
+Tensor polygamma(int64_t n, const Tensor& a);
+// log(p / (1 - p)), p clamped to [eps, 1 - eps] when eps is given.
+Tensor logit(const Tensor& a, std::optional<double> eps = std::nullopt);
 // clamp(min, max): either bound may be absent (nullptr), not both.
 Tensor clamp(const Tensor& a, const Scalar* min, const Scalar* max);
 Tensor clamp_tensor(const Tensor& a, const Tensor& min, const Tensor& max);

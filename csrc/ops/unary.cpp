@@ -1,5 +1,6 @@
 // Unary elementwise ops and activations: forward dispatch and derivatives, one table row each.
 #include <cmath>
+#include <functional>
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
@@ -40,20 +41,34 @@ Tensor run_unary(const UnaryDef& d, const Tensor& a, const double* params = null
            d.name, "] not implemented for bool tensors");
   const DType dt = d.keeps_int ? a.dtype() : to_float_dtype(a.dtype());
   Tensor in = a.dtype() == dt ? a : to_dtype(detach(a), dt);
-  Tensor out = Tensor::empty(a.sizes(), dt);
+  Tensor out = Tensor::empty_like_layout(a.sizes(), dt, {a});
   DC_KERNEL(unary_into)(d.kernel, out, in, params);
   return out;
 }
 
-// Records the op's node: input `in` (its history as it is now), output `out`.
+// grad_in = f'(saved) * g in one pass: the op's fused derivative kernel (pointwise.def).
+Tensor fused_backward(UnaryOp kernel, const Tensor& g, const Tensor& saved, const double* params) {
+  const Tensor gs = g.dtype() == saved.dtype() ? g : to_dtype(g, saved.dtype());
+  Tensor out = Tensor::empty_like_layout(saved.sizes(), saved.dtype(), {saved, gs});
+  DC_KERNEL(unary_backward_into)(kernel, out, gs, saved, params);
+  return out;
+}
+
+// Records the op's node: input `in` (its history as it is now), output `out`. A plain
+// backward runs the fused kernel; one that builds a graph (create_graph, grad mode on) runs
+// the derivative's differentiable Tensor expression.
 void record_unary(const UnaryDef& d, const Tensor& in, const Tensor& out) {
   const Derivative deriv = d.deriv;
   const Saves saves = d.saves;
+  const UnaryOp kernel = d.kernel;
   autograd::record(
       d.name, {in}, {out},
-      [deriv, saves](GradCtx& g) -> tensor_list {
+      [deriv, saves, kernel](GradCtx& g) -> tensor_list {
         Tensor x = saves == Saves::input ? g.saved(0) : Tensor();
         Tensor y = saves == Saves::output ? g.saved(0) : Tensor();
+        if (!autograd::grad_enabled())
+          return {fused_backward(kernel, g.grad(), saves == Saves::none ? g.grad() : g.saved(0),
+                                 nullptr)};
         return {deriv(g.grad(), x, y)};
       },
       saves == Saves::input ? tensor_list{in} : saves == Saves::output ? tensor_list{out}
@@ -94,7 +109,7 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
 #define D(expr) [](const Tensor& g, const Tensor& x, const Tensor& y) -> Tensor { return expr; }
 // The pointwise ops' rows: <name>_def, with its kernel, dtype rule, derivative and what it saves.
-#define DC_POINTWISE(fn, keeps_int, saves, forward, derivative) \
+#define DC_POINTWISE(fn, keeps_int, saves, forward, derivative, fused) \
   const UnaryDef fn##_def{#fn, UnaryOp::fn, keeps_int, D(derivative), Saves::saves};
 #include "ops/pointwise.def"
 
@@ -137,12 +152,21 @@ Tensor gelu(const Tensor& a, const std::string& approximate) {
 }
 
 namespace {
-// Parameterised activations: forward kernel with params, derivative as a lambda.
+// Parameterised activations: the kernel and its fused derivative take `params`; `derivative`
+// is the differentiable expression for backward passes that build a graph.
+using ParamDerivative = std::function<Tensor(const Tensor& g, const Tensor& x)>;
 Tensor param_unary(const char* name, UnaryOp kernel, const Tensor& a, std::vector<double> params,
-                   autograd::BackwardFn backward, bool keeps_int = false) {
-  UnaryDef d{name, kernel, keeps_int, nullptr, Saves::none};
+                   ParamDerivative derivative) {
+  UnaryDef d{name, kernel, false, nullptr, Saves::input};
   Tensor out = run_unary(d, a, params.data());
-  autograd::record(name, {a}, {out}, std::move(backward), {a, out});
+  autograd::record(
+      name, {a}, {out},
+      [kernel, params, derivative](GradCtx& g) -> tensor_list {
+        if (!autograd::grad_enabled())
+          return {fused_backward(kernel, g.grad(), g.saved(0), params.data())};
+        return {derivative(g.grad(), g.saved(0))};
+      },
+      {a});
   return out;
 }
 }  // namespace
@@ -150,19 +174,17 @@ Tensor param_unary(const char* name, UnaryOp kernel, const Tensor& a, std::vecto
 Tensor softplus(const Tensor& a, double beta, double threshold) {
   DC_OP_GUARD("softplus", a);
   return param_unary("softplus", UnaryOp::softplus, a, {beta, threshold},
-                     [beta, threshold](GradCtx& g) -> tensor_list {
-                       Tensor x = g.saved(0);
+                     [beta, threshold](const Tensor& g, const Tensor& x) {
                        Tensor bx = x * beta;
-                       return {where(gt(bx, s(threshold)), g.grad(), g.grad() * sigmoid(bx))};
+                       return where(gt(bx, s(threshold)), g, g * sigmoid(bx));
                      });
 }
 
 Tensor leaky_relu(const Tensor& a, double slope) {
   DC_OP_GUARD("leaky_relu", a);
   return param_unary("leaky_relu", UnaryOp::leaky_relu, a, {slope},
-                     [slope](GradCtx& g) -> tensor_list {
-                       Tensor x = g.saved(0);
-                       return {where(gt(x, s(0.0)), g.grad(), g.grad() * slope)};
+                     [slope](const Tensor& g, const Tensor& x) {
+                       return where(gt(x, s(0.0)), g, g * slope);
                      });
 }
 
@@ -179,11 +201,28 @@ Tensor& leaky_relu_(Tensor& a, double slope) {
 Tensor elu(const Tensor& a, double alpha, double scale, double input_scale) {
   DC_OP_GUARD("elu", a);
   return param_unary("elu", UnaryOp::elu, a, {alpha, scale, input_scale},
-                     [alpha, scale, input_scale](GradCtx& g) -> tensor_list {
-                       Tensor x = g.saved(0), y = g.saved(1);
-                       Tensor neg_side = g.grad() * (y + scale * alpha) * input_scale;
-                       return {where(gt(x, s(0.0)), g.grad() * scale, neg_side)};
+                     [alpha, scale, input_scale](const Tensor& g, const Tensor& x) {
+                       Tensor neg_side = g * exp(x * input_scale) * (scale * alpha * input_scale);
+                       return where(gt(x, s(0.0)), g * scale, neg_side);
                      });
+}
+
+Tensor polygamma(int64_t n, const Tensor& a) {
+  DC_OP_GUARD("polygamma", a);
+  DC_CHECK(n >= 0, ValueError, "[polygamma] n must be non-negative, got ", n);
+  return param_unary("polygamma", UnaryOp::polygamma, a, {static_cast<double>(n)},
+                     [n](const Tensor& g, const Tensor& x) { return g * polygamma(n + 1, x); });
+}
+
+Tensor logit(const Tensor& a, std::optional<double> eps) {
+  DC_OP_GUARD("logit", a);
+  const double e = eps.value_or(0.0), has = eps ? 1.0 : 0.0;
+  return param_unary("logit", UnaryOp::logit, a, {e, has}, [e, has](const Tensor& g,
+                                                                  const Tensor& x) {
+    Tensor d = g / (x * (1.0 - x));
+    if (has == 0.0) return d;
+    return where(logical_or(lt(x, s(e)), gt(x, s(1.0 - e))), zeros({}, d.dtype()), d);
+  });
 }
 
 Tensor selu(const Tensor& a) {
@@ -211,7 +250,7 @@ Tensor clamp_impl(const Tensor& a, const Scalar* min, const Scalar* max, const c
   const double lo = min ? min->to_double() : 0.0, hi = max ? max->to_double() : 0.0;
   const double params[4] = {lo, hi, min ? 1.0 : 0.0, max ? 1.0 : 0.0};
   Tensor in = a.dtype() == dt ? a : to_dtype(detach(a), dt);
-  Tensor out = Tensor::empty(a.sizes(), dt);
+  Tensor out = Tensor::empty_like_layout(a.sizes(), dt, {a});
   DC_KERNEL(unary_into)(UnaryOp::clamp, out, in, params);
   const bool has_min = min, has_max = max;
   autograd::record(
@@ -304,21 +343,6 @@ Tensor hardtanh(const Tensor& a, double min_val, double max_val) {
 Tensor relu6(const Tensor& a) {
   DC_OP_GUARD("relu6", a);
   return hardtanh(a, 0.0, 6.0);
-}
-Tensor hardsigmoid(const Tensor& a) {
-  DC_OP_GUARD("hardsigmoid", a);
-  return hardtanh(a / 6.0 + 0.5, 0.0, 1.0);
-}
-Tensor hardswish(const Tensor& a) {
-  DC_OP_GUARD("hardswish", a);
-  return a * hardsigmoid(a);
-}
-// log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): exact for any x, where -softplus(-x) with
-// its threshold drops the log1p term (about 2e-9) beyond |x| = 20. At x = 0 the gradient is
-// 0.5 from minimum's tie rule plus 0 from abs, as it should be.
-Tensor logsigmoid(const Tensor& a) {
-  DC_OP_GUARD("logsigmoid", a);
-  return minimum(a, zeros({}, a.dtype())) - log1p(exp(-abs(a)));
 }
 
 }  // namespace dc::ops

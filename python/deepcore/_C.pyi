@@ -122,6 +122,10 @@ class Tensor:
         """acos(Tensor input) -> Tensor"""
     def acos_(self) -> Tensor:
         """acos(Tensor input) -> Tensor"""
+    def acosh(self) -> Tensor:
+        """acosh(Tensor input) -> Tensor"""
+    def acosh_(self) -> Tensor:
+        """acosh(Tensor input) -> Tensor"""
     def add(self, other: TensorLike, *, alpha: Number = 1) -> Tensor:
         """add(TensorLike input, TensorLike other, *, Scalar alpha=1) -> Tensor"""
     def add_(self, other: TensorLike, *, alpha: Number = 1) -> Tensor:
@@ -156,12 +160,20 @@ class Tensor:
         """asin(Tensor input) -> Tensor"""
     def asin_(self) -> Tensor:
         """asin(Tensor input) -> Tensor"""
+    def asinh(self) -> Tensor:
+        """asinh(Tensor input) -> Tensor"""
+    def asinh_(self) -> Tensor:
+        """asinh(Tensor input) -> Tensor"""
     def atan(self) -> Tensor:
         """atan(Tensor input) -> Tensor"""
     def atan_(self) -> Tensor:
         """atan(Tensor input) -> Tensor"""
     def atan2(self, other: TensorLike) -> Tensor:
         """atan2(TensorLike input, TensorLike other) -> Tensor"""
+    def atanh(self) -> Tensor:
+        """atanh(Tensor input) -> Tensor"""
+    def atanh_(self) -> Tensor:
+        """atanh(Tensor input) -> Tensor"""
     def bernoulli(self) -> Tensor:
         """bernoulli(Tensor input) -> Tensor"""
     def bitwise_and(self, other: TensorLike) -> Tensor:
@@ -192,6 +204,8 @@ class Tensor:
         """contiguous(Tensor input) -> Tensor"""
     def copy_(self, src: TensorLike) -> Tensor:
         """copy_(Tensor(a!) input, TensorLike src) -> Tensor"""
+    def copysign(self, other: TensorLike) -> Tensor:
+        """copysign(TensorLike input, TensorLike other) -> Tensor"""
     def cos(self) -> Tensor:
         """cos(Tensor input) -> Tensor"""
     def cos_(self) -> Tensor:
@@ -206,6 +220,10 @@ class Tensor:
         """cumsum(Tensor input, int dim, *, ScalarType? dtype=None) -> Tensor"""
     def diag(self, diagonal: int = 0) -> Tensor:
         """diag(Tensor input, int diagonal=0) -> Tensor"""
+    def digamma(self) -> Tensor:
+        """digamma(Tensor input) -> Tensor"""
+    def digamma_(self) -> Tensor:
+        """digamma(Tensor input) -> Tensor"""
     def div(self, other: TensorLike, *, rounding_mode: str | None = None) -> Tensor:
         """div(TensorLike input, TensorLike other, *, str? rounding_mode=None) -> Tensor"""
     def div_(self, other: TensorLike) -> Tensor:
@@ -222,6 +240,14 @@ class Tensor:
         """erf(Tensor input) -> Tensor"""
     def erf_(self) -> Tensor:
         """erf(Tensor input) -> Tensor"""
+    def erfc(self) -> Tensor:
+        """erfc(Tensor input) -> Tensor"""
+    def erfc_(self) -> Tensor:
+        """erfc(Tensor input) -> Tensor"""
+    def erfinv(self) -> Tensor:
+        """erfinv(Tensor input) -> Tensor"""
+    def erfinv_(self) -> Tensor:
+        """erfinv(Tensor input) -> Tensor"""
     def exp(self) -> Tensor:
         """exp(Tensor input) -> Tensor"""
     def exp_(self) -> Tensor:
@@ -264,6 +290,8 @@ class Tensor:
         """gt(TensorLike input, TensorLike other) -> Tensor"""
     def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
         """hardtanh(Tensor input, float min_val=-1.0, float max_val=1.0) -> Tensor"""
+    def hypot(self, other: TensorLike) -> Tensor:
+        """hypot(TensorLike input, TensorLike other) -> Tensor"""
     def index_add(self, dim: int, index: TensorLike, source: Tensor, *, alpha: Number = 1) -> Tensor:
         """index_add(Tensor input, int dim, LongTensor index, Tensor source, *, Scalar alpha=1) -> Tensor"""
     def index_add_(self, dim: int, index: TensorLike, source: Tensor, *, alpha: Number = 1) -> Tensor:
@@ -292,6 +320,10 @@ class Tensor:
         """leaky_relu(Tensor input, float negative_slope=0.01) -> Tensor"""
     def lerp(self, end: TensorLike, weight: TensorLike) -> Tensor:
         """lerp(TensorLike input, TensorLike end, TensorLike weight) -> Tensor"""
+    def lgamma(self) -> Tensor:
+        """lgamma(Tensor input) -> Tensor"""
+    def lgamma_(self) -> Tensor:
+        """lgamma(Tensor input) -> Tensor"""
     def log(self) -> Tensor:
         """log(Tensor input) -> Tensor"""
     def log_(self) -> Tensor:
@@ -310,6 +342,10 @@ class Tensor:
         """log2(Tensor input) -> Tensor"""
     def log_softmax(self, dim: int, dtype: DTypeLike | None = None) -> Tensor:
         """log_softmax(Tensor input, int dim, ScalarType? dtype=None) -> Tensor"""
+    def logaddexp(self, other: TensorLike) -> Tensor:
+        """logaddexp(TensorLike input, TensorLike other) -> Tensor"""
+    def logaddexp2(self, other: TensorLike) -> Tensor:
+        """logaddexp2(TensorLike input, TensorLike other) -> Tensor"""
     def logical_and(self, other: TensorLike) -> Tensor:
         """logical_and(TensorLike input, TensorLike other) -> Tensor"""
     def logical_not(self) -> Tensor:
@@ -318,6 +354,8 @@ class Tensor:
         """logical_or(TensorLike input, TensorLike other) -> Tensor"""
     def logical_xor(self, other: TensorLike) -> Tensor:
         """logical_xor(TensorLike input, TensorLike other) -> Tensor"""
+    def logit(self, eps: float | None = None) -> Tensor:
+        """logit(Tensor input, float? eps=None) -> Tensor"""
     def logsumexp(self, dim: int | typing.Sequence[int], keepdim: bool = False) -> Tensor:
         """logsumexp(Tensor input, int[] dim, bool keepdim=False) -> Tensor"""
     def lt(self, other: TensorLike) -> Tensor:
@@ -364,6 +402,8 @@ class Tensor:
         """neg(Tensor input) -> Tensor"""
     def neg_(self) -> Tensor:
         """neg(Tensor input) -> Tensor"""
+    def nextafter(self, other: TensorLike) -> Tensor:
+        """nextafter(TensorLike input, TensorLike other) -> Tensor"""
     def nonzero(self, *, as_tuple: bool = False) -> typing.Any:
         """nonzero(Tensor input, *, bool as_tuple=False) -> Any"""
     def norm(self, p: typing.Any = "fro", dim: int | typing.Sequence[int] | None = None, keepdim: bool = False, dtype: DTypeLike | None = None) -> Tensor:
@@ -430,6 +470,10 @@ class Tensor:
         """sin(Tensor input) -> Tensor"""
     def sin_(self) -> Tensor:
         """sin(Tensor input) -> Tensor"""
+    def sinc(self) -> Tensor:
+        """sinc(Tensor input) -> Tensor"""
+    def sinc_(self) -> Tensor:
+        """sinc(Tensor input) -> Tensor"""
     def sinh(self) -> Tensor:
         """sinh(Tensor input) -> Tensor"""
     def sinh_(self) -> Tensor:
@@ -500,6 +544,8 @@ class Tensor:
         """var(Tensor input, int[]? dim=None, bool? unbiased=None, bool keepdim=False, *, float? correction=None) -> Tensor"""
     def view(self, shape: int | typing.Sequence[int]) -> Tensor:
         """view(Tensor input, int[] shape) -> Tensor"""
+    def xlogy(self, other: TensorLike) -> Tensor:
+        """xlogy(TensorLike input, TensorLike other) -> Tensor"""
     def zero_(self) -> Tensor:
         """zero_(Tensor(a!) input) -> Tensor"""
 
@@ -661,6 +707,10 @@ def acos(input: Tensor) -> Tensor:
     """acos(Tensor input) -> Tensor"""
 def acos_(input: Tensor) -> Tensor:
     """acos(Tensor input) -> Tensor"""
+def acosh(input: Tensor) -> Tensor:
+    """acosh(Tensor input) -> Tensor"""
+def acosh_(input: Tensor) -> Tensor:
+    """acosh(Tensor input) -> Tensor"""
 def add(input: TensorLike, other: TensorLike, *, alpha: Number = 1) -> Tensor:
     """add(TensorLike input, TensorLike other, *, Scalar alpha=1) -> Tensor"""
 def add_(input: TensorLike, other: TensorLike, *, alpha: Number = 1) -> Tensor:
@@ -685,12 +735,20 @@ def asin(input: Tensor) -> Tensor:
     """asin(Tensor input) -> Tensor"""
 def asin_(input: Tensor) -> Tensor:
     """asin(Tensor input) -> Tensor"""
+def asinh(input: Tensor) -> Tensor:
+    """asinh(Tensor input) -> Tensor"""
+def asinh_(input: Tensor) -> Tensor:
+    """asinh(Tensor input) -> Tensor"""
 def atan(input: Tensor) -> Tensor:
     """atan(Tensor input) -> Tensor"""
 def atan_(input: Tensor) -> Tensor:
     """atan(Tensor input) -> Tensor"""
 def atan2(input: TensorLike, other: TensorLike) -> Tensor:
     """atan2(TensorLike input, TensorLike other) -> Tensor"""
+def atanh(input: Tensor) -> Tensor:
+    """atanh(Tensor input) -> Tensor"""
+def atanh_(input: Tensor) -> Tensor:
+    """atanh(Tensor input) -> Tensor"""
 def bernoulli(input: Tensor) -> Tensor:
     """bernoulli(Tensor input) -> Tensor"""
 def bitwise_and(input: TensorLike, other: TensorLike) -> Tensor:
@@ -729,6 +787,8 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
     """conv_transpose2d(Tensor input, Tensor weight, Tensor? bias=None, int[] stride=1, int[] padding=0, int[] output_padding=0, int groups=1, int[] dilation=1) -> Tensor"""
 def copy_(input: Tensor, src: TensorLike) -> Tensor:
     """copy_(Tensor(a!) input, TensorLike src) -> Tensor"""
+def copysign(input: TensorLike, other: TensorLike) -> Tensor:
+    """copysign(TensorLike input, TensorLike other) -> Tensor"""
 def cos(input: Tensor) -> Tensor:
     """cos(Tensor input) -> Tensor"""
 def cos_(input: Tensor) -> Tensor:
@@ -741,6 +801,10 @@ def count_nonzero(input: Tensor, dim: int | typing.Sequence[int] | None = None) 
     """count_nonzero(Tensor input, int[]? dim=None) -> Tensor"""
 def cumsum(input: Tensor, dim: int, *, dtype: DTypeLike | None = None) -> Tensor:
     """cumsum(Tensor input, int dim, *, ScalarType? dtype=None) -> Tensor"""
+def digamma(input: Tensor) -> Tensor:
+    """digamma(Tensor input) -> Tensor"""
+def digamma_(input: Tensor) -> Tensor:
+    """digamma(Tensor input) -> Tensor"""
 def div(input: TensorLike, other: TensorLike, *, rounding_mode: str | None = None) -> Tensor:
     """div(TensorLike input, TensorLike other, *, str? rounding_mode=None) -> Tensor"""
 def div_(input: Tensor, other: TensorLike) -> Tensor:
@@ -761,6 +825,14 @@ def erf(input: Tensor) -> Tensor:
     """erf(Tensor input) -> Tensor"""
 def erf_(input: Tensor) -> Tensor:
     """erf(Tensor input) -> Tensor"""
+def erfc(input: Tensor) -> Tensor:
+    """erfc(Tensor input) -> Tensor"""
+def erfc_(input: Tensor) -> Tensor:
+    """erfc(Tensor input) -> Tensor"""
+def erfinv(input: Tensor) -> Tensor:
+    """erfinv(Tensor input) -> Tensor"""
+def erfinv_(input: Tensor) -> Tensor:
+    """erfinv(Tensor input) -> Tensor"""
 def exp(input: Tensor) -> Tensor:
     """exp(Tensor input) -> Tensor"""
 def exp_(input: Tensor) -> Tensor:
@@ -801,6 +873,8 @@ def hardswish(input: Tensor) -> Tensor:
     """hardswish(Tensor input) -> Tensor"""
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """hardtanh(Tensor input, float min_val=-1.0, float max_val=1.0) -> Tensor"""
+def hypot(input: TensorLike, other: TensorLike) -> Tensor:
+    """hypot(TensorLike input, TensorLike other) -> Tensor"""
 def index(input: Tensor, indices: typing.Sequence[TensorLike | None]) -> Tensor:
     """index(Tensor input, LongTensor?[] indices) -> Tensor"""
 def index_add(input: Tensor, dim: int, index: TensorLike, source: Tensor, *, alpha: Number = 1) -> Tensor:
@@ -827,6 +901,10 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """leaky_relu(Tensor input, float negative_slope=0.01) -> Tensor"""
 def leaky_relu_(input: Tensor, negative_slope: float = 0.01) -> Tensor:
     """leaky_relu(Tensor input, float negative_slope=0.01) -> Tensor"""
+def lgamma(input: Tensor) -> Tensor:
+    """lgamma(Tensor input) -> Tensor"""
+def lgamma_(input: Tensor) -> Tensor:
+    """lgamma(Tensor input) -> Tensor"""
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor"""
 def log(input: Tensor) -> Tensor:
@@ -847,6 +925,10 @@ def log2_(input: Tensor) -> Tensor:
     """log2(Tensor input) -> Tensor"""
 def log_softmax(input: Tensor, dim: int, dtype: DTypeLike | None = None) -> Tensor:
     """log_softmax(Tensor input, int dim, ScalarType? dtype=None) -> Tensor"""
+def logaddexp(input: TensorLike, other: TensorLike) -> Tensor:
+    """logaddexp(TensorLike input, TensorLike other) -> Tensor"""
+def logaddexp2(input: TensorLike, other: TensorLike) -> Tensor:
+    """logaddexp2(TensorLike input, TensorLike other) -> Tensor"""
 def logical_and(input: TensorLike, other: TensorLike) -> Tensor:
     """logical_and(TensorLike input, TensorLike other) -> Tensor"""
 def logical_not(input: Tensor) -> Tensor:
@@ -855,6 +937,8 @@ def logical_or(input: TensorLike, other: TensorLike) -> Tensor:
     """logical_or(TensorLike input, TensorLike other) -> Tensor"""
 def logical_xor(input: TensorLike, other: TensorLike) -> Tensor:
     """logical_xor(TensorLike input, TensorLike other) -> Tensor"""
+def logit(input: Tensor, eps: float | None = None) -> Tensor:
+    """logit(Tensor input, float? eps=None) -> Tensor"""
 def logsigmoid(input: Tensor) -> Tensor:
     """logsigmoid(Tensor input) -> Tensor"""
 def logsumexp(input: Tensor, dim: int | typing.Sequence[int], keepdim: bool = False) -> Tensor:
@@ -895,6 +979,8 @@ def neg(input: Tensor) -> Tensor:
     """neg(Tensor input) -> Tensor"""
 def neg_(input: Tensor) -> Tensor:
     """neg(Tensor input) -> Tensor"""
+def nextafter(input: TensorLike, other: TensorLike) -> Tensor:
+    """nextafter(TensorLike input, TensorLike other) -> Tensor"""
 def nonzero(input: Tensor, *, as_tuple: bool = False) -> typing.Any:
     """nonzero(Tensor input, *, bool as_tuple=False) -> Any"""
 def normal_(input: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
@@ -903,6 +989,8 @@ def one_hot(tensor: TensorLike, num_classes: int = -1) -> Tensor:
     """one_hot(LongTensor tensor, int num_classes=-1) -> Tensor"""
 def outer(input: Tensor, vec2: Tensor) -> Tensor:
     """outer(Tensor input, Tensor vec2) -> Tensor"""
+def polygamma(n: int, input: Tensor) -> Tensor:
+    """polygamma(int n, Tensor input) -> Tensor"""
 def pow(input: TensorLike, other: TensorLike) -> Tensor:
     """pow(TensorLike input, TensorLike other) -> Tensor"""
 def pow_(input: TensorLike, other: TensorLike) -> Tensor:
@@ -961,6 +1049,10 @@ def sin(input: Tensor) -> Tensor:
     """sin(Tensor input) -> Tensor"""
 def sin_(input: Tensor) -> Tensor:
     """sin(Tensor input) -> Tensor"""
+def sinc(input: Tensor) -> Tensor:
+    """sinc(Tensor input) -> Tensor"""
+def sinc_(input: Tensor) -> Tensor:
+    """sinc(Tensor input) -> Tensor"""
 def sinh(input: Tensor) -> Tensor:
     """sinh(Tensor input) -> Tensor"""
 def sinh_(input: Tensor) -> Tensor:
@@ -969,6 +1061,8 @@ def softmax(input: Tensor, dim: int, dtype: DTypeLike | None = None) -> Tensor:
     """softmax(Tensor input, int dim, ScalarType? dtype=None) -> Tensor"""
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """softplus(Tensor input, float beta=1.0, float threshold=20.0) -> Tensor"""
+def softsign(input: Tensor) -> Tensor:
+    """softsign(Tensor input) -> Tensor"""
 def split(tensor: Tensor, split_size_or_sections: int | typing.Sequence[int], dim: int = 0) -> list[Tensor]:
     """split(Tensor tensor, int[] split_size_or_sections, int dim=0) -> Tensor[]"""
 def sqrt(input: Tensor) -> Tensor:
@@ -1003,6 +1097,8 @@ def tanh(input: Tensor) -> Tensor:
     """tanh(Tensor input) -> Tensor"""
 def tanh_(input: Tensor) -> Tensor:
     """tanh(Tensor input) -> Tensor"""
+def tanhshrink(input: Tensor) -> Tensor:
+    """tanhshrink(Tensor input) -> Tensor"""
 def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
     """transpose(Tensor input, int dim0, int dim1) -> Tensor"""
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:
@@ -1023,5 +1119,7 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     """unsqueeze(Tensor input, int dim) -> Tensor"""
 def where(condition: Tensor, input: TensorLike, other: TensorLike) -> Tensor:
     """where(Tensor condition, TensorLike input, TensorLike other) -> Tensor"""
+def xlogy(input: TensorLike, other: TensorLike) -> Tensor:
+    """xlogy(TensorLike input, TensorLike other) -> Tensor"""
 def zero_(input: Tensor) -> Tensor:
     """zero_(Tensor(a!) input) -> Tensor"""

@@ -33,6 +33,10 @@ def _ties(rng, shape, dtype, k):
     return np.asarray(rng.integers(-2, 3, size=shape), np_dtype(dtype))
 
 
+def _positive_second(rng, shape, dtype, k):
+    return arr(rng, shape, dtype) if k == 0 else arr(rng, shape, dtype, 0.3, 3.0)
+
+
 def binary_samples(init=_plain, scalar=2.5, int_scalar=3, **kwargs):
     def gen(rng, dtype):
         out = [Sample(init(rng, a, dtype, 0), init(rng, b, dtype, 1), **kwargs) for a, b in PAIRS]
@@ -48,11 +52,24 @@ BINARY = {  # name: (init, int dtypes too, gradgrad)
     "div": (_num_den, True, True), "remainder": (_num_den, True, False),
     "fmod": (_num_den, True, False), "pow": (_pow_init, True, True),
     "maximum": (_plain, True, False), "minimum": (_plain, True, False),
-    "atan2": (_plain, False, True),
+    "atan2": (_plain, False, True), "hypot": (_plain, False, True),
+    "copysign": (_plain, False, False), "logaddexp": (_plain, False, True),
+    "logaddexp2": (_plain, False, False), "xlogy": (_positive_second, False, True),
 }
 for _n, (_init, _ints, _gg) in BINARY.items():
-    add(_n, binary_samples(_init, scalar=None if _n in ("maximum", "minimum", "atan2") else 1.5),
+    _no_scalar = ("maximum", "minimum", "atan2", "hypot", "logaddexp", "logaddexp2")
+    add(_n, binary_samples(_init, scalar=None if _n in _no_scalar else 1.5),
         dtypes=NUMERIC if _ints else FLOATS, gradgrad=_gg)
+# xlogy is 0 wherever x is 0, whatever y (NaN aside); torch has no derivative for nextafter.
+add("xlogy", lambda rng, d: [Sample(np.array([0.0, 0.0, 2.0, -1.5], np_dtype(d)),
+                                    np.array([0.0, 3.0, 0.5, np.nan], np_dtype(d)),
+                                    desc="zeros and NaN", grad=False)], grad=False,
+    gradcheck=False)
+add("nextafter", binary_samples(scalar=None), dtypes=FLOATS, grad=False, gradcheck=False)
+add("nextafter", lambda rng, d: [Sample(np.array([0.0, 1.0, -0.0, np.inf, 1.0], np_dtype(d)),
+                                        np.array([1.0, 2.0, -1.0, 0.0, np.nan], np_dtype(d)),
+                                        desc="edges")], dtypes=FLOATS, grad=False,
+    gradcheck=False)
 add("add", binary_samples(scalar=None, alpha=2.5), dtypes=FLOATS)  # alpha=
 add("div", binary_samples(_num_den, scalar=None, rounding_mode="floor"), dtypes=NUMERIC,
     grad=False)  # torch has no derivative for a rounded division
@@ -136,6 +153,13 @@ UNARY = {
     "acos": (-0.9, 0.9, None, True, False, None), "atan": (-3, 3, None, True, False, None),
     "sinh": (-3, 3, None, True, False, None), "cosh": (-3, 3, None, True, False, None),
     "tanh": (-3, 3, None, True, True, None), "sigmoid": (-6, 6, None, True, True, None),
+    "asinh": (-3, 3, None, True, False, None), "acosh": (1.1, 4, None, True, False, None),
+    "atanh": (-0.9, 0.9, None, True, False, None),
+    "erfc": (-2.5, 2.5, None, True, True, None), "erfinv": (-0.9, 0.9, None, True, True, None),
+    "lgamma": (0.1, 4, None, True, True, None), "digamma": (0.1, 4, None, True, False, None),
+    "sinc": (-3, 3, _away, True, True, None),
+    "softsign": (-3, 3, None, False, True, TF.softsign),
+    "tanhshrink": (-3, 3, None, False, True, TF.tanhshrink),
     "relu": (-2, 2, _away, True, False, None), "silu": (-6, 6, None, False, True, TF.silu),
     "erf": (-2.5, 2.5, None, True, False, None),
     "reciprocal": (-2, 2, _away, False, True, None), "square": (-2, 2, None, True, False, None),
@@ -152,7 +176,8 @@ UNARY = {
     "logsigmoid": (-30, 30, None, False, False, TF.logsigmoid),
 }
 # Integer inputs: ops that keep the dtype (abs, floor...) or promote to float32 like torch.
-_INT_RANGES = {"asin": (0, 1), "acos": (0, 1), "reciprocal": (1, 4)}
+_INT_RANGES = {"asin": (0, 1), "acos": (0, 1), "reciprocal": (1, 4), "atanh": (0, 1),
+               "erfinv": (0, 1)}
 for _n, (_lo, _hi, _init, _ints, _gg, _tf) in UNARY.items():
     _dt = FLOATS + ((I32, I64) if _ints else ())
     _ilo, _ihi = _INT_RANGES.get(_n, (1, 4) if _lo > 0 else (-3, 3))
@@ -182,6 +207,10 @@ for _n, _kws in _ACT.items():
     def _gen(rng, dtype, _kws=_kws):
         return [Sample(away(rng, s, dtype, 0.1, 3), **k) for k in _kws for s in UNARY_SHAPES]
     add(_n, _gen, gradgrad=_n == "gelu")
+add("polygamma", lambda rng, d: [Sample(n, arr(rng, s, d, 0.3, 4)) for n in (0, 1, 2, 3)
+                                 for s in UNARY_SHAPES[:3]], dtypes=FLOATS)
+add("logit", lambda rng, d: [Sample(arr(rng, s, d, 0.05, 0.95)) for s in UNARY_SHAPES] +
+    [Sample(arr(rng, (3, 4), d, 0.25, 0.75), eps=0.3)], dtypes=FLOATS)
 
 
 def _clamp_samples(rng, dtype):

@@ -56,6 +56,15 @@ void unary_into(UnaryOp op, const Tensor& out, const Tensor& in, const double* p
   run(fn, {out, in}, params);
 }
 
+void unary_backward_into(UnaryOp op, const Tensor& out, const Tensor& grad, const Tensor& saved,
+                         const double* params) {
+  LoopFn fn =
+      elementwise_table().unary_backward[static_cast<int>(op)][static_cast<int>(grad.dtype())];
+  DC_CHECK(fn, TypeError, "[", unary_op_name(op), "] has no fused derivative for dtype ",
+           dtype_name(grad.dtype()));
+  run(fn, {out, grad, saved}, params);
+}
+
 void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   LoopFn fn = elementwise_table().binary[static_cast<int>(op)][static_cast<int>(a.dtype())];
   DC_CHECK(fn, TypeError, "[", binary_op_name(op), "] not implemented for dtype ",

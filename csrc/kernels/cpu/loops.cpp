@@ -1,5 +1,7 @@
 #include "kernels/cpu/loops.h"
 
+#include <utility>
+
 #include "core/parallel.h"
 
 namespace dc::cpu {
@@ -24,6 +26,28 @@ StridedIter make_iter(const Shape& shape, const tensor_list& operands) {
     }
   }
   for (int d = 0; d < nd; ++d) it.shape[d] = shape[nd - 1 - d];
+  // Innermost first in memory order, as the output is laid out (Note [Output layout] in
+  // core/tensor.cpp): the first operand, the output, with distinct non-zero strides decides.
+  auto inner_than = [&](int d, int e) {
+    for (int t = 0; t < it.ntensors; ++t) {
+      const int64_t a = it.strides[t][d], b = it.strides[t][e];
+      if (a != 0 && b != 0 && a != b) return a < b;
+    }
+    return false;
+  };
+  int perm[16];
+  for (int d = 0; d < nd; ++d) perm[d] = d;
+  for (int i = 1; i < nd; ++i)
+    for (int j = i; j > 0 && inner_than(perm[j], perm[j - 1]); --j) std::swap(perm[j], perm[j - 1]);
+  bool permuted = false;
+  for (int d = 0; d < nd; ++d) permuted |= perm[d] != d;
+  if (permuted) {
+    StridedIter src = it;
+    for (int d = 0; d < nd; ++d) {
+      it.shape[d] = src.shape[perm[d]];
+      for (int t = 0; t < it.ntensors; ++t) it.strides[t][d] = src.strides[t][perm[d]];
+    }
+  }
   // Drop size-1 dims, then merge dims i and i+1 where every operand steps contiguously.
   int out = 0;
   for (int d = 0; d < nd; ++d) {

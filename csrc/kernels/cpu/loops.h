@@ -3,7 +3,9 @@
 //
 // Note [Elementwise iteration]
 // An elementwise op sees up to kMaxOperands operands (operand 0 is the output), each with
-// byte strides over the common broadcast shape (stride 0 on broadcast dimensions). Dimensions
+// byte strides over the common broadcast shape (stride 0 on broadcast dimensions). The
+// dimensions are first sorted into the output's memory order (Note [Output layout] in
+// core/tensor.cpp), so a transposed output is walked along its rows in memory. Dimensions
 // that are contiguous with their neighbour in every operand are merged, so a contiguous
 // tensor of any rank becomes one flat row. The kernel is called on rows of the innermost
 // dimension: `loop(ptrs, inner_strides, n, params)`. Kernels special-case inner strides equal

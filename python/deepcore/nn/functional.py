@@ -267,11 +267,11 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def softsign(input: Tensor) -> Tensor:
-    return _C.div(input, _C.add(_C.abs(input), 1))
+    return _C.softsign(input)
 
 
 def tanhshrink(input: Tensor) -> Tensor:
-    return _C.sub(input, _C.tanh(input))
+    return _C.tanhshrink(input)
 
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "kernels/cpu/elementwise.h"
@@ -11,7 +12,7 @@
 namespace dc::cpu::DC_ISA_NS {
 namespace {
 
-#include "kernels/cpu/vec/scalar_math.h"
+#include "kernels/cpu/vec/vmath.h"
 
 template <typename T>
 inline T max_nan(T a, T b) { return (a > b || a != a) ? a : b; }
@@ -66,48 +67,115 @@ void binary_loop(char** data, const int64_t* s, int64_t n, const F& f) {
   void NAME##_loop(char** d, const int64_t* s, int64_t n, const double* p) {      \
     unary_loop<T, T>(d, s, n, [=](T x) -> T { __VA_ARGS__; });                          \
   }
-
-// The pointwise ops (ops/pointwise.def): the functor, and its integer instantiation for the
-// rows that keep integers (nullptr for the others, which the op layer casts to float first).
-#define DC_POINTWISE(name, keeps_int, saves, forward, derivative)  \
-  DC_UNARY(name, return forward)                                   \
-  template <typename T>                                            \
-  LoopFn name##_int_loop() {                                       \
-    if constexpr (keeps_int) return name##_loop<T>;                \
-    else return nullptr;                                           \
+// A fused derivative: operands out, g (the incoming gradient), x (the saved tensor).
+#define DC_UNARY_BACKWARD(NAME, ...)                                                     \
+  template <typename T>                                                                   \
+  void NAME##_backward_loop(char** d, const int64_t* s, int64_t n, const double* p) {      \
+    binary_loop<T, T>(d, s, n, [=](T g, T x) -> T { __VA_ARGS__; });                      \
   }
+
+// ---- scalar helpers of the pointwise rows -------------------------------------------------
+
+template <typename T>
+inline T sigmoid_any(T x) { return T(1) / (T(1) + vm::exp(-x)); }
+// min(max(v, 0), 6); NaN passes through both comparisons.
+template <typename T>
+inline T clamp6(T v) {
+  v = v < T(0) ? T(0) : v;
+  return v > T(6) ? T(6) : v;
+}
+// x - tanh(x) cancels for small x: float32 evaluates it in double, where the difference keeps
+// its digits down to |x| = 1e-4, and x^3 / 3 (relative error below 0.4 x^2) takes over there.
+inline float tanhshrink_any(float x) {
+  const double d = x;
+  return static_cast<float>(std::fabs(d) < 1e-4 ? d * d * d * (1.0 / 3) : d - vm::tanh(d));
+}
+inline double tanhshrink_any(double x) { return x - vm::tanh(x); }
+// sin(pi x) / (pi x): float32 in double, so that the product pi x adds no rounding.
+inline float sinc_any(float x) {
+  const double d = x;
+  return x == 0.0f ? 1.0f : static_cast<float>(vm::sinpi(d) / (M_PI * d));
+}
+inline double sinc_any(double x) { return x == 0.0 ? 1.0 : vm::sinpi(x) / (M_PI * x); }
+
+// The pointwise ops (ops/pointwise.def): the functor, its integer instantiation for the rows
+// that keep integers (nullptr for the others, which the op layer casts to float first), and
+// the fused derivative, where x and y both name the one saved tensor (input or output).
+#define DC_POINTWISE(name, keeps_int, saves, forward, derivative, fused)  \
+  DC_UNARY(name, return forward)                                          \
+  template <typename T>                                                   \
+  LoopFn name##_int_loop() {                                              \
+    if constexpr (keeps_int) return name##_loop<T>;                       \
+    else return nullptr;                                                  \
+  }                                                                       \
+  DC_UNARY_BACKWARD(name, [[maybe_unused]] const T y = x; (void)g; return fused)
 #include "ops/pointwise.def"
 
-// 0.5 x (1 + erf(x / sqrt 2)) written with erfc: for x < -3 the sum 1 + erf cancels and
-// loses every digit (1% error in float32 at x = -5); erfc(-x / sqrt 2) keeps them.
-DC_UNARY(gelu_erf, return T(0.5) * x * std::erfc(x * T(-0.70710678118654752440)))
-DC_UNARY(gelu_tanh, {
-  const T inner = T(0.79788456080286535588) * (x + T(0.044715) * x * x * x);
-  return T(0.5) * x * (T(1) + std::tanh(inner));
+// ---- activations with parameters or several forms -----------------------------------------
+
+// Note [GELU accuracy]
+// 0.5 x (1 + erf(x / sqrt 2)) cancels for x < -3 (1% error in float32 at x = -5), so the
+// erf form is written with erfc. Both forms are sensitive to the rounding of their argument:
+// erfc(z) moves by 2 z^2 times a relative change of z, and the tanh form, rewritten as
+// x sigmoid(2u) to avoid 1 + tanh(u) cancelling, by |2u| times. In float32 that costs up to
+// 24 ulp at x = -4; float32 therefore evaluates both in double (the argument and the product
+// are then exact to float32's precision), and float64 directly.
+template <typename T>
+inline T gelu_erf_any(T x) { return T(0.5) * x * vm::erfc(x * T(-0.70710678118654752440)); }
+inline float gelu_erf_any(float x) { return static_cast<float>(gelu_erf_any<double>(x)); }
+template <typename T>
+inline T gelu_tanh_any(T x) {
+  const T u = T(0.79788456080286535588) * (x + T(0.044715) * x * x * x);
+  return x / (T(1) + vm::exp(T(-2) * u));
+}
+inline float gelu_tanh_any(float x) { return static_cast<float>(gelu_tanh_any<double>(x)); }
+
+DC_UNARY(gelu_erf, return gelu_erf_any(x))
+DC_UNARY(gelu_tanh, return gelu_tanh_any(x))
+DC_UNARY_BACKWARD(gelu_erf, {
+  const T cdf = T(0.5) * vm::erfc(x * T(-0.70710678118654752440));
+  const T pdf = vm::exp(T(-0.5) * x * x) * T(0.39894228040143267794);
+  return g * (cdf + x * pdf);
+})
+DC_UNARY_BACKWARD(gelu_tanh, {
+  const T k = T(0.79788456080286535588), c = T(0.044715);
+  const T x2 = x * x;
+  const T t = vm::tanh(k * (x + c * x2 * x));
+  return g * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * k * (T(1) + T(3) * c * x2));
 })
 // params: [beta, threshold]
-template <typename T>
-void softplus_loop(char** d, const int64_t* s, int64_t n, const double* p) {
-  const T beta = T(p[0]), threshold = T(p[1]);
-  unary_loop<T, T>(d, s, n, [=](T x) -> T {
-    const T bx = x * beta;
-    return bx > threshold ? x : std::log1p(exp_any(bx)) / beta;
-  });
-}
+DC_UNARY(softplus, {
+  const T beta = T(p[0]), bx = x * beta;
+  return bx > T(p[1]) ? x : vm::log1p(vm::exp(bx)) / beta;
+})
+DC_UNARY_BACKWARD(softplus, {
+  const T bx = x * T(p[0]);
+  return bx > T(p[1]) ? g : g * sigmoid_any(bx);
+})
 // params: [negative_slope]
+DC_UNARY(leaky_relu, return x > T(0) ? x : x * T(p[0]))
+DC_UNARY_BACKWARD(leaky_relu, return x > T(0) ? g : g * T(p[0]))
+// params: [alpha, scale, input_scale]; expm1 keeps the digits of small negative x.
+DC_UNARY(elu, return x > T(0) ? T(p[1]) * x : T(p[1] * p[0]) * vm::expm1(x * T(p[2])))
+DC_UNARY_BACKWARD(elu, return x > T(0) ? g * T(p[1])
+                                       : g * T(p[1] * p[0] * p[2]) * vm::exp(x * T(p[2])))
+// params: [n]
+DC_UNARY(polygamma, return vm::polygamma(static_cast<int>(p[0]), x))
+DC_UNARY_BACKWARD(polygamma, return g * vm::polygamma(static_cast<int>(p[0]) + 1, x))
+// params: [eps, has_eps]. log(z / (1 - z)) near z = 0.5 is small and the quotient's rounding
+// would dominate it: float32 takes the quotient in double.
 template <typename T>
-void leaky_relu_loop(char** d, const int64_t* s, int64_t n, const double* p) {
-  const T slope = T(p[0]);
-  unary_loop<T, T>(d, s, n, [=](T x) -> T { return x > T(0) ? x : x * slope; });
+inline T logit_clamped(T x, const double* p) {
+  const T lo = T(p[0]), hi = T(1 - p[0]);
+  return p[1] != 0 ? (x < lo ? lo : (x > hi ? hi : x)) : x;
 }
-// params: [alpha, scale, input_scale]
-template <typename T>
-void elu_loop(char** d, const int64_t* s, int64_t n, const double* p) {
-  const T alpha = T(p[0]), scale = T(p[1]), iscale = T(p[2]);
-  unary_loop<T, T>(d, s, n, [=](T x) -> T {
-    return x > T(0) ? scale * x : scale * alpha * (exp_any(x * iscale) - T(1));
-  });
-}
+inline double logit_any(double z) { return vm::log(z / (1.0 - z)); }
+inline float logit_any(float z) { return static_cast<float>(logit_any(double(z))); }
+DC_UNARY(logit, return logit_any(logit_clamped(x, p)))
+DC_UNARY_BACKWARD(logit, {
+  const bool outside = p[1] != 0 && (x < T(p[0]) || x > T(1 - p[0]));
+  return outside ? T(0) : g / (x * (T(1) - x));
+})
 // params: [min, max, has_min, has_max]; NaN passes through like PyTorch.
 template <typename T>
 void clamp_loop(char** d, const int64_t* s, int64_t n, const double* p) {
@@ -160,10 +228,38 @@ DC_BINARY(float_remainder, {
   const T r = std::fmod(a, b);
   return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? r + b : r;
 })
-DC_BINARY(float_pow, return std::pow(a, b))
+DC_BINARY(float_pow, return vm::pow(a, b))
 DC_BINARY(maximum, return max_nan(a, b))
 DC_BINARY(minimum, return min_nan(a, b))
-DC_BINARY(atan2, return std::atan2(a, b))
+DC_BINARY(atan2, return vm::atan2(a, b))
+// float32 squares and sums in double, exactly; float64 scales by the larger magnitude. An
+// infinite operand gives inf even beside a NaN, as C's hypot.
+inline float hypot_any(float a, float b) {
+  const double x = a, y = b;
+  const float r = static_cast<float>(std::sqrt(x * x + y * y));
+  return std::fabs(a) == INFINITY || std::fabs(b) == INFINITY ? INFINITY : r;
+}
+inline double hypot_any(double a, double b) {
+  const double x = std::fabs(a), y = std::fabs(b);
+  const double big = x > y ? x : y, small = x > y ? y : x;
+  const double q = small / (big == 0.0 ? 1.0 : big);
+  const double r = big * std::sqrt(1.0 + q * q);
+  return x == INFINITY || y == INFINITY ? INFINITY : (x != x || y != y ? NAN : r);
+}
+DC_BINARY(hypot, return hypot_any(a, b))
+DC_BINARY(copysign, return std::copysign(a, b))
+// max + log1p(exp(-|a - b|)); equal infinities give themselves (a - b would be NaN).
+DC_BINARY(logaddexp, {
+  const T r = (a > b ? a : b) + vm::log1p(vm::exp(-std::fabs(a - b)));
+  return std::fabs(a) == T(INFINITY) && a == b ? a : r;
+})
+DC_BINARY(logaddexp2, {
+  const T r = (a > b ? a : b) + vm::log1p(vm::exp2(-std::fabs(a - b))) * T(1.4426950408889634074);
+  return std::fabs(a) == T(INFINITY) && a == b ? a : r;
+})
+// x log y, 0 where x == 0 unless y is NaN (torch's convention).
+DC_BINARY(xlogy, return a == T(0) && b == b ? T(0) : a * vm::log(b))
+DC_BINARY(nextafter, return std::nextafter(a, b))
 DC_BINARY(fmod, return std::fmod(a, b))
 // relu's gradient: a (the incoming gradient) where b (relu's output) is positive.
 DC_BINARY(relu_grad, return b > T(0) ? a : T(0))
@@ -261,12 +357,20 @@ void fill_elementwise(ElementwiseTable& t) {
 #define DC_SET_FLOAT_UNARY(name)                     \
   U(UnaryOp::name)[F32] = name##_loop<float>;        \
   U(UnaryOp::name)[F64] = name##_loop<double>;
+#define DC_SET_BACKWARD(name)                                                   \
+  t.unary_backward[static_cast<int>(UnaryOp::name)][F32] = name##_backward_loop<float>;  \
+  t.unary_backward[static_cast<int>(UnaryOp::name)][F64] = name##_backward_loop<double>;
 #define DC_POINTWISE(name, ...)                            \
   DC_SET_FLOAT_UNARY(name)                                 \
+  DC_SET_BACKWARD(name)                                    \
   U(UnaryOp::name)[I32] = name##_int_loop<int32_t>();      \
   U(UnaryOp::name)[I64] = name##_int_loop<int64_t>();
 #include "ops/pointwise.def"
   DC_UNARY_OTHER_OPS(DC_SET_FLOAT_UNARY)
+  DC_SET_BACKWARD(gelu_erf) DC_SET_BACKWARD(gelu_tanh) DC_SET_BACKWARD(softplus)
+  DC_SET_BACKWARD(leaky_relu) DC_SET_BACKWARD(elu) DC_SET_BACKWARD(polygamma)
+  DC_SET_BACKWARD(logit)
+#undef DC_SET_BACKWARD
 #undef DC_SET_FLOAT_UNARY
   // Integer kernels of their own, in place of the pointwise rows' functors: abs and relu in
   // integer form (no NaN test), the rounding ops as the identity (std::floor goes through
@@ -332,8 +436,13 @@ void fill_elementwise(ElementwiseTable& t) {
   Bn(BinaryOp::minimum)[I64] = int_minimum_loop<int64_t>;
   Bn(BinaryOp::relu_grad)[F32] = relu_grad_loop<float>;
   Bn(BinaryOp::relu_grad)[F64] = relu_grad_loop<double>;
-  Bn(BinaryOp::atan2)[F32] = atan2_loop<float>;
-  Bn(BinaryOp::atan2)[F64] = atan2_loop<double>;
+#define DC_SET_FLOAT_BINARY(op)                 \
+  Bn(BinaryOp::op)[F32] = op##_loop<float>;     \
+  Bn(BinaryOp::op)[F64] = op##_loop<double>;
+  DC_SET_FLOAT_BINARY(atan2) DC_SET_FLOAT_BINARY(hypot) DC_SET_FLOAT_BINARY(copysign)
+  DC_SET_FLOAT_BINARY(logaddexp) DC_SET_FLOAT_BINARY(logaddexp2) DC_SET_FLOAT_BINARY(xlogy)
+  DC_SET_FLOAT_BINARY(nextafter)
+#undef DC_SET_FLOAT_BINARY
   Bn(BinaryOp::logical_and)[B] = logical_and_loop<bool>;
   Bn(BinaryOp::logical_or)[B] = logical_or_loop<bool>;
   Bn(BinaryOp::logical_xor)[B] = logical_xor_loop<bool>;
