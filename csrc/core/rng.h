@@ -3,6 +3,7 @@
 // (offset + i), so results depend only on the seed and the sequence of ops, never on how the
 // work is split across threads.
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 namespace dc {
@@ -23,11 +24,32 @@ struct Generator {
 Generator& default_generator();
 void manual_seed(uint64_t seed);
 
+// The four 32-bit words of Philox-4x32-10 at `counter` under key `seed`: the scalar reference
+// (the vectorised fills in kernels/cpu/vec/random_kernels.cpp are tested against it).
 std::array<uint32_t, 4> philox(uint64_t seed, uint64_t counter);
-// Uniform in [0, 1) from 24 (float) or 53 (double) random bits.
+// Uniform in [0, 1) from the top 24 random bits (dropout's masks).
 inline float uint_to_unit_float(uint32_t x) { return (x >> 8) * (1.0f / 16777216.0f); }
-inline double uints_to_unit_double(uint32_t hi, uint32_t lo) {
-  return ((static_cast<uint64_t>(hi) << 21) ^ lo) % (1ULL << 53) * (1.0 / 9007199254740992.0);
+
+// Note [Random streams]
+// The uniform_, normal_ and bernoulli fills run Philox on blocks of 16 consecutive counters
+// (lane j has counter c + j, giving words w0..w3) and turn each block into a fixed run of
+// elements, so element i depends only on (seed, start + i's counter), never on how threads
+// split the work or on the ISA (the kernels use only exactly rounded operations):
+//   float32 (64 elements per block), uniform and bernoulli: element 16k + j <- word k of lane j,
+//     its top 24 bits / 2^24;
+//   float64 (32 per block), uniform and bernoulli: element 16h + j <- words 2h, 2h+1 of lane j,
+//     53 bits / 2^53;
+//   normal (Box-Muller): float32 elements 32h + j and 32h + 16 + j are r cos t and r sin t with
+//     r = sqrt(-2 ln u1), u1 = all 32 bits of word 2h mapped to (0, 1] (never 0, so |z| <= 6.7),
+//     t = 2 pi u2, u2 = word 2h+1 / 2^24; float64 elements j and 16 + j take u1 = 1 - (words
+//     0, 1 as 53 bits) and u2 = words 2, 3 as 53 bits (|z| <= 8.6).
+// Block b of a fill starting at counter `start` uses counters start + 16 b .. start + 16 b + 15.
+// A fill of n elements reserves random_fill_counters(n) = 16 per 32 elements, enough for either
+// dtype (float32 uses half), and randint's two counters per four elements fit in it too.
+constexpr int kPhiloxLanes = 16;
+constexpr int64_t random_block_elems(size_t itemsize) { return itemsize == 4 ? 64 : 32; }
+inline uint64_t random_fill_counters(int64_t n) {
+  return static_cast<uint64_t>((n + 31) / 32) * kPhiloxLanes;
 }
 
 }  // namespace dc

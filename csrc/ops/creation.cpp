@@ -103,31 +103,40 @@ Tensor eye(int64_t n, int64_t m, DType dtype) {
 // ---- random ------------------------------------------------------------------------------
 
 namespace {
-// Philox counters a fill of `t` takes: two per block of four elements (dropout uses one).
-uint64_t random_counters(const Tensor& t) { return static_cast<uint64_t>((t.numel() + 3) / 4) * 2; }
+// Fills `t` by kernel(contiguous out, seed, start). A strided `t` (a transposed view, say) is
+// filled through a contiguous buffer, so element i in row-major order takes the same draw as
+// in a contiguous tensor of that shape.
+template <typename K>
+void random_fill(Tensor& t, const K& kernel) {
+  Generator& g = default_generator();
+  const uint64_t seed = g.seed, start = g.reserve(random_fill_counters(t.numel()));
+  if (t.is_contiguous()) {
+    kernel(t, seed, start);
+  } else {
+    Tensor buf = Tensor::empty(t.sizes(), t.dtype());
+    kernel(buf, seed, start);
+    DC_KERNEL(cast_into)(t, buf);
+  }
+  t.bump_version();
+}
 }  // namespace
-
 
 Tensor& uniform_(Tensor& t, double low, double high) {
   DC_OP_GUARD("uniform_", t);
-  DC_CHECK(t.is_contiguous(), ValueError, "[uniform_] needs a contiguous tensor");
   DC_CHECK(std::isfinite(low) && std::isfinite(high) && low <= high, ValueError,
            "[uniform_] expects finite bounds with from <= to, got from=", low, ", to=", high);
-  Generator& g = default_generator();
-  const uint64_t seed = g.seed, start = g.reserve(random_counters(t));
-  DC_KERNEL(uniform_into)(t, low, high, seed, start);
-  t.bump_version();
+  random_fill(t, [&](const Tensor& out, uint64_t seed, uint64_t start) {
+    DC_KERNEL(uniform_into)(out, low, high, seed, start);
+  });
   return t;
 }
 
 Tensor& normal_(Tensor& t, double mean, double stddev) {
   DC_OP_GUARD("normal_", t);
-  DC_CHECK(t.is_contiguous(), ValueError, "[normal_] needs a contiguous tensor");
   DC_CHECK(stddev >= 0, ValueError, "[normal_] std must be non-negative, got ", stddev);
-  Generator& g = default_generator();
-  const uint64_t seed = g.seed, start = g.reserve(random_counters(t));
-  DC_KERNEL(normal_into)(t, mean, stddev, seed, start);
-  t.bump_version();
+  random_fill(t, [&](const Tensor& out, uint64_t seed, uint64_t start) {
+    DC_KERNEL(normal_into)(out, mean, stddev, seed, start);
+  });
   return t;
 }
 
@@ -149,7 +158,7 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype) {
            ", high=", high);
   Tensor t = Tensor::empty(shape, dtype);
   Generator& g = default_generator();
-  const uint64_t seed = g.seed, start = g.reserve(random_counters(t));
+  const uint64_t seed = g.seed, start = g.reserve(random_fill_counters(t.numel()));
   DC_KERNEL(randint_into)(t, low, high, seed, start);
   return t;
 }
@@ -166,16 +175,20 @@ Tensor randperm(int64_t n, DType dtype) {
 
 Tensor bernoulli(const Tensor& p) {
   DC_OP_GUARD("bernoulli", p);
-  // A probability outside [0, 1] (or nan) would silently give 0 or 1; torch refuses it too.
-  if (is_floating(p.dtype()) && !p.is_meta() && p.numel() > 0) {
-    Tensor ok = all(logical_and(ge(p, scalar_tensor(Scalar(0.0), p.dtype())),
-                                le(p, scalar_tensor(Scalar(1.0), p.dtype()))));
-    DC_CHECK(ok.data<bool>()[0], ValueError, "[bernoulli] probabilities must lie in [0, 1], "
-             "got a ", dtype_name(p.dtype()), " tensor of shape ", p.shape_str(),
-             " with values outside");
+  if (!is_floating(p.dtype())) {
+    Tensor u = rand(p.sizes(), to_float_dtype(p.dtype()));
+    return to_dtype(lt(u, p), p.dtype());
   }
-  Tensor u = rand(p.sizes(), to_float_dtype(p.dtype()));
-  return to_dtype(lt(u, p), p.dtype());
+  // A probability outside [0, 1] (or nan) would silently give 0 or 1; torch refuses it too.
+  const Tensor pc = contiguous(p);
+  DC_CHECK(DC_KERNEL(all_within)(pc, 0.0, 1.0), ValueError, "[bernoulli] probabilities must lie "
+           "in [0, 1], got a ", dtype_name(p.dtype()), " tensor of shape ", p.shape_str(),
+           " with values outside");
+  Tensor out = Tensor::empty(p.sizes(), p.dtype());
+  Generator& g = default_generator();
+  const uint64_t seed = g.seed, start = g.reserve(random_fill_counters(out.numel()));
+  DC_KERNEL(bernoulli_into)(out, pc, seed, start);
+  return out;
 }
 
 // ---- aliases and copies --------------------------------------------------------------------

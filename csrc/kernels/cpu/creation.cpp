@@ -6,6 +6,7 @@
 
 #include "core/parallel.h"
 #include "core/rng.h"
+#include "kernels/cpu/isa.h"
 
 namespace dc::cpu {
 
@@ -52,34 +53,56 @@ void fill_diagonal_into(const Tensor& out, double value) {
   });
 }
 
+namespace {
+// The active ISA's build of each random fill, chosen by the element type of a null pointer.
+#define DC_PICK_ISA(fn) for_active_isa(&generic::fn, &avx2::fn, &avx512::fn)
+auto uniform_fill(float*) { return DC_PICK_ISA(uniform_fill_f32); }
+auto uniform_fill(double*) { return DC_PICK_ISA(uniform_fill_f64); }
+auto normal_fill(float*) { return DC_PICK_ISA(normal_fill_f32); }
+auto normal_fill(double*) { return DC_PICK_ISA(normal_fill_f64); }
+auto bernoulli_fill(float*) { return DC_PICK_ISA(bernoulli_fill_f32); }
+auto bernoulli_fill(double*) { return DC_PICK_ISA(bernoulli_fill_f64); }
+#undef DC_PICK_ISA
+
+// Runs fill(out, begin, end) over the contiguous `out` in whole Philox blocks, split across
+// threads at block boundaries (Note [Random streams]).
+template <typename T, typename F>
+void fill_in_blocks(const Tensor& out, const F& fill) {
+  const int64_t n = out.numel(), block = random_block_elems(sizeof(T));
+  // A normal costs a few ns per element: 8K elements are worth waking a thread for.
+  constexpr int64_t kGrainElems = 8192;
+  T* p = out.data<T>();
+  parallel_for(0, (n + block - 1) / block, kGrainElems / block, [&](int64_t b, int64_t e) {
+    fill(p, b * block, std::min(e * block, n));
+  });
+}
+}  // namespace
+
 void uniform_into(const Tensor& out, double low, double high, uint64_t seed, uint64_t start) {
   DC_DISPATCH_FLOAT(out.dtype(), "uniform_", [&] {
-    scalar_t* p = out.data<scalar_t>();
-    fill_random(out, seed, start, [&](uint64_t s, uint64_t ctr, int64_t i0, int64_t n) {
-      auto r0 = philox(s, ctr), r1 = philox(s, ctr + 1);
-      for (int k = 0; k < 4 && i0 + k < n; ++k) {
-        double u = std::is_same_v<scalar_t, float> ? double(uint_to_unit_float(r0[k]))
-                                                   : uints_to_unit_double(r0[k], r1[k]);
-        p[i0 + k] = static_cast<scalar_t>(low + (high - low) * u);
-      }
+    const auto fn = uniform_fill(static_cast<scalar_t*>(nullptr));
+    fill_in_blocks<scalar_t>(out, [&](scalar_t* p, int64_t b, int64_t e) {
+      fn(p, b, e, low, high, seed, start);
     });
   });
 }
 
 void normal_into(const Tensor& out, double mean, double stddev, uint64_t seed, uint64_t start) {
   DC_DISPATCH_FLOAT(out.dtype(), "normal_", [&] {
-    scalar_t* p = out.data<scalar_t>();
-    fill_random(out, seed, start, [&](uint64_t s, uint64_t ctr, int64_t i0, int64_t n) {
-      auto r0 = philox(s, ctr), r1 = philox(s, ctr + 1);
-      // Box-Muller on pairs (u1, u2) -> two normals.
-      for (int k = 0; k < 4; k += 2) {
-        const double u1 = 1.0 - uints_to_unit_double(r0[k], r1[k]);  // (0, 1]
-        const double u2 = uints_to_unit_double(r0[k + 1], r1[k + 1]);
-        const double rad = std::sqrt(-2.0 * std::log(u1));
-        const double z0 = rad * std::cos(2 * M_PI * u2), z1 = rad * std::sin(2 * M_PI * u2);
-        if (i0 + k < n) p[i0 + k] = static_cast<scalar_t>(mean + stddev * z0);
-        if (i0 + k + 1 < n) p[i0 + k + 1] = static_cast<scalar_t>(mean + stddev * z1);
-      }
+    const auto fn = normal_fill(static_cast<scalar_t*>(nullptr));
+    fill_in_blocks<scalar_t>(out, [&](scalar_t* p, int64_t b, int64_t e) {
+      fn(p, b, e, mean, stddev, seed, start);
+    });
+  });
+}
+
+void bernoulli_into(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t start) {
+  DC_DISPATCH_FLOAT(out.dtype(), "bernoulli", [&] {
+    const auto fn = bernoulli_fill(static_cast<scalar_t*>(nullptr));
+    const scalar_t* pp = p.data<scalar_t>();
+    const int64_t step = p.numel() == 1 ? 0 : 1;
+    fill_in_blocks<scalar_t>(out, [&](scalar_t* o, int64_t b, int64_t e) {
+      fn(o, pp, step, b, e, seed, start);
     });
   });
 }

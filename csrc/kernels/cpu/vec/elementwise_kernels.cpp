@@ -76,27 +76,65 @@ void binary_loop(char** data, const int64_t* s, int64_t n, const F& f) {
 
 // ---- scalar helpers of the pointwise rows -------------------------------------------------
 
+// Note [float32 through double]
+// Where a float32 result would take several roundings (1 / (1 + exp(-x)) takes three, and
+// sigmoid must stay within 1 ulp), the float32 overload evaluates in double and rounds once.
+// A double lane costs twice a float lane, still far under the memory traffic of a large
+// tensor; the float64 overloads evaluate directly.
 template <typename T>
 inline T sigmoid_any(T x) { return T(1) / (T(1) + vm::exp(-x)); }
+inline float sigmoid_any(float x) { return static_cast<float>(sigmoid_any<double>(x)); }
+template <typename T>
+inline T rsqrt_any(T x) { return T(1) / std::sqrt(x); }
+inline float rsqrt_any(float x) { return static_cast<float>(rsqrt_any<double>(x)); }
+template <typename T>
+inline T silu_any(T x) { return x * sigmoid_any<T>(x); }
+inline float silu_any(float x) { return static_cast<float>(silu_any<double>(x)); }
+// x tanh(softplus(x)) from one exponential: with e = exp(x) and n = e (e + 2),
+// tanh(log(1 + e)) = n / (n + 2). x itself beyond 20, where tanh(softplus(x)) rounds to 1 (and
+// n would overflow). The fused derivative, t + x (1 - t^2) sigmoid(x), reads the same e:
+// 1 - t^2 = 4 (n + 1) / (n + 2)^2 and sigmoid(x) = e / (1 + e).
+template <typename T>
+inline T mish_any(T x) {
+  const T e = vm::exp(vm::select(x > T(20), T(20), x)), n = e * (e + T(2));
+  return vm::select(x > T(20), x, x * n / (n + T(2)));
+}
+inline float mish_any(float x) { return static_cast<float>(mish_any<double>(x)); }
+template <typename T>
+inline T mish_derivative(T x) {
+  const T e = vm::exp(vm::select(x > T(20), T(20), x)), n = e * (e + T(2)), d = n + T(2);
+  const T t = n / d;
+  return vm::select(x > T(20), T(1), t + x * (T(4) * (n + T(1)) / (d * d)) * (e / (T(1) + e)));
+}
 // min(max(v, 0), 6); NaN passes through both comparisons.
 template <typename T>
 inline T clamp6(T v) {
   v = v < T(0) ? T(0) : v;
   return v > T(6) ? T(6) : v;
 }
+// x relu6(x + 3) / 6, x itself from 3 on (where x * 6 could overflow). float32 forms the
+// product x (x + 3) exactly in double, so the result rounds once.
+template <typename T>
+inline T hardswish_any(T x) { return vm::select(x >= T(3), x, x * clamp6(x + T(3)) / T(6)); }
+inline float hardswish_any(float x) {
+  const double d = x;
+  return static_cast<float>(vm::select(d >= 3.0, d, d * clamp6(d + 3.0) / 6.0));
+}
 // x - tanh(x) cancels for small x: float32 evaluates it in double, where the difference keeps
 // its digits down to |x| = 1e-4, and x^3 / 3 (relative error below 0.4 x^2) takes over there.
+// Adding +0 turns a zero result into +0, as x - tanh(x) gives it.
 inline float tanhshrink_any(float x) {
   const double d = x;
-  return static_cast<float>(std::fabs(d) < 1e-4 ? d * d * d * (1.0 / 3) : d - vm::tanh(d));
+  return static_cast<float>(vm::select(std::fabs(d) < 1e-4, d * d * d * (1.0 / 3), d - vm::tanh(d))) +
+         0.0f;
 }
 inline double tanhshrink_any(double x) { return x - vm::tanh(x); }
 // sin(pi x) / (pi x): float32 in double, so that the product pi x adds no rounding.
 inline float sinc_any(float x) {
   const double d = x;
-  return x == 0.0f ? 1.0f : static_cast<float>(vm::sinpi(d) / (M_PI * d));
+  return vm::select(x == 0.0f, 1.0f, static_cast<float>(vm::sinpi(d) / (M_PI * d)));
 }
-inline double sinc_any(double x) { return x == 0.0 ? 1.0 : vm::sinpi(x) / (M_PI * x); }
+inline double sinc_any(double x) { return vm::select(x == 0.0, 1.0, vm::sinpi(x) / (M_PI * x)); }
 
 // The pointwise ops (ops/pointwise.def): the functor, its integer instantiation for the rows
 // that keep integers (nullptr for the others, which the op layer casts to float first), and
@@ -116,13 +154,24 @@ inline double sinc_any(double x) { return x == 0.0 ? 1.0 : vm::sinpi(x) / (M_PI 
 // Note [GELU accuracy]
 // 0.5 x (1 + erf(x / sqrt 2)) cancels for x < -3 (1% error in float32 at x = -5), so the
 // erf form is written with erfc. Both forms are sensitive to the rounding of their argument:
-// erfc(z) moves by 2 z^2 times a relative change of z, and the tanh form, rewritten as
-// x sigmoid(2u) to avoid 1 + tanh(u) cancelling, by |2u| times. In float32 that costs up to
-// 24 ulp at x = -4; float32 therefore evaluates both in double (the argument and the product
-// are then exact to float32's precision), and float64 directly.
-template <typename T>
-inline T gelu_erf_any(T x) { return T(0.5) * x * vm::erfc(x * T(-0.70710678118654752440)); }
-inline float gelu_erf_any(float x) { return static_cast<float>(gelu_erf_any<double>(x)); }
+// erfc(z) moves by 2 z^2 times a relative change of z (up to 24 ulp at x = -4 in float32),
+// and the tanh form, rewritten as x sigmoid(2u) to avoid 1 + tanh(u) cancelling, by |2u|
+// times. So the erf form carries its argument as z + dz, the rounding error of the product
+// (exact by FMA) plus the constant's own tail, and takes erfc(z + dz) to first order,
+// erfc(z) - 2 / sqrt(pi) exp(-z^2) dz; the tanh form evaluates float32 in double.
+inline double gelu_erf_any(double x) {
+  const double c_hi = -0.70710678118654757, c_lo = 4.8336466567264567e-17;  // -1/sqrt(2)
+  const double z = x * c_hi;
+  const double dz = std::fma(x, c_hi, -z) + x * c_lo;
+  return 0.5 * x * (vm::erfc(z) - 1.1283791670955126 * vm::exp(-z * z) * dz);
+}
+inline float gelu_erf_any(float x) {
+  const float c_hi = -0.70710677f, c_lo = -1.2101617e-08f;  // -1/sqrt(2)
+  const float z = x * c_hi;
+  const float dz = std::fma(x, c_hi, -z) + x * c_lo;
+  const float e = vm::erfc(z) - 1.12837917f * vm::exp(-z * z) * dz;
+  return static_cast<float>(0.5 * static_cast<double>(x) * e);  // one rounding, not two
+}
 template <typename T>
 inline T gelu_tanh_any(T x) {
   const T u = T(0.79788456080286535588) * (x + T(0.044715) * x * x * x);
@@ -146,36 +195,44 @@ DC_UNARY_BACKWARD(gelu_tanh, {
 // params: [beta, threshold]
 DC_UNARY(softplus, {
   const T beta = T(p[0]), bx = x * beta;
-  return bx > T(p[1]) ? x : vm::log1p(vm::exp(bx)) / beta;
+  return vm::select(bx > T(p[1]), x, vm::log1p(vm::exp(bx)) / beta);
 })
 DC_UNARY_BACKWARD(softplus, {
   const T bx = x * T(p[0]);
-  return bx > T(p[1]) ? g : g * sigmoid_any(bx);
+  return vm::select(bx > T(p[1]), g, g * sigmoid_any(bx));
 })
 // params: [negative_slope]
-DC_UNARY(leaky_relu, return x > T(0) ? x : x * T(p[0]))
-DC_UNARY_BACKWARD(leaky_relu, return x > T(0) ? g : g * T(p[0]))
+DC_UNARY(leaky_relu, return vm::select(x > T(0), x, x * T(p[0])))
+DC_UNARY_BACKWARD(leaky_relu, return vm::select(x > T(0), g, g * T(p[0])))
 // params: [alpha, scale, input_scale]; expm1 keeps the digits of small negative x.
-DC_UNARY(elu, return x > T(0) ? T(p[1]) * x : T(p[1] * p[0]) * vm::expm1(x * T(p[2])))
-DC_UNARY_BACKWARD(elu, return x > T(0) ? g * T(p[1])
-                                       : g * T(p[1] * p[0] * p[2]) * vm::exp(x * T(p[2])))
+DC_UNARY(elu, return vm::select(x > T(0), T(p[1]) * x, T(p[1] * p[0]) * vm::expm1(x * T(p[2]))))
+DC_UNARY_BACKWARD(elu, return vm::select(x > T(0), g * T(p[1]),
+                                          g * T(p[1] * p[0] * p[2]) * vm::exp(x * T(p[2]))))
 // params: [n]
 DC_UNARY(polygamma, return vm::polygamma(static_cast<int>(p[0]), x))
 DC_UNARY_BACKWARD(polygamma, return g * vm::polygamma(static_cast<int>(p[0]) + 1, x))
 // params: [eps, has_eps]. log(z / (1 - z)) near z = 0.5 is small and the quotient's rounding
-// would dominate it: float32 takes the quotient in double.
-template <typename T>
-inline T logit_clamped(T x, const double* p) {
-  const T lo = T(p[0]), hi = T(1 - p[0]);
-  return p[1] != 0 ? (x < lo ? lo : (x > hi ? hi : x)) : x;
-}
+// would dominate it: float32 takes the quotient in double. The bounds are read once per call,
+// so the loop keeps no loads from `p` (which could alias the output).
 inline double logit_any(double z) { return vm::log(z / (1.0 - z)); }
 inline float logit_any(float z) { return static_cast<float>(logit_any(double(z))); }
-DC_UNARY(logit, return logit_any(logit_clamped(x, p)))
-DC_UNARY_BACKWARD(logit, {
-  const bool outside = p[1] != 0 && (x < T(p[0]) || x > T(1 - p[0]));
-  return outside ? T(0) : g / (x * (T(1) - x));
-})
+template <typename T>
+void logit_loop(char** d, const int64_t* s, int64_t n, const double* p) {
+  const bool has_eps = p[1] != 0;
+  const T lo = has_eps ? T(p[0]) : -T(INFINITY), hi = has_eps ? T(1 - p[0]) : T(INFINITY);
+  unary_loop<T, T>(d, s, n, [=](T x) -> T {
+    return logit_any(vm::select(x < lo, lo, vm::select(x > hi, hi, x)));
+  });
+}
+template <typename T>
+void logit_backward_loop(char** d, const int64_t* s, int64_t n, const double* p) {
+  const bool has_eps = p[1] != 0;
+  const T lo = has_eps ? T(p[0]) : -T(INFINITY), hi = has_eps ? T(1 - p[0]) : T(INFINITY);
+  binary_loop<T, T>(d, s, n, [=](T g, T x) -> T {
+    return vm::select((x < lo) | (x > hi), T(0), g / (x * (T(1) - x)));
+  });
+}
+
 // params: [min, max, has_min, has_max]; NaN passes through like PyTorch.
 template <typename T>
 void clamp_loop(char** d, const int64_t* s, int64_t n, const double* p) {
@@ -237,7 +294,7 @@ DC_BINARY(atan2, return vm::atan2(a, b))
 inline float hypot_any(float a, float b) {
   const double x = a, y = b;
   const float r = static_cast<float>(std::sqrt(x * x + y * y));
-  return std::fabs(a) == INFINITY || std::fabs(b) == INFINITY ? INFINITY : r;
+  return vm::select((std::fabs(a) == INFINITY) | (std::fabs(b) == INFINITY), INFINITY, r);
 }
 inline double hypot_any(double a, double b) {
   const double x = std::fabs(a), y = std::fabs(b);
@@ -248,17 +305,25 @@ inline double hypot_any(double a, double b) {
 }
 DC_BINARY(hypot, return hypot_any(a, b))
 DC_BINARY(copysign, return std::copysign(a, b))
-// max + log1p(exp(-|a - b|)); equal infinities give themselves (a - b would be NaN).
-DC_BINARY(logaddexp, {
-  const T r = (a > b ? a : b) + vm::log1p(vm::exp(-std::fabs(a - b)));
-  return std::fabs(a) == T(INFINITY) && a == b ? a : r;
-})
+// max + log1p(exp(-|a - b|)); equal infinities give themselves (a - b would be NaN). The two
+// terms cancel where the result is near 0 (a ~ 0 > b): float32 adds them in double.
+template <typename T>
+inline T logaddexp_any(T a, T b) {
+  const T r = vm::select(a > b, a, b) + vm::log1p(vm::exp(-std::fabs(a - b)));
+  return vm::select((std::fabs(a) == T(INFINITY)) & (a == b), a, r);
+}
+inline float logaddexp_any(float a, float b) {
+  const float r = static_cast<float>(logaddexp_any<double>(a, b));
+  return vm::select((std::fabs(a) == INFINITY) & (a == b), a, r);
+}
+DC_BINARY(logaddexp, return logaddexp_any(a, b))
 DC_BINARY(logaddexp2, {
-  const T r = (a > b ? a : b) + vm::log1p(vm::exp2(-std::fabs(a - b))) * T(1.4426950408889634074);
-  return std::fabs(a) == T(INFINITY) && a == b ? a : r;
+  const T r = vm::select(a > b, a, b) +
+              vm::log1p(vm::exp2(-std::fabs(a - b))) * T(1.4426950408889634074);
+  return vm::select((std::fabs(a) == T(INFINITY)) & (a == b), a, r);
 })
 // x log y, 0 where x == 0 unless y is NaN (torch's convention).
-DC_BINARY(xlogy, return a == T(0) && b == b ? T(0) : a * vm::log(b))
+DC_BINARY(xlogy, return vm::select((a == T(0)) & (b == b), T(0), a * vm::log(b)))
 DC_BINARY(nextafter, return std::nextafter(a, b))
 DC_BINARY(fmod, return std::fmod(a, b))
 // relu's gradient: a (the incoming gradient) where b (relu's output) is positive.

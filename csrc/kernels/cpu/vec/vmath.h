@@ -10,3 +10,12 @@
 #include "kernels/cpu/vec/vmath_exp.h"
 #include "kernels/cpu/vec/vmath_trig.h"
 #include "kernels/cpu/vec/vmath_special.h"
+
+namespace vm {
+// c ? a : b for kernels built on the vm:: functions. Many of them compute a float result in
+// double; GCC 12 then leaves a loop with a ternary between computed values unvectorised
+// ("control flow in loop"), where this bit-mask select vectorises. Conditions combine with
+// & and |, not && and ||, for the same reason.
+inline float select(bool c, float a, float b) { return detail::sel(c, a, b); }
+inline double select(bool c, double a, double b) { return detail::sel(c, a, b); }
+}  // namespace vm
