@@ -108,6 +108,7 @@ from . import autograd  # noqa: E402
 from . import nn  # noqa: E402,F401
 from . import optim  # noqa: E402,F401
 from . import profiler  # noqa: E402,F401
+from . import special  # noqa: E402,F401
 from .config import show_config  # noqa: E402
 from .serialization import save, load  # noqa: E402
 from .utils._generator import Generator  # noqa: E402

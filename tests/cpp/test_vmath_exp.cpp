@@ -97,6 +97,13 @@ struct UnaryCase {
         hi, uf, ud                                                                           \
   }
 
+// Double erfc measured 1.83 ulp with fused multiply-adds, 2.46 without (near 0.83).
+#if defined(__FMA__)
+constexpr double kErfcUlpD = 2;
+#else
+constexpr double kErfcUlpD = 2.5;
+#endif
+
 const UnaryCase kCases[] = {
     DC_CASE(exp, -110, 95, 1, 2),        DC_CASE(exp2, -160, 130, 1, 2),
     DC_CASE(expm1, -20, 95, 1, 2),       DC_CASE(log, 0, 10, 1, 2),
@@ -104,8 +111,8 @@ const UnaryCase kCases[] = {
     DC_CASE(log1p, -1, 10, 1, 2),        DC_CASE(sinh, -95, 95, 2, 2),
     DC_CASE(cosh, -95, 95, 2, 2),        DC_CASE(tanh, -20, 20, 2, 2),
     DC_CASE(asinh, -10, 10, 2, 3),       DC_CASE(acosh, 0.5, 10, 2, 3),
-    DC_CASE(atanh, -1.1, 1.1, 2, 3),     DC_CASE(erf, -7, 7, 2, 2),
-    DC_CASE(erfc, -7, 30, 2, 2.5),  // double erfc is still glibc's (2.28 ulp)
+    DC_CASE(atanh, -1.1, 1.1, 2, 3),     DC_CASE(erf, -7, 7, 2, 1),
+    DC_CASE(erfc, -7, 30, 2, kErfcUlpD),
 };
 #undef DC_CASE
 

@@ -20,9 +20,12 @@ template <typename T>
 inline T min_nan(T a, T b) { return (a < b || a != a) ? a : b; }
 
 // ---- loop shapes -------------------------------------------------------------------------
+// Flattened: every call in a loop is inlined into it, the precondition for vectorising it. In
+// a file of this size GCC's unit growth limit otherwise keeps the larger functors (lgamma,
+// erfinv) out of line, and their loops scalar (10x slower than in a small file).
 
 template <typename To, typename Ti, typename F>
-void unary_loop(char** data, const int64_t* s, int64_t n, const F& f) {
+__attribute__((flatten)) void unary_loop(char** data, const int64_t* s, int64_t n, const F& f) {
   if (s[0] == sizeof(To) && s[1] == sizeof(Ti)) {
     To* o = reinterpret_cast<To*>(data[0]);
     const Ti* a = reinterpret_cast<const Ti*>(data[1]);
@@ -35,7 +38,7 @@ void unary_loop(char** data, const int64_t* s, int64_t n, const F& f) {
 }
 
 template <typename To, typename T, typename F>
-void binary_loop(char** data, const int64_t* s, int64_t n, const F& f) {
+__attribute__((flatten)) void binary_loop(char** data, const int64_t* s, int64_t n, const F& f) {
   To* o = reinterpret_cast<To*>(data[0]);
   const T* a = reinterpret_cast<const T*>(data[1]);
   const T* b = reinterpret_cast<const T*>(data[2]);
@@ -169,8 +172,8 @@ inline float gelu_erf_any(float x) {
   const float c_hi = -0.70710677f, c_lo = -1.2101617e-08f;  // -1/sqrt(2)
   const float z = x * c_hi;
   const float dz = std::fma(x, c_hi, -z) + x * c_lo;
-  const float e = vm::erfc(z) - 1.12837917f * vm::exp(-z * z) * dz;
-  return static_cast<float>(0.5 * static_cast<double>(x) * e);  // one rounding, not two
+  const double e = vm::erfc_wide(z) - 1.1283791670955126 * vm::exp(-z * z) * dz;
+  return static_cast<float>(0.5 * static_cast<double>(x) * e);  // one rounding
 }
 template <typename T>
 inline T gelu_tanh_any(T x) {
@@ -209,8 +212,85 @@ DC_UNARY(elu, return vm::select(x > T(0), T(p[1]) * x, T(p[1] * p[0]) * vm::expm
 DC_UNARY_BACKWARD(elu, return vm::select(x > T(0), g * T(p[1]),
                                           g * T(p[1] * p[0] * p[2]) * vm::exp(x * T(p[2]))))
 // params: [n]
-DC_UNARY(polygamma, return vm::polygamma(static_cast<int>(p[0]), x))
-DC_UNARY_BACKWARD(polygamma, return g * vm::polygamma(static_cast<int>(p[0]) + 1, x))
+// ---- functions whose fast path has a limited range ---------------------------------------
+
+// The loops vectorise only with the whole function inside them; GCC's size heuristics would
+// keep a function called from several kernels out of line.
+#define DC_FORCE_INLINE __attribute__((always_inline)) inline
+
+// Note [Slow elements]
+// vm::sin, cos and tan reduce their argument exactly only below 2^28 (float32) / 2^20
+// (float64), and vm::polygamma is accurate only above -2 (vmath_trig.h, vmath_special.h).
+// Their kernels first test the row for elements outside that range, a vectorised OR over the
+// input that costs a small fraction of the function, and run the vector loop when there are
+// none; otherwise a loop that sends those elements to the slow, exact form.
+struct SinFn {
+  template <typename T> DC_FORCE_INLINE static T fast(T x, int) { return vm::sin(x); }
+  template <typename T> static T slow(T x, int) { return std::sin(x); }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return vm::sin_needs_slow(x); }
+};
+struct CosFn {
+  template <typename T> DC_FORCE_INLINE static T fast(T x, int) { return vm::cos(x); }
+  template <typename T> static T slow(T x, int) { return std::cos(x); }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return vm::cos_needs_slow(x); }
+};
+struct TanFn {
+  template <typename T> DC_FORCE_INLINE static T fast(T x, int) { return vm::tan(x); }
+  template <typename T> static T slow(T x, int) { return std::tan(x); }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return vm::tan_needs_slow(x); }
+};
+// psi^(n)(x) = psi^(n)(x + 1) - (-1)^n n! / x^(n + 1), stepped up into the accurate range.
+struct PolygammaFn {
+  template <typename T> DC_FORCE_INLINE static T fast(T x, int n) { return vm::polygamma(n, x); }
+  template <typename T> static T slow(T x, int n) {
+    const double fact = std::tgamma(n + 1.0), sign = n % 2 == 0 ? 1.0 : -1.0;
+    double v = x, acc = 0.0;
+    for (; v < -1.5; v += 1.0) acc -= sign * fact / std::pow(v, n + 1);
+    return static_cast<T>(vm::polygamma(n, v) + acc);
+  }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int n) { return vm::polygamma_needs_slow(n, x); }
+};
+
+template <typename T, typename Fn>
+__attribute__((flatten)) bool any_slow(const char* x, int64_t stride, int64_t n, int k) {
+  bool any = false;
+  if (stride == sizeof(T)) {
+    const T* a = reinterpret_cast<const T*>(x);
+    for (int64_t i = 0; i < n; ++i) any |= Fn::needs_slow(a[i], k);
+  } else {
+    for (int64_t i = 0; i < n; ++i)
+      any |= Fn::needs_slow(*reinterpret_cast<const T*>(x + i * stride), k);
+  }
+  return any;
+}
+// out = Fn(x); params: [k] (polygamma's n), or none.
+template <typename T, typename Fn>
+void guarded_loop(char** d, const int64_t* s, int64_t n, const double* p) {
+  const int k = p ? static_cast<int>(p[0]) : 0;
+  if (!any_slow<T, Fn>(d[1], s[1], n, k))
+    unary_loop<T, T>(d, s, n, [k](T x) -> T { return Fn::fast(x, k); });
+  else
+    unary_loop<T, T>(d, s, n, [k](T x) -> T {
+      return Fn::needs_slow(x, k) ? Fn::slow(x, k) : Fn::fast(x, k);
+    });
+}
+// params: [n]
+template <typename T>
+void polygamma_loop(char** d, const int64_t* s, int64_t n, const double* p) {
+  guarded_loop<T, PolygammaFn>(d, s, n, p);
+}
+// out = sign * g * Fn(x), x saved (operand 2): sin's derivative (cos), cos's (-sin) and
+// polygamma's (polygamma of order n + 1, Offset 1).
+template <typename T, typename Fn, int Sign, int Offset = 0>
+void guarded_backward_loop(char** d, const int64_t* s, int64_t n, const double* p) {
+  const int k = (p ? static_cast<int>(p[0]) : 0) + Offset;
+  if (!any_slow<T, Fn>(d[2], s[2], n, k))
+    binary_loop<T, T>(d, s, n, [k](T g, T x) -> T { return T(Sign) * g * Fn::fast(x, k); });
+  else
+    binary_loop<T, T>(d, s, n, [k](T g, T x) -> T {
+      return T(Sign) * g * (Fn::needs_slow(x, k) ? Fn::slow(x, k) : Fn::fast(x, k));
+    });
+}
 // params: [eps, has_eps]. log(z / (1 - z)) near z = 0.5 is small and the quotient's rounding
 // would dominate it: float32 takes the quotient in double. The bounds are read once per call,
 // so the loop keeps no loads from `p` (which could alias the output).
@@ -433,10 +513,23 @@ void fill_elementwise(ElementwiseTable& t) {
 #include "ops/pointwise.def"
   DC_UNARY_OTHER_OPS(DC_SET_FLOAT_UNARY)
   DC_SET_BACKWARD(gelu_erf) DC_SET_BACKWARD(gelu_tanh) DC_SET_BACKWARD(softplus)
-  DC_SET_BACKWARD(leaky_relu) DC_SET_BACKWARD(elu) DC_SET_BACKWARD(polygamma)
-  DC_SET_BACKWARD(logit)
+  DC_SET_BACKWARD(leaky_relu) DC_SET_BACKWARD(elu) DC_SET_BACKWARD(logit)
 #undef DC_SET_BACKWARD
 #undef DC_SET_FLOAT_UNARY
+  // The kernels with slow elements (Note [Slow elements]) replace the plain ones.
+  auto Bw = [&](UnaryOp op) -> LoopFn* { return t.unary_backward[static_cast<int>(op)]; };
+  U(UnaryOp::sin)[F32] = guarded_loop<float, SinFn>;
+  U(UnaryOp::sin)[F64] = guarded_loop<double, SinFn>;
+  U(UnaryOp::cos)[F32] = guarded_loop<float, CosFn>;
+  U(UnaryOp::cos)[F64] = guarded_loop<double, CosFn>;
+  U(UnaryOp::tan)[F32] = guarded_loop<float, TanFn>;
+  U(UnaryOp::tan)[F64] = guarded_loop<double, TanFn>;
+  Bw(UnaryOp::sin)[F32] = guarded_backward_loop<float, CosFn, 1>;
+  Bw(UnaryOp::sin)[F64] = guarded_backward_loop<double, CosFn, 1>;
+  Bw(UnaryOp::cos)[F32] = guarded_backward_loop<float, SinFn, -1>;
+  Bw(UnaryOp::cos)[F64] = guarded_backward_loop<double, SinFn, -1>;
+  Bw(UnaryOp::polygamma)[F32] = guarded_backward_loop<float, PolygammaFn, 1, 1>;
+  Bw(UnaryOp::polygamma)[F64] = guarded_backward_loop<double, PolygammaFn, 1, 1>;
   // Integer kernels of their own, in place of the pointwise rows' functors: abs and relu in
   // integer form (no NaN test), the rounding ops as the identity (std::floor goes through
   // double and would round int64 values beyond 2^53).

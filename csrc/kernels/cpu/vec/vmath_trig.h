@@ -1,17 +1,410 @@
 // vm:: trigonometric functions and their inverses (see vmath.h).
-// PLACEHOLDER BODIES: libm calls, to be replaced by the vectorisable versions.
+//
+// Note [Branch-free trigonometry]
+// float: every function computes in double and rounds once at the end, so a short
+// polynomial (relative error 2^-32 or better) leaves the result within 1 ulp.
+// sin, cos and tan reduce by Cody-Waite: x - q pi/2 with pi/2 in four pieces, the first
+// three short enough that q * piece is exact. That holds for |x| < 2^28 (float) and 2^20
+// (double); above, the result is wrong, and `sin_needs_slow` (cos_, tan_) says so, so that a
+// kernel sends those elements to libm. A full-range reduction was tried: Payne-Hanek with a
+// per-exponent table of 2/pi * 2^e mod 4 (6 KiB for float, right to 0.503 ulp up to
+// FLT_MAX) vectorises only through gathers, and GCC 12 emits no gathers for the generic
+// tuning the kernels are built with; a gather-free version has to multiply and reduce all
+// eight 24-bit pieces of 2/pi for every element (~130 double operations, several times the
+// rest of the function).
+// The inverse functions and sinpi/cospi are exact reductions plus a polynomial, for both types.
+// Polynomial coefficients are near-minimax fits (Chebyshev interpolation in mpmath) made for
+// this file; each comment gives the fit's relative error.
+// The large helpers are forced inline: the loop that calls them vectorises only if their
+// body ends up inside it, and GCC's size heuristics would otherwise keep them out of line.
+#ifndef DC_VM_FORCE_INLINE
+#define DC_VM_FORCE_INLINE inline __attribute__((always_inline))
+#endif
 namespace vm {
-#define DC_VM_SHIM(name)                                          \
-  inline float name(float x) { return std::name(x); }            \
-  inline double name(double x) { return std::name(x); }
-DC_VM_SHIM(sin) DC_VM_SHIM(cos) DC_VM_SHIM(tan) DC_VM_SHIM(asin) DC_VM_SHIM(acos)
-DC_VM_SHIM(atan)
-#undef DC_VM_SHIM
-inline float atan2(float y, float x) { return std::atan2(y, x); }
-inline double atan2(double y, double x) { return std::atan2(y, x); }
-// sin(pi x) and cos(pi x), exact at the integers and half-integers.
-inline float sinpi(float x) { return static_cast<float>(std::sin(M_PI * static_cast<double>(x))); }
-inline double sinpi(double x) { return std::sin(M_PI * x); }
-inline float cospi(float x) { return static_cast<float>(std::cos(M_PI * static_cast<double>(x))); }
-inline double cospi(double x) { return std::cos(M_PI * x); }
+namespace trig_detail {
+
+DC_VM_FORCE_INLINE double bits_to_double(uint64_t u) {
+  double d;
+  std::memcpy(&d, &u, 8);
+  return d;
+}
+inline uint64_t double_to_bits(double d) {
+  uint64_t u;
+  std::memcpy(&u, &d, 8);
+  return u;
+}
+inline uint32_t f32_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+// Nearest integer for |y| < 2^51 (ties to even), without a call.
+DC_VM_FORCE_INLINE double round_int(double y) {
+  const double shifter = 6755399441055744.0;  // 1.5 * 2^52
+  return (y + shifter) - shifter;
+}
+// c ? a : b as a bit blend. A plain ?: on computed values lets GCC sink the computation of
+// the unused side into a branch, and a conditional FP operation (which may trap) then keeps
+// the loop from being if-converted and vectorised; the blend uses both sides unconditionally.
+DC_VM_FORCE_INLINE double sel(bool c, double a, double b) {
+  const uint64_t m = uint64_t(0) - static_cast<uint64_t>(c);
+  return bits_to_double((double_to_bits(a) & m) | (double_to_bits(b) & ~m));
+}
+// The same with the condition as a mask (all ones or zero), for conditions computed from
+// integer bits: converting an int to bool is an operation GCC 12 does not vectorise.
+DC_VM_FORCE_INLINE double sel_mask(uint64_t m, double a, double b) {
+  return bits_to_double((double_to_bits(a) & m) | (double_to_bits(b) & ~m));
+}
+inline uint64_t bit_mask(int32_t v, int bit) {  // all ones where bit `bit` of v is set
+  return uint64_t(0) - static_cast<uint64_t>((v >> bit) & 1);
+}
+DC_VM_FORCE_INLINE float sel(bool c, float a, float b) {
+  uint32_t ua, ub;
+  std::memcpy(&ua, &a, 4);
+  std::memcpy(&ub, &b, 4);
+  const uint32_t m = uint32_t(0) - static_cast<uint32_t>(c), r = (ua & m) | (ub & ~m);
+  float f;
+  std::memcpy(&f, &r, 4);
+  return f;
+}
+// -v where the sign bit `neg` (0 or 1 in bit 63) is set.
+DC_VM_FORCE_INLINE double flip(double v, uint64_t neg) {
+  return bits_to_double(double_to_bits(v) ^ neg);
+}
+// Horner. Unrolled explicitly: GCC peels at most 16 iterations by itself, and a loop left
+// inside the element loop stops its vectorisation.
+template <int N>
+DC_VM_FORCE_INLINE double poly(double t, const double (&c)[N]) {
+  double p = c[N - 1];
+#pragma GCC unroll 32
+  for (int i = N - 2; i >= 0; --i) p = p * t + c[i];
+  return p;
+}
+
+// sin and cos of r in [-pi/4, pi/4]: relative error 2^-35.6 and 2^-31.8 (float results).
+constexpr double kSinF[4] = {-0.1666666666385529, 0.008333331874710208, -0.00019840086735384846,
+                             2.724992580305979e-06};
+constexpr double kCosF[4] = {-0.49999999969119313, 0.04166665064451703, -0.0013887589155600576,
+                             2.4463788293265746e-05};
+// The same for double results: 2^-57.1 and 2^-60.6.
+constexpr double kSinD[7] = {-0.16666666666666666,    0.008333333333333331,
+                             -0.00019841269841265065, 2.7557319219339167e-06,
+                             -2.5052106232447578e-08, 1.6058531618986147e-10,
+                             -7.586697117706918e-13};
+constexpr double kCosD[7] = {-0.5,
+                             0.04166666666666664,
+                             -0.0013888888888880775,
+                             2.480158729369346e-05,
+                             -2.7557315566341895e-07,
+                             2.0875886738047052e-09,
+                             -1.1367998654022494e-11};
+
+enum class TrigFn { kSin, kCos, kTan };
+
+// Above this |x| the float reduction loses accuracy (sin_needs_slow).
+constexpr float kTrigFastLimitF32 = 268435456.0f;  // 2^28
+
+template <TrigFn fn>
+DC_VM_FORCE_INLINE float trig_f32(float x) {
+  const uint32_t bits = f32_bits(x);
+  const double a = std::fabs(static_cast<double>(x));
+  const double ac = sel(a < kTrigFastLimitF32, a, 0.0);  // keeps q in range (and NaN out)
+  const double qd = round_int(ac * 0.63661977236758138);
+  // pi/2 = P1 + P2 + P3 + P4; P1..P3 have 25 bits, so q * Pi is exact for q < 2^28. The first
+  // difference is exact (Sterbenz), the others round relative to what is left.
+  const double P1 = 1.5707963109016418, P2 = 1.5893254712295857e-08, P3 = 6.123233932053594e-17,
+               P4 = 6.36831716351095e-25;
+  const double r = ((ac - qd * P1) - qd * P2) - (qd * P3 + qd * P4);
+  const int32_t q = static_cast<int32_t>(qd) & 3;
+  const double t = r * r;
+  const double s = r + r * t * poly(t, kSinF);
+  const double c = 1.0 + t * poly(t, kCosF);
+  double v;
+  if (fn == TrigFn::kTan) {
+    const double num = sel_mask(bit_mask(q, 0), -c, s), den = sel_mask(bit_mask(q, 0), s, c);
+    v = num / den;
+  } else {
+    const int32_t k = fn == TrigFn::kCos ? q + 1 : q;
+    v = sel_mask(bit_mask(k, 0), c, s);
+    v = sel_mask(bit_mask(k, 1), -v, v);
+  }
+  if (fn != TrigFn::kCos) v = flip(v, static_cast<uint64_t>(bits >> 31) << 63);
+  const float out = static_cast<float>(v), nan = x - x;
+  return sel((bits & 0x7f800000u) == 0x7f800000u, nan, out);  // inf, NaN -> NaN
+}
+
+// Above this |x| the double reduction below loses accuracy.
+constexpr double kTrigFastLimitF64 = 1048576.0;  // 2^20
+
+template <TrigFn fn>
+DC_VM_FORCE_INLINE double trig_f64(double x) {
+  const uint64_t neg = double_to_bits(x) & (uint64_t(1) << 63);
+  const double a = std::fabs(x);
+  const double ac = sel(a < kTrigFastLimitF64, a, 0.0);  // keeps q in range (and NaN out)
+  const double qd = round_int(ac * 0.63661977236758138);
+  // pi/2 = P1 + P2 + P3 + P4; P1..P3 have 33 bits, so q * Pi is exact for q < 2^20.
+  const double P1 = 1.5707963267341256, P2 = 6.077100506303966e-11, P3 = 2.0222662487111665e-21,
+               P4 = 8.4784276603689e-32;
+  const double r1 = ac - qd * P1;  // exact (Sterbenz)
+  const double b2 = -qd * P2, r2 = r1 + b2;
+  const double e2 = (r1 - (r2 - (r2 - r1))) + (b2 - (r2 - r1));  // TwoSum error
+  const double b3 = -qd * P3, r3 = r2 + b3;
+  const double e3 = (r2 - (r3 - (r3 - r2))) + (b3 - (r3 - r2));
+  const double lo0 = (e2 + e3) - qd * P4;
+  const double rh = r3 + lo0, rl = lo0 - (rh - r3);  // r = rh + rl, |rl| <= ulp(rh) / 2
+  const int32_t q = static_cast<int32_t>(qd) & 3;
+  const double t = rh * rh;
+  const double s = rh + (rh * t * poly(t, kSinD) + rl * (1.0 - 0.5 * t));
+  const double c = 1.0 + (t * poly(t, kCosD) - rh * rl);
+  double v;
+  if (fn == TrigFn::kTan) {
+    const double num = sel_mask(bit_mask(q, 0), -c, s), den = sel_mask(bit_mask(q, 0), s, c);
+    v = num / den;
+  } else {
+    const int32_t k = fn == TrigFn::kCos ? q + 1 : q;
+    v = sel_mask(bit_mask(k, 0), c, s);
+    v = sel_mask(bit_mask(k, 1), -v, v);
+  }
+  if (fn != TrigFn::kCos) v = flip(v, neg);
+  const double nan = x - x;
+  return sel(a == INFINITY, nan, sel(x != x, x, v));
+}
+
+// sinpi/cospi share a reduction: x = n/2 + r with |r| <= 1/4, exact in double.
+// sin(pi r) and cos(pi r): relative error 2^-37.6 and 2^-41.5 (float), 2^-54.2 and 2^-54.9.
+constexpr double kSinPiF[5] = {3.1415926535762, -5.167712769174363, 2.55016264722018,
+                               -0.5992020808609594, 0.08100162742091639};
+constexpr double kCosPiF[5] = {-4.934802200541116, 4.058712123565546, -1.3352624037680343,
+                               0.23531426158549898, -0.02550705018979102};
+constexpr double kSinPiD[8] = {
+    3.141592653589793,   -5.16771278004997,     2.5501640398773415,     -0.5992645293202978,
+    0.08214588658005621, -0.007370429884712669, 0.00046628272951211076, -2.1717401400090533e-05};
+constexpr double kCosPiD[8] = {-4.934802200544679,     4.0587121264167685,    -1.3352627688545888,
+                               0.23533063035880689,    -0.025806891384587305, 0.0019295741241061913,
+                               -0.0001046345989636836, 4.268505646755225e-06};
+
+// sin(pi a) (or cos) for a >= 0 finite; `odd` says whether a >= 2^52 is an odd integer.
+template <bool kCos, int NS, int NC>
+DC_VM_FORCE_INLINE double sincospi_abs(double a, bool odd, const double (&ps)[NS],
+                                       const double (&pc)[NC]) {
+  const bool big = a >= 4503599627370496.0;  // 2^52: a is an integer
+  const double reduced = a - 2.0 * round_int(0.5 * a);
+  const double a2 = sel(big, odd ? 1.0 : 0.0, reduced);  // in [-1, 1]
+  const double n = round_int(2.0 * a2);
+  const double r = a2 - 0.5 * n;  // exact, in [-1/4, 1/4]
+  const double t = r * r;
+  const double s = r * poly(t, ps);
+  const double c = 1.0 + t * poly(t, pc);
+  const int32_t k = static_cast<int32_t>(n) + (kCos ? 1 : 0);
+  double v = sel_mask(bit_mask(k, 0), c, s);
+  v = sel_mask(bit_mask(k, 1), -v, v);
+  return v + 0.0;  // -0 -> +0: sinpi(+n) = +0, cospi(n + 1/2) = +0
+}
+
+// atan(u) for |u| <= tan(pi/8): relative error 2^-33.5 (float), 2^-58.2 (double).
+constexpr double kAtanF[6] = {-0.333333332792548,  0.19999977258688387,  -0.14284151193628614,
+                              0.11071365021884794, -0.08624676145249494, 0.050481385120797445};
+constexpr double kAtanD[12] = {-0.3333333333333333,  0.19999999999999804,   -0.14285714285659828,
+                               0.11111111105155447,  -0.09090908753500877,  0.07692296375032143,
+                               -0.06666424885738255, 0.05878928997834775,   -0.05230454270650244,
+                               0.04551593220626549,  -0.034570561981427744, 0.016285756855221028};
+// asin(x) for |x| <= 1/2: relative error 2^-34.0 (float), 2^-57.4 (double).
+constexpr double kAsinF[7] = {0.16666666686085643,  0.07499992404401838,  0.04464766388813485,
+                              0.030269138728589183, 0.023611817008891752, 0.010574415516912909,
+                              0.030974540371355073};
+constexpr double kAsinD[13] = {0.16666666666666669,  0.07499999999998433,  0.04464285714635543,
+                               0.030381944138531247, 0.02237217294214989,  0.017352392720869973,
+                               0.013971212973552933, 0.011479177415184906, 0.01032281435018578,
+                               0.005457506718640358, 0.01740087944269402,  -0.014851887071247204,
+                               0.028757851367421566};
+constexpr double kPio2Hi = 1.5707963267948966, kPio2Lo = 6.123233995736766e-17;
+constexpr double kPio4Hi = 0.78539816339744828, kPio4Lo = 3.061616997868383e-17;
+
+// atan2 of ay >= 0, ax >= 0 (the first quadrant), as base + atan(num / den) with one
+// division: ay/ax <= tan(pi/8): atan(ay/ax); <= tan(3pi/8): pi/4 + atan((ay-ax)/(ay+ax));
+// above: pi/2 + atan(-ax/ay). Both zero give 0 and both infinite pi/4, through u = 0.
+template <int N>
+DC_VM_FORCE_INLINE double atan2_first_quadrant(double ay, double ax, const double (&pa)[N]) {
+  const bool degenerate = (ay == ax) & ((ay == 0.0) | (ay == INFINITY));
+  const bool small = (ay <= 0.41421356237309503 * ax) & !(degenerate & (ay != 0.0));
+  const bool mid = ay <= 2.4142135623730949 * ax;
+  const double diff = ay - ax, sum = ay + ax;
+  double num = sel(small, ay, sel(mid, diff, -ax));
+  double den = sel(small, ax, sel(mid, sum, ay));
+  num = sel(degenerate, 0.0, num);
+  den = sel(degenerate, 1.0, den);
+  const double u = num / den, t = u * u;
+  const double hi = sel(small, 0.0, sel(mid, kPio4Hi, kPio2Hi));
+  const double lo = sel(small, 0.0, sel(mid, kPio4Lo, kPio2Lo));
+  return hi + (u + (u * t * poly(t, pa) + lo));
+}
+
+// asin(s) for 0 <= s <= 1/2 as head + tail: |x| <= 1/2 gives s = |x| directly, above it
+// s = sqrt((1 - |x|) / 2) and asin(|x|) = pi/2 - 2 asin(s), acos(x) = 2 asin(s) or pi minus
+// that. The head has 26 bits, so pi/2 - 2 * head is exact and the tail carries the rest.
+template <int N>
+DC_VM_FORCE_INLINE double asin_abs(double a, const double (&pa)[N], bool& outer, double& head) {
+  outer = a > 0.5;
+  const double half_gap = 0.5 * (1.0 - a), a2 = a * a;  // the first exact for a >= 1/2
+  const double z = sel(outer, half_gap, a2);
+  const double root = std::sqrt(sel(half_gap < 0.0, 0.0, half_gap));
+  const double s = sel(outer, root, a);
+  head = bits_to_double(double_to_bits(s) & ~uint64_t(0x7ffffff));
+  return (s - head) + s * z * poly(z, pa);
+}
+
+}  // namespace trig_detail
+
+DC_VM_FORCE_INLINE float sin(float x) {
+  return trig_detail::trig_f32<trig_detail::TrigFn::kSin>(x);
+}
+DC_VM_FORCE_INLINE float cos(float x) {
+  return trig_detail::trig_f32<trig_detail::TrigFn::kCos>(x);
+}
+DC_VM_FORCE_INLINE float tan(float x) {
+  return trig_detail::trig_f32<trig_detail::TrigFn::kTan>(x);
+}
+DC_VM_FORCE_INLINE double sin(double x) {
+  return trig_detail::trig_f64<trig_detail::TrigFn::kSin>(x);
+}
+DC_VM_FORCE_INLINE double cos(double x) {
+  return trig_detail::trig_f64<trig_detail::TrigFn::kCos>(x);
+}
+DC_VM_FORCE_INLINE double tan(double x) {
+  return trig_detail::trig_f64<trig_detail::TrigFn::kTan>(x);
+}
+// Right for |x| < 2^28 (float) and 2^20 (double) only: see Note [Branch-free trigonometry].
+// Inf and NaN are handled (NaN) by the fast path.
+DC_VM_FORCE_INLINE bool sin_needs_slow(float x) {
+  const float a = std::fabs(x);
+  return a >= trig_detail::kTrigFastLimitF32 && a != INFINITY;
+}
+DC_VM_FORCE_INLINE bool sin_needs_slow(double x) {
+  const double a = std::fabs(x);
+  return a >= trig_detail::kTrigFastLimitF64 && a != INFINITY;
+}
+DC_VM_FORCE_INLINE bool cos_needs_slow(float x) { return sin_needs_slow(x); }
+DC_VM_FORCE_INLINE bool cos_needs_slow(double x) { return sin_needs_slow(x); }
+DC_VM_FORCE_INLINE bool tan_needs_slow(float x) { return sin_needs_slow(x); }
+DC_VM_FORCE_INLINE bool tan_needs_slow(double x) { return sin_needs_slow(x); }
+
+DC_VM_FORCE_INLINE float atan(float x) {
+  const double a = std::fabs(static_cast<double>(x));
+  const double v = trig_detail::atan2_first_quadrant(a, 1.0, trig_detail::kAtanF);
+  return std::copysign(static_cast<float>(v), x);
+}
+DC_VM_FORCE_INLINE double atan(double x) {
+  const double v = trig_detail::atan2_first_quadrant(std::fabs(x), 1.0, trig_detail::kAtanD);
+  return trig_detail::sel(x != x, x, std::copysign(v, x));
+}
+
+DC_VM_FORCE_INLINE float atan2(float y, float x) {
+  const double ay = std::fabs(static_cast<double>(y)), ax = std::fabs(static_cast<double>(x));
+  double v = trig_detail::atan2_first_quadrant(ay, ax, trig_detail::kAtanF);
+  const double pi_minus = 3.1415926535897931 - v;
+  v = trig_detail::sel_mask(
+      trig_detail::bit_mask(static_cast<int32_t>(trig_detail::f32_bits(x)), 31), pi_minus, v);
+  const float out = std::copysign(static_cast<float>(v), y), nan = x + y;
+  return trig_detail::sel(x != x, nan, trig_detail::sel(y != y, nan, out));
+}
+DC_VM_FORCE_INLINE double atan2(double y, double x) {
+  double ay = std::fabs(y), ax = std::fabs(x);
+  // Halve both when ay + ax could overflow; the ratio is what matters.
+  const double scale =
+      trig_detail::sel(ay > 0x1p1000, 0.25, trig_detail::sel(ax > 0x1p1000, 0.25, 1.0));
+  ay *= scale;
+  ax *= scale;
+  double v = trig_detail::atan2_first_quadrant(ay, ax, trig_detail::kAtanD);
+  // pi - v with pi in two pieces (pi = 2 * (kPio2Hi + kPio2Lo)).
+  const double pi_minus = 2.0 * trig_detail::kPio2Hi + (2.0 * trig_detail::kPio2Lo - v);
+  v = trig_detail::sel_mask(uint64_t(0) - (trig_detail::double_to_bits(x) >> 63), pi_minus, v);
+  const double out = std::copysign(v, y), nan = x + y;
+  return trig_detail::sel(x != x, nan, trig_detail::sel(y != y, nan, out));
+}
+
+DC_VM_FORCE_INLINE float asin(float x) {
+  const double a = std::fabs(static_cast<double>(x));
+  bool outer;
+  double head;
+  const double s = trig_detail::asin_abs(a, trig_detail::kAsinF, outer, head) + head;
+  const double reflected = trig_detail::kPio2Hi - 2.0 * s;
+  const double v = trig_detail::sel(outer, reflected, s);
+  const float out = std::copysign(static_cast<float>(v), x), nan = (x - x) / (x - x);
+  return trig_detail::sel(a > 1.0, nan, out);
+}
+DC_VM_FORCE_INLINE double asin(double x) {
+  const double a = std::fabs(x);
+  bool outer;
+  double head;
+  const double tail = trig_detail::asin_abs(a, trig_detail::kAsinD, outer, head);
+  const double reflected =
+      (trig_detail::kPio2Hi - 2.0 * head) + (trig_detail::kPio2Lo - 2.0 * tail);
+  const double direct = head + tail;
+  const double v = trig_detail::sel(outer, reflected, direct);
+  const double out = std::copysign(v, x), nan = (x - x) / (x - x);
+  return trig_detail::sel(a > 1.0, nan, out);
+}
+// acos(x) = pi/2 - asin(x) for |x| <= 1/2; 2 asin(sqrt((1 - x) / 2)) above; pi minus that below.
+DC_VM_FORCE_INLINE float acos(float x) {
+  const double a = std::fabs(static_cast<double>(x));
+  bool outer;
+  double head;
+  const double s = trig_detail::asin_abs(a, trig_detail::kAsinF, outer, head) + head;
+  const bool neg = x < 0;
+  const double twice = 2.0 * s, pi_minus = 3.1415926535897931 - twice;
+  const double mid = trig_detail::kPio2Hi - trig_detail::sel(neg, -s, s);
+  const double v = trig_detail::sel(outer, trig_detail::sel(neg, pi_minus, twice), mid);
+  const float out = static_cast<float>(v), nan = (x - x) / (x - x);
+  return trig_detail::sel(a > 1.0, nan, out);
+}
+DC_VM_FORCE_INLINE double acos(double x) {
+  const double a = std::fabs(x);
+  bool outer;
+  double head;
+  const double tail = trig_detail::asin_abs(a, trig_detail::kAsinD, outer, head);
+  const double s = head + tail, sx = trig_detail::sel(x < 0, -s, s);
+  const double pi_hi = 2.0 * trig_detail::kPio2Hi, pi_lo = 2.0 * trig_detail::kPio2Lo;
+  const double pi_minus = (pi_hi - 2.0 * head) + (pi_lo - 2.0 * tail), twice = 2.0 * s;
+  const double mid = trig_detail::kPio2Hi + (trig_detail::kPio2Lo - sx);
+  const double v = trig_detail::sel(outer, trig_detail::sel(x < 0, pi_minus, twice), mid);
+  const double nan = (x - x) / (x - x);
+  return trig_detail::sel(a > 1.0, nan, v);
+}
+
+// sin(pi x) and cos(pi x), exact at the integers and half-integers: sinpi(n) = +-0 with the
+// sign of x, cospi(n + 1/2) = +0. Odd in x and even in x respectively; inf and NaN give NaN.
+DC_VM_FORCE_INLINE float sinpi(float x) {
+  const uint32_t bits = trig_detail::f32_bits(x);
+  const double a = std::fabs(static_cast<double>(x));
+  double v = trig_detail::sincospi_abs<false>(a, false, trig_detail::kSinPiF, trig_detail::kCosPiF);
+  v = trig_detail::flip(v, static_cast<uint64_t>(bits >> 31) << 63);
+  const float out = static_cast<float>(v), nan = x - x;
+  return trig_detail::sel((bits & 0x7f800000u) == 0x7f800000u, nan, out);
+}
+DC_VM_FORCE_INLINE float cospi(float x) {
+  const uint32_t bits = trig_detail::f32_bits(x);
+  const double a = std::fabs(static_cast<double>(x));
+  const double v =
+      trig_detail::sincospi_abs<true>(a, false, trig_detail::kSinPiF, trig_detail::kCosPiF);
+  const float out = static_cast<float>(v), nan = x - x;
+  return trig_detail::sel((bits & 0x7f800000u) == 0x7f800000u, nan, out);
+}
+DC_VM_FORCE_INLINE double sinpi(double x) {
+  const uint64_t bits = trig_detail::double_to_bits(x);
+  const double a = std::fabs(x);
+  const bool odd = ((bits >> 52) & 0x7ff) == 1075 && (bits & 1);  // 2^52 <= a < 2^53
+  double v = trig_detail::sincospi_abs<false>(a, odd, trig_detail::kSinPiD, trig_detail::kCosPiD);
+  v = trig_detail::flip(v, bits & (uint64_t(1) << 63));
+  const double nan = x - x;
+  return trig_detail::sel((bits & 0x7ff0000000000000u) == 0x7ff0000000000000u, nan, v);
+}
+DC_VM_FORCE_INLINE double cospi(double x) {
+  const uint64_t bits = trig_detail::double_to_bits(x);
+  const double a = std::fabs(x);
+  const bool odd = ((bits >> 52) & 0x7ff) == 1075 && (bits & 1);
+  const double v =
+      trig_detail::sincospi_abs<true>(a, odd, trig_detail::kSinPiD, trig_detail::kCosPiD);
+  const double nan = x - x;
+  return trig_detail::sel((bits & 0x7ff0000000000000u) == 0x7ff0000000000000u, nan, v);
+}
 }  // namespace vm
