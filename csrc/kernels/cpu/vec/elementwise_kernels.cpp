@@ -224,20 +224,28 @@ DC_UNARY_BACKWARD(elu, return vm::select(x > T(0), g * T(p[1]),
 // Their kernels first test the row for elements outside that range, a vectorised OR over the
 // input that costs a small fraction of the function, and run the vector loop when there are
 // none; otherwise a loop that sends those elements to the slow, exact form.
+// vm::sin_needs_slow (cos_, tan_) as a mask the check loop vectorises (& rather than &&).
+template <typename T>
+DC_FORCE_INLINE bool trig_slow(T x) {
+  const T a = std::fabs(x);
+  const T limit = sizeof(T) == 4 ? T(vm::trig_detail::kTrigFastLimitF32)
+                                 : T(vm::trig_detail::kTrigFastLimitF64);
+  return (a >= limit) & (a != T(INFINITY));
+}
 struct SinFn {
   template <typename T> DC_FORCE_INLINE static T fast(T x, int) { return vm::sin(x); }
   template <typename T> static T slow(T x, int) { return std::sin(x); }
-  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return vm::sin_needs_slow(x); }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return trig_slow(x); }
 };
 struct CosFn {
   template <typename T> DC_FORCE_INLINE static T fast(T x, int) { return vm::cos(x); }
   template <typename T> static T slow(T x, int) { return std::cos(x); }
-  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return vm::cos_needs_slow(x); }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return trig_slow(x); }
 };
 struct TanFn {
   template <typename T> DC_FORCE_INLINE static T fast(T x, int) { return vm::tan(x); }
   template <typename T> static T slow(T x, int) { return std::tan(x); }
-  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return vm::tan_needs_slow(x); }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return trig_slow(x); }
 };
 // psi^(n)(x) = psi^(n)(x + 1) - (-1)^n n! / x^(n + 1), stepped up into the accurate range.
 struct PolygammaFn {
@@ -251,17 +259,18 @@ struct PolygammaFn {
   template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int n) { return vm::polygamma_needs_slow(n, x); }
 };
 
+// An OR over a uint32, not a bool: GCC vectorises only the former (1 ns -> 0.07 ns/element).
 template <typename T, typename Fn>
 __attribute__((flatten)) bool any_slow(const char* x, int64_t stride, int64_t n, int k) {
-  bool any = false;
+  uint32_t any = 0;
   if (stride == sizeof(T)) {
     const T* a = reinterpret_cast<const T*>(x);
-    for (int64_t i = 0; i < n; ++i) any |= Fn::needs_slow(a[i], k);
+    for (int64_t i = 0; i < n; ++i) any |= static_cast<uint32_t>(Fn::needs_slow(a[i], k));
   } else {
     for (int64_t i = 0; i < n; ++i)
-      any |= Fn::needs_slow(*reinterpret_cast<const T*>(x + i * stride), k);
+      any |= static_cast<uint32_t>(Fn::needs_slow(*reinterpret_cast<const T*>(x + i * stride), k));
   }
-  return any;
+  return any != 0;
 }
 // out = Fn(x); params: [k] (polygamma's n), or none.
 template <typename T, typename Fn>

@@ -38,6 +38,9 @@ constexpr double kLgammaD[22] = {
 constexpr double kStirling[8] = {
     0.08333333333333333,   -0.002777777777777778,  0.0007936507936507937, -0.0005952380952380953,
     0.0008417508417508417, -0.0019175269175269176, 0.00641025641025641,   -0.029550653594771242};
+// Its first 4 terms: 2^-45 relative from y = 10 on (float results).
+constexpr double kStirlingF[4] = {0.08333333333333333, -0.002777777777777778,
+                                  0.0007936507936507937, -0.0005952380952380953};
 constexpr double kLogPi = 1.1447298858494002, kHalfLog2Pi = 0.9189385332046728;
 
 // lgamma(x) for any x. |x| < 10 moves to 2 + t, t = |x| - round(|x|), by lgamma(y) =
@@ -74,6 +77,54 @@ DC_VM_FORCE_INLINE double lgamma_impl(double x, const double (&q)[N]) {
   const double full = (kLogPi - log_xs) - pos, minus_log = -log_xs;
   const double reflected = sel(xs == 0.0, double(INFINITY), sel(tiny, minus_log, full));
   return sel(std::fabs(x) == INFINITY, double(INFINITY), sel(x < 0.0, reflected, pos));
+}
+
+// sin(pi r) / r in r^2 for |r| <= 1/2: relative error 2^-54.5.
+constexpr double kSinPiR[9] = {
+    3.141592653589793,    -5.167712780049969,   2.5501640398773007,
+    -0.5992645293189447,  0.0821458865731029,   -0.007370430505916944,
+    0.0004662998161898394, -2.1903497074626018e-05, 7.697826768224191e-07};
+
+// lgamma for float arguments: lgamma_impl with the two logs and sinpi merged or shortened
+// (7.8 -> 6.5 ns an element in the kernel loop). The reflection still needs ~2^-43 absolute
+// near the negative zeros of lgamma (down to -9; at -10 and below the nearest float is
+// 1/10! from the pole), so one full-precision log is kept:
+// - y < 10: pos = base +- log(prod), reflected = log(pi) - base - log(xs prod^+-1), so one
+//   log serves both (xs / prod is |sinpi x| or |sinpi x| / (y + 1) for k < 0);
+// - y >= 10: that log takes xs, and Stirling's log(y) only needs 2^-34 (detail::log_lo);
+// - |sinpi(x)| by one polynomial: every float from 2^23 up is an integer (sinpi = 0).
+// 1 / y (Stirling) and 1 / (y + 1) share one division.
+DC_VM_FORCE_INLINE float lgamma_float(float xf) {
+  const double x = xf;
+  const double y = std::fabs(x);
+  const bool big = y >= 10.0, neg = x < 0.0;
+  const double yc = sel(big, 10.0, y);
+  const double r = round_int(yc), k = r - 2.0;
+  const double t = yc - r;
+  double prod = 1.0;
+  for (int j = 1; j <= 8; ++j) {
+    const double f = yc - j;
+    prod *= sel(j <= k, f, 1.0);
+  }
+  const double two_up = yc * (yc + 1.0);
+  prod = sel(k == -1.0, yc, sel(k == -2.0, two_up, prod));
+  const double inv = 1.0 / sel(big, y, yc + 1.0);
+  const bool frac = y < 0x1p23;
+  const double rr = y - round_int(sel(frac, y, 0.0)), rr2 = rr * rr;
+  const double sp = sel(frac, std::fabs(rr * poly(rr2, kSinPiR)), 0.0), xs = y * sp;
+  const double ratio = sel(k == -1.0, sp, sp * inv), xs_prod = xs * prod;
+  const double refl_arg = sel(k < 0.0, ratio, xs_prod);
+  const double log_arg = vm::log(sel(big | neg, sel(big, xs, refl_arg), prod));
+  const double base = t * poly(t, kLgammaF);
+  const double up = base - log_arg, down = base + log_arg;
+  const double near = sel(k < 0.0, up, down);
+  const double log_y = detail::log_lo(sel(big, y, 10.0));
+  const double stirling =
+      (y - 0.5) * (log_y - 1.0) + ((kHalfLog2Pi - 0.5) + inv * poly(inv * inv, kStirlingF));
+  const double pos = sel(big, stirling, near);
+  const double refl_near = (kLogPi - base) - log_arg, refl_big = (kLogPi - log_arg) - stirling;
+  const double reflected = sel(xs == 0.0, double(INFINITY), sel(big, refl_big, refl_near));
+  return static_cast<float>(sel(y == INFINITY, double(INFINITY), sel(neg, reflected, pos)));
 }
 
 // digamma(x0 + s) / s, x0 = 1.46163... its positive root, for x0 + s in [1, 2]: relative
@@ -185,8 +236,7 @@ constexpr double kErfinvTail[9] = {
     3.839779481041642,      1.0095136286327868,     0.0013066017099415315,
     -0.0009486335605301342, 0.0002419357859725082,  -2.3574038777811913e-05,
     9.503265534772369e-05,  -7.968250476082084e-05, 1.7442125014668702e-05};
-// T is the type erf and erfc are evaluated in: float for float results (vm::erf(float) is
-// vectorised and accurate enough: the step then leaves ~1 ulp), double for double.
+// T is the type erf and erfc are evaluated in (double; float results use erfinv_float).
 template <typename T>
 DC_VM_FORCE_INLINE double erfinv_impl(double y) {
   const double a = std::fabs(y);
@@ -215,8 +265,9 @@ DC_VM_FORCE_INLINE float poly_f(float t, const float (&c)[N]) {
 }
 
 // erfinv for float results, in float arithmetic (full vector width; the Halley step above
-// costs ~5x): x = a P(w), w = -log(1 - a^2), P as above with one more term, relative error
-// 2^-27.2 in w - 2.5 for w < 5 and in sqrt(w) - 3 above (to a = 1 - 2^-24, w = 15.94).
+// costs ~5x): x = a P(w), w = -log(1 - a^2), with no correction step; P is of degree 9,
+// relative error 2^-27.2, in w - 2.5 for w < 5 and in sqrt(w) - 3 above (to a = 1 - 2^-24,
+// w = 15.94).
 // 1 - a^2 is exact in double and rounded once; the leading coefficient is split in two
 // floats (alone it is off by 2^-24.8). Max 1.95 ulp (float Horner and the log make most).
 constexpr float kErfinvCentralF[9] = {
@@ -333,9 +384,7 @@ DC_VM_FORCE_INLINE double i1_impl(double x, const double (&ps)[N1], const double
 
 }  // namespace special_detail
 
-DC_VM_FORCE_INLINE float lgamma(float x) {
-  return static_cast<float>(special_detail::lgamma_impl(x, special_detail::kLgammaF));
-}
+DC_VM_FORCE_INLINE float lgamma(float x) { return special_detail::lgamma_float(x); }
 DC_VM_FORCE_INLINE double lgamma(double x) {
   return special_detail::lgamma_impl(x, special_detail::kLgammaD);
 }
