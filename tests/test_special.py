@@ -15,7 +15,7 @@ CASES = [  # name, input, extra args
     ("expit", X, ()), ("logit", P, ()), ("erf", X, ()), ("erfc", X, ()),
     ("erfinv", P * 2 - 1, ()), ("gammaln", POS, ()), ("digamma", POS, ()), ("psi", POS, ()),
     ("sinc", X, ()), ("log1p", POS, ()), ("expm1", X, ()), ("exp2", X, ()),
-    ("ndtr", X, ()), ("log_ndtr", X, ()), ("entr", P, ()), ("round", X, ()), ("i0", X, ()),
+    ("ndtr", X, ()), ("log_ndtr", X, ()), ("entr", P, ()), ("round", X, ()), ("i0", X, ()), ("i1", X, ()),
 ]
 
 

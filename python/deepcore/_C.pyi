@@ -292,6 +292,10 @@ class Tensor:
         """hardtanh(Tensor input, float min_val=-1.0, float max_val=1.0) -> Tensor"""
     def hypot(self, other: TensorLike) -> Tensor:
         """hypot(TensorLike input, TensorLike other) -> Tensor"""
+    def i0(self) -> Tensor:
+        """i0(Tensor input) -> Tensor"""
+    def i0_(self) -> Tensor:
+        """i0(Tensor input) -> Tensor"""
     def index_add(self, dim: int, index: TensorLike, source: Tensor, *, alpha: Number = 1) -> Tensor:
         """index_add(Tensor input, int dim, LongTensor index, Tensor source, *, Scalar alpha=1) -> Tensor"""
     def index_add_(self, dim: int, index: TensorLike, source: Tensor, *, alpha: Number = 1) -> Tensor:
@@ -875,6 +879,10 @@ def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tens
     """hardtanh(Tensor input, float min_val=-1.0, float max_val=1.0) -> Tensor"""
 def hypot(input: TensorLike, other: TensorLike) -> Tensor:
     """hypot(TensorLike input, TensorLike other) -> Tensor"""
+def i0(input: Tensor) -> Tensor:
+    """i0(Tensor input) -> Tensor"""
+def i0_(input: Tensor) -> Tensor:
+    """i0(Tensor input) -> Tensor"""
 def index(input: Tensor, indices: typing.Sequence[TensorLike | None]) -> Tensor:
     """index(Tensor input, LongTensor?[] indices) -> Tensor"""
 def index_add(input: Tensor, dim: int, index: TensorLike, source: Tensor, *, alpha: Number = 1) -> Tensor:
@@ -1063,6 +1071,8 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     """softplus(Tensor input, float beta=1.0, float threshold=20.0) -> Tensor"""
 def softsign(input: Tensor) -> Tensor:
     """softsign(Tensor input) -> Tensor"""
+def special_i1(input: Tensor) -> Tensor:
+    """special_i1(Tensor input) -> Tensor"""
 def split(tensor: Tensor, split_size_or_sections: int | typing.Sequence[int], dim: int = 0) -> list[Tensor]:
     """split(Tensor tensor, int[] split_size_or_sections, int dim=0) -> Tensor[]"""
 def sqrt(input: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ from ._C import Tensor
 
 __all__ = [
     "expit", "logit", "erf", "erfc", "erfinv", "gammaln", "digamma", "psi", "polygamma",
-    "sinc", "xlogy", "i0", "log1p", "expm1", "exp2", "logsumexp", "softmax", "log_softmax",
+    "sinc", "xlogy", "i0", "i1", "log1p", "expm1", "exp2", "logsumexp", "softmax", "log_softmax",
     "ndtr", "log_ndtr", "round", "entr",
 ]
 
@@ -37,8 +37,8 @@ def logit(input: Tensor, eps: float | None = None) -> Tensor:
     return _C.logit(input, eps)
 
 
-def i0(input: Tensor) -> Tensor:
-    return _C.i0(input)
+i0 = _C.i0
+i1 = _C.special_i1
 
 
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:

@@ -622,8 +622,9 @@ TEST(VmathSpecial, I1) {
     EXPECT_LE(ulp_error<double>(vm::i1(c.x), c.ref, kFloorD), 5.0) << c.x;
     EXPECT_LE(ulp_error<double>(-vm::i1(-c.x), c.ref, kFloorD), 5.0) << c.x;
     const float xf = static_cast<float>(c.x);
-    if (double(xf) == c.x && c.ref < FLT_MAX)
+    if (double(xf) == c.x && c.ref < FLT_MAX) {
       EXPECT_LE(ulp_error<float>(vm::i1(xf), double(c.ref), kFloorF), 4.0) << c.x;
+    }
   }
   EXPECT_EQ(vm::i1(100.0f), INFINITY);
   EXPECT_EQ(vm::i1(-100.0f), -INFINITY);

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import torch.nn.functional as TF
 
 from helpers import INT_DTYPES, np_dtype
@@ -157,7 +158,8 @@ UNARY = {
     "atanh": (-0.9, 0.9, None, True, False, None),
     "erfc": (-2.5, 2.5, None, True, True, None), "erfinv": (-0.9, 0.9, None, True, True, None),
     "lgamma": (0.1, 4, None, True, True, None), "digamma": (0.1, 4, None, True, False, None),
-    "sinc": (-3, 3, _away, True, True, None),
+    "sinc": (-3, 3, _away, True, True, None), "i0": (-3, 3, None, True, False, None),
+    "special_i1": (-3, 3, None, True, False, torch.special.i1),
     "softsign": (-3, 3, None, False, True, TF.softsign),
     "tanhshrink": (-3, 3, None, False, True, TF.tanhshrink),
     "relu": (-2, 2, _away, True, False, None), "silu": (-6, 6, None, False, True, TF.silu),
