@@ -210,6 +210,8 @@ Tensor elu(const Tensor& a, double alpha, double scale, double input_scale) {
 Tensor polygamma(int64_t n, const Tensor& a) {
   DC_OP_GUARD("polygamma", a);
   DC_CHECK(n >= 0, ValueError, "[polygamma] n must be non-negative, got ", n);
+  // Beyond 170, n! overflows float64 and every finite result with it.
+  DC_CHECK(n <= 170, ValueError, "[polygamma] n must be at most 170 (n! overflows), got ", n);
   return param_unary("polygamma", UnaryOp::polygamma, a, {static_cast<double>(n)},
                      [n](const Tensor& g, const Tensor& x) { return g * polygamma(n + 1, x); });
 }

@@ -2,7 +2,8 @@
 //
 // Note [Branch-free special functions]
 // Each function is computed in double and, for float, rounded once, so the float results are
-// within about 1 ulp without a separate float design. The shape is the same throughout: a
+// within about 1 ulp without a separate float design (except float erfinv, computed in float
+// for speed: within 2 ulp). The shape is the same throughout: a
 // reduction with a fixed trip count (a recurrence selected per lane) onto one interval where
 // a polynomial holds, an asymptotic series for large arguments, and the reflection formula
 // (through vm::sinpi / vm::cospi) for negative ones; every branch becomes a select, so all of
@@ -224,33 +225,43 @@ DC_VM_FORCE_INLINE double polygamma_impl(int n, double x) {
   return sel(x == INFINITY, zero, sel(x == -INFINITY, double(NAN), sel(pole, inf, v)));
 }
 
-// erfinv: a first guess a * P(w), w = -log(1 - a^2), then one Halley step on erf(x) = a
-// (cubic, so the guess needs only ~2^-19); above a = 1/2 the residual uses erfc so that
-// 1 - a stays exact. P: relative error 2^-22.6 for w < 5 (in w - 2.5), 2^-19.1 above (in
-// sqrt(w) - 4, up to a = 1 - 2^-53).
-constexpr double kErfinvCentral[9] = {
-    1.501409351110792,      0.2466407662672499,     -0.004177346517287056,
-    -0.001253758884835318,  0.00021831297984101024, -4.38034671412375e-06,
-    -3.454779514269784e-06, 3.4222470899345687e-07, 2.2605977741170975e-08};
-constexpr double kErfinvTail[9] = {
-    3.839779481041642,      1.0095136286327868,     0.0013066017099415315,
-    -0.0009486335605301342, 0.0002419357859725082,  -2.3574038777811913e-05,
-    9.503265534772369e-05,  -7.968250476082084e-05, 1.7442125014668702e-05};
-// T is the type erf and erfc are evaluated in (double; float results use erfinv_float).
-template <typename T>
-DC_VM_FORCE_INLINE double erfinv_impl(double y) {
+// erfinv: x = a P(w), w = -log(1 - a^2), in three pieces (Giles' form, fitted here): P in
+// w - 3.125 for w < 6.25 (relative error 2^-54.5), in sqrt(w) - 3.25 for w < 16 (2^-54.6)
+// and in sqrt(w) - 5 up to a = 1 - 2^-53 (w = 36.7; 2^-54.6). No correction step: every
+// piece is computed and one selected. From a = 1/2 on, 1 - a^2 is taken as 2d - d^2 with
+// d = 1 - a exact: in 1 - a a the rounding of a a would be large against the small result.
+// Max 2.5 ulp, near the w = 16 seam.
+constexpr double kErfinvCentralD[25] = {
+    1.6536545626831027, 0.24015818242558834, -0.006033670871426851, -0.0007407025341546431,
+    0.00018673420801981186, -1.3882523393957483e-05, -1.3654691758785656e-06, 4.23478816822246e-07,
+    -2.907039127564132e-08, -4.1126604371632185e-09, 1.051223377050429e-09, -5.414303283919504e-11,
+    -1.2978805369932565e-11, 2.6305268312595183e-12, -8.07192593899004e-14, -4.0020031087558496e-14,
+    6.521333511502239e-15, -3.94018812230432e-17, -1.2215637192404172e-16, 1.5510787009902526e-17,
+    6.075050702072414e-19, -3.4734793888538036e-19, 1.999259988861535e-20, 3.194015548136271e-21,
+    -3.5932028927020693e-22};
+constexpr double kErfinvMiddleD[21] = {
+    3.0838856104922208, 1.0052589676941655, 0.005370914553555033, -0.0037512085082247342,
+    0.00249144209795696, -0.0016882755354488555, 0.0009532893415794137, -0.0003550378137852452,
+    2.4031512865758357e-05, 6.828711739251955e-05, -4.732068066544697e-05, 1.2465028224217455e-05,
+    2.93257845538535e-06, -3.985705945648173e-06, 1.4815977874022539e-06, -2.761716223816241e-08,
+    -2.4549818963339823e-07, 1.3158663683192966e-07, -2.091453334773126e-08,
+    -1.5305397964152548e-08, 7.680200479077053e-09};
+constexpr double kErfinvTailD[19] = {
+    4.849906401408584, 1.0103004648645455, -0.00013871931837490978, -0.00021503011983176173,
+    7.599527795572463e-05, -1.968177065090797e-05, 4.5260539817712815e-06, -9.930296692184754e-07,
+    2.2904532246081713e-07, -6.75553063722227e-08, 2.9040258989220123e-08, -1.5256673202852047e-08,
+    7.784923370804637e-09, -3.469670973211961e-09, 1.3518911214656604e-09, -4.3846761630243694e-10,
+    5.055364219128875e-11, 4.3070321963774864e-11, -1.6197071045640154e-11};
+DC_VM_FORCE_INLINE double erfinv_double(double y) {
   const double a = std::fabs(y);
   const double ac = sel(a < 1.0, a, 0.5);  // keeps the log finite; a >= 1 is replaced below
-  const double w = -vm::log((1.0 - ac) * (1.0 + ac));
-  const double central = poly(w - 2.5, kErfinvCentral);
-  const double tail = poly(std::sqrt(w) - 4.0, kErfinvTail);
-  const T x0 = static_cast<T>(ac * sel(w < 5.0, central, tail));
-  double x = x0;
-  const double res_erf = static_cast<double>(vm::erf(x0)) - ac;
-  const double res_erfc = (1.0 - ac) - static_cast<double>(vm::erfc(x0));
-  const double res = sel(ac <= 0.5, res_erf, res_erfc);
-  const double d = res / (1.1283791670955126 * vm::exp(-x * x));  // res / erf'(x)
-  x = x - d / (1.0 + x * d);
+  const double d = 1.0 - ac;
+  const double m_small = 1.0 - ac * ac, m_big = 2.0 * d - d * d;
+  const double w = -vm::log(sel(ac < 0.5, m_small, m_big));
+  const double sw = std::sqrt(w);
+  const double central = poly(w - 3.125, kErfinvCentralD);
+  const double middle = poly(sw - 3.25, kErfinvMiddleD), tail = poly(sw - 5.0, kErfinvTailD);
+  double x = ac * sel(w < 6.25, central, sel(w < 16.0, middle, tail));
   x = sel(a == 1.0, double(INFINITY), sel(a < 1.0, x, double(NAN)));
   return std::copysign(x, y);  // NaN stays NaN
 }
@@ -264,8 +275,8 @@ DC_VM_FORCE_INLINE float poly_f(float t, const float (&c)[N]) {
   return p;
 }
 
-// erfinv for float results, in float arithmetic (full vector width; the Halley step above
-// costs ~5x): x = a P(w), w = -log(1 - a^2), with no correction step; P is of degree 9,
+// erfinv for float results, in float arithmetic (full vector width): the same form with
+// two pieces and P of degree 9,
 // relative error 2^-27.2, in w - 2.5 for w < 5 and in sqrt(w) - 3 above (to a = 1 - 2^-24,
 // w = 15.94).
 // 1 - a^2 is exact in double and rounded once; the leading coefficient is split in two
@@ -284,8 +295,10 @@ DC_VM_FORCE_INLINE float erfinv_float(float y) {
   const float m = static_cast<float>(1.0 - ad * ad);
   const float w = -vm::log(sel(a < 1.0f, m, 0.5f));  // a >= 1 is replaced below
   const float tc = w - 2.5f, ts = std::sqrt(w) - 3.0f;
-  const float central = 1.5014094114303589f + (-5.0980029975278285e-08f + tc * poly_f(tc, kErfinvCentralF));
-  const float tail = 2.832976818084717f + (-2.3610853716604652e-08f + ts * poly_f(ts, kErfinvTailF));
+  const float central =
+      1.5014094114303589f + (-5.0980029975278285e-08f + tc * poly_f(tc, kErfinvCentralF));
+  const float tail =
+      2.832976818084717f + (-2.3610853716604652e-08f + ts * poly_f(ts, kErfinvTailF));
   float x = a * sel(w < 5.0f, central, tail);
   x = sel(a == 1.0f, float(INFINITY), sel(a < 1.0f, x, float(NAN)));
   return std::copysign(x, y);  // NaN stays NaN
@@ -397,7 +410,7 @@ DC_VM_FORCE_INLINE double digamma(double x) {
   return special_detail::digamma_impl(x, special_detail::kDigammaD);
 }
 DC_VM_FORCE_INLINE float erfinv(float y) { return special_detail::erfinv_float(y); }
-DC_VM_FORCE_INLINE double erfinv(double y) { return special_detail::erfinv_impl<double>(y); }
+DC_VM_FORCE_INLINE double erfinv(double y) { return special_detail::erfinv_double(y); }
 DC_VM_FORCE_INLINE float i0(float x) {
   return static_cast<float>(
       special_detail::i0_impl(x, special_detail::kI0SmallF, special_detail::kI0LargeF));
