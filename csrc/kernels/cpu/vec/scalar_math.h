@@ -3,16 +3,17 @@
 // its own copy (see Note [Per-ISA kernels]).
 // The includer provides <cmath>, <cstdint> and <cstring> before opening its namespace.
 
-inline float bits_to_float(int32_t i) {
-  float f;
-  std::memcpy(&f, &i, 4);
-  return f;
+// The bits of `from` read as a To of the same size (std::bit_cast of C++20). memcpy is the
+// defined way to do it, and compiles to a register move.
+template <typename To, typename From>
+inline To bit_cast(From from) {
+  static_assert(sizeof(To) == sizeof(From), "bit_cast needs types of the same size");
+  To to;
+  std::memcpy(&to, &from, sizeof(To));
+  return to;
 }
-inline int32_t float_to_bits(float f) {
-  int32_t i;
-  std::memcpy(&i, &f, 4);
-  return i;
-}
+inline float bits_to_float(int32_t i) { return bit_cast<float>(i); }
+inline int32_t float_to_bits(float f) { return bit_cast<int32_t>(f); }
 
 // exp for float32, ~1 ulp: exp(x) = 2^n * e^r with n = round(x / ln 2), |r| <= ln2 / 2, and a
 // degree-6 polynomial for e^r (Cephes coefficients). The rounding uses the 1.5 * 2^23 trick so

@@ -7,15 +7,15 @@
 // Accuracy of each function is measured by tests/cpp/test_vmath_*.cpp (ulp against a
 // higher-precision reference) and, on the ops, by tests/test_ulp.py.
 #include "kernels/cpu/vec/scalar_math.h"
+#include "kernels/cpu/vec/vmath_detail.h"
 #include "kernels/cpu/vec/vmath_exp.h"
 #include "kernels/cpu/vec/vmath_trig.h"
 #include "kernels/cpu/vec/vmath_special.h"
 
 namespace vm {
-// c ? a : b for kernels built on the vm:: functions. Many of them compute a float result in
-// double; GCC 12 then leaves a loop with a ternary between computed values unvectorised
-// ("control flow in loop"), where this bit-mask select vectorises. Conditions combine with
-// & and |, not && and ||, for the same reason.
+// c ? a : b for kernels built on the vm:: functions, as a bit-mask select (see detail::sel):
+// with a ternary between computed values GCC 12 leaves such a loop unvectorised.
 inline float select(bool c, float a, float b) { return detail::sel(c, a, b); }
 inline double select(bool c, double a, double b) { return detail::sel(c, a, b); }
 }  // namespace vm
+#undef DC_VM_INLINE

@@ -18,71 +18,11 @@
 //
 // Maximum errors, measured by tests/cpp/test_vmath_exp.cpp, are in that test.
 namespace vm {
-// The larger functions would not always be inlined into the caller's loop, which would then
-// not vectorise.
-#define DC_VM_INLINE inline __attribute__((always_inline))
 namespace detail {
-
-DC_VM_INLINE uint64_t dbits(double x) {
-  uint64_t u;
-  std::memcpy(&u, &x, 8);
-  return u;
-}
-DC_VM_INLINE double dfrom(uint64_t u) {
-  double x;
-  std::memcpy(&x, &u, 8);
-  return x;
-}
-DC_VM_INLINE uint32_t fbits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  return u;
-}
-DC_VM_INLINE float ffrom(uint32_t u) {
-  float x;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-DC_VM_INLINE double copysign_d(double mag, double sgn) {  // mag >= 0 or NaN
-  return dfrom(dbits(mag) | (dbits(sgn) & 0x8000000000000000ull));
-}
-DC_VM_INLINE float copysign_f(float mag, float sgn) {
-  return ffrom(fbits(mag) | (fbits(sgn) & 0x80000000u));
-}
-// c ? a : b, as a bit mask: GCC does not vectorise a ternary on values in a loop that mixes
-// float and double lanes with 64-bit integer ones ("control flow in loop"); masks it does.
-DC_VM_INLINE double sel(bool c, double a, double b) {
-  const uint64_t m = 0 - static_cast<uint64_t>(c);
-  return dfrom((dbits(a) & m) | (dbits(b) & ~m));
-}
-DC_VM_INLINE float sel(bool c, float a, float b) {
-  const uint32_t m = 0 - static_cast<uint32_t>(c);
-  return ffrom((fbits(a) & m) | (fbits(b) & ~m));
-}
-// x clamped to [lo, hi] as a double; NaN stays NaN.
-DC_VM_INLINE double clamp(double x, double lo, double hi) { return sel(x < lo, lo, sel(x > hi, hi, x)); }
-DC_VM_INLINE double fabs_d(double x) { return dfrom(dbits(x) & 0x7fffffffffffffffull); }
-DC_VM_INLINE float fabs_f(float x) { return ffrom(fbits(x) & 0x7fffffffu); }
 
 // 2^n for an integer n in [-1022, 1023], held in two's complement in a uint64.
 DC_VM_INLINE double pow2i(uint64_t n) { return dfrom((n + 1023u) << 52); }
 
-// Polynomial c0 + c1 x + c2 x^2 + ..., evaluated in pairs, (c0 + c1 x) + x^2 (c2 + c3 x) + ...,
-// which halves the dependency chain of Horner's rule at the same cost.
-template <typename T>
-DC_VM_INLINE T poly(T, T, double c0) {
-  return static_cast<T>(c0);
-}
-template <typename T>
-DC_VM_INLINE T poly(T x, T, double c0, double c1) {
-  return static_cast<T>(c0) + static_cast<T>(c1) * x;
-}
-template <typename T, typename... C>
-DC_VM_INLINE T poly(T x, T x2, double c0, double c1, C... rest) {
-  return (static_cast<T>(c0) + static_cast<T>(c1) * x) + x2 * poly<T>(x, x2, rest...);
-}
-
-constexpr double kShift52 = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
 constexpr double kLog2e = 1.4426950408889634;
 constexpr double kLn2 = 0.6931471805599453;
 // ln 2 = kLn2Hi + kLn2Lo; kLn2Hi has 21 trailing zero bits, so n * kLn2Hi is exact for
@@ -682,10 +622,6 @@ constexpr double kErfcG[3][17] = {
      -1.4572097541507296, 47.462016565416754, -90.65196216522422, -65.71510446979694,
      445.1971577644099},
 };
-// m ? a : b for a mask m of all ones or all zeros.
-DC_VM_INLINE double selm(uint64_t m, double a, double b) {
-  return dfrom((dbits(a) & m) | (dbits(b) & ~m));
-}
 // erfc a for a in [0.85, 27.3].
 DC_VM_INLINE double erfc_big_d(double a) {
   const double t = 1.0 / a;
@@ -702,8 +638,9 @@ DC_VM_INLINE double erfc_big_d(double a) {
   // lanes, which stopped the vectoriser.
   const uint64_t m0 = static_cast<uint64_t>(static_cast<int64_t>(dbits(a - 1.6)) >> 63);
   const uint64_t m1 = static_cast<uint64_t>(static_cast<int64_t>(dbits(a - 3.5)) >> 63);
-  const double g = selm(m0, q0, selm(m1, q1, q2));
-  const double g0 = selm(m0, 0.4432473966329393, selm(m1, 0.5181720967427915, 0.5571302549336559));
+  const double g = sel_mask(m0, q0, sel_mask(m1, q1, q2));
+  const double g0 =
+      sel_mask(m0, 0.4432473966329393, sel_mask(m1, 0.5181720967427915, 0.5571302549336559));
   // a^2 = s + s_lo, s exact; -a^2 = n ln2 + r + c.
   const double h = hi26(a);
   const double s = h * h, s_lo = (a - h) * (a + h);
@@ -759,6 +696,4 @@ DC_VM_INLINE double erfc(double x) {
   const double big = sel(x > 0.0, c, 2.0 - c);
   return sel(x != x, x, sel(a < 0.85, small, big));
 }
-
-#undef DC_VM_INLINE
 }  // namespace vm

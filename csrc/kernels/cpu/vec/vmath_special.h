@@ -18,9 +18,9 @@
 //   i0(+-inf) = NaN, digamma(-0) = +inf, digamma(-inf) = NaN, polygamma(n, -inf) = NaN.
 namespace vm {
 namespace special_detail {
-using trig_detail::poly;
-using trig_detail::round_int;
-using trig_detail::sel;
+using detail::horner;
+using detail::round_int;
+using detail::sel;
 
 // lgamma(2 + t) / t for |t| <= 1/2: relative error 2^-40.1 (float), 2^-55.5 (double).
 constexpr double kLgammaF[13] = {
@@ -49,7 +49,7 @@ constexpr double kLogPi = 1.1447298858494002, kHalfLog2Pi = 0.9189385332046728;
 // to 8 down); the products go through one log. Above 10, Stirling. x < 0 reflects:
 // lgamma(x) = log(pi) - log|x sinpi(x)| - lgamma(-x).
 template <int N>
-DC_VM_FORCE_INLINE double lgamma_impl(double x, const double (&q)[N]) {
+DC_VM_INLINE double lgamma_impl(double x, const double (&q)[N]) {
   const double y = std::fabs(x);
   const bool big = y >= 10.0;
   const double yc = sel(big, 10.0, y);  // NaN stays NaN
@@ -63,12 +63,12 @@ DC_VM_FORCE_INLINE double lgamma_impl(double x, const double (&q)[N]) {
   const double two_up = yc * (yc + 1.0);
   prod = sel(k == -1.0, yc, sel(k == -2.0, two_up, prod));
   const double log_arg = vm::log(sel(big, y, prod));
-  const double base = t * poly(t, q);
+  const double base = t * horner(t, q);
   const double up = base - log_arg, down = base + log_arg;
   const double near = sel(k < 0.0, up, down);
   const double w = 1.0 / y, w2 = w * w;
   const double stirling =
-      (y - 0.5) * (log_arg - 1.0) + ((kHalfLog2Pi - 0.5) + w * poly(w2, kStirling));
+      (y - 0.5) * (log_arg - 1.0) + ((kHalfLog2Pi - 0.5) + w * horner(w2, kStirling));
   const double pos = sel(big, stirling, near);
   // Below 2^-300, lgamma(x) = -log|x| to double precision (and x sinpi(x) would underflow).
   const bool tiny = std::fabs(x) < 0x1p-300;
@@ -95,7 +95,7 @@ constexpr double kSinPiR[9] = {
 // - y >= 10: that log takes xs, and Stirling's log(y) only needs 2^-34 (detail::log_lo);
 // - |sinpi(x)| by one polynomial: every float from 2^23 up is an integer (sinpi = 0).
 // 1 / y (Stirling) and 1 / (y + 1) share one division.
-DC_VM_FORCE_INLINE float lgamma_float(float xf) {
+DC_VM_INLINE float lgamma_float(float xf) {
   const double x = xf;
   const double y = std::fabs(x);
   const bool big = y >= 10.0, neg = x < 0.0;
@@ -112,16 +112,16 @@ DC_VM_FORCE_INLINE float lgamma_float(float xf) {
   const double inv = 1.0 / sel(big, y, yc + 1.0);
   const bool frac = y < 0x1p23;
   const double rr = y - round_int(sel(frac, y, 0.0)), rr2 = rr * rr;
-  const double sp = sel(frac, std::fabs(rr * poly(rr2, kSinPiR)), 0.0), xs = y * sp;
+  const double sp = sel(frac, std::fabs(rr * horner(rr2, kSinPiR)), 0.0), xs = y * sp;
   const double ratio = sel(k == -1.0, sp, sp * inv), xs_prod = xs * prod;
   const double refl_arg = sel(k < 0.0, ratio, xs_prod);
   const double log_arg = vm::log(sel(big | neg, sel(big, xs, refl_arg), prod));
-  const double base = t * poly(t, kLgammaF);
+  const double base = t * horner(t, kLgammaF);
   const double up = base - log_arg, down = base + log_arg;
   const double near = sel(k < 0.0, up, down);
   const double log_y = detail::log_lo(sel(big, y, 10.0));
   const double stirling =
-      (y - 0.5) * (log_y - 1.0) + ((kHalfLog2Pi - 0.5) + inv * poly(inv * inv, kStirlingF));
+      (y - 0.5) * (log_y - 1.0) + ((kHalfLog2Pi - 0.5) + inv * horner(inv * inv, kStirlingF));
   const double pos = sel(big, stirling, near);
   const double refl_near = (kLogPi - base) - log_arg, refl_big = (kLogPi - log_arg) - stirling;
   const double reflected = sel(xs == 0.0, double(INFINITY), sel(big, refl_big, refl_near));
@@ -149,7 +149,7 @@ constexpr double kDigammaAsym[7] = {
 // 1 / y; above 10, the asymptotic series. x < 0 reflects: digamma(x) = digamma(1 - x) -
 // pi cospi(x) / sinpi(x), NaN at the negative integers (as torch).
 template <int N>
-DC_VM_FORCE_INLINE double digamma_impl(double x, const double (&rc)[N]) {
+DC_VM_INLINE double digamma_impl(double x, const double (&rc)[N]) {
   const bool neg = x < 0.0;
   const double one_minus = 1.0 - x;
   const double y = sel(neg, one_minus, x);
@@ -161,7 +161,7 @@ DC_VM_FORCE_INLINE double digamma_impl(double x, const double (&rc)[N]) {
   const double z_up = yc + 1.0, z_down = yc - k;
   const double z = sel(k < 0.0, z_up, z_down);  // in [1, 2]
   const double s = (z - kDigammaRootHi) - kDigammaRootLo;
-  const double base = s * poly(s, rc);
+  const double base = s * horner(s, rc);
   double num = 0.0, den = 1.0;  // sum of 1 / (y - j), j = 1..k, as num / den
   for (int j = 1; j <= 8; ++j) {
     const double a = yc - j;
@@ -173,7 +173,7 @@ DC_VM_FORCE_INLINE double digamma_impl(double x, const double (&rc)[N]) {
   num = sel(big, 1.0, sel(k < 0.0, -1.0, num));
   den = sel(big, y, sel(k < 0.0, yc, den));  // y = -0 gives +inf, as torch
   const double frac = num / den, w2 = frac * frac;
-  const double asym = vm::log(y) - (0.5 * frac + w2 * poly(w2, kDigammaAsym));
+  const double asym = vm::log(y) - (0.5 * frac + w2 * horner(w2, kDigammaAsym));
   const double near = base + frac;
   const double pos = sel(big, asym, near);
   const double sp = vm::sinpi(x);
@@ -184,11 +184,11 @@ DC_VM_FORCE_INLINE double digamma_impl(double x, const double (&rc)[N]) {
 
 // Power m >= 0 of v, by squaring over the 8 bits of m (m < 256; m is loop-invariant, so the
 // selects do not depend on the data).
-DC_VM_FORCE_INLINE double powi(double v, int m) {
+DC_VM_INLINE double powi(double v, int m) {
   double acc = 1.0;
   for (int b = 0; b < 8; ++b) {
     const double next = acc * v;
-    acc = trig_detail::sel_mask(trig_detail::bit_mask(m, b), next, acc);
+    acc = detail::sel_mask(detail::bit_mask(m, b), next, acc);
     v *= v;
   }
   return acc;
@@ -202,7 +202,7 @@ constexpr int kZetaTerms = 12;
 // polygamma(n, x) = (-1)^(n+1) n! zeta(n + 1, x) for n >= 1: 12 terms of the Hurwitz sum, then
 // Euler-Maclaurin at a = x + 12: zeta(s, a) ~ a^(1-s) / (s-1) + a^-s / 2 +
 // sum_j B_2j / (2j)! s (s+1) ... (s+2j-2) a^(-s-2j+1).
-DC_VM_FORCE_INLINE double polygamma_impl(int n, double x) {
+DC_VM_INLINE double polygamma_impl(int n, double x) {
   const int s = n + 1;
   double fact = 1.0;
   for (int i = 2; i <= n; ++i) fact *= i;
@@ -252,27 +252,18 @@ constexpr double kErfinvTailD[19] = {
     2.2904532246081713e-07, -6.75553063722227e-08, 2.9040258989220123e-08, -1.5256673202852047e-08,
     7.784923370804637e-09, -3.469670973211961e-09, 1.3518911214656604e-09, -4.3846761630243694e-10,
     5.055364219128875e-11, 4.3070321963774864e-11, -1.6197071045640154e-11};
-DC_VM_FORCE_INLINE double erfinv_double(double y) {
+DC_VM_INLINE double erfinv_double(double y) {
   const double a = std::fabs(y);
   const double ac = sel(a < 1.0, a, 0.5);  // keeps the log finite; a >= 1 is replaced below
   const double d = 1.0 - ac;
   const double m_small = 1.0 - ac * ac, m_big = 2.0 * d - d * d;
   const double w = -vm::log(sel(ac < 0.5, m_small, m_big));
   const double sw = std::sqrt(w);
-  const double central = poly(w - 3.125, kErfinvCentralD);
-  const double middle = poly(sw - 3.25, kErfinvMiddleD), tail = poly(sw - 5.0, kErfinvTailD);
+  const double central = horner(w - 3.125, kErfinvCentralD);
+  const double middle = horner(sw - 3.25, kErfinvMiddleD), tail = horner(sw - 5.0, kErfinvTailD);
   double x = ac * sel(w < 6.25, central, sel(w < 16.0, middle, tail));
   x = sel(a == 1.0, double(INFINITY), sel(a < 1.0, x, double(NAN)));
   return std::copysign(x, y);  // NaN stays NaN
-}
-
-// Horner in float, unrolled like trig_detail::poly.
-template <int N>
-DC_VM_FORCE_INLINE float poly_f(float t, const float (&c)[N]) {
-  float p = c[N - 1];
-#pragma GCC unroll 32
-  for (int i = N - 2; i >= 0; --i) p = p * t + c[i];
-  return p;
 }
 
 // erfinv for float results, in float arithmetic (full vector width): the same form with
@@ -289,16 +280,16 @@ constexpr float kErfinvTailF[9] = {
     1.0016750658410518f,    0.009445743820559802f,  -0.0076391390344015256f,
     0.005682678522078122f,  -0.003587815770102154f, 0.001497222508820111f,
     -7.604790170802735e-05f, -0.0003199266729325994f, 0.00012924175469266932f};
-DC_VM_FORCE_INLINE float erfinv_float(float y) {
+DC_VM_INLINE float erfinv_float(float y) {
   const float a = std::fabs(y);
   const double ad = a;
   const float m = static_cast<float>(1.0 - ad * ad);
   const float w = -vm::log(sel(a < 1.0f, m, 0.5f));  // a >= 1 is replaced below
   const float tc = w - 2.5f, ts = std::sqrt(w) - 3.0f;
   const float central =
-      1.5014094114303589f + (-5.0980029975278285e-08f + tc * poly_f(tc, kErfinvCentralF));
+      1.5014094114303589f + (-5.0980029975278285e-08f + tc * horner(tc, kErfinvCentralF));
   const float tail =
-      2.832976818084717f + (-2.3610853716604652e-08f + ts * poly_f(ts, kErfinvTailF));
+      2.832976818084717f + (-2.3610853716604652e-08f + ts * horner(ts, kErfinvTailF));
   float x = a * sel(w < 5.0f, central, tail);
   x = sel(a == 1.0f, float(INFINITY), sel(a < 1.0f, x, float(NAN)));
   return std::copysign(x, y);  // NaN stays NaN
@@ -344,18 +335,6 @@ constexpr double kI0LargeD[23] = {
     2977368334.089229,      -54594034117.30243,      792083964019.9021,     -9058765454645.9,
     80994728550058.17,      -558338222939883.56,     2903063962296260.0,    -1.0994172952273044e+16,
     2.8590740304120956e+16, -4.5625549860525896e+16, 3.3678142630566788e+16};
-template <int N1, int N2>
-DC_VM_FORCE_INLINE double i0_impl(double x, const double (&ps)[N1], const double (&pl)[N2]) {
-  const double a = std::fabs(x);
-  const bool large = a > 8.0;
-  const double quarter_sq = 0.25 * a * a;
-  const double t = sel(large, 16.0, quarter_sq);
-  const double u = 1.0 / sel(large, a, 8.0);
-  const double e = vm::exp(0.5 * a);  // e^a as e * e: finite wherever i0 is
-  const double asym = e * (e * (poly(u, pl) * std::sqrt(u))), series = poly(t, ps);
-  const double v = sel(large, asym, series);
-  return sel(a == INFINITY, double(NAN), v);  // torch gives NaN at +-inf
-}
 
 // i1(x) = x / 2 * P(x^2 / 4) for |x| <= 8 (relative error 2^-41.3 float, 2^-54.9 double);
 // above, e^|x| / sqrt|x| times a polynomial in 1 / |x| (2^-32.5, 2^-52.0). Odd: the sign of x
@@ -382,59 +361,65 @@ constexpr double kI1LargeD[23] = {
     -3166313465.576175,   57910621274.20574,      -838115700349.1146,    9562186385275.068,
     -85298577556528.67,   586711674514151.9,      -3044209698315942.0,   1.1505909762111434e+16,
     -2.9865828662099744e+16, 4.757708828928665e+16, -3.506121169747626e+16};
-template <int N1, int N2>
-DC_VM_FORCE_INLINE double i1_impl(double x, const double (&ps)[N1], const double (&pl)[N2]) {
+// i0 (kI1 false) and i1 (kI1 true): the same reduction, i1's series times x / 2, its sign that
+// of x.
+template <bool kI1, int N1, int N2>
+DC_VM_INLINE double i0_i1_impl(double x, const double (&ps)[N1], const double (&pl)[N2]) {
   const double a = std::fabs(x);
   const bool large = a > 8.0;
   const double quarter_sq = 0.25 * a * a;
   const double t = sel(large, 16.0, quarter_sq);
   const double u = 1.0 / sel(large, a, 8.0);
-  const double e = vm::exp(0.5 * a);
-  const double asym = e * (e * (poly(u, pl) * std::sqrt(u))), series = (0.5 * a) * poly(t, ps);
+  const double e = vm::exp(0.5 * a);  // e^a as e * e: finite wherever i0 is
+  const double asym = e * (e * (horner(u, pl) * std::sqrt(u)));
+  double series = horner(t, ps);
+  if (kI1) series = (0.5 * a) * series;
   const double v = sel(large, asym, series);
-  return std::copysign(sel(a == INFINITY, double(NAN), v), x);  // torch: NaN at +-inf
+  const double out = sel(a == INFINITY, double(NAN), v);  // torch gives NaN at +-inf
+  if (kI1) return std::copysign(out, x);
+  return out;
 }
 
 }  // namespace special_detail
 
-DC_VM_FORCE_INLINE float lgamma(float x) { return special_detail::lgamma_float(x); }
-DC_VM_FORCE_INLINE double lgamma(double x) {
+DC_VM_INLINE float lgamma(float x) { return special_detail::lgamma_float(x); }
+DC_VM_INLINE double lgamma(double x) {
   return special_detail::lgamma_impl(x, special_detail::kLgammaD);
 }
 // float uses the double polynomial too: the reflection near the negative roots needs the
 // absolute accuracy.
-DC_VM_FORCE_INLINE float digamma(float x) {
+DC_VM_INLINE float digamma(float x) {
   return static_cast<float>(special_detail::digamma_impl(x, special_detail::kDigammaD));
 }
-DC_VM_FORCE_INLINE double digamma(double x) {
+DC_VM_INLINE double digamma(double x) {
   return special_detail::digamma_impl(x, special_detail::kDigammaD);
 }
-DC_VM_FORCE_INLINE float erfinv(float y) { return special_detail::erfinv_float(y); }
-DC_VM_FORCE_INLINE double erfinv(double y) { return special_detail::erfinv_double(y); }
-DC_VM_FORCE_INLINE float i0(float x) {
+DC_VM_INLINE float erfinv(float y) { return special_detail::erfinv_float(y); }
+DC_VM_INLINE double erfinv(double y) { return special_detail::erfinv_double(y); }
+DC_VM_INLINE float i0(float x) {
   return static_cast<float>(
-      special_detail::i0_impl(x, special_detail::kI0SmallF, special_detail::kI0LargeF));
+      special_detail::i0_i1_impl<false>(x, special_detail::kI0SmallF, special_detail::kI0LargeF));
 }
-DC_VM_FORCE_INLINE double i0(double x) {
-  return special_detail::i0_impl(x, special_detail::kI0SmallD, special_detail::kI0LargeD);
+DC_VM_INLINE double i0(double x) {
+  return special_detail::i0_i1_impl<false>(x, special_detail::kI0SmallD, special_detail::kI0LargeD);
 }
 // i1 = d/dx i0.
-DC_VM_FORCE_INLINE float i1(float x) {
+DC_VM_INLINE float i1(float x) {
   return static_cast<float>(
-      special_detail::i1_impl(x, special_detail::kI1SmallF, special_detail::kI1LargeF));
+      special_detail::i0_i1_impl<true>(x, special_detail::kI1SmallF, special_detail::kI1LargeF));
 }
-DC_VM_FORCE_INLINE double i1(double x) {
-  return special_detail::i1_impl(x, special_detail::kI1SmallD, special_detail::kI1LargeD);
+DC_VM_INLINE double i1(double x) {
+  return special_detail::i0_i1_impl<true>(x, special_detail::kI1SmallD, special_detail::kI1LargeD);
 }
 // n = 0 is digamma. Accurate for x > -2; see polygamma_needs_slow.
-DC_VM_FORCE_INLINE float polygamma(int n, float x) {
+DC_VM_INLINE float polygamma(int n, float x) {
   return n == 0 ? digamma(x) : static_cast<float>(special_detail::polygamma_impl(n, x));
 }
-DC_VM_FORCE_INLINE double polygamma(int n, double x) {
+DC_VM_INLINE double polygamma(int n, double x) {
   return n == 0 ? digamma(x) : special_detail::polygamma_impl(n, x);
 }
 template <typename T>
-DC_VM_FORCE_INLINE bool polygamma_needs_slow(int n, T x) {
+DC_VM_INLINE bool polygamma_needs_slow(int n, T x) {
   return n > 0 && x < T(-2) && x != std::floor(x);
 }
 }  // namespace vm

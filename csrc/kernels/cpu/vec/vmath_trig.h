@@ -15,72 +15,19 @@
 // The inverse functions and sinpi/cospi are exact reductions plus a polynomial, for both types.
 // Polynomial coefficients are near-minimax fits (Chebyshev interpolation in mpmath) made for
 // this file; each comment gives the fit's relative error.
-// The large helpers are forced inline: the loop that calls them vectorises only if their
-// body ends up inside it, and GCC's size heuristics would otherwise keep them out of line.
-#ifndef DC_VM_FORCE_INLINE
-#define DC_VM_FORCE_INLINE inline __attribute__((always_inline))
-#endif
 namespace vm {
 namespace trig_detail {
+using detail::bit_mask;
+using detail::dbits;
+using detail::dfrom;
+using detail::fbits;
+using detail::horner;
+using detail::round_int;
+using detail::sel;
+using detail::sel_mask;
 
-DC_VM_FORCE_INLINE double bits_to_double(uint64_t u) {
-  double d;
-  std::memcpy(&d, &u, 8);
-  return d;
-}
-inline uint64_t double_to_bits(double d) {
-  uint64_t u;
-  std::memcpy(&u, &d, 8);
-  return u;
-}
-inline uint32_t f32_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-// Nearest integer for |y| < 2^51 (ties to even), without a call.
-DC_VM_FORCE_INLINE double round_int(double y) {
-  const double shifter = 6755399441055744.0;  // 1.5 * 2^52
-  return (y + shifter) - shifter;
-}
-// c ? a : b as a bit blend. A plain ?: on computed values lets GCC sink the computation of
-// the unused side into a branch, and a conditional FP operation (which may trap) then keeps
-// the loop from being if-converted and vectorised; the blend uses both sides unconditionally.
-DC_VM_FORCE_INLINE double sel(bool c, double a, double b) {
-  const uint64_t m = uint64_t(0) - static_cast<uint64_t>(c);
-  return bits_to_double((double_to_bits(a) & m) | (double_to_bits(b) & ~m));
-}
-// The same with the condition as a mask (all ones or zero), for conditions computed from
-// integer bits: converting an int to bool is an operation GCC 12 does not vectorise.
-DC_VM_FORCE_INLINE double sel_mask(uint64_t m, double a, double b) {
-  return bits_to_double((double_to_bits(a) & m) | (double_to_bits(b) & ~m));
-}
-inline uint64_t bit_mask(int32_t v, int bit) {  // all ones where bit `bit` of v is set
-  return uint64_t(0) - static_cast<uint64_t>((v >> bit) & 1);
-}
-DC_VM_FORCE_INLINE float sel(bool c, float a, float b) {
-  uint32_t ua, ub;
-  std::memcpy(&ua, &a, 4);
-  std::memcpy(&ub, &b, 4);
-  const uint32_t m = uint32_t(0) - static_cast<uint32_t>(c), r = (ua & m) | (ub & ~m);
-  float f;
-  std::memcpy(&f, &r, 4);
-  return f;
-}
 // -v where the sign bit `neg` (0 or 1 in bit 63) is set.
-DC_VM_FORCE_INLINE double flip(double v, uint64_t neg) {
-  return bits_to_double(double_to_bits(v) ^ neg);
-}
-// Horner. Unrolled explicitly: GCC peels at most 16 iterations by itself, and a loop left
-// inside the element loop stops its vectorisation.
-template <int N>
-DC_VM_FORCE_INLINE double poly(double t, const double (&c)[N]) {
-  double p = c[N - 1];
-#pragma GCC unroll 32
-  for (int i = N - 2; i >= 0; --i) p = p * t + c[i];
-  return p;
-}
-
+DC_VM_INLINE double flip(double v, uint64_t neg) { return dfrom(dbits(v) ^ neg); }
 // sin and cos of r in [-pi/4, pi/4]: relative error 2^-35.6 and 2^-31.8 (float results).
 constexpr double kSinF[4] = {-0.1666666666385529, 0.008333331874710208, -0.00019840086735384846,
                              2.724992580305979e-06};
@@ -105,8 +52,8 @@ enum class TrigFn { kSin, kCos, kTan };
 constexpr float kTrigFastLimitF32 = 268435456.0f;  // 2^28
 
 template <TrigFn fn>
-DC_VM_FORCE_INLINE float trig_f32(float x) {
-  const uint32_t bits = f32_bits(x);
+DC_VM_INLINE float trig_f32(float x) {
+  const uint32_t bits = fbits(x);
   const double a = std::fabs(static_cast<double>(x));
   const double ac = sel(a < kTrigFastLimitF32, a, 0.0);  // keeps q in range (and NaN out)
   const double qd = round_int(ac * 0.63661977236758138);
@@ -117,8 +64,8 @@ DC_VM_FORCE_INLINE float trig_f32(float x) {
   const double r = ((ac - qd * P1) - qd * P2) - (qd * P3 + qd * P4);
   const int32_t q = static_cast<int32_t>(qd) & 3;
   const double t = r * r;
-  const double s = r + r * t * poly(t, kSinF);
-  const double c = 1.0 + t * poly(t, kCosF);
+  const double s = r + r * t * horner(t, kSinF);
+  const double c = 1.0 + t * horner(t, kCosF);
   double v;
   if (fn == TrigFn::kTan) {
     const double num = sel_mask(bit_mask(q, 0), -c, s), den = sel_mask(bit_mask(q, 0), s, c);
@@ -137,8 +84,8 @@ DC_VM_FORCE_INLINE float trig_f32(float x) {
 constexpr double kTrigFastLimitF64 = 1048576.0;  // 2^20
 
 template <TrigFn fn>
-DC_VM_FORCE_INLINE double trig_f64(double x) {
-  const uint64_t neg = double_to_bits(x) & (uint64_t(1) << 63);
+DC_VM_INLINE double trig_f64(double x) {
+  const uint64_t neg = dbits(x) & (uint64_t(1) << 63);
   const double a = std::fabs(x);
   const double ac = sel(a < kTrigFastLimitF64, a, 0.0);  // keeps q in range (and NaN out)
   const double qd = round_int(ac * 0.63661977236758138);
@@ -154,8 +101,8 @@ DC_VM_FORCE_INLINE double trig_f64(double x) {
   const double rh = r3 + lo0, rl = lo0 - (rh - r3);  // r = rh + rl, |rl| <= ulp(rh) / 2
   const int32_t q = static_cast<int32_t>(qd) & 3;
   const double t = rh * rh;
-  const double s = rh + (rh * t * poly(t, kSinD) + rl * (1.0 - 0.5 * t));
-  const double c = 1.0 + (t * poly(t, kCosD) - rh * rl);
+  const double s = rh + (rh * t * horner(t, kSinD) + rl * (1.0 - 0.5 * t));
+  const double c = 1.0 + (t * horner(t, kCosD) - rh * rl);
   double v;
   if (fn == TrigFn::kTan) {
     const double num = sel_mask(bit_mask(q, 0), -c, s), den = sel_mask(bit_mask(q, 0), s, c);
@@ -185,7 +132,7 @@ constexpr double kCosPiD[8] = {-4.934802200544679,     4.0587121264167685,    -1
 
 // sin(pi a) (or cos) for a >= 0 finite; `odd` says whether a >= 2^52 is an odd integer.
 template <bool kCos, int NS, int NC>
-DC_VM_FORCE_INLINE double sincospi_abs(double a, bool odd, const double (&ps)[NS],
+DC_VM_INLINE double sincospi_abs(double a, bool odd, const double (&ps)[NS],
                                        const double (&pc)[NC]) {
   const bool big = a >= 4503599627370496.0;  // 2^52: a is an integer
   const double reduced = a - 2.0 * round_int(0.5 * a);
@@ -193,8 +140,8 @@ DC_VM_FORCE_INLINE double sincospi_abs(double a, bool odd, const double (&ps)[NS
   const double n = round_int(2.0 * a2);
   const double r = a2 - 0.5 * n;  // exact, in [-1/4, 1/4]
   const double t = r * r;
-  const double s = r * poly(t, ps);
-  const double c = 1.0 + t * poly(t, pc);
+  const double s = r * horner(t, ps);
+  const double c = 1.0 + t * horner(t, pc);
   const int32_t k = static_cast<int32_t>(n) + (kCos ? 1 : 0);
   double v = sel_mask(bit_mask(k, 0), c, s);
   v = sel_mask(bit_mask(k, 1), -v, v);
@@ -224,7 +171,7 @@ constexpr double kPio4Hi = 0.78539816339744828, kPio4Lo = 3.061616997868383e-17;
 // division: ay/ax <= tan(pi/8): atan(ay/ax); <= tan(3pi/8): pi/4 + atan((ay-ax)/(ay+ax));
 // above: pi/2 + atan(-ax/ay). Both zero give 0 and both infinite pi/4, through u = 0.
 template <int N>
-DC_VM_FORCE_INLINE double atan2_first_quadrant(double ay, double ax, const double (&pa)[N]) {
+DC_VM_INLINE double atan2_first_quadrant(double ay, double ax, const double (&pa)[N]) {
   const bool degenerate = (ay == ax) & ((ay == 0.0) | (ay == INFINITY));
   const bool small = (ay <= 0.41421356237309503 * ax) & !(degenerate & (ay != 0.0));
   const bool mid = ay <= 2.4142135623730949 * ax;
@@ -236,103 +183,103 @@ DC_VM_FORCE_INLINE double atan2_first_quadrant(double ay, double ax, const doubl
   const double u = num / den, t = u * u;
   const double hi = sel(small, 0.0, sel(mid, kPio4Hi, kPio2Hi));
   const double lo = sel(small, 0.0, sel(mid, kPio4Lo, kPio2Lo));
-  return hi + (u + (u * t * poly(t, pa) + lo));
+  return hi + (u + (u * t * horner(t, pa) + lo));
 }
 
 // asin(s) for 0 <= s <= 1/2 as head + tail: |x| <= 1/2 gives s = |x| directly, above it
 // s = sqrt((1 - |x|) / 2) and asin(|x|) = pi/2 - 2 asin(s), acos(x) = 2 asin(s) or pi minus
 // that. The head has 26 bits, so pi/2 - 2 * head is exact and the tail carries the rest.
 template <int N>
-DC_VM_FORCE_INLINE double asin_abs(double a, const double (&pa)[N], bool& outer, double& head) {
+DC_VM_INLINE double asin_abs(double a, const double (&pa)[N], bool& outer, double& head) {
   outer = a > 0.5;
   const double half_gap = 0.5 * (1.0 - a), a2 = a * a;  // the first exact for a >= 1/2
   const double z = sel(outer, half_gap, a2);
   const double root = std::sqrt(sel(half_gap < 0.0, 0.0, half_gap));
   const double s = sel(outer, root, a);
-  head = bits_to_double(double_to_bits(s) & ~uint64_t(0x7ffffff));
-  return (s - head) + s * z * poly(z, pa);
+  head = dfrom(dbits(s) & ~uint64_t(0x7ffffff));
+  return (s - head) + s * z * horner(z, pa);
 }
 
 }  // namespace trig_detail
 
-DC_VM_FORCE_INLINE float sin(float x) {
+DC_VM_INLINE float sin(float x) {
   return trig_detail::trig_f32<trig_detail::TrigFn::kSin>(x);
 }
-DC_VM_FORCE_INLINE float cos(float x) {
+DC_VM_INLINE float cos(float x) {
   return trig_detail::trig_f32<trig_detail::TrigFn::kCos>(x);
 }
-DC_VM_FORCE_INLINE float tan(float x) {
+DC_VM_INLINE float tan(float x) {
   return trig_detail::trig_f32<trig_detail::TrigFn::kTan>(x);
 }
-DC_VM_FORCE_INLINE double sin(double x) {
+DC_VM_INLINE double sin(double x) {
   return trig_detail::trig_f64<trig_detail::TrigFn::kSin>(x);
 }
-DC_VM_FORCE_INLINE double cos(double x) {
+DC_VM_INLINE double cos(double x) {
   return trig_detail::trig_f64<trig_detail::TrigFn::kCos>(x);
 }
-DC_VM_FORCE_INLINE double tan(double x) {
+DC_VM_INLINE double tan(double x) {
   return trig_detail::trig_f64<trig_detail::TrigFn::kTan>(x);
 }
 // Right for |x| < 2^28 (float) and 2^20 (double) only: see Note [Branch-free trigonometry].
 // Inf and NaN are handled (NaN) by the fast path.
-DC_VM_FORCE_INLINE bool sin_needs_slow(float x) {
+DC_VM_INLINE bool sin_needs_slow(float x) {
   const float a = std::fabs(x);
   return a >= trig_detail::kTrigFastLimitF32 && a != INFINITY;
 }
-DC_VM_FORCE_INLINE bool sin_needs_slow(double x) {
+DC_VM_INLINE bool sin_needs_slow(double x) {
   const double a = std::fabs(x);
   return a >= trig_detail::kTrigFastLimitF64 && a != INFINITY;
 }
-DC_VM_FORCE_INLINE bool cos_needs_slow(float x) { return sin_needs_slow(x); }
-DC_VM_FORCE_INLINE bool cos_needs_slow(double x) { return sin_needs_slow(x); }
-DC_VM_FORCE_INLINE bool tan_needs_slow(float x) { return sin_needs_slow(x); }
-DC_VM_FORCE_INLINE bool tan_needs_slow(double x) { return sin_needs_slow(x); }
+DC_VM_INLINE bool cos_needs_slow(float x) { return sin_needs_slow(x); }
+DC_VM_INLINE bool cos_needs_slow(double x) { return sin_needs_slow(x); }
+DC_VM_INLINE bool tan_needs_slow(float x) { return sin_needs_slow(x); }
+DC_VM_INLINE bool tan_needs_slow(double x) { return sin_needs_slow(x); }
 
-DC_VM_FORCE_INLINE float atan(float x) {
+DC_VM_INLINE float atan(float x) {
   const double a = std::fabs(static_cast<double>(x));
   const double v = trig_detail::atan2_first_quadrant(a, 1.0, trig_detail::kAtanF);
   return std::copysign(static_cast<float>(v), x);
 }
-DC_VM_FORCE_INLINE double atan(double x) {
+DC_VM_INLINE double atan(double x) {
   const double v = trig_detail::atan2_first_quadrant(std::fabs(x), 1.0, trig_detail::kAtanD);
-  return trig_detail::sel(x != x, x, std::copysign(v, x));
+  return detail::sel(x != x, x, std::copysign(v, x));
 }
 
-DC_VM_FORCE_INLINE float atan2(float y, float x) {
+DC_VM_INLINE float atan2(float y, float x) {
   const double ay = std::fabs(static_cast<double>(y)), ax = std::fabs(static_cast<double>(x));
   double v = trig_detail::atan2_first_quadrant(ay, ax, trig_detail::kAtanF);
   const double pi_minus = 3.1415926535897931 - v;
-  v = trig_detail::sel_mask(
-      trig_detail::bit_mask(static_cast<int32_t>(trig_detail::f32_bits(x)), 31), pi_minus, v);
+  v = detail::sel_mask(
+      detail::bit_mask(static_cast<int32_t>(detail::fbits(x)), 31), pi_minus, v);
   const float out = std::copysign(static_cast<float>(v), y), nan = x + y;
-  return trig_detail::sel(x != x, nan, trig_detail::sel(y != y, nan, out));
+  return detail::sel(x != x, nan, detail::sel(y != y, nan, out));
 }
-DC_VM_FORCE_INLINE double atan2(double y, double x) {
+DC_VM_INLINE double atan2(double y, double x) {
   double ay = std::fabs(y), ax = std::fabs(x);
   // Halve both when ay + ax could overflow; the ratio is what matters.
   const double scale =
-      trig_detail::sel(ay > 0x1p1000, 0.25, trig_detail::sel(ax > 0x1p1000, 0.25, 1.0));
+      detail::sel(ay > 0x1p1000, 0.25, detail::sel(ax > 0x1p1000, 0.25, 1.0));
   ay *= scale;
   ax *= scale;
   double v = trig_detail::atan2_first_quadrant(ay, ax, trig_detail::kAtanD);
   // pi - v with pi in two pieces (pi = 2 * (kPio2Hi + kPio2Lo)).
   const double pi_minus = 2.0 * trig_detail::kPio2Hi + (2.0 * trig_detail::kPio2Lo - v);
-  v = trig_detail::sel_mask(uint64_t(0) - (trig_detail::double_to_bits(x) >> 63), pi_minus, v);
+  v = detail::sel_mask(uint64_t(0) - (detail::dbits(x) >> 63), pi_minus, v);
   const double out = std::copysign(v, y), nan = x + y;
-  return trig_detail::sel(x != x, nan, trig_detail::sel(y != y, nan, out));
+  return detail::sel(x != x, nan, detail::sel(y != y, nan, out));
 }
 
-DC_VM_FORCE_INLINE float asin(float x) {
+DC_VM_INLINE float asin(float x) {
   const double a = std::fabs(static_cast<double>(x));
   bool outer;
   double head;
   const double s = trig_detail::asin_abs(a, trig_detail::kAsinF, outer, head) + head;
   const double reflected = trig_detail::kPio2Hi - 2.0 * s;
-  const double v = trig_detail::sel(outer, reflected, s);
+  const double v = detail::sel(outer, reflected, s);
   const float out = std::copysign(static_cast<float>(v), x), nan = (x - x) / (x - x);
-  return trig_detail::sel(a > 1.0, nan, out);
+  return detail::sel(a > 1.0, nan, out);
 }
-DC_VM_FORCE_INLINE double asin(double x) {
+DC_VM_INLINE double asin(double x) {
   const double a = std::fabs(x);
   bool outer;
   double head;
@@ -340,71 +287,71 @@ DC_VM_FORCE_INLINE double asin(double x) {
   const double reflected =
       (trig_detail::kPio2Hi - 2.0 * head) + (trig_detail::kPio2Lo - 2.0 * tail);
   const double direct = head + tail;
-  const double v = trig_detail::sel(outer, reflected, direct);
+  const double v = detail::sel(outer, reflected, direct);
   const double out = std::copysign(v, x), nan = (x - x) / (x - x);
-  return trig_detail::sel(a > 1.0, nan, out);
+  return detail::sel(a > 1.0, nan, out);
 }
 // acos(x) = pi/2 - asin(x) for |x| <= 1/2; 2 asin(sqrt((1 - x) / 2)) above; pi minus that below.
-DC_VM_FORCE_INLINE float acos(float x) {
+DC_VM_INLINE float acos(float x) {
   const double a = std::fabs(static_cast<double>(x));
   bool outer;
   double head;
   const double s = trig_detail::asin_abs(a, trig_detail::kAsinF, outer, head) + head;
   const bool neg = x < 0;
   const double twice = 2.0 * s, pi_minus = 3.1415926535897931 - twice;
-  const double mid = trig_detail::kPio2Hi - trig_detail::sel(neg, -s, s);
-  const double v = trig_detail::sel(outer, trig_detail::sel(neg, pi_minus, twice), mid);
+  const double mid = trig_detail::kPio2Hi - detail::sel(neg, -s, s);
+  const double v = detail::sel(outer, detail::sel(neg, pi_minus, twice), mid);
   const float out = static_cast<float>(v), nan = (x - x) / (x - x);
-  return trig_detail::sel(a > 1.0, nan, out);
+  return detail::sel(a > 1.0, nan, out);
 }
-DC_VM_FORCE_INLINE double acos(double x) {
+DC_VM_INLINE double acos(double x) {
   const double a = std::fabs(x);
   bool outer;
   double head;
   const double tail = trig_detail::asin_abs(a, trig_detail::kAsinD, outer, head);
-  const double s = head + tail, sx = trig_detail::sel(x < 0, -s, s);
+  const double s = head + tail, sx = detail::sel(x < 0, -s, s);
   const double pi_hi = 2.0 * trig_detail::kPio2Hi, pi_lo = 2.0 * trig_detail::kPio2Lo;
   const double pi_minus = (pi_hi - 2.0 * head) + (pi_lo - 2.0 * tail), twice = 2.0 * s;
   const double mid = trig_detail::kPio2Hi + (trig_detail::kPio2Lo - sx);
-  const double v = trig_detail::sel(outer, trig_detail::sel(x < 0, pi_minus, twice), mid);
+  const double v = detail::sel(outer, detail::sel(x < 0, pi_minus, twice), mid);
   const double nan = (x - x) / (x - x);
-  return trig_detail::sel(a > 1.0, nan, v);
+  return detail::sel(a > 1.0, nan, v);
 }
 
 // sin(pi x) and cos(pi x), exact at the integers and half-integers: sinpi(n) = +-0 with the
 // sign of x, cospi(n + 1/2) = +0. Odd in x and even in x respectively; inf and NaN give NaN.
-DC_VM_FORCE_INLINE float sinpi(float x) {
-  const uint32_t bits = trig_detail::f32_bits(x);
+DC_VM_INLINE float sinpi(float x) {
+  const uint32_t bits = detail::fbits(x);
   const double a = std::fabs(static_cast<double>(x));
   double v = trig_detail::sincospi_abs<false>(a, false, trig_detail::kSinPiF, trig_detail::kCosPiF);
   v = trig_detail::flip(v, static_cast<uint64_t>(bits >> 31) << 63);
   const float out = static_cast<float>(v), nan = x - x;
-  return trig_detail::sel((bits & 0x7f800000u) == 0x7f800000u, nan, out);
+  return detail::sel((bits & 0x7f800000u) == 0x7f800000u, nan, out);
 }
-DC_VM_FORCE_INLINE float cospi(float x) {
-  const uint32_t bits = trig_detail::f32_bits(x);
+DC_VM_INLINE float cospi(float x) {
+  const uint32_t bits = detail::fbits(x);
   const double a = std::fabs(static_cast<double>(x));
   const double v =
       trig_detail::sincospi_abs<true>(a, false, trig_detail::kSinPiF, trig_detail::kCosPiF);
   const float out = static_cast<float>(v), nan = x - x;
-  return trig_detail::sel((bits & 0x7f800000u) == 0x7f800000u, nan, out);
+  return detail::sel((bits & 0x7f800000u) == 0x7f800000u, nan, out);
 }
-DC_VM_FORCE_INLINE double sinpi(double x) {
-  const uint64_t bits = trig_detail::double_to_bits(x);
+DC_VM_INLINE double sinpi(double x) {
+  const uint64_t bits = detail::dbits(x);
   const double a = std::fabs(x);
   const bool odd = ((bits >> 52) & 0x7ff) == 1075 && (bits & 1);  // 2^52 <= a < 2^53
   double v = trig_detail::sincospi_abs<false>(a, odd, trig_detail::kSinPiD, trig_detail::kCosPiD);
   v = trig_detail::flip(v, bits & (uint64_t(1) << 63));
   const double nan = x - x;
-  return trig_detail::sel((bits & 0x7ff0000000000000u) == 0x7ff0000000000000u, nan, v);
+  return detail::sel((bits & 0x7ff0000000000000u) == 0x7ff0000000000000u, nan, v);
 }
-DC_VM_FORCE_INLINE double cospi(double x) {
-  const uint64_t bits = trig_detail::double_to_bits(x);
+DC_VM_INLINE double cospi(double x) {
+  const uint64_t bits = detail::dbits(x);
   const double a = std::fabs(x);
   const bool odd = ((bits >> 52) & 0x7ff) == 1075 && (bits & 1);
   const double v =
       trig_detail::sincospi_abs<true>(a, odd, trig_detail::kSinPiD, trig_detail::kCosPiD);
   const double nan = x - x;
-  return trig_detail::sel((bits & 0x7ff0000000000000u) == 0x7ff0000000000000u, nan, v);
+  return detail::sel((bits & 0x7ff0000000000000u) == 0x7ff0000000000000u, nan, v);
 }
 }  // namespace vm
