@@ -60,7 +60,7 @@ def test_bindings_take_the_schema_argument_names(op):
     if "inplace" in op["variants"]:
         assert _pybind_arg_names(getattr(dc._C, op["binding"] + "_")) == expected
     method = dc.Tensor.__dict__.get(op["name"]) if "method" in op["variants"] else None
-    if op["generated"] and method is not None:
+    if op["generated"] and method is not None and op["binding"] == op["name"]:
         assert _pybind_arg_names(method, method=True) == expected[1:], method.__doc__
 
 

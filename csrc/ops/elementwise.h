@@ -76,6 +76,14 @@ Tensor selu(const Tensor& a);
 Tensor celu(const Tensor& a, double alpha = 1.0);
 Tensor hardtanh(const Tensor& a, double min_val = -1.0, double max_val = 1.0);
 Tensor relu6(const Tensor& a);
+// x where x > threshold, else value.
+Tensor threshold(const Tensor& a, double threshold, double value);
+// x outside [-lambd, lambd], else 0; softshrink also moves x towards 0 by lambd.
+Tensor hardshrink(const Tensor& a, double lambd = 0.5);
+Tensor softshrink(const Tensor& a, double lambd = 0.5);
+// NaN, +inf and -inf replaced (the infinities by the dtype's extremes unless given).
+Tensor nan_to_num(const Tensor& a, double nan = 0.0, std::optional<double> posinf = std::nullopt,
+                  std::optional<double> neginf = std::nullopt);
 // The n-th derivative of digamma (n = 0 is digamma itself).
 Tensor polygamma(int64_t n, const Tensor& a);
 // log(p / (1 - p)), p clamped to [eps, 1 - eps] when eps is given.

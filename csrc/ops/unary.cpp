@@ -207,6 +207,51 @@ Tensor elu(const Tensor& a, double alpha, double scale, double input_scale) {
                      });
 }
 
+Tensor threshold(const Tensor& a, double th, double value) {
+  DC_OP_GUARD("threshold", a);
+  return param_unary("threshold", UnaryOp::threshold, a, {th, value},
+                     [th](const Tensor& g, const Tensor& x) {
+                       return where(le(x, s(th)), zeros({}, g.dtype()), g);
+                     });
+}
+
+namespace {
+Tensor shrink_derivative(const Tensor& g, const Tensor& x, double lambd) {
+  return where(logical_and(ge(x, s(-lambd)), le(x, s(lambd))), zeros({}, g.dtype()), g);
+}
+}  // namespace
+
+Tensor hardshrink(const Tensor& a, double lambd) {
+  DC_OP_GUARD("hardshrink", a);
+  return param_unary("hardshrink", UnaryOp::hardshrink, a, {lambd},
+                     [lambd](const Tensor& g, const Tensor& x) {
+                       return shrink_derivative(g, x, lambd);
+                     });
+}
+
+Tensor softshrink(const Tensor& a, double lambd) {
+  DC_OP_GUARD("softshrink", a);
+  const double top = a.dtype() == DType::Float64 ? 1.7976931348623157e308 : 3.4028234663852886e38;
+  DC_CHECK(lambd >= 0 && lambd <= top, ValueError, "[softshrink] lambd must be in [0, ", top,
+           "] for ", dtype_name(to_float_dtype(a.dtype())), ", got ", lambd);
+  return param_unary("softshrink", UnaryOp::softshrink, a, {lambd},
+                     [lambd](const Tensor& g, const Tensor& x) {
+                       return shrink_derivative(g, x, lambd);
+                     });
+}
+
+Tensor nan_to_num(const Tensor& a, double nan, std::optional<double> posinf,
+                  std::optional<double> neginf) {
+  DC_OP_GUARD("nan_to_num", a);
+  if (!is_floating(a.dtype())) return clone(a);
+  const double big = a.dtype() == DType::Float64 ? 1.7976931348623157e308 : 3.4028234663852886e38;
+  return param_unary("nan_to_num", UnaryOp::nan_to_num, a,
+                     {nan, posinf.value_or(big), neginf.value_or(-big)},
+                     [](const Tensor& g, const Tensor& x) {
+                       return where(isfinite(x), g, zeros({}, g.dtype()));
+                     });
+}
+
 Tensor polygamma(int64_t n, const Tensor& a) {
   DC_OP_GUARD("polygamma", a);
   DC_CHECK(n >= 0, ValueError, "[polygamma] n must be non-negative, got ", n);
@@ -259,6 +304,10 @@ Tensor clamp_impl(const Tensor& a, const Scalar* min, const Scalar* max, const c
       name, {a}, {out},
       [lo, hi, has_min, has_max, open_interval](GradCtx& g) -> tensor_list {
         Tensor x = g.saved(0);
+        if (!autograd::grad_enabled() && is_floating(x.dtype())) {
+          const double p[5] = {lo, hi, double(has_min), double(has_max), double(open_interval)};
+          return {fused_backward(UnaryOp::clamp, g.grad(), x, p)};
+        }
         Tensor keep = ones(x.sizes(), DType::Bool);
         if (has_min) keep = logical_and(keep, open_interval ? gt(x, s(lo)) : ge(x, s(lo)));
         if (has_max) keep = logical_and(keep, open_interval ? lt(x, s(hi)) : le(x, s(hi)));

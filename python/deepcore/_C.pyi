@@ -114,6 +114,8 @@ class Tensor:
     def __index__(self) -> int: ...
     def __hash__(self) -> int: ...
     # Op methods, from csrc/ops/ops.schema:
+    def nan_to_num(self, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+        """nan_to_num(Tensor input, float nan=0.0, float? posinf=None, float? neginf=None) -> Tensor"""
     def abs(self) -> Tensor:
         """abs(Tensor input) -> Tensor"""
     def abs_(self) -> Tensor:
@@ -396,8 +398,6 @@ class Tensor:
         """mul(TensorLike input, TensorLike other) -> Tensor"""
     def mv(self, vec: Tensor) -> Tensor:
         """mv(Tensor input, Tensor vec) -> Tensor"""
-    def nan_to_num(self, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
-        """nan_to_num(Tensor input, float nan=0.0, float? posinf=None, float? neginf=None) -> Tensor"""
     def narrow(self, dim: int, start: int, length: int) -> Tensor:
         """narrow(Tensor input, int dim, int start, int length) -> Tensor"""
     def ne(self, other: TensorLike) -> Tensor:
@@ -643,6 +643,8 @@ def _full(size: int | typing.Sequence[int], fill_value: Number, dtype: DTypeLike
     """_full(int[] size, Scalar fill_value, ScalarType dtype, bool requires_grad) -> Tensor"""
 def _group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-05) -> Tensor:
     """group_norm(Tensor input, int num_groups, Tensor? weight=None, Tensor? bias=None, float eps=1e-05) -> Tensor"""
+def _hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """hardshrink(Tensor input, float lambd=0.5) -> Tensor"""
 def _huber_loss(input: Tensor, target: TensorLike, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """huber_loss(Tensor input, TensorLike target, str reduction="mean", float delta=1.0) -> Tensor"""
 def _instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var: Tensor | None = None, weight: Tensor | None = None, bias: Tensor | None = None, use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-05) -> Tensor:
@@ -667,6 +669,8 @@ def _min_dim(input: Tensor, dim: int, keepdim: bool) -> tuple[Tensor, Tensor]:
     """_min_dim(Tensor input, int dim, bool keepdim) -> (Tensor, Tensor)"""
 def _mse_loss(input: Tensor, target: TensorLike, reduction: str = "mean") -> Tensor:
     """mse_loss(Tensor input, TensorLike target, str reduction="mean") -> Tensor"""
+def _nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+    """nan_to_num(Tensor input, float nan=0.0, float? posinf=None, float? neginf=None) -> Tensor"""
 def _nll_loss(input: Tensor, target: TensorLike, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
     """nll_loss(Tensor input, TensorLike target, Tensor? weight=None, int ignore_index=-100, str reduction="mean") -> Tensor"""
 def _norm(input: Tensor, p: float, dim: int | typing.Sequence[int] | None, keepdim: bool) -> Tensor:
@@ -695,8 +699,12 @@ def _slice(input: Tensor, dim: int, start: int, end: int, step: int) -> Tensor:
     """_slice(Tensor input, int dim, int start, int end, int step) -> Tensor"""
 def _smooth_l1_loss(input: Tensor, target: TensorLike, reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """smooth_l1_loss(Tensor input, TensorLike target, str reduction="mean", float beta=1.0) -> Tensor"""
+def _softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """softshrink(Tensor input, float lambd=0.5) -> Tensor"""
 def _std(input: Tensor, dim: int | typing.Sequence[int] | None, correction: float, keepdim: bool) -> Tensor:
     """_std(Tensor input, int[]? dim, float correction, bool keepdim) -> Tensor"""
+def _threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """threshold(Tensor input, float threshold, float value, bool inplace=False) -> Tensor"""
 def _to_dtype(input: Tensor, dtype: DTypeLike | None = None, copy: bool = False) -> Tensor:
     """to(Tensor input, ScalarType? dtype=None, bool copy=False) -> Tensor"""
 def _var(input: Tensor, dim: int | typing.Sequence[int] | None, correction: float, keepdim: bool) -> Tensor:

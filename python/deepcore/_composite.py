@@ -57,14 +57,7 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
 
 
 def nan_to_num(input, nan: float = 0.0, posinf=None, neginf=None):
-    if not input.dtype.is_floating_point:
-        return _C.clone(input)
-    big = 3.4028234663852886e38 if input.dtype == _C.dtype.float32 else 1.7976931348623157e308
-    posinf = big if posinf is None else posinf
-    neginf = -big if neginf is None else neginf
-    out = _C.where(_C.isnan(input), nan, input)
-    out = _C.where(_C.logical_and(_C.isinf(out), _C.gt(out, 0)), posinf, out)
-    return _C.where(_C.logical_and(_C.isinf(out), _C.lt(out, 0)), neginf, out)
+    return _C._nan_to_num(input, nan, posinf, neginf)
 
 
 def roll(input, shifts, dims=None):

@@ -369,10 +369,11 @@ def _method_names(op) -> list:
 
 
 def install_methods(namespace: dict) -> None:
-    """Makes the schema's Tensor methods that are written in Python (rows marked ``python``)
-    methods of Tensor, taking them from a module's ``globals()``."""
+    """Makes the schema's Tensor methods that are written in Python (rows marked ``python``, or
+    Python over a binding of another name, ``bind=``) methods of Tensor, taking them from a
+    module's ``globals()``."""
     for op in _OPS:
-        if op["python"]:
+        if op["python"] or op["binding"] != op["name"]:
             for name in _method_names(op):
                 if name in namespace:
                     setattr(Tensor, name, namespace[name])

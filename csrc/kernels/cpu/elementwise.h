@@ -10,8 +10,8 @@ namespace dc::cpu {
 // The pointwise ops' kernels are the rows of ops/pointwise.def (enumerated first); these are
 // the others: kernels with parameters, the two forms of gelu, fill, and logical_not (bool out).
 #define DC_UNARY_OTHER_OPS(_)                                                              \
-  _(gelu_erf) _(gelu_tanh) _(softplus) _(leaky_relu) _(elu) _(polygamma) _(logit) _(clamp) \
-  _(logical_not) _(fill)
+  _(gelu_erf) _(gelu_tanh) _(softplus) _(leaky_relu) _(elu) _(polygamma) _(logit)         \
+  _(threshold) _(hardshrink) _(softshrink) _(nan_to_num) _(clamp) _(logical_not) _(fill)
 
 // out = f(a, b), all three of one dtype.
 #define DC_BINARY_OPS(_)                                                                    \

@@ -276,24 +276,21 @@ def tanhshrink(input: Tensor) -> Tensor:
 
 def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
     """y = x if x > threshold else value."""
-    out = _C.where(_C.gt(input, threshold), input, _C._full([], value, input.dtype, False))
+    if input.dtype.is_floating_point:
+        out = _C._threshold(input, threshold, value)
+    else:  # integers keep their dtype, as in torch
+        out = _C.where(_C.gt(input, threshold), input, _C._full([], value, input.dtype, False))
     return _maybe_inplace(input, out, inplace)
 
 
 def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """y = x where |x| > lambd, else 0."""
-    return _C.where(_C.gt(_C.abs(input), lambd), input, _C._full([], 0.0, input.dtype, False))
+    return _C._hardshrink(input, lambd)
 
 
 def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
     """y = x - lambd if x > lambd, x + lambd if x < -lambd, else 0."""
-    top = 3.4028234663852886e38 if input.dtype == _C.dtype.float32 else 1.7976931348623157e308
-    if not 0 <= lambd <= top:  # nan and inf included
-        raise ValueError(f"[softshrink] lambd must be in [0, {top:g}] for {input.dtype}, "
-                         f"got {lambd}")
-    zero = _C._full([], 0.0, input.dtype, False)
-    shrunk = _C.sub(input, _C.mul(_C.sign(input), lambd))
-    return _C.where(_C.le(_C.abs(input), lambd), zero, shrunk)  # nan falls through to shrunk
+    return _C._softshrink(input, lambd)
 
 
 def glu(input: Tensor, dim: int = -1) -> Tensor:

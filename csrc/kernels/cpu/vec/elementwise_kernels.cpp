@@ -84,15 +84,17 @@ __attribute__((flatten)) void binary_loop(char** data, const int64_t* s, int64_t
 // sigmoid must stay within 1 ulp), the float32 overload evaluates in double and rounds once.
 // A double lane costs twice a float lane, still far under the memory traffic of a large
 // tensor; the float64 overloads evaluate directly.
+// The double exponential needs only float's precision here: vm::detail::exp_lo (2^-32), on
+// an argument clamped where sigmoid has long saturated (NaN passes the clamp).
 template <typename T>
 inline T sigmoid_any(T x) { return T(1) / (T(1) + vm::exp(-x)); }
-inline float sigmoid_any(float x) { return static_cast<float>(sigmoid_any<double>(x)); }
-template <typename T>
-inline T rsqrt_any(T x) { return T(1) / std::sqrt(x); }
-inline float rsqrt_any(float x) { return static_cast<float>(rsqrt_any<double>(x)); }
+inline double sigmoid_wide(float x) {
+  return 1.0 / (1.0 + vm::detail::exp_lo(-vm::detail::clamp(x, -200.0, 200.0)));
+}
+inline float sigmoid_any(float x) { return static_cast<float>(sigmoid_wide(x)); }
 template <typename T>
 inline T silu_any(T x) { return x * sigmoid_any<T>(x); }
-inline float silu_any(float x) { return static_cast<float>(silu_any<double>(x)); }
+inline float silu_any(float x) { return static_cast<float>(static_cast<double>(x) * sigmoid_wide(x)); }
 // x tanh(softplus(x)) from one exponential: with e = exp(x) and n = e (e + 2),
 // tanh(log(1 + e)) = n / (n + 2). x itself beyond 20, where tanh(softplus(x)) rounds to 1 (and
 // n would overflow). The fused derivative, t + x (1 - t^2) sigmoid(x), reads the same e:
@@ -248,8 +250,10 @@ struct TanFn {
   template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return trig_slow(x); }
 };
 // psi^(n)(x) = psi^(n)(x + 1) - (-1)^n n! / x^(n + 1), stepped up into the accurate range.
-struct PolygammaFn {
-  template <typename T> DC_FORCE_INLINE static T fast(T x, int n) { return vm::polygamma(n, x); }
+struct PolygammaFn {  // n >= 1 (polygamma_loop sends n = 0 to digamma)
+  template <typename T> DC_FORCE_INLINE static T fast(T x, int n) {
+    return static_cast<T>(vm::special_detail::polygamma_impl(n, x));
+  }
   template <typename T> static T slow(T x, int n) {
     const double fact = std::tgamma(n + 1.0), sign = n % 2 == 0 ? 1.0 : -1.0;
     double v = x, acc = 0.0;
@@ -286,6 +290,7 @@ void guarded_loop(char** d, const int64_t* s, int64_t n, const double* p) {
 // params: [n]
 template <typename T>
 void polygamma_loop(char** d, const int64_t* s, int64_t n, const double* p) {
+  if (p[0] == 0) return digamma_loop<T>(d, s, n, p);
   guarded_loop<T, PolygammaFn>(d, s, n, p);
 }
 // out = sign * g * Fn(x), x saved (operand 2): sin's derivative (cos), cos's (-sin) and
@@ -322,6 +327,39 @@ void logit_backward_loop(char** d, const int64_t* s, int64_t n, const double* p)
   });
 }
 
+// params: [threshold, value]; x <= threshold gives value (NaN stays NaN, as in torch).
+DC_UNARY(threshold, return vm::select(x <= T(p[0]), T(p[1]), x))
+DC_UNARY_BACKWARD(threshold, return vm::select(x <= T(p[0]), T(0), g))
+// params: [lambd]; 0 on [-lambd, lambd].
+DC_UNARY(hardshrink, return vm::select((x >= T(-p[0])) & (x <= T(p[0])), T(0), x))
+DC_UNARY_BACKWARD(hardshrink, return vm::select((x >= T(-p[0])) & (x <= T(p[0])), T(0), g))
+// params: [lambd]; x * 0 in the middle keeps NaN and the sign of zero as torch has them.
+DC_UNARY(softshrink, {
+  const T l = T(p[0]);
+  return vm::select(x > l, x - l, vm::select(x < -l, x + l, x * T(0)));
+})
+DC_UNARY_BACKWARD(softshrink, return vm::select((x >= T(-p[0])) & (x <= T(p[0])), T(0), g))
+// params: [nan, posinf, neginf]; the gradient passes where x is finite.
+DC_UNARY(nan_to_num, {
+  const T inf = std::numeric_limits<T>::infinity();
+  return vm::select(x != x, T(p[0]), vm::select(x == inf, T(p[1]), vm::select(x == -inf, T(p[2]), x)));
+})
+DC_UNARY_BACKWARD(nan_to_num, return vm::select(std::fabs(x) < std::numeric_limits<T>::infinity(), g, T(0)))
+// params: [min, max, has_min, has_max, open]: g where x lies in the interval, closed for clamp,
+// open for hardtanh (torch's rules at the bounds).
+template <typename T>
+void clamp_backward_loop(char** d, const int64_t* s, int64_t n, const double* p) {
+  const T inf = std::numeric_limits<T>::infinity();
+  const T lo = p[2] != 0 ? T(p[0]) : -inf, hi = p[3] != 0 ? T(p[1]) : inf;
+  if (p[4] != 0)
+    binary_loop<T, T>(d, s, n, [=](T g, T x) -> T {
+      return vm::select((x > lo) & (x < hi), g, T(0));
+    });
+  else
+    binary_loop<T, T>(d, s, n, [=](T g, T x) -> T {
+      return vm::select((x >= lo) & (x <= hi), g, T(0));
+    });
+}
 // params: [min, max, has_min, has_max]; NaN passes through like PyTorch.
 template <typename T>
 void clamp_loop(char** d, const int64_t* s, int64_t n, const double* p) {
@@ -374,7 +412,18 @@ DC_BINARY(float_remainder, {
   const T r = std::fmod(a, b);
   return (r != T(0) && ((r < T(0)) != (b < T(0)))) ? r + b : r;
 })
-DC_BINARY(float_pow, return vm::pow(a, b))
+// A scalar exponent of 2, 3, 1 or -1 is a product or a quotient, as torch computes them.
+template <typename T>
+void float_pow_loop(char** d, const int64_t* s, int64_t n, const double*) {
+  if (s[2] == 0) {
+    const T e = *reinterpret_cast<const T*>(d[2]);
+    if (e == T(2)) return binary_loop<T, T>(d, s, n, [](T a, T) -> T { return a * a; });
+    if (e == T(3)) return binary_loop<T, T>(d, s, n, [](T a, T) -> T { return a * a * a; });
+    if (e == T(1)) return binary_loop<T, T>(d, s, n, [](T a, T) -> T { return a; });
+    if (e == T(-1)) return binary_loop<T, T>(d, s, n, [](T a, T) -> T { return T(1) / a; });
+  }
+  binary_loop<T, T>(d, s, n, [](T a, T b) -> T { return vm::pow(a, b); });
+}
 DC_BINARY(maximum, return max_nan(a, b))
 DC_BINARY(minimum, return min_nan(a, b))
 DC_BINARY(atan2, return vm::atan2(a, b))
@@ -413,7 +462,25 @@ DC_BINARY(logaddexp2, {
 })
 // x log y, 0 where x == 0 unless y is NaN (torch's convention).
 DC_BINARY(xlogy, return vm::select((a == T(0)) & (b == b), T(0), a * vm::log(b)))
-DC_BINARY(nextafter, return std::nextafter(a, b))
+// One step of the bit pattern: away from zero when b lies beyond a on a's side, else towards
+// it; from +-0 the smallest subnormal with b's sign. Integer steps, so the loop vectorises
+// where std::nextafter stays a call per element.
+template <typename T>
+inline T nextafter_any(T a, T b) {
+  using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+  U ua, ub;
+  std::memcpy(&ua, &a, sizeof(T));
+  std::memcpy(&ub, &b, sizeof(T));
+  const U sign = U(1) << (sizeof(T) * 8 - 1);
+  const U away = ((b > a) == (a > T(0))) ? U(1) : U(0);
+  const U stepped = away ? ua + 1 : ua - 1;
+  const U tiny = (ub & sign) | U(1);
+  const U r = a == T(0) ? tiny : stepped;
+  T out;
+  std::memcpy(&out, &r, sizeof(T));
+  return vm::select((a != a) | (b != b), a + b, vm::select(a == b, b, out));
+}
+DC_BINARY(nextafter, return nextafter_any(a, b))
 DC_BINARY(fmod, return std::fmod(a, b))
 // relu's gradient: a (the incoming gradient) where b (relu's output) is positive.
 DC_BINARY(relu_grad, return b > T(0) ? a : T(0))
@@ -523,6 +590,8 @@ void fill_elementwise(ElementwiseTable& t) {
   DC_UNARY_OTHER_OPS(DC_SET_FLOAT_UNARY)
   DC_SET_BACKWARD(gelu_erf) DC_SET_BACKWARD(gelu_tanh) DC_SET_BACKWARD(softplus)
   DC_SET_BACKWARD(leaky_relu) DC_SET_BACKWARD(elu) DC_SET_BACKWARD(logit)
+  DC_SET_BACKWARD(threshold) DC_SET_BACKWARD(hardshrink) DC_SET_BACKWARD(softshrink)
+  DC_SET_BACKWARD(nan_to_num) DC_SET_BACKWARD(clamp)
 #undef DC_SET_BACKWARD
 #undef DC_SET_FLOAT_UNARY
   // The kernels with slow elements (Note [Slow elements]) replace the plain ones.
