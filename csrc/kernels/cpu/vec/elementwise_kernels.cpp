@@ -94,7 +94,11 @@ inline double sigmoid_wide(float x) {
 inline float sigmoid_any(float x) { return static_cast<float>(sigmoid_wide(x)); }
 template <typename T>
 inline T silu_any(T x) { return x * sigmoid_any<T>(x); }
-inline float silu_any(float x) { return static_cast<float>(static_cast<double>(x) * sigmoid_wide(x)); }
+// -inf * sigmoid(-inf) is -inf * 0, NaN, as torch has it; the clamp would make it -inf.
+inline float silu_any(float x) {
+  const float r = static_cast<float>(static_cast<double>(x) * sigmoid_wide(x));
+  return vm::select(x == -INFINITY, NAN, r);
+}
 // x tanh(softplus(x)) from one exponential: with e = exp(x) and n = e (e + 2),
 // tanh(log(1 + e)) = n / (n + 2). x itself beyond 20, where tanh(softplus(x)) rounds to 1 (and
 // n would overflow). The fused derivative, t + x (1 - t^2) sigmoid(x), reads the same e:
