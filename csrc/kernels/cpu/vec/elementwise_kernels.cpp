@@ -121,14 +121,11 @@ inline T clamp6(T v) {
   v = v < T(0) ? T(0) : v;
   return v > T(6) ? T(6) : v;
 }
-// x relu6(x + 3) / 6, x itself from 3 on (where x * 6 could overflow). float32 forms the
-// product x (x + 3) exactly in double, so the result rounds once.
+// x relu6(x + 3) / 6, x itself from 3 on (where x * 6 could overflow): three roundings, within
+// 2 ulp.
 template <typename T>
 inline T hardswish_any(T x) { return vm::select(x >= T(3), x, x * clamp6(x + T(3)) / T(6)); }
-inline float hardswish_any(float x) {
-  const double d = x;
-  return static_cast<float>(vm::select(d >= 3.0, d, d * clamp6(d + 3.0) / 6.0));
-}
+
 // x - tanh(x) cancels for small x: float32 evaluates it in double, where the difference keeps
 // its digits down to |x| = 1e-4, and x^3 / 3 (relative error below 0.4 x^2) takes over there.
 // Adding +0 turns a zero result into +0, as x - tanh(x) gives it.
@@ -292,10 +289,17 @@ void guarded_loop(char** d, const int64_t* s, int64_t n, const double* p) {
     });
 }
 // params: [n]
+// n = 0 is digamma. Otherwise the vector loop evaluates with the constants of its n, computed
+// once (polygamma_const); rows with slow elements go through guarded_loop.
 template <typename T>
 void polygamma_loop(char** d, const int64_t* s, int64_t n, const double* p) {
-  if (p[0] == 0) return digamma_loop<T>(d, s, n, p);
-  guarded_loop<T, PolygammaFn>(d, s, n, p);
+  const int k = static_cast<int>(p[0]);
+  if (k == 0) return digamma_loop<T>(d, s, n, p);
+  if (any_slow<T, PolygammaFn>(d[1], s[1], n, k)) return guarded_loop<T, PolygammaFn>(d, s, n, p);
+  const vm::special_detail::PolygammaConst c = vm::special_detail::polygamma_const(k);
+  unary_loop<T, T>(d, s, n, [c](T x) -> T {
+    return static_cast<T>(vm::special_detail::polygamma_eval(c, x));
+  });
 }
 // out = sign * g * Fn(x), x saved (operand 2): sin's derivative (cos), cos's (-sin) and
 // polygamma's (polygamma of order n + 1, Offset 1).

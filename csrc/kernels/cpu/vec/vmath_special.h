@@ -202,27 +202,39 @@ constexpr int kZetaTerms = 12;
 // polygamma(n, x) = (-1)^(n+1) n! zeta(n + 1, x) for n >= 1: 12 terms of the Hurwitz sum, then
 // Euler-Maclaurin at a = x + 12: zeta(s, a) ~ a^(1-s) / (s-1) + a^-s / 2 +
 // sum_j B_2j / (2j)! s (s+1) ... (s+2j-2) a^(-s-2j+1).
-DC_VM_INLINE double polygamma_impl(int n, double x) {
+// What depends on n alone, computed once per loop rather than per element.
+struct PolygammaConst {
+  int n;
+  double fact;  // n!
+  double c[8];  // B_2j / (2j)! * s (s+1) ... (s+2j-2), s = n + 1
+};
+DC_VM_INLINE PolygammaConst polygamma_const(int n) {
+  PolygammaConst k{n, 1.0, {}};
+  for (int i = 2; i <= n; ++i) k.fact *= i;
   const int s = n + 1;
-  double fact = 1.0;
-  for (int i = 2; i <= n; ++i) fact *= i;
-  double c[8];  // B_2j / (2j)! * s (s+1) ... (s+2j-2)
   double poch = s;
   for (int j = 0; j < 8; ++j) {
-    c[j] = kEulerMaclaurin[j] * poch;
+    k.c[j] = kEulerMaclaurin[j] * poch;
     poch *= double(s + 2 * j + 1) * double(s + 2 * j + 2);
   }
+  return k;
+}
+DC_VM_INLINE double polygamma_eval(const PolygammaConst& k, double x) {
+  const int n = k.n, s = n + 1;
   double sum = 0.0;
-  for (int k = 0; k < kZetaTerms; ++k) sum += 1.0 / powi(x + k, s);
+  for (int i = 0; i < kZetaTerms; ++i) sum += 1.0 / powi(x + i, s);
   const double a = x + kZetaTerms, r = 1.0 / a, r2 = r * r;
-  double series = c[7];
-  for (int j = 6; j >= 0; --j) series = series * r2 + c[j];
+  double series = k.c[7];
+  for (int j = 6; j >= 0; --j) series = series * r2 + k.c[j];
   const double tail = (1.0 / (s - 1) + r * (0.5 + r * series)) / powi(a, n);
   const double zeta = sum + tail;
   const double sign = n & 1 ? 1.0 : -1.0;
   const bool pole = (x <= 0.0) & (x == round_int(x));  // also -inf
-  const double v = sign * fact * zeta, zero = sign * 0.0, inf = sign * INFINITY;
+  const double v = sign * k.fact * zeta, zero = sign * 0.0, inf = sign * INFINITY;
   return sel(x == INFINITY, zero, sel(x == -INFINITY, double(NAN), sel(pole, inf, v)));
+}
+DC_VM_INLINE double polygamma_impl(int n, double x) {
+  return polygamma_eval(polygamma_const(n), x);
 }
 
 // erfinv: x = a P(w), w = -log(1 - a^2), in three pieces (Giles' form, fitted here): P in
