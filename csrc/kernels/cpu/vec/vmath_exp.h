@@ -160,7 +160,12 @@ DC_VM_INLINE double log1p_core(double x) {
 
 // ---- exp, exp2, expm1 -------------------------------------------------------------------
 
-DC_VM_INLINE float exp(float x) { return exp_f32(x); }
+// e^x in float, <= 0.51 ulp: evaluated in double to 2^-32 and rounded once, which also rounds
+// the overflow to inf and the subnormal results correctly. The clamp keeps exp_lo in range
+// (and NaN as NaN); past it the result is inf or 0 either way.
+DC_VM_INLINE float exp(float x) {
+  return static_cast<float>(detail::exp_lo(detail::clamp(x, -200.0, 200.0)));
+}
 
 // e^x in double, <= 1 ulp: x = n ln2 + r, e^r = 1 + r + r^2 q(r). 2^n is applied as two
 // factors so that n = 1024 and the subnormal results (down to e^-745.13) come out right.
