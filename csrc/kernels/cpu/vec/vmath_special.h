@@ -186,6 +186,7 @@ DC_VM_INLINE double digamma_impl(double x, const double (&rc)[N]) {
 // selects do not depend on the data).
 DC_VM_INLINE double powi(double v, int m) {
   double acc = 1.0;
+#pragma GCC unroll 8
   for (int b = 0; b < 8; ++b) {
     const double next = acc * v;
     acc = detail::sel_mask(detail::bit_mask(m, b), next, acc);
@@ -221,10 +222,14 @@ DC_VM_INLINE PolygammaConst polygamma_const(int n) {
 }
 DC_VM_INLINE double polygamma_eval(const PolygammaConst& k, double x) {
   const int n = k.n, s = n + 1;
+  // Unrolled by hand of the compiler: the element loop vectorises only once no inner loop
+  // is left in it, and these exceed GCC's own complete-unrolling limits.
   double sum = 0.0;
+#pragma GCC unroll 12
   for (int i = 0; i < kZetaTerms; ++i) sum += 1.0 / powi(x + i, s);
   const double a = x + kZetaTerms, r = 1.0 / a, r2 = r * r;
   double series = k.c[7];
+#pragma GCC unroll 8
   for (int j = 6; j >= 0; --j) series = series * r2 + k.c[j];
   const double tail = (1.0 / (s - 1) + r * (0.5 + r * series)) / powi(a, n);
   const double zeta = sum + tail;
