@@ -109,8 +109,8 @@ TIE_ORDER_OPS = {"topk", "kthvalue", "sort", "argsort", "msort"}
 
 # Random results: compared on structure, shape and dtype, not values.
 RANDOM_OPS = {"empty", "empty_like", "rand", "randn", "randint", "rand_like", "randn_like",
-              "randint_like", "randperm", "uniform_", "normal_", "bernoulli", "dropout",
-              "dropout2d"}
+              "randint_like", "randperm", "uniform_", "normal_", "bernoulli", "bernoulli_",
+              "dropout", "dropout2d"}
 
 # Ops not fuzzed, with the reason.
 NOT_FUZZED = {

@@ -140,6 +140,23 @@ Tensor& normal_(Tensor& t, double mean, double stddev) {
   return t;
 }
 
+Tensor& bernoulli_(Tensor& t, double p) {
+  DC_OP_GUARD("bernoulli_", t);
+  DC_CHECK(p >= 0.0 && p <= 1.0, ValueError, "[bernoulli_] p must lie in [0, 1], got ", p);
+  if (!is_floating(t.dtype())) {  // integers and bool: drawn in float32, then cast (0 or 1)
+    Tensor f = Tensor::empty(t.sizes(), DType::Float32);
+    bernoulli_(f, p);
+    DC_KERNEL(cast_into)(t, f);
+    t.bump_version();
+    return t;
+  }
+  const Tensor prob = scalar_tensor(Scalar(p), t.dtype());
+  random_fill(t, [&](const Tensor& out, uint64_t seed, uint64_t start) {
+    DC_KERNEL(bernoulli_into)(out, prob, seed, start);
+  });
+  return t;
+}
+
 Tensor rand(const Shape& shape, DType dtype) {
   DC_OP_GUARD_FACTORY("rand");
   Tensor t = Tensor::empty(shape, dtype);

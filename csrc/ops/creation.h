@@ -23,6 +23,8 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = DTyp
 Tensor randperm(int64_t n, DType dtype = DType::Int64);
 Tensor& uniform_(Tensor& t, double low, double high);
 Tensor& normal_(Tensor& t, double mean, double std);
+// Fills t with 1 (probability p) or 0.
+Tensor& bernoulli_(Tensor& t, double p = 0.5);
 Tensor bernoulli(const Tensor& p);
 
 // A new TensorImpl over the same storage and geometry, with no autograd history.

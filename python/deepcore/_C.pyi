@@ -178,6 +178,8 @@ class Tensor:
         """atanh(Tensor input) -> Tensor"""
     def bernoulli(self) -> Tensor:
         """bernoulli(Tensor input) -> Tensor"""
+    def bernoulli_(self, p: float = 0.5) -> Tensor:
+        """bernoulli_(Tensor(a!) input, float p=0.5) -> Tensor"""
     def bitwise_and(self, other: TensorLike) -> Tensor:
         """bitwise_and(TensorLike input, TensorLike other) -> Tensor"""
     def bitwise_or(self, other: TensorLike) -> Tensor:
@@ -763,6 +765,8 @@ def atanh_(input: Tensor) -> Tensor:
     """atanh(Tensor input) -> Tensor"""
 def bernoulli(input: Tensor) -> Tensor:
     """bernoulli(Tensor input) -> Tensor"""
+def bernoulli_(input: Tensor, p: float = 0.5) -> Tensor:
+    """bernoulli_(Tensor(a!) input, float p=0.5) -> Tensor"""
 def bitwise_and(input: TensorLike, other: TensorLike) -> Tensor:
     """bitwise_and(TensorLike input, TensorLike other) -> Tensor"""
 def bitwise_or(input: TensorLike, other: TensorLike) -> Tensor:

@@ -295,6 +295,20 @@ add("randperm", _factory_samples((7,), (1,), (0,), check=_is_permutation), dtype
 add("uniform_", lambda rng, d: [
     Sample(arr(rng, s, d), -1.0, 2.0, check=_in_range(-1, 2)) for s in UNARY_SHAPES],
     op=method("uniform_"), ref=method("uniform_"), inplace=True)
+def _bernoulli_check(p):
+    def check(actual, expected, args):
+        _same_shape_dtype(actual, expected, args)
+        v = actual.numpy().astype(np.float64)
+        assert np.isin(v, (0.0, 1.0)).all(), v
+        if p in (0.0, 1.0):
+            np.testing.assert_array_equal(v, np.full(v.shape, p))
+    return check
+
+
+add("bernoulli_", lambda rng, d: [
+    Sample(arr(rng, s, d), p, check=_bernoulli_check(p)) for s in UNARY_SHAPES
+    for p in (0.0, 1.0, 0.3)],
+    op=method("bernoulli_"), ref=method("bernoulli_"), inplace=True, dtypes=ALL)
 add("normal_", lambda rng, d: [
     Sample(arr(rng, s, d), 1.0, 0.5, check=_same_shape_dtype) for s in UNARY_SHAPES],
     op=method("normal_"), ref=method("normal_"), inplace=True)
