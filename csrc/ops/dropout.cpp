@@ -24,8 +24,7 @@ void check_dropout(const Tensor& x, double p, const char* name) {
 Tensor dropout_mask(const Tensor& x, double p) {
   Tensor mask = Tensor::empty(x.sizes(), x.dtype());
   Generator& gen = default_generator();
-  const uint64_t n = static_cast<uint64_t>(x.numel());
-  const uint64_t seed = gen.seed, start = gen.reserve((n + 3) / 4);
+  const uint64_t seed = gen.seed, start = gen.reserve(random_fill_counters(x.numel()));
   DC_KERNEL(dropout_mask_into)(mask, p, seed, start);
   return mask;
 }
