@@ -64,7 +64,7 @@ __attribute__((flatten)) void binary_loop(char** data, const int64_t* s, int64_t
           *reinterpret_cast<const T*>(data[2] + i * s[2]));
 }
 
-// Functor with parameters read once per loop call.
+// A functor over x; the op's parameters, if any, come in `p`.
 #define DC_UNARY(NAME, ...)                                                     \
   template <typename T>                                                          \
   void NAME##_loop(char** d, const int64_t* s, int64_t n, const double* p) {      \
@@ -131,8 +131,8 @@ inline T hardswish_any(T x) { return vm::select(x >= T(3), x, x * clamp6(x + T(3
 // Adding +0 turns a zero result into +0, as x - tanh(x) gives it.
 inline float tanhshrink_any(float x) {
   const double d = x;
-  return static_cast<float>(vm::select(std::fabs(d) < 1e-4, d * d * d * (1.0 / 3), d - vm::tanh(d))) +
-         0.0f;
+  const double r = vm::select(std::fabs(d) < 1e-4, d * d * d * (1.0 / 3), d - vm::tanh(d));
+  return static_cast<float>(r) + 0.0f;
 }
 inline double tanhshrink_any(double x) { return x - vm::tanh(x); }
 // sin(pi x) / (pi x): float32 in double, so that the product pi x adds no rounding.
@@ -261,7 +261,9 @@ struct PolygammaFn {  // n >= 1 (polygamma_loop sends n = 0 to digamma)
     for (; v < -1.5; v += 1.0) acc -= sign * fact / std::pow(v, n + 1);
     return static_cast<T>(vm::polygamma(n, v) + acc);
   }
-  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int n) { return vm::polygamma_needs_slow(n, x); }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int n) {
+    return vm::polygamma_needs_slow(n, x);
+  }
 };
 
 // An OR over a uint32, not a bool: GCC vectorises only the former (1 ns -> 0.07 ns/element).
@@ -350,9 +352,11 @@ DC_UNARY_BACKWARD(softshrink, return vm::select((x >= T(-p[0])) & (x <= T(p[0]))
 // params: [nan, posinf, neginf]; the gradient passes where x is finite.
 DC_UNARY(nan_to_num, {
   const T inf = std::numeric_limits<T>::infinity();
-  return vm::select(x != x, T(p[0]), vm::select(x == inf, T(p[1]), vm::select(x == -inf, T(p[2]), x)));
+  const T r = vm::select(x == inf, T(p[1]), vm::select(x == -inf, T(p[2]), x));
+  return vm::select(x != x, T(p[0]), r);
 })
-DC_UNARY_BACKWARD(nan_to_num, return vm::select(std::fabs(x) < std::numeric_limits<T>::infinity(), g, T(0)))
+DC_UNARY_BACKWARD(nan_to_num,
+                  return vm::select(std::fabs(x) < std::numeric_limits<T>::infinity(), g, T(0)))
 // params: [min, max, has_min, has_max, open]: g where x lies in the interval, closed for clamp,
 // open for hardtanh (torch's rules at the bounds).
 template <typename T>
