@@ -166,6 +166,26 @@ def test_repr_like_torch(make):
     assert repr(make(dc)) == expected
 
 
+@pytest.mark.parametrize("spec", ["", ".2f", ">8.3e", "d", "+"])
+@pytest.mark.parametrize("value,dtype", [(3.14159, "float32"), (-2.5, "float64"), (7, "int64"),
+                                         (True, "bool")])
+def test_format_like_torch(value, dtype, spec):
+    # A 0-d tensor formats as its Python number ('{:.2f}'.format(loss)), as in torch.
+    def fmt(lib):
+        try:
+            return format(lib.tensor(value, dtype=getattr(lib, dtype)), spec)
+        except (TypeError, ValueError) as e:
+            return type(e).__name__
+    assert fmt(dc) == fmt(torch)
+
+
+def test_format_of_a_tensor_with_dimensions():
+    t = dc.tensor([1.0, 2.0])
+    assert f"{t}" == repr(t)
+    with pytest.raises(TypeError, match="unsupported format string"):
+        "{:.2f}".format(t)
+
+
 def test_dlpack_with_numpy():
     t = dc.tensor(np.arange(6.0).reshape(2, 3))
     a = np.from_dlpack(t)  # NumPy marks DLPack imports read-only; the memory is shared

@@ -379,10 +379,19 @@ def install_methods(namespace: dict) -> None:
                     setattr(Tensor, name, namespace[name])
 
 
+def _format(self, spec: str) -> str:
+    """As torch: a 0-d tensor formats as its Python number ('{:.2f}'.format(loss)); any other
+    tensor takes only the empty spec, which gives its repr."""
+    if self.dim() == 0 and not self.is_meta:
+        return format(self.item(), spec)
+    return object.__format__(self, spec)
+
+
 def _install():
     T = Tensor
     T.__repr__ = _repr
     T.__str__ = _repr
+    T.__format__ = _format
     T.__iter__ = _iter
     T.__array__ = _array
     T.__dlpack__ = _dlpack
