@@ -202,9 +202,9 @@ Tensor bernoulli(const Tensor& p) {
            "in [0, 1], got a ", dtype_name(p.dtype()), " tensor of shape ", p.shape_str(),
            " with values outside");
   Tensor out = Tensor::empty(p.sizes(), p.dtype());
-  Generator& g = default_generator();
-  const uint64_t seed = g.seed, start = g.reserve(random_fill_counters(out.numel()));
-  DC_KERNEL(bernoulli_into)(out, pc, seed, start);
+  random_fill(out, [&](const Tensor& o, uint64_t seed, uint64_t start) {
+    DC_KERNEL(bernoulli_into)(o, pc, seed, start);
+  });
   return out;
 }
 

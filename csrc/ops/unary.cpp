@@ -1,6 +1,7 @@
 // Unary elementwise ops and activations: forward dispatch and derivatives, one table row each.
 #include <cmath>
 #include <functional>
+#include <limits>
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
@@ -64,12 +65,11 @@ void record_unary(const UnaryDef& d, const Tensor& in, const Tensor& out) {
   autograd::record(
       d.name, {in}, {out},
       [deriv, saves, kernel](GradCtx& g) -> tensor_list {
-        Tensor x = saves == Saves::input ? g.saved(0) : Tensor();
-        Tensor y = saves == Saves::output ? g.saved(0) : Tensor();
+        const Tensor saved = saves == Saves::none ? Tensor() : g.saved(0);
         if (!autograd::grad_enabled())
-          return {fused_backward(kernel, g.grad(), saves == Saves::none ? g.grad() : g.saved(0),
-                                 nullptr)};
-        return {deriv(g.grad(), x, y)};
+          return {fused_backward(kernel, g.grad(), saved.defined() ? saved : g.grad(), nullptr)};
+        return {deriv(g.grad(), saves == Saves::input ? saved : Tensor(),
+                      saves == Saves::output ? saved : Tensor())};
       },
       saves == Saves::input ? tensor_list{in} : saves == Saves::output ? tensor_list{out}
                                                                         : tensor_list{});
@@ -207,6 +207,14 @@ Tensor elu(const Tensor& a, double alpha, double scale, double input_scale) {
                      });
 }
 
+namespace {
+// The largest finite value of a's floating dtype (float32 for integer inputs).
+double largest_finite(const Tensor& a) {
+  return a.dtype() == DType::Float64 ? std::numeric_limits<double>::max()
+                                     : std::numeric_limits<float>::max();
+}
+}  // namespace
+
 Tensor threshold(const Tensor& a, double th, double value) {
   DC_OP_GUARD("threshold", a);
   return param_unary("threshold", UnaryOp::threshold, a, {th, value},
@@ -231,7 +239,7 @@ Tensor hardshrink(const Tensor& a, double lambd) {
 
 Tensor softshrink(const Tensor& a, double lambd) {
   DC_OP_GUARD("softshrink", a);
-  const double top = a.dtype() == DType::Float64 ? 1.7976931348623157e308 : 3.4028234663852886e38;
+  const double top = largest_finite(a);
   DC_CHECK(lambd >= 0 && lambd <= top, ValueError, "[softshrink] lambd must be in [0, ", top,
            "] for ", dtype_name(to_float_dtype(a.dtype())), ", got ", lambd);
   return param_unary("softshrink", UnaryOp::softshrink, a, {lambd},
@@ -244,7 +252,7 @@ Tensor nan_to_num(const Tensor& a, double nan, std::optional<double> posinf,
                   std::optional<double> neginf) {
   DC_OP_GUARD("nan_to_num", a);
   if (!is_floating(a.dtype())) return clone(a);
-  const double big = a.dtype() == DType::Float64 ? 1.7976931348623157e308 : 3.4028234663852886e38;
+  const double big = largest_finite(a);
   return param_unary("nan_to_num", UnaryOp::nan_to_num, a,
                      {nan, posinf.value_or(big), neginf.value_or(-big)},
                      [](const Tensor& g, const Tensor& x) {

@@ -10,6 +10,7 @@ import math
 
 from . import _C
 from ._C import Tensor
+from .nn import functional as _F
 
 __all__ = [
     "expit", "logit", "erf", "erfc", "erfinv", "gammaln", "digamma", "psi", "polygamma",
@@ -33,27 +34,18 @@ exp2 = _C.exp2
 round = _C.round  # noqa: A001  (torch.special.round)
 
 
-def logit(input: Tensor, eps: float | None = None) -> Tensor:
-    return _C.logit(input, eps)
-
-
+logit = _C.logit
 i0 = _C.i0
 i1 = _C.special_i1
-
-
-def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
-    from . import logsumexp as _logsumexp
-    return _logsumexp(input, dim, keepdim)
+logsumexp = _C.logsumexp
 
 
 def softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
-    from .nn import functional as F
-    return F.softmax(input, dim, dtype=dtype)
+    return _F.softmax(input, dim, dtype=dtype)
 
 
 def log_softmax(input: Tensor, dim: int, dtype=None) -> Tensor:
-    from .nn import functional as F
-    return F.log_softmax(input, dim, dtype=dtype)
+    return _F.log_softmax(input, dim, dtype=dtype)
 
 
 def ndtr(input: Tensor) -> Tensor:
@@ -67,6 +59,4 @@ def log_ndtr(input: Tensor) -> Tensor:
 
 def entr(input: Tensor) -> Tensor:
     """-x log x, 0 at 0 and -inf for x < 0, as torch.special.entr."""
-    import deepcore as dc
-    out = _C.neg(_C.xlogy(input, input))
-    return _C.where(_C.lt(input, 0), dc.full_like(input, -math.inf), out)
+    return _C.where(_C.lt(input, 0), -math.inf, _C.neg(_C.xlogy(input, input)))

@@ -227,28 +227,26 @@ DC_UNARY_BACKWARD(elu, return vm::select(x > T(0), g * T(p[1]),
 // Their kernels first test the row for elements outside that range, a vectorised OR over the
 // input that costs a small fraction of the function, and run the vector loop when there are
 // none; otherwise a loop that sends those elements to the slow, exact form.
-// vm::sin_needs_slow (cos_, tan_) as a mask the check loop vectorises (& rather than &&).
-template <typename T>
-DC_FORCE_INLINE bool trig_slow(T x) {
-  const T a = std::fabs(x);
-  const T limit = sizeof(T) == 4 ? T(vm::trig_detail::kTrigFastLimitF32)
-                                 : T(vm::trig_detail::kTrigFastLimitF64);
-  return (a >= limit) & (a != T(INFINITY));
-}
 struct SinFn {
   template <typename T> DC_FORCE_INLINE static T fast(T x, int) { return vm::sin(x); }
   template <typename T> static T slow(T x, int) { return std::sin(x); }
-  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return trig_slow(x); }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) {
+    return vm::sin_needs_slow(x);
+  }
 };
 struct CosFn {
   template <typename T> DC_FORCE_INLINE static T fast(T x, int) { return vm::cos(x); }
   template <typename T> static T slow(T x, int) { return std::cos(x); }
-  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return trig_slow(x); }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) {
+    return vm::cos_needs_slow(x);
+  }
 };
 struct TanFn {
   template <typename T> DC_FORCE_INLINE static T fast(T x, int) { return vm::tan(x); }
   template <typename T> static T slow(T x, int) { return std::tan(x); }
-  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) { return trig_slow(x); }
+  template <typename T> DC_FORCE_INLINE static bool needs_slow(T x, int) {
+    return vm::tan_needs_slow(x);
+  }
 };
 // psi^(n)(x) = psi^(n)(x + 1) - (-1)^n n! / x^(n + 1), stepped up into the accurate range.
 struct PolygammaFn {  // n >= 1 (polygamma_loop sends n = 0 to digamma)

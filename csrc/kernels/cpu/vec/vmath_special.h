@@ -437,6 +437,6 @@ DC_VM_INLINE double polygamma(int n, double x) {
 }
 template <typename T>
 DC_VM_INLINE bool polygamma_needs_slow(int n, T x) {
-  return n > 0 && x < T(-2) && x != std::floor(x);
+  return (n > 0) & (x < T(-2)) & (x != std::floor(x));  // & : ORed over rows, vectorised
 }
 }  // namespace vm

@@ -222,13 +222,14 @@ DC_VM_INLINE double tan(double x) {
 }
 // Right for |x| < 2^28 (float) and 2^20 (double) only: see Note [Branch-free trigonometry].
 // Inf and NaN are handled (NaN) by the fast path.
+// `&`, not `&&`: a kernel ORs this over a row, a loop GCC vectorises only without branches.
 DC_VM_INLINE bool sin_needs_slow(float x) {
   const float a = std::fabs(x);
-  return a >= trig_detail::kTrigFastLimitF32 && a != INFINITY;
+  return (a >= trig_detail::kTrigFastLimitF32) & (a != INFINITY);
 }
 DC_VM_INLINE bool sin_needs_slow(double x) {
   const double a = std::fabs(x);
-  return a >= trig_detail::kTrigFastLimitF64 && a != INFINITY;
+  return (a >= trig_detail::kTrigFastLimitF64) & (a != INFINITY);
 }
 DC_VM_INLINE bool cos_needs_slow(float x) { return sin_needs_slow(x); }
 DC_VM_INLINE bool cos_needs_slow(double x) { return sin_needs_slow(x); }
