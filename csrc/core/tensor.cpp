@@ -41,7 +41,8 @@ Shape permuted_strides(const Shape& shape, const std::vector<int64_t>& order) {
   return strides;
 }
 
-std::vector<int64_t> memory_order(const Shape& shape, const tensor_list& operands) {
+std::vector<int64_t> memory_order(const Shape& shape,
+                                  std::initializer_list<const Tensor*> operands) {
   const int64_t nd = static_cast<int64_t>(shape.size());
   std::vector<int64_t> order(nd);
   for (int64_t i = 0; i < nd; ++i) order[i] = i;
@@ -52,9 +53,9 @@ std::vector<int64_t> memory_order(const Shape& shape, const tensor_list& operand
   };
   // True when dim d belongs outside dim e: it has the larger stride.
   auto belongs_before = [&](int64_t d, int64_t e) {
-    for (const Tensor& t : operands) {
-      if (!t.defined()) continue;
-      const int64_t a = stride(t, d), b = stride(t, e);
+    for (const Tensor* t : operands) {
+      if (!t->defined()) continue;
+      const int64_t a = stride(*t, d), b = stride(*t, e);
       if (a != 0 && b != 0 && a != b) return a > b;
     }
     return false;
@@ -110,10 +111,14 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::move(impl));
 }
 
-Tensor Tensor::empty_like_layout(const Shape& shape, DType dtype, const tensor_list& like,
-                                 Device device) {
+Tensor Tensor::empty_like_layout(const Shape& shape, DType dtype,
+                                 std::initializer_list<const Tensor*> like, Device device) {
   Tensor out = empty(shape, dtype, device);
   if (shape.size() < 2) return out;
+  // The common case, every input row-major, keeps the row-major result without sorting.
+  bool all_contiguous = true;
+  for (const Tensor* t : like) all_contiguous &= !t->defined() || t->is_contiguous();
+  if (all_contiguous) return out;
   const std::vector<int64_t> order = memory_order(shape, like);
   for (size_t i = 0; i < order.size(); ++i)
     if (order[i] != static_cast<int64_t>(i)) {

@@ -1,4 +1,5 @@
 #pragma once
+#include <initializer_list>
 // Tensor = shared Storage + sizes + strides + offset + dtype + device, plus autograd metadata.
 // `Tensor` is a cheap handle (one shared_ptr); copies alias the same TensorImpl.
 #include <cstdint>
@@ -58,7 +59,9 @@ class Tensor {
   static Tensor empty(const Shape& shape, DType dtype, Device device = current_device());
   // Uninitialised dense tensor whose memory order follows `like` (Note [Output layout]): a
   // permuted input (x.t(), a channels-last image) gives an output with the same strides.
-  static Tensor empty_like_layout(const Shape& shape, DType dtype, const tensor_list& like,
+  // `like` are pointers, as at the op's call sites ({&a, &b}): no vector, no reference counts.
+  static Tensor empty_like_layout(const Shape& shape, DType dtype,
+                                  std::initializer_list<const Tensor*> like,
                                   Device device = current_device());
   // A view over `storage` with the given geometry (no checks beyond bounds; no autograd).
   static Tensor make_view(const std::shared_ptr<Storage>& storage, Shape sizes, Shape strides,
@@ -124,7 +127,8 @@ Shape permuted_strides(const Shape& shape, const std::vector<int64_t>& order);
 // The memory order (dims, outermost first) that tensors broadcast to `shape` share: dims sorted
 // by decreasing stride, the first operand with distinct non-zero strides deciding each pair,
 // the original order where none does (Note [Output layout]).
-std::vector<int64_t> memory_order(const Shape& shape, const tensor_list& operands);
+std::vector<int64_t> memory_order(const Shape& shape,
+                                  std::initializer_list<const Tensor*> operands);
 // Note [Dims of a 0-d tensor]
 // wrap_dim maps a possibly negative dim into [0, ndim) and raises IndexError naming `op`
 // otherwise, a 0-d tensor included: its result always indexes sizes()/strides(). Ops that, like

@@ -93,7 +93,7 @@ Tensor cast_for(const Tensor& t, DType d, const char* op) {
   if (t.dtype() == d) return t;
   // A Python int computing in int32 must fit it; a float operand overflowing float32 is inf.
   if (is_integral(d, false)) check_wrapped_fits(t, d, op);
-  Tensor out = Tensor::empty_like_layout(t.sizes(), d, {t});
+  Tensor out = Tensor::empty_like_layout(t.sizes(), d, {&t});
   DC_KERNEL(cast_into)(out, t);
   return out;
 }
@@ -101,7 +101,7 @@ Tensor cast_for(const Tensor& t, DType d, const char* op) {
 Tensor binary_kernel(BinaryOp op, const Tensor& a, const Tensor& b, DType compute,
                      const char* name) {
   Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
-  Tensor out = Tensor::empty_like_layout(shape, compute, {a, b});
+  Tensor out = Tensor::empty_like_layout(shape, compute, {&a, &b});
   DC_KERNEL(binary_into)(op, out, cast_for(a, compute, name), cast_for(b, compute, name));
   return out;
 }
@@ -189,7 +189,7 @@ Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
   if (alpha.to_double() == 1.0) {
     out = binary_kernel(BinaryOp::add, a, b, dt, "add");
   } else {
-    out = Tensor::empty_like_layout(broadcast_shapes(a.sizes(), b.sizes(), "add"), dt, {a, b});
+    out = Tensor::empty_like_layout(broadcast_shapes(a.sizes(), b.sizes(), "add"), dt, {&a, &b});
     DC_KERNEL(add_scaled_into)(out, cast_for(a, dt, "add"), cast_for(b, dt, "add"),
                                alpha.to_double());
   }
@@ -540,8 +540,8 @@ Tensor& pow_(Tensor& a, const Tensor& b) {
 namespace {
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b, const char* name) {
   const DType dt = result_type({a, b});
-  Tensor out =
-      Tensor::empty_like_layout(broadcast_shapes(a.sizes(), b.sizes(), name), DType::Bool, {a, b});
+  const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
+  Tensor out = Tensor::empty_like_layout(shape, DType::Bool, {&a, &b});
   DC_KERNEL(compare_into)(op, out, cast_for(a, dt, name), cast_for(b, dt, name));
   return out;
 }
@@ -607,7 +607,7 @@ Tensor bitwise_xor(const Tensor& a, const Tensor& b) {
 
 Tensor logical_not(const Tensor& a) {
   DC_OP_GUARD("logical_not", a);
-  Tensor out = Tensor::empty_like_layout(a.sizes(), DType::Bool, {a});
+  Tensor out = Tensor::empty_like_layout(a.sizes(), DType::Bool, {&a});
   DC_KERNEL(unary_into)(cpu::UnaryOp::logical_not, out, a, nullptr);
   return out;
 }
@@ -634,7 +634,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   const DType dt = result_type({a, b});
   Shape shape = broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(),
                                  "where");
-  Tensor out = Tensor::empty_like_layout(shape, dt, {cond, a, b});
+  Tensor out = Tensor::empty_like_layout(shape, dt, {&cond, &a, &b});
   check_wrapped_fits(a, dt, "where");  // a value, not an operand: float32 overflow counts too
   check_wrapped_fits(b, dt, "where");
   DC_KERNEL(where_into)(out, cond, cast_for(a, dt, "where"), cast_for(b, dt, "where"));

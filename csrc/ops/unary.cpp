@@ -42,7 +42,7 @@ Tensor run_unary(const UnaryDef& d, const Tensor& a, const double* params = null
            d.name, "] not implemented for bool tensors");
   const DType dt = d.keeps_int ? a.dtype() : to_float_dtype(a.dtype());
   Tensor in = a.dtype() == dt ? a : to_dtype(detach(a), dt);
-  Tensor out = Tensor::empty_like_layout(a.sizes(), dt, {a});
+  Tensor out = Tensor::empty_like_layout(a.sizes(), dt, {&a});
   DC_KERNEL(unary_into)(d.kernel, out, in, params);
   return out;
 }
@@ -50,7 +50,7 @@ Tensor run_unary(const UnaryDef& d, const Tensor& a, const double* params = null
 // grad_in = f'(saved) * g in one pass: the op's fused derivative kernel (pointwise.def).
 Tensor fused_backward(UnaryOp kernel, const Tensor& g, const Tensor& saved, const double* params) {
   const Tensor gs = g.dtype() == saved.dtype() ? g : to_dtype(g, saved.dtype());
-  Tensor out = Tensor::empty_like_layout(saved.sizes(), saved.dtype(), {saved, gs});
+  Tensor out = Tensor::empty_like_layout(saved.sizes(), saved.dtype(), {&saved, &gs});
   DC_KERNEL(unary_backward_into)(kernel, out, gs, saved, params);
   return out;
 }
@@ -305,7 +305,7 @@ Tensor clamp_impl(const Tensor& a, const Scalar* min, const Scalar* max, const c
   const double lo = min ? min->to_double() : 0.0, hi = max ? max->to_double() : 0.0;
   const double params[4] = {lo, hi, min ? 1.0 : 0.0, max ? 1.0 : 0.0};
   Tensor in = a.dtype() == dt ? a : to_dtype(detach(a), dt);
-  Tensor out = Tensor::empty_like_layout(a.sizes(), dt, {a});
+  Tensor out = Tensor::empty_like_layout(a.sizes(), dt, {&a});
   DC_KERNEL(unary_into)(UnaryOp::clamp, out, in, params);
   const bool has_min = min, has_max = max;
   autograd::record(
