@@ -341,5 +341,7 @@ __all__.append("embedding")
 
 from . import _functional_conv  # noqa: E402
 from ._functional_conv import *  # noqa: E402,F401,F403
+from ._attention import scaled_dot_product_attention  # noqa: E402
 
 __all__ += _functional_conv.__all__
+__all__.append("scaled_dot_product_attention")

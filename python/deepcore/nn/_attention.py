@@ -1,0 +1,139 @@
+"""scaled_dot_product_attention: argument checks, masks and grouped-query heads.
+
+softmax(q @ k^T * scale + mask) @ v over the last two dims; every leading dim is a batch dim
+and broadcasts. ``attn_mask`` is boolean (True takes part) or additive (float, added to the
+scores); ``is_causal`` keeps key j for query i when j <= i (the top-left triangle, as torch).
+A query row whose keys are all masked out gives zeros (and zero gradients), as in torch.
+
+Note [SDPA paths]
+The fused C++ kernel (csrc/ops/attention.cpp) serves the calls it can, when it is built in;
+the composite below (`_math`) serves the rest: masks and results that need a graph built
+through the softmax (create_graph=True), and it is the reference the kernel is tested against.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from .. import _C
+from .._C import Tensor
+from .._C import dtype as _dtype
+
+_BOOL = _dtype.bool
+
+__all__ = ["scaled_dot_product_attention"]
+
+
+def _shape(t: Tensor) -> tuple:
+    return tuple(t.shape)
+
+
+def _broadcast_batch(name: str, a: tuple, b: tuple, what: str) -> None:
+    for x, y in zip(reversed(a), reversed(b)):
+        if x != y and x != 1 and y != 1:
+            raise ValueError(f"[{name}] {what} do not broadcast: {a} and {b}")
+
+
+def _check(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor],
+           dropout_p: float, enable_gqa: bool) -> None:
+    name = "scaled_dot_product_attention"
+    for label, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"[{name}] {label} must be a Tensor, got {type(t).__name__}")
+        if t.dim() < 2:
+            raise ValueError(f"[{name}] {label} must have at least 2 dims (..., L, E), "
+                             f"got shape {_shape(t)}")
+        if not t.dtype.is_floating_point:
+            raise TypeError(f"[{name}] expected floating-point query, key and value, got "
+                            f"{label} of dtype {t.dtype}")
+    if not query.dtype == key.dtype == value.dtype:
+        raise TypeError(f"[{name}] query, key and value must have the same dtype, got "
+                        f"{query.dtype}, {key.dtype} and {value.dtype}")
+    q, k, v = _shape(query), _shape(key), _shape(value)
+    if q[-1] != k[-1]:
+        raise ValueError(f"[{name}] query and key must have the same embedding size, got "
+                         f"query {q} and key {k}")
+    if k[-2] != v[-2]:
+        raise ValueError(f"[{name}] key and value must have the same sequence length, got "
+                         f"key {k} and value {v}")
+    _broadcast_batch(name, k[:-2], v[:-2], "the batch dims of key and value")
+    if enable_gqa and query.dim() >= 3:
+        hq, hk = q[-3], k[-3]
+        if hk == 0 or hq % hk != 0 or v[-3] != hk:
+            raise ValueError(f"[{name}] enable_gqa=True needs the query heads ({hq}) to be a "
+                             f"multiple of the key/value heads, got query {q}, key {k}, "
+                             f"value {v}")
+        _broadcast_batch(name, q[:-3], k[:-3], "the batch dims of query and key")
+    else:
+        _broadcast_batch(name, q[:-2], k[:-2], "the batch dims of query and key")
+    if attn_mask is not None:
+        if not isinstance(attn_mask, Tensor):
+            raise TypeError(f"[{name}] attn_mask must be a Tensor, got "
+                            f"{type(attn_mask).__name__}")
+        if attn_mask.dtype != _BOOL and attn_mask.dtype != query.dtype:
+            raise TypeError(f"[{name}] attn_mask must be bool or of the query's dtype "
+                            f"({query.dtype}), got {attn_mask.dtype}")
+        _broadcast_batch(name, _shape(attn_mask), q[:-1] + (k[-2],),
+                         "attn_mask and the attention scores (..., L, S)")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"[{name}] dropout_p must be in [0, 1], got {dropout_p}")
+
+
+def _repeat_heads(t: Tensor, groups: int) -> Tensor:
+    """(..., Hk, S, E) -> (..., Hk * groups, S, E), each head repeated ``groups`` times."""
+    if groups == 1:
+        return t
+    s = list(t.shape)
+    expanded = _C.unsqueeze(t, -3).expand(*s[:-2], groups, *s[-2:])
+    return _C._reshape(expanded, s[:-3] + [s[-3] * groups] + s[-2:])
+
+
+def _causal_mask(L: int, S: int) -> Tensor:
+    return _C.tril(_C._full([L, S], True, _BOOL, False))
+
+
+def _math(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor],
+          dropout_p: float, is_causal: bool, scale: float) -> Tensor:
+    """The composite path: differentiable ops only (Note [SDPA paths])."""
+    L, S = query.shape[-2], key.shape[-2]
+    scores = _C.mul(_C.matmul(query, _C.transpose(key, -2, -1)), scale)
+    keep = None  # bool: True where a key takes part
+    if is_causal:
+        keep = _causal_mask(L, S)
+    if attn_mask is not None:
+        if attn_mask.dtype == _BOOL:
+            keep = attn_mask if keep is None else _C.logical_and(keep, attn_mask)
+        else:
+            scores = _C.add(scores, attn_mask)
+    if keep is not None:
+        scores = _C.masked_fill(scores, _C.logical_not(keep), -math.inf)
+    # Rows with every key masked: softmax over finite zeros, then zeroed (torch's result).
+    dead = _C.eq(_C.amax(scores, [-1], True), -math.inf)
+    scores = _C.masked_fill(scores, dead, 0.0)
+    attn = _C.masked_fill(_C.softmax(scores, -1), dead, 0.0)
+    if dropout_p > 0.0:
+        attn = _C.dropout(attn, dropout_p, True)
+    return _C.matmul(attn, value)
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Optional[Tensor] = None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale: Optional[float] = None,
+                                 enable_gqa: bool = False) -> Tensor:
+    """torch.nn.functional.scaled_dot_product_attention.
+
+    query (..., Hq, L, E), key (..., Hk, S, E), value (..., Hk, S, Ev) -> (..., Hq, L, Ev).
+    ``scale`` defaults to 1/sqrt(E). With ``enable_gqa``, Hq is a multiple of Hk and each
+    key/value head serves Hq/Hk query heads.
+    """
+    dropout_p = float(dropout_p)
+    if attn_mask is not None and is_causal:
+        raise ValueError("[scaled_dot_product_attention] pass either attn_mask or "
+                         "is_causal=True, not both (combine the causal triangle into the mask)")
+    _check(query, key, value, attn_mask, dropout_p, enable_gqa)
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1]) if query.shape[-1] > 0 else 1.0
+    if enable_gqa and query.dim() >= 3 and query.shape[-3] != key.shape[-3]:
+        groups = query.shape[-3] // key.shape[-3]
+        key, value = _repeat_heads(key, groups), _repeat_heads(value, groups)
+    return _math(query, key, value, attn_mask, dropout_p, bool(is_causal), float(scale))
