@@ -680,3 +680,9 @@ def deserialize(spec: dict) -> Layer:
         raise ValueError(f"[load_model] config of {spec['class_name']} is not an object")
     return cls.from_config(dict(config))
 
+
+
+# Layers with files of their own; imported last, as they build on Layer.
+from .layers_attention import MultiHeadAttention  # noqa: E402
+
+__all__ += ["MultiHeadAttention"]
