@@ -53,6 +53,10 @@ NOT_OPS = {
     # Tensor.equal returns a Python bool (eq then all): a composite that should be registered
     # like allclose; listed here until it is.
     "equal",
+    # A whole module's forward (nn.MultiheadAttention's) in functional form: it composes
+    # registered ops (linear, scaled_dot_product_attention, softmax) and is tested with the
+    # module in tests/test_transformer.py.
+    "multi_head_attention_forward",
 }
 
 

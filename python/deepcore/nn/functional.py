@@ -342,6 +342,7 @@ __all__.append("embedding")
 from . import _functional_conv  # noqa: E402
 from ._functional_conv import *  # noqa: E402,F401,F403
 from ._attention import scaled_dot_product_attention  # noqa: E402
+from .modules.attention import multi_head_attention_forward  # noqa: E402
 
 __all__ += _functional_conv.__all__
-__all__.append("scaled_dot_product_attention")
+__all__ += ["scaled_dot_product_attention", "multi_head_attention_forward"]
