@@ -18,6 +18,7 @@
 
 #include "core/tensor.h"
 #include "dispatch/dispatcher.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/creation.h"
 #include "kernels/cpu/dropout.h"
@@ -93,6 +94,12 @@ namespace dc::dispatch {
   _(softmax_into, void, (const Tensor&, const Tensor&, int64_t, bool))                        \
   _(softmax_backward_into, void, (const Tensor&, const Tensor&, const Tensor&, int64_t, bool))\
   _(dropout_mask_into, void, (const Tensor&, double, uint64_t, uint64_t))                     \
+  /* fused attention (kernels/cpu/attention.h) */                                            \
+  _(sdpa_flash_forward, void, (const cpu::AttentionGeom&, const Tensor&, const Tensor&,       \
+                               const Tensor&, const Tensor&, const Tensor&, const Tensor&))   \
+  _(sdpa_flash_backward, void, (const cpu::AttentionGeom&, const Tensor&, const Tensor&,      \
+                                const Tensor&, const Tensor&, const Tensor&, const Tensor&,   \
+                                const Tensor&, const Tensor&, const Tensor&, const Tensor&))  \
   /* losses (kernels/cpu/loss.h) */                                                           \
   _(first_bad_target, int64_t, (const Tensor&, int64_t, int64_t))                             \
   _(class_loss_forward, double, (const Tensor&, const Tensor&, const Tensor&,                 \

@@ -1,6 +1,7 @@
 #pragma once
 // Every op deepcore has, by family. Each family's forward dispatch and derivative live
 // together in csrc/ops/<family>.cpp; csrc/ops/registry.cpp lists them for tests and docs.
+#include "ops/attention.h"
 #include "ops/conv.h"
 #include "ops/creation.h"
 #include "ops/dropout.h"

@@ -695,6 +695,8 @@ def _reshape(input: Tensor, shape: int | typing.Sequence[int]) -> Tensor:
     """_reshape(Tensor input, int[] shape) -> Tensor"""
 def _rmsprop_step(params: typing.Sequence[Tensor], grads: typing.Sequence[Tensor], square_avgs: typing.Sequence[Tensor], grad_avgs: typing.Sequence[Tensor], momentum_buffer_list: typing.Sequence[Tensor], state_steps: typing.Sequence[Tensor], *, lr: float, alpha: float, eps: float, weight_decay: float, momentum: float, centered: bool, maximize: bool) -> None:
     """rmsprop_step(Tensor[] params, Tensor[] grads, Tensor[] square_avgs, Tensor[] grad_avgs, Tensor[] momentum_buffer_list, Tensor[] state_steps, *, float lr, float alpha, float eps, float weight_decay, float momentum, bool centered, bool maximize) -> ()"""
+def _sdpa_flash(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None, is_causal: bool, scale: float, enable_gqa: bool) -> Tensor:
+    """_sdpa_flash(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, bool is_causal, float scale, bool enable_gqa) -> Tensor"""
 def _sgd_step(params: typing.Sequence[Tensor], grads: typing.Sequence[Tensor], momentum_buffer_list: typing.Sequence[Tensor | None], *, lr: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool, maximize: bool) -> list[Tensor]:
     """sgd_step(Tensor[] params, Tensor[] grads, Tensor?[] momentum_buffer_list, *, float lr, float momentum, float dampening, float weight_decay, bool nesterov, bool maximize) -> Tensor[]"""
 def _slice(input: Tensor, dim: int, start: int, end: int, step: int) -> Tensor:

@@ -17,13 +17,13 @@ value (rtol 1e-5 leaves room for ~80 ulps); a sum or a dot of n terms may lose u
 ulps, so reductions and matmul scale their tolerances by the reduction length (`reduction_tols`).
 
 The entries live in one module per family group (elementwise.py, tensor_ops.py, nn.py,
-composites.py) on top of core.py; importing them in that order fills OPS in the order the
-tests are generated.
+attention.py, composites.py) on top of core.py; importing them in that order fills OPS in the
+order the tests are generated.
 """
 from __future__ import annotations
 
-# Registration order is test order: elementwise, tensor_ops, nn, composites.
-from . import elementwise, tensor_ops, nn, composites  # noqa: F401, I001
+# Registration order is test order: elementwise, tensor_ops, nn, attention, composites.
+from . import elementwise, tensor_ops, nn, attention, composites  # noqa: F401, I001
 from .core import OPS, DType, OpInfo, Sample, registry_name
 
 __all__ = ["OPS", "OPS_BY_NAME", "DType", "OpInfo", "Sample", "case_id", "registry_name"]

@@ -6,9 +6,19 @@ scores); ``is_causal`` keeps key j for query i when j <= i (the top-left triangl
 A query row whose keys are all masked out gives zeros (and zero gradients), as in torch.
 
 Note [SDPA paths]
-The fused C++ kernel (csrc/ops/attention.cpp) serves the calls it can, when it is built in;
-the composite below (`_math`) serves the rest: masks and results that need a graph built
-through the softmax (create_graph=True), and it is the reference the kernel is tested against.
+Two implementations compute the same function:
+  - the fused kernel `_C._sdpa_flash` (csrc/ops/attention.cpp; Note [Flash attention on the
+    CPU] in csrc/kernels/cpu/vec/attention_kernels.cpp): tiled, online softmax, memory linear
+    in L (it keeps one logsumexp per query row for backward, never the L x S scores), grouped
+    heads read in place, masks read through their broadcast strides. Its backward is a fused kernel
+    too; when the backward itself is differentiated (create_graph=True) the recorded
+    derivative switches to the same formula in differentiable ops, so higher-order gradients
+    stay right (Note [Fused backward with a composite fallback] in csrc/ops/softmax.cpp).
+  - the composite `_math` below (matmul, masked softmax, matmul), which materialises the
+    scores. It serves what the kernel does not: dropout_p > 0 (the dropout mask is drawn on
+    the probabilities), a float attn_mask that requires grad (its gradient is the L x S score
+    gradient, which the kernel never forms), key and value whose leading dims differ (they
+    only broadcast), and an attn_mask with more dims than the scores. `_use_kernel` decides.
 """
 from __future__ import annotations
 
@@ -116,6 +126,21 @@ def _math(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor]
     return _C.matmul(attn, value)
 
 
+def _use_kernel(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor],
+                dropout_p: float) -> bool:
+    """Whether the fused kernel serves this call (Note [SDPA paths])."""
+    if dropout_p > 0.0 or _shape(key)[:-2] != _shape(value)[:-2]:
+        return False
+    if query.dtype not in (_dtype.float32, _dtype.float64):
+        return False
+    if attn_mask is not None:
+        if attn_mask.dim() > max(query.dim(), key.dim()):
+            return False
+        if attn_mask.dtype != _BOOL and attn_mask.requires_grad and _C.is_grad_enabled():
+            return False
+    return True
+
+
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                  attn_mask: Optional[Tensor] = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: Optional[float] = None,
@@ -133,6 +158,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     _check(query, key, value, attn_mask, dropout_p, enable_gqa)
     if scale is None:
         scale = 1.0 / math.sqrt(query.shape[-1]) if query.shape[-1] > 0 else 1.0
+    if _use_kernel(query, key, value, attn_mask, dropout_p):
+        return _C._sdpa_flash(query, key, value, attn_mask, bool(is_causal), float(scale),
+                              bool(enable_gqa))
     if enable_gqa and query.dim() >= 3 and query.shape[-3] != key.shape[-3]:
         groups = query.shape[-3] // key.shape[-3]
         key, value = _repeat_heads(key, groups), _repeat_heads(value, groups)

@@ -1,0 +1,60 @@
+#pragma once
+// Fused (flash-style) scaled dot-product attention, forward and backward. Kernels only compute:
+// the op layer (csrc/ops/attention.cpp) checks arguments, resolves broadcasting and grouped
+// heads into per-slab offsets (AttentionGeom) and records autograd. Design: Note [Flash
+// attention on the CPU] in csrc/kernels/cpu/vec/attention_kernels.cpp.
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace dc::cpu {
+
+enum class AttentionMask { none, keep, additive };  // keep: bool, true takes part
+
+// One call's geometry. The output has `batch` slabs (every leading dim and the query heads,
+// flattened); slab b reads
+//   q[L, E]  at q.data + q_off[b], rows q_rs apart, unit column stride
+//   k[S, E]  at k.data + k_off[b], rows k_rs apart        (the same for every query head of a
+//   v[S, Ev] at v.data + v_off[b], rows v_rs apart         key/value slab: no copy for GQA)
+//   mask[L, S] at mask.data + m_off[b], strides (m_rs, m_cs), 0 where it broadcasts
+// kv_index[b] in [0, kv_batch) names the key/value slab, so gradients of k and v (written as
+// kv_batch contiguous slabs) sum over every query head and broadcast batch that reads it.
+struct AttentionGeom {
+  int64_t batch = 0, kv_batch = 0;
+  int64_t L = 0, S = 0, E = 0, Ev = 0;
+  std::vector<int64_t> q_off, k_off, v_off, m_off, kv_index;
+  int64_t q_rs = 0, k_rs = 0, v_rs = 0, m_rs = 0, m_cs = 0;
+  AttentionMask mask = AttentionMask::none;
+  bool causal = false;  // key j visible to query i when j <= i (top-left aligned)
+  double scale = 1.0;
+};
+
+// out[batch, L, Ev] (contiguous) = softmax(q k^T * scale + mask) v per slab;
+// lse[batch, L] = the row's logsumexp of the masked scores, +inf for a row with no key (its
+// output is 0). float32 / float64; mask: bool or the dtype of q (unread when none).
+void sdpa_flash_forward(const AttentionGeom& g, const Tensor& q, const Tensor& k,
+                        const Tensor& v, const Tensor& mask, const Tensor& out,
+                        const Tensor& lse);
+// Given dout[batch, L, Ev] (contiguous) and the forward's out and lse:
+// dq[batch, L, E], dk[kv_batch, S, E], dv[kv_batch, S, Ev], all contiguous and overwritten.
+void sdpa_flash_backward(const AttentionGeom& g, const Tensor& q, const Tensor& k,
+                         const Tensor& v, const Tensor& mask, const Tensor& out,
+                         const Tensor& lse, const Tensor& dout, const Tensor& dq,
+                         const Tensor& dk, const Tensor& dv);
+
+// The per-ISA builds (csrc/kernels/cpu/vec/attention_kernels.cpp).
+#define DC_ATTENTION_ISA_DECLS                                                               \
+  void sdpa_flash_forward(const AttentionGeom& g, const Tensor& q, const Tensor& k,        \
+                          const Tensor& v, const Tensor& mask, const Tensor& out,          \
+                          const Tensor& lse);                                              \
+  void sdpa_flash_backward(const AttentionGeom& g, const Tensor& q, const Tensor& k,       \
+                           const Tensor& v, const Tensor& mask, const Tensor& out,         \
+                           const Tensor& lse, const Tensor& dout, const Tensor& dq,        \
+                           const Tensor& dk, const Tensor& dv);
+namespace avx512 { DC_ATTENTION_ISA_DECLS }
+namespace avx2 { DC_ATTENTION_ISA_DECLS }
+namespace generic { DC_ATTENTION_ISA_DECLS }
+#undef DC_ATTENTION_ISA_DECLS
+
+}  // namespace dc::cpu
