@@ -840,3 +840,60 @@ def test_other_layers_name_themselves_in_errors():
         nn.Embedding(5, 2)(dc.tensor([-7]))
     with pytest.raises(ValueError):
         nn.Embedding(5, 2, padding_idx=5)
+
+
+# ---- Embedding --------------------------------------------------------------------------------
+
+def test_embedding_from_pretrained_matches_torch_with_padding_idx():
+    w = np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32)
+    e = nn.Embedding.from_pretrained(dc.tensor(w), freeze=False, padding_idx=2)
+    te = torch.nn.Embedding.from_pretrained(torch.tensor(w), freeze=False, padding_idx=2)
+    idx = [[1, 2, 3], [2, 2, 9]]
+    y, ty = e(dc.tensor(idx)), te(torch.tensor(idx))
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    np.testing.assert_allclose(e.weight.grad.numpy(), te.weight.grad.numpy(), rtol=1e-6)
+    assert (e.weight.grad.numpy()[2] == 0).all()
+    frozen = nn.Embedding.from_pretrained(dc.tensor(w))
+    assert not frozen.weight.requires_grad and frozen.padding_idx is None
+    assert frozen.weight.requires_grad == torch.nn.Embedding.from_pretrained(
+        torch.tensor(w)).weight.requires_grad
+
+
+@pytest.mark.parametrize("bad", [12, 10, -11])
+def test_embedding_index_out_of_range_names_the_module(bad):
+    e = nn.Embedding(10, 4)
+    with pytest.raises(IndexError, match=r"Embedding\(10, 4\).*out of range") as info:
+        e(dc.tensor([[1, bad]]))
+    assert str(bad) in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_embedding_bag_matches_torch(mode):
+    w = RNG.standard_normal((10, 4)).astype(np.float32)
+    bag = nn.EmbeddingBag.from_pretrained(dc.tensor(w), freeze=False, mode=mode, padding_idx=3)
+    tbag = torch.nn.EmbeddingBag.from_pretrained(torch.tensor(w), freeze=False, mode=mode,
+                                                 padding_idx=3)
+    idx = np.array([1, 3, 4, 4, 9, 3, 0, 2], np.int64)
+    off = np.array([0, 3, 3, 5], np.int64)  # the second bag is empty, padding in two bags
+    y, ty = bag(dc.tensor(idx), dc.tensor(off)), tbag(torch.tensor(idx), torch.tensor(off))
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-6, atol=1e-7)
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    np.testing.assert_allclose(bag.weight.grad.numpy(), tbag.weight.grad.numpy(), rtol=1e-5,
+                               atol=1e-7)
+    # 2-D input: one bag per row.
+    x2 = np.array([[1, 2, 5], [7, 7, 3]], np.int64)
+    np.testing.assert_allclose(bag(dc.tensor(x2)).detach().numpy(),
+                               tbag(torch.tensor(x2)).detach().numpy(), rtol=1e-6)
+
+
+def test_embedding_bag_errors_name_the_module():
+    bag = nn.EmbeddingBag(5, 2, mode="sum")
+    with pytest.raises(IndexError, match=r"EmbeddingBag\(5, 2.*out of range"):
+        bag(dc.tensor([[1, 7]]))
+    with pytest.raises(ValueError, match=r"\[embedding_bag\] offsets"):
+        bag(dc.tensor([1, 2, 3]), dc.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"\[embedding_bag\] per_sample_weights"):
+        nn.EmbeddingBag(5, 2)(dc.tensor([[1, 2]]), per_sample_weights=dc.ones(1, 2))

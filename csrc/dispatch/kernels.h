@@ -31,6 +31,7 @@
 #include "kernels/cpu/optim.h"
 #include "kernels/cpu/pool.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/scan.h"
 #include "kernels/cpu/softmax.h"
 #include "kernels/cpu/sort.h"
 
@@ -67,6 +68,9 @@ namespace dc::dispatch {
   _(all_any_reduce, void, (DType, const void*, bool*, cpu::ReduceDims, bool))                 \
   _(cumsum_scan, void, (DType, const void*, void*, cpu::ReduceDims))                          \
   _(ordered_sum, double, (const Tensor&))                                                     \
+  /* scans and multinomial's search (kernels/cpu/scan.h) */                                 \
+  _(cum_scan, void, (cpu::ScanOp, DType, const void*, void*, int64_t*, cpu::ReduceDims))       \
+  _(categorical_search, void, (const Tensor&, const Tensor&, const Tensor&))                  \
   /* matmul (kernels/cpu/gemm/gemm.h) */                                                      \
   _(matmul_into, void, (const Tensor&, const Tensor&, const Tensor&, double, double,         \
                         const cpu::GemmEpilogue&))                                            \

@@ -306,6 +306,10 @@ Tensor pad_constant(const Tensor& x, const Shape& pads, double value) {
     out_shape[d] += lo + hi;
     DC_CHECK(out_shape[d] >= 0, ValueError, "[pad] padding ", shape_str(pads),
              " would give a negative size for input ", x.shape_str());
+    // Negative pads crop the input first (as torch does), so they cannot remove more than it has.
+    DC_CHECK(std::max<int64_t>(0, -lo) + std::max<int64_t>(0, -hi) <= x.sizes()[d], ValueError,
+             "[pad] padding ", shape_str(pads), " crops more than the ", x.sizes()[d],
+             " elements of dim ", d, " of input ", x.shape_str());
     src = slice(src, d, std::max<int64_t>(0, -lo), x.sizes()[d] - std::max<int64_t>(0, -hi));
   }
   Tensor out = full(out_shape, value, x.dtype());
@@ -346,17 +350,28 @@ Tensor pad(const Tensor& x, const Shape& pads, const std::string& mode, double v
   for (int64_t i = 0; i < np; ++i) {
     const int64_t d = x.dim() - 1 - i, lo = pads[2 * i], hi = pads[2 * i + 1], L = x.sizes()[d];
     if (lo == 0 && hi == 0) continue;
-    const bool ok = mode == "reflect"     ? (lo < L && hi < L && lo >= 0 && hi >= 0)
-                    : mode == "circular" ? (lo <= L && hi <= L && lo >= 0 && hi >= 0)
-                                          : (L > 0 && lo >= 0 && hi >= 0);
+    // A negative pad crops that side, as in torch: output j reads source j - lo either way.
+    const bool ok = L + lo + hi >= 0 && (mode == "reflect"    ? (lo < L && hi < L)
+                                         : mode == "circular" ? (lo <= L && hi <= L)
+                                                              : L > 0);
     DC_CHECK(ok, ValueError, "[pad] ", mode, " padding (", lo, ", ", hi, ") is invalid for dim ",
              d, " of size ", L, " (input ", x.shape_str(), ")",
              mode == "reflect" ? ": reflect padding must be smaller than the dim" : "");
     // The source positions depend on the shape only: computed on the host, then moved to x's
     // device (on meta that keeps the shape alone, which is all index_select needs there).
+    // Circular padding wraps around the cropped input (torch's order: crop, then pad), the
+    // other modes read the uncropped input at j - lo.
+    const int64_t crop_lo = mode == "circular" ? std::max<int64_t>(0, -lo) : 0;
+    const int64_t src_len = mode == "circular" ? L + std::min<int64_t>(0, lo) +
+                                                     std::min<int64_t>(0, hi)
+                                               : L;
+    const int64_t src_lo = mode == "circular" ? std::max<int64_t>(0, lo) : lo;
+    DC_CHECK(L + lo + hi == 0 || src_len > 0, ValueError, "[pad] circular padding (", lo, ", ",
+             hi, ") crops all of dim ", d, " of size ", L, " (input ", x.shape_str(), ")");
     Tensor idx = Tensor::empty({L + lo + hi}, DType::Int64, Device{});
     int64_t* ip = idx.data<int64_t>();
-    for (int64_t j = 0; j < L + lo + hi; ++j) ip[j] = pad_source(j, lo, L, mode);
+    for (int64_t j = 0; j < L + lo + hi; ++j)
+      ip[j] = crop_lo + pad_source(j, src_lo, src_len, mode);
     y = index_select(y, d, to_device(idx, x.device()));  // differentiable: an index_add back
   }
   return y;

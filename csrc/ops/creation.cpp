@@ -208,6 +208,65 @@ Tensor bernoulli(const Tensor& p) {
   return out;
 }
 
+Tensor multinomial(const Tensor& p, int64_t num_samples, bool replacement) {
+  DC_OP_GUARD("multinomial", p);
+  DC_CHECK(p.dim() == 1 || p.dim() == 2, ValueError, "[multinomial] expected a 1-D or 2-D "
+           "tensor of probabilities, got shape ", p.shape_str());
+  DC_CHECK(is_floating(p.dtype()), TypeError, "[multinomial] expected floating point "
+           "probabilities, got ", dtype_name(p.dtype()), " of shape ", p.shape_str());
+  DC_CHECK(num_samples > 0, ValueError, "[multinomial] num_samples must be positive, got ",
+           num_samples, " for probabilities of shape ", p.shape_str());
+  const int64_t K = p.sizes().back(), R = p.dim() == 2 ? p.sizes()[0] : 1;
+  DC_CHECK(K > 0, ValueError, "[multinomial] probabilities of shape ", p.shape_str(),
+           " have no categories");
+  DC_CHECK(replacement || num_samples <= K, ValueError, "[multinomial] cannot draw ",
+           num_samples, " samples without replacement from ", K,
+           " categories (probabilities of shape ", p.shape_str(), ")");
+  Tensor w;  // float64 weights (R, K), contiguous
+  {
+    autograd::GradModeGuard off(false);
+    w = contiguous_clone(reshape(to_dtype(detach(p), DType::Float64), {R, K}));
+  }
+  // Every row must be a distribution up to scale (meta tensors have no values to check).
+  if (!w.is_meta()) {
+    const double* v = w.data<double>();
+    for (int64_t r = 0; r < R; ++r) {
+      double total = 0;
+      int64_t positive = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double x = v[r * K + k];
+        DC_CHECK(std::isfinite(x) && x >= 0, ValueError, "[multinomial] probabilities must be "
+                 "finite and non-negative, got ", x, " in row ", r, " of shape ", p.shape_str());
+        total += x;
+        positive += x > 0;
+      }
+      DC_CHECK(total > 0, ValueError, "[multinomial] row ", r, " of probabilities of shape ",
+               p.shape_str(), " sums to 0");
+      DC_CHECK(replacement || positive >= num_samples, ValueError, "[multinomial] cannot draw ",
+               num_samples, " samples without replacement from row ", r, " of shape ",
+               p.shape_str(), ": only ", positive, " categories have non-zero probability");
+    }
+  }
+  Tensor out;
+  if (replacement) {
+    // Inverse CDF: one uniform draw per sample, searched in the row's running sum.
+    const Tensor cdf = cumsum(w, 1);
+    const Tensor u = rand({R, num_samples}, DType::Float64);
+    out = Tensor::empty({R, num_samples}, DType::Int64);
+    DC_KERNEL(categorical_search)(out, cdf, u);
+  } else {
+    // Without replacement: the num_samples largest keys w_k / E_k with E_k ~ Exp(1) are a draw
+    // of successive sampling (each pick proportional to the remaining weights), as in PyTorch;
+    // zero weights get key -1 and are never among them (checked above).
+    autograd::GradModeGuard off(false);
+    const Tensor u = rand({R, K}, DType::Float64);
+    const Tensor e = neg(log1p(neg(u)));  // u in [0, 1): e in [0, inf)
+    const Tensor keys = where(gt(w, wrap_scalar(0.0)), div(w, e), wrap_scalar(-1.0));
+    out = contiguous_clone(narrow(argsort(keys, 1, true), 1, 0, num_samples));
+  }
+  return p.dim() == 1 ? reshape(out, {num_samples}) : out;
+}
+
 // ---- aliases and copies --------------------------------------------------------------------
 
 Tensor alias(const Tensor& t) {

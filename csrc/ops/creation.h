@@ -26,6 +26,9 @@ Tensor& normal_(Tensor& t, double mean, double std);
 // Fills t with 1 (probability p) or 0.
 Tensor& bernoulli_(Tensor& t, double p = 0.5);
 Tensor bernoulli(const Tensor& p);
+// num_samples category indices (int64) per row of p (1-D or 2-D weights, not necessarily
+// normalised); without replacement each row's samples are distinct.
+Tensor multinomial(const Tensor& p, int64_t num_samples, bool replacement);
 
 // A new TensorImpl over the same storage and geometry, with no autograd history.
 Tensor alias(const Tensor& t);

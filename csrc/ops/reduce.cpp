@@ -22,6 +22,7 @@
 #include "dispatch/kernels.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/scan.h"
 #include "ops/ops.h"
 
 namespace dc::ops {
@@ -517,6 +518,159 @@ Tensor cumsum(const Tensor& t, int64_t dim) {
       if (scalar) return {g.grad()};
       return {flip(cumsum(flip(g.grad(), {d}), d), {d})};
     });
+  }
+  return out;
+}
+
+
+// ---- cumprod / cummax / cummin / logcumsumexp --------------------------------------------------
+
+namespace {
+
+// x[O, K, I] with K = the scanned dim (a 0-d tensor scans one element).
+cpu::ReduceDims scan_dims(const Tensor& t, int64_t d) {
+  cpu::ReduceDims rd;
+  for (int64_t i = 0; i < t.dim(); ++i) {
+    if (i < d) rd.outer *= t.sizes()[i];
+    else if (i == d) rd.reduce = t.sizes()[i];
+    else rd.inner *= t.sizes()[i];
+  }
+  return rd;
+}
+
+// Runs the scan kernel on t (cast to out_dt, contiguous); indices too for cummax/cummin.
+std::pair<Tensor, Tensor> run_scan(cpu::ScanOp op, const Tensor& t, int64_t d, DType out_dt,
+                                   bool with_indices) {
+  Tensor x;
+  {
+    autograd::GradModeGuard off(false);
+    x = t.dtype() == out_dt ? detach(t) : to_dtype(detach(t), out_dt);
+    if (!x.is_contiguous()) x = contiguous_clone(x);
+  }
+  Tensor out = Tensor::empty(t.sizes(), out_dt);
+  Tensor idx = with_indices ? Tensor::empty(t.sizes(), DType::Int64) : Tensor();
+  DC_KERNEL(cum_scan)(op, out_dt, x.data_ptr(), out.data_ptr(),
+                      with_indices ? static_cast<int64_t*>(idx.data_ptr()) : nullptr,
+                      scan_dims(t, d));
+  return {out, idx};
+}
+
+// sum_{j >= k} x[j] along d: the adjoint of cumsum.
+Tensor reverse_cumsum(const Tensor& x, int64_t d) { return flip(cumsum(flip(x, {d}), d), {d}); }
+
+// dL/dx_k = sum_{j >= k} g_j prod_{l <= j, l != k} x_l, one k at a time: O(n^2) along d but
+// made of products only, so it differentiates again at zeros (Note [cumprod gradient]).
+Tensor cumprod_backward_smooth(const Tensor& x, const Tensor& y, const Tensor& g, int64_t d) {
+  const int64_t n = x.sizes()[d];
+  tensor_list parts;
+  for (int64_t k = 0; k < n; ++k) {
+    // omitted[j - k] = prod_{l <= j, l != k} x_l for j >= k
+    const Tensor until = k > 0 ? narrow(y, d, k - 1, 1) : ones_like(narrow(x, d, 0, 1));
+    Tensor omitted = until;
+    if (k + 1 < n) {
+      const Tensor from = cumprod(narrow(x, d, k + 1, n - k - 1), d);
+      omitted = cat({until, k > 0 ? mul(until, from) : from}, d);
+    }
+    parts.push_back(sum(mul(narrow(g, d, k, n - k), omitted), {d}, true));
+  }
+  return cat(parts, d);
+}
+
+}  // namespace
+
+Tensor cumprod(const Tensor& t, int64_t dim) {
+  DC_OP_GUARD("cumprod", t);
+  const int64_t d = wrap_dim_scalar_ok(dim, t.dim(), "cumprod");
+  const DType out_dt = is_floating(t.dtype()) ? t.dtype() : DType::Int64;
+  Tensor out = run_scan(cpu::ScanOp::Prod, t, d, out_dt, false).first;
+  if (autograd::any_requires_grad({&t})) {
+    // Note [cumprod gradient]
+    // dL/dx_i = sum_{j >= i} g_j out_j / x_i holds only while x_i != 0; PyTorch's three cases:
+    //   - no zeros: that formula, O(n);
+    //   - zeros, plain backward: along each slice let z be the first zero. Before z the formula
+    //     is exact (out_j = 0 for j >= z); at z the gradient is sum_{j >= z} g_j out'_j, out'
+    //     the cumprod with x_z replaced by 1; after z it is 0 (every product holding x_i holds
+    //     x_z = 0 too). O(n), but its masks are constant in x, so its own derivative is wrong
+    //     at zeros;
+    //   - zeros, backward building a graph (create_graph): cumprod_backward_smooth, O(n^2),
+    //     products only, so second derivatives are right at zeros too.
+    const bool scalar = t.dim() == 0;
+    autograd::record("cumprod", {t}, {out}, [d, scalar](GradCtx& g) -> tensor_list {
+      const Tensor x = g.saved(0), y = g.saved(1), gy = g.grad();
+      if (scalar) return {gy};
+      const Tensor zero = eq(x, wrap_scalar(0.0));
+      bool has_zero = false;
+      if (!x.is_meta()) {  // meta tensors have no values: the shapes are the same either way
+        autograd::GradModeGuard off(false);
+        has_zero = any(zero).data<bool>()[0];
+      }
+      if (!has_zero) return {reverse_cumsum(gy * y, d) / x};
+      if (autograd::grad_enabled()) return {cumprod_backward_smooth(x, y, gy, d)};
+      const Tensor zeros_so_far = cumsum(zero, d);
+      const Tensor before = eq(zeros_so_far, wrap_scalar(int64_t(0)));
+      const Tensor first_zero = logical_and(zero, eq(zeros_so_far, wrap_scalar(int64_t(1))));
+      const Tensor one = wrap_scalar(1.0), nothing = zero_like_scalar();
+      const Tensor head = where(before, reverse_cumsum(gy * y, d) / where(before, x, one), nothing);
+      const Tensor y1 = cumprod(where(first_zero, one, x), d);
+      return {head + where(first_zero, reverse_cumsum(gy * y1, d), nothing)};
+    }, {t, out});
+  }
+  return out;
+}
+
+namespace {
+std::pair<Tensor, Tensor> cum_extreme(const Tensor& t, int64_t dim, bool is_max) {
+  const char* op = is_max ? "cummax" : "cummin";
+  const int64_t d = wrap_dim_scalar_ok(dim, t.dim(), op);
+  auto [out, idx] = run_scan(is_max ? cpu::ScanOp::Max : cpu::ScanOp::Min, t, d, t.dtype(), true);
+  if (autograd::any_requires_grad({&t})) {
+    // Each output is a copy of the input element at its index: the gradient scatters back.
+    autograd::record(op, {t}, {out}, [d](GradCtx& g) -> tensor_list {
+      const Tensor x = g.saved(0), i = g.saved(1);
+      if (x.dim() == 0) return {g.grad()};
+      return {scatter_add(zeros_like(x), d, i, g.grad())};
+    }, {t, idx});
+  }
+  return {out, idx};
+}
+}  // namespace
+
+std::pair<Tensor, Tensor> cummax(const Tensor& t, int64_t dim) {
+  DC_OP_GUARD("cummax", t);
+  return cum_extreme(t, dim, true);
+}
+std::pair<Tensor, Tensor> cummin(const Tensor& t, int64_t dim) {
+  DC_OP_GUARD("cummin", t);
+  return cum_extreme(t, dim, false);
+}
+
+Tensor logcumsumexp(const Tensor& t, int64_t dim) {
+  DC_OP_GUARD("logcumsumexp", t);
+  DC_CHECK(is_floating(t.dtype()), TypeError, "[logcumsumexp] expected a floating point input, "
+           "got ", dtype_name(t.dtype()), " of shape ", t.shape_str());
+  const int64_t d = wrap_dim_scalar_ok(dim, t.dim(), "logcumsumexp");
+  Tensor out = run_scan(cpu::ScanOp::LogSumExp, t, d, t.dtype(), false).first;
+  if (autograd::any_requires_grad({&t})) {
+    // dL/dx_i = sum_{j >= i} g_j exp(x_i - out_j). Summed in log space, with the positive and
+    // negative parts of g apart (logs of non-positive numbers are -inf), so nothing overflows:
+    //   exp(x_i + reverse_logcumsumexp(log g+ - out))
+    //     - exp(x_i + reverse_logcumsumexp(log g- - out)).
+    autograd::record("logcumsumexp", {t}, {out}, [d](GradCtx& g) -> tensor_list {
+      const Tensor x = g.saved(0), y = g.saved(1), gy = g.grad();
+      if (x.dim() == 0) return {gy};
+      const Tensor ninf = wrap_scalar(-std::numeric_limits<double>::infinity());
+      const Tensor nothing = zero_like_scalar();
+      // The -inf entries are set by where, after the subtraction of out: as -inf - out they
+      // would pass a gradient of -1 on to out in double backward, though they do not depend
+      // on it.
+      auto part = [&](const Tensor& pos_mask, const Tensor& mag) {
+        const Tensor lg = log(where(pos_mask, mag, wrap_scalar(1.0))) - y;
+        const Tensor r = flip(logcumsumexp(flip(where(pos_mask, lg, ninf), {d}), d), {d});
+        return exp(x + r);
+      };
+      const Tensor pos = gt(gy, nothing), neg = lt(gy, nothing);
+      return {part(pos, gy) - part(neg, -gy)};
+    }, {t, out});
   }
   return out;
 }

@@ -28,6 +28,12 @@ Tensor all(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
 Tensor any(const Tensor& t, const Shape& dims = {}, bool keepdim = false);
 Tensor norm(const Tensor& t, double p = 2, const Shape& dims = {}, bool keepdim = false);
 Tensor cumsum(const Tensor& t, int64_t dim);
+// Running product (integers: int64), running max/min with the index each came from, and
+// log(cumsum(exp(x))) computed stably; all along one dim.
+Tensor cumprod(const Tensor& t, int64_t dim);
+std::pair<Tensor, Tensor> cummax(const Tensor& t, int64_t dim);
+std::pair<Tensor, Tensor> cummin(const Tensor& t, int64_t dim);
+Tensor logcumsumexp(const Tensor& t, int64_t dim);
 // Number of non-zero elements (int64) over `dims` (all if empty).
 Tensor count_nonzero(const Tensor& t, const Shape& dims = {});
 

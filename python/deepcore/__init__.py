@@ -103,6 +103,7 @@ from ._functional import *  # noqa: E402,F401,F403
 from ._composite import *  # noqa: E402,F401,F403
 from ._sort import *  # noqa: E402,F401,F403
 from ._reduce import *  # noqa
+from ._seq import *  # noqa: E402,F401,F403
 
 from . import autograd  # noqa: E402
 from . import nn  # noqa: E402,F401

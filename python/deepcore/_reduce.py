@@ -139,8 +139,21 @@ all = _C.all  # noqa: A001
 any = _C.any  # noqa: A001
 count_nonzero = _C.count_nonzero
 cumsum = _C.cumsum
+cumprod = _C.cumprod
+logcumsumexp = _C.logcumsumexp
 
-__all__ = ["return_types", "max", "min", "aminmax", "var", "std", "var_mean", "std_mean", "norm",
+
+def cummax(input, dim):
+    """Running maximum along dim and the index each value came from (the last of ties)."""
+    return return_types.cummax(*_C._cummax(input, int(dim)))
+
+
+def cummin(input, dim):
+    """Running minimum along dim and the index each value came from (the last of ties)."""
+    return return_types.cummin(*_C._cummin(input, int(dim)))
+
+
+__all__ = ["cumprod", "logcumsumexp", "cummax", "cummin", "return_types", "max", "min", "aminmax", "var", "std", "var_mean", "std_mean", "norm",
            "prod", "amax", "amin", "argmax", "argmin", "logsumexp", "all", "any",
            "count_nonzero", "cumsum"]
 

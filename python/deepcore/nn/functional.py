@@ -338,6 +338,8 @@ from .. import _indexing
 
 embedding = _indexing.embedding_functional
 __all__.append("embedding")
+from ._embedding_bag import embedding_bag  # noqa: E402
+__all__.append("embedding_bag")
 
 from . import _functional_conv  # noqa: E402
 from ._functional_conv import *  # noqa: E402,F401,F403

@@ -50,7 +50,7 @@ from .module import Module
 from .normalization import LayerNorm, RMSNorm
 from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
                       MaxPool2d)
-from .sparse import Embedding
+from .sparse import Embedding, EmbeddingBag
 from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
                           TransformerEncoder, TransformerEncoderLayer)
 from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
@@ -58,7 +58,7 @@ from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 __all__ = [
     "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
     "Identity", "Linear", "Bilinear", "Flatten", "Unflatten", "Dropout", "Dropout1d",
-    "Dropout2d", "Dropout3d", "Embedding", "LayerNorm", "RMSNorm",
+    "Dropout2d", "Dropout3d", "Embedding", "EmbeddingBag", "LayerNorm", "RMSNorm",
     "Threshold", "ReLU", "ReLU6", "Hardtanh", "Sigmoid", "Hardsigmoid", "Tanh", "SiLU", "Mish",
     "Hardswish", "ELU", "CELU", "SELU", "GLU", "GELU", "Hardshrink", "Softshrink",
     "LeakyReLU", "LogSigmoid", "Softplus", "PReLU", "Softsign", "Tanhshrink", "Softmin",

@@ -12,7 +12,7 @@ from ..parameter import Parameter
 from ._factory import empty_param_data
 from .module import Module, _layer_error
 
-__all__ = ["Embedding"]
+__all__ = ["Embedding", "EmbeddingBag"]
 
 
 class Embedding(Module):
@@ -106,3 +106,98 @@ class Embedding(Module):
         return cls(num_embeddings=rows, embedding_dim=cols, _weight=embeddings, _freeze=freeze,
                    padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
                    scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
+
+
+class EmbeddingBag(Module):
+    """Sums, means or maxima of bags of embedding rows (F.embedding_bag), without the
+    (bags, bag length, dim) intermediate of Embedding followed by a reduction.
+
+    Initialisation (PyTorch's): N(0, 1), with the ``padding_idx`` row zeroed; entries equal to
+    ``padding_idx`` are left out of their bag.
+    """
+
+    __constants__ = ["num_embeddings", "embedding_dim", "max_norm", "norm_type",
+                     "scale_grad_by_freq", "mode", "sparse", "include_last_offset",
+                     "padding_idx"]
+
+    def __init__(self, num_embeddings: int, embedding_dim: int,
+                 max_norm: Optional[float] = None, norm_type: float = 2.0,
+                 scale_grad_by_freq: bool = False, mode: str = "mean", sparse: bool = False,
+                 _weight: Optional[Tensor] = None, include_last_offset: bool = False,
+                 padding_idx: Optional[int] = None, device: Any = None,
+                 dtype: Any = None) -> None:
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"EmbeddingBag({num_embeddings}, {embedding_dim}): padding_idx "
+                                 f"{padding_idx} must be within num_embeddings")
+            padding_idx %= num_embeddings
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"EmbeddingBag({num_embeddings}, {embedding_dim}): mode must be "
+                             f"'sum', 'mean' or 'max', got {mode!r}")
+        if max_norm is not None or scale_grad_by_freq:
+            raise NotImplementedError("[EmbeddingBag] max_norm and scale_grad_by_freq are not "
+                                      "supported")
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.scale_grad_by_freq = scale_grad_by_freq
+        self.mode = mode
+        self.sparse = sparse
+        self.include_last_offset = include_last_offset
+        self.padding_idx = padding_idx
+        if _weight is None:
+            self.weight = Parameter(empty_param_data((num_embeddings, embedding_dim), device,
+                                                     dtype))
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ValueError("Shape of weight does not match num_embeddings and "
+                                 f"embedding_dim: {tuple(_weight.shape)} vs "
+                                 f"{(num_embeddings, embedding_dim)}")
+            self.weight = Parameter(_weight)
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        if self.padding_idx is not None:
+            with no_grad():
+                _C.fill_(_C.select(self.weight, 0, self.padding_idx), 0.0)
+
+    def forward(self, input: Tensor, offsets: Optional[Tensor] = None,
+                per_sample_weights: Optional[Tensor] = None) -> Tensor:
+        from ..functional import embedding_bag
+        try:
+            return embedding_bag(input, self.weight, offsets, self.max_norm, self.norm_type,
+                                 self.scale_grad_by_freq, self.mode, self.sparse,
+                                 per_sample_weights, self.include_last_offset, self.padding_idx)
+        except IndexError as err:
+            raise _layer_error(IndexError, f"{self!r}: index out of range (valid indices are "
+                                           f"0..{self.num_embeddings - 1}): {err}") from err
+
+    def _short_description(self) -> str:
+        return f"EmbeddingBag {self.num_embeddings}x{self.embedding_dim} ({self.mode})"
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"
+        if self.padding_idx is not None:
+            s += f", padding_idx={self.padding_idx}"
+        return s
+
+    @classmethod
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,
+                        max_norm: Optional[float] = None, norm_type: float = 2.0,
+                        scale_grad_by_freq: bool = False, mode: str = "mean",
+                        sparse: bool = False, include_last_offset: bool = False,
+                        padding_idx: Optional[int] = None) -> "EmbeddingBag":
+        """An EmbeddingBag whose weight is ``embeddings`` (2-D; frozen unless freeze=False)."""
+        if embeddings.dim() != 2:
+            raise ValueError("Embeddings parameter is expected to be 2-dimensional, got shape "
+                             f"{tuple(embeddings.shape)}")
+        rows, cols = embeddings.shape
+        bag = cls(rows, cols, max_norm=max_norm, norm_type=norm_type,
+                  scale_grad_by_freq=scale_grad_by_freq, mode=mode, sparse=sparse,
+                  _weight=embeddings, include_last_offset=include_last_offset,
+                  padding_idx=padding_idx)
+        bag.weight.requires_grad = not freeze
+        return bag
