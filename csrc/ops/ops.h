@@ -12,6 +12,7 @@
 #include "ops/optim.h"
 #include "ops/pool.h"
 #include "ops/reduce.h"
+#include "ops/rnn.h"
 #include "ops/shape.h"
 #include "ops/softmax.h"
 #include "ops/sort.h"

@@ -49,6 +49,7 @@ from .module import Module
 from .normalization import LayerNorm, RMSNorm
 from .pooling import (AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
                       MaxPool2d)
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .sparse import Embedding
 from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
@@ -66,4 +67,5 @@ __all__ = [
     "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm1d",
     "BatchNorm2d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "Upsample",
     "UpsamplingNearest2d", "UpsamplingBilinear2d",
+    "RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell",
 ]
