@@ -20,7 +20,7 @@ SCHEMA = ROOT / "csrc" / "ops" / "ops.schema"
 STUB_BASE = ROOT / "tools" / "stubs" / "_C_base.pyi"
 
 FAMILIES = {"creation", "elementwise", "unary", "shape", "reduce", "index", "linalg", "conv",
-            "pool", "norm", "loss", "softmax", "attention", "dropout", "sort", "optim"}
+            "pool", "norm", "loss", "softmax", "attention", "dropout", "sort", "optim", "rnn"}
 VARIANTS = ("function", "method", "inplace")
 FLAGS = {"manual", "python", "nn", "requires_grad", "nogil"}
 KEYS = {"bind", "cpp", "nogil"}

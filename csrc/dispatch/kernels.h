@@ -32,6 +32,7 @@
 #include "kernels/cpu/pool.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/scan.h"
+#include "kernels/cpu/rnn.h"
 #include "kernels/cpu/softmax.h"
 #include "kernels/cpu/sort.h"
 
@@ -104,6 +105,12 @@ namespace dc::dispatch {
   _(sdpa_flash_backward, void, (const cpu::AttentionGeom&, const Tensor&, const Tensor&,      \
                                 const Tensor&, const Tensor&, const Tensor&, const Tensor&,   \
                                 const Tensor&, const Tensor&, const Tensor&, const Tensor&))  \
+  /* recurrent layers: one time step's gates (kernels/cpu/rnn.h) */                           \
+  _(rnn_step_forward, void, (DType, const cpu::RnnStepForward&))                              \
+  _(rnn_step_backward, void, (DType, const cpu::RnnStepBackward&))                            \
+  _(rnn_packed_weight_numel, int64_t, (DType, int64_t, int64_t))                             \
+  _(rnn_pack_weight, void, (const Tensor&, const Tensor&))                                    \
+  _(rnn_gemm_packed, void, (const Tensor&, const Tensor&, const Tensor&, double))             \
   /* losses (kernels/cpu/loss.h) */                                                           \
   _(first_bad_target, int64_t, (const Tensor&, int64_t, int64_t))                             \
   _(class_loss_forward, double, (const Tensor&, const Tensor&, const Tensor&,                 \

@@ -29,6 +29,7 @@ double unit_weight_sum(const Tensor&, const Tensor&, const Tensor&, const cpu::C
   return 1.0;
 }
 double zero_sum(const Tensor&) { return 0.0; }
+int64_t no_packed_weight(DType, int64_t, int64_t) { return 0; }  // the packing kernels skip
 
 }  // namespace
 
@@ -41,6 +42,7 @@ void fill_meta_kernels(KernelTable& t) {
   t.wrap_index = &indices_in_range;
   t.class_loss_forward = &unit_weight_sum;
   t.ordered_sum = &zero_sum;
+  t.rnn_packed_weight_numel = &no_packed_weight;
   // nonzero stays null: its output shape depends on the values.
 }
 

@@ -13,6 +13,7 @@
 #include "ops/optim.h"
 #include "ops/pool.h"
 #include "ops/reduce.h"
+#include "ops/rnn.h"
 #include "ops/shape.h"
 #include "ops/softmax.h"
 #include "ops/sort.h"

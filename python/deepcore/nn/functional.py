@@ -186,6 +186,17 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
     return _C.linear(input, weight, bias)
 
 
+def _rnn_layer(input: Tensor, hx: Tensor, cx: Optional[Tensor], weight_ih: Tensor,
+               weight_hh: Tensor, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
+               weight_hr: Optional[Tensor], batch_sizes: Optional[list], mode: str,
+               reverse: bool = False, linear_before_reset: bool = True) -> list:
+    """One layer and direction of RNN_TANH / RNN_RELU / LSTM / GRU over a whole (T, B, I) or
+    packed (N, I) sequence: [output, h_n] (+ c_n for LSTM). The recurrent modules of
+    deepcore.nn and deepcore.keras stack it (Note [RNN layer] in csrc/ops/rnn.cpp)."""
+    return _C._rnn_layer(input, hx, cx, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
+                         batch_sizes, mode, reverse, linear_before_reset)
+
+
 # ---- activations ------------------------------------------------------------------------------
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
