@@ -132,10 +132,16 @@ class Tensor:
         """add(TensorLike input, TensorLike other, *, Scalar alpha=1) -> Tensor"""
     def add_(self, other: TensorLike, *, alpha: Number = 1) -> Tensor:
         """add(TensorLike input, TensorLike other, *, Scalar alpha=1) -> Tensor"""
+    def addbmm(self, batch1: Tensor, batch2: Tensor, *, beta: Number = 1, alpha: Number = 1) -> Tensor:
+        """addbmm(Tensor input, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
     def addcdiv(self, tensor1: TensorLike, tensor2: TensorLike, *, value: Number = 1) -> Tensor:
         """addcdiv(TensorLike input, TensorLike tensor1, TensorLike tensor2, *, Scalar value=1) -> Tensor"""
     def addcmul(self, tensor1: TensorLike, tensor2: TensorLike, *, value: Number = 1) -> Tensor:
         """addcmul(TensorLike input, TensorLike tensor1, TensorLike tensor2, *, Scalar value=1) -> Tensor"""
+    def addmv(self, mat: Tensor, vec: Tensor, *, beta: Number = 1, alpha: Number = 1) -> Tensor:
+        """addmv(Tensor input, Tensor mat, Tensor vec, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
+    def addr(self, vec1: Tensor, vec2: Tensor, *, beta: Number = 1, alpha: Number = 1) -> Tensor:
+        """addr(Tensor input, Tensor vec1, Tensor vec2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
     def all(self, dim: int | typing.Sequence[int] | None = None, keepdim: bool = False) -> Tensor:
         """all(Tensor input, int[]? dim=None, bool keepdim=False) -> Tensor"""
     def allclose(self, other: TensorLike, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
@@ -176,6 +182,8 @@ class Tensor:
         """atanh(Tensor input) -> Tensor"""
     def atanh_(self) -> Tensor:
         """atanh(Tensor input) -> Tensor"""
+    def baddbmm(self, batch1: Tensor, batch2: Tensor, *, beta: Number = 1, alpha: Number = 1) -> Tensor:
+        """baddbmm(Tensor input, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor"""
     def bernoulli(self) -> Tensor:
         """bernoulli(Tensor input) -> Tensor"""
     def bernoulli_(self, p: float = 0.5) -> Tensor:
@@ -220,10 +228,20 @@ class Tensor:
         """cosh(Tensor input) -> Tensor"""
     def count_nonzero(self, dim: int | typing.Sequence[int] | None = None) -> Tensor:
         """count_nonzero(Tensor input, int[]? dim=None) -> Tensor"""
+    def cummax(self, dim: int) -> tuple[Tensor, Tensor]:
+        """cummax(Tensor input, int dim) -> (Tensor, Tensor)"""
+    def cummin(self, dim: int) -> tuple[Tensor, Tensor]:
+        """cummin(Tensor input, int dim) -> (Tensor, Tensor)"""
+    def cumprod(self, dim: int, *, dtype: DTypeLike | None = None) -> Tensor:
+        """cumprod(Tensor input, int dim, *, ScalarType? dtype=None) -> Tensor"""
     def cumsum(self, dim: int, *, dtype: DTypeLike | None = None) -> Tensor:
         """cumsum(Tensor input, int dim, *, ScalarType? dtype=None) -> Tensor"""
     def diag(self, diagonal: int = 0) -> Tensor:
         """diag(Tensor input, int diagonal=0) -> Tensor"""
+    def diag_embed(self, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:
+        """diag_embed(Tensor input, int offset=0, int dim1=-2, int dim2=-1) -> Tensor"""
+    def diagonal(self, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+        """diagonal(Tensor input, int offset=0, int dim1=0, int dim2=1) -> Tensor"""
     def digamma(self) -> Tensor:
         """digamma(Tensor input) -> Tensor"""
     def digamma_(self) -> Tensor:
@@ -354,6 +372,8 @@ class Tensor:
         """logaddexp(TensorLike input, TensorLike other) -> Tensor"""
     def logaddexp2(self, other: TensorLike) -> Tensor:
         """logaddexp2(TensorLike input, TensorLike other) -> Tensor"""
+    def logcumsumexp(self, dim: int) -> Tensor:
+        """logcumsumexp(Tensor input, int dim) -> Tensor"""
     def logical_and(self, other: TensorLike) -> Tensor:
         """logical_and(TensorLike input, TensorLike other) -> Tensor"""
     def logical_not(self) -> Tensor:
@@ -398,6 +418,8 @@ class Tensor:
         """mul(TensorLike input, TensorLike other) -> Tensor"""
     def mul_(self, other: TensorLike) -> Tensor:
         """mul(TensorLike input, TensorLike other) -> Tensor"""
+    def multinomial(self, num_samples: int, replacement: bool = False, *, generator: typing.Any | None = None) -> Tensor:
+        """multinomial(Tensor input, int num_samples, bool replacement=False, *, Generator? generator=None) -> Tensor"""
     def mv(self, vec: Tensor) -> Tensor:
         """mv(Tensor input, Tensor vec) -> Tensor"""
     def narrow(self, dim: int, start: int, length: int) -> Tensor:
@@ -438,6 +460,8 @@ class Tensor:
         """remainder(TensorLike input, TensorLike other) -> Tensor"""
     def repeat(self, shape: int | typing.Sequence[int]) -> Tensor:
         """repeat(Tensor input, int[] shape) -> Tensor"""
+    def repeat_interleave(self, repeats: typing.Any = None, dim: int | None = None, *, output_size: int | None = None) -> Tensor:
+        """repeat_interleave(Tensor input, Any repeats=None, int? dim=None, *, int? output_size=None) -> Tensor"""
     def reshape(self, shape: int | typing.Sequence[int]) -> Tensor:
         """reshape(Tensor input, int[] shape) -> Tensor"""
     def roll(self, shifts: int | typing.Sequence[int], dims: int | typing.Sequence[int] | None = None) -> Tensor:
@@ -635,6 +659,10 @@ def _binary_cross_entropy_with_logits(input: Tensor, target: TensorLike, weight:
     """binary_cross_entropy_with_logits(Tensor input, TensorLike target, Tensor? weight=None, str reduction="mean", Tensor? pos_weight=None) -> Tensor"""
 def _cross_entropy(input: Tensor, target: TensorLike, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """cross_entropy(Tensor input, TensorLike target, Tensor? weight=None, int ignore_index=-100, str reduction="mean", float label_smoothing=0.0) -> Tensor"""
+def _cummax(input: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """_cummax(Tensor input, int dim) -> (Tensor, Tensor)"""
+def _cummin(input: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """_cummin(Tensor input, int dim) -> (Tensor, Tensor)"""
 def _empty(size: int | typing.Sequence[int], dtype: DTypeLike, requires_grad: bool) -> Tensor:
     """_empty(int[] size, ScalarType dtype, bool requires_grad) -> Tensor"""
 def _expand(input: Tensor, shape: int | typing.Sequence[int]) -> Tensor:
@@ -671,6 +699,8 @@ def _min_dim(input: Tensor, dim: int, keepdim: bool) -> tuple[Tensor, Tensor]:
     """_min_dim(Tensor input, int dim, bool keepdim) -> (Tensor, Tensor)"""
 def _mse_loss(input: Tensor, target: TensorLike, reduction: str = "mean") -> Tensor:
     """mse_loss(Tensor input, TensorLike target, str reduction="mean") -> Tensor"""
+def _multinomial(input: Tensor, num_samples: int, replacement: bool) -> Tensor:
+    """_multinomial(Tensor input, int num_samples, bool replacement) -> Tensor"""
 def _nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
     """nan_to_num(Tensor input, float nan=0.0, float? posinf=None, float? neginf=None) -> Tensor"""
 def _nll_loss(input: Tensor, target: TensorLike, weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
@@ -697,6 +727,8 @@ def _rmsprop_step(params: typing.Sequence[Tensor], grads: typing.Sequence[Tensor
     """rmsprop_step(Tensor[] params, Tensor[] grads, Tensor[] square_avgs, Tensor[] grad_avgs, Tensor[] momentum_buffer_list, Tensor[] state_steps, *, float lr, float alpha, float eps, float weight_decay, float momentum, bool centered, bool maximize) -> ()"""
 def _rnn_layer(input: Tensor, hx: Tensor, cx: Tensor | None, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None, weight_hr: Tensor | None, batch_sizes: int | typing.Sequence[int] | None, mode: str, reverse: bool = False, linear_before_reset: bool = True) -> list[Tensor]:
     """_rnn_layer(Tensor input, Tensor hx, Tensor? cx, Tensor weight_ih, Tensor weight_hh, Tensor? bias_ih, Tensor? bias_hh, Tensor? weight_hr, int[]? batch_sizes, str mode, bool reverse=False, bool linear_before_reset=True) -> Tensor[]"""
+def _sdpa_flash(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None, is_causal: bool, scale: float, enable_gqa: bool) -> Tensor:
+    """_sdpa_flash(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, bool is_causal, float scale, bool enable_gqa) -> Tensor"""
 def _sgd_step(params: typing.Sequence[Tensor], grads: typing.Sequence[Tensor], momentum_buffer_list: typing.Sequence[Tensor | None], *, lr: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool, maximize: bool) -> list[Tensor]:
     """sgd_step(Tensor[] params, Tensor[] grads, Tensor?[] momentum_buffer_list, *, float lr, float momentum, float dampening, float weight_decay, bool nesterov, bool maximize) -> Tensor[]"""
 def _slice(input: Tensor, dim: int, start: int, end: int, step: int) -> Tensor:
@@ -817,6 +849,8 @@ def cosh_(input: Tensor) -> Tensor:
     """cosh(Tensor input) -> Tensor"""
 def count_nonzero(input: Tensor, dim: int | typing.Sequence[int] | None = None) -> Tensor:
     """count_nonzero(Tensor input, int[]? dim=None) -> Tensor"""
+def cumprod(input: Tensor, dim: int, *, dtype: DTypeLike | None = None) -> Tensor:
+    """cumprod(Tensor input, int dim, *, ScalarType? dtype=None) -> Tensor"""
 def cumsum(input: Tensor, dim: int, *, dtype: DTypeLike | None = None) -> Tensor:
     """cumsum(Tensor input, int dim, *, ScalarType? dtype=None) -> Tensor"""
 def digamma(input: Tensor) -> Tensor:
@@ -951,6 +985,8 @@ def logaddexp(input: TensorLike, other: TensorLike) -> Tensor:
     """logaddexp(TensorLike input, TensorLike other) -> Tensor"""
 def logaddexp2(input: TensorLike, other: TensorLike) -> Tensor:
     """logaddexp2(TensorLike input, TensorLike other) -> Tensor"""
+def logcumsumexp(input: Tensor, dim: int) -> Tensor:
+    """logcumsumexp(Tensor input, int dim) -> Tensor"""
 def logical_and(input: TensorLike, other: TensorLike) -> Tensor:
     """logical_and(TensorLike input, TensorLike other) -> Tensor"""
 def logical_not(input: Tensor) -> Tensor:

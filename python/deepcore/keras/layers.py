@@ -120,6 +120,16 @@ def _initialize(t, name: str):
         elif name == "lecun_normal":
             std = math.sqrt(1.0 / fan_in) / 0.87962566103423978
             nn_init.trunc_normal_(t, 0.0, std, -2 * std, 2 * std)
+        elif name == "orthogonal":
+            # Keras: the Q of a QR factorisation of a Gaussian matrix, signs fixed by R's
+            # diagonal, over the (prod(shape[:-1]), shape[-1]) flattening.
+            rows, cols = int(np.prod(t.shape[:-1])), int(t.shape[-1])
+            a = dc.randn(max(rows, cols), min(rows, cols), dtype=dc.float64).numpy()
+            q, r = np.linalg.qr(a)
+            q = q * np.sign(np.diag(r))
+            if rows < cols:
+                q = q.T
+            t.copy_(dc.from_numpy(np.ascontiguousarray(q.reshape(tuple(t.shape)))))
         elif name == "random_normal":
             nn_init.normal_(t, 0.0, 0.05)
         elif name == "random_uniform":
@@ -684,5 +694,6 @@ def deserialize(spec: dict) -> Layer:
 
 # Layers with files of their own; imported last, as they build on Layer.
 from .layers_attention import MultiHeadAttention  # noqa: E402
+from .layers_recurrent import GRU, LSTM, Bidirectional, SimpleRNN  # noqa: E402
 
-__all__ += ["MultiHeadAttention"]
+__all__ += ["MultiHeadAttention", "SimpleRNN", "LSTM", "GRU", "Bidirectional"]
