@@ -1,13 +1,17 @@
-"""The ``deepcore`` command line: ``deepcore train`` (the main job) and ``deepcore info``.
+"""The ``deepcore`` command line: ``deepcore train`` (the main job), ``deepcore generate`` and
+``deepcore info``.
 
     deepcore train                      # a small CNN on scikit-learn's digits, < 1 minute
     deepcore train --model mlp --epochs 30 --optimizer sgd --lr 0.1
     deepcore train --model lenet --dataset mnist --data-dir ~/mnist --download
     deepcore train --resume runs/cnn-digits/checkpoint.safetensors
+    deepcore train --model gpt --text input.txt           # a character-level GPT, ~1 minute
+    deepcore generate runs/gpt-input/checkpoint.safetensors --prompt "ROMEO:"
 
-Training runs through deepcore.train.Trainer (progress bar, metrics, callbacks), writes a
-resumable checkpoint after every epoch and TensorBoard logs to ``--out``, and prints the final
-test accuracy.
+Image models train through deepcore.train.Trainer (progress bar, metrics, callbacks), write a
+resumable checkpoint after every epoch and TensorBoard logs to ``--out``, and print the final
+test accuracy. ``--model gpt`` trains deepcore.models.GPT on the characters of a UTF-8 text
+file (Note [Character-level GPT checkpoint]) and prints the train/val loss as it goes.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import time
 
 import numpy as np
 
-MODELS = ("cnn", "mlp", "lenet", "resnet18")
+MODELS = ("cnn", "mlp", "lenet", "resnet18", "gpt")
 DATASETS = ("digits", "mnist", "fashion-mnist")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3}
@@ -38,7 +42,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="download missing IDX files (checksums are verified)")
     tr.add_argument("--epochs", type=int, default=None,
                     help="default: 15 for digits, 3 for MNIST-style datasets")
-    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--batch-size", type=int, default=None,
+                    help="default: 64, or 16 sequences for --model gpt")
     tr.add_argument("--lr", type=float, default=None, help="default depends on --optimizer")
     tr.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     tr.add_argument("--seed", type=int, default=0)
@@ -49,6 +54,29 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
     tr.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                     help="0 silent, 1 progress bar, 2 one line per epoch")
+    gpt = tr.add_argument_group("--model gpt (a character-level language model)")
+    gpt.add_argument("--text", default=None, help="the UTF-8 text file to train on")
+    gpt.add_argument("--block-size", type=int, default=64, help="context length in characters")
+    gpt.add_argument("--n-layer", type=int, default=4)
+    gpt.add_argument("--n-head", type=int, default=4)
+    gpt.add_argument("--n-embd", type=int, default=128)
+    gpt.add_argument("--dropout", type=float, default=0.0)
+    gpt.add_argument("--max-iters", type=int, default=300, help="optimizer steps")
+    gpt.add_argument("--eval-interval", type=int, default=100,
+                     help="print the train/val loss every this many steps")
+    gpt.add_argument("--eval-iters", type=int, default=10,
+                     help="batches averaged for each printed loss")
+    gpt.add_argument("--weight-decay", type=float, default=0.1)
+    gpt.add_argument("--device", default="cpu")
+    ge = sub.add_parser("generate", help="sample text from a `train --model gpt` checkpoint")
+    ge.add_argument("checkpoint", help="checkpoint.safetensors written by train --model gpt")
+    ge.add_argument("--prompt", default=None,
+                    help="text to continue (default: a newline, or the first character)")
+    ge.add_argument("--max-new-tokens", type=int, default=200)
+    ge.add_argument("--temperature", type=float, default=0.8)
+    ge.add_argument("--top-k", type=int, default=50, help="0 samples from every character")
+    ge.add_argument("--seed", type=int, default=0)
+    ge.add_argument("--device", default="cpu")
     return parser
 
 
@@ -124,6 +152,10 @@ def _optimizer(name: str, params, lr: float):
 # ---- the job ----------------------------------------------------------------------------------
 
 def train(args) -> float:
+    if args.model == "gpt":
+        return train_gpt(args)
+    if args.text is not None:
+        raise SystemExit(f"deepcore train: --text is for --model gpt, not --model {args.model}")
     import deepcore as dc
     from . import nn
     from .keras import callbacks as cb
@@ -131,6 +163,8 @@ def train(args) -> float:
     from .utils.data import DataLoader, TensorDataset
 
     dc.manual_seed(args.seed)
+    if args.batch_size is None:
+        args.batch_size = 64
     (xtr, ytr), (xte, yte) = _load(args.dataset, args.data_dir, args.download, args.seed)
     side = _input_side(args.model, xtr.shape[-1])
     xtr, xte = _resize(xtr, side), _resize(xte, side)
@@ -179,6 +213,201 @@ def train(args) -> float:
     return acc
 
 
+# ---- character-level GPT: train --model gpt, generate ---------------------------------------
+
+# Note [Character-level GPT checkpoint]
+# `train --model gpt` writes one safetensors file through deepcore.save:
+#     {"format": GPT_FORMAT, "version": 1, "config": GPTConfig fields, "vocab": [chars],
+#      "iters": steps taken, "val_loss": last estimate, "model": the GPT's state_dict}
+# The tensors sit in the tensor table (model.transformer.wte.weight, ...; the tied lm_head
+# weight is stored once) and everything else is JSON in the header (Note [Checkpoint format]),
+# so `generate` rebuilds the model and the character table without running any code from the
+# file. The vocabulary is the sorted set of the text's characters (by code point): token i is
+# vocab[i].
+GPT_FORMAT = "deepcore.gpt-char"
+GPT_FORMAT_VERSION = 1
+
+
+def _read_text(path: str, cmd: str) -> str:
+    if not os.path.isfile(path):
+        raise SystemExit(f"deepcore {cmd}: --text file not found: '{path}'")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise SystemExit(f"deepcore {cmd}: '{path}' is not UTF-8 text ({e})") from None
+    except OSError as e:
+        raise SystemExit(f"deepcore {cmd}: cannot read '{path}': {e.strerror}") from None
+
+
+def _encode_chars(text: str):
+    """Returns (vocab, ids): vocab the sorted distinct characters, ids (len(text),) int64."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    uniq, ids = np.unique(codes, return_inverse=True)
+    return [chr(int(c)) for c in uniq], ids.astype(np.int64).reshape(-1)
+
+
+def _check_positive(cmd: str, **values) -> None:
+    for name, v in values.items():
+        if v is None or v <= 0:
+            raise SystemExit(f"deepcore {cmd}: --{name.replace('_', '-')} must be > 0, got {v}")
+
+
+def _to_device(model, device: str, cmd: str):
+    try:
+        return model.to(device)
+    except (ValueError, RuntimeError) as e:
+        raise SystemExit(f"deepcore {cmd}: --device {device}: {e}") from None
+
+
+def train_gpt(args) -> float:
+    """Trains a character-level GPT on ``args.text``; returns the last validation loss."""
+    import deepcore as dc
+    from . import nn
+    from .models import GPT, GPTConfig
+
+    if args.text is None:
+        raise SystemExit("deepcore train: --model gpt needs --text FILE (a UTF-8 text file)")
+    batch_size = args.batch_size if args.batch_size is not None else 16
+    lr = args.lr if args.lr is not None else 1e-3
+    _check_positive("train", batch_size=batch_size, lr=lr, eval_interval=args.eval_interval,
+                    eval_iters=args.eval_iters)
+    if args.max_iters < 0:
+        raise SystemExit(f"deepcore train: --max-iters must be >= 0, got {args.max_iters}")
+    if args.resume is not None:
+        raise SystemExit("deepcore train: --resume is not supported with --model gpt")
+    text = _read_text(args.text, "train")
+    vocab, data = _encode_chars(text)
+    try:
+        config = GPTConfig(block_size=args.block_size, vocab_size=max(len(vocab), 1),
+                           n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                           dropout=args.dropout, bias=True)
+    except ValueError as e:
+        raise SystemExit(f"deepcore train: {e}") from None
+    n_train = int(0.9 * len(data))
+    splits = {"train": data[:n_train], "val": data[n_train:]}
+    T = config.block_size
+    for name, d in splits.items():
+        if len(d) <= T:
+            raise SystemExit(
+                f"deepcore train: '{args.text}' has {len(data)} characters, so its {name} split "
+                f"({len(d)} characters; train/val = 90/10) is not longer than --block-size {T}: "
+                "use a longer text or a smaller --block-size")
+
+    dc.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    offsets = np.arange(T)
+
+    def batch(split: str):
+        d = splits[split]
+        ix = rng.integers(0, len(d) - T, size=batch_size)[:, None] + offsets
+        x, y = dc.from_numpy(d[ix]), dc.from_numpy(d[ix + 1])  # (B, T) each
+        if args.device != "cpu":
+            x, y = x.to(args.device), y.to(args.device)
+        return x, y
+
+    model = _to_device(GPT(config), args.device, "train")
+    optimizer = model.configure_optimizers(args.weight_decay, lr, (0.9, 0.99))
+
+    def estimate_loss():
+        model.eval()
+        with dc.no_grad():
+            out = {s: float(np.mean([model(*batch(s))[1].item() for _ in range(args.eval_iters)]))
+                   for s in splits}
+        model.train()
+        return out
+
+    out = args.out or os.path.join("runs", "gpt-" + os.path.splitext(
+        os.path.basename(args.text))[0])
+    os.makedirs(out, exist_ok=True)
+    checkpoint = os.path.join(out, "checkpoint.safetensors")
+    print(f"deepcore train: gpt ({model.get_num_params():,} parameters, {config.n_layer} layers, "
+          f"{config.n_head} heads, {config.n_embd} wide) on '{args.text}' ({len(data):,} "
+          f"characters, vocabulary {len(vocab)}), block {T}, batch {batch_size}, "
+          f"{args.max_iters} steps, adamw lr={lr:g}")
+    start = time.perf_counter()
+    losses = {"train": math.nan, "val": math.nan}
+    for it in range(args.max_iters + 1):
+        if it % args.eval_interval == 0 or it == args.max_iters:
+            losses = estimate_loss()
+            print(f"step {it}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
+                  f"({time.perf_counter() - start:.1f} s)", flush=True)
+        if it == args.max_iters:
+            break
+        x, y = batch("train")
+        _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    dc.save({"format": GPT_FORMAT, "version": GPT_FORMAT_VERSION, "config": config.to_dict(),
+             "vocab": vocab, "iters": args.max_iters, "val_loss": losses["val"],
+             "model": model.state_dict()}, checkpoint)
+    print(f"checkpoint: {checkpoint}")
+    return losses["val"]
+
+
+def _load_gpt(path: str):
+    """(model, vocab) from a `train --model gpt` checkpoint (Note [Character-level GPT
+    checkpoint]); any other file is a SystemExit naming it."""
+    import deepcore as dc
+    from .models import GPT, GPTConfig
+    from .serialization import SerializationError
+
+    if not os.path.isfile(path):
+        raise SystemExit(f"deepcore generate: checkpoint not found: '{path}'")
+    try:
+        ckpt = dc.load(path)
+    except SerializationError as e:
+        raise SystemExit(f"deepcore generate: cannot read '{path}': {e}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != GPT_FORMAT:
+        raise SystemExit(f"deepcore generate: '{path}' is not a checkpoint written by "
+                         "`deepcore train --model gpt`")
+    if ckpt.get("version") != GPT_FORMAT_VERSION:
+        raise SystemExit(f"deepcore generate: '{path}' has checkpoint version "
+                         f"{ckpt.get('version')!r}; this deepcore reads {GPT_FORMAT_VERSION}")
+    vocab = ckpt.get("vocab")
+    try:
+        config = GPTConfig.from_dict(ckpt.get("config") or {})
+        if (not isinstance(vocab, list) or len(vocab) != config.vocab_size
+                or not all(isinstance(c, str) and len(c) == 1 for c in vocab)):
+            raise ValueError("the vocabulary is not a list of vocab_size single characters")
+        model = GPT(config)
+        model.load_state_dict(ckpt.get("model") or {})
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise SystemExit(f"deepcore generate: '{path}' is damaged: {e}") from None
+    return model, vocab
+
+
+def generate(args) -> str:
+    """Prints (and returns) the prompt continued by ``args.max_new_tokens`` sampled characters."""
+    import deepcore as dc
+
+    if args.max_new_tokens < 0:
+        raise SystemExit(f"deepcore generate: --max-new-tokens must be >= 0, got "
+                         f"{args.max_new_tokens}")
+    _check_positive("generate", temperature=args.temperature)
+    model, vocab = _load_gpt(args.checkpoint)
+    model = _to_device(model, args.device, "generate").eval()
+    stoi = {c: i for i, c in enumerate(vocab)}
+    prompt = args.prompt if args.prompt else ("\n" if "\n" in stoi else vocab[0])
+    unknown = sorted(set(prompt) - set(stoi))
+    if unknown:
+        known = repr("".join(vocab)) if len(vocab) <= 200 else f"{len(vocab)} characters"
+        raise SystemExit(f"deepcore generate: the prompt has characters that are not in the "
+                         f"vocabulary of '{args.checkpoint}': "
+                         f"{', '.join(repr(c) for c in unknown)} (it knows {known})")
+    dc.manual_seed(args.seed)
+    idx = dc.tensor([[stoi[c] for c in prompt]], dtype=dc.int64)
+    if args.device != "cpu":
+        idx = idx.to(args.device)
+    top_k = args.top_k if args.top_k and args.top_k > 0 else None
+    out = model.generate(idx, args.max_new_tokens, temperature=args.temperature, top_k=top_k)
+    sample = "".join(vocab[i] for i in out[0].tolist())
+    print(sample)
+    return sample
+
+
 def main(argv=None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -188,6 +417,9 @@ def main(argv=None) -> int:
         return 0
     if args.command == "train":
         train(args)
+        return 0
+    if args.command == "generate":
+        generate(args)
         return 0
     parser.print_help()
     return 0
