@@ -32,7 +32,7 @@ ALIASES = {
     "view_as": "view",
     # Tensor.new_*: creation ops taking the dtype of self.
     "new_empty": "empty", "new_full": "full", "new_ones": "ones", "new_zeros": "zeros",
-    "new_tensor": "to",
+    "new_tensor": "to", "new": "empty",
 }
 
 # Public callables that are not ops: they compute nothing on tensor data, or they are how a
@@ -44,7 +44,8 @@ NOT_OPS = {
     # Library state: dtypes, threads, seeds, grad mode, build information.
     "get_default_dtype", "promote_types", "get_num_threads", "set_num_threads",
     "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
-    "is_grad_enabled", "show_config",
+    "is_grad_enabled", "show_config", "get_float32_matmul_precision",
+    "set_float32_matmul_precision",
     # Metadata queries answered from sizes and strides, never from the data.
     "is_tensor", "is_floating_point", "is_contiguous", "numel", "nelement", "dim",
     "ndimension", "size", "stride", "storage_offset", "element_size", "data_ptr",

@@ -106,6 +106,10 @@ from ._reduce import *  # noqa
 from ._seq import *  # noqa: E402,F401,F403
 
 from . import autograd  # noqa: E402
+from . import accelerator, amp, backends, cuda  # noqa: E402,F401
+from ._type_info import finfo, iinfo  # noqa: E402
+from ._legacy_types import BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor  # noqa
+from .backends import get_float32_matmul_precision, set_float32_matmul_precision  # noqa
 from . import nn  # noqa: E402,F401
 from . import optim  # noqa: E402,F401
 from . import profiler  # noqa: E402,F401

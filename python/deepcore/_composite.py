@@ -194,8 +194,19 @@ def _new_tensor(self, data, *, dtype=None, device=None, requires_grad=False):
                   device=self.device if device is None else device, requires_grad=requires_grad)
 
 
+def _new_legacy(self, *args, device=None):
+    """``t.new(*sizes)`` / ``t.new(data)``: the pre-0.4 constructor with ``t``'s dtype and
+    device (older scripts write ``weight.new(nlayers, bsz, nhid).zero_()``)."""
+    if all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+        return _new_empty(self, *(args or (0,)), device=device)
+    if len(args) == 1:
+        return _new_tensor(self, args[0], device=device)
+    raise TypeError("new(): expected sizes (ints) or one sequence of data")
+
+
 def _install():
     T = Tensor
+    T.new = _new_legacy
     T.new_zeros = _new(0)
     T.new_ones = _new(1)
     T.new_full = _new_full
@@ -213,6 +224,10 @@ def _type(self, dtype=None):
     """t.type() -> 'deepcore.FloatTensor'; t.type(dtype) converts like to(dtype)."""
     if dtype is None:
         return f"deepcore.{_TYPE_NAMES[self.dtype.name]}"
+    if isinstance(dtype, str):  # 'torch.LongTensor', as torch names the legacy types
+        names = {v: k for k, v in _TYPE_NAMES.items()}
+        dtype = getattr(_C.dtype, names[dtype.rsplit(".", 1)[-1]])
+    dtype = getattr(dtype, "dtype", dtype)  # deepcore.LongTensor and the other legacy types
     return self.to(dtype)
 
 

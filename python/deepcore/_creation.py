@@ -101,12 +101,26 @@ def full_like(t, fill_value, dtype=None, requires_grad=False, device=None, **_):
         return _C._full(list(t.shape), fill_value, _like(t, dtype), requires_grad)
 
 
+def _from_generator(generator, draw, dtype, device, requires_grad=False):
+    """A tensor drawn from ``generator``'s own NumPy stream (utils/_generator.py): a seeded
+    generator gives the same values every time, whatever the global RNG has done."""
+    from .utils._generator import numpy_rng
+    arr = draw(numpy_rng(generator))
+    return tensor(arr, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
 def rand(*size, dtype=None, generator=None, device=None, requires_grad=False, **_):
+    if generator is not None:
+        return _from_generator(generator, lambda g: g.random(_size(size)), _dt(dtype), device,
+                               requires_grad)
     with _on_device(device):
         return _C._rand(_size(size), _dt(dtype), requires_grad)
 
 
 def randn(*size, dtype=None, generator=None, device=None, requires_grad=False, **_):
+    if generator is not None:
+        return _from_generator(generator, lambda g: g.standard_normal(_size(size)), _dt(dtype),
+                               device, requires_grad)
     with _on_device(device):
         return _C._randn(_size(size), _dt(dtype), requires_grad)
 
@@ -129,6 +143,10 @@ def randint(low, high=None, size=None, *, dtype=None, generator=None, device=Non
             raise TypeError("[randint] missing required argument 'high' or 'size'")
         if size is None:
             raise TypeError("[randint] missing required argument 'size'")
+        if generator is not None:
+            return _from_generator(
+                generator, lambda g: g.integers(int(low), int(high), _size((size,))),
+                _dt(dtype, _I64), device)
         return _C._randint(int(low), int(high), _size((size,)), _dt(dtype, _I64))
 
 
@@ -160,7 +178,10 @@ def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, **_):
         return _C._eye(int(n), -1 if m is None else int(m), _dt(dtype), requires_grad)
 
 
-def randperm(n, *, dtype=None, device=None, requires_grad=False, **_):
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False, **_):
+    if generator is not None:
+        return _from_generator(generator, lambda g: g.permutation(int(n)), _dt(dtype, _I64),
+                               device, requires_grad)
     with _on_device(device):
         t = _C._randperm(int(n), _dt(dtype, _I64))
     return t.requires_grad_() if requires_grad else t

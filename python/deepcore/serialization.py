@@ -134,9 +134,14 @@ class _Encoder:
                 return {k: self.value(x, path + [k]) for k, x in v.items()}
             items = [[self.key(k, path), self.value(x, path + [str(k)])] for k, x in v.items()]
             return {"$odict" if ordered else "$dict": items}
+        hint = ""
+        if hasattr(v, "state_dict") and hasattr(v, "load_state_dict"):
+            # torch.save(model) pickles the module; a checkpoint here can't hold code.
+            hint = ("; save its state_dict() instead and load that into a newly built "
+                    f"{type(v).__name__} with load_state_dict()")
         raise SerializationError(
             f"[save] can't save an object of type {type(v).__name__} at {_where(path)}: "
-            f"checkpoints hold only {_SAVE_TYPES}")
+            f"checkpoints hold only {_SAVE_TYPES}{hint}")
 
 
 def _c_order(a: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from .._C import Tensor
 from .function import Function, FunctionCtx  # noqa: F401
 from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .grad_mode import enable_grad, no_grad, set_grad_enabled  # noqa: F401
+from .variable import Variable  # noqa: F401
 
 _Tensors = Union[Tensor, Sequence[Tensor]]
 

@@ -4,7 +4,8 @@ Shuffling, sampling and splitting draw from NumPy's PCG64 rather than from deepc
 global Philox stream, so a sampler with its own generator never disturbs (and is never
 disturbed by) the random ops of a training step. Without a generator, a fresh seed is
 drawn from deepcore's global RNG, so ``dc.manual_seed`` makes the data order reproducible
-exactly like ``torch.manual_seed`` does for PyTorch's DataLoader.
+exactly like ``torch.manual_seed`` does for PyTorch's DataLoader. ``rand``, ``randn``,
+``randint`` and ``randperm`` called with ``generator=`` draw from the same stream.
 """
 from __future__ import annotations
 

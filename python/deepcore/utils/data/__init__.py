@@ -2,6 +2,7 @@
 from .._generator import Generator
 from ._collate import default_collate, default_convert
 from ._worker import WorkerInfo, get_worker_info
+from . import distributed
 from .dataloader import DataLoader
 from .dataset import (
     ChainDataset,

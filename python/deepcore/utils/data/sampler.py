@@ -2,15 +2,21 @@
 
 Random samplers draw one epoch's indices at once with NumPy (``_epoch_indices``) and the
 DataLoader's fast path slices that array into batches, so no Python loop touches each index.
+An epoch longer than ``_CHUNK`` indices is drawn ``_CHUNK`` at a time (``_epoch_chunks``):
+training loops ask for an endless stream with ``RandomSampler(ds, replacement=True,
+num_samples=int(1e10))``, which as one array would need 80 GB.
 """
 from __future__ import annotations
 
 import numbers
+import itertools
 from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from .._generator import rng_for
+
+_CHUNK = 1 << 20  # indices drawn at once when an epoch is longer (8 MB of int64)
 
 __all__ = [
     "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
@@ -31,6 +37,13 @@ class Sampler:
         """One epoch of integer indices as an int64 array (consuming the same randomness as
         ``__iter__``), or None when the sampler cannot produce them up front."""
         return None
+
+    def _epoch_chunks(self) -> Optional[Iterator[np.ndarray]]:
+        """One epoch of integer indices as consecutive int64 arrays, or None (as
+        ``_epoch_indices``). The randomness is drawn when this is called, not when the chunks
+        are read, so the order does not depend on when iteration starts."""
+        arr = self._epoch_indices()
+        return None if arr is None else iter((arr,))
 
 
 def _check_positive_int(value, name: str, owner: str) -> None:
@@ -89,8 +102,24 @@ class RandomSampler(Sampler):
         return np.concatenate(parts).astype(np.int64, copy=False) if parts else \
             np.empty(0, np.int64)
 
+    def _epoch_chunks(self) -> Iterator[np.ndarray]:
+        if self.num_samples <= _CHUNK:
+            return iter((self._epoch_indices(),))
+        return self._lazy_chunks(rng_for(self.generator))
+
+    def _lazy_chunks(self, rng) -> Iterator[np.ndarray]:
+        n, left = len(self.data_source), self.num_samples
+        while left > 0:
+            if self.replacement:
+                k = min(_CHUNK, left)
+                yield rng.integers(0, n, size=k, dtype=np.int64)
+            else:
+                k = min(n, left)
+                yield rng.permutation(n)[:k].astype(np.int64, copy=False)
+            left -= k
+
     def __iter__(self) -> Iterator[int]:
-        return iter(self._epoch_indices().tolist())
+        return itertools.chain.from_iterable(c.tolist() for c in self._epoch_chunks())
 
     def __len__(self) -> int:
         return self.num_samples
@@ -178,20 +207,27 @@ class BatchSampler(Sampler):
         self.drop_last = drop_last
 
     def _iter_arrays(self) -> Optional[Iterator[np.ndarray]]:
-        """Batches as int64 arrays when the sampler can produce a whole epoch up front."""
+        """Batches as int64 arrays when the sampler can produce its epoch's indices as arrays."""
         if type(self).__iter__ is not BatchSampler.__iter__:
             return None  # a subclass decides its own batches
-        fn = getattr(self.sampler, "_epoch_indices", None)
-        arr = fn() if fn is not None else None
-        if arr is None:
+        fn = getattr(self.sampler, "_epoch_chunks", None)
+        chunks = fn() if fn is not None else None
+        if chunks is None:
             return None
-        return self._slices(arr)
+        return self._slices(chunks)
 
-    def _slices(self, arr: np.ndarray) -> Iterator[np.ndarray]:
+    def _slices(self, chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         bs = self.batch_size
-        stop = len(arr) - len(arr) % bs if self.drop_last else len(arr)
-        for i in range(0, stop, bs):
-            yield arr[i:i + bs]
+        rest = np.empty(0, np.int64)  # the tail of a chunk, completed by the next one
+        for arr in chunks:
+            if len(rest):
+                arr = np.concatenate([rest, arr])
+            stop = len(arr) - len(arr) % bs
+            for i in range(0, stop, bs):
+                yield arr[i:i + bs]
+            rest = arr[stop:]
+        if len(rest) and not self.drop_last:
+            yield rest
 
     def __iter__(self) -> Iterator[List]:
         batch = []

@@ -1,0 +1,28 @@
+"""``Variable``: PyTorch's pre-0.4 wrapper, kept for the scripts that still import it.
+
+Since PyTorch 0.4 every tensor is a Variable: ``Variable(t)`` returns a tensor sharing
+``t``'s data, detached from its history (a leaf), that requires grad only if asked to; and
+``isinstance(t, Variable)`` holds for every tensor. ``volatile=True`` no longer does anything
+(``no_grad()`` replaced it) and says so.
+"""
+from __future__ import annotations
+
+import warnings
+
+from .._C import Tensor
+
+
+class _VariableMeta(type):
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, Tensor)
+
+
+class Variable(metaclass=_VariableMeta):
+    def __new__(cls, data, requires_grad: bool = False, volatile: bool = False):
+        if volatile:
+            warnings.warn("volatile was removed and now has no effect. Use "
+                          "`with torch.no_grad():` instead.", UserWarning, stacklevel=2)
+        if not isinstance(data, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+        out = data.detach()
+        return out.requires_grad_(True) if requires_grad else out
