@@ -10,7 +10,8 @@ One step = forward of deepcore.models.GPT (nanoGPT's layout) with the cross-entr
 backward, and AdamW over nanoGPT's decay/no-decay groups; the torch side runs the same network
 written with torch.nn (torch.nn.functional.scaled_dot_product_attention) from the same weights.
 Both libraries use the same thread count (--threads, default deepcore's). bench_transformer.py
-imports ``run``. The machine may be shared: compare ratios from the same run only.
+imports ``steps`` and times them with its own paired measurement. The machine may be shared:
+compare ratios from the same run only.
 """
 from __future__ import annotations
 
@@ -84,8 +85,9 @@ def torch_gpt(cfg):
     return GPT()
 
 
-def _steps(a):
-    """deepcore and torch step closures over the same weights and the same batch."""
+def steps(a):
+    """deepcore and torch step closures over the same weights and the same batch, and the
+    deepcore model; ``a`` holds DEFAULTS' keys (``SimpleNamespace(**DEFAULTS)`` for the target)."""
     import torch
 
     import deepcore as dc
@@ -145,7 +147,7 @@ def run(args: Any = None) -> Dict[str, Any]:
     threads = a.threads or dc.get_num_threads()
     dc.set_num_threads(threads)
     torch.set_num_threads(threads)
-    dstep, tstep, dmodel = _steps(a)
+    dstep, tstep, dmodel = steps(a)
     losses = (dstep().item(), tstep().item())
     for _ in range(max(a.warmup - 1, 0)):
         dstep()
