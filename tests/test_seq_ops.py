@@ -79,6 +79,26 @@ def test_multinomial_is_reproducible_under_manual_seed():
     assert dc.multinomial(w, 50, True).tolist() != same.tolist()
 
 
+def test_multinomial_follows_its_generator():
+    w = dc.tensor([[0.0, 1.0, 0.0, 2.0, 3.0]] * 300)
+    g = dc.Generator().manual_seed(7)
+    a = dc.multinomial(w, 3, generator=g)
+    g.manual_seed(7)
+    dc.manual_seed(1)
+    dc.rand(10)  # the global stream moves; the generator's draws do not
+    b = w.multinomial(3, generator=g)
+    assert a.tolist() == b.tolist() and a.dtype == dc.int64 and tuple(a.shape) == (300, 3)
+    rows = a.numpy()
+    assert set(np.unique(rows).tolist()) == {1, 3, 4}
+    assert all(len(set(r)) == 3 for r in rows.tolist())  # without replacement: distinct
+    # category 4 (weight 3/6) comes first about half the time: 300 draws, 6 sigma is 0.17
+    assert abs((rows[:, 0] == 4).mean() - 0.5) < 0.18
+    with pytest.raises(ValueError, match="multinomial.*3 samples without replacement"):
+        dc.multinomial(dc.tensor([1.0, 0.0, 1.0]), 3, generator=g)
+    with pytest.raises(ValueError, match="multinomial.*sums to 0"):
+        dc.multinomial(dc.zeros(2, 3), 1, True, generator=g)
+
+
 def test_multinomial_sampling_loop_of_a_language_model():
     # The usual decoding step: softmax of logits / temperature, one token per sequence.
     dc.manual_seed(0)

@@ -31,13 +31,32 @@ _I64 = _C.dtype.int64
 
 def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None):
     """num_samples category indices per row of input (1-D or 2-D non-negative weights), drawn
-    from deepcore's random stream (reproducible under deepcore.manual_seed). ``generator`` is
-    accepted for torch's signature; as for rand and randn, the draws come from that global
-    stream, not from the generator."""
-    if generator is not None and not hasattr(generator, "manual_seed"):
-        raise TypeError(f"[multinomial] generator must be a deepcore.Generator, got "
-                        f"{type(generator).__name__}")
-    return _C._multinomial(input, int(num_samples), bool(replacement))
+    from deepcore's random stream (reproducible under deepcore.manual_seed), or from
+    ``generator``'s own stream when one is given (like rand and randn: a seeded generator
+    repeats its draws whatever the global stream has done)."""
+    if generator is None:
+        return _C._multinomial(input, int(num_samples), bool(replacement))
+    from .utils._generator import numpy_rng
+    rng = numpy_rng(generator)
+    if not isinstance(input, _C.Tensor) or input.dim() not in (1, 2):
+        raise ValueError("[multinomial] expected a 1-D or 2-D tensor of weights, got "
+                         f"{tuple(getattr(input, 'shape', ()))}")
+    w = input.detach().to(_C.dtype.float64).numpy().reshape(-1, input.shape[-1])
+    n = w.shape[1]
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"[multinomial] weights of shape {tuple(input.shape)} must be finite "
+                         "and non-negative")
+    sums = w.sum(axis=1)
+    if (sums <= 0).any():
+        raise ValueError(f"[multinomial] a row of the weights {tuple(input.shape)} sums to 0")
+    num_samples = int(num_samples)
+    if num_samples <= 0 or (not replacement and num_samples > int((w > 0).sum(1).min())):
+        raise ValueError(f"[multinomial] cannot draw {num_samples} samples "
+                         f"{'with' if replacement else 'without'} replacement from "
+                         f"{n} categories (weights {tuple(input.shape)})")
+    out = np.stack([rng.choice(n, size=num_samples, replace=bool(replacement), p=row / s)
+                    for row, s in zip(w, sums)]).astype(np.int64)
+    return tensor(out if input.dim() == 2 else out[0])
 
 
 # ---- einsum -----------------------------------------------------------------------------------
