@@ -56,7 +56,7 @@ namespace {
 
 // Block sizes: Note [Flash attention on the CPU].
 constexpr int64_t kBlockQ = 64, kBlockK = 128;
-constexpr int kLanes = 16;
+#include "kernels/cpu/vec/row_reduce.h"
 
 // C[M, N] (row stride rsc, unit column stride) = alpha * A B + beta * C.
 inline void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,
@@ -108,18 +108,6 @@ T exp_in_place(T* x, T c, int64_t n) {
     x[i] = exp_any(x[i] - c);
     s += x[i];
   }
-  return s;
-}
-
-template <typename T>
-T dot(const T* x, const T* y, int64_t n) {
-  T acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) acc[j] += x[i + j] * y[i + j];
-  T s = 0;
-  for (int j = 0; j < kLanes; ++j) s += acc[j];
-  for (; i < n; ++i) s += x[i] * y[i];
   return s;
 }
 
@@ -267,7 +255,7 @@ void backward_slab(const AttentionGeom& g, const Slab<T>& sl, const T* out, cons
     const int64_t kend = std::min(key_end(g, i0, bq), j_end);
     if (kend <= j_begin) continue;
     const T* dob = dout + i0 * Ev;
-    for (int64_t r = 0; r < bq; ++r) D[r] = dot(dob + r * Ev, out + (i0 + r) * Ev, Ev);
+    for (int64_t r = 0; r < bq; ++r) D[r] = row_dot(dob + r * Ev, out + (i0 + r) * Ev, Ev);
     for (int64_t j0 = j_begin; j0 < kend; j0 += kBlockK) {
       const int64_t bk = std::min(kBlockK, kend - j0);
       if (!scores_tile(g, sl, i0, bq, j0, bk, w.s)) continue;

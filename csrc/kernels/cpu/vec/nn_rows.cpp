@@ -16,7 +16,7 @@ namespace {
 
 #include "kernels/cpu/vec/scalar_math.h"
 
-constexpr int kLanes = 16;
+#include "kernels/cpu/vec/row_reduce.h"
 
 template <typename T>
 inline T max2(T a, T b) { return a > b ? a : b; }
@@ -43,18 +43,6 @@ T row_sum(const T* x, int64_t n) {
   T s = 0;
   for (int j = 0; j < kLanes; ++j) s += acc[j];
   for (; i < n; ++i) s += x[i];
-  return s;
-}
-
-template <typename T>
-T row_dot(const T* x, const T* y, int64_t n) {
-  T acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) acc[j] += x[i + j] * y[i + j];
-  T s = 0;
-  for (int j = 0; j < kLanes; ++j) s += acc[j];
-  for (; i < n; ++i) s += x[i] * y[i];
   return s;
 }
 

@@ -1,0 +1,25 @@
+// Fixed-order row reductions shared by the per-ISA kernel files; included inside their
+// anonymous namespace (like scalar_math.h), so each ISA compiles its own copy.
+//
+// kLanes independent partial results combined at the end: without -ffast-math the compiler may
+// not reorder a single running sum, but it vectorises "acc[j] += ..." over j, and the result
+// does not depend on the thread count because one thread reduces a row in this fixed order.
+#ifndef DC_ROW_REDUCE_BODY
+#define DC_ROW_REDUCE_BODY
+
+constexpr int kLanes = 16;
+
+// sum(x[i] * y[i]) over n elements.
+template <typename T>
+T row_dot(const T* x, const T* y, int64_t n) {
+  T acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) acc[j] += x[i + j] * y[i + j];
+  T s = 0;
+  for (int j = 0; j < kLanes; ++j) s += acc[j];
+  for (; i < n; ++i) s += x[i] * y[i];
+  return s;
+}
+
+#endif  // DC_ROW_REDUCE_BODY
