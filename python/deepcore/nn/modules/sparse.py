@@ -15,6 +15,17 @@ from .module import Module, _layer_error
 __all__ = ["Embedding", "EmbeddingBag"]
 
 
+def _padding_index(cls: str, num_embeddings: int, embedding_dim: int,
+                   padding_idx: Optional[int]) -> Optional[int]:
+    """``padding_idx`` in [0, num_embeddings) (negative counts from the end), or None."""
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(f"{cls}({num_embeddings}, {embedding_dim}): padding_idx {padding_idx} "
+                         "must be within num_embeddings")
+    return padding_idx % num_embeddings
+
+
 class Embedding(Module):
     """Rows of ``weight`` (num_embeddings, embedding_dim) picked by integer indices.
 
@@ -33,12 +44,7 @@ class Embedding(Module):
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding({num_embeddings}, {embedding_dim}): padding_idx "
-                                 f"{padding_idx} must be within num_embeddings")
-            if padding_idx < 0:
-                padding_idx = num_embeddings + padding_idx
+        padding_idx = _padding_index("Embedding", num_embeddings, embedding_dim, padding_idx)
         if max_norm is not None or scale_grad_by_freq:
             raise NotImplementedError("[Embedding] max_norm and scale_grad_by_freq are not "
                                       "supported")
@@ -129,11 +135,7 @@ class EmbeddingBag(Module):
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"EmbeddingBag({num_embeddings}, {embedding_dim}): padding_idx "
-                                 f"{padding_idx} must be within num_embeddings")
-            padding_idx %= num_embeddings
+        padding_idx = _padding_index("EmbeddingBag", num_embeddings, embedding_dim, padding_idx)
         if mode not in ("sum", "mean", "max"):
             raise ValueError(f"EmbeddingBag({num_embeddings}, {embedding_dim}): mode must be "
                              f"'sum', 'mean' or 'max', got {mode!r}")
