@@ -23,7 +23,6 @@ from typing import List, Optional
 
 import deepcore as dc
 import deepcore.nn.functional as F
-from .. import _C
 from .layers import Layer, _weight, deserialize, register
 
 __all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional"]
@@ -132,9 +131,9 @@ class _RNN(Layer):
             keep = 1.0 - self.dropout
             x = x * (dc.rand(B, 1, x.shape[-1], dtype=x.dtype) < keep).to(x.dtype) / keep
         w_ih, w_hh, b_ih, b_hh = self._torch_weights()
-        res = _C._rnn_layer(x.transpose(0, 1), states[0], states[1] if len(states) > 1 else None,
-                            w_ih, w_hh, b_ih, b_hh, None, None, self._mode, self.go_backwards,
-                            self._linear_before_reset())
+        res = F._rnn_layer(x.transpose(0, 1), states[0], states[1] if len(states) > 1 else None,
+                           w_ih, w_hh, b_ih, b_hh, None, None, self._mode, self.go_backwards,
+                           self._linear_before_reset())
         seq = res[0].transpose(0, 1)  # (B, T, units), in input time order
         if self.go_backwards:
             seq = seq.flip(1)  # Keras returns the steps in the order they ran
