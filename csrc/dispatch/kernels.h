@@ -105,6 +105,7 @@ namespace dc::dispatch {
   _(sdpa_flash_backward, void, (const cpu::AttentionGeom&, const Tensor&, const Tensor&,      \
                                 const Tensor&, const Tensor&, const Tensor&, const Tensor&,   \
                                 const Tensor&, const Tensor&, const Tensor&, const Tensor&))  \
+  _(sdpa_dropout_mask, void, (const cpu::AttentionGeom&, const Tensor&))                      \
   /* recurrent layers: one time step's gates (kernels/cpu/rnn.h) */                           \
   _(rnn_step_forward, void, (DType, const cpu::RnnStepForward&))                              \
   _(rnn_step_backward, void, (DType, const cpu::RnnStepBackward&))                            \

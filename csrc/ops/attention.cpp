@@ -10,6 +10,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "core/rng.h"
 #include "dispatch/kernels.h"
 #include "kernels/cpu/attention.h"
 #include "ops/ops.h"
@@ -162,9 +163,10 @@ Tensor repeat_heads(const Tensor& t, int64_t groups) {
 
 // The derivative written with differentiable ops, for backward passes that build a graph:
 // the probabilities are recomputed as the composite forward (_math in _attention.py) does.
+// `drop` (..., L, S): the dropout factors of the forward (sdpa_dropout_mask), or undefined.
 tensor_list composite_backward(const Tensor& g, const Tensor& q, const Tensor& k,
                                const Tensor& v, const Tensor& mask, bool is_causal,
-                               double scale, int64_t groups) {
+                               double scale, int64_t groups, const Tensor& drop) {
   const Tensor kk = repeat_heads(k, groups), vv = repeat_heads(v, groups);
   const int64_t L = q.sizes()[q.dim() - 2], S = k.sizes()[k.dim() - 2];
   Tensor s = matmul(q, transpose(kk, -2, -1)) * scale;
@@ -177,11 +179,15 @@ tensor_list composite_backward(const Tensor& g, const Tensor& q, const Tensor& k
   const Tensor dead = eq(amax(s, {-1}, true), ninf);
   const Tensor p = masked_fill(softmax(masked_fill(s, dead, wrap_scalar(0.0)), -1), dead,
                                wrap_scalar(0.0));
-  const Tensor dp = matmul(g, transpose(vv, -2, -1));
+  // With dropout the output is (p * drop) v: dv reads the dropped p, and dp (the gradient of
+  // p) is that of the dropped p times drop.
+  const Tensor pd = drop.defined() ? p * drop : p;
+  Tensor dp = matmul(g, transpose(vv, -2, -1));
+  if (drop.defined()) dp = dp * drop;
   const Tensor ds = p * (dp - sum(dp * p, {-1}, true));
   Tensor dq = sum_to(matmul(ds, kk) * scale, q.sizes());
   Tensor dk = sum_to(matmul(transpose(ds, -2, -1), q) * scale, kk.sizes());
-  Tensor dv = sum_to(matmul(transpose(p, -2, -1), g), vv.sizes());
+  Tensor dv = sum_to(matmul(transpose(pd, -2, -1), g), vv.sizes());
   if (groups > 1) {  // sum over the query heads of each group
     Shape split = k.sizes();
     split.insert(split.end() - 2, groups);
@@ -196,13 +202,25 @@ tensor_list composite_backward(const Tensor& g, const Tensor& q, const Tensor& k
 }  // namespace
 
 Tensor sdpa_flash(const Tensor& query, const Tensor& key, const Tensor& value,
-                   const Tensor& attn_mask, bool is_causal, double scale, bool enable_gqa) {
+                   const Tensor& attn_mask, bool is_causal, double scale, bool enable_gqa,
+                   double dropout_p) {
   DC_OP_GUARD("_sdpa_flash", query, key, value, attn_mask);
   check_args(query, key, value, attn_mask, is_causal);
+  DC_CHECK(dropout_p >= 0.0 && dropout_p <= 1.0, ValueError, "[", kOp, "] dropout_p must be "
+           "in [0, 1], got ", dropout_p);
   const int64_t groups = gqa_groups(query, key, enable_gqa);
   const Tensor q = unit_rows(query), k = unit_rows(key), v = unit_rows(value);
   Shape out_batch;
-  const cpu::AttentionGeom g = make_geom(q, k, v, attn_mask, is_causal, scale, groups, out_batch);
+  cpu::AttentionGeom g = make_geom(q, k, v, attn_mask, is_causal, scale, groups, out_batch);
+  // One draw of the generator per call, as every random op (Note [Random streams]); the
+  // backward recomputes the mask from the same seed and offset.
+  uint64_t seed = 0, offset = 0;
+  if (dropout_p > 0.0) {
+    Generator& gen = default_generator();
+    seed = gen.seed;
+    offset = gen.reserve(cpu::attention_dropout_counters(g));
+    g.dropout_p = dropout_p, g.seed = seed, g.offset = offset;
+  }
   Shape out_shape = out_batch, lse_shape = out_batch;
   out_shape.push_back(g.L);
   out_shape.push_back(g.Ev);
@@ -215,15 +233,25 @@ Tensor sdpa_flash(const Tensor& query, const Tensor& key, const Tensor& value,
   dispatch::add_flops(2.0 * visible * g.batch * g.L * g.S * (g.E + g.Ev));
   autograd::record(
       "scaled_dot_product_attention", {query, key, value}, {out},
-      [is_causal, scale, groups](GradCtx& c) -> tensor_list {
+      [is_causal, scale, groups, dropout_p, seed, offset](GradCtx& c) -> tensor_list {
         const Tensor qs = c.saved(0), ks = c.saved(1), vs = c.saved(2), mask = c.saved(3);
         const Tensor out = c.saved(4), lse = c.saved(5);
         const Tensor& gr = c.grad();
-        if (autograd::any_requires_grad({&gr, &qs, &ks, &vs, &mask}))
-          return composite_backward(gr, qs, ks, vs, mask, is_causal, scale, groups);
         const Tensor q = unit_rows(qs), k = unit_rows(ks), v = unit_rows(vs);
         Shape ob;
-        const cpu::AttentionGeom g = make_geom(q, k, v, mask, is_causal, scale, groups, ob);
+        cpu::AttentionGeom g = make_geom(q, k, v, mask, is_causal, scale, groups, ob);
+        g.dropout_p = dropout_p, g.seed = seed, g.offset = offset;
+        if (autograd::any_requires_grad({&gr, &qs, &ks, &vs, &mask})) {
+          Tensor drop;  // the forward's mask, materialised: this path forms L x S tensors anyway
+          if (dropout_p > 0.0) {
+            Shape ds = ob;
+            ds.push_back(g.L);
+            ds.push_back(g.S);
+            drop = Tensor::empty(ds, q.dtype());
+            DC_KERNEL(sdpa_dropout_mask)(g, drop);
+          }
+          return composite_backward(gr, qs, ks, vs, mask, is_causal, scale, groups, drop);
+        }
         Tensor dout = to_dtype(gr, q.dtype());
         if (!dout.is_contiguous()) dout = contiguous_clone(dout);
         Shape dq_shape = ob;

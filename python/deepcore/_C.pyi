@@ -727,8 +727,8 @@ def _rmsprop_step(params: typing.Sequence[Tensor], grads: typing.Sequence[Tensor
     """rmsprop_step(Tensor[] params, Tensor[] grads, Tensor[] square_avgs, Tensor[] grad_avgs, Tensor[] momentum_buffer_list, Tensor[] state_steps, *, float lr, float alpha, float eps, float weight_decay, float momentum, bool centered, bool maximize) -> ()"""
 def _rnn_layer(input: Tensor, hx: Tensor, cx: Tensor | None, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor | None, bias_hh: Tensor | None, weight_hr: Tensor | None, batch_sizes: int | typing.Sequence[int] | None, mode: str, reverse: bool = False, linear_before_reset: bool = True) -> list[Tensor]:
     """_rnn_layer(Tensor input, Tensor hx, Tensor? cx, Tensor weight_ih, Tensor weight_hh, Tensor? bias_ih, Tensor? bias_hh, Tensor? weight_hr, int[]? batch_sizes, str mode, bool reverse=False, bool linear_before_reset=True) -> Tensor[]"""
-def _sdpa_flash(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None, is_causal: bool, scale: float, enable_gqa: bool) -> Tensor:
-    """_sdpa_flash(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, bool is_causal, float scale, bool enable_gqa) -> Tensor"""
+def _sdpa_flash(query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None, is_causal: bool, scale: float, enable_gqa: bool, dropout_p: float = 0.0) -> Tensor:
+    """_sdpa_flash(Tensor query, Tensor key, Tensor value, Tensor? attn_mask, bool is_causal, float scale, bool enable_gqa, float dropout_p=0.0) -> Tensor"""
 def _sgd_step(params: typing.Sequence[Tensor], grads: typing.Sequence[Tensor], momentum_buffer_list: typing.Sequence[Tensor | None], *, lr: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool, maximize: bool) -> list[Tensor]:
     """sgd_step(Tensor[] params, Tensor[] grads, Tensor?[] momentum_buffer_list, *, float lr, float momentum, float dampening, float weight_decay, bool nesterov, bool maximize) -> Tensor[]"""
 def _slice(input: Tensor, dim: int, start: int, end: int, step: int) -> Tensor:

@@ -1,13 +1,16 @@
 // The fused attention kernels against a naive double-precision loop, for every ISA this CPU
 // runs: two query heads sharing one key/value slab (GQA: dk, dv sum over both), lengths that
 // are not multiples of the blocks (64 queries x 128 keys), a bool mask read through a
-// broadcast stride with a row that sees no key, and is_causal with L > S and L < S.
+// broadcast stride with a row that sees no key, and is_causal with L > S and L < S; with
+// dropout, the mask of the layout in Note [Dropout inside flash attention], drawn here from the
+// scalar dc::philox.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 #include <vector>
 
+#include "core/rng.h"
 #include "core/tensor.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/isa.h"
@@ -27,7 +30,19 @@ Tensor random_tensor(const Shape& shape, uint32_t seed) {
 struct Case {
   int64_t L, S, E, Ev;
   bool causal, mask;
+  double dropout_p = 0.0;
 };
+
+// The dropout factor of (slab h, query i, key j): 1 / (1 - p) or 0, from the scalar Philox.
+double drop_factor(const AttentionGeom& g, int64_t h, int64_t i, int64_t j) {
+  if (g.dropout_p == 0.0) return 1.0;
+  const uint64_t ctr = g.offset + static_cast<uint64_t>(h * g.L + i) *
+                                      attention_dropout_row_counters(g.S) +
+                       16 * static_cast<uint64_t>(j / 64) + static_cast<uint64_t>(j % 16);
+  const uint32_t word = philox(g.seed, ctr)[(j % 64) / 16];
+  const double thr = std::ceil((1.0 - g.dropout_p) * 16777216.0);
+  return (word >> 8) < thr ? 1.0 / (1.0 - g.dropout_p) : 0.0;
+}
 
 // q[2, L, E] (two heads), k[1, S, E], v[1, S, Ev]; mask[L, S] shared by both heads.
 template <typename T>
@@ -56,6 +71,7 @@ void check(const Case& c, double tol) {
   g.mask = c.mask ? AttentionMask::keep : AttentionMask::none;
   g.causal = c.causal;
   g.scale = 0.37;
+  g.dropout_p = c.dropout_p, g.seed = 0x1234567890abcdefULL, g.offset = 1000;
 
   // The reference, in double.
   std::vector<double> out(H * c.L * c.Ev, 0), dq(H * c.L * c.E, 0), dk(c.S * c.E, 0),
@@ -79,10 +95,11 @@ void check(const Case& c, double tol) {
         sum += p[j] = keep[i * c.S + j] ? std::exp(p[j] - m) : 0.0;
       for (int64_t j = 0; j < c.S; ++j) {
         p[j] /= sum;
+        const double f = drop_factor(g, h, i, j), pd = p[j] * f;  // dropped after softmax
         for (int64_t e = 0; e < c.Ev; ++e) {
-          out[(h * c.L + i) * c.Ev + e] += p[j] * vp[j * c.Ev + e];
-          dv[j * c.Ev + e] += p[j] * gi[e];
-          dp[j] += double(gi[e]) * vp[j * c.Ev + e];
+          out[(h * c.L + i) * c.Ev + e] += pd * vp[j * c.Ev + e];
+          dv[j * c.Ev + e] += pd * gi[e];
+          dp[j] += double(gi[e]) * vp[j * c.Ev + e] * f;
         }
         dsum += p[j] * dp[j];
       }
@@ -103,7 +120,14 @@ void check(const Case& c, double tol) {
     Tensor gq = Tensor::empty(q.sizes(), q.dtype()), gk = Tensor::empty(k.sizes(), q.dtype());
     Tensor gv = Tensor::empty(v.sizes(), q.dtype());
     sdpa_flash_backward(g, q, k, v, mask, o, lse, dout, gq, gk, gv);
+    Tensor drop = Tensor::empty({H, c.L, c.S}, q.dtype());
+    if (c.dropout_p > 0.0) sdpa_dropout_mask(g, drop);
     set_active_isa(detected_isa());
+    for (int64_t h = 0; c.dropout_p > 0.0 && h < H; ++h)
+      for (int64_t i = 0; i < c.L; ++i)
+        for (int64_t j = 0; j < c.S; ++j)
+          ASSERT_EQ(drop.data<T>()[(h * c.L + i) * c.S + j], T(drop_factor(g, h, i, j)))
+              << "dropout mask at " << h << ", " << i << ", " << j << " under " << isa_name(isa);
     auto expect = [&](const Tensor& got, const std::vector<double>& ref, const char* what) {
       for (size_t i = 0; i < ref.size(); ++i)
         ASSERT_NEAR(got.data<T>()[i], ref[i], tol * (1 + std::abs(ref[i])))
@@ -127,6 +151,21 @@ TEST(Attention, MatchesNaiveFloat64) {
 
 TEST(Attention, MatchesNaiveFloat32) {
   for (const Case& c : kCases) check<float>(c, 2e-5 * std::sqrt(double(c.S + c.E)));
+}
+
+// Dropout inside the kernel: the kernels' mask is the scalar Philox layout of the Note, for
+// every ISA; p = 1 drops everything (out and gradients 0).
+const Case kDropoutCases[] = {
+    {7, 130, 5, 3, false, true, 0.3},     {130, 67, 16, 9, true, false, 0.5},
+    {65, 200, 8, 8, true, false, 0.1},    {129, 129, 33, 17, false, false, 0.7},
+    {70, 129, 4, 6, false, true, 1.0}};
+
+TEST(Attention, DropoutMatchesNaiveFloat64) {
+  for (const Case& c : kDropoutCases) check<double>(c, 1e-11);
+}
+
+TEST(Attention, DropoutMatchesNaiveFloat32) {
+  for (const Case& c : kDropoutCases) check<float>(c, 2e-5 * std::sqrt(double(c.S + c.E)));
 }
 
 }  // namespace

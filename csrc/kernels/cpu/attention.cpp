@@ -20,4 +20,9 @@ void sdpa_flash_backward(const AttentionGeom& g, const Tensor& q, const Tensor& 
                  &avx512::sdpa_flash_backward)(g, q, k, v, mask, out, lse, dout, dq, dk, dv);
 }
 
+void sdpa_dropout_mask(const AttentionGeom& g, const Tensor& drop) {
+  for_active_isa(&generic::sdpa_dropout_mask, &avx2::sdpa_dropout_mask,
+                 &avx512::sdpa_dropout_mask)(g, drop);
+}
+
 }  // namespace dc::cpu

@@ -28,10 +28,26 @@ struct AttentionGeom {
   AttentionMask mask = AttentionMask::none;
   bool causal = false;  // key j visible to query i when j <= i (top-left aligned)
   double scale = 1.0;
+  // Dropout on the probabilities, 0 <= dropout_p <= 1 (0: none): entry (b, i, j) is kept when
+  // the Philox draw at (seed, offset + attention_dropout_counter(b * L + i, j)) says so (Note
+  // [Dropout inside flash attention] in kernels/cpu/vec/attention_kernels.cpp).
+  double dropout_p = 0.0;
+  uint64_t seed = 0, offset = 0;
 };
 
-// out[batch, L, Ev] (contiguous) = softmax(q k^T * scale + mask) v per slab;
-// lse[batch, L] = the row's logsumexp of the masked scores, +inf for a row with no key (its
+// Philox counters per query row: 16 per 64 keys (one philox16 block of 64 draws).
+inline uint64_t attention_dropout_row_counters(int64_t S) {
+  return static_cast<uint64_t>((S + 63) / 64) * 16;
+}
+// Counters one call reserves from the generator: every row of every slab.
+inline uint64_t attention_dropout_counters(const AttentionGeom& g) {
+  return static_cast<uint64_t>(g.batch) * static_cast<uint64_t>(g.L) *
+         attention_dropout_row_counters(g.S);
+}
+
+// out[batch, L, Ev] (contiguous) = (softmax(q k^T * scale + mask) * drop) v per slab, drop the
+// dropout factor (1 without dropout, see sdpa_dropout_mask); lse[batch, L] = the row's
+// logsumexp of the masked scores (dropout does not enter it), +inf for a row with no key (its
 // output is 0). float32 / float64; mask: bool or the dtype of q (unread when none).
 void sdpa_flash_forward(const AttentionGeom& g, const Tensor& q, const Tensor& k,
                         const Tensor& v, const Tensor& mask, const Tensor& out,
@@ -43,6 +59,11 @@ void sdpa_flash_backward(const AttentionGeom& g, const Tensor& q, const Tensor& 
                          const Tensor& lse, const Tensor& dout, const Tensor& dq,
                          const Tensor& dk, const Tensor& dv);
 
+// drop[batch, L, S] (contiguous, the dtype of q) = the dropout factor the kernels apply to
+// each probability: 1 / (1 - dropout_p) where kept, else 0. Only for the composite backward
+// (create_graph=True), which needs the mask as a tensor; g.dropout_p > 0.
+void sdpa_dropout_mask(const AttentionGeom& g, const Tensor& drop);
+
 // The per-ISA builds (csrc/kernels/cpu/vec/attention_kernels.cpp).
 #define DC_ATTENTION_ISA_DECLS                                                               \
   void sdpa_flash_forward(const AttentionGeom& g, const Tensor& q, const Tensor& k,        \
@@ -51,7 +72,8 @@ void sdpa_flash_backward(const AttentionGeom& g, const Tensor& q, const Tensor& 
   void sdpa_flash_backward(const AttentionGeom& g, const Tensor& q, const Tensor& k,       \
                            const Tensor& v, const Tensor& mask, const Tensor& out,         \
                            const Tensor& lse, const Tensor& dout, const Tensor& dq,        \
-                           const Tensor& dk, const Tensor& dv);
+                           const Tensor& dk, const Tensor& dv);                            \
+  void sdpa_dropout_mask(const AttentionGeom& g, const Tensor& drop);
 namespace avx512 { DC_ATTENTION_ISA_DECLS }
 namespace avx2 { DC_ATTENTION_ISA_DECLS }
 namespace generic { DC_ATTENTION_ISA_DECLS }

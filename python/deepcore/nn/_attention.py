@@ -10,15 +10,21 @@ Two implementations compute the same function:
   - the fused kernel `_C._sdpa_flash` (csrc/ops/attention.cpp; Note [Flash attention on the
     CPU] in csrc/kernels/cpu/vec/attention_kernels.cpp): tiled, online softmax, memory linear
     in L (it keeps one logsumexp per query row for backward, never the L x S scores), grouped
-    heads read in place, masks read through their broadcast strides. Its backward is a fused kernel
+    heads read in place, masks read through their broadcast strides. dropout_p > 0 is applied
+    inside it: each call draws one seed and offset from the default generator, the kernel
+    decides keep/drop for entry (slab, i, j) from a Philox value at a counter of (slab, i, j),
+    and backward recomputes the same mask tile by tile, so dropout stores nothing either (Note
+    [Dropout inside flash attention] in attention_kernels.cpp). Its backward is a fused kernel
     too; when the backward itself is differentiated (create_graph=True) the recorded
     derivative switches to the same formula in differentiable ops, so higher-order gradients
     stay right (Note [Fused backward with a composite fallback] in csrc/ops/softmax.cpp).
   - the composite `_math` below (matmul, masked softmax, matmul), which materialises the
-    scores. It serves what the kernel does not: dropout_p > 0 (the dropout mask is drawn on
-    the probabilities), a float attn_mask that requires grad (its gradient is the L x S score
-    gradient, which the kernel never forms), key and value whose leading dims differ (they
-    only broadcast), and an attn_mask with more dims than the scores. `_use_kernel` decides.
+    scores. It serves what the kernel does not: dtypes other than float32 and float64 (with
+    dropout_p > 0 the mask is then drawn by _C.dropout on the probabilities, a different
+    stream from the kernel's), a float attn_mask that requires grad (its gradient is the
+    L x S score gradient, which the kernel never forms), key and value whose leading dims
+    differ (they only broadcast), and an attn_mask with more dims than the scores.
+    `_use_kernel` decides.
 """
 from __future__ import annotations
 
@@ -126,10 +132,9 @@ def _math(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor]
     return _C.matmul(attn, value)
 
 
-def _use_kernel(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor],
-                dropout_p: float) -> bool:
+def _use_kernel(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[Tensor]) -> bool:
     """Whether the fused kernel serves this call (Note [SDPA paths])."""
-    if dropout_p > 0.0 or _shape(key)[:-2] != _shape(value)[:-2]:
+    if _shape(key)[:-2] != _shape(value)[:-2]:
         return False
     if query.dtype not in (_dtype.float32, _dtype.float64):
         return False
@@ -158,9 +163,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     _check(query, key, value, attn_mask, dropout_p, enable_gqa)
     if scale is None:
         scale = 1.0 / math.sqrt(query.shape[-1]) if query.shape[-1] > 0 else 1.0
-    if _use_kernel(query, key, value, attn_mask, dropout_p):
+    if _use_kernel(query, key, value, attn_mask):
         return _C._sdpa_flash(query, key, value, attn_mask, bool(is_causal), float(scale),
-                              bool(enable_gqa))
+                              bool(enable_gqa), dropout_p)
     if enable_gqa and query.dim() >= 3 and query.shape[-3] != key.shape[-3]:
         groups = query.shape[-3] // key.shape[-3]
         key, value = _repeat_heads(key, groups), _repeat_heads(value, groups)

@@ -19,40 +19,10 @@
 namespace dc::cpu::DC_ISA_NS {
 namespace {
 
-constexpr int kLanes = kPhiloxLanes;  // counters per Philox block
-using Words = uint32_t[4][kLanes];     // w[word][lane]: the four outputs of each counter
+#include "kernels/cpu/vec/philox16.h"  // philox16(seed, ctr, w)
 
-// w[k][j] = philox(seed, ctr + j)[k] for j < 16 (checked against dc::philox by
-// tests/cpp/test_random.cpp).
-inline void philox16(uint64_t seed, uint64_t ctr, Words& w) {
-  uint32_t k0[10], k1[10];
-  k0[0] = static_cast<uint32_t>(seed);
-  k1[0] = static_cast<uint32_t>(seed >> 32);
-  for (int r = 1; r < 10; ++r) {
-    k0[r] = k0[r - 1] + 0x9E3779B9u;
-    k1[r] = k1[r - 1] + 0xBB67AE85u;
-  }
-  // One lane per iteration, the rounds unrolled inside: the compiler vectorises across lanes.
-  for (int j = 0; j < kLanes; ++j) {
-    const uint64_t c = ctr + static_cast<uint64_t>(j);
-    uint32_t c0 = static_cast<uint32_t>(c), c1 = static_cast<uint32_t>(c >> 32), c2 = 0, c3 = 0;
-#pragma GCC unroll 10
-    for (int r = 0; r < 10; ++r) {
-      const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
-      const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
-      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0[r];
-      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1[r];
-      c1 = static_cast<uint32_t>(p1);
-      c3 = static_cast<uint32_t>(p0);
-      c0 = n0;
-      c2 = n2;
-    }
-    w[0][j] = c0;
-    w[1][j] = c1;
-    w[2][j] = c2;
-    w[3][j] = c3;
-  }
-}
+constexpr int kLanes = kPhiloxLanes;  // counters per Philox block
+using Words = PhiloxWords;            // w[word][lane]: the four outputs of each counter
 
 // ---- bits to floats ------------------------------------------------------------------------
 // Conversions go through non-negative int32 values, which every ISA converts exactly.
