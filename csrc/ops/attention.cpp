@@ -218,7 +218,7 @@ Tensor sdpa_flash(const Tensor& query, const Tensor& key, const Tensor& value,
   if (dropout_p > 0.0) {
     Generator& gen = default_generator();
     seed = gen.seed;
-    offset = gen.reserve(cpu::attention_dropout_counters(g));
+    offset = gen.reserve(g.dropout_counters());
     g.dropout_p = dropout_p, g.seed = seed, g.offset = offset;
   }
   Shape out_shape = out_batch, lse_shape = out_batch;

@@ -33,16 +33,17 @@ struct AttentionGeom {
   // [Dropout inside flash attention] in kernels/cpu/vec/attention_kernels.cpp).
   double dropout_p = 0.0;
   uint64_t seed = 0, offset = 0;
+  // Counters one call reserves from the generator: every row of every slab.
+  uint64_t dropout_counters() const;
 };
 
 // Philox counters per query row: 16 per 64 keys (one philox16 block of 64 draws).
 inline uint64_t attention_dropout_row_counters(int64_t S) {
   return static_cast<uint64_t>((S + 63) / 64) * 16;
 }
-// Counters one call reserves from the generator: every row of every slab.
-inline uint64_t attention_dropout_counters(const AttentionGeom& g) {
-  return static_cast<uint64_t>(g.batch) * static_cast<uint64_t>(g.L) *
-         attention_dropout_row_counters(g.S);
+inline uint64_t AttentionGeom::dropout_counters() const {
+  return static_cast<uint64_t>(batch) * static_cast<uint64_t>(L) *
+         attention_dropout_row_counters(S);
 }
 
 // out[batch, L, Ev] (contiguous) = (softmax(q k^T * scale + mask) * drop) v per slab, drop the

@@ -46,7 +46,7 @@
 // joins the final 1 / l. Backward, with f = 1 / (1 - p_drop) and P the recomputed softmax:
 //   dv_blk += f (P * keep)^T dout_blk; dp = (dout_blk v_blk^T) * keep * f; ds = P * (dp - D)
 // where D = rowsum(dout * out) still equals rowsum(P * dp), since out = (P * keep * f) v.
-// The mask is never stored. Each call reserves attention_dropout_counters(g) Philox counters
+// The mask is never stored. Each call reserves g.dropout_counters() Philox counters
 // from the default generator (one draw per call, like every random op) and saves (seed,
 // offset) in its autograd node; the draw of (slab b, query i, key j) is word (j % 64) / 16,
 // lane j % 16 of the philox16 block at counter
