@@ -164,16 +164,20 @@ class SimpleRNN(_RNN):
         super().__init__(units, activation=activation, **kwargs)
 
 
+def _check_gate_activations(cls: str, activation, recurrent_activation) -> None:
+    """The fused gate kernels compute tanh and sigmoid, Keras' defaults."""
+    if activation != "tanh" or recurrent_activation != "sigmoid":
+        raise ValueError(f"[{cls}] only activation='tanh' with recurrent_activation='sigmoid' "
+                         f"is supported, got {activation!r} and {recurrent_activation!r}")
+
+
 @register
 class LSTM(_RNN):
     _mode, _gates = "LSTM", 4
 
     def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid",
                  unit_forget_bias: bool = True, **kwargs):
-        if activation != "tanh" or recurrent_activation != "sigmoid":
-            raise ValueError("[LSTM] only activation='tanh' with recurrent_activation="
-                             f"'sigmoid' is supported, got {activation!r} and "
-                             f"{recurrent_activation!r}")
+        _check_gate_activations("LSTM", activation, recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
         self.recurrent_activation = recurrent_activation
         super().__init__(units, activation=activation, **kwargs)
@@ -195,10 +199,7 @@ class GRU(_RNN):
 
     def __init__(self, units: int, activation="tanh", recurrent_activation="sigmoid",
                  reset_after: bool = True, **kwargs):
-        if activation != "tanh" or recurrent_activation != "sigmoid":
-            raise ValueError("[GRU] only activation='tanh' with recurrent_activation="
-                             f"'sigmoid' is supported, got {activation!r} and "
-                             f"{recurrent_activation!r}")
+        _check_gate_activations("GRU", activation, recurrent_activation)
         self.reset_after = reset_after
         self.recurrent_activation = recurrent_activation
         super().__init__(units, activation=activation, **kwargs)

@@ -34,6 +34,17 @@ def _shape(t: Any) -> Tuple[int, ...]:
     return tuple(getattr(t, "shape", ()))
 
 
+def _reset_uniform(self) -> None:
+    """torch's init of every recurrent weight and bias: U(-1/sqrt(hidden), 1/sqrt(hidden))."""
+    stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
+    for weight in self.parameters():
+        init.uniform_(weight, -stdv, stdv)
+
+
+def _describe(self) -> str:
+    return f"{type(self).__name__}({self.input_size}, {self.hidden_size})"
+
+
 class RNNBase(Module):
     """The multi-layer recurrent network behind RNN, LSTM and GRU (torch.nn.RNNBase)."""
 
@@ -117,13 +128,8 @@ class RNNBase(Module):
     def all_weights(self) -> List[List[Parameter]]:
         return [[getattr(self, n) for n in names] for names in self._all_weights]
 
-    def reset_parameters(self) -> None:
-        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for weight in self.parameters():
-            init.uniform_(weight, -stdv, stdv)
-
-    def _short_description(self) -> str:
-        return f"{type(self).__name__}({self.input_size}, {self.hidden_size})"
+    reset_parameters = _reset_uniform
+    _short_description = _describe
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -312,13 +318,8 @@ class RNNCellBase(Module):
             self.register_parameter("bias_hh", None)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for weight in self.parameters():
-            init.uniform_(weight, -stdv, stdv)
-
-    def _short_description(self) -> str:
-        return f"{type(self).__name__}({self.input_size}, {self.hidden_size})"
+    reset_parameters = _reset_uniform
+    _short_description = _describe
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
