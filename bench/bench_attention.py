@@ -114,7 +114,7 @@ print(max(status_kb("VmHWM:") - base, 0))
 """
 
 
-def peak_growth_kb(lib, B, H, L, E, dropout_p):
+def peak_growth_kb(lib, B, H, L, E, dropout_p=0.0):
     out = subprocess.run([sys.executable, "-c", _CHILD, lib, str(B), str(H), str(L), str(E),
                           str(dropout_p)], check=True, capture_output=True, text=True)
     return int(out.stdout.split()[-1])
