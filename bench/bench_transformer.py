@@ -35,41 +35,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 
-# bench_attention, bench_rnn and bench_gpt sit next to this script, run from anywhere.
+# bench_cnn, bench_attention, bench_rnn and bench_gpt sit next to this script, run from anywhere.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_cnn import paired_times  # noqa: E402  (alternating deepcore/torch pairs)
 
 Row = Tuple[str, float, float, float]  # name, deepcore median s, torch median s, ratio
 MemRow = Tuple[int, float, float, float]  # L, deepcore MiB, torch MiB, L x L scores MiB
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def paired_times(dfn: Callable[[], object], tfn: Callable[[], object], repeats: int,
-                 warmup: int = 2) -> Tuple[float, float, float]:
-    """Median deepcore time, median torch time, and the median of the per-pair ratios.
-
-    The two libraries alternate, one call each per pair, so a slow spell of a shared machine
-    hits both sides of a pair alike."""
-    for _ in range(warmup):
-        dfn()
-        tfn()
-    td, tt, ratios = [], [], []
-    for _ in range(repeats):
-        td.append(_timed(dfn))
-        tt.append(_timed(tfn))
-        ratios.append(td[-1] / tt[-1])
-    return statistics.median(td), statistics.median(tt), statistics.median(ratios)
 
 
 def _match_threads(threads: int | None) -> int:

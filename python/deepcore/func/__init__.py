@@ -43,6 +43,24 @@ def _mark(t: Tensor) -> Tensor:
     return t.detach().requires_grad_()
 
 
+def _mark_tree(tree) -> Tuple[list, Any]:
+    """The leaves of ``tree`` with its tensors marked for this level, and its structure."""
+    leaves, spec = optree.tree_flatten(tree)
+    return [_mark(x) if _is_tensor(x) else x for x in leaves], spec
+
+
+def _regroup(marked_trees, flat, keep_graph: bool) -> list:
+    """Gradients ``flat`` (one per marked tensor, in order) put back into the structure of each
+    marked tree, None where a leaf was not a tensor."""
+    it = iter(flat)
+    out = []
+    for marked, spec in marked_trees:
+        g = [(next(it) if keep_graph else next(it).detach()) if _is_tensor(x) else None
+             for x in marked]
+        out.append(optree.tree_unflatten(spec, g))
+    return out
+
+
 def _argnums(argnums: _ArgNums, nargs: int, name: str) -> Tuple[int, ...]:
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     if not nums:
@@ -57,10 +75,24 @@ def _argnums(argnums: _ArgNums, nargs: int, name: str) -> Tuple[int, ...]:
 
 
 def _grads(outputs, inputs, cotangents, create_graph: bool):
-    """d(outputs . cotangents)/d(inputs), zeros where an input does not take part."""
-    res = _autograd_grad(outputs, inputs, grad_outputs=cotangents, retain_graph=True,
-                         create_graph=create_graph, allow_unused=True)
+    """d(outputs . cotangents)/d(inputs), zeros where an input does not take part (and for
+    every input when no output depends on any)."""
+    live = [(o, c) for o, c in zip(outputs, cotangents) if o.requires_grad]
+    if not live:
+        return [_zeros_like(i) for i in inputs]
+    res = _autograd_grad([o for o, _ in live], inputs,
+                         grad_outputs=[c for _, c in live] if live[0][1] is not None else None,
+                         retain_graph=True, create_graph=create_graph, allow_unused=True)
     return [_zeros_like(i) if r is None else r for r, i in zip(res, inputs)]
+
+
+def _split_aux(result, has_aux: bool, name: str):
+    """(output, aux) of f's result; aux is None without has_aux."""
+    if not has_aux:
+        return result, None
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise TypeError(f"[{name}] has_aux=True needs f to return an (output, aux) pair")
+    return result
 
 
 def _recording(*trees) -> bool:
@@ -81,21 +113,13 @@ def value_and_grad(func: Callable, argnums: _ArgNums = 0, has_aux: bool = False)
         leaves_per_arg = []
         with _enable_grad():
             for n in nums:
-                leaves, spec = optree.tree_flatten(args[n])
-                marked = [_mark(x) if _is_tensor(x) else x for x in leaves]
+                marked, spec = _mark_tree(args[n])
                 if not any(_is_tensor(x) for x in marked):
                     raise TypeError(f"[value_and_grad] argument {n} holds no tensor to "
                                     "differentiate with respect to")
                 leaves_per_arg.append((marked, spec))
                 args[n] = optree.tree_unflatten(spec, marked)
-            result = func(*args, **kwargs)
-            if has_aux:
-                if not isinstance(result, tuple) or len(result) != 2:
-                    raise TypeError("[value_and_grad] has_aux=True needs f to return a "
-                                    "(value, aux) pair")
-                value, aux = result
-            else:
-                value, aux = result, None
+            value, aux = _split_aux(func(*args, **kwargs), has_aux, "value_and_grad")
             if not _is_tensor(value) or value.dim() != 0 or \
                     not value.dtype.is_floating_point:
                 raise TypeError("[value_and_grad] f must return a scalar (0-d) floating-point "
@@ -103,20 +127,8 @@ def value_and_grad(func: Callable, argnums: _ArgNums = 0, has_aux: bool = False)
                                                   f"{value.dtype}" if _is_tensor(value)
                                                   else type(value).__name__))
             inputs = [x for marked, _ in leaves_per_arg for x in marked if _is_tensor(x)]
-            if value.requires_grad:
-                flat = _grads([value], inputs, None, outer)
-            else:  # f ignores its inputs: every gradient is zero
-                flat = [_zeros_like(i) for i in inputs]
-        grads, pos = [], 0
-        for marked, spec in leaves_per_arg:
-            g = []
-            for x in marked:
-                if _is_tensor(x):
-                    g.append(flat[pos] if outer else flat[pos].detach())
-                    pos += 1
-                else:
-                    g.append(None)
-            grads.append(optree.tree_unflatten(spec, g))
+            flat = _grads([value], inputs, [None], outer)
+        grads = _regroup(leaves_per_arg, flat, outer)
         grads = grads[0] if isinstance(argnums, int) else tuple(grads)
         if not outer:
             value = value.detach()
@@ -150,17 +162,10 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
     args = []
     with _enable_grad():
         for p in primals:
-            leaves, spec = optree.tree_flatten(p)
-            marked = [_mark(x) if _is_tensor(x) else x for x in leaves]
+            marked, spec = _mark_tree(p)
             flat_primals.append((marked, spec))
             args.append(optree.tree_unflatten(spec, marked))
-        result = func(*args)
-    if has_aux:
-        if not isinstance(result, tuple) or len(result) != 2:
-            raise TypeError("[vjp] has_aux=True needs f to return an (output, aux) pair")
-        output, aux = result
-    else:
-        output, aux = result, None
+        output, aux = _split_aux(func(*args), has_aux, "vjp")
     out_leaves, out_spec = optree.tree_flatten(output)
     for o in out_leaves:
         if not _is_tensor(o):
@@ -177,24 +182,10 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
             if tuple(o.shape) != tuple(c.shape):
                 raise ValueError(f"[vjp] cotangent of shape {tuple(c.shape)} for an output "
                                  f"of shape {tuple(o.shape)}")
-        live = [(o, c) for o, c in zip(out_leaves, ct_leaves) if o.requires_grad]
         record = outer or _recording(cotangents)
         with _enable_grad():
-            if live:
-                flat = _grads([o for o, _ in live], inputs, [c for _, c in live], record)
-            else:
-                flat = [_zeros_like(i) for i in inputs]
-        res, pos = [], 0
-        for marked, spec in flat_primals:
-            g = []
-            for x in marked:
-                if _is_tensor(x):
-                    g.append(flat[pos] if record else flat[pos].detach())
-                    pos += 1
-                else:
-                    g.append(None)
-            res.append(optree.tree_unflatten(spec, g))
-        return tuple(res)
+            flat = _grads(out_leaves, inputs, ct_leaves, record)
+        return tuple(_regroup(flat_primals, flat, record))
 
     out = output if outer else optree.tree_map(
         lambda t: t.detach() if _is_tensor(t) else t, output)
