@@ -26,7 +26,47 @@ def _padding_index(cls: str, num_embeddings: int, embedding_dim: int,
     return padding_idx % num_embeddings
 
 
-class Embedding(Module):
+class _Table(Module):
+    """What Embedding and EmbeddingBag share: the (num_embeddings, embedding_dim) weight, its
+    PyTorch initialisation N(0, 1) with the ``padding_idx`` row zeroed, and the options."""
+
+    def _setup(self, num_embeddings: int, embedding_dim: int, padding_idx: Optional[int],
+               max_norm: Optional[float], norm_type: float, scale_grad_by_freq: bool,
+               sparse: bool, _weight: Optional[Tensor], requires_grad: bool, device: Any,
+               dtype: Any) -> None:
+        cls = type(self).__name__
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.padding_idx = _padding_index(cls, num_embeddings, embedding_dim, padding_idx)
+        if max_norm is not None or scale_grad_by_freq:
+            raise NotImplementedError(f"[{cls}] max_norm and scale_grad_by_freq are not "
+                                      "supported")
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.scale_grad_by_freq = scale_grad_by_freq
+        self.sparse = sparse
+        if _weight is None:
+            self.weight = Parameter(empty_param_data((num_embeddings, embedding_dim), device,
+                                                     dtype), requires_grad=requires_grad)
+            self.reset_parameters()
+        else:
+            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
+                raise ValueError("Shape of weight does not match num_embeddings and "
+                                 f"embedding_dim: {tuple(_weight.shape)} vs "
+                                 f"{(num_embeddings, embedding_dim)}")
+            self.weight = Parameter(_weight, requires_grad=requires_grad)
+
+    def reset_parameters(self) -> None:
+        init.normal_(self.weight)
+        self._fill_padding_idx_with_zero()
+
+    def _fill_padding_idx_with_zero(self) -> None:
+        if self.padding_idx is not None:
+            with no_grad():
+                _C.fill_(_C.select(self.weight, 0, self.padding_idx), 0.0)
+
+
+class Embedding(_Table):
     """Rows of ``weight`` (num_embeddings, embedding_dim) picked by integer indices.
 
     Initialisation (PyTorch's): N(0, 1), with the ``padding_idx`` row zeroed; that row gets no
@@ -42,36 +82,8 @@ class Embedding(Module):
                  _weight: Optional[Tensor] = None, _freeze: bool = False, device: Any = None,
                  dtype: Any = None) -> None:
         super().__init__()
-        self.num_embeddings = num_embeddings
-        self.embedding_dim = embedding_dim
-        padding_idx = _padding_index("Embedding", num_embeddings, embedding_dim, padding_idx)
-        if max_norm is not None or scale_grad_by_freq:
-            raise NotImplementedError("[Embedding] max_norm and scale_grad_by_freq are not "
-                                      "supported")
-        self.padding_idx = padding_idx
-        self.max_norm = max_norm
-        self.norm_type = norm_type
-        self.scale_grad_by_freq = scale_grad_by_freq
-        if _weight is None:
-            self.weight = Parameter(empty_param_data((num_embeddings, embedding_dim), device,
-                                                     dtype), requires_grad=not _freeze)
-            self.reset_parameters()
-        else:
-            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
-                raise ValueError("Shape of weight does not match num_embeddings and "
-                                 f"embedding_dim: {tuple(_weight.shape)} vs "
-                                 f"{(num_embeddings, embedding_dim)}")
-            self.weight = Parameter(_weight, requires_grad=not _freeze)
-        self.sparse = sparse
-
-    def reset_parameters(self) -> None:
-        init.normal_(self.weight)
-        self._fill_padding_idx_with_zero()
-
-    def _fill_padding_idx_with_zero(self) -> None:
-        if self.padding_idx is not None:
-            with no_grad():
-                _C.fill_(_C.select(self.weight, 0, self.padding_idx), 0.0)
+        self._setup(num_embeddings, embedding_dim, padding_idx, max_norm, norm_type,
+                    scale_grad_by_freq, sparse, _weight, not _freeze, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         try:
@@ -114,7 +126,7 @@ class Embedding(Module):
                    scale_grad_by_freq=scale_grad_by_freq, sparse=sparse)
 
 
-class EmbeddingBag(Module):
+class EmbeddingBag(_Table):
     """Sums, means or maxima of bags of embedding rows (F.embedding_bag), without the
     (bags, bag length, dim) intermediate of Embedding followed by a reduction.
 
@@ -133,38 +145,13 @@ class EmbeddingBag(Module):
                  padding_idx: Optional[int] = None, device: Any = None,
                  dtype: Any = None) -> None:
         super().__init__()
-        self.num_embeddings = num_embeddings
-        self.embedding_dim = embedding_dim
-        padding_idx = _padding_index("EmbeddingBag", num_embeddings, embedding_dim, padding_idx)
         if mode not in ("sum", "mean", "max"):
             raise ValueError(f"EmbeddingBag({num_embeddings}, {embedding_dim}): mode must be "
                              f"'sum', 'mean' or 'max', got {mode!r}")
-        if max_norm is not None or scale_grad_by_freq:
-            raise NotImplementedError("[EmbeddingBag] max_norm and scale_grad_by_freq are not "
-                                      "supported")
-        self.max_norm = max_norm
-        self.norm_type = norm_type
-        self.scale_grad_by_freq = scale_grad_by_freq
         self.mode = mode
-        self.sparse = sparse
         self.include_last_offset = include_last_offset
-        self.padding_idx = padding_idx
-        if _weight is None:
-            self.weight = Parameter(empty_param_data((num_embeddings, embedding_dim), device,
-                                                     dtype))
-            self.reset_parameters()
-        else:
-            if tuple(_weight.shape) != (num_embeddings, embedding_dim):
-                raise ValueError("Shape of weight does not match num_embeddings and "
-                                 f"embedding_dim: {tuple(_weight.shape)} vs "
-                                 f"{(num_embeddings, embedding_dim)}")
-            self.weight = Parameter(_weight)
-
-    def reset_parameters(self) -> None:
-        init.normal_(self.weight)
-        if self.padding_idx is not None:
-            with no_grad():
-                _C.fill_(_C.select(self.weight, 0, self.padding_idx), 0.0)
+        self._setup(num_embeddings, embedding_dim, padding_idx, max_norm, norm_type,
+                    scale_grad_by_freq, sparse, _weight, True, device, dtype)
 
     def forward(self, input: Tensor, offsets: Optional[Tensor] = None,
                 per_sample_weights: Optional[Tensor] = None) -> Tensor:
