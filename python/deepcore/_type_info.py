@@ -9,8 +9,6 @@ import numpy as np
 
 from . import _C
 
-_NP = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "int64": np.int64}
-
 
 class finfo:  # noqa: N801  (torch's name)
     def __init__(self, type: _C.dtype | None = None) -> None:  # noqa: A002
@@ -19,7 +17,7 @@ class finfo:  # noqa: N801  (torch's name)
             type = get_default_dtype()  # noqa: A001
         if not isinstance(type, _C.dtype) or not type.is_floating_point:
             raise TypeError(f"torch.finfo() requires a floating point input type, got {type}")
-        info = np.finfo(_NP[type.name])
+        info = np.finfo(type.name)  # deepcore's dtype names are NumPy's
         self.dtype = type.name
         self.bits = int(info.bits)
         self.eps = float(info.eps)
@@ -38,7 +36,7 @@ class iinfo:  # noqa: N801  (torch's name)
     def __init__(self, type: _C.dtype) -> None:  # noqa: A002
         if not isinstance(type, _C.dtype) or type.name not in ("int32", "int64"):
             raise TypeError(f"torch.iinfo() requires an integer input type, got {type}")
-        info = np.iinfo(_NP[type.name])
+        info = np.iinfo(type.name)
         self.dtype = type.name
         self.bits = int(info.bits)
         self.max = int(info.max)

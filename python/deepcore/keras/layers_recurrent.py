@@ -210,9 +210,13 @@ class GRU(_RNN):
     def _linear_before_reset(self) -> bool:
         return self.reset_after
 
+    def build(self, input_shape) -> None:
+        super().build(input_shape)
+        u = self.units  # Keras' z, r, h columns in torch's r, z, n order, made once
+        self._order = dc.cat([dc.arange(u, 2 * u), dc.arange(0, u), dc.arange(2 * u, 3 * u)])
+
     def _torch_weights(self):
-        u = self.units
-        order = dc.cat([dc.arange(u, 2 * u), dc.arange(0, u), dc.arange(2 * u, 3 * u)])
+        order = self._order
         w_ih = self.kernel.index_select(1, order).t()  # Keras z, r, h -> torch r, z, n
         w_hh = self.recurrent_kernel.index_select(1, order).t()
         if self.bias is None:
