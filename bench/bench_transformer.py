@@ -27,9 +27,9 @@ timing is paired_times for every row:
   6 layers, 384 wide, 6 heads, block 256, batch 8, vocab 65 (bench_gpt.steps).
 
 On a machine with more runnable threads than cores (the shared 2-core VM often sits at a load
-of 5-7), OpenMP threads that spin while they wait make both libraries, and deepcore's many
-small per-product GEMM regions inside attention most of all, several times slower at 2 threads
-than at 1. There, compare with ``--threads 1`` or with ``OMP_WAIT_POLICY=PASSIVE`` set for both.
+of 5-7), OpenMP threads that spin while they wait make both libraries several times slower at
+2 threads than at 1, the LSTM's many small per-step regions most of all. There, compare with
+``--threads 1`` or with ``OMP_WAIT_POLICY=PASSIVE`` set for both.
 """
 from __future__ import annotations
 
