@@ -33,9 +33,8 @@ class _Projection(nn.Module):
         self.bias = _weight(bias_shape, bias_initializer) if use_bias else None
 
 
-def _large_negative(dtype) -> float:
-    # Keras' _large_negative_number: -1e9 in float32/float64 (-3e4 for half types).
-    return -1e9
+# Keras' _large_negative_number for float32/float64 (it uses -3e4 for half types).
+_LARGE_NEGATIVE = -1e9
 
 
 @register
@@ -151,22 +150,21 @@ class MultiHeadAttention(Layer):
         v = self._project(value, self.value, self.value_dim).transpose(1, 2)  # (B, H, S, v)
         training = self.training if training is None else bool(training)
         drop = self.dropout_rate if training else 0.0
-        if return_attention_scores or drop > 0.0:
-            scores = q.mul(1.0 / math.sqrt(self.key_dim)).matmul(k.transpose(-2, -1))
-            if mask is not None:
-                keep = mask.unsqueeze(-3) if mask.dim() == 3 else mask
-                scores = scores + dc.logical_not(keep).to(scores.dtype) * \
-                    _large_negative(scores.dtype)
+        scale = 1.0 / math.sqrt(self.key_dim)
+        additive = None
+        if mask is not None:
+            keep = mask.unsqueeze(-3) if mask.dim() == 3 else mask
+            additive = dc.logical_not(keep).to(q.dtype) * _LARGE_NEGATIVE
+        probs = None
+        if return_attention_scores:
+            scores = q.mul(scale).matmul(k.transpose(-2, -1))
+            if additive is not None:
+                scores = scores + additive
             probs = F.softmax(scores, dim=-1)
             out = F.dropout(probs, drop, True).matmul(v) if drop > 0.0 else probs.matmul(v)
-        else:
-            additive = None
-            if mask is not None:
-                keep = mask.unsqueeze(-3) if mask.dim() == 3 else mask
-                additive = dc.logical_not(keep).to(q.dtype) * _large_negative(q.dtype)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=additive,
-                                                 scale=1.0 / math.sqrt(self.key_dim))
-            probs = None
+        else:  # the fused kernel, dropout on the probabilities included
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=additive, dropout_p=drop,
+                                                 scale=scale)
         # (B, H, T, v) -> (B, T, H * v) @ (H * v, out)
         out = out.transpose(1, 2).reshape(out.shape[0], T, self.num_heads * self.value_dim)
         w = self.attention_output.kernel
