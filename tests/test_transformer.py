@@ -327,15 +327,20 @@ LAYER_CASES = [(nf, act, bf) for nf in (False, True) for act in ("relu", "gelu",
                for bf in (False, True) if (act == "relu" or not bf)]
 
 
-@pytest.mark.parametrize("norm_first,act,batch_first", LAYER_CASES)
-def test_encoder_layer_matches_torch(norm_first, act, batch_first):
+def _build_layer(torch_cls, dc_cls, norm_first, act, batch_first):
+    """An encoder or decoder layer pair for LAYER_CASES, deepcore's with torch's weights."""
     kw = dict(dim_feedforward=16, norm_first=norm_first, batch_first=batch_first)
-    tm = torch.nn.TransformerEncoderLayer(E, H, activation=_activation(act, torch),
-                                          dtype=torch.float64, **kw).eval()
-    dm = nn.TransformerEncoderLayer(E, H, activation=_activation(act, dc), dtype=dc.float64,
-                                    **kw).eval()
+    tm = torch_cls(E, H, activation=_activation(act, torch), dtype=torch.float64, **kw).eval()
+    dm = dc_cls(E, H, activation=_activation(act, dc), dtype=dc.float64, **kw).eval()
     assert list(dm.state_dict()) == list(tm.state_dict())
     dm.load_state_dict({k: dc.tensor(v.numpy()) for k, v in tm.state_dict().items()})
+    return tm, dm
+
+
+@pytest.mark.parametrize("norm_first,act,batch_first", LAYER_CASES)
+def test_encoder_layer_matches_torch(norm_first, act, batch_first):
+    tm, dm = _build_layer(torch.nn.TransformerEncoderLayer, nn.TransformerEncoderLayer, norm_first,
+                          act, batch_first)
     src = rand(N, L, E, seed=1) if batch_first else rand(L, N, E, seed=1)
     arrays = {"src": src, "src_mask": float_mask((L, L), 2),
               "src_key_padding_mask": bool_mask((N, L), 3)}
@@ -348,13 +353,8 @@ def test_encoder_layer_matches_torch(norm_first, act, batch_first):
 
 @pytest.mark.parametrize("norm_first,act,batch_first", LAYER_CASES)
 def test_decoder_layer_matches_torch(norm_first, act, batch_first):
-    kw = dict(dim_feedforward=16, norm_first=norm_first, batch_first=batch_first)
-    tm = torch.nn.TransformerDecoderLayer(E, H, activation=_activation(act, torch),
-                                          dtype=torch.float64, **kw).eval()
-    dm = nn.TransformerDecoderLayer(E, H, activation=_activation(act, dc), dtype=dc.float64,
-                                    **kw).eval()
-    assert list(dm.state_dict()) == list(tm.state_dict())
-    dm.load_state_dict({k: dc.tensor(v.numpy()) for k, v in tm.state_dict().items()})
+    tm, dm = _build_layer(torch.nn.TransformerDecoderLayer, nn.TransformerDecoderLayer, norm_first,
+                          act, batch_first)
     shape = (lambda n, s: (n, s, E)) if batch_first else (lambda n, s: (s, n, E))
     arrays = {"tgt": rand(*shape(N, L), seed=1), "memory": rand(*shape(N, S), seed=2),
               "tgt_mask": np.triu(np.ones((L, L), dtype=bool), 1),

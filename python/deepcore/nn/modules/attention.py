@@ -408,15 +408,14 @@ class MultiheadAttention(Module):
         """query (L, N, E) / (N, L, E) with batch_first / (L, E) unbatched; key and value
         (S, N, kdim|vdim) likewise. Returns (attn_output shaped like query, attn_weights
         (N, L, S), (N, H, L, S) if not ``average_attn_weights``, or None)."""
-        separate = not self._qkv_same_embed_dim
+        # With packed weights q/k/v_proj_weight are registered as None.
         return _attend(self._short_description(), query, key, value, self.num_heads,
                        self.in_proj_weight, self.in_proj_bias, self.bias_k, self.bias_v,
                        self.add_zero_attn, self.dropout, self.out_proj.weight,
                        self.out_proj.bias, self.training, key_padding_mask, need_weights,
-                       attn_mask, self.q_proj_weight if separate else None,
-                       self.k_proj_weight if separate else None,
-                       self.v_proj_weight if separate else None, None, None,
-                       average_attn_weights, is_causal, self.batch_first, self.embed_dim)
+                       attn_mask, self.q_proj_weight, self.k_proj_weight, self.v_proj_weight,
+                       None, None, average_attn_weights, is_causal, self.batch_first,
+                       self.embed_dim)
 
     def _short_description(self) -> str:
         kv = "" if self._qkv_same_embed_dim else f", kdim={self.kdim}, vdim={self.vdim}"

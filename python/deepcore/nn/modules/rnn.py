@@ -45,6 +45,10 @@ def _describe(self) -> str:
     return f"{type(self).__name__}({self.input_size}, {self.hidden_size})"
 
 
+def _value_error(self, message: str) -> BaseException:
+    return _layer_error(ValueError, f"{self._short_description()}: {message}")
+
+
 class RNNBase(Module):
     """The multi-layer recurrent network behind RNN, LSTM and GRU (torch.nn.RNNBase)."""
 
@@ -130,6 +134,7 @@ class RNNBase(Module):
 
     reset_parameters = _reset_uniform
     _short_description = _describe
+    _error = _value_error
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -148,9 +153,6 @@ class RNNBase(Module):
         return s
 
     # ---- forward ------------------------------------------------------------------------------
-
-    def _error(self, message: str) -> BaseException:
-        return _layer_error(ValueError, f"{self._short_description()}: {message}")
 
     def _check_hidden(self, h: Tensor, expected: Tuple[int, ...], what: str) -> None:
         if _shape(h) != expected:
@@ -221,11 +223,12 @@ class RNNBase(Module):
             outs = []
             for d in range(num_directions):
                 idx = layer * num_directions + d
-                names = self._all_weights[idx]
-                w = {n.split("_l")[0]: getattr(self, n) for n in names}
+                # weight_ih, weight_hh[, bias_ih, bias_hh][, weight_hr] (see __init__)
+                w = [getattr(self, n) for n in self._all_weights[idx]]
+                b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
                 res = F._rnn_layer(layer_in, h0[idx], c0[idx] if is_lstm else None,
-                                    w["weight_ih"], w["weight_hh"], w.get("bias_ih"),
-                                    w.get("bias_hh"), w.get("weight_hr"), batch_sizes,
+                                    w[0], w[1], b_ih, b_hh,
+                                    w[-1] if self.proj_size > 0 else None, batch_sizes,
                                     self.mode, d == 1)
                 outs.append(res[0])
                 h_n.append(res[1])
@@ -320,6 +323,7 @@ class RNNCellBase(Module):
 
     reset_parameters = _reset_uniform
     _short_description = _describe
+    _error = _value_error
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -329,9 +333,6 @@ class RNNCellBase(Module):
         if nl != "tanh":
             s += f", nonlinearity={nl}"
         return s
-
-    def _error(self, message: str) -> BaseException:
-        return _layer_error(ValueError, f"{self._short_description()}: {message}")
 
     def _step(self, mode: str, input: Tensor, states: List[Optional[Tensor]]) -> List[Tensor]:
         """Runs one step; states are (h,) or (h, c), each None or matching the input's

@@ -86,7 +86,26 @@ def _check_d_model(owner: Module, d_model: int, **inputs: Tensor) -> None:
                                            f"E = d_model = {d_model}")
 
 
-class TransformerEncoderLayer(Module):
+class _TransformerLayer(Module):
+    """What the encoder and decoder layers share: the self-attention block (``self_attn`` then
+    ``dropout1``) and the feed-forward body (``linear1``, activation, ``dropout``,
+    ``linear2``)."""
+
+    def _sa_block(self, x: Tensor, attn_mask: Optional[Tensor],
+                  key_padding_mask: Optional[Tensor], is_causal: bool = False) -> Tensor:
+        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
+                           need_weights=False, is_causal=is_causal)[0]
+        return self.dropout1(x)
+
+    def _feed_forward(self, x: Tensor) -> Tensor:
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+
+    def _short_description(self) -> str:
+        return (f"{type(self).__name__} d_model={self.self_attn.embed_dim}, "
+                f"nhead={self.self_attn.num_heads}")
+
+
+class TransformerEncoderLayer(_TransformerLayer):
     """Self-attention then a feed-forward block, each with a residual connection and LayerNorm
     (after it, or before it with ``norm_first``)."""
 
@@ -132,22 +151,11 @@ class TransformerEncoderLayer(Module):
             x = self.norm2(x + self._ff_block(x))
         return x
 
-    def _sa_block(self, x: Tensor, attn_mask: Optional[Tensor],
-                  key_padding_mask: Optional[Tensor], is_causal: bool = False) -> Tensor:
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           need_weights=False, is_causal=is_causal)[0]
-        return self.dropout1(x)
-
     def _ff_block(self, x: Tensor) -> Tensor:
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return self.dropout2(x)
-
-    def _short_description(self) -> str:
-        return (f"TransformerEncoderLayer d_model={self.self_attn.embed_dim}, "
-                f"nhead={self.self_attn.num_heads}")
+        return self.dropout2(self._feed_forward(x))
 
 
-class TransformerDecoderLayer(Module):
+class TransformerDecoderLayer(_TransformerLayer):
     """Self-attention, attention over ``memory``, then a feed-forward block, each with a
     residual connection and LayerNorm (after it, or before it with ``norm_first``)."""
 
@@ -199,12 +207,6 @@ class TransformerDecoderLayer(Module):
             x = self.norm3(x + self._ff_block(x))
         return x
 
-    def _sa_block(self, x: Tensor, attn_mask: Optional[Tensor],
-                  key_padding_mask: Optional[Tensor], is_causal: bool = False) -> Tensor:
-        x = self.self_attn(x, x, x, attn_mask=attn_mask, key_padding_mask=key_padding_mask,
-                           is_causal=is_causal, need_weights=False)[0]
-        return self.dropout1(x)
-
     def _mha_block(self, x: Tensor, mem: Tensor, attn_mask: Optional[Tensor],
                    key_padding_mask: Optional[Tensor], is_causal: bool = False) -> Tensor:
         x = self.multihead_attn(x, mem, mem, attn_mask=attn_mask,
@@ -213,12 +215,7 @@ class TransformerDecoderLayer(Module):
         return self.dropout2(x)
 
     def _ff_block(self, x: Tensor) -> Tensor:
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return self.dropout3(x)
-
-    def _short_description(self) -> str:
-        return (f"TransformerDecoderLayer d_model={self.self_attn.embed_dim}, "
-                f"nhead={self.self_attn.num_heads}")
+        return self.dropout3(self._feed_forward(x))
 
 
 class TransformerEncoder(Module):

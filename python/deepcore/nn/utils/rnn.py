@@ -166,27 +166,26 @@ def pad_packed_sequence(sequence: PackedSequence, batch_first: bool = False,
         steps_out = total_length
     else:
         steps_out = steps
-    lengths = [sum(1 for b in batch_sizes if b > i) for i in range(B)]
-    unsorted = (list(range(B)) if sequence.unsorted_indices is None
-                else [int(v) for v in sequence.unsorted_indices.tolist()])
-    offsets = np.concatenate([[0], np.cumsum(batch_sizes)]).astype(np.int64)
+    bs = np.asarray(batch_sizes, dtype=np.int64)
+    slots = np.arange(B, dtype=np.int64)
+    lengths = (bs[None, :] > slots[:, None]).sum(1)  # of sorted slot j
+    unsorted = (slots if sequence.unsorted_indices is None
+                else np.asarray(sequence.unsorted_indices.tolist(), dtype=np.int64))
+    offsets = np.concatenate([[0], np.cumsum(bs)]).astype(np.int64)
     N = int(offsets[-1])
     # Output position (t, b) reads packed row offsets[t] + j of sorted slot j = unsorted[b],
     # or the padding row N past the data.
-    idx = np.full((steps_out, B) if not batch_first else (B, steps_out), N, dtype=np.int64)
-    for b in range(B):
-        j = unsorted[b]
-        for t in range(lengths[j]):
-            if batch_first:
-                idx[b, t] = offsets[t] + j
-            else:
-                idx[t, b] = offsets[t] + j
+    idx = np.full((steps_out, B), N, dtype=np.int64)
+    idx[:steps] = np.where(slots[None, :] < bs[:, None], offsets[:-1, None] + slots[None, :],
+                           N)[:, unsorted]
+    if batch_first:
+        idx = idx.T
     dc = _dc()
     pad = dc.full([1] + list(data.shape[1:]), padding_value, dtype=data.dtype,
                   device=data.device)
     padded = dc.cat([data, pad]).index_select(0, _index(idx.reshape(-1)).to(data.device))
     padded = padded.reshape(list(idx.shape) + list(data.shape[1:]))
-    out_lengths = _index([lengths[j] for j in unsorted])
+    out_lengths = _index(lengths[unsorted])
     return padded, out_lengths
 
 
