@@ -67,6 +67,7 @@ import json
 import os
 import warnings
 from dataclasses import MISSING, dataclass, field, fields
+from functools import partial
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -88,11 +89,12 @@ OTHER_WEIGHTS_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_
 
 # config.json's hidden_act -> the activation. gelu_new / gelu_fast / gelu_pytorch_tanh are the
 # tanh approximation (the same formula written three ways); gelu is the exact erf form.
+_gelu_tanh = partial(F.gelu, approximate="tanh")
 _ACTIVATIONS = {
-    "gelu": lambda x: F.gelu(x),
-    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_fast": lambda x: F.gelu(x, approximate="tanh"),
-    "gelu_pytorch_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu": F.gelu,
+    "gelu_new": _gelu_tanh,
+    "gelu_fast": _gelu_tanh,
+    "gelu_pytorch_tanh": _gelu_tanh,
     "relu": F.relu,
     "silu": F.silu,
     "swish": F.silu,
@@ -332,15 +334,22 @@ def _stack_qkv(linears: Tuple[nn.Linear, ...]) -> Tuple[Tensor, Optional[Tensor]
     return weight, bias
 
 
-class BertSelfOutput(nn.Module):
-    def __init__(self, config: BertConfig) -> None:
+class _BertResidualOutput(nn.Module):
+    """LayerNorm(dropout(dense(hidden_states)) + input_tensor), dense: in_features -> hidden."""
+
+    def __init__(self, config: BertConfig, in_features: int) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: Tensor, input_tensor: Tensor) -> Tensor:
         return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+
+
+class BertSelfOutput(_BertResidualOutput):
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config, config.hidden_size)
 
 
 class BertAttention(nn.Module):
@@ -368,15 +377,9 @@ class BertIntermediate(nn.Module):
         return f"hidden_act={self.hidden_act!r}"
 
 
-class BertOutput(nn.Module):
+class BertOutput(_BertResidualOutput):
     def __init__(self, config: BertConfig) -> None:
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, hidden_states: Tensor, input_tensor: Tensor) -> Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        super().__init__(config, config.intermediate_size)
 
 
 class BertLayer(nn.Module):
@@ -431,7 +434,7 @@ class _Packing:
         unpack = spread.copy()
         unpack[~keep.reshape(-1)] = rows.size  # -> the zero row appended by ``unpack``
         self.shape = (b, n)
-        self.rows = _C.from_numpy(rows.astype(np.int64))
+        self.rows = _C.from_numpy(rows.astype(np.int64, copy=False))
         self.spread = _C.from_numpy(spread)
         self.unpack_index = _C.from_numpy(unpack)
         self.mask = _C.from_numpy(keep).view(1, b, 1, n)  # keys, for (H, B, L, L) scores
@@ -526,12 +529,10 @@ class BertModel(nn.Module):
         """input_ids (B, L) -> last_hidden_state (B, L, hidden_size), pooler_output (B,
         hidden_size). attention_mask (B, L): 1 for tokens, 0 for padding."""
         input_ids = _as_index_tensor(input_ids, "input_ids")
-        if attention_mask is not None:
-            attention_mask = _as_index_tensor(attention_mask, "attention_mask")
-        if token_type_ids is not None:
-            token_type_ids = _as_index_tensor(token_type_ids, "token_type_ids")
-        if position_ids is not None:
-            position_ids = _as_index_tensor(position_ids, "position_ids")
+        attention_mask, token_type_ids, position_ids = (
+            None if t is None else _as_index_tensor(t, name)
+            for t, name in ((attention_mask, "attention_mask"),
+                            (token_type_ids, "token_type_ids"), (position_ids, "position_ids")))
         self._check_inputs(input_ids, attention_mask, token_type_ids, position_ids)
 
         hidden = self.embeddings(input_ids, token_type_ids, position_ids)

@@ -174,10 +174,14 @@ def _pooling_modes(cfg: Dict[str, Any], path: str) -> Tuple[str, ...]:
     else:
         modes = tuple(m for k, m in _LEGACY_POOLING_KEYS.items() if cfg.get(k, False))
         modes = modes or ("mean",)
+    return _check_pooling_modes(modes, f"[SentenceTransformer] '{path}':")
+
+
+def _check_pooling_modes(modes: Tuple[str, ...], where: str) -> Tuple[str, ...]:
     bad = [m for m in modes if m not in _POOLING_MODES]
     if bad or not modes:
-        raise ValueError(f"[SentenceTransformer] '{path}': unknown pooling mode(s) {bad or modes}"
-                         f"; expected some of {list(_POOLING_MODES)}")
+        raise ValueError(f"{where} unknown pooling mode(s) {bad or modes}; expected some of "
+                         f"{list(_POOLING_MODES)}")
     return modes
 
 
@@ -189,10 +193,7 @@ class Pooling(nn.Module):
                  include_prompt: bool = True) -> None:
         super().__init__()
         modes = (pooling_mode,) if isinstance(pooling_mode, str) else tuple(pooling_mode)
-        bad = [m for m in modes if m not in _POOLING_MODES]
-        if bad or not modes:
-            raise ValueError(f"[Pooling] unknown pooling mode(s) {bad or modes}; expected some "
-                             f"of {list(_POOLING_MODES)}")
+        _check_pooling_modes(modes, "[Pooling]")
         self.embedding_dimension = int(embedding_dimension)
         self.pooling_modes = modes
         self.include_prompt = include_prompt
@@ -218,18 +219,18 @@ class Pooling(nn.Module):
         if mask_np.shape != (b, n):
             raise ValueError(f"[Pooling] attention_mask {mask_np.shape} does not match the token "
                              f"embeddings {(b, n, d)}")
-        keep = _C.from_numpy(mask_np)
         maskf = _C.from_numpy(mask_np.astype(np.float32)).view(b, n, 1)
         lengths = maskf.sum(1)  # (B, 1)
         # Index arithmetic on the (small) mask is done in NumPy; the embeddings stay tensors.
         first = mask_np.argmax(1)  # first real token (left padding puts it past 0)
+        rows = _C.from_numpy(np.arange(b))
         vectors: List[Tensor] = []
         for mode in self.pooling_modes:
             if mode == "cls":
-                vectors.append(emb[_C.from_numpy(np.arange(b)), _C.from_numpy(first)])
+                vectors.append(emb[rows, _C.from_numpy(first)])
             elif mode == "max":
-                vectors.append(emb.masked_fill(keep.logical_not().view(b, n, 1),
-                                               float("-inf")).amax(1))
+                pad = _C.from_numpy(~mask_np).view(b, n, 1)
+                vectors.append(emb.masked_fill(pad, float("-inf")).amax(1))
             elif mode in ("mean", "mean_sqrt_len_tokens"):
                 total = (emb * maskf).sum(1)
                 denom = lengths.clamp(min=1e-9)
@@ -241,7 +242,8 @@ class Pooling(nn.Module):
             else:  # lasttoken: the last real token, or the last position when there is none
                 flipped = mask_np[:, ::-1]
                 last = np.where(flipped.any(1), n - 1 - flipped.argmax(1), n - 1)
-                vectors.append((emb * maskf)[_C.from_numpy(np.arange(b)), _C.from_numpy(last)])
+                last_t = _C.from_numpy(last)
+                vectors.append(emb[rows, last_t] * maskf[rows, last_t])  # zeros if no token
         features["sentence_embedding"] = vectors[0] if len(vectors) == 1 else _C.cat(vectors, -1)
         return features
 
@@ -347,11 +349,6 @@ class SentenceTransformer(nn.Sequential):
 
     def tokenize(self, texts: Sequence[str]) -> Dict[str, np.ndarray]:
         return self[0].tokenize(texts)
-
-    def forward(self, features: Dict[str, Any]) -> Dict[str, Any]:
-        for module in self:
-            features = module(features)
-        return features
 
     def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 32,
                show_progress_bar: Optional[bool] = False,
