@@ -41,6 +41,8 @@ NOT_OPS = {
     # Making tensors from Python / numpy / DLPack data, and saving them.
     "tensor", "as_tensor", "asarray", "from_numpy", "from_dlpack", "numpy", "tolist", "item",
     "save", "load",
+    # Transforms of functions and modules (deepcore.jit / deepcore.compile).
+    "jit", "compile",
     # Library state: dtypes, threads, seeds, grad mode, build information.
     "get_default_dtype", "promote_types", "get_num_threads", "set_num_threads",
     "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",

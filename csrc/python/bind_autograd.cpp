@@ -3,6 +3,7 @@
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
+#include "jit/graph.h"
 #include "ops/ops.h"
 #include "python/common.h"
 
@@ -108,19 +109,18 @@ void bind_autograd(py::module_& m) {
     tensor_list roots = as_list(tensors, "backward");
     tensor_list gs = grads.is_none() ? tensor_list{} : as_list(grads, "backward");
     tensor_list ins = inputs.is_none() ? tensor_list{} : as_list(inputs, "backward");
-    py::gil_scoped_release release;
-    autograd::backward(roots, gs, retain_graph, create_graph, ins);
+    trace_backward(roots, gs, retain_graph, create_graph, ins);
   });
   m.def("_grad", [](py::handle outputs, py::handle inputs, py::handle grads, bool retain_graph,
                     bool create_graph, bool allow_unused) {
     tensor_list outs = as_list(outputs, "grad");
     tensor_list ins = as_list(inputs, "grad");
     tensor_list gs = grads.is_none() ? tensor_list{} : as_list(grads, "grad");
-    py::gil_scoped_release release;
-    return autograd::grad(outs, gs, ins, retain_graph, create_graph, allow_unused);
+    return trace_grad(outs, ins, gs, retain_graph, create_graph, allow_unused);
   });
 
   m.def("_register_hook", [](const Tensor& t, py::function fn) {
+    jit::on_untraceable("Tensor.register_hook()");
     DC_CHECK(t.requires_grad(), RuntimeError,
              "[register_hook] cannot register a hook on a tensor that doesn't require gradient");
     auto held = hold(fn);

@@ -1,6 +1,7 @@
 // Hand-written indexing bindings (csrc/ops/ops.schema rows marked manual): scatter takes a
 // tensor src or a number value, masked_fill a number or a 0-d tensor, and nonzero returns a
 // tensor or a tuple.
+#include "jit/graph.h"
 #include "ops/ops.h"
 #include "python/common.h"
 
@@ -32,28 +33,71 @@ Tensor fill_value(const Tensor&, py::handle value, const char* op) {
   return ops::wrap_scalar(to_scalar(value, op));
 }
 
+// Boxed forms for the tracer (Note [Traced graphs] in jit/graph.h).
+template <bool Inplace>
+tensor_list invoke_scatter(jit::Stack& s) {
+  Tensor& t = std::get<Tensor>(s[0]);
+  const int64_t dim = std::get<int64_t>(s[1]);
+  if (Inplace) return {ops::scatter_(t, dim, std::get<Tensor>(s[2]), std::get<Tensor>(s[3]))};
+  return {ops::scatter(t, dim, std::get<Tensor>(s[2]), std::get<Tensor>(s[3]))};
+}
+template <bool Inplace>
+tensor_list invoke_masked_fill(jit::Stack& s) {
+  Tensor& t = std::get<Tensor>(s[0]);
+  if (Inplace) return {ops::masked_fill_(t, std::get<Tensor>(s[1]), std::get<Tensor>(s[2]))};
+  return {ops::masked_fill(t, std::get<Tensor>(s[1]), std::get<Tensor>(s[2]))};
+}
+const int k_scatter = jit::register_op("scatter", &invoke_scatter<false>, true);
+const int k_scatter_ = jit::register_op("scatter_", &invoke_scatter<true>, false);
+const int k_masked_fill = jit::register_op("masked_fill", &invoke_masked_fill<false>, true);
+const int k_masked_fill_ = jit::register_op("masked_fill_", &invoke_masked_fill<true>, false);
+
+// Runs a manual binding's body as op `id`: `body` converts the arguments and calls the op,
+// returning the result and the boxed arguments.
+template <typename F>
+Tensor recorded(int id, F&& body) {
+  std::optional<jit::Record> rec;
+  if (jit::recording()) rec.emplace(id);
+  auto [r, args] = body();
+  if (rec) rec->finish(std::move(args), {r});
+  return r;
+}
+
 void bind_index(py::module_& m) {
   using namespace ops;
   m.def("scatter", [](const Tensor& t, int64_t dim, py::handle index, py::handle src,
                       py::handle value) {
-    Tensor idx = to_index_tensor(index, "scatter");
-    return scatter(t, dim, idx, scatter_src(t, idx, src, value, "scatter"));
+    return recorded(k_scatter, [&] {
+      Tensor idx = to_index_tensor(index, "scatter");
+      Tensor s = scatter_src(t, idx, src, value, "scatter");
+      return std::make_pair(scatter(t, dim, idx, s), jit::Stack{t, dim, idx, s});
+    });
   }, py::arg("input"), py::arg("dim"), py::arg("index"), py::arg("src") = py::none(),
      py::kw_only(), py::arg("value") = py::none());
   m.def("scatter_", [](Tensor& t, int64_t dim, py::handle index, py::handle src,
                        py::handle value) {
-    Tensor idx = to_index_tensor(index, "scatter_");
-    return scatter_(t, dim, idx, scatter_src(t, idx, src, value, "scatter_"));
+    return recorded(k_scatter_, [&] {
+      Tensor idx = to_index_tensor(index, "scatter_");
+      Tensor s = scatter_src(t, idx, src, value, "scatter_");
+      return std::make_pair(scatter_(t, dim, idx, s), jit::Stack{t, dim, idx, s});
+    });
   }, py::arg("input"), py::arg("dim"), py::arg("index"), py::arg("src") = py::none(),
      py::kw_only(), py::arg("value") = py::none());
 
   m.def("masked_fill", [](const Tensor& t, py::handle mask, py::handle value) {
-    return masked_fill(t, to_tensor(mask, "masked_fill"), fill_value(t, value, "masked_fill"));
+    return recorded(k_masked_fill, [&] {
+      Tensor mk = to_tensor(mask, "masked_fill"), v = fill_value(t, value, "masked_fill");
+      return std::make_pair(masked_fill(t, mk, v), jit::Stack{t, mk, v});
+    });
   }, py::arg("input"), py::arg("mask"), py::arg("value"));
   m.def("masked_fill_", [](Tensor& t, py::handle mask, py::handle value) {
-    return masked_fill_(t, to_tensor(mask, "masked_fill_"), fill_value(t, value, "masked_fill_"));
+    return recorded(k_masked_fill_, [&] {
+      Tensor mk = to_tensor(mask, "masked_fill_"), v = fill_value(t, value, "masked_fill_");
+      return std::make_pair(masked_fill_(t, mk, v), jit::Stack{t, mk, v});
+    });
   }, py::arg("input"), py::arg("mask"), py::arg("value"));
   m.def("nonzero", [](const Tensor& t, bool as_tuple) -> py::object {
+    jit::on_value_read("nonzero");  // the result's shape depends on the values
     if (!as_tuple) return py::cast(nonzero(t));
     // One 1-d tensor per dim (a 0-d input counts as 1-d, like PyTorch).
     const Tensor nz = nonzero(t.dim() == 0 ? reshape(t, {1}) : t);

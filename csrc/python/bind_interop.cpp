@@ -1,6 +1,7 @@
 // NumPy (shared memory both ways) and DLPack exchange.
 #include <cstring>
 
+#include "jit/graph.h"
 #include "ops/ops.h"
 #include "python/common.h"
 
@@ -112,6 +113,7 @@ py::dtype numpy_dtype(DType d) {
 }  // namespace
 
 py::array tensor_to_numpy(const Tensor& t, bool force) {
+  jit::on_value_read("numpy");
   DC_CHECK(force || !t.requires_grad(), RuntimeError,
            "[numpy] can't call numpy() on a tensor that requires grad; use "
            "tensor.detach().numpy() instead");

@@ -2,22 +2,45 @@
 // where .T does not, squeeze takes None, an int or several dims, split an int or a list.
 #include <algorithm>
 
+#include "jit/graph.h"
 #include "ops/ops.h"
 #include "python/common.h"
 
 namespace dc::py_bind {
 namespace {
 
+// Boxed forms for the tracer (Note [Traced graphs] in jit/graph.h).
+Tensor squeeze_dims(const Tensor& t, const Shape& dims, bool all) {
+  if (all) return ops::squeeze(t);
+  Tensor r = t;
+  for (int64_t d : dims) r = ops::squeeze_dim(r, d);
+  return r;
+}
+tensor_list split_any(const Tensor& t, const Shape& sizes, int64_t d, bool by_size) {
+  return by_size ? ops::split(t, sizes[0], d) : ops::split_sizes(t, sizes, d);
+}
+tensor_list invoke_t(jit::Stack& s) { return {ops::t_(std::get<Tensor>(s[0]))}; }
+tensor_list invoke_squeeze(jit::Stack& s) {
+  return {squeeze_dims(std::get<Tensor>(s[0]), std::get<Shape>(s[1]), std::get<bool>(s[2]))};
+}
+tensor_list invoke_split(jit::Stack& s) {
+  return split_any(std::get<Tensor>(s[0]), std::get<Shape>(s[1]), std::get<int64_t>(s[2]),
+                   std::get<bool>(s[3]));
+}
+const int k_t = jit::register_op("t", &invoke_t, true);
+const int k_squeeze = jit::register_op("squeeze", &invoke_squeeze, true);
+const int k_split = jit::register_op("split", &invoke_split, true);
+
 void bind_shape(py::module_& m) {
   using namespace ops;
   m.def("t", [](const Tensor& t) {
     DC_CHECK(t.dim() <= 2, ValueError, "[t] expects a tensor with <= 2 dimensions, got ",
              t.shape_str());
-    return t_(t);
+    return jit::record_call(k_t, {t}, [&] { return t_(t); });
   }, py::arg("input"));
   m.def("squeeze", [](const Tensor& t, py::object dim) -> Tensor {
-    if (dim.is_none()) return squeeze(t);
-    Tensor r = t;
+    if (dim.is_none())
+      return jit::record_call(k_squeeze, {t, Shape{}, true}, [&] { return squeeze(t); });
     Shape dims = to_shape(dim, "squeeze");
     for (auto& d : dims) d = wrap_dim_scalar_ok(d, t.dim(), "squeeze");
     std::sort(dims.rbegin(), dims.rend());
@@ -25,12 +48,13 @@ void bind_shape(py::module_& m) {
     DC_CHECK(repeated == dims.end(), ValueError, "[squeeze] dim ", *repeated,
              " appears multiple times in dims ", shape_str(to_shape(dim, "squeeze")),
              " for input ", t.shape_str());
-    for (int64_t d : dims) r = squeeze_dim(r, d);
-    return r;
+    return jit::record_call(k_squeeze, {t, dims, false}, [&] { return squeeze_dims(t, dims, false); });
   }, py::arg("input"), py::arg("dim") = py::none());
   m.def("split", [](const Tensor& t, py::handle s, int64_t d) {
-    if (PyLong_Check(s.ptr())) return split(t, s.cast<int64_t>(), d);
-    return split_sizes(t, to_shape(s, "split"), d);
+    const bool by_size = PyLong_Check(s.ptr());
+    const Shape sizes = by_size ? Shape{s.cast<int64_t>()} : to_shape(s, "split");
+    return jit::record_call(k_split, {t, sizes, d, by_size},
+                            [&] { return split_any(t, sizes, d, by_size); });
   }, py::arg("tensor"), py::arg("split_size_or_sections"), py::arg("dim") = 0);
 }
 

@@ -2,6 +2,7 @@
 // function of deepcore._C that python/deepcore/_tensor.py attaches as a method.
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
+#include "jit/graph.h"
 #include "ops/ops.h"
 #include "python/common.h"
 #include "python/hooks.h"
@@ -9,6 +10,9 @@
 namespace dc::py_bind {
 
 py::array tensor_to_numpy(const Tensor& t, bool force);
+
+// The boxed arguments of a binary dunder's schema op (bind_jit.cpp).
+jit::Stack binary_args(const char* name, const Tensor& a, const Tensor& b);
 
 namespace {
 
@@ -27,12 +31,17 @@ bool is_operand(py::handle other) {
 template <BinaryFn F, bool Reflected = false>
 py::object binop(const Tensor& self, py::handle other, const char* name) {
   if (!is_operand(other)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+  std::optional<jit::Record> rec;  // Note [Traced graphs]: converting `other` may make a tensor
+  if (jit::recording()) rec.emplace(jit::find_op(name));
   Tensor o = to_tensor(other, name);
   Tensor r;
   {
     // Only the C++ op runs without the GIL; py::cast below needs it back.
     ReleaseIfLarge gil(self.numel());
-    r = Reflected ? F(o, self) : F(self, o);
+    const Tensor& x = Reflected ? o : self;
+    const Tensor& y = Reflected ? self : o;
+    r = F(x, y);
+    if (rec) rec->finish(binary_args(name, x, y), {r});
   }
   return py::cast(r);
 }
@@ -40,6 +49,11 @@ py::object binop(const Tensor& self, py::handle other, const char* name) {
 template <BinaryFn F>
 py::object rbinop(const Tensor& self, py::handle other, const char* name) {
   return binop<F, true>(self, other, name);
+}
+
+// A unary dunder, recorded as the schema op `name` while tracing.
+Tensor traced_unary(const char* name, const Tensor& a, Tensor (*fn)(const Tensor&)) {
+  return jit::record_call(jit::find_op(name), {a}, [&] { return fn(a); });
 }
 
 Tensor add2(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
@@ -82,13 +96,15 @@ void bind_tensor(py::module_& m) {
         return py::cast(t.stride(dim.cast<int64_t>()));
       }, py::arg("dim") = py::none())
       .def("storage_offset", [](const Tensor& t) { return t.offset(); })
-      .def("data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()); })
+      .def("data_ptr", [](const Tensor& t) {
+        jit::on_value_read("data_ptr"); return reinterpret_cast<uintptr_t>(t.data_ptr()); })
       .def("is_contiguous", [](const Tensor& t) { return t.is_contiguous(); })
       .def_property_readonly("is_cuda", [](const Tensor&) { return false; })
       .def("_version", [](const Tensor& t) { return t.version(); })
       // `p.data = t` (PyTorch's set_data): this tensor object now looks at t's storage, shape
       // and dtype, keeping its identity and autograd state (Module.to(dtype) relies on it).
       .def("_set_data", [](const Tensor& self, const Tensor& src) {
+        jit::on_untraceable("Tensor.data = ...");
         TensorImpl* d = self.impl();
         // A leaf's gradient accumulator records its shape, dtype and device; a new kind of
         // data gets a new accumulator (as torch's set_data does).
@@ -115,10 +131,12 @@ void bind_tensor(py::module_& m) {
                       DC_CHECK(!r || is_floating(t.dtype()), RuntimeError,
                                "[requires_grad] only tensors of floating point dtype can require "
                                "gradients, got ", dtype_name(t.dtype()));
+                      traced_set_requires_grad(t, r);
                       t.autograd_meta().requires_grad = r;
                     })
-      .def_property("grad", [](const Tensor& t) { return t.grad(); },
+      .def_property("grad", [](const Tensor& t) { return traced_get_grad(t); },
                     [](const Tensor& t, py::object g) {
+                      traced_set_grad(t, g.is_none() ? Tensor() : g.cast<Tensor>());
                       if (g.is_none()) {
                         if (t.has_autograd_meta()) t.autograd_meta().grad.reset();
                         return;
@@ -130,8 +148,11 @@ void bind_tensor(py::module_& m) {
                     })
       .def_property_readonly("is_leaf", [](const Tensor& t) { return t.is_leaf(); })
       .def_property_readonly("_output_nr", [](const Tensor& t) { return t.output_nr(); })
-      .def("detach", [](const Tensor& t) { return ops::detach(t); })
+      .def("detach", [](const Tensor& t) {
+        return jit::record_call(jit::find_op("detach"), {t}, [&] { return ops::detach(t); });
+      })
       .def("detach_", [](const Tensor& t) {
+        jit::on_untraceable("Tensor.detach_()");
         if (t.has_autograd_meta()) {
           t.autograd_meta().grad_fn.reset();
           t.autograd_meta().requires_grad = false;
@@ -139,6 +160,7 @@ void bind_tensor(py::module_& m) {
         return t;
       })
       .def("item", [](const Tensor& t) -> py::object {
+        jit::on_value_read("item");
         DC_CHECK(t.numel() == 1, ValueError, "[item] a Tensor with ", t.numel(),
                  " elements cannot be converted to a Python scalar");
         return DC_DISPATCH_ALL(t.dtype(), "item", [&]() -> py::object {
@@ -179,20 +201,56 @@ void bind_tensor(py::module_& m) {
       .def("__ror__", [](const Tensor& a, py::handle b) { return rbinop<ops::bitwise_or>(a, b, "bitwise_or"); })
       .def("__xor__", [](const Tensor& a, py::handle b) { return binop<ops::bitwise_xor>(a, b, "bitwise_xor"); })
       .def("__rxor__", [](const Tensor& a, py::handle b) { return rbinop<ops::bitwise_xor>(a, b, "bitwise_xor"); })
-      .def("__neg__", [](const Tensor& a) { return ops::neg(a); })
+      .def("__neg__", [](const Tensor& a) { return traced_unary("neg", a, ops::neg); })
       .def("__pos__", [](const Tensor& a) { return a; })
-      .def("__abs__", [](const Tensor& a) { return ops::abs(a); })
+      .def("__abs__", [](const Tensor& a) { return traced_unary("abs", a, ops::abs); })
       .def("__invert__", [](const Tensor& a) {
         DC_CHECK(a.dtype() == DType::Bool, TypeError, "[bitwise_not] only bool tensors are supported, got ",
                  dtype_name(a.dtype()));
-        return ops::logical_not(a);
+        return traced_unary("logical_not", a, ops::logical_not);
       })
-      .def("__iadd__", [](Tensor& a, py::handle b) { ops::add_(a, to_tensor(b, "add_")); return a; })
-      .def("__isub__", [](Tensor& a, py::handle b) { ops::sub_(a, to_tensor(b, "sub_")); return a; })
-      .def("__imul__", [](Tensor& a, py::handle b) { ops::mul_(a, to_tensor(b, "mul_")); return a; })
-      .def("__itruediv__", [](Tensor& a, py::handle b) { ops::div_(a, to_tensor(b, "div_")); return a; })
-      .def("__ipow__", [](Tensor& a, py::handle b) { ops::pow_(a, to_tensor(b, "pow_")); return a; })
+      .def("__iadd__", [](Tensor& a, py::handle b) {
+        std::optional<jit::Record> rec;
+        if (jit::recording()) rec.emplace(jit::find_op("add_"));
+        const Tensor o = to_tensor(b, "add_");
+        ops::add_(a, o);
+        if (rec) rec->finish(binary_args("add_", a, o), {a});
+        return a;
+      })
+      .def("__isub__", [](Tensor& a, py::handle b) {
+        std::optional<jit::Record> rec;
+        if (jit::recording()) rec.emplace(jit::find_op("sub_"));
+        const Tensor o = to_tensor(b, "sub_");
+        ops::sub_(a, o);
+        if (rec) rec->finish(binary_args("sub_", a, o), {a});
+        return a;
+      })
+      .def("__imul__", [](Tensor& a, py::handle b) {
+        std::optional<jit::Record> rec;
+        if (jit::recording()) rec.emplace(jit::find_op("mul_"));
+        const Tensor o = to_tensor(b, "mul_");
+        ops::mul_(a, o);
+        if (rec) rec->finish(binary_args("mul_", a, o), {a});
+        return a;
+      })
+      .def("__itruediv__", [](Tensor& a, py::handle b) {
+        std::optional<jit::Record> rec;
+        if (jit::recording()) rec.emplace(jit::find_op("div_"));
+        const Tensor o = to_tensor(b, "div_");
+        ops::div_(a, o);
+        if (rec) rec->finish(binary_args("div_", a, o), {a});
+        return a;
+      })
+      .def("__ipow__", [](Tensor& a, py::handle b) {
+        std::optional<jit::Record> rec;
+        if (jit::recording()) rec.emplace(jit::find_op("pow_"));
+        const Tensor o = to_tensor(b, "pow_");
+        ops::pow_(a, o);
+        if (rec) rec->finish(binary_args("pow_", a, o), {a});
+        return a;
+      })
       .def("__bool__", [](const Tensor& t) {
+        jit::on_value_read("__bool__");
         DC_CHECK(t.numel() == 1, RuntimeError, "[bool] boolean value of a tensor with ", t.numel(),
                  " elements is ambiguous");
         return DC_DISPATCH_ALL(t.dtype(), "bool", [&] { return *t.data<scalar_t>() != scalar_t(0); });

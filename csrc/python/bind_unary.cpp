@@ -1,23 +1,48 @@
 // Hand-written unary bindings (csrc/ops/ops.schema rows marked manual): clamp's bounds are
 // numbers or tensors, and the two take different C++ ops.
+#include "jit/graph.h"
 #include "ops/ops.h"
 #include "python/common.h"
 
 namespace dc::py_bind {
 namespace {
 
+Tensor clamp_scalars(Tensor a, const std::optional<Scalar>& l, const std::optional<Scalar>& h,
+                     bool inplace) {
+  if (inplace) return ops::clamp_(a, l ? &*l : nullptr, h ? &*h : nullptr);
+  return ops::clamp(a, l ? &*l : nullptr, h ? &*h : nullptr);
+}
+
+// Boxed forms for the tracer (Note [Traced graphs] in jit/graph.h).
+tensor_list invoke_clamp_tensor(jit::Stack& s) {
+  return {ops::clamp_tensor(std::get<Tensor>(s[0]), std::get<Tensor>(s[1]),
+                            std::get<Tensor>(s[2]))};
+}
+template <bool Inplace>
+tensor_list invoke_clamp(jit::Stack& s) {
+  return {clamp_scalars(std::get<Tensor>(s[0]), std::get<std::optional<Scalar>>(s[1]),
+                        std::get<std::optional<Scalar>>(s[2]), Inplace)};
+}
+const int k_clamp_tensor = jit::register_op("clamp_tensor", &invoke_clamp_tensor, true);
+const int k_clamp = jit::register_op("clamp", &invoke_clamp<false>, true);
+const int k_clamp_ = jit::register_op("clamp_", &invoke_clamp<true>, false);
+
 Tensor clamp_impl(Tensor a, const py::object& lo, const py::object& hi, bool inplace) {
-  using namespace ops;
+  std::optional<jit::Record> rec;
   if ((!lo.is_none() && is_tensor(lo)) || (!hi.is_none() && is_tensor(hi))) {
     DC_CHECK(!inplace, TypeError, "[clamp_] tensor bounds are not supported in place");
-    return clamp_tensor(a, lo.is_none() ? Tensor() : to_tensor(lo, "clamp"),
-                        hi.is_none() ? Tensor() : to_tensor(hi, "clamp"));
+    if (jit::recording()) rec.emplace(k_clamp_tensor);
+    const Tensor l = lo.is_none() ? Tensor() : to_tensor(lo, "clamp");
+    const Tensor h = hi.is_none() ? Tensor() : to_tensor(hi, "clamp");
+    Tensor r = ops::clamp_tensor(a, l, h);
+    if (rec) rec->finish({a, l, h}, {r});
+    return r;
   }
   std::optional<Scalar> l, h;
   if (!lo.is_none()) l = to_scalar(lo, "clamp");
   if (!hi.is_none()) h = to_scalar(hi, "clamp");
-  if (inplace) return clamp_(a, l ? &*l : nullptr, h ? &*h : nullptr);
-  return clamp(a, l ? &*l : nullptr, h ? &*h : nullptr);
+  return jit::record_call(inplace ? k_clamp_ : k_clamp, {a, l, h},
+                          [&] { return clamp_scalars(a, l, h, inplace); });
 }
 
 void bind_unary(py::module_& m) {

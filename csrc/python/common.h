@@ -37,6 +37,15 @@ tensor_list to_index_list(py::handle obj, const char* op);
 // A creation op's requires_grad=: only floating point results may require gradients.
 Tensor set_requires_grad(Tensor t, bool requires_grad);
 
+// The tracer's hooks in the hand-written bindings (bind_jit.cpp; Note [Traced graphs]).
+Tensor traced_get_grad(const Tensor& t);
+void traced_set_grad(const Tensor& t, const Tensor& g);
+void traced_set_requires_grad(const Tensor& t, bool requires_grad);
+void trace_backward(const tensor_list& roots, const tensor_list& grads, bool retain, bool create,
+                    const tensor_list& inputs);
+tensor_list trace_grad(const tensor_list& outs, const tensor_list& ins, const tensor_list& gs,
+                       bool retain, bool create, bool allow_unused);
+
 // Releases the GIL only for work big enough to outweigh the cost of re-acquiring it.
 struct ReleaseIfLarge {
   explicit ReleaseIfLarge(int64_t work) {

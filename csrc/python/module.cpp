@@ -6,6 +6,7 @@
 #include "autograd/grad_mode.h"
 #include "core/parallel.h"
 #include "core/rng.h"
+#include "jit/graph.h"
 #include "kernels/cpu/isa.h"
 #include "ops/ops.h"
 #include "python/common.h"
@@ -48,6 +49,7 @@ Scalar to_scalar(py::handle obj, const char* op) {
   }
   if (PyFloat_Check(obj.ptr())) return Scalar(PyFloat_AS_DOUBLE(obj.ptr()));
   if (is_tensor(obj)) {
+    jit::on_value_read("item");  // float(t), int(t), a tensor where a number goes
     Tensor t = obj.cast<Tensor>();
     DC_CHECK(t.numel() == 1, ValueError, "[", op, "] expected a number or a one-element tensor, "
              "got a tensor of shape ", t.shape_str());

@@ -117,8 +117,13 @@ from . import special  # noqa: E402,F401
 from .config import show_config  # noqa: E402
 from .serialization import save, load  # noqa: E402
 from .utils._generator import Generator  # noqa: E402
+from ._jit import GraphBreakError, compile, jit  # noqa: E402
+from . import func  # noqa: E402,F401
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["keras"]
+
+# After __all__: `from deepcore import *` must not replace a user's own numpy and random.
+from . import numpy, random  # noqa: E402,F401
 
 
 def __getattr__(name: str):

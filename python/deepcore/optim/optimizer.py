@@ -11,6 +11,7 @@ from collections import OrderedDict, defaultdict
 from itertools import chain
 from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
+from .. import _trace_state
 from .._C import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -185,6 +186,8 @@ class Optimizer:
 
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
         """Performs one optimization step; returns what the closure returned (if given)."""
+        if _trace_state.active:
+            _trace_state.note_optimizer(self)
         loss = None
         if closure is not None:
             import deepcore

@@ -17,7 +17,7 @@ import itertools
 from collections import OrderedDict, namedtuple
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, TypeVar
 
-from ... import _C
+from ... import _C, _trace_state
 from ..._C import Tensor
 from ...autograd.grad_mode import no_grad
 from ..parameter import Buffer, Parameter
@@ -141,6 +141,8 @@ class Module:
     # ---- calling -------------------------------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _trace_state.active:
+            _trace_state.note_module(self)
         if self._forward_pre_hooks or self._forward_hooks:
             return self._call_with_hooks(args, kwargs)
         try:
