@@ -295,6 +295,10 @@ def _lambda(op: Op, name: str, cpp: str, method: bool, inplace: bool) -> tuple[s
         # included: it may make tensors) is recorded with its converted arguments.
         body.append("    std::optional<jit::Record> rec_;")
         body.append(f"    if (jit::recording()) rec_.emplace({_op_var(name)});")
+    elif op.returns.strip() not in ("()", "None"):
+        # No tensor result to record (result_type): the conversions are not ops of the graph.
+        body.append("    std::optional<jit::Record> quiet_;")
+        body.append("    if (jit::recording()) quiet_.emplace(-1);")
     body += [f"    {loc}" for loc in locals_]
     work = op.options.get("nogil")
     if "nogil" in op.flags or work:

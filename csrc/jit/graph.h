@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -108,6 +109,8 @@ class Tracer {
   std::shared_ptr<Graph> finish(const tensor_list& outputs);
   // Every tensor the trace knows, with its value id.
   const std::unordered_map<const TensorImpl*, int>& values() const { return ids_; }
+  // Whether a node made the tensor (an op's in-place or pass-through result is not made).
+  bool made_here(const TensorImpl* t) const { return made_.count(t) != 0; }
 
   bool strict;
   int depth = 0;  // > 0 while a recorded call runs (its nested ops are not recorded)
@@ -117,6 +120,7 @@ class Tracer {
  private:
   int new_value(const Tensor& t);
   std::unordered_map<const TensorImpl*, int> ids_;
+  std::unordered_set<const TensorImpl*> made_;
   std::vector<std::shared_ptr<TensorImpl>> keep_;  // no impl address is reused while tracing
 };
 

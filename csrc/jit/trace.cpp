@@ -118,6 +118,16 @@ void Tracer::add_node(int op, Stack args, const tensor_list& outputs) {
       }
     }
   }
+  for (const Tensor& o : outputs) {
+    if (!o.defined()) continue;
+    bool passed_in = false;
+    for (const IValue& a : args) {
+      if (auto* t = std::get_if<Tensor>(&a)) passed_in |= t->is_same(o);
+      else if (auto* l = std::get_if<tensor_list>(&a))
+        for (const Tensor& e : *l) passed_in |= e.is_same(o);
+    }
+    if (!passed_in) made_.insert(o.impl());
+  }
   n.args = std::move(args);
   for (const Tensor& o : outputs) n.outputs.push_back(o.defined() ? new_value(o) : -1);
   graph->nodes.push_back(std::move(n));

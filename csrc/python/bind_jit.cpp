@@ -57,10 +57,13 @@ tensor_list invoke_set_requires_grad(jit::Stack& s) {
 }
 
 tensor_list invoke_detach(jit::Stack& s) { return {ops::detach(std::get<Tensor>(s[0]))}; }
+tensor_list invoke_alias(jit::Stack& s) { return {ops::alias(std::get<Tensor>(s[0]))}; }
 
 const int k_backward = jit::register_op("_backward", &invoke_backward);
 const int k_detach = jit::register_op("detach", &invoke_detach, true);
+const int k_alias = jit::register_op("alias", &invoke_alias, true);
 const int k_grad = jit::register_op("_grad", &invoke_grad);
+// Not pure: even a read nobody uses guards the replay (Python code branched on `.grad is None`).
 const int k_get_grad = jit::register_op("_get_grad", &invoke_get_grad);
 const int k_set_grad = jit::register_op("_set_grad", &invoke_set_grad);
 const int k_set_requires_grad = jit::register_op("_set_requires_grad", &invoke_set_requires_grad);
@@ -194,7 +197,10 @@ void bind_jit(py::module_& m) {
   jit::set_location_hook(&python_location);
 
   py::class_<jit::Graph, std::shared_ptr<jit::Graph>>(m, "_Graph")
-      .def("run", [](const jit::Graph& g, const tensor_list& inputs) { return g.run(inputs); })
+      .def("run", [](const jit::Graph& g, const tensor_list& inputs) {
+        py::gil_scoped_release release;  // Python hooks the ops call take it back
+        return g.run(inputs);
+      })
       .def("__str__", &jit::Graph::str)
       .def_readonly("num_inputs", &jit::Graph::num_inputs)
       .def_readonly("num_values", &jit::Graph::num_values)
@@ -240,6 +246,28 @@ void bind_jit(py::module_& m) {
       }, py::arg("fold") = true, py::arg("fuse") = true, py::arg("plan") = true,
          py::arg("fault") = false);
 
+  // The part of deepcore.jit's cache key that tensors give: per tensor its shape, dtype,
+  // device, requires_grad and contiguity, and the first position of the same tensor.
+  m.def("_jit_signature", [](const tensor_list& ts) {
+    std::string key;
+    auto put = [&](int64_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const Tensor& t = ts[i];
+      put(t.dim());
+      for (int64_t d : t.sizes()) put(d);
+      put(static_cast<int64_t>(t.dtype()));
+      put(static_cast<int64_t>(t.device().type) * 1024 + t.device().index);
+      put((t.requires_grad() ? 1 : 0) | (t.is_contiguous() ? 2 : 0));
+      int64_t first = static_cast<int64_t>(i);
+      for (size_t j = 0; j < i; ++j)
+        if (ts[j].is_same(t)) {
+          first = static_cast<int64_t>(j);
+          break;
+        }
+      put(first);
+    }
+    return py::bytes(key);
+  });
   m.def("_jit_begin", [](const tensor_list& inputs, bool strict) { jit::begin_trace(inputs, strict); });
   m.def("_jit_end", [](const tensor_list& outputs) { return jit::end_trace(outputs); });
   m.def("_jit_abort", []() {
@@ -254,7 +282,7 @@ void bind_jit(py::module_& m) {
     if (!t) return out;
     const py::detail::type_info* ti = py::detail::get_type_info(typeid(TensorImpl));
     for (const auto& [impl, id] : t->values()) {
-      if (id < t->graph->num_inputs) continue;
+      if (id < t->graph->num_inputs || !t->made_here(impl)) continue;
       bool returned = false;
       for (const Tensor& o : outputs) returned |= o.impl() == impl;
       if (returned) continue;

@@ -1,5 +1,6 @@
 // Fused optimizer step bindings (used by deepcore/optim/*.py): one call per param group.
 // Lists are converted while holding the GIL; the update itself runs without it.
+#include "jit/graph.h"
 #include "ops/ops.h"
 #include "python/common.h"
 
@@ -31,6 +32,38 @@ int64_t total_numel(const tensor_list& ts) {
   return n;
 }
 
+// Boxed forms for the tracer (Note [Traced graphs] in jit/graph.h): a traced training step
+// replays the fused update.
+const tensor_list& L(jit::Stack& s, int i) { return std::get<tensor_list>(s[i]); }
+double D(jit::Stack& s, int i) { return std::get<double>(s[i]); }
+bool B(jit::Stack& s, int i) { return std::get<bool>(s[i]); }
+
+tensor_list invoke_sgd(jit::Stack& s) {
+  return ops::sgd_step_(L(s, 0), L(s, 1), L(s, 2),
+                        cpu::SgdHyper{D(s, 3), D(s, 4), D(s, 5), D(s, 6), B(s, 7), B(s, 8)});
+}
+tensor_list invoke_adam(jit::Stack& s) {
+  ops::adam_step_(L(s, 0), L(s, 1), L(s, 2), L(s, 3), L(s, 4), L(s, 5),
+                  cpu::AdamHyper{D(s, 6), D(s, 7), D(s, 8), D(s, 9), D(s, 10), B(s, 11),
+                                 B(s, 12), B(s, 13)});
+  return {};
+}
+tensor_list invoke_rmsprop(jit::Stack& s) {
+  ops::rmsprop_step_(L(s, 0), L(s, 1), L(s, 2), L(s, 3), L(s, 4), L(s, 5),
+                     cpu::RmspropHyper{D(s, 6), D(s, 7), D(s, 8), D(s, 9), D(s, 10), B(s, 11),
+                                       B(s, 12)});
+  return {};
+}
+tensor_list invoke_adagrad(jit::Stack& s) {
+  ops::adagrad_step_(L(s, 0), L(s, 1), L(s, 2), L(s, 3),
+                     cpu::AdagradHyper{D(s, 4), D(s, 5), D(s, 6), D(s, 7), B(s, 8)});
+  return {};
+}
+const int k_sgd = jit::register_op("sgd_step_", &invoke_sgd);
+const int k_adam = jit::register_op("adam_step_", &invoke_adam);
+const int k_rmsprop = jit::register_op("rmsprop_step_", &invoke_rmsprop);
+const int k_adagrad = jit::register_op("adagrad_step_", &invoke_adagrad);
+
 void bind_optim(py::module_& m) {
   m.def("_sgd_step", [](py::object params, py::object grads, py::object bufs, double lr,
                         double momentum, double dampening, double weight_decay, bool nesterov,
@@ -42,7 +75,8 @@ void bind_optim(py::module_& m) {
     tensor_list out;
     {
       ReleaseIfLarge gil(total_numel(p));
-      out = ops::sgd_step_(p, g, b, h);
+      out = jit::record_call(k_sgd, {p, g, b, lr, momentum, dampening, weight_decay, nesterov,
+                                     maximize}, [&] { return ops::sgd_step_(p, g, b, h); });
     }
     return out;
   }, py::arg("params"), py::arg("grads"), py::arg("momentum_buffer_list"), py::kw_only(),
@@ -62,7 +96,11 @@ void bind_optim(py::module_& m) {
     cpu::AdamHyper h{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
                      decoupled_weight_decay};
     ReleaseIfLarge gil(total_numel(p));
-    ops::adam_step_(p, g, m1, m2, mx, st, h);
+    jit::record_call(k_adam, {p, g, m1, m2, mx, st, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                              maximize, decoupled_weight_decay}, [&] {
+      ops::adam_step_(p, g, m1, m2, mx, st, h);
+      return tensor_list{};
+    });
   }, py::arg("params"), py::arg("grads"), py::arg("exp_avgs"), py::arg("exp_avg_sqs"),
      py::arg("max_exp_avg_sqs"), py::arg("state_steps"), py::kw_only(), py::arg("lr"),
      py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
@@ -80,7 +118,11 @@ void bind_optim(py::module_& m) {
                       st = tensors_arg(steps, op, "state_steps");
     cpu::RmspropHyper h{lr, alpha, eps, weight_decay, momentum, centered, maximize};
     ReleaseIfLarge gil(total_numel(p));
-    ops::rmsprop_step_(p, g, sq, ga, b, st, h);
+    jit::record_call(k_rmsprop, {p, g, sq, ga, b, st, lr, alpha, eps, weight_decay, momentum,
+                                 centered, maximize}, [&] {
+      ops::rmsprop_step_(p, g, sq, ga, b, st, h);
+      return tensor_list{};
+    });
   }, py::arg("params"), py::arg("grads"), py::arg("square_avgs"), py::arg("grad_avgs"),
      py::arg("momentum_buffer_list"), py::arg("state_steps"), py::kw_only(), py::arg("lr"),
      py::arg("alpha"), py::arg("eps"), py::arg("weight_decay"), py::arg("momentum"),
@@ -95,7 +137,10 @@ void bind_optim(py::module_& m) {
                       st = tensors_arg(steps, op, "state_steps");
     cpu::AdagradHyper h{lr, lr_decay, eps, weight_decay, maximize};
     ReleaseIfLarge gil(total_numel(p));
-    ops::adagrad_step_(p, g, s, st, h);
+    jit::record_call(k_adagrad, {p, g, s, st, lr, lr_decay, eps, weight_decay, maximize}, [&] {
+      ops::adagrad_step_(p, g, s, st, h);
+      return tensor_list{};
+    });
   }, py::arg("params"), py::arg("grads"), py::arg("state_sums"), py::arg("state_steps"),
      py::kw_only(), py::arg("lr"), py::arg("lr_decay"), py::arg("eps"), py::arg("weight_decay"),
      py::arg("maximize"));

@@ -71,7 +71,11 @@ std::string dtype_suffix(DType d) { return std::string("dtype=deepcore.") + dtyp
 void bind_tensor(py::module_& m) {
   py::class_<TensorImpl, std::shared_ptr<TensorImpl>> cls(m, "Tensor", py::dynamic_attr());
   cls.def(py::init([](py::object data) -> std::shared_ptr<TensorImpl> {
-        if (is_tensor(data)) return ops::alias(data.cast<Tensor>()).impl_ptr();
+        if (is_tensor(data)) {
+          const Tensor t = data.cast<Tensor>();
+          return jit::record_call(jit::find_op("alias"), {t}, [&] { return ops::alias(t); })
+              .impl_ptr();
+        }
         return ops::detach(to_tensor(tensor_hook()(data), "Tensor")).impl_ptr();
       }),
       py::arg("data"));

@@ -78,35 +78,38 @@ def _module_guard(m) -> tuple:
 
 
 def _optimizer_guard(o) -> tuple:
-    groups = []
-    for g in o.param_groups:
-        items = []
-        for k, v in sorted(g.items()):
-            if k == "params":
-                items.append((k, tuple(id(p) for p in v)))
-            elif isinstance(v, (int, float, bool, str, type(None))):
-                items.append((k, v))
-            elif isinstance(v, tuple):
-                items.append((k, tuple(v)))
-        groups.append(tuple(items))
-    return (tuple(groups), len(o.state))
+    """Hyperparameters (a scheduler's new lr retraces), parameter lists and state size."""
+    return tuple(tuple((k, v if k != "params" else tuple(map(id, v))) for k, v in g.items())
+                 for g in o.param_groups) + (len(o.state),)
 
 
 class _Entry:
-    __slots__ = ("graph", "out_spec", "out_static", "modules", "optimizers", "guards")
+    __slots__ = ("graph", "out_spec", "out_static", "modules", "optimizers", "module_guards",
+                 "optimizer_guards", "epoch")
 
     def __init__(self, graph, out_spec, out_static, modules, optimizers):
         self.graph = graph
         self.out_spec = out_spec
         self.out_static = out_static
-        self.modules = modules
+        # Only the outermost modules: a module's guard covers its submodules.
+        inner = {id(s) for m in modules for s in m.modules() if s is not m}
+        self.modules = [m for m in modules if id(m) not in inner]
         self.optimizers = optimizers
-        self.guards = ([_module_guard(m) for m in modules],
-                       [_optimizer_guard(o) for o in optimizers])
+        self.module_guards = [_module_guard(m) for m in self.modules]
+        self.optimizer_guards = [_optimizer_guard(o) for o in optimizers]
+        self.epoch = _trace_state.epoch
 
     def valid(self) -> bool:
-        return self.guards == ([_module_guard(m) for m in self.modules],
-                               [_optimizer_guard(o) for o in self.optimizers])
+        # Module state (training mode, parameters, buffers) can only change through calls that
+        # bump _trace_state.epoch; the guards are compared again only then.
+        if self.epoch != _trace_state.epoch:
+            if self.module_guards != [_module_guard(m) for m in self.modules]:
+                return False
+            self.epoch = _trace_state.epoch
+        for o, g in zip(self.optimizers, self.optimizer_guards):
+            if _optimizer_guard(o) != g:
+                return False
+        return True
 
 
 class Graph:
@@ -223,24 +226,18 @@ class _Jitted:
     def num_traces(self) -> int:
         return self._traces
 
-    def _key(self, leaves, spec):
-        parts = [spec, _C.is_grad_enabled()]
-        seen: Dict[int, int] = {}
-        for i, x in enumerate(leaves):
-            if _is_tensor(x):
-                parts.append((tuple(x.shape), x.dtype, str(x.device), x.requires_grad,
-                              x.is_contiguous(), seen.setdefault(id(x), i)))
-            else:
-                parts.append(_static_key(x))
-        return tuple(parts)
+    @staticmethod
+    def _key(leaves, spec, tensors):
+        static = tuple(_static_key(x) for x in leaves if not _is_tensor(x))
+        return (spec, _C.is_grad_enabled(), _C._jit_signature(tensors), static)
 
     def __call__(self, *args, **kwargs):
         if _C._jit_tracing():
             # Inside another trace: the outer graph records the ops of this call.
             return self._fn(*args, **kwargs)
         leaves, spec = optree.tree_flatten((args, kwargs), none_is_leaf=True)
-        key = self._key(leaves, spec)
         tensors = [x for x in leaves if _is_tensor(x)]
+        key = self._key(leaves, spec, tensors)
         for entry in self._cache.get(key, ()):
             if entry is _EAGER:
                 return self._fn(*args, **kwargs)

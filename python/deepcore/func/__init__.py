@@ -23,8 +23,9 @@ from .._C import Tensor
 from .._creation import zeros_like as _zeros_like
 from ..autograd import grad as _autograd_grad
 from ..autograd.grad_mode import enable_grad as _enable_grad
+from ._vmap import vmap
 
-__all__ = ["grad", "value_and_grad", "vjp", "functional_call"]
+__all__ = ["grad", "value_and_grad", "vjp", "functional_call", "vmap"]
 
 _ArgNums = Union[int, Tuple[int, ...]]
 

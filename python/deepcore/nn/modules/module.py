@@ -187,6 +187,7 @@ class Module:
     # ---- registration --------------------------------------------------------------------
 
     def register_buffer(self, name: str, tensor: Optional[Tensor], persistent: bool = True) -> None:
+        _trace_state.epoch += 1
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot assign buffer before Module.__init__() call")
         if not isinstance(name, str):
@@ -207,6 +208,7 @@ class Module:
             self._non_persistent_buffers_set.add(name)
 
     def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
+        _trace_state.epoch += 1
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign parameter before Module.__init__() call")
         if not isinstance(name, str):
@@ -228,6 +230,7 @@ class Module:
         self._parameters[name] = param
 
     def add_module(self, name: str, module: Optional["Module"]) -> None:
+        _trace_state.epoch += 1
         if not isinstance(module, Module) and module is not None:
             raise TypeError(f"{_typename(module)} is not a Module subclass")
         if not isinstance(name, str):
@@ -295,6 +298,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __setattr__(self, name: str, value: Any) -> None:
+        _trace_state.epoch += 1  # jit guards: training mode, parameters, buffers, submodules
         def remove_from(*dicts_or_sets: Any) -> None:
             for d in dicts_or_sets:
                 if name in d:
@@ -345,6 +349,7 @@ class Module:
                     object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        _trace_state.epoch += 1
         if name in self._parameters:
             del self._parameters[name]
         elif name in self._buffers:
