@@ -25,7 +25,8 @@ from ..autograd import grad as _autograd_grad
 from ..autograd.grad_mode import enable_grad as _enable_grad
 from ._vmap import vmap
 
-__all__ = ["grad", "value_and_grad", "vjp", "functional_call", "vmap"]
+__all__ = ["grad", "value_and_grad", "vjp", "functional_call", "vmap", "jvp", "jacfwd", "jacrev",
+           "hessian"]
 
 _ArgNums = Union[int, Tuple[int, ...]]
 
@@ -245,3 +246,6 @@ def functional_call(module, parameter_and_buffer_dicts: Union[Dict[str, Any],
     finally:
         for reg, attr, old in reversed(saved):
             reg[attr] = old
+
+
+from ._forward import hessian, jacfwd, jacrev, jvp  # noqa: E402  (uses vjp above)

@@ -302,6 +302,58 @@ def _index_select(ctx, args, bdims):
 RULES["index_select"] = _index_select
 
 
+def _index(ctx, args, bdims):
+    """index(input, indices): advanced indexing of a batched input by unbatched integer
+    indices; the batch dim is a full slice in front."""
+    idx = args[1]
+    if bdims[0] is None or _batched(bdims[1]) or any(
+            t is not None and (t.dtype.is_floating_point or t.dtype == _C.dtype.bool)
+            for t in idx):
+        return _loop(ctx, args, bdims)
+    out = ctx.call([args[0], [None] + list(idx)])[0]
+    used = [k for k, t in enumerate(idx) if t is not None]
+    if used and used[-1] - used[0] + 1 != len(used):
+        # separated advanced indices put their dims first, before the batch dim
+        k = max(t.dim() for t in idx if t is not None)
+        order = list(range(out.dim()))
+        order.insert(0, order.pop(k))
+        out = out.permute(order)
+    return [out], [0]
+
+
+RULES["index"] = _index
+
+
+def _index_add(ctx, args, bdims):
+    """index_add(input, dim, index, source, alpha) with an unbatched index."""
+    if bdims[2] is not None:
+        return _loop(ctx, args, bdims)
+    if ctx.name.endswith("_"):
+        _check_inplace(ctx, args, bdims)
+    a = list(args)
+    a[0] = _materialize(args[0], bdims[0], ctx.B)
+    a[3] = _materialize(args[3], bdims[3], ctx.B)
+    a[1] = _shift_one(args[1], _lrank(args[0], bdims[0]), ctx.name)
+    return ctx.call(a), [0]
+
+
+RULES["index_add"] = RULES["index_add_"] = _index_add
+
+
+def _take_along_dim(ctx, args, bdims):
+    if args[2] is None:  # over the flattened input
+        return _loop(ctx, args, bdims)
+    rank = _lrank(args[0], bdims[0])
+    a = _align(args, bdims, (0, 1))
+    a[0] = _materialize(a[0], bdims[0], ctx.B)
+    a[1] = _materialize(a[1], bdims[1], ctx.B)
+    a[2] = _shift_one(args[2], rank, ctx.name)
+    return ctx.call(a), [0]
+
+
+RULES["take_along_dim"] = _take_along_dim
+
+
 def _embedding(ctx, args, bdims):
     if bdims[0] is not None:  # per-example tables
         return _loop(ctx, args, bdims)
@@ -423,6 +475,75 @@ for _n, _k in {"conv1d": 1, "conv2d": 2, "conv_transpose1d": 1, "conv_transpose2
     RULES[_n] = _fold_rule(_k)
 
 
+def _fold_n(ctx, args, bdims, tensor_params):
+    """Per-sample normalizations of (N, C, *): the batch folds into N."""
+    if any(bdims[p] is not None for p in tensor_params) or _lrank(args[0], 0) < 2:
+        return _loop(ctx, args, bdims)
+    a = list(args)
+    x = args[0]
+    a[0] = x.reshape([-1] + list(x.shape[2:]))
+    return [ctx.call(a)[0].reshape(list(x.shape))], [0]
+
+
+def _batch_norm(ctx, args, bdims):
+    """_batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    in eval mode the batch folds into N; in training mode without running statistics each
+    example's channels become channels of their own (statistics over N and space, per
+    example), with the affine parameters repeated."""
+    x, rm, rv, w, b, training = args[:6]
+    if any(bdims[p] is not None for p in (1, 2, 3, 4)) or _lrank(x, 0) < 2:
+        return _loop(ctx, args, bdims)
+    if not training:
+        return _fold_n(ctx, args, bdims, (1, 2, 3, 4))
+    if rm is not None or rv is not None:
+        return _loop(ctx, args, bdims)  # running statistics: one update per example
+    B, N, C = x.shape[0], x.shape[1], x.shape[2]
+    rest = list(x.shape[3:])
+    xt = x.transpose(0, 1).reshape([N, B * C] + rest)
+    a = list(args)
+    a[0] = xt
+    a[3] = w.repeat([B]) if w is not None else None
+    a[4] = b.repeat([B]) if b is not None else None
+    out = ctx.call(a)[0].reshape([N, B, C] + rest).transpose(0, 1)
+    return [out], [0]
+
+
+RULES["_batch_norm"] = _batch_norm
+RULES["_group_norm"] = lambda ctx, args, bdims: _fold_n(ctx, args, bdims, (2, 3))
+
+
+def _instance_norm(ctx, args, bdims):
+    if args[1] is not None or args[2] is not None or not args[5]:
+        return _loop(ctx, args, bdims)
+    return _fold_n(ctx, args, bdims, (3, 4))
+
+
+RULES["_instance_norm"] = _instance_norm
+
+
+def _sdpa(ctx, args, bdims):
+    """_sdpa_flash(q, k, v, mask, ...): attention maps the last two dims, so with every
+    operand batched the batch folds into the leading dim."""
+    B = ctx.B
+    q, k, v, mask = (_materialize(args[p], bdims[p], B) if _is_t(args[p]) else args[p]
+                     for p in range(4))
+    if _lrank(q, 0) < 3 or _lrank(k, 0) != _lrank(q, 0) or \
+            (mask is not None and _lrank(mask, 0) != _lrank(q, 0)):
+        return _loop(ctx, args, bdims)
+
+    def fold(t):
+        return t.reshape([-1] + list(t.shape[2:]))
+
+    a = list(args)
+    a[0], a[1], a[2] = fold(q), fold(k), fold(v)
+    if mask is not None:
+        a[3] = fold(mask.expand(list(q.shape[:2]) + list(mask.shape[2:])))
+    return [ctx.call(a)[0].reshape([B] + list(ctx.out_shapes[0]))], [0]
+
+
+RULES["_sdpa_flash"] = _sdpa
+
+
 # ---- losses: reduction='none', then reduce per example ------------------------------------------
 
 def _reduce_per_example(loss: Tensor, reduction: str, denom=None) -> Tensor:
@@ -442,6 +563,9 @@ def _pointwise_loss(red_pos: int, tensor_pos: Sequence[int]) -> Rule:
     def rule(ctx, args, bdims):
         red = args[red_pos]
         a = _align(args, bdims, tensor_pos)
+        a[0] = _materialize(a[0], bdims[0], ctx.B)  # input and target: one shape
+        if _is_t(a[1]):
+            a[1] = _materialize(a[1], bdims[1], ctx.B)
         if red == "none":
             return ctx.call(a), [0]
         a[red_pos] = "none"
@@ -517,6 +641,8 @@ RANDOM = {"_rand", "_randn", "_randint", "_randperm", "_multinomial", "bernoulli
 def is_random(name: str, args: list) -> bool:
     if name in ("dropout", "dropout_"):
         return bool(args[2]) and args[1] > 0
+    if name == "_sdpa_flash":
+        return args[7] > 0
     return name in RANDOM
 
 
@@ -576,7 +702,7 @@ def _loop(ctx, args, bdims):
     for i in range(B):
         a = []
         for x, b in zip(args, bdims):
-            if isinstance(x, list):
+            if isinstance(x, list) and isinstance(b, list):
                 a.append([t.select(0, i) if bb is not None else t for t, bb in zip(x, b)])
             else:
                 a.append(x.select(0, i) if b is not None else x)

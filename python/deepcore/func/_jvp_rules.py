@@ -43,6 +43,14 @@ def _fit(t: Optional[Tensor], out: Tensor) -> Optional[Tensor]:
     return t
 
 
+def _bshape(a: Tensor, b: Tensor) -> tuple:
+    """The broadcast shape of two tensors."""
+    sa, sb = tuple(a.shape), tuple(b.shape)
+    n = max(len(sa), len(sb))
+    sa, sb = (1,) * (n - len(sa)) + sa, (1,) * (n - len(sb)) + sb
+    return tuple(max(x, y) if min(x, y) != 0 else 0 for x, y in zip(sa, sb))
+
+
 def _add(*ts: Optional[Tensor]) -> Optional[Tensor]:
     """The sum of the tangents that are not None (None when all are)."""
     acc = None
@@ -208,7 +216,7 @@ def _clamp(args, tans, outs, call):
     return [t]
 
 
-_reg("clamp clamp_", _clamp)
+_reg("clamp clamp_ clamp_tensor", _clamp)
 
 
 # ---- binary elementwise ---------------------------------------------------------------------
@@ -366,7 +374,7 @@ _reg("_view _reshape _permute _expand _repeat transpose swapaxes t _T squeeze un
      "masked_select embedding index _avg_pool1d _avg_pool2d _adaptive_avg_pool2d "
      "_upsample_nearest _upsample_linear nll_loss _nll_loss roll movedim",
      linear(0))
-_reg("cat stack", linear(0))
+_reg("cat stack avg_pool2d", linear(0))
 _reg("_pad", linear(0, 3))
 _reg("masked_fill masked_fill_ index_put index_put_", linear(0, 2))
 _reg("scatter scatter_", linear(0, 3, 4))
@@ -545,20 +553,40 @@ _reg("cumprod", lambda a, t, o, c: [None if t[0] is None else
 
 
 def _cumprod_t(x, t, dim, dtype, y):
-    # y_i = prod_{j<=i} x_j; dy_i = sum_{j<=i} t_j prod_{k<=i, k!=j} x_k = y_i * cumsum(t/x)_i
-    # where x has no zeros (the common case; exact zeros give nan, a documented limitation).
+    # y_i = prod_{j<=i} x_j, so dy_i = sum_{j<=i} t_j prod_{k<=i, k!=j} x_k. Without zeros that
+    # is y_i * cumsum(t / x)_i; with zeros, the (n, n) form: cumprod of x with x_j set to 1.
     if dtype is not None:
         x, t = x.to(dtype), t.to(dtype)
-    return y * dc.cumsum(t / x, dim)
+    if x.dim() == 0:
+        return t
+    if not bool((x == 0).any()):
+        return y * dc.cumsum(t / x, dim)
+    d = dim % x.dim()
+    n = x.shape[d]
+    xm, tm = x.transpose(d, -1), t.transpose(d, -1)              # (..., n)
+    eye = dc.eye(n, dtype=dc.bool)                           # [j, i]
+    xs = dc.where(eye, dc.ones_like(xm).unsqueeze(-2), xm.unsqueeze(-2).expand(
+        *xm.shape[:-1], n, n))                               # (..., j, i): x with x_j = 1
+    m = dc.cumprod(xs, -1) * dc.ones(n, n, dtype=dc.bool).triu().to(x.dtype)  # j <= i
+    return (tm.unsqueeze(-1) * m).sum(-2).transpose(d, -1)
 
 
 def _logcumsumexp(args, tans, outs, call):
+    # dy_i = sum_{j<=i} t_j exp(x_j - y_i): an (n, n) weight matrix, every exponent <= 0
     x, dim = args
     t, y = tans[0], outs[0]
     if t is None:
         return [None]
-    m = x.amax(dim, keepdim=True) if x.dim() else x
-    return [dc.cumsum(t * dc.exp(x - m), dim) * dc.exp(m - y)]
+    if x.dim() == 0:
+        return [t]
+    d = dim % x.dim()
+    n = x.shape[d]
+    xm, tm, ym = x.transpose(d, -1), t.transpose(d, -1), y.transpose(d, -1)
+    keep = dc.ones(n, n, dtype=dc.bool).triu()              # [j, i]: j <= i
+    e = xm.unsqueeze(-1) - ym.unsqueeze(-2)                  # (..., j, i)
+    e = dc.where(keep, e, dc.full_like(e, float("-inf")))
+    w = dc.nan_to_num(dc.exp(e), nan=0.0)
+    return [(tm.unsqueeze(-1) * w).sum(-2).transpose(d, -1)]
 
 
 _reg("logcumsumexp", _logcumsumexp)
@@ -729,19 +757,22 @@ _reg("_instance_norm", _instance_norm)
 
 # ---- pooling with indices, dropout ----------------------------------------------------------
 
-def _max_pool(args, tans, outs, call):
-    t = tans[0]
-    if t is None:
-        return [None, None]
-    vals, idx = outs[0], outs[1]
-    nsp = len(args[1]) if isinstance(args[1], (list, tuple)) else 1  # spatial dims
-    # indices are flat positions within each (batch, channel) plane, as in torch
-    ft = t.flatten(t.dim() - nsp) if nsp > 1 else t
-    fi = idx.flatten(idx.dim() - nsp) if nsp > 1 else idx
-    return [ft.gather(ft.dim() - 1, fi).reshape(tuple(vals.shape)), None]
+def _max_pool(nsp: int) -> Rule:
+    """Max pooling over nsp spatial dims: the tangent at each window's argmax (the indices are
+    flat positions within each (batch, channel) plane, as in torch)."""
+    def rule(args, tans, outs, call):
+        t = tans[0]
+        if t is None:
+            return [None, None]
+        vals, idx = outs[0], outs[1]
+        ft = t.flatten(t.dim() - nsp) if nsp > 1 else t
+        fi = idx.flatten(idx.dim() - nsp) if nsp > 1 else idx
+        return [ft.gather(ft.dim() - 1, fi).reshape(tuple(vals.shape)), None]
+    return rule
 
 
-_reg("_max_pool1d _max_pool2d _adaptive_max_pool2d", _max_pool)
+_reg("_max_pool1d", _max_pool(1))
+_reg("_max_pool2d _adaptive_max_pool2d", _max_pool(2))
 
 
 def _dropout(args, tans, outs, call):
@@ -751,6 +782,8 @@ def _dropout(args, tans, outs, call):
         return [None]
     if not train or p == 0:
         return [t]
+    if p >= 1:
+        return [None]
     # The mask is the recomputed result's nonzeros (an exact zero input drops its tangent).
     return [t * _f(outs[0] != 0, t) / (1 - p)]
 
@@ -782,7 +815,7 @@ def _pair_loss(d_input, d_target=None):
         t = _add(None if tx is None else tx * d_input(x, y, *extra),
                  None if ty is None else ty * (d_target(x, y, *extra) if d_target
                                               else -d_input(x, y, *extra)))
-        shape = dc.broadcast_shapes(tuple(x.shape), tuple(y.shape))
+        shape = _bshape(x, y)
         return [_reduce(t.expand(shape) if tuple(t.shape) != tuple(shape) else t, reduction,
                         x.shape[0] if x.dim() else 1)]
     return rule
@@ -808,7 +841,7 @@ def _kl_div(args, tans, outs, call):
         t = _add(None if tx is None else -tx * y,
                  None if ty is None else ty * dc.where(y > 0, dc.log(dc.where(
                      y > 0, y, dc.ones_like(y))) + 1 - x, dc.zeros_like(y)))
-    shape = dc.broadcast_shapes(tuple(x.shape), tuple(y.shape))
+    shape = _bshape(x, y)
     t = t.expand(shape) if tuple(t.shape) != tuple(shape) else t
     return [_reduce(t, reduction, x.shape[0] if x.dim() else 1)]
 
@@ -863,6 +896,9 @@ def _cross_entropy(args, tans, outs, call):
     for probability targets; the tangent is L applied to the log-probabilities' tangent."""
     x, target, w, ignore_index, reduction, eps = args
     tx, tt = tans[0], tans[1]
+    if tans[2] is not None:
+        raise NotImplementedError("jvp: no forward rule for '_cross_entropy' with respect to "
+                                  "weight")
     if tx is None and tt is None:
         return [None]
     cdim = 1 if x.dim() > 1 else 0

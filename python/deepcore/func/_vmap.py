@@ -30,6 +30,8 @@ graph through the Python bindings, which the outer trace records like any other 
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import threading
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -53,6 +55,30 @@ def _is_t(x) -> bool:
     return isinstance(x, Tensor)
 
 
+def _movedim(t: Tensor, src: int, dst: int) -> Tensor:
+    order = [i for i in range(t.dim()) if i != src]
+    order.insert(dst, src)
+    return t.permute(order)
+
+
+def _example_shape(x: Tensor, d: Optional[int]) -> tuple:
+    shape = list(x.shape)
+    if d is not None:
+        del shape[d]
+    return tuple(shape)
+
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _user_stacklevel() -> int:
+    """The warnings stacklevel (seen from the caller) of the first frame outside deepcore."""
+    f, level = sys._getframe(1), 1
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PKG_DIR):
+        f, level = f.f_back, level + 1
+    return level
+
+
 def _fname(func) -> str:
     return getattr(func, "__name__", type(func).__name__)
 
@@ -67,9 +93,9 @@ def _flat_dims(dims, tree, what: str, func) -> list:
     try:
         full = optree.tree_broadcast_prefix(dims, tree, none_is_leaf=True)
     except ValueError as err:
+        of = "inputs" if what == "in_dims" else "outputs"
         raise ValueError(f"vmap({_fname(func)}, {what}={dims!r}, ...): {what} is not "
-                         f"compatible with the structure of the {'inputs' if what == 'in_dims' else 'outputs'}: "
-                         f"{err}") from None
+                         f"compatible with the structure of the {of}: {err}") from None
     flat = optree.tree_leaves(full, none_is_leaf=True)
     for d in flat:
         if d is not None and (not isinstance(d, int) or isinstance(d, bool)):
@@ -143,6 +169,11 @@ class _Entry:
         self.consts = list(g._g.outputs_const)
         self.out_spec = tc._out_spec
         self.out_static = tc._out_static
+        gg = g._g
+        self.shapes = [[tuple(gg.value_shape(o)) if o >= 0 else None for o in outs]
+                       for _, _, outs, _ in self.nodes]
+        self.dtypes = {o: gg.value_dtype(o) for _, _, outs, _ in self.nodes for o in outs
+                       if o >= 0}
         # values some _grad node differentiates with respect to (Note [vmap over traced graphs])
         self.force = set()
         for op, args, _, _ in self.nodes:
@@ -224,7 +255,7 @@ def _call_binding(name: str, args: list) -> list:
     global _BINDINGS
     if _BINDINGS is None:
         _BINDINGS = {}
-        for o in _C._op_registry():
+        for o in _C._op_registry(True):
             _BINDINGS.setdefault(o["binding"] or o["name"], _split_params(o["signature"]))
     fn = getattr(_C, name, None)
     if fn is None:
@@ -286,8 +317,9 @@ def _grad_node(ctx, args, bdims):
         if go is None:
             go = ones_like(o)
         elif gb is not None and ob is None:
-            raise VmapError("vmap: autograd.grad with a batched grad_output for an output that "
-                            "is the same for every example is not supported")
+            # cotangents batched over one shared graph (vmap of a vjp_fn made outside, as
+            # jacrev does): one backward pass per example
+            return _fallback(ctx, args, bdims)
         elif gb is None and ob is not None:
             go = _batching._materialize(go, None, B)
         grad_outputs.append(go)
@@ -317,16 +349,20 @@ def _run_node(ctx, args, bdims, randomness):
     rule = RULES.get(name)
     if rule is not None:
         return rule(ctx, args, bdims)
+    return _fallback(ctx, args, bdims)
+
+
+def _fallback(ctx, args, bdims):
+    name = ctx.name
     if name not in _warned_ops:
         _warned_ops.add(name)
         warnings.warn(f"vmap: no batching rule for '{name}'; running it in a loop over the "
-                      "batch", UserWarning, stacklevel=4)
+                      "batch", UserWarning, stacklevel=_user_stacklevel())
     return _batching.loop(ctx, args, bdims)
 
 
 def _interpret(entry: _Entry, phys: list, batched: list, B: int, randomness: str) -> list:
     """Runs the traced graph on the batch: (tensor, batch dim 0 or None) per graph output."""
-    gg = entry.graph._g
     env: Dict[int, tuple] = {}
     for v, (t, b) in enumerate(zip(phys, batched)):
         if v in entry.force and not b:
@@ -343,7 +379,7 @@ def _interpret(entry: _Entry, phys: list, batched: list, B: int, randomness: str
         for i, (op, args, outs, gm) in enumerate(entry.nodes):
             vals, bds = [], []
             for a in args:
-                if isinstance(a, list) and any(isinstance(x, tuple) for x in a):
+                if isinstance(a, list) and any(isinstance(x, (tuple, Tensor)) for x in a):
                     pairs = [resolve(x) for x in a]
                     vals.append([p[0] for p in pairs])
                     bds.append([p[1] for p in pairs])
@@ -351,7 +387,7 @@ def _interpret(entry: _Entry, phys: list, batched: list, B: int, randomness: str
                     v, b = resolve(a)
                     vals.append(v)
                     bds.append(b)
-            shapes = [tuple(gg.value_shape(o)) if o >= 0 else None for o in outs]
+            shapes = entry.shapes[i]
             ctx = _Ctx(B, op, randomness, shapes, entry.graph, i)
             _C._set_grad_enabled(gm)
             res, rb = _run_node(ctx, vals, bds, randomness)
@@ -366,7 +402,7 @@ def _interpret(entry: _Entry, phys: list, batched: list, B: int, randomness: str
                     raise RuntimeError(f"[vmap] internal: the batching rule for '{op}' gave a "
                                        f"result of logical shape {logical}, the trace recorded "
                                        f"{want_shape}")
-                want = gg.value_dtype(o)
+                want = entry.dtypes[o]
                 if r.dtype != want:  # promotion differs when a 0-d value became 1-d
                     r = r.to(want)
                 if o in entry.force and b is None:
@@ -418,7 +454,7 @@ def _place_outputs(func, entry: _Entry, results: list, out_dims, B: int):
         d %= rank
         if b is None:
             x = _batching._materialize(x, None, B)
-        placed.append(x.movedim(0, d) if d else x)
+        placed.append(_movedim(x, 0, d) if d else x)
     return optree.tree_unflatten(entry.out_spec, placed)
 
 
@@ -440,8 +476,8 @@ def vmap(func: Callable, in_dims: _InDims = 0, out_dims: Union[int, None, tuple]
     def wrapper(*args, **kwargs):
         leaves, spec, dims, B = _batch_args(func, in_dims, args, kwargs)
         key = (spec, tuple(dims), _C.is_grad_enabled(), tuple(
-            (tuple(x.shape), x.dtype, x.requires_grad) if _is_t(x) else _static_key(x)
-            for x in leaves))
+            (_example_shape(x, d), x.dtype, x.requires_grad) if _is_t(x) else _static_key(x)
+            for x, d in zip(leaves, dims)))
         entry = cache.get(key)
         if entry is None:
             entry = _trace(func, leaves, spec, dims)
@@ -449,7 +485,7 @@ def vmap(func: Callable, in_dims: _InDims = 0, out_dims: Union[int, None, tuple]
         phys, batched = [], []
         for x, d in zip(leaves, dims):
             if _is_t(x):
-                phys.append(x.movedim(d, 0) if d else x)
+                phys.append(_movedim(x, d, 0) if d else x)
                 batched.append(d is not None)
         if chunk_size is None or chunk_size >= B:
             results = _interpret(entry, phys, batched, B, randomness)
