@@ -87,6 +87,28 @@ def test_fused_chain_is_one_node_and_exact():
     assert len(g.graph.nodes) == 1
 
 
+@pytest.mark.parametrize("shape,operand_shapes", [
+    ((3000,), [(1,), ()]),
+    ((7, 5, 3), [(3,), (5, 3)]),
+    ((2, 700), [(700,), (1, 700)]),
+    ((3, 600, 4), [(4,), (600, 4)]),
+    ((4, 513), [(513,), (4, 513)]),
+    ((1000, 8), [(8,), (1000, 8)]),
+])
+def test_fused_broadcast_layouts(shape, operand_shapes):
+    """Blocks tile short broadcast operands and never cross a long one's period."""
+    x = dc.randn(*shape)
+    a, b = (dc.randn(*s) if s else dc.tensor(1.5) for s in operand_shapes)
+
+    def f(x, a, b):
+        return dc.tanh(dc.relu(x * a - b) + 0.25) * b
+
+    jf = dc.jit(f)
+    jf(x, a, b)
+    assert "_fused_elementwise" in str(jf.graph)
+    assert _same(jf(x, a, b), f(x, a, b))
+
+
 def test_no_fusion_where_autograd_needs_the_ops():
     f = dc.jit(lambda x: dc.tanh(x * 2.0) + 1.0)
     x = dc.randn(5, requires_grad=True)

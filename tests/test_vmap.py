@@ -3,6 +3,7 @@ per-example gradients, randomness, the loop fallback and the errors."""
 import warnings
 
 import numpy as np
+import optree
 import pytest
 
 import deepcore as dc
@@ -331,6 +332,27 @@ def test_kwargs_not_mapped_and_cache():
     assert len(calls) == 2
 
 
+def test_module_guards_retrace():
+    m = dc.nn.Sequential(dc.nn.Linear(3, 3), dc.nn.Dropout(0.5))
+    f = vmap(m, randomness="different")
+    x = dc.randn(4, 3)
+    f(x)
+    m.eval()  # the cached graph has dropout in training mode: traced again
+    _close(f(x), m(x))
+    m[0].weight = dc.nn.Parameter(dc.zeros(3, 3))  # a new parameter object: traced again
+    _close(f(x), m(x))
+
+
+def test_writes_through_views():
+    def g(t):
+        t.view(2, 2).add_(1)
+        t[0].mul_(3)
+        return t
+    x = dc.zeros(3, 4)
+    _close(vmap(g)(x), torch.tensor([[3.0, 1, 1, 1]] * 3))
+    _close(x, torch.tensor([[3.0, 1, 1, 1]] * 3))  # the caller's tensor, as in eager
+
+
 def test_chunk_size():
     check_x = _arr(7, 3)
     out = vmap(lambda x: dc.tanh(x).sum(), chunk_size=3)(dc.tensor(check_x))
@@ -408,6 +430,16 @@ def test_jacobian_rows_through_vjp():
         warnings.simplefilter("ignore")  # one backward pass per row (loop fallback)
         jac = vmap(vjp_fn)(dc.eye(3))[0]
     np.testing.assert_allclose(jac.numpy(), np.diag(2 * np.cos(x.numpy())), atol=1e-6)
+
+
+def test_grad_wrt_a_captured_tensor():
+    w = dc.tensor(_arr(3)).requires_grad_()
+    x = dc.tensor(_arr(4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one backward pass per example (loop fallback)
+        g = vmap(lambda x: dc.autograd.grad((x * w).sin().sum(), [w])[0])(x)
+    ref = [dc.autograd.grad((x[i] * w).sin().sum(), [w])[0] for i in range(4)]
+    _close(g, torch.tensor(np.stack([r.numpy() for r in ref])), tol=1e-6)
 
 
 def test_jit_of_vmap():
@@ -490,3 +522,122 @@ def test_errors():
         vmap(lambda a: a, randomness="sometimes")
     with pytest.raises(dc.GraphBreakError, match="vmap"):
         vmap(lambda a: a * 2 if a.sum().item() > 0 else a)(x)
+
+
+# ---- the OpInfo database --------------------------------------------------------------------
+
+def _float_paths(built, ints=False):
+    out = []
+
+    def walk(x, path):
+        if isinstance(x, dc.Tensor) and (ints or x.dtype.is_floating_point):
+            out.append((path, x))
+        elif isinstance(x, (list, tuple)):
+            for j, v in enumerate(x):
+                walk(v, path + (j,))
+    for k, a in enumerate(built.args):
+        walk(a, (k,))
+    for k, a in built.kwargs.items():
+        walk(a, (k,))
+    return out
+
+
+def _same(a, b) -> bool:
+    la, lb = optree.tree_leaves(a, none_is_leaf=True), optree.tree_leaves(b, none_is_leaf=True)
+    return len(la) == len(lb) and all(
+        not isinstance(x, dc.Tensor) or np.array_equal(x.detach().numpy(), y.detach().numpy(),
+                                                       equal_nan=True) for x, y in zip(la, lb))
+
+
+def _opinfo_vmap(info, sample, rng, only_first, B=3):
+    """vmap of the op over float inputs batched along a new dim 0 (example 0 the sample, the
+    others scaled by 0.9..1.1 so domains hold) against the op run on each example. With
+    ``only_first``, the other float inputs stay unbatched (in_dims None)."""
+    from test_func_forward import _put
+    from test_ops import Built
+    d = Built(dc, info, sample)
+    ints = only_first == "ints"
+    only_first = only_first is True
+    leaves = _float_paths(d, ints)
+    if not leaves:
+        return "no float input"
+    paths = [p for p, _ in leaves]
+
+    def fd(*xs):
+        a, k = _put(d, paths, [x.clone() if info.inplace else x for x in xs])
+        return info.op(*a, **k)
+
+    ex = [x for _, x in leaves]
+    if not _same(fd(*ex), fd(*ex)):
+        return "random"
+    batched = [dc.stack([x] + [x * dc.tensor(rng.uniform(0.9, 1.1, tuple(x.shape)).astype(
+        np.float32)) if x.dtype.is_floating_point else x.clone() for _ in range(B - 1)])
+        if k == 0 or not only_first else x for k, x in enumerate(ex)]
+    in_dims = tuple(0 if k == 0 or not only_first else None for k in range(len(ex)))
+    try:
+        ref = [fd(*[x[i] if d == 0 else x for x, d in zip(batched, in_dims)])
+               for i in range(B)]
+    except ValueError:
+        return "perturbed example out of the op's domain"
+    if any(not isinstance(v, dc.Tensor) for v in optree.tree_leaves(ref[0], none_is_leaf=True)):
+        return "non-tensor output"
+    try:
+        ours = vmap(fd, in_dims=in_dims)(*batched)
+    except ValueError as e:
+        if "random operation" in str(e):
+            return "random"
+        raise
+    lo = optree.tree_leaves(ours, none_is_leaf=True)
+    per = [optree.tree_leaves(r, none_is_leaf=True) for r in ref]
+    for k, o in enumerate(lo):
+        want = np.stack([p[k].detach().numpy() for p in per])
+        got = o.detach().numpy()
+        assert got.shape == want.shape, f"{info.name}: shape {got.shape} != {want.shape}"
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, equal_nan=True,
+                                   err_msg=f"{info.name} {sample!r}")
+    return "ok"
+
+
+def test_opinfo_vmap(capsys):
+    """vmap against a loop over examples for every float32 OpInfo sample (two an entry), with
+    every float input batched, with only the first, and with integer inputs (indices, targets)
+    batched too; ops that fall back to the loop are listed, not failed."""
+    from opinfo import OPS
+    from test_ops import REGISTRY, _samples
+    rng = np.random.default_rng(5)
+    counts, failures, fallbacks = {}, [], set()
+    from deepcore.func import _vmap
+    warned = set(_vmap._warned_ops)
+    _vmap._warned_ops.clear()  # so every op that falls back warns here once
+    skipped = {}
+    for info in OPS:
+        if dc.float32 not in info.dtypes or REGISTRY[info.name]["family"] == "optim":
+            continue  # optimizer steps write .grad and state: not functions of one example
+        samples = [s for s in _samples(info, dc.float32) if s.check is None and not s.xfail][:2]
+        for sample, only_first in [(s, f) for s in samples for f in (False, True, "ints")]:
+            with warnings.catch_warnings(record=True) as rec:
+                warnings.simplefilter("always")
+                try:
+                    res = _opinfo_vmap(info, sample, rng, only_first)
+                except dc.GraphBreakError:
+                    res = "graph break"
+                except AssertionError as e:
+                    failures.append(f"{info.name} {sample!r} {only_first}: {str(e)[:300]}")
+                    break
+                except Exception as e:  # noqa: BLE001  (reported below with the op's name)
+                    failures.append(f"{info.name} {sample!r} {only_first}: "
+                                    f"{type(e).__name__}: {str(e)[:300]}")
+                    break
+            fallbacks.update(str(w.message).split("'")[1] for w in rec
+                             if "no batching rule" in str(w.message))
+            counts[res] = counts.get(res, 0) + 1
+            if res != "ok":
+                skipped.setdefault(res, set()).add(info.name)
+    _vmap._warned_ops.update(warned)
+    with capsys.disabled():
+        print(f"\n[opinfo vmap] results: {counts}")
+        print(f"[opinfo vmap] skipped: { {k: sorted(v) for k, v in skipped.items()} }")
+        print(f"[opinfo vmap] loop fallback ({len(fallbacks)}): {sorted(fallbacks)}")
+        for f in failures:
+            print("[opinfo vmap] FAIL", f)
+    assert not failures, f"{len(failures)} vmap mismatches: " + "\n".join(failures)

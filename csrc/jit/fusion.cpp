@@ -29,7 +29,7 @@ namespace dc::jit {
 
 namespace {
 
-constexpr int64_t kBlock = 1024;
+constexpr int64_t kBlock = 512;  // 2 KiB per buffer: a chain's buffers stay in L1
 
 struct Kernel {
   int kind;  // 0 unary, 1 binary
@@ -241,10 +241,10 @@ tensor_list invoke_fused(Stack& s) {
   const int64_t total = numel_of(shape);
   const int nin = static_cast<int>(inputs.size());
   const int ninstr = static_cast<int>(code.size() / 4);
-  // Operands: pointer and period (1: a scalar read with stride 0).
+  // Operands: pointer and period (1: a scalar read with stride 0; total: the full shape).
   std::vector<const float*> in_ptr(nin);
   std::vector<int64_t> period(nin);
-  int64_t min_period = total;
+  int64_t small = 1, large = total;  // the longest period below kBlock, the shortest above
   for (int i = 0; i < nin; ++i) {
     Tensor& t = inputs[i];
     DC_CHECK(t.device().type == DeviceType::CPU, RuntimeError,
@@ -254,10 +254,24 @@ tensor_list invoke_fused(Stack& s) {
     if (!t.is_contiguous()) t = ops::contiguous(t);
     in_ptr[i] = t.data<float>();
     period[i] = t.numel();
-    DC_CHECK(period[i] == 1 || total % period[i] == 0, RuntimeError,
-             "[jit] fused elementwise operand of ", period[i], " elements does not tile ", total);
-    if (period[i] > 1 && period[i] < min_period) min_period = period[i];
+    DC_CHECK(period[i] >= 1 && total % period[i] == 0, RuntimeError,
+             "[jit] fused elementwise operand of ", period[i], " elements does not tile ",
+             total);
+    if (period[i] > 1 && period[i] < kBlock) small = std::max(small, period[i]);
+    if (period[i] >= kBlock && period[i] < total) large = std::min(large, period[i]);
   }
+  // Blocks: a multiple of every short period (those operands are tiled into a buffer of one
+  // block, once per thread), and never across a multiple of a long one. Periods of suffix
+  // shapes nest, so the longest short period is a multiple of the others.
+  int64_t block = kBlock;
+  if (large < total) {
+    block = small > 1 ? small : kBlock;  // short and long periods together: one row of `small`
+    if (small > 1 && large % small != 0) block = 1;
+  } else if (small > 1) {
+    block = small * (kBlock / small);
+  }
+  const int64_t per_row = large < total ? (large + block - 1) / block : 0;
+  const int64_t nblocks = large < total ? (total / large) * per_row : (total + block - 1) / block;
   tensor_list outs;
   std::vector<float*> out_ptr(ninstr, nullptr);
   for (int64_t r : out_regs) {
@@ -266,31 +280,37 @@ tensor_list invoke_fused(Stack& s) {
   }
   const cpu::ElementwiseTable& tab = cpu::elementwise_table();
   const int f32 = static_cast<int>(DType::Float32);
-  // Blocks never cross a multiple of the shortest broadcast operand's period.
-  const int64_t block = std::min(kBlock, min_period);
-  const int64_t per_row = (min_period + block - 1) / block;
-  const int64_t rows = total / min_period;
-  const int64_t nblocks = rows * per_row;
-  parallel_for(0, nblocks, std::max<int64_t>(1, 16384 / block), [&](int64_t b0, int64_t b1) {
-    alignas(64) float scratch[16][kBlock];
-    std::vector<float*> temp(ninstr);
-    for (int i = 0; i < ninstr; ++i) temp[i] = i < 16 ? scratch[i] : nullptr;
-    std::vector<std::vector<float>> spill;
-    for (int i = 16; i < ninstr; ++i) {
-      spill.emplace_back(kBlock);
-      temp[i] = spill.back().data();
+  parallel_for(0, nblocks, std::max<int64_t>(1, (1 << 16) / block), [&](int64_t b0, int64_t b1) {
+    // Per thread: a buffer per instruction and per tiled operand, each one block long.
+    std::vector<float> scratch(static_cast<size_t>((ninstr + nin) * block) + 16);
+    float* base = scratch.data() + (16 - reinterpret_cast<uintptr_t>(scratch.data()) / 4 % 16) % 16;
+    std::vector<float*> temp(ninstr), tiled(nin, nullptr);
+    for (int i = 0; i < ninstr; ++i) temp[i] = base + static_cast<int64_t>(i) * block;
+    for (int i = 0; i < nin; ++i) {
+      if (period[i] == 1 || period[i] >= block || block % period[i] != 0) continue;
+      tiled[i] = base + static_cast<int64_t>(ninstr + i) * block;
+      for (int64_t k = 0; k < block; k += period[i])
+        std::memcpy(tiled[i] + k, in_ptr[i], sizeof(float) * period[i]);
     }
     for (int64_t bi = b0; bi < b1; ++bi) {
-      const int64_t row = bi / per_row, j = bi % per_row;
-      const int64_t start = row * min_period + j * block;
-      const int64_t len = std::min(block, (row + 1) * min_period - start);
+      int64_t start, len;
+      if (large < total) {
+        const int64_t row = bi / per_row, j = bi % per_row;
+        start = row * large + j * block;
+        len = std::min(block, (row + 1) * large - start);
+      } else {
+        start = bi * block;
+        len = std::min(block, total - start);
+      }
       auto reg_ptr = [&](int64_t r, int64_t& stride) -> char* {
-        if (r < nin) {
-          stride = period[r] == 1 ? 0 : sizeof(float);
-          if (period[r] == 1) return reinterpret_cast<char*>(const_cast<float*>(in_ptr[r]));
-          return reinterpret_cast<char*>(const_cast<float*>(in_ptr[r] + start % period[r]));
-        }
         stride = sizeof(float);
+        if (r < nin) {
+          if (period[r] == 1) stride = 0;
+          const float* p = period[r] == 1 ? in_ptr[r]
+                           : tiled[r]     ? tiled[r]
+                                          : in_ptr[r] + start % period[r];
+          return reinterpret_cast<char*>(const_cast<float*>(p));
+        }
         const int64_t t = r - nin;
         return reinterpret_cast<char*>(out_ptr[t] ? out_ptr[t] + start : temp[t]);
       };

@@ -115,7 +115,7 @@ _UNARY = """neg abs exp expm1 exp2 log log2 log10 log1p sqrt rsqrt sin cos tan a
 sinh cosh tanh asinh acosh atanh sigmoid relu silu erf erfc erfinv lgamma digamma sinc i0
 reciprocal square sign floor ceil round trunc mish leaky_relu""".split()
 _POINTWISE = _UNARY + [n + "_" for n in _UNARY] + """polygamma special_i1 logit gelu softplus
-elu selu celu hardtanh relu6 hardsigmoid hardswish logsigmoid clamp clamp_ _nan_to_num
+elu selu celu hardtanh relu6 hardsigmoid hardswish logsigmoid clamp clamp_ clamp_tensor _nan_to_num
 softsign tanhshrink _threshold _hardshrink _softshrink logical_not isnan isinf isfinite
 add sub mul div pow add_ sub_ mul_ div_ pow_ floor_divide remainder fmod maximum minimum atan2
 hypot copysign logaddexp logaddexp2 xlogy nextafter eq ne lt le gt ge logical_and logical_or
@@ -227,8 +227,21 @@ def _to_out_shape(ctx, args, bdims):
     return [args[0].reshape([ctx.B] + list(ctx.out_shapes[0]))], [0]
 
 
-for _n in ("_view", "_reshape", "squeeze", "flatten", "unflatten"):
+for _n in ("_reshape", "squeeze", "flatten", "unflatten"):
     RULES[_n] = _to_out_shape
+
+
+def _view(ctx, args, bdims):
+    """A view when the physical strides allow one (so writes through it reach the base), as
+    the example's view did; else a copy (a batch dim moved by in_dims can prevent it)."""
+    shape = [ctx.B] + list(ctx.out_shapes[0])
+    try:
+        return ctx.call([args[0], shape]), [0]
+    except (RuntimeError, ValueError):
+        return [args[0].reshape(shape)], [0]
+
+
+RULES["_view"] = _view
 
 
 def _expand(ctx, args, bdims):

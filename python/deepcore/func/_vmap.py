@@ -26,6 +26,11 @@ copy per example, and ``vmap(grad(loss), in_dims=(None, 0, 0))`` gives per-examp
 Nesting: tracing does not nest on a thread, so a vmap called while a trace runs (the outer vmap
 tracing ``vmap(f)``, or deepcore.jit) traces ``func`` on a helper thread, and interprets the
 graph through the Python bindings, which the outer trace records like any other op calls.
+
+As with deepcore.jit, the function's Python runs once per trace (side effects such as prints
+happen then, on the example), tensors it captures are constants of the graph, and a cached
+graph is dropped when a module it used changes training mode or parameters. With
+``chunk_size``, each chunk draws its own numbers under randomness='same'.
 """
 from __future__ import annotations
 
@@ -38,9 +43,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import optree
 
-from .. import _C
+from .. import _C, _trace_state
 from .._C import Tensor
-from .._jit import GraphBreakError, _static_key, trace_call
+from .._jit import GraphBreakError, _module_guard, _static_key, trace_call
 from . import _batching
 from ._batching import RULES, VmapError, is_random
 
@@ -174,11 +179,30 @@ class _Entry:
                        for _, _, outs, _ in self.nodes]
         self.dtypes = {o: gg.value_dtype(o) for _, _, outs, _ in self.nodes for o in outs
                        if o >= 0}
+        self.modules: list = []
+        self.guards: list = []
+        self.epoch = -1
         # values some _grad node differentiates with respect to (Note [vmap over traced graphs])
         self.force = set()
         for op, args, _, _ in self.nodes:
             if op == "_grad":
                 self.force.update(a[1] for a in args[1] if isinstance(a, tuple))
+
+
+    def guard(self, modules: list) -> None:
+        """Keeps the training modes and parameters of the modules the trace used: the graph
+        holds their parameters as constants and took their train/eval branches."""
+        self.modules = modules
+        self.guards = [_module_guard(m) for m in modules]
+        self.epoch = _trace_state.epoch
+
+    def valid(self) -> bool:
+        if self.epoch == _trace_state.epoch:
+            return True
+        if [_module_guard(m) for m in self.modules] != self.guards:
+            return False
+        self.epoch = _trace_state.epoch
+        return True
 
 
 def _trace(func, leaves, spec, dims) -> _Entry:
@@ -191,13 +215,23 @@ def _trace(func, leaves, spec, dims) -> _Entry:
 
     def run():
         args, kwargs = optree.tree_unflatten(spec, [example(x, d) for x, d in zip(leaves, dims)])
+        # note the modules the call uses, for the guards (an outer jit trace notes them too)
+        outer = (_trace_state.active, _trace_state.modules, _trace_state.optimizers)
+        _trace_state.active, _trace_state.modules, _trace_state.optimizers = True, {}, {}
         try:
-            return _Entry(trace_call(func, *args, **kwargs))
+            entry = _Entry(trace_call(func, *args, **kwargs))
         except GraphBreakError as err:
             raise GraphBreakError(
                 f"vmap({_fname(func)}): {err}. vmap traces the function on one example and "
                 "runs the graph on the batch, so the function cannot read tensor values from "
                 "Python (item(), bool(), data-dependent if/for)") from None
+        finally:
+            modules = _trace_state.modules
+            _trace_state.active, _trace_state.modules, _trace_state.optimizers = outer
+            if outer[0]:
+                outer[1].update(modules)
+        entry.guard(list(modules.values()))
+        return entry
 
     if not _C._jit_tracing():
         return run()
@@ -310,16 +344,21 @@ def _grad_node(ctx, args, bdims):
     from .._creation import ones_like
     outs, ins, gos = args[0], args[1], args[2]
     B = ctx.B
+    if any(b is None for b in bdims[1]) or \
+            any(gos[k] is not None and bdims[2][k] is not None and ob is None
+                for k, ob in enumerate(bdims[0]) if gos):
+        # an input shared by the batch that could not be copied per example (a tensor the
+        # function captured), or cotangents batched over one shared graph (a vjp_fn made
+        # outside vmap, as jacrev does): one backward pass per example
+        a = list(args)
+        a[3] = True  # the examples' passes share the graph
+        return _fallback(ctx, a, bdims)
     grad_outputs = []
     for k, (o, ob) in enumerate(zip(outs, bdims[0])):
         go = gos[k] if gos else None
         gb = bdims[2][k] if gos else None
         if go is None:
             go = ones_like(o)
-        elif gb is not None and ob is None:
-            # cotangents batched over one shared graph (vmap of a vjp_fn made outside, as
-            # jacrev does): one backward pass per example
-            return _fallback(ctx, args, bdims)
         elif gb is None and ob is not None:
             go = _batching._materialize(go, None, B)
         grad_outputs.append(go)
@@ -479,7 +518,7 @@ def vmap(func: Callable, in_dims: _InDims = 0, out_dims: Union[int, None, tuple]
             (_example_shape(x, d), x.dtype, x.requires_grad) if _is_t(x) else _static_key(x)
             for x, d in zip(leaves, dims)))
         entry = cache.get(key)
-        if entry is None:
+        if entry is None or not entry.valid():
             entry = _trace(func, leaves, spec, dims)
             cache[key] = entry
         phys, batched = [], []
