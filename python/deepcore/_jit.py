@@ -84,13 +84,15 @@ def _optimizer_guard(o) -> tuple:
 
 
 class _Entry:
-    __slots__ = ("graph", "out_spec", "out_static", "modules", "optimizers", "module_guards",
-                 "optimizer_guards", "epoch")
+    __slots__ = ("graph", "out_spec", "out_static", "single", "modules", "optimizers",
+                 "module_guards", "optimizer_guards", "epoch")
 
     def __init__(self, graph, out_spec, out_static, modules, optimizers):
         self.graph = graph
         self.out_spec = out_spec
         self.out_static = out_static
+        self.single = out_spec.num_leaves == 1 and out_spec.num_nodes == 1 and \
+            out_static == [None]  # the function returns one tensor
         # Only the outermost modules: a module's guard covers its submodules.
         inner = {id(s) for m in modules for s in m.modules() if s is not m}
         self.modules = [m for m in modules if id(m) not in inner]
@@ -235,21 +237,29 @@ class _Jitted:
         if _C._jit_tracing():
             # Inside another trace: the outer graph records the ops of this call.
             return self._fn(*args, **kwargs)
-        leaves, spec = optree.tree_flatten((args, kwargs), none_is_leaf=True)
-        tensors = [x for x in leaves if _is_tensor(x)]
-        key = self._key(leaves, spec, tensors)
+        if not kwargs and all(type(a) is Tensor for a in args):
+            # The common call, tensors only: no pytree to flatten.
+            tensors = list(args)
+            key = (len(args), _C.is_grad_enabled(), _C._jit_signature(tensors))
+        else:
+            leaves, spec = optree.tree_flatten((args, kwargs), none_is_leaf=True)
+            tensors = [x for x in leaves if _is_tensor(x)]
+            key = self._key(leaves, spec, tensors)
         for entry in self._cache.get(key, ()):
             if entry is _EAGER:
                 return self._fn(*args, **kwargs)
-            if not entry.valid():
+            if (entry.modules or entry.optimizers) and not entry.valid():
                 continue
             try:
                 outs = entry.graph.run(tensors)
             except _C._GuardMiss:
                 continue
-            it = iter(outs)
-            result = optree.tree_unflatten(
-                entry.out_spec, [next(it) if s is None else s[0] for s in entry.out_static])
+            if entry.single:
+                result = outs[0]
+            else:
+                it = iter(outs)
+                result = optree.tree_unflatten(
+                    entry.out_spec, [next(it) if s is None else s[0] for s in entry.out_static])
             if self._check:
                 _compare(self._fn(*args, **kwargs), result, self.__name__)
             return result
