@@ -168,12 +168,7 @@ SHAPE = [
 
 @pytest.mark.parametrize("name,fn", SHAPE, ids=[s[0] for s in SHAPE])
 def test_shape_ops(name, fn):
-    def torch_fn(x):
-        return fn(x)
-    a = _arr(4, 3, 5)
-    ours = vmap(fn)(dc.tensor(a))
-    theirs = tfunc.vmap(torch_fn)(torch.tensor(a))
-    _close(ours, theirs)
+    check(fn, fn, [_arr(4, 3, 5)])  # the same method calls in both libraries
 
 
 def test_cat_stack():
@@ -204,6 +199,18 @@ def test_advanced_indexing():
               lambda x, m: x[m.tensor(i1), :, m.tensor(i1)],  # separated: dims go first
               lambda x, m: x[:, m.tensor(i1), m.tensor(i2)]):
         check(lambda x: f(x, dc), lambda x: f(x, torch), [_arr(4, 3, 5, 6)])
+
+
+def test_index_assignment():
+    def f(x, v, m):
+        x = x.clone()
+        x[m.tensor([0, 2])] = 1.0
+        x[:, 1] = v[0]
+        x[m.tensor([0, 1]), m.tensor([1, 2])] += v[1:3]
+        return x
+    check(lambda x, v: f(x, v, dc), lambda x, v: f(x, v, torch), [_arr(4, 3, 4), _arr(4, 3)])
+    check(lambda x, v: f(x, v, dc), lambda x, v: f(x, v, torch), [_arr(4, 3, 4), _arr(3)],
+          in_dims=(0, None))
 
 
 def test_conv_pool_layer_norm():
@@ -451,6 +458,26 @@ def test_jit_of_vmap():
     assert f.num_traces == 1
 
 
+def test_nested_vmap_of_grad_matches_torch():
+    def loss(p, x, y, m):
+        fm = F if m is dc else TF
+        h = fm.relu(fm.linear(x, p["w1"], p["b1"]))
+        z = fm.linear(h, p["w2"]).unsqueeze(0)
+        return (fm.cross_entropy(z, y.unsqueeze(0), label_smoothing=0.1) + (h ** 2).mean() +
+                m.softmax(z, -1).var())
+
+    p = {"w1": _arr(8, 4), "b1": _arr(8), "w2": _arr(3, 8)}
+    xs, ys = _arr(2, 5, 4), RNG.integers(0, 3, (2, 5))
+    dims = (None, 0, 0)
+    ours = vmap(vmap(grad(lambda p, x, y: loss(p, x, y, dc)), in_dims=dims), in_dims=dims)(
+        {k: dc.tensor(v) for k, v in p.items()}, dc.tensor(xs), dc.tensor(ys))
+    theirs = tfunc.vmap(tfunc.vmap(tfunc.grad(lambda p, x, y: loss(p, x, y, torch)),
+                                   in_dims=dims), in_dims=dims)(
+        {k: torch.tensor(v) for k, v in p.items()}, torch.tensor(xs), torch.tensor(ys))
+    for k in p:
+        _close(ours[k], theirs[k], tol=1e-5)
+
+
 def test_grad_of_vmap():
     w = dc.tensor(_arr(3)).requires_grad_()
     x = dc.tensor(_arr(5, 3))
@@ -472,6 +499,9 @@ def test_randomness_modes():
     assert (same == same[0]).all()
     diff = vmap(lambda x: x + dc.randn(200), randomness="different")(x).numpy()
     assert not (diff == diff[0]).all(axis=1)[1:].any()
+    nested = vmap(vmap(lambda x: x + dc.randn(()), randomness="different"),
+                  randomness="different")(dc.zeros(3, 4)).numpy()
+    assert len(np.unique(nested)) == 12
     ones = dc.ones(6, 200)
     d_same = vmap(lambda x: F.dropout(x, 0.5), randomness="same")(ones).numpy()
     assert (d_same == d_same[0]).all() and set(np.unique(d_same)) <= {0.0, 2.0}

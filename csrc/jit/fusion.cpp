@@ -100,8 +100,7 @@ int64_t operand_period(const Shape& s, DType d, const Shape& out) {
 }  // namespace
 
 void fuse_elementwise(Graph& g, bool fault) {
-  const int fused_op = find_op("_fused_elementwise");
-  if (fused_op < 0) return;
+  const int fused_op = fused_elementwise_op();
   std::vector<std::vector<int>> readers(g.num_values);
   for (int k = 0; k < static_cast<int>(g.nodes.size()); ++k)
     for (const Ref& r : g.nodes[k].refs) readers[r.value].push_back(k);
@@ -332,8 +331,11 @@ tensor_list invoke_fused(Stack& s) {
   return outs;
 }
 
-const int k_fused = register_op("_fused_elementwise", &invoke_fused, true);
-
 }  // namespace
+
+int fused_elementwise_op() {
+  static const int id = register_op("_fused_elementwise", &invoke_fused, true);
+  return id;
+}
 
 }  // namespace dc::jit

@@ -180,7 +180,11 @@ void set_location_hook(std::function<std::string()> hook);
 // ---- passes (passes.cpp) --------------------------------------------------------------------
 void eliminate_dead_code(Graph& g);
 void fold_constants(Graph& g);
-void fuse_elementwise(Graph& g, bool break_fusion_for_test = false);
+// `fault` (tests only) makes every fused mul an add: a deliberately wrong fusion that
+// deepcore.jit(check=True) must catch.
+void fuse_elementwise(Graph& g, bool fault = false);
+// The id of the fused node's op, `_fused_elementwise` (Note [Elementwise fusion]).
+int fused_elementwise_op();
 void plan_memory(Graph& g);
 
 }  // namespace dc::jit

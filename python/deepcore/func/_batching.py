@@ -10,13 +10,17 @@ front once, at the inputs) or None (the value is the same for every example). A 
 ``args`` is the node's argument list in ops.schema order with physical tensors in place of
 graph values, ``bdims`` the parallel structure (0 for a batched tensor, None otherwise, a list
 for a Tensor[] argument), and ``ctx`` the batch size (``ctx.B``), the node's recorded logical
-output shapes and dtypes and ``ctx.call(args)``, which runs the node's own op on new arguments.
-A rule returns physical tensors and 0/None per output. Rules are only asked when at least one
-argument is batched, or for a random op; an op without a rule runs in a loop over the batch.
+output shapes (``ctx.out_shapes``), ``ctx.randomness`` and ``ctx.call(args)``, which runs the
+node's own op on new arguments. A rule returns physical tensors and 0/None per output. Rules
+are only asked when at least one argument is batched, or for a random op; an op without a rule
+runs in a loop over the batch (``loop``), and so does a rule for the cases it does not cover
+(per-example weights of a convolution, batched indices of index_select, ...). The interpreter
+checks every result's logical shape against the trace and casts it to the traced dtype (type
+promotion can differ once a 0-d value is 1-d).
 
 The rules lean on three facts: a pointwise op batches by itself once the batched operands'
 logical dims are right-aligned (``_align``); an op with ``dim`` arguments batches by shifting
-them past the batch dim (``_shift``); and a shape op can reshape to ``[B] + its recorded
+them past the batch dim (``_dims_rule``); and a shape op can reshape to ``[B] + its recorded
 logical output shape``, which the trace already knows.
 """
 from __future__ import annotations
@@ -31,8 +35,8 @@ RULES: Dict[str, Rule] = {}
 
 
 class VmapError(ValueError):
-    """An op that cannot run under vmap as called (random ops with randomness='error', in-place
-    writes of batched values into unbatched ones)."""
+    """An op that cannot run under vmap as called: an in-place write of batched values into an
+    unbatched tensor, .backward() or .grad on batched values."""
 
 
 def _is_t(x) -> bool:
@@ -120,7 +124,7 @@ softsign tanhshrink _threshold _hardshrink _softshrink logical_not isnan isinf i
 add sub mul div pow add_ sub_ mul_ div_ pow_ floor_divide remainder fmod maximum minimum atan2
 hypot copysign logaddexp logaddexp2 xlogy nextafter eq ne lt le gt ge logical_and logical_or
 logical_xor bitwise_and bitwise_or bitwise_xor where masked_fill masked_fill_ copy_ fill_ zero_
-_to_dtype contiguous clone detach _set_requires_grad tril triu one_hot""".split()
+_to_dtype contiguous clone detach alias _set_requires_grad tril triu one_hot""".split()
 for _n in _POINTWISE:
     RULES[_n] = _pointwise
 
@@ -162,15 +166,14 @@ def _dims_rule(pos: int, all_if_empty: bool = True) -> Rule:
     return rule
 
 
+# op -> the position of its dim argument
 for _n, _p in {"sum": 1, "mean": 1, "prod": 1, "amax": 1, "amin": 1, "_max_dim": 1,
                "_min_dim": 1, "argmax": 1, "argmin": 1, "_var": 1, "_std": 1, "logsumexp": 1,
                "_norm": 2, "all": 1, "any": 1, "count_nonzero": 1, "cumsum": 1, "cumprod": 1,
-               "logcumsumexp": 1, "softmax": 1, "log_softmax": 1, "_argsort": 1, "flip": 1,
-               "_permute": None, "transpose": (1, 2), "swapaxes": (1, 2), "select": 1,
-               "_slice": 1, "narrow": 1, "split": 2, "chunk": 2, "unbind": 1,
-               "unsqueeze": None}.items():
-    if isinstance(_p, int):
-        RULES[_n] = _dims_rule(_p)
+               "logcumsumexp": 1, "softmax": 1, "log_softmax": 1, "_argsort": 1, "select": 1,
+               "_slice": 1, "narrow": 1, "split": 2, "chunk": 2, "unbind": 1}.items():
+    RULES[_n] = _dims_rule(_p)
+RULES["flip"] = _dims_rule(1, all_if_empty=False)  # flip(x, []) flips nothing
 
 
 def _max_all(ctx, args, bdims):
@@ -335,6 +338,28 @@ def _index(ctx, args, bdims):
 
 
 RULES["index"] = _index
+
+
+def _index_put(ctx, args, bdims):
+    """index_put(input, indices, values, accumulate) with unbatched integer indices next to
+    each other: the batch dim is a full slice in front, values padded to the indexed rank."""
+    x, idx, values = args[0], args[1], args[2]
+    used = [k for k, t in enumerate(idx) if t is not None]
+    if _batched(bdims[1]) or not used or used[-1] - used[0] + 1 != len(used) or any(
+            t is not None and (t.dtype.is_floating_point or t.dtype == _C.dtype.bool)
+            for t in idx):
+        return _loop(ctx, args, bdims)
+    if ctx.name.endswith("_"):
+        _check_inplace(ctx, args, bdims)
+    else:
+        x = _materialize(x, bdims[0], ctx.B).contiguous()
+    if _is_t(values) and bdims[2] is not None:
+        rank = _lrank(args[0], bdims[0]) - len(used) + max(idx[k].dim() for k in used)
+        values = _pad_to(values, 0, rank)
+    return ctx.call([x, [None] + list(idx), values] + list(args[3:])), [0]
+
+
+RULES["index_put"] = RULES["index_put_"] = _index_put
 
 
 def _index_add(ctx, args, bdims):
@@ -697,7 +722,9 @@ def _random_like(ctx, args, bdims):
         return _loop(ctx, args, bdims)
     if b is None:
         if inplace:
-            _check_inplace(ctx, args, [None, 0])
+            raise VmapError(f"vmap: randomness='different' asks '{ctx.name}' for different "
+                            "numbers per example, but it writes into a tensor that is the same "
+                            "for every example (not batched)")
         args = [_materialize(x, None, ctx.B).contiguous()] + list(args[1:])
     return ctx.call(args), [0]
 
@@ -711,6 +738,8 @@ for _n in ("bernoulli", "bernoulli_", "uniform_", "normal_", "dropout", "dropout
 def _loop(ctx, args, bdims):
     """The op run once per example and the results stacked (what an op without a rule gets)."""
     B = ctx.B
+    if ctx.name.endswith("_"):
+        _check_inplace(ctx, args, bdims)
     per: List[list] = []
     for i in range(B):
         a = []
@@ -722,8 +751,9 @@ def _loop(ctx, args, bdims):
         per.append(ctx.call(a))
     if ctx.name.endswith("_") and bdims and bdims[0] is not None:
         return [args[0]], [0]
-    outs = [_C.stack([p[k] for p in per], 0) for k in range(len(per[0]))]
-    return outs, [0] * len(outs)
+    outs = [None if per[0][k] is None else _C.stack([p[k] for p in per], 0)
+            for k in range(len(per[0]))]
+    return outs, [None if o is None else 0 for o in outs]
 
 
 loop = _loop
