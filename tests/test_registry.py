@@ -42,7 +42,7 @@ NOT_OPS = {
     "tensor", "as_tensor", "asarray", "from_numpy", "from_dlpack", "numpy", "tolist", "item",
     "save", "load",
     # Transforms of functions and modules (deepcore.jit / deepcore.compile).
-    "jit", "compile",
+    "jit", "compile", "vmap",
     # Library state: dtypes, threads, seeds, grad mode, build information.
     "get_default_dtype", "promote_types", "get_num_threads", "set_num_threads",
     "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",

@@ -119,6 +119,7 @@ from .serialization import save, load  # noqa: E402
 from .utils._generator import Generator  # noqa: E402
 from ._jit import GraphBreakError, compile, jit  # noqa: E402
 from . import func  # noqa: E402,F401
+from .func import vmap  # noqa: E402  (torch.vmap)
 
 __all__ = [name for name in dir() if not name.startswith("_")] + ["keras"]
 
