@@ -19,7 +19,9 @@
 //                  body beside the forward because the derivative is written there (one place
 //                  per op); the key is the grad-mode bit, so no_grad() just clears it.
 //        Autocast  slot: casts inputs by the op's precision policy (mixed-precision issue).
-//        Tracer    slot: records the call into a graph (JIT issue).
+//        Tracer    deepcore.jit's (jit/trace.cpp): while a trace runs, an op that starts at
+//                  the outermost level without a binding recording it breaks the graph
+//                  (Note [Traced graphs] in jit/graph.h).
 //        Profiler  op name, input shapes, self and total time, FLOPs (dispatch/profiler.h).
 //      The slot keys run a handler when the op is entered and when it returns. With none of
 //      them active the guard costs one thread-local load and a branch (bench/compare.py's
