@@ -273,6 +273,17 @@ def _pyargs(args: list[Arg], op: Op) -> str:
     return "".join(", " + s for s in out)
 
 
+def _call_expr(op: Op, cpp: str, inplace: bool) -> str:
+    """The C++ call of the op on its arguments (each named after the schema's)."""
+    call_args = [ident(a.name) for a in op.args]
+    if "requires_grad" in op.flags:
+        call_args = call_args[:-1]
+    call = op.call if op.call and not inplace else f"ops::{cpp}({', '.join(call_args)})"
+    if "requires_grad" in op.flags:
+        call = f"set_requires_grad({call}, requires_grad)"
+    return call
+
+
 def _lambda(op: Op, name: str, cpp: str, method: bool, inplace: bool) -> tuple[str, str]:
     params, locals_ = [], []
     for i, a in enumerate(op.args):
@@ -283,12 +294,7 @@ def _lambda(op: Op, name: str, cpp: str, method: bool, inplace: bool) -> tuple[s
         params.append(p)
         if loc:
             locals_.append(loc)
-    call_args = [ident(a.name) for a in op.args]
-    if "requires_grad" in op.flags:
-        call_args = call_args[:-1]
-    call = op.call if op.call and not inplace else f"ops::{cpp}({', '.join(call_args)})"
-    if "requires_grad" in op.flags:
-        call = f"set_requires_grad({call}, requires_grad)"
+    call = _call_expr(op, cpp, inplace)
     body = []
     if _traced(op):
         # Note [Traced graphs] (csrc/jit/graph.h): while tracing, the call (argument conversion
@@ -349,12 +355,7 @@ def _invoker(op: Op, name: str, cpp: str, inplace: bool) -> str:
     lines = [f"tensor_list invoke_{name}(jit::Stack& s) {{"]
     for i, a in enumerate(op.args):
         lines.append(f"  auto& {ident(a.name)} = std::get<{_IVALUE_TYPES[a.type]}>(s[{i}]);")
-    call_args = [ident(a.name) for a in op.args]
-    if "requires_grad" in op.flags:
-        call_args = call_args[:-1]
-    call = op.call if op.call and not inplace else f"ops::{cpp}({', '.join(call_args)})"
-    if "requires_grad" in op.flags:
-        call = f"set_requires_grad({call}, requires_grad)"
+    call = _call_expr(op, cpp, inplace)
     lines.append(f"  return jit::as_outputs({call});")
     lines.append("}")
     pure = not inplace and not any(a.mutable for a in op.args) and op.family != "optim" \

@@ -46,6 +46,17 @@ py::object binop(const Tensor& self, py::handle other, const char* name) {
   return py::cast(r);
 }
 
+// self OP= other, recorded as the schema op `name` (add_, ...) while tracing.
+template <Tensor& (*F)(Tensor&, const Tensor&)>
+Tensor& inplace_binop(Tensor& self, py::handle other, const char* name) {
+  std::optional<jit::Record> rec;
+  if (jit::recording()) rec.emplace(jit::find_op(name));
+  const Tensor o = to_tensor(other, name);
+  F(self, o);
+  if (rec) rec->finish(binary_args(name, self, o), {self});
+  return self;
+}
+
 template <BinaryFn F>
 py::object rbinop(const Tensor& self, py::handle other, const char* name) {
   return binop<F, true>(self, other, name);
@@ -59,6 +70,8 @@ Tensor traced_unary(const char* name, const Tensor& a, Tensor (*fn)(const Tensor
 Tensor add2(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
 Tensor sub2(const Tensor& a, const Tensor& b) { return ops::sub(a, b); }
 Tensor div2(const Tensor& a, const Tensor& b) { return ops::div(a, b); }
+Tensor& add2_(Tensor& a, const Tensor& b) { return ops::add_(a, b); }
+Tensor& sub2_(Tensor& a, const Tensor& b) { return ops::sub_(a, b); }
 
 // t.shape / t.size(): a deepcore.Size, the class registered by the package (Note [Python
 // hooks] in hooks.h; t.shape is on every module's forward path).
@@ -213,46 +226,11 @@ void bind_tensor(py::module_& m) {
                  dtype_name(a.dtype()));
         return traced_unary("logical_not", a, ops::logical_not);
       })
-      .def("__iadd__", [](Tensor& a, py::handle b) {
-        std::optional<jit::Record> rec;
-        if (jit::recording()) rec.emplace(jit::find_op("add_"));
-        const Tensor o = to_tensor(b, "add_");
-        ops::add_(a, o);
-        if (rec) rec->finish(binary_args("add_", a, o), {a});
-        return a;
-      })
-      .def("__isub__", [](Tensor& a, py::handle b) {
-        std::optional<jit::Record> rec;
-        if (jit::recording()) rec.emplace(jit::find_op("sub_"));
-        const Tensor o = to_tensor(b, "sub_");
-        ops::sub_(a, o);
-        if (rec) rec->finish(binary_args("sub_", a, o), {a});
-        return a;
-      })
-      .def("__imul__", [](Tensor& a, py::handle b) {
-        std::optional<jit::Record> rec;
-        if (jit::recording()) rec.emplace(jit::find_op("mul_"));
-        const Tensor o = to_tensor(b, "mul_");
-        ops::mul_(a, o);
-        if (rec) rec->finish(binary_args("mul_", a, o), {a});
-        return a;
-      })
-      .def("__itruediv__", [](Tensor& a, py::handle b) {
-        std::optional<jit::Record> rec;
-        if (jit::recording()) rec.emplace(jit::find_op("div_"));
-        const Tensor o = to_tensor(b, "div_");
-        ops::div_(a, o);
-        if (rec) rec->finish(binary_args("div_", a, o), {a});
-        return a;
-      })
-      .def("__ipow__", [](Tensor& a, py::handle b) {
-        std::optional<jit::Record> rec;
-        if (jit::recording()) rec.emplace(jit::find_op("pow_"));
-        const Tensor o = to_tensor(b, "pow_");
-        ops::pow_(a, o);
-        if (rec) rec->finish(binary_args("pow_", a, o), {a});
-        return a;
-      })
+      .def("__iadd__", [](Tensor& a, py::handle b) { return inplace_binop<add2_>(a, b, "add_"); })
+      .def("__isub__", [](Tensor& a, py::handle b) { return inplace_binop<sub2_>(a, b, "sub_"); })
+      .def("__imul__", [](Tensor& a, py::handle b) { return inplace_binop<ops::mul_>(a, b, "mul_"); })
+      .def("__itruediv__", [](Tensor& a, py::handle b) { return inplace_binop<ops::div_>(a, b, "div_"); })
+      .def("__ipow__", [](Tensor& a, py::handle b) { return inplace_binop<ops::pow_>(a, b, "pow_"); })
       .def("__bool__", [](const Tensor& t) {
         jit::on_value_read("__bool__");
         DC_CHECK(t.numel() == 1, RuntimeError, "[bool] boolean value of a tensor with ", t.numel(),

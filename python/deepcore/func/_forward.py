@@ -45,6 +45,7 @@ from .._jit import trace_call
 from ..autograd import grad as _autograd_grad
 from ..autograd.grad_mode import enable_grad as _enable_grad, no_grad as _no_grad
 from ._jvp_rules import RULES
+from . import _argnums  # defined before func/__init__.py imports this module
 
 __all__ = ["jvp", "jacfwd", "jacrev", "hessian"]
 
@@ -417,19 +418,6 @@ def jvp(func: Callable, primals: tuple, tangents: tuple, *, strict: bool = False
 
 
 # ---- jacobians ---------------------------------------------------------------------------------
-
-def _argnums(argnums: _ArgNums, nargs: int, name: str) -> Tuple[int, ...]:
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    if not nums:
-        raise ValueError(f"[{name}] argnums must name at least one argument")
-    out = []
-    for n in nums:
-        if not isinstance(n, int) or not -nargs <= n < nargs:
-            raise ValueError(f"[{name}] argnums {argnums!r} out of range for {nargs} positional "
-                             "argument(s)")
-        out.append(n % nargs)
-    return tuple(out)
-
 
 def _diff_leaves(args, nums, name):
     """Per argnum: (its leaves, its spec), every leaf a floating-point tensor."""
