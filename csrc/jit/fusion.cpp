@@ -79,19 +79,16 @@ Kernel kernel_of(const Node& n) {
   return kernels().at(name);
 }
 
-// An operand the fused loop can read: its length along the flat output (numel, 1, or a
-// divisor period), or -1.
+// An operand the fused loop can read: float32, and one element or a suffix of the output's
+// shape (leading 1s aside). Returns its length (its period along the flat output), or -1.
 int64_t operand_period(const Shape& s, DType d, const Shape& out) {
   if (d != DType::Float32) return -1;
-  const int64_t n = numel_of(s), total = numel_of(out);
+  const int64_t n = numel_of(s);
   if (n == 1) return 1;
-  if (s.size() > out.size()) return -1;
-  // s must be out's trailing dimensions (leading ones of size 1 allowed).
   size_t lead = 0;
-  while (lead < s.size() && s[lead] == 1 && s.size() - lead > 0 &&
-         s.size() - lead < out.size() + 1 && n != total)
-    ++lead;
+  while (lead < s.size() && s[lead] == 1) ++lead;
   const size_t k = s.size() - lead;
+  if (k > out.size()) return -1;
   for (size_t i = 0; i < k; ++i)
     if (s[lead + i] != out[out.size() - k + i]) return -1;
   return n;

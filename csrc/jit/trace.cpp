@@ -76,12 +76,9 @@ struct InstallHandler {
 
 Tracer::Tracer(const tensor_list& inputs, bool strict_) : strict(strict_) {
   graph->num_inputs = static_cast<int>(inputs.size());
-  for (const Tensor& t : inputs) {
-    const int id = new_value(t);
-    // The same tensor passed twice: the later id wins the lookups; the guard keeps aliasing
-    // patterns apart.
-    (void)id;
-  }
+  // The same tensor passed twice: the later id wins the lookups (deepcore.jit's cache key
+  // keeps calls with different aliasing apart).
+  for (const Tensor& t : inputs) new_value(t);
 }
 
 int Tracer::new_value(const Tensor& t) {

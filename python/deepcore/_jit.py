@@ -162,7 +162,6 @@ class Graph:
 
 
 def _compare(eager, compiled, where: str) -> None:
-    from . import _reduce  # noqa: F401  (the ops below are on Tensor)
     le, _ = optree.tree_flatten(eager, none_is_leaf=True)
     lc, _ = optree.tree_flatten(compiled, none_is_leaf=True)
     if len(le) != len(lc):
@@ -207,17 +206,18 @@ class _Jitted:
         self.graph_breaks: List[str] = []
 
     def __get__(self, obj, objtype=None):
+        """On a method: one compiled function per instance, kept on the instance."""
         if obj is None:
             return self
-        bound = self.__dict__.get("_bound")
+        slot = f"_jit_{self._fn.__name__}_{id(self)}"
+        bound = getattr(obj, "__dict__", {}).get(slot)
         if bound is None:
-            bound = self.__dict__["_bound"] = {}
-        key = id(obj)
-        if key not in bound:
-            bound[key] = _Jitted(self._fn.__get__(obj, objtype), strict=self._strict,
-                                 check=self._check, max_retraces=self._max_retraces,
-                                 optimize=self._optimize, _fusion_fault=self._fusion_fault)
-        return bound[key]
+            bound = _Jitted(self._fn.__get__(obj, objtype), strict=self._strict,
+                            check=self._check, max_retraces=self._max_retraces,
+                            optimize=self._optimize, _fusion_fault=self._fusion_fault)
+            if hasattr(obj, "__dict__"):
+                obj.__dict__[slot] = bound
+        return bound
 
     @property
     def graph(self) -> Optional[Graph]:
