@@ -359,7 +359,8 @@ def _invoker(op: Op, name: str, cpp: str, inplace: bool) -> str:
     lines.append(f"  return jit::as_outputs({call});")
     lines.append("}")
     pure = not inplace and not any(a.mutable for a in op.args) and op.family != "optim" \
-        and not _RANDOM.search(op.name)
+        and not _RANDOM.search(op.name) and not any(a.name.startswith("running_")
+                                                    for a in op.args)
     lines.append(f'const int {_op_var(name)} = jit::register_op("{name}", &invoke_{name}, '
                  f'{"true" if pure else "false"});')
     return "\n".join(lines)
