@@ -372,3 +372,45 @@ def test_untraced_state_escape_retraces():
     for _ in range(4):
         out = f(dc.ones(3))
     assert _same(out, dc.full((3,), 4.0))
+
+
+def _models():
+    from deepcore.models.gpt import GPT, GPTConfig
+    dc.manual_seed(0)
+    x = dc.randn(4, 10, 32)
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, 64, batch_first=True), 2)
+    lstm = nn.LSTM(32, 16, batch_first=True, num_layers=2)
+    gpt = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=2, n_head=2, n_embd=32))
+    cnn = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    return [
+        ("indexing", lambda x: x[:, 0] * 2 + x[:, 1:3].sum(1), x),
+        ("transformer", enc.eval(), x),
+        ("transformer-dropout", enc.train(), x),
+        ("lstm", lambda x: lstm(x)[0], x),
+        ("gpt", lambda i: gpt.eval()(i)[0], dc.randint(0, 50, (2, 16))),
+        ("cnn-batchnorm-train", cnn, dc.randn(2, 3, 8, 8)),
+        ("embedding", nn.Embedding(10, 4), dc.randint(0, 10, (3, 5))),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_models_trace_and_replay(case):
+    """Whole models (indexing, attention, recurrent layers, batch norm's running statistics,
+    dropout) trace without a break and replay the eager results, side effects included."""
+    name, fn, x = _models()[case]
+    jf = dc.jit(fn, strict=True)
+    dc.manual_seed(3)
+    jf(x)
+    state = [b.clone() for b in getattr(fn, "buffers", lambda: [])()]
+    dc.manual_seed(4)
+    replay = jf(x)
+    after_replay = [b.clone() for b in getattr(fn, "buffers", lambda: [])()]
+    for b, s in zip(getattr(fn, "buffers", lambda: [])(), state):
+        b.copy_(s)
+    dc.manual_seed(4)
+    eager = fn(x)
+    assert jf.graph is not None, name
+    assert _same(replay, eager), name
+    for a, b in zip(after_replay, getattr(fn, "buffers", lambda: [])()):
+        assert _same(a, b), f"{name}: running statistics"
