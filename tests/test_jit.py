@@ -280,6 +280,42 @@ def test_optimizer_hyperparameters_are_guarded():
     opt.param_groups[0]["lr"] = 0.5  # what a scheduler does
     step()
     assert _same(p.detach(), ref - 0.5 * 2 * ref)
+    # traced with .grad None (first call) and set: two graphs; the new lr is set into the
+    # graph, not traced again
+    assert step.num_traces == 2
+    opt.param_groups[0]["momentum"] = 0.9  # momentum on: Python takes another path
+    step()
+    assert step.num_traces == 3
+
+
+@pytest.mark.parametrize("opt_cls,kw", [(dc.optim.Adam, {"lr": 1e-2, "betas": (0.8, 0.9)}),
+                                        (dc.optim.SGD, {"lr": 0.1, "momentum": 0.5})])
+def test_scheduler_changes_replay_without_retracing(opt_cls, kw):
+    """A per-step learning-rate (and momentum) schedule: the compiled steps follow it."""
+    def run(compiled):
+        dc.manual_seed(0)
+        model = nn.Linear(4, 3)
+        opt = opt_cls(model.parameters(), **kw)
+        sched = dc.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=30)
+        x, y = dc.randn(8, 4), dc.randint(0, 3, (8,))
+
+        def step():
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        f = dc.jit(step) if compiled else step
+        losses = []
+        for _ in range(30):
+            losses.append(float(f()))
+            sched.step()
+        return losses, list(model.parameters()), f
+    eager, pe, _ = run(False)
+    comp, pc, f = run(True)
+    assert max(abs(a - b) for a, b in zip(eager, comp)) <= 1e-6
+    assert all(float((a - b).abs().max()) <= 1e-6 for a, b in zip(pe, pc))
+    assert f.num_traces <= 2
 
 
 def _training_run(compiled: bool, make_model, data, steps: int, opt_cls, **opt_kw):

@@ -222,6 +222,8 @@ tensor_list Graph::run(const tensor_list& inputs) const {
   std::vector<Tensor> env(num_values);
   for (int i = 0; i < num_inputs; ++i) env[i] = inputs[i];
   const bool outer_grad = autograd::grad_enabled();
+  static const int get_grad = find_op("_get_grad");  // a read: it writes nothing
+  bool wrote = false;
   Stack args;
   for (size_t k = 0; k < nodes.size(); ++k) {
     const Node& n = nodes[k];
@@ -233,8 +235,18 @@ tensor_list Graph::run(const tensor_list& inputs) const {
     tensor_list outs;
     {
       autograd::GradModeGuard gm(n.grad_mode && outer_grad);
-      outs = op_invoker(n.op)(args);
+      try {
+        outs = op_invoker(n.op)(args);
+      } catch (const GuardMiss& miss) {
+        // Before any write, deepcore.jit can simply trace again; after one it cannot undo it.
+        if (wrote)
+          throw RuntimeError(std::string(miss.what()) + ", after the graph had written state: "
+                             "the call is left half done (node " + std::to_string(k) + ", " +
+                             op_name(n.op) + ")");
+        throw;
+      }
     }
+    if (!op_pure(n.op) && n.op != get_grad) wrote = true;
     DC_CHECK(outs.size() >= n.outputs.size(), RuntimeError, "[jit] op '", op_name(n.op),
              "' returned ", outs.size(), " results on replay, ", n.outputs.size(),
              " when traced");

@@ -235,6 +235,14 @@ void bind_jit(py::module_& m) {
         autograd::GradModeGuard gm(n.grad_mode && autograd::grad_enabled());
         return jit::op_invoker(n.op)(s);
       })
+      // Replaces a float argument of node i (an optimizer step's learning rate, set anew by
+      // a scheduler between calls).
+      .def("set_float_arg", [](jit::Graph& g, size_t i, size_t k, double v) {
+        jit::Node& n = g.nodes.at(i);
+        DC_CHECK(k < n.args.size() && std::holds_alternative<double>(n.args[k]), ValueError,
+                 "[jit] argument ", k, " of node ", i, " is not a float");
+        n.args[k] = v;
+      })
       .def("value_shape", [](const jit::Graph& g, int v) { return g.value_shapes.at(v); })
       .def("value_dtype", [](const jit::Graph& g, int v) { return g.value_dtypes.at(v); })
       .def("optimize", [](jit::Graph& g, bool fold, bool fuse, bool plan, bool fault) {

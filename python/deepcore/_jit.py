@@ -77,15 +77,82 @@ def _module_guard(m) -> tuple:
             tuple(id(p) for p in m.parameters()), tuple(id(b) for b in m.buffers()))
 
 
-def _optimizer_guard(o) -> tuple:
-    """Hyperparameters (a scheduler's new lr retraces), parameter lists and state size."""
-    return tuple(tuple((k, v if k != "params" else tuple(map(id, v))) for k, v in g.items())
+def _optimizer_guard(o, patched: bool = False) -> tuple:
+    """Parameter lists, state size and hyperparameters. With `patched` (every float
+    hyperparameter of the optimizer is an argument the replay sets from the param group, see
+    _OPTIMIZER_FLOATS), a float only counts as zero or not: Python branches on that."""
+    def value(k, v):
+        if k == "params":
+            return tuple(map(id, v))
+        def number(e):
+            return isinstance(e, (int, float)) and not isinstance(e, bool)
+        if patched and number(v):
+            return ("zero", v == 0)
+        if patched and isinstance(v, tuple) and all(number(e) for e in v):
+            return ("zero",) + tuple(e == 0 for e in v)
+        return (type(v), v)
+    return tuple(tuple((k, value(k, v)) for k, v in g.items())
                  for g in o.param_groups) + (len(o.state),)
+
+
+# The float arguments of the fused optimizer steps that come from a param group: node argument
+# index -> (group key, element of a tuple value or None). deepcore.jit sets them from the groups
+# before each replay, so a learning-rate scheduler does not make every step trace again.
+_OPTIMIZER_FLOATS = {
+    "sgd_step_": {3: ("lr", None), 4: ("momentum", None), 5: ("dampening", None),
+                  6: ("weight_decay", None)},
+    "adam_step_": {6: ("lr", None), 7: ("betas", 0), 8: ("betas", 1), 9: ("eps", None),
+                   10: ("weight_decay", None)},
+    "rmsprop_step_": {6: ("lr", None), 7: ("alpha", None), 8: ("eps", None),
+                      9: ("weight_decay", None), 10: ("momentum", None)},
+    "adagrad_step_": {4: ("lr", None), 5: ("lr_decay", None), 6: ("eps", None),
+                      7: ("weight_decay", None)},
+}
+
+
+def _group_float(group, key, elem):
+    v = group.get(key)
+    if elem is not None:
+        v = v[elem] if isinstance(v, (tuple, list)) and len(v) > elem else None
+    return v if isinstance(v, (float, int)) and not isinstance(v, bool) else None
+
+
+def _hyperparameter_plan(g, optimizers):
+    """(node, argument, group, key, element) for every float argument of an optimizer step
+    node in `g` that is its group's value, and the optimizers all of whose float
+    hyperparameters that covers."""
+    plan, covered = [], set()
+    groups = [(o, grp) for o in optimizers for grp in o.param_groups]
+    seen_groups = set()
+    for i in range(g.num_nodes):
+        op, args, _, _ = g.node(i)
+        floats = _OPTIMIZER_FLOATS.get(op)
+        if floats is None:
+            continue
+        ids = {id(t) for t in args[0] if _is_tensor(t)}
+        match = [(o, grp) for o, grp in groups if ids <= {id(p) for p in grp["params"]}]
+        if len(match) != 1:
+            continue
+        o, grp = match[0]
+        ok = True
+        for k, (key, elem) in floats.items():
+            v = _group_float(grp, key, elem)
+            if v is None or float(v) != args[k]:
+                ok = False
+                continue
+            plan.append((i, k, grp, key, elem))
+        if ok:
+            seen_groups.add(id(grp))
+    for o in optimizers:
+        if type(o).__module__.startswith("deepcore.optim") and \
+                all(id(grp) in seen_groups for grp in o.param_groups):
+            covered.add(id(o))
+    return plan, covered
 
 
 class _Entry:
     __slots__ = ("graph", "out_spec", "out_static", "single", "modules", "optimizers",
-                 "module_guards", "optimizer_guards", "epoch")
+                 "module_guards", "optimizer_guards", "epoch", "plan", "patched")
 
     def __init__(self, graph, out_spec, out_static, modules, optimizers):
         self.graph = graph
@@ -97,8 +164,11 @@ class _Entry:
         inner = {id(s) for m in modules for s in m.modules() if s is not m}
         self.modules = [m for m in modules if id(m) not in inner]
         self.optimizers = optimizers
+        self.plan, covered = _hyperparameter_plan(graph, optimizers)
+        self.patched = [id(o) in covered for o in optimizers]
         self.module_guards = [_module_guard(m) for m in self.modules]
-        self.optimizer_guards = [_optimizer_guard(o) for o in optimizers]
+        self.optimizer_guards = [_optimizer_guard(o, p)
+                                 for o, p in zip(optimizers, self.patched)]
         self.epoch = _trace_state.epoch
 
     def valid(self) -> bool:
@@ -108,9 +178,11 @@ class _Entry:
             if self.module_guards != [_module_guard(m) for m in self.modules]:
                 return False
             self.epoch = _trace_state.epoch
-        for o, g in zip(self.optimizers, self.optimizer_guards):
-            if _optimizer_guard(o) != g:
+        for o, p, g in zip(self.optimizers, self.patched, self.optimizer_guards):
+            if _optimizer_guard(o, p) != g:
                 return False
+        for i, k, grp, key, elem in self.plan:
+            self.graph.set_float_arg(i, k, float(_group_float(grp, key, elem)))
         return True
 
 
