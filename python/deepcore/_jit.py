@@ -152,7 +152,7 @@ def _hyperparameter_plan(g, optimizers):
 
 class _Entry:
     __slots__ = ("graph", "out_spec", "out_static", "single", "modules", "optimizers",
-                 "module_guards", "optimizer_guards", "epoch", "plan", "patched")
+                 "module_guards", "optimizer_guards", "epoch", "plan", "patched", "seen")
 
     def __init__(self, graph, out_spec, out_static, modules, optimizers):
         self.graph = graph
@@ -169,7 +169,24 @@ class _Entry:
         self.module_guards = [_module_guard(m) for m in self.modules]
         self.optimizer_guards = [_optimizer_guard(o, p)
                                  for o, p in zip(optimizers, self.patched)]
+        self.seen = [self._snapshot(o) for o in optimizers]
         self.epoch = _trace_state.epoch
+
+    @staticmethod
+    def _snapshot(o) -> tuple:
+        """The objects an optimizer's groups hold now: while they are the same objects, the
+        guard and the hyperparameters set into the graph still hold. (A parameter swapped
+        into a group's list in place shows as new optimizer state on its first step.)"""
+        return (len(o.state),) + tuple((len(g["params"]), *g.values()) for g in o.param_groups)
+
+    @staticmethod
+    def _same(a: tuple, b: tuple) -> bool:
+        if len(a) != len(b) or a[0] != b[0]:
+            return False
+        for x, y in zip(a[1:], b[1:]):
+            if len(x) != len(y) or x[0] != y[0] or any(u is not v for u, v in zip(x[1:], y[1:])):
+                return False
+        return True
 
     def valid(self) -> bool:
         # Module state (training mode, parameters, buffers) can only change through calls that
@@ -178,11 +195,18 @@ class _Entry:
             if self.module_guards != [_module_guard(m) for m in self.modules]:
                 return False
             self.epoch = _trace_state.epoch
-        for o, p, g in zip(self.optimizers, self.patched, self.optimizer_guards):
-            if _optimizer_guard(o, p) != g:
+        changed = False
+        for j, o in enumerate(self.optimizers):
+            snap = self._snapshot(o)
+            if self._same(snap, self.seen[j]):
+                continue
+            if _optimizer_guard(o, self.patched[j]) != self.optimizer_guards[j]:
                 return False
-        for i, k, grp, key, elem in self.plan:
-            self.graph.set_float_arg(i, k, float(_group_float(grp, key, elem)))
+            self.seen[j] = snap
+            changed = True
+        if changed:
+            for i, k, grp, key, elem in self.plan:
+                self.graph.set_float_arg(i, k, float(_group_float(grp, key, elem)))
         return True
 
 
