@@ -450,3 +450,38 @@ def test_models_trace_and_replay(case):
     assert _same(replay, eager), name
     for a, b in zip(after_replay, getattr(fn, "buffers", lambda: [])()):
         assert _same(a, b), f"{name}: running statistics"
+
+
+_UNARY_FUSED = ["neg", "abs", "exp", "expm1", "exp2", "log", "log2", "log10", "log1p", "sqrt",
+                "rsqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+                "asinh", "acosh", "atanh", "sigmoid", "relu", "silu", "erf", "erfc", "erfinv",
+                "lgamma", "digamma", "reciprocal", "square", "sign", "floor", "ceil", "round",
+                "trunc", "mish", "hardsigmoid", "hardswish", "logsigmoid", "softsign",
+                "tanhshrink", "sinc"]
+
+
+@pytest.mark.parametrize("name", _UNARY_FUSED)
+def test_every_fused_unary_kernel_equals_eager(name):
+    fn = getattr(dc, name, None) or getattr(F, name)
+    x = dc.tensor(np.random.default_rng(0).uniform(0.1, 0.9, (37, 29)).astype(np.float32))
+
+    def f(x):
+        return fn(x * 1.25 + 0.05) * 0.5
+    jf = dc.jit(f)
+    jf(x)
+    assert "_fused_elementwise" in str(jf.graph), name
+    assert _same(jf(x), f(x)), name
+
+
+@pytest.mark.parametrize("expr", [
+    lambda x, y: (x - y) / (y + 3.0), lambda x, y: dc.maximum(x, y) * dc.minimum(x, -y),
+    lambda x, y: (x * x + 1.0) ** 0.5 - y ** 2, lambda x, y: F.gelu(x, approximate="tanh") * y,
+    lambda x, y: 2.0 - x * (1.0 / (y + 4.0)), lambda x, y: (x + y).sub(y, alpha=2) * 3,
+])
+def test_fused_binary_chains_equal_eager(expr):
+    rng = np.random.default_rng(1)
+    x = dc.tensor(rng.standard_normal((5, 123)).astype(np.float32))
+    y = dc.tensor(rng.standard_normal(123).astype(np.float32))
+    jf = dc.jit(expr)
+    jf(x, y)
+    assert _same(jf(x, y), expr(x, y))
