@@ -3,8 +3,8 @@
 // (autograd, .grad) but that a training step needs in its graph.
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
-#include "ops/ops.h"
 #include "jit/graph.h"
+#include "ops/ops.h"
 #include "python/common.h"
 
 namespace dc::py_bind {
