@@ -485,3 +485,20 @@ def test_fused_binary_chains_equal_eager(expr):
     jf = dc.jit(expr)
     jf(x, y)
     assert _same(jf(x, y), expr(x, y))
+
+
+def test_torch_spellings():
+    @dc.compile()
+    def f(x):
+        return x * 2
+
+    @dc.compile(fullgraph=True, mode="reduce-overhead")
+    def g(x):
+        return x + 1
+    x = dc.ones(3)
+    assert _same(f(x), x * 2) and _same(g(x), x + 1)
+    with pytest.raises(dc.GraphBreakError):  # fullgraph=True: a break raises
+        dc.compile(fullgraph=True)(lambda v: v * float(v.sum()))(x)
+    m = nn.Linear(3, 2)
+    traced = dc.jit.trace(m, x)
+    assert traced.graph is not None and _same(traced(x), m(x))

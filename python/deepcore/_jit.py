@@ -432,12 +432,29 @@ def jit(fn: Optional[Callable] = None, *, strict: bool = False, check: bool = Fa
     return _Jitted(fn, strict=strict, check=check, max_retraces=max_retraces, optimize=optimize)
 
 
-def compile(model, *, strict: bool = False, check: bool = False, max_retraces: int = 8,
+def _trace_with(fn, example_inputs, *, strict: bool = False, check_trace: bool = False,
+                **_torch_options):
+    """torch.jit.trace's spelling: ``fn`` (a function or module) compiled and traced once on
+    ``example_inputs`` (a tensor or a tuple of them)."""
+    compiled = jit(fn, strict=strict, check=check_trace)
+    args = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    compiled(*args)
+    return compiled
+
+
+jit.trace = _trace_with
+
+
+def compile(model=None, *, strict: bool = False, check: bool = False, max_retraces: int = 8,
             optimize: bool = True, **_torch_options):
     """A module whose forward replays traced graphs (torch.compile's entry point). Parameters,
     buffers and the state_dict are the wrapped module's (under ``_orig_mod``, as in torch);
-    functions are compiled as by :func:`jit`. torch's ``mode=``/``backend=``/``fullgraph=``
-    options are accepted; ``fullgraph=True`` means ``strict=True``."""
+    functions are compiled as by :func:`jit`, and ``@compile()`` decorates. torch's
+    ``mode=``/``backend=``/``dynamic=``/``fullgraph=`` options are accepted;
+    ``fullgraph=True`` means ``strict=True``."""
+    if model is None:
+        return lambda m: compile(m, strict=strict, check=check, max_retraces=max_retraces,
+                                 optimize=optimize, **_torch_options)
     strict = strict or bool(_torch_options.get("fullgraph", False))
     from .nn.modules.module import Module
     if not isinstance(model, Module):
