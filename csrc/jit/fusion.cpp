@@ -9,9 +9,11 @@
 // What fuses: unary rows of ops/pointwise.def, gelu (both forms), and add/sub (alpha 1), mul,
 // div (no rounding mode), maximum, minimum, pow. Operands are values or constants that are
 // either the full shape and contiguous, one element (a Python number: stride 0), or a
-// contiguous suffix of the shape (a bias of shape (N,) against (M, N)): blocks never cross a
-// multiple of such an operand's length. Only nodes that autograd does not need are fused
-// (their results do not require grad): the fused node has no derivative.
+// contiguous suffix of the shape (a bias of shape (N,) against (M, N)). A suffix shorter than
+// a block is tiled once per thread into a buffer of one block (blocks are a multiple of its
+// length); a longer one is read in place, and blocks never cross a multiple of its length.
+// Only nodes that autograd does not need are fused (their results do not require grad): the
+// fused node has no derivative.
 //
 // The program is boxed into the node's arguments: (inputs, code, outputs, shape). `code`
 // holds four int64 per instruction: kind (0 unary, 1 binary), kernel id, operand a,
