@@ -7,7 +7,13 @@ namespace dc::dispatch {
 
 namespace {
 KeyHandler handlers[kNumKeys];
+DataDependentHook data_dependent_hook = nullptr;
 }  // namespace
+
+void set_data_dependent_hook(DataDependentHook hook) { data_dependent_hook = hook; }
+void detail::call_data_dependent_hook(const char* op) {
+  if (data_dependent_hook) data_dependent_hook(op);
+}
 
 const char* key_name(Key k) {
   switch (k) {

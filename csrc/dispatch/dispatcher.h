@@ -77,6 +77,17 @@ void exit_hooks(OpFrame& f) noexcept;
 
 inline uint32_t active_keys() { return detail::tls.keys; }
 inline bool key_active(Key k) { return (detail::tls.keys & key_bit(k)) != 0; }
+// Ops whose result shape depends on tensor values (nonzero, a bool-mask index) call this; while
+// the Tracer key is on, the JIT's hook breaks the graph (a replay would keep the traced shape).
+using DataDependentHook = void (*)(const char* op);
+void set_data_dependent_hook(DataDependentHook hook);
+namespace detail {
+void call_data_dependent_hook(const char* op);
+}
+inline void data_dependent_shape(const char* op) {
+  if (detail::tls.keys & key_bit(Key::Tracer)) detail::call_data_dependent_hook(op);
+}
+
 // Turns a key on or off for this thread; RuntimeError if a slot key has no handler.
 void set_key_active(Key k, bool on);
 // The innermost op in flight on this thread, or nullptr.

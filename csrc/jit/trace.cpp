@@ -67,8 +67,25 @@ void on_enter(dispatch::OpFrame& f) {
   t->brk(std::string("op '") + f.op + "' ran through a call the tracer does not record");
 }
 
+// An op whose result shape depends on tensor values, at any depth: a replay would keep the
+// traced shape.
+void on_data_dependent(const char* op) {
+  Tracer* t = tls_tracer;
+  if (!t) return;
+  const std::string reason = std::string("op '") + op +
+                             "' gives a result whose shape depends on tensor values";
+  if (t->strict) {
+    std::string where = location();
+    throw TraceError("[jit] graph break: " + reason + (where.empty() ? "" : " (at " + where + ")"));
+  }
+  t->brk(reason);
+}
+
 struct InstallHandler {
-  InstallHandler() { dispatch::set_key_handler(dispatch::Key::Tracer, {&on_enter, nullptr}); }
+  InstallHandler() {
+    dispatch::set_key_handler(dispatch::Key::Tracer, {&on_enter, nullptr});
+    dispatch::set_data_dependent_hook(&on_data_dependent);
+  }
 } install_handler;
 }  // namespace
 

@@ -399,6 +399,7 @@ Tensor masked_select(const Tensor& t, const Tensor& mask) {
 
 Tensor nonzero(const Tensor& t) {
   DC_OP_GUARD("nonzero", t);
+  dispatch::data_dependent_shape("nonzero");
   return DC_KERNEL(nonzero)(t);
 }
 
@@ -517,6 +518,7 @@ AdvancedIndex make_advanced_index(const Tensor& t, const tensor_list& host_indic
       per_dim.push_back(Tensor());
       ai.normalized.push_back(Tensor());
     } else if (ix.dtype() == DType::Bool && ix.dim() == 0) {
+      dispatch::data_dependent_shape(op);
       const bool keep = *ix.data<bool>();
       sizes.insert(sizes.begin() + d, 1);
       strides.insert(strides.begin() + d, 0);
@@ -528,6 +530,7 @@ AdvancedIndex make_advanced_index(const Tensor& t, const tensor_list& host_indic
                  ix.shape_str(), " does not match the shape of the indexed tensor ",
                  t.shape_str(), " at mask dim ", k, " (", ix.sizes()[k], " vs ", sizes[d + k],
                  ")");
+      dispatch::data_dependent_shape(op);
       const Tensor nz = DC_KERNEL(nonzero)(ix);
       for (int64_t k = 0; k < ix.dim(); ++k) {
         per_dim.push_back(contiguous_clone(select(nz, 1, k)));

@@ -97,7 +97,9 @@ void bind_index(py::module_& m) {
     });
   }, py::arg("input"), py::arg("mask"), py::arg("value"));
   m.def("nonzero", [](const Tensor& t, bool as_tuple) -> py::object {
-    jit::on_value_read("nonzero");  // the result's shape depends on the values
+    // Not recorded: the op itself breaks a trace (its result's shape depends on the values).
+    std::optional<jit::Record> quiet;
+    if (jit::recording()) quiet.emplace(-1);
     if (!as_tuple) return py::cast(nonzero(t));
     // One 1-d tensor per dim (a 0-d input counts as 1-d, like PyTorch).
     const Tensor nz = nonzero(t.dim() == 0 ? reshape(t, {1}) : t);
