@@ -45,7 +45,7 @@ from .._jit import trace_call
 from ..autograd import grad as _autograd_grad
 from ..autograd.grad_mode import enable_grad as _enable_grad, no_grad as _no_grad
 from ._jvp_rules import RULES
-from . import _argnums  # defined before func/__init__.py imports this module
+from . import _argnums, _split_aux  # defined before func/__init__.py imports this module
 
 __all__ = ["jvp", "jacfwd", "jacrev", "hessian"]
 
@@ -325,14 +325,6 @@ def _check_tangents(primals, tangents, name: str):
             raise ValueError(f"[{name}] tangent of shape {tuple(t.shape)} for a primal of "
                              f"shape {tuple(p.shape)}")
     return p_leaves, p_spec, t_leaves
-
-
-def _split_aux(result, has_aux: bool, name: str):
-    if not has_aux:
-        return result, None
-    if not isinstance(result, tuple) or len(result) != 2:
-        raise TypeError(f"[{name}] has_aux=True needs f to return an (output, aux) pair")
-    return result
 
 
 def _recording(leaves) -> bool:
