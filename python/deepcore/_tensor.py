@@ -387,8 +387,23 @@ def _format(self, spec: str) -> str:
     return object.__format__(self, spec)
 
 
+def _pin_memory(self, device=None):
+    """Page-locked host memory for asynchronous copies to a GPU: needs a CUDA backend."""
+    from . import cuda
+    if not cuda.is_available():
+        raise RuntimeError("[pin_memory] pinned host memory needs the CUDA runtime, and "
+                           "deepcore was built without CUDA")
+    raise NotImplementedError("[pin_memory] this CUDA build has no pinned host allocator yet")
+
+
+def _is_pinned(self, device=None) -> bool:
+    return False
+
+
 def _install():
     T = Tensor
+    T.pin_memory = _pin_memory
+    T.is_pinned = _is_pinned
     T.__repr__ = _repr
     T.__str__ = _repr
     T.__format__ = _format

@@ -1,10 +1,12 @@
 """``deepcore.cuda``: the queries PyTorch programs make of ``torch.cuda``.
 
 Scripts ask ``torch.cuda.is_available()`` before choosing a device, seed the GPU generator
-unconditionally and build ``torch.cuda.amp.GradScaler(enabled=...)``. On a build without a
-CUDA backend these answer the way PyTorch does on a machine without a GPU: availability is
-False, seeding is a no-op (PyTorch seeds CUDA lazily and silently), and calls that need a
-device raise.
+unconditionally, read memory statistics and build ``torch.cuda.amp.GradScaler(enabled=...)``.
+On a build without a CUDA backend these answer the way PyTorch does on a machine without a
+GPU: availability is False, the device count and memory statistics are 0, seeding and
+``empty_cache`` are no-ops (PyTorch seeds CUDA lazily and silently), and everything that needs
+a device (streams, events, device properties, synchronize) raises a RuntimeError saying that
+deepcore was built without CUDA.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def is_initialized() -> bool:
 
 def _require(what: str) -> None:
     if not _BUILT:
-        raise RuntimeError(f"torch.cuda.{what}: this build of deepcore has no CUDA backend")
+        raise RuntimeError(f"[cuda] deepcore.cuda.{what}: deepcore was built without CUDA")
 
 
 def is_bf16_supported(including_emulation: bool = True) -> bool:
@@ -71,3 +73,60 @@ def set_device(device) -> None:
 def get_device_name(device=None) -> str:
     _require("get_device_name")
     return ""
+
+
+def get_device_properties(device=None):
+    _require("get_device_properties")
+
+
+def get_device_capability(device=None):
+    _require("get_device_capability")
+
+
+def current_stream(device=None):
+    _require("current_stream")
+
+
+def default_stream(device=None):
+    _require("default_stream")
+
+
+def stream(stream):
+    """The context that makes `stream` current; needs a CUDA backend."""
+    _require("stream")
+
+
+class Stream:
+    """A CUDA stream; needs a CUDA backend."""
+
+    def __init__(self, device=None, priority: int = 0, **kwargs):
+        _require("Stream")
+
+
+class Event:
+    """A CUDA event; needs a CUDA backend."""
+
+    def __init__(self, enable_timing: bool = False, blocking: bool = False,
+                 interprocess: bool = False):
+        _require("Event")
+
+
+# Memory statistics: 0 without a CUDA backend, as PyTorch reports before any allocation.
+def memory_allocated(device=None) -> int:
+    return 0
+
+
+def max_memory_allocated(device=None) -> int:
+    return 0
+
+
+def memory_reserved(device=None) -> int:
+    return 0
+
+
+def max_memory_reserved(device=None) -> int:
+    return 0
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    """Resets the peak statistics; without a CUDA backend there are none."""

@@ -11,6 +11,7 @@ import os
 import queue
 import sys
 import time
+import warnings
 import weakref
 from typing import Callable, Optional
 
@@ -132,6 +133,12 @@ class DataLoader:
         self.batch_sampler = batch_sampler
         self.num_workers = num_workers
         self.collate_fn = collate_fn
+        from ... import cuda as _cuda
+        if pin_memory and not _cuda.is_available():
+            # As torch on a machine without a GPU: nothing to pin for, so the flag is dropped.
+            warnings.warn("[DataLoader] pin_memory=True but deepcore has no CUDA device; "
+                          "batches stay in pageable memory", UserWarning, stacklevel=2)
+            pin_memory = False
         self.pin_memory = pin_memory
         self.pin_memory_device = pin_memory_device
         self.timeout = timeout

@@ -1,0 +1,58 @@
+"""The CUDA entry points on a build without CUDA (the CPU build CI makes): each answers as
+PyTorch does on a machine without a GPU, or raises a RuntimeError saying deepcore was built
+without CUDA. (The CUDA suite itself is `pytest -m cuda`, skipped without a GPU.)"""
+import warnings
+
+import pytest
+
+import deepcore as dc
+
+pytestmark = pytest.mark.skipif(dc.cuda.is_available(), reason="a CUDA build")
+
+
+def test_queries_answer_like_torch_without_a_gpu():
+    assert dc.cuda.is_available() is False
+    assert dc.cuda.device_count() == 0
+    assert dc.cuda.is_initialized() is False
+    for fn in (dc.cuda.memory_allocated, dc.cuda.max_memory_allocated, dc.cuda.memory_reserved,
+               dc.cuda.max_memory_reserved):
+        assert fn() == 0
+    dc.cuda.manual_seed(0)
+    dc.cuda.manual_seed_all(0)
+    dc.cuda.empty_cache()
+    dc.cuda.reset_peak_memory_stats()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: dc.cuda.synchronize(), lambda: dc.cuda.current_device(),
+    lambda: dc.cuda.get_device_name(), lambda: dc.cuda.get_device_properties(0),
+    lambda: dc.cuda.get_device_capability(), lambda: dc.cuda.current_stream(),
+    lambda: dc.cuda.default_stream(), lambda: dc.cuda.Stream(), lambda: dc.cuda.Event(),
+    lambda: dc.cuda.set_device(0), lambda: dc.cuda.stream(None),
+])
+def test_device_calls_say_built_without_cuda(call):
+    with pytest.raises(RuntimeError, match="deepcore was built without CUDA"):
+        call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: dc.randn(3, device="cuda"), lambda: dc.ones(2).cuda(), lambda: dc.ones(2).to("cuda"),
+    lambda: dc.zeros(2, device="cuda:1"),
+])
+def test_cuda_tensors_are_a_clear_error(call):
+    with pytest.raises(RuntimeError, match="no CUDA backend"):
+        call()
+
+
+def test_pinned_memory():
+    x = dc.ones(3)
+    assert x.is_pinned() is False
+    with pytest.raises(RuntimeError, match="built without CUDA"):
+        x.pin_memory()
+    with pytest.warns(UserWarning, match="pin_memory=True"):
+        loader = dc.utils.data.DataLoader(dc.utils.data.TensorDataset(dc.arange(4.0)),
+                                          batch_size=2, pin_memory=True)
+    assert loader.pin_memory is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [b[0].tolist() for b in loader] == [[0.0, 1.0], [2.0, 3.0]]
