@@ -28,6 +28,18 @@ else
   echo "GoogleTest not found (apt-get install libgtest-dev): skipping the C++ tests" >&2
 fi
 
+# The CUDA build (-DDEEPCORE_CUDA=ON, its CUDA sources with warnings as errors), where nvcc is
+# installed: it must compile, and on a machine without a GPU its entry points must say there is
+# no CUDA device (tests/test_cuda_cpu.py). CUDA=0 skips it.
+if [ "${CUDA:-1}" != 0 ] && command -v nvcc >/dev/null 2>&1; then
+  "$PYTHON" -m pip install --quiet "pybind11>=2.12"
+  mkdir -p build
+  PYTHON="$PYTHON" scripts/dev-build.sh cuda -DDEEPCORE_CUDA=ON -DDEEPCORE_BUILD_TESTS=OFF \
+    > build/cuda.log 2>&1 || { tail -50 build/cuda.log; exit 1; }
+  (cd tests && PYTHONPATH=../build/cuda/site "$PYTHON" -m pytest -q -p no:cacheprovider \
+    --rootdir=.. -c ../pyproject.toml test_cuda_cpu.py test_user_programs.py)
+fi
+
 # Run from outside the source tree so the installed package, not python/, is imported.
 cd tests
 "$PYTHON" -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml . "$@"

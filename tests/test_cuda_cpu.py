@@ -1,13 +1,15 @@
-"""The CUDA entry points on a build without CUDA (the CPU build CI makes): each answers as
-PyTorch does on a machine without a GPU, or raises a RuntimeError saying deepcore was built
-without CUDA. (The CUDA suite itself is `pytest -m cuda`, skipped without a GPU.)"""
+"""The CUDA entry points on a machine without a GPU, for both builds CI makes: the CPU build
+(calls that need a device say deepcore was built without CUDA) and the CUDA build (they say
+there is no CUDA device). Either way the queries answer as PyTorch does without a GPU."""
 import warnings
 
 import pytest
 
 import deepcore as dc
 
-pytestmark = pytest.mark.skipif(dc.cuda.is_available(), reason="a CUDA build")
+pytestmark = pytest.mark.skipif(dc.cuda.is_available(), reason="a CUDA device is present")
+BUILT = dc._C._build_info()["cuda"]
+NO_DEVICE = "no CUDA device" if BUILT else "deepcore was built without CUDA"
 
 
 def test_queries_answer_like_torch_without_a_gpu():
@@ -30,8 +32,8 @@ def test_queries_answer_like_torch_without_a_gpu():
     lambda: dc.cuda.default_stream(), lambda: dc.cuda.Stream(), lambda: dc.cuda.Event(),
     lambda: dc.cuda.set_device(0), lambda: dc.cuda.stream(None),
 ])
-def test_device_calls_say_built_without_cuda(call):
-    with pytest.raises(RuntimeError, match="deepcore was built without CUDA"):
+def test_device_calls_say_why_there_is_no_device(call):
+    with pytest.raises(RuntimeError, match=NO_DEVICE):
         call()
 
 
@@ -47,7 +49,7 @@ def test_cuda_tensors_are_a_clear_error(call):
 def test_pinned_memory():
     x = dc.ones(3)
     assert x.is_pinned() is False
-    with pytest.raises(RuntimeError, match="built without CUDA"):
+    with pytest.raises(RuntimeError, match=NO_DEVICE):
         x.pin_memory()
     with pytest.warns(UserWarning, match="pin_memory=True"):
         loader = dc.utils.data.DataLoader(dc.utils.data.TensorDataset(dc.arange(4.0)),
@@ -56,3 +58,12 @@ def test_pinned_memory():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert [b[0].tolist() for b in loader] == [[0.0, 1.0], [2.0, 3.0]]
+
+
+def test_show_config_reports_the_cuda_build():
+    text = dc.show_config()
+    if BUILT:
+        assert "CUDA:          built" in text and "CUDA runtime:" in text
+        assert "CUDA devices:  none" in text
+    else:
+        assert "CUDA:          not built" in text

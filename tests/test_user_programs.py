@@ -29,7 +29,7 @@ def test_cuda_queries_on_a_build_without_cuda():
     dc.cuda.manual_seed(1337)  # scripts seed the GPU unconditionally
     dc.cuda.manual_seed_all(1337)
     dc.cuda.empty_cache()
-    with pytest.raises(RuntimeError, match="built without CUDA"):
+    with pytest.raises(RuntimeError, match="built without CUDA|no CUDA device"):
         dc.cuda.synchronize()
 
 

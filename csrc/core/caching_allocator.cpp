@@ -98,6 +98,7 @@ void* CachingAllocator::allocate(size_t bytes, Stream stream) {
              " reserved but not allocated (held for other streams)");
     blocks_.emplace(p, Block{size, stream, {}});
     stats_.reserved += size;
+    stats_.max_reserved = std::max(stats_.max_reserved, stats_.reserved);
     ++stats_.backend_allocs;
   } else {
     blocks_.at(p).stream = stream;
@@ -150,6 +151,7 @@ CachingAllocator::Stats CachingAllocator::stats() const {
 void CachingAllocator::reset_peak() {
   std::lock_guard<std::mutex> lock(mu_);
   stats_.max_allocated = stats_.allocated;
+  stats_.max_reserved = stats_.reserved;
 }
 
 }  // namespace dc

@@ -46,6 +46,7 @@ class CachingAllocator {
     size_t allocated = 0;
     size_t max_allocated = 0;
     size_t reserved = 0;
+    size_t max_reserved = 0;
     size_t cached = 0;        // reserved - allocated - held back for other streams
     int64_t backend_allocs = 0;  // raw allocations made (cache misses)
   };

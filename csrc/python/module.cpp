@@ -191,7 +191,11 @@ PYBIND11_MODULE(_C, m) {
     py::dict d;
     d["version"] = DEEPCORE_VERSION;
     d["compiler"] = DEEPCORE_COMPILER;
+#ifdef DEEPCORE_CUDA
+    d["cuda"] = true;
+#else
     d["cuda"] = false;
+#endif
     d["openmp"] = true;
     return d;
   });

@@ -390,10 +390,8 @@ def _format(self, spec: str) -> str:
 def _pin_memory(self, device=None):
     """Page-locked host memory for asynchronous copies to a GPU: needs a CUDA backend."""
     from . import cuda
-    if not cuda.is_available():
-        raise RuntimeError("[pin_memory] pinned host memory needs the CUDA runtime, and "
-                           "deepcore was built without CUDA")
-    raise NotImplementedError("[pin_memory] this CUDA build has no pinned host allocator yet")
+    cuda._require("Tensor.pin_memory")
+    raise NotImplementedError("[pin_memory] pinned host memory is not built yet")
 
 
 def _is_pinned(self, device=None) -> bool:

@@ -9,7 +9,16 @@ def config() -> dict:
     info["isa_detected"] = _C._detected_isa()
     info["isa_active"] = _C._active_isa()
     info["threads"] = _C.get_num_threads()
+    if info["cuda"]:
+        info["cuda_runtime"] = _C._cuda_runtime_version()
+        info["cuda_driver"] = _C._cuda_driver_version()
+        info["cuda_devices"] = [_C._cuda_device_name(d) for d in range(_C._cuda_device_count())]
     return info
+
+
+def _version(v: int) -> str:
+    """CUDA's 13000 as 13.0 (0: no driver)."""
+    return f"{v // 1000}.{v % 1000 // 10}" if v else "none"
 
 
 def show_config() -> str:
@@ -22,6 +31,11 @@ def show_config() -> str:
         f"  threads:       {c['threads']} (OpenMP)",
         f"  CUDA:          {'built' if c['cuda'] else 'not built'}",
     ]
+    if c["cuda"]:
+        lines.append(f"  CUDA runtime:  {_version(c['cuda_runtime'])}, driver "
+                     f"{_version(c['cuda_driver'])}")
+        devices = c["cuda_devices"]
+        lines.append(f"  CUDA devices:  {', '.join(devices) if devices else 'none'}")
     text = "\n".join(lines)
     print(text)
     return text

@@ -86,8 +86,10 @@ TEST(CachingAllocator, PeakTracksTheMostInUse) {
   void* q = a.allocate(MiB, 0);      // 2 MiB
   a.free(p);
   EXPECT_EQ(a.stats().max_allocated, 6 * MiB);
+  EXPECT_EQ(a.stats().max_reserved, 6 * MiB);
   a.reset_peak();
   EXPECT_EQ(a.stats().max_allocated, 2 * MiB);
+  EXPECT_EQ(a.stats().max_reserved, 6 * MiB);  // the freed 4 MiB block is still cached
   a.free(q);
 }
 

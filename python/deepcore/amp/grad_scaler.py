@@ -25,7 +25,8 @@ class GradScaler:
                  growth_factor: float = 2.0, backoff_factor: float = 0.5,
                  growth_interval: int = 2000, enabled: bool = True) -> None:
         self._device = str(device)
-        if enabled and self._device.startswith("cuda") and not _C._build_info()["cuda"]:
+        from .. import cuda
+        if enabled and self._device.startswith("cuda") and not cuda.is_available():
             warnings.warn("GradScaler is enabled, but CUDA is not available. Disabling.",
                           stacklevel=self._stacklevel)
             enabled = False

@@ -6,7 +6,8 @@ On a build without a CUDA backend these answer the way PyTorch does on a machine
 GPU: availability is False, the device count and memory statistics are 0, seeding and
 ``empty_cache`` are no-ops (PyTorch seeds CUDA lazily and silently), and everything that needs
 a device (streams, events, device properties, synchronize) raises a RuntimeError saying that
-deepcore was built without CUDA.
+deepcore was built without CUDA. A CUDA build (``DEEPCORE_CUDA=1 pip install .``) on a machine
+whose driver reports no device answers the same, and those calls say "no CUDA device".
 """
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ _BUILT = bool(_C._build_info()["cuda"])
 
 
 def is_available() -> bool:
-    return _BUILT
+    """True when deepcore was built with CUDA and the driver reports a device."""
+    return device_count() > 0
 
 
 def device_count() -> int:
-    return 1 if _BUILT else 0  # a CUDA build drives one device (no device query yet)
+    return _C._cuda_device_count() if _BUILT else 0
 
 
 def is_initialized() -> bool:
@@ -29,8 +31,28 @@ def is_initialized() -> bool:
 
 
 def _require(what: str) -> None:
+    """RuntimeError unless a device is there: `what` (deepcore.cuda.<what>, or a dotted name)
+    needs one."""
+    name = what if "." in what else f"deepcore.cuda.{what}"
     if not _BUILT:
-        raise RuntimeError(f"[cuda] deepcore.cuda.{what}: deepcore was built without CUDA")
+        raise RuntimeError(f"[cuda] {name}: deepcore was built without CUDA")
+    if _C._cuda_device_count() == 0:
+        raise RuntimeError(f"[cuda] {name}: no CUDA device: deepcore was built with CUDA, but "
+                           "the driver reports no device on this machine")
+
+
+def _index(device) -> int:
+    """A device index from None (the current device), an int, "cuda:1" or a deepcore.device."""
+    if device is None:
+        return _C._cuda_current_device()
+    if isinstance(device, int):
+        return device
+    text = str(device)
+    if text == "cuda":
+        return _C._cuda_current_device()
+    if text.startswith("cuda:") and text[5:].isdigit():
+        return int(text[5:])
+    raise ValueError(f"[cuda] expected a CUDA device, got {device!r}")
 
 
 def is_bf16_supported(including_emulation: bool = True) -> bool:
@@ -54,46 +76,61 @@ def seed_all() -> None:
 
 
 def empty_cache() -> None:
-    """Frees cached GPU memory; without a CUDA backend nothing is cached."""
+    """Returns the cached blocks of every device to the driver; without a device there are
+    none."""
+    for d in range(device_count()):
+        _C._cuda_empty_cache(d)
 
 
 def synchronize(device=None) -> None:
     _require("synchronize")
+    _C._cuda_synchronize(_index(device))
 
 
 def current_device() -> int:
     _require("current_device")
-    return 0
+    return _C._cuda_current_device()
 
 
 def set_device(device) -> None:
     _require("set_device")
+    _C._cuda_set_device(_index(device))
 
 
 def get_device_name(device=None) -> str:
     _require("get_device_name")
-    return ""
+    return _C._cuda_device_name(_index(device))
 
 
 def get_device_properties(device=None):
+    """Name, compute capability (major, minor) and total memory of a device."""
     _require("get_device_properties")
+    import types
+    d = _index(device)
+    major, minor = divmod(_C._cuda_capability(d), 10)
+    return types.SimpleNamespace(name=_C._cuda_device_name(d), major=major, minor=minor,
+                                 total_memory=_C._cuda_total_memory(d))
 
 
 def get_device_capability(device=None):
     _require("get_device_capability")
+    return divmod(_C._cuda_capability(_index(device)), 10)
 
 
 def current_stream(device=None):
     _require("current_stream")
+    raise NotImplementedError("[cuda] deepcore.cuda.current_stream: streams are not built yet")
 
 
 def default_stream(device=None):
     _require("default_stream")
+    raise NotImplementedError("[cuda] deepcore.cuda.default_stream: streams are not built yet")
 
 
 def stream(stream):
     """The context that makes `stream` current; needs a CUDA backend."""
     _require("stream")
+    raise NotImplementedError("[cuda] deepcore.cuda.stream: streams are not built yet")
 
 
 class Stream:
@@ -101,6 +138,7 @@ class Stream:
 
     def __init__(self, device=None, priority: int = 0, **kwargs):
         _require("Stream")
+        raise NotImplementedError("[cuda] deepcore.cuda.Stream: streams are not built yet")
 
 
 class Event:
@@ -109,24 +147,34 @@ class Event:
     def __init__(self, enable_timing: bool = False, blocking: bool = False,
                  interprocess: bool = False):
         _require("Event")
+        raise NotImplementedError("[cuda] deepcore.cuda.Event: events are not built yet")
 
 
-# Memory statistics: 0 without a CUDA backend, as PyTorch reports before any allocation.
+# Memory statistics (Note [Caching device allocator]): 0 without a device, as PyTorch reports
+# before any allocation.
+def _stat(device, key: str) -> int:
+    if device_count() == 0:
+        return 0
+    return int(_C._cuda_memory_stats(_index(device))[key])
+
+
 def memory_allocated(device=None) -> int:
-    return 0
+    return _stat(device, "allocated_bytes")
 
 
 def max_memory_allocated(device=None) -> int:
-    return 0
+    return _stat(device, "max_allocated_bytes")
 
 
 def memory_reserved(device=None) -> int:
-    return 0
+    return _stat(device, "reserved_bytes")
 
 
 def max_memory_reserved(device=None) -> int:
-    return 0
+    return _stat(device, "max_reserved_bytes")
 
 
 def reset_peak_memory_stats(device=None) -> None:
-    """Resets the peak statistics; without a CUDA backend there are none."""
+    """Resets the peak statistics of a device; without a device there are none."""
+    if device_count():
+        _C._cuda_reset_peak(_index(device))

@@ -1,0 +1,28 @@
+#pragma once
+// The CUDA runtime as the rest of deepcore sees it (built only with -DDEEPCORE_CUDA=ON): device
+// queries, and the caching allocator's backend on cudaMalloc/cudaFree and CUDA events (Note
+// [Caching device allocator] in core/caching_allocator.h). On a machine without a device,
+// device_count() is 0 and everything that needs one raises "no CUDA device".
+#include <cstddef>
+#include <string>
+
+#include "core/caching_allocator.h"
+
+namespace dc::cuda {
+
+int device_count();  // 0 without a driver or a device
+// RuntimeError "no CUDA device" without one; IndexError for an index out of range.
+void check_device(int device);
+std::string device_name(int device);
+int compute_capability(int device);  // major * 10 + minor
+size_t total_memory(int device);
+int driver_version();   // e.g. 13000; 0 without a driver
+int runtime_version();  // of the cudart deepcore is linked with
+int current_device();
+void set_device(int device);
+void synchronize(int device);
+
+// The allocator of `device` (created on first use).
+CachingAllocator& allocator(int device);
+
+}  // namespace dc::cuda
