@@ -299,12 +299,10 @@ def _lambda(op: Op, name: str, cpp: str, method: bool, inplace: bool) -> tuple[s
     if _traced(op):
         # Note [Traced graphs] (csrc/jit/graph.h): while tracing, the call (argument conversion
         # included: it may make tensors) is recorded with its converted arguments.
-        body.append("    std::optional<jit::Record> rec_;")
-        body.append(f"    if (jit::recording()) rec_.emplace({_op_var(name)});")
+        body.append(f"    jit::Record rec_({_op_var(name)});")
     elif op.returns.strip() not in ("()", "None"):
         # No tensor result to record (result_type): the conversions are not ops of the graph.
-        body.append("    std::optional<jit::Record> quiet_;")
-        body.append("    if (jit::recording()) quiet_.emplace(-1);")
+        body.append("    jit::Record quiet_(-1);")
     body += [f"    {loc}" for loc in locals_]
     work = op.options.get("nogil")
     if "nogil" in op.flags or work:
@@ -318,7 +316,7 @@ def _lambda(op: Op, name: str, cpp: str, method: bool, inplace: bool) -> tuple[s
         boxed = ", ".join(f"jit::IValue({ident(a.name)})" for a in op.args)
         body.append(f"    if (rec_) {{\n"
                     f"      auto r_ = {call};\n"
-                    f"      rec_->finish({{{boxed}}}, jit::as_outputs(r_));\n"
+                    f"      rec_.finish({{{boxed}}}, jit::as_outputs(r_));\n"
                     f"      return r_;\n    }}")
     body.append(f"    return {call};")
     lam = "[](" + ", ".join(params) + ") {\n" + "\n".join(body) + "\n  }"

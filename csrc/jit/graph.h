@@ -136,10 +136,16 @@ inline bool recording() {
 }
 
 // A binding's recorded call: construct, run the op, then finish with the boxed arguments.
+// Inactive (false, and free) unless recording() when constructed; while active, the ops the
+// call runs are nested in it and not recorded. Build the boxed arguments only `if (rec)`.
+// With op -1 it is never finished: the ops inside are just kept out of the graph.
 class Record {
  public:
   explicit Record(int op);
+  // The op by name, looked up only when recording (so an eager call pays no lookup).
+  explicit Record(const char* op_name);
   ~Record();
+  explicit operator bool() const { return t_ != nullptr; }
   void finish(Stack args, const tensor_list& outputs);
   Record(const Record&) = delete;
   Record& operator=(const Record&) = delete;
@@ -159,13 +165,13 @@ tensor_list as_outputs(const std::tuple<Ts...>& t) {
   return std::apply([](const auto&... x) { return tensor_list{Tensor(x)...}; }, t);
 }
 
-// Runs `call` as op `name` (a schema row) with `args`, recorded when tracing.
-template <typename F>
-auto record_call(int op, Stack args, F&& call) {
-  if (!recording()) return call();
+// Runs `call` as op `op` (an id or a name), recorded when tracing; `args()` builds the boxed
+// arguments, only then.
+template <typename Op, typename ArgsFn, typename F>
+auto record_call(Op op, ArgsFn&& args, F&& call) {
   Record rec(op);
   auto r = call();
-  rec.finish(std::move(args), as_outputs(r));
+  if (rec) rec.finish(args(), as_outputs(r));
   return r;
 }
 

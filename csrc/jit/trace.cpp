@@ -197,11 +197,15 @@ std::shared_ptr<Graph> end_trace(const tensor_list& outputs) {
   return g;
 }
 
-Record::Record(int op) : op_(op), t_(tls_tracer) { ++t_->depth; }
+Record::Record(int op) : op_(op), t_(recording() ? tls_tracer : nullptr) {
+  if (t_) ++t_->depth;
+}
+Record::Record(const char* op_name) : Record(recording() ? find_op(op_name) : -1) {}
 Record::~Record() {
-  if (!done_) --t_->depth;
+  if (t_ && !done_) --t_->depth;
 }
 void Record::finish(Stack args, const tensor_list& outputs) {
+  DC_CHECK(t_ != nullptr, RuntimeError, "[jit] finish of a call that is not being recorded");
   --t_->depth;
   done_ = true;
   t_->add_node(op_, std::move(args), outputs);
@@ -355,27 +359,26 @@ std::string Graph::str() const {
   for (int i = 0; i < num_inputs; ++i) os << (i ? ", " : "") << typed(i);
   os << "):\n";
   for (const Node& n : nodes) {
+    // Each argument's text, graph values in place of the traced tensors they stand for.
     std::vector<std::string> args;
-    for (const IValue& a : n.args) args.push_back(std::visit(ArgText{}, a));
-    for (const Ref& r : n.refs) {
-      if (r.elem < 0) {
-        args[r.arg] = value(r.value);
-      } else {
-        // Rebuild the list text with the refs in place.
-        const auto& l = std::get<tensor_list>(n.args[r.arg]);
-        std::vector<std::string> el;
-        for (const Tensor& t : l) el.push_back(const_text(t));
-        for (const Ref& q : n.refs)
-          if (q.arg == r.arg && q.elem >= 0) el[q.elem] = value(q.value);
-        std::string s = "[";
-        for (size_t i = 0; i < el.size(); ++i) s += (i ? ", " : "") + el[i];
-        args[r.arg] = s + "]";
+    for (size_t i = 0; i < n.args.size(); ++i) {
+      auto* l = std::get_if<tensor_list>(&n.args[i]);
+      if (!l) {
+        args.push_back(std::visit(ArgText{}, n.args[i]));
+        continue;
       }
+      std::vector<std::string> el;
+      for (const Tensor& t : *l) el.push_back(const_text(t));
+      for (const Ref& r : n.refs)
+        if (r.arg == static_cast<int>(i)) el[r.elem] = value(r.value);
+      std::string s = "[";
+      for (size_t j = 0; j < el.size(); ++j) s += (j ? ", " : "") + el[j];
+      args.push_back(s + "]");
     }
+    for (const Ref& r : n.refs)
+      if (r.elem < 0) args[r.arg] = value(r.value);
     os << "  ";
-    if (n.outputs.empty()) {
-      os << "";
-    } else {
+    if (!n.outputs.empty()) {
       for (size_t i = 0; i < n.outputs.size(); ++i)
         os << (i ? ", " : "") << (n.outputs[i] >= 0 ? typed(n.outputs[i]) : std::string("_"));
       os << " = ";

@@ -36,7 +36,7 @@ void bind_conv(py::module_& m) {
     Tensor bt = opt_tensor(b, "conv2d");
     Shape s = to_shape(stride, "conv2d"), d = to_shape(dilation, "conv2d");
     ReleaseIfLarge gil(x.numel() * w.numel());
-    return jit::record_call(k_conv2d, {x, w, bt, s, pad, d, groups, mode},
+    return jit::record_call(k_conv2d, [&] { return jit::Stack{x, w, bt, s, pad, d, groups, mode}; },
                             [&] { return conv2d(x, w, bt, s, pad, d, groups, mode); });
   }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("stride") = 1,
      py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1);
@@ -46,7 +46,7 @@ void bind_conv(py::module_& m) {
     Tensor bt = opt_tensor(b, "conv1d");
     Shape s = to_shape(stride, "conv1d"), d = to_shape(dilation, "conv1d");
     ReleaseIfLarge gil(x.numel() * w.numel());
-    return jit::record_call(k_conv1d, {x, w, bt, s, pad, d, groups, mode},
+    return jit::record_call(k_conv1d, [&] { return jit::Stack{x, w, bt, s, pad, d, groups, mode}; },
                             [&] { return conv1d(x, w, bt, s, pad, d, groups, mode); });
   }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("stride") = 1,
      py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1);

@@ -52,54 +52,46 @@ const int k_scatter_ = jit::register_op("scatter_", &invoke_scatter<true>, false
 const int k_masked_fill = jit::register_op("masked_fill", &invoke_masked_fill<false>, true);
 const int k_masked_fill_ = jit::register_op("masked_fill_", &invoke_masked_fill<true>, false);
 
-// Runs a manual binding's body as op `id`: `body` converts the arguments and calls the op,
-// returning the result and the boxed arguments.
-template <typename F>
-Tensor recorded(int id, F&& body) {
-  std::optional<jit::Record> rec;
-  if (jit::recording()) rec.emplace(id);
-  auto [r, args] = body();
-  if (rec) rec->finish(std::move(args), {r});
-  return r;
-}
-
 void bind_index(py::module_& m) {
   using namespace ops;
   m.def("scatter", [](const Tensor& t, int64_t dim, py::handle index, py::handle src,
                       py::handle value) {
-    return recorded(k_scatter, [&] {
-      Tensor idx = to_index_tensor(index, "scatter");
-      Tensor s = scatter_src(t, idx, src, value, "scatter");
-      return std::make_pair(scatter(t, dim, idx, s), jit::Stack{t, dim, idx, s});
-    });
+    jit::Record rec(k_scatter);  // converting a number src makes a tensor
+    const Tensor idx = to_index_tensor(index, "scatter");
+    const Tensor s = scatter_src(t, idx, src, value, "scatter");
+    Tensor r = scatter(t, dim, idx, s);
+    if (rec) rec.finish({t, dim, idx, s}, {r});
+    return r;
   }, py::arg("input"), py::arg("dim"), py::arg("index"), py::arg("src") = py::none(),
      py::kw_only(), py::arg("value") = py::none());
   m.def("scatter_", [](Tensor& t, int64_t dim, py::handle index, py::handle src,
                        py::handle value) {
-    return recorded(k_scatter_, [&] {
-      Tensor idx = to_index_tensor(index, "scatter_");
-      Tensor s = scatter_src(t, idx, src, value, "scatter_");
-      return std::make_pair(scatter_(t, dim, idx, s), jit::Stack{t, dim, idx, s});
-    });
+    jit::Record rec(k_scatter_);
+    const Tensor idx = to_index_tensor(index, "scatter_");
+    const Tensor s = scatter_src(t, idx, src, value, "scatter_");
+    Tensor r = scatter_(t, dim, idx, s);
+    if (rec) rec.finish({t, dim, idx, s}, {r});
+    return r;
   }, py::arg("input"), py::arg("dim"), py::arg("index"), py::arg("src") = py::none(),
      py::kw_only(), py::arg("value") = py::none());
 
   m.def("masked_fill", [](const Tensor& t, py::handle mask, py::handle value) {
-    return recorded(k_masked_fill, [&] {
-      Tensor mk = to_tensor(mask, "masked_fill"), v = fill_value(t, value, "masked_fill");
-      return std::make_pair(masked_fill(t, mk, v), jit::Stack{t, mk, v});
-    });
+    jit::Record rec(k_masked_fill);
+    const Tensor mk = to_tensor(mask, "masked_fill"), v = fill_value(t, value, "masked_fill");
+    Tensor r = masked_fill(t, mk, v);
+    if (rec) rec.finish({t, mk, v}, {r});
+    return r;
   }, py::arg("input"), py::arg("mask"), py::arg("value"));
   m.def("masked_fill_", [](Tensor& t, py::handle mask, py::handle value) {
-    return recorded(k_masked_fill_, [&] {
-      Tensor mk = to_tensor(mask, "masked_fill_"), v = fill_value(t, value, "masked_fill_");
-      return std::make_pair(masked_fill_(t, mk, v), jit::Stack{t, mk, v});
-    });
+    jit::Record rec(k_masked_fill_);
+    const Tensor mk = to_tensor(mask, "masked_fill_"), v = fill_value(t, value, "masked_fill_");
+    Tensor r = masked_fill_(t, mk, v);
+    if (rec) rec.finish({t, mk, v}, {r});
+    return r;
   }, py::arg("input"), py::arg("mask"), py::arg("value"));
   m.def("nonzero", [](const Tensor& t, bool as_tuple) -> py::object {
     // Not recorded: the op itself breaks a trace (its result's shape depends on the values).
-    std::optional<jit::Record> quiet;
-    if (jit::recording()) quiet.emplace(-1);
+    jit::Record quiet(-1);
     if (!as_tuple) return py::cast(nonzero(t));
     // One 1-d tensor per dim (a 0-d input counts as 1-d, like PyTorch).
     const Tensor nz = nonzero(t.dim() == 0 ? reshape(t, {1}) : t);

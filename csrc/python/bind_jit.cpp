@@ -151,7 +151,8 @@ std::string python_location() {
 // The hand-written bindings that record themselves (bind_tensor.cpp, bind_autograd.cpp).
 void trace_backward(const tensor_list& roots, const tensor_list& grads, bool retain,
                     bool create, const tensor_list& inputs) {
-  jit::record_call(k_backward, {roots, grads, retain, create, inputs}, [&] {
+  const auto args = [&] { return jit::Stack{roots, grads, retain, create, inputs}; };
+  jit::record_call(k_backward, args, [&] {
     py::gil_scoped_release release;
     autograd::backward(roots, grads, retain, create, inputs);
     return tensor_list{};
@@ -159,7 +160,8 @@ void trace_backward(const tensor_list& roots, const tensor_list& grads, bool ret
 }
 tensor_list trace_grad(const tensor_list& outs, const tensor_list& ins, const tensor_list& gs,
                        bool retain, bool create, bool allow_unused) {
-  return jit::record_call(k_grad, {outs, ins, gs, retain, create, allow_unused}, [&] {
+  const auto args = [&] { return jit::Stack{outs, ins, gs, retain, create, allow_unused}; };
+  return jit::record_call(k_grad, args, [&] {
     py::gil_scoped_release release;
     return autograd::grad(outs, gs, ins, retain, create, allow_unused);
   });
@@ -276,7 +278,9 @@ void bind_jit(py::module_& m) {
     }
     return py::bytes(key);
   });
-  m.def("_jit_begin", [](const tensor_list& inputs, bool strict) { jit::begin_trace(inputs, strict); });
+  m.def("_jit_begin", [](const tensor_list& inputs, bool strict) {
+    jit::begin_trace(inputs, strict);
+  });
   m.def("_jit_end", [](const tensor_list& outputs) { return jit::end_trace(outputs); });
   m.def("_jit_abort", []() {
     if (jit::current_tracer()) jit::abort_trace();

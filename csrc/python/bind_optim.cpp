@@ -75,8 +75,10 @@ void bind_optim(py::module_& m) {
     tensor_list out;
     {
       ReleaseIfLarge gil(total_numel(p));
-      out = jit::record_call(k_sgd, {p, g, b, lr, momentum, dampening, weight_decay, nesterov,
-                                     maximize}, [&] { return ops::sgd_step_(p, g, b, h); });
+      const auto args = [&] {
+        return jit::Stack{p, g, b, lr, momentum, dampening, weight_decay, nesterov, maximize};
+      };
+      out = jit::record_call(k_sgd, args, [&] { return ops::sgd_step_(p, g, b, h); });
     }
     return out;
   }, py::arg("params"), py::arg("grads"), py::arg("momentum_buffer_list"), py::kw_only(),
@@ -96,8 +98,11 @@ void bind_optim(py::module_& m) {
     cpu::AdamHyper h{lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
                      decoupled_weight_decay};
     ReleaseIfLarge gil(total_numel(p));
-    jit::record_call(k_adam, {p, g, m1, m2, mx, st, lr, beta1, beta2, eps, weight_decay, amsgrad,
-                              maximize, decoupled_weight_decay}, [&] {
+    const auto args = [&] {
+      return jit::Stack{p, g, m1, m2, mx, st, lr, beta1, beta2, eps, weight_decay, amsgrad,
+                        maximize, decoupled_weight_decay};
+    };
+    jit::record_call(k_adam, args, [&] {
       ops::adam_step_(p, g, m1, m2, mx, st, h);
       return tensor_list{};
     });
@@ -118,8 +123,11 @@ void bind_optim(py::module_& m) {
                       st = tensors_arg(steps, op, "state_steps");
     cpu::RmspropHyper h{lr, alpha, eps, weight_decay, momentum, centered, maximize};
     ReleaseIfLarge gil(total_numel(p));
-    jit::record_call(k_rmsprop, {p, g, sq, ga, b, st, lr, alpha, eps, weight_decay, momentum,
-                                 centered, maximize}, [&] {
+    const auto args = [&] {
+      return jit::Stack{p, g, sq, ga, b, st, lr, alpha, eps, weight_decay, momentum, centered,
+                        maximize};
+    };
+    jit::record_call(k_rmsprop, args, [&] {
       ops::rmsprop_step_(p, g, sq, ga, b, st, h);
       return tensor_list{};
     });
@@ -137,7 +145,10 @@ void bind_optim(py::module_& m) {
                       st = tensors_arg(steps, op, "state_steps");
     cpu::AdagradHyper h{lr, lr_decay, eps, weight_decay, maximize};
     ReleaseIfLarge gil(total_numel(p));
-    jit::record_call(k_adagrad, {p, g, s, st, lr, lr_decay, eps, weight_decay, maximize}, [&] {
+    const auto args = [&] {
+      return jit::Stack{p, g, s, st, lr, lr_decay, eps, weight_decay, maximize};
+    };
+    jit::record_call(k_adagrad, args, [&] {
       ops::adagrad_step_(p, g, s, st, h);
       return tensor_list{};
     });

@@ -25,7 +25,10 @@ void bind_pool(py::module_& m) {
              "[avg_pool2d] divisor must be not zero");
     Shape ks = to_shape(k, op), ps = to_shape(p, op);
     ReleaseIfLarge gil(x.numel());
-    return jit::record_call(k_avg_pool2d, {x, ks, st, ps, ceil_mode, count_include_pad, dv}, [&] {
+    const auto args = [&] {
+      return jit::Stack{x, ks, st, ps, ceil_mode, count_include_pad, dv};
+    };
+    return jit::record_call(k_avg_pool2d, args, [&] {
       return ops::avg_pool2d(x, ks, st, ps, ceil_mode, count_include_pad, dv);
     });
   }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),

@@ -31,7 +31,7 @@ Tensor all_any(const Tensor& t, const py::object& dim, bool keepdim, const char*
   const bool nothing = reduces_nothing(dim);
   const Shape dims = nothing || dim.is_none() ? Shape{} : to_shape(dim, op);
   ReleaseIfLarge gil(t.numel());
-  return jit::record_call(id, {t, dims, keepdim, nothing},
+  return jit::record_call(id, [&] { return jit::Stack{t, dims, keepdim, nothing}; },
                           [&] { return all_any_dims<Op>(t, dims, keepdim, nothing); });
 }
 

@@ -36,11 +36,12 @@ void bind_shape(py::module_& m) {
   m.def("t", [](const Tensor& t) {
     DC_CHECK(t.dim() <= 2, ValueError, "[t] expects a tensor with <= 2 dimensions, got ",
              t.shape_str());
-    return jit::record_call(k_t, {t}, [&] { return t_(t); });
+    return jit::record_call(k_t, [&] { return jit::Stack{t}; }, [&] { return t_(t); });
   }, py::arg("input"));
   m.def("squeeze", [](const Tensor& t, py::object dim) -> Tensor {
     if (dim.is_none())
-      return jit::record_call(k_squeeze, {t, Shape{}, true}, [&] { return squeeze(t); });
+      return jit::record_call(k_squeeze, [&] { return jit::Stack{t, Shape{}, true}; },
+                              [&] { return squeeze(t); });
     Shape dims = to_shape(dim, "squeeze");
     for (auto& d : dims) d = wrap_dim_scalar_ok(d, t.dim(), "squeeze");
     std::sort(dims.rbegin(), dims.rend());
@@ -48,12 +49,13 @@ void bind_shape(py::module_& m) {
     DC_CHECK(repeated == dims.end(), ValueError, "[squeeze] dim ", *repeated,
              " appears multiple times in dims ", shape_str(to_shape(dim, "squeeze")),
              " for input ", t.shape_str());
-    return jit::record_call(k_squeeze, {t, dims, false}, [&] { return squeeze_dims(t, dims, false); });
+    return jit::record_call(k_squeeze, [&] { return jit::Stack{t, dims, false}; },
+                            [&] { return squeeze_dims(t, dims, false); });
   }, py::arg("input"), py::arg("dim") = py::none());
   m.def("split", [](const Tensor& t, py::handle s, int64_t d) {
     const bool by_size = PyLong_Check(s.ptr());
     const Shape sizes = by_size ? Shape{s.cast<int64_t>()} : to_shape(s, "split");
-    return jit::record_call(k_split, {t, sizes, d, by_size},
+    return jit::record_call(k_split, [&] { return jit::Stack{t, sizes, d, by_size}; },
                             [&] { return split_any(t, sizes, d, by_size); });
   }, py::arg("tensor"), py::arg("split_size_or_sections"), py::arg("dim") = 0);
 }

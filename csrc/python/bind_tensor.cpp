@@ -31,8 +31,7 @@ bool is_operand(py::handle other) {
 template <BinaryFn F, bool Reflected = false>
 py::object binop(const Tensor& self, py::handle other, const char* name) {
   if (!is_operand(other)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
-  std::optional<jit::Record> rec;  // Note [Traced graphs]: converting `other` may make a tensor
-  if (jit::recording()) rec.emplace(jit::find_op(name));
+  jit::Record rec(name);  // Note [Traced graphs]: converting `other` may make a tensor
   Tensor o = to_tensor(other, name);
   Tensor r;
   {
@@ -41,7 +40,7 @@ py::object binop(const Tensor& self, py::handle other, const char* name) {
     const Tensor& x = Reflected ? o : self;
     const Tensor& y = Reflected ? self : o;
     r = F(x, y);
-    if (rec) rec->finish(binary_args(name, x, y), {r});
+    if (rec) rec.finish(binary_args(name, x, y), {r});
   }
   return py::cast(r);
 }
@@ -49,11 +48,10 @@ py::object binop(const Tensor& self, py::handle other, const char* name) {
 // self OP= other, recorded as the schema op `name` (add_, ...) while tracing.
 template <Tensor& (*F)(Tensor&, const Tensor&)>
 Tensor& inplace_binop(Tensor& self, py::handle other, const char* name) {
-  std::optional<jit::Record> rec;
-  if (jit::recording()) rec.emplace(jit::find_op(name));
+  jit::Record rec(name);
   const Tensor o = to_tensor(other, name);
   F(self, o);
-  if (rec) rec->finish(binary_args(name, self, o), {self});
+  if (rec) rec.finish(binary_args(name, self, o), {self});
   return self;
 }
 
@@ -64,7 +62,7 @@ py::object rbinop(const Tensor& self, py::handle other, const char* name) {
 
 // A unary dunder, recorded as the schema op `name` while tracing.
 Tensor traced_unary(const char* name, const Tensor& a, Tensor (*fn)(const Tensor&)) {
-  return jit::record_call(jit::find_op(name), {a}, [&] { return fn(a); });
+  return jit::record_call(name, [&] { return jit::Stack{a}; }, [&] { return fn(a); });
 }
 
 Tensor add2(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
@@ -86,8 +84,8 @@ void bind_tensor(py::module_& m) {
   cls.def(py::init([](py::object data) -> std::shared_ptr<TensorImpl> {
         if (is_tensor(data)) {
           const Tensor t = data.cast<Tensor>();
-          return jit::record_call(jit::find_op("alias"), {t}, [&] { return ops::alias(t); })
-              .impl_ptr();
+          return jit::record_call("alias", [&] { return jit::Stack{t}; },
+                                  [&] { return ops::alias(t); }).impl_ptr();
         }
         return ops::detach(to_tensor(tensor_hook()(data), "Tensor")).impl_ptr();
       }),
@@ -166,7 +164,8 @@ void bind_tensor(py::module_& m) {
       .def_property_readonly("is_leaf", [](const Tensor& t) { return t.is_leaf(); })
       .def_property_readonly("_output_nr", [](const Tensor& t) { return t.output_nr(); })
       .def("detach", [](const Tensor& t) {
-        return jit::record_call(jit::find_op("detach"), {t}, [&] { return ops::detach(t); });
+        return jit::record_call("detach", [&] { return jit::Stack{t}; },
+                                [&] { return ops::detach(t); });
       })
       .def("detach_", [](const Tensor& t) {
         jit::on_untraceable("Tensor.detach_()");

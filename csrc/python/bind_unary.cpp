@@ -28,20 +28,19 @@ const int k_clamp = jit::register_op("clamp", &invoke_clamp<false>, true);
 const int k_clamp_ = jit::register_op("clamp_", &invoke_clamp<true>, false);
 
 Tensor clamp_impl(Tensor a, const py::object& lo, const py::object& hi, bool inplace) {
-  std::optional<jit::Record> rec;
   if ((!lo.is_none() && is_tensor(lo)) || (!hi.is_none() && is_tensor(hi))) {
     DC_CHECK(!inplace, TypeError, "[clamp_] tensor bounds are not supported in place");
-    if (jit::recording()) rec.emplace(k_clamp_tensor);
+    jit::Record rec(k_clamp_tensor);
     const Tensor l = lo.is_none() ? Tensor() : to_tensor(lo, "clamp");
     const Tensor h = hi.is_none() ? Tensor() : to_tensor(hi, "clamp");
     Tensor r = ops::clamp_tensor(a, l, h);
-    if (rec) rec->finish({a, l, h}, {r});
+    if (rec) rec.finish({a, l, h}, {r});
     return r;
   }
   std::optional<Scalar> l, h;
   if (!lo.is_none()) l = to_scalar(lo, "clamp");
   if (!hi.is_none()) h = to_scalar(hi, "clamp");
-  return jit::record_call(inplace ? k_clamp_ : k_clamp, {a, l, h},
+  return jit::record_call(inplace ? k_clamp_ : k_clamp, [&] { return jit::Stack{a, l, h}; },
                           [&] { return clamp_scalars(a, l, h, inplace); });
 }
 
