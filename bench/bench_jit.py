@@ -21,10 +21,9 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_cnn import paired_times  # noqa: E402
+from bench_cnn import _timed, paired_times  # noqa: E402
 
 
 def _train_step(lib, compiled: bool, make, x, y, opt_name: str, lr: float):
@@ -69,16 +68,6 @@ def _loop(fn, n):
         for _ in range(n):
             fn()
     return run
-
-
-def _times(fn, n):
-    fn()
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def row(name, a, b, ratio, note=""):
@@ -126,7 +115,7 @@ def main(argv=None):
     f_jit(x, w, bb)
     a, b, r = paired_times(lambda: f_jit(x, w, bb), f_eager, reps)
     row("gelu(x*w+b) 4M: fused / deepcore eager", a, b, r, "target <= 0.5 (>= 2x faster)")
-    gelu_alone = statistics.median(_times(lambda: F.gelu(x), reps))
+    gelu_alone = statistics.median(_timed(lambda: F.gelu(x)) for _ in range(reps))
     print(f"{'  (gelu alone on the same 4M floats)':<44} {gelu_alone * 1e6:>12.1f}")
     # The same chain with a cheap activation: memory-bound, so the saved passes show.
     r_eager = lambda: dc.relu(x * w + bb)  # noqa: E731

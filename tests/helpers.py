@@ -296,3 +296,53 @@ def gradcheck_op(dc_fn: Callable, shapes: Sequence, *, low=-2.0, high=2.0, seed=
 
 def is_number(x) -> bool:
     return isinstance(x, numbers.Number)
+
+
+# ---- tensor arguments of a built OpInfo sample (test_ops.Built), by path --------------------
+# A path is (position or keyword, index into a list/tuple argument, ...).
+
+def tensor_paths(built, keep) -> list:
+    """(path, tensor) for every deepcore tensor argument of `built` for which keep(path, t)."""
+    out = []
+
+    def walk(x, path):
+        if isinstance(x, dc.Tensor):
+            if keep(path, x):
+                out.append((path, x))
+        elif isinstance(x, (list, tuple)):
+            for j, v in enumerate(x):
+                walk(v, path + (j,))
+    for k, a in enumerate(built.args):
+        walk(a, (k,))
+    for k, a in built.kwargs.items():
+        walk(a, (k,))
+    return out
+
+
+def tensors_at(built, paths) -> list:
+    """The arguments of `built` at `paths`."""
+    out = []
+    for p in paths:
+        x = built.args[p[0]] if isinstance(p[0], int) else built.kwargs[p[0]]
+        for j in p[1:]:
+            x = x[j]
+        out.append(x)
+    return out
+
+
+def put_tensors(built, paths, values):
+    """(args, kwargs) of `built` with `values` in place of the arguments at `paths`."""
+    args, kwargs = list(built.args), dict(built.kwargs)
+
+    def put(x, path, v):
+        if not path:
+            return v
+        new = list(x)
+        new[path[0]] = put(x[path[0]], path[1:], v)
+        return type(x)(new)
+    for p, v in zip(paths, values):
+        if isinstance(p[0], int):
+            args[p[0]] = put(args[p[0]], p[1:], v)
+        else:
+            kwargs[p[0]] = put(kwargs[p[0]], p[1:], v)
+    return args, kwargs

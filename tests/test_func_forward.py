@@ -14,7 +14,7 @@ import torch.nn.functional as TF
 import deepcore as dc
 import deepcore.nn.functional as F
 from deepcore.func import grad, hessian, jacfwd, jacrev, jvp
-from helpers import assert_close
+from helpers import assert_close, put_tensors, tensor_paths, tensors_at
 from opinfo import OPS
 from test_ops import REGISTRY, Built, _samples
 
@@ -316,56 +316,22 @@ def test_finite_differences_float64():
 
 # ---- the OpInfo database ---------------------------------------------------------------------
 
-def _float_leaves(built, info):
-    """(path, tensor) for the float32 array arguments a jvp can take a tangent for."""
-    out = []
-
-    def walk(x, path):
-        if isinstance(x, (dc.Tensor,)) and x.dtype.is_floating_point:
-            if info.grad_args is None or path[0] in info.grad_args:
-                out.append((path, x))
-        elif isinstance(x, (list, tuple)):
-            for j, v in enumerate(x):
-                walk(v, path + (j,))
-    for k, a in enumerate(built.args):
-        walk(a, (k,))
-    for k, a in built.kwargs.items():
-        walk(a, (k,))
-    return out
-
-
-def _put(built, paths, values):
-    args, kwargs = list(built.args), dict(built.kwargs)
-
-    def put(x, path, v):
-        if not path:
-            return v
-        new = list(x)
-        new[path[0]] = put(x[path[0]], path[1:], v)
-        return type(x)(new)
-    for p, v in zip(paths, values):
-        if isinstance(p[0], int):
-            args[p[0]] = put(args[p[0]], p[1:], v)
-        else:
-            kwargs[p[0]] = put(kwargs[p[0]], p[1:], v)
-    return args, kwargs
-
-
 def _opinfo_jvp(info, sample, rng):
     d, t = Built(dc, info, sample), Built(torch, info, sample)
-    leaves = _float_leaves(d, info)
+    leaves = tensor_paths(d, lambda path, x: x.dtype.is_floating_point and (
+        info.grad_args is None or path[0] in info.grad_args))
     if not leaves:
         return "no float input"
     paths = [p for p, _ in leaves]
-    tleaves = [dict(_float_leaves_t(t, paths))[p] for p in paths]
+    tleaves = tensors_at(t, paths)
     tans = [rng.standard_normal(tuple(x.shape)).astype(np.float32) for _, x in leaves]
 
     def fd(*xs):
-        a, k = _put(d, paths, [x.clone() if info.inplace else x for x in xs])
+        a, k = put_tensors(d, paths, [x.clone() if info.inplace else x for x in xs])
         return info.op(*a, **k)
 
     def ft(*xs):
-        a, k = _put(t, paths, [x.clone() if info.inplace else x for x in xs])
+        a, k = put_tensors(t, paths, [x.clone() if info.inplace else x for x in xs])
         return info.ref(*a, **k)
     try:
         ot, jt = torch.func.jvp(ft, tuple(tleaves), tuple(torch.from_numpy(v) for v in tans))
@@ -383,16 +349,6 @@ def _opinfo_jvp(info, sample, rng):
             assert_close(o_d, o_t, rtol=r, atol=a)
             assert_close(j_d, j_t, rtol=r, atol=a, msg=f"{info.name} {sample!r} tangent")
     return "ok"
-
-
-def _float_leaves_t(built, paths):
-    out = []
-    for p in paths:
-        x = built.args[p[0]] if isinstance(p[0], int) else built.kwargs[p[0]]
-        for j in p[1:]:
-            x = x[j]
-        out.append((p, x))
-    return out
 
 
 def test_opinfo_jvp(capsys):

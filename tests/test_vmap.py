@@ -556,22 +556,6 @@ def test_errors():
 
 # ---- the OpInfo database --------------------------------------------------------------------
 
-def _float_paths(built, ints=False):
-    out = []
-
-    def walk(x, path):
-        if isinstance(x, dc.Tensor) and (ints or x.dtype.is_floating_point):
-            out.append((path, x))
-        elif isinstance(x, (list, tuple)):
-            for j, v in enumerate(x):
-                walk(v, path + (j,))
-    for k, a in enumerate(built.args):
-        walk(a, (k,))
-    for k, a in built.kwargs.items():
-        walk(a, (k,))
-    return out
-
-
 def _same(a, b) -> bool:
     la, lb = optree.tree_leaves(a, none_is_leaf=True), optree.tree_leaves(b, none_is_leaf=True)
     return len(la) == len(lb) and all(
@@ -583,18 +567,18 @@ def _opinfo_vmap(info, sample, rng, only_first, B=3):
     """vmap of the op over float inputs batched along a new dim 0 (example 0 the sample, the
     others scaled by 0.9..1.1 so domains hold) against the op run on each example. With
     ``only_first``, the other float inputs stay unbatched (in_dims None)."""
-    from test_func_forward import _put
+    from helpers import put_tensors, tensor_paths
     from test_ops import Built
     d = Built(dc, info, sample)
     ints = only_first == "ints"
     only_first = only_first is True
-    leaves = _float_paths(d, ints)
+    leaves = tensor_paths(d, lambda path, x: ints or x.dtype.is_floating_point)
     if not leaves:
         return "no float input"
     paths = [p for p, _ in leaves]
 
     def fd(*xs):
-        a, k = _put(d, paths, [x.clone() if info.inplace else x for x in xs])
+        a, k = put_tensors(d, paths, [x.clone() if info.inplace else x for x in xs])
         return info.op(*a, **k)
 
     ex = [x for _, x in leaves]

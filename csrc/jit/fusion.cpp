@@ -50,12 +50,6 @@ const std::unordered_map<std::string, Kernel>& kernels() {
   return m;
 }
 
-int64_t numel_of(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
-}
-
 // The fused kernel for one node's op, or kind -1.
 Kernel kernel_of(const Node& n) {
   const std::string name = op_name(n.op);
@@ -188,8 +182,8 @@ void fuse_elementwise(Graph& g, bool fault) {
       const Node& n = g.nodes[j];
       Kernel kk;
       fusable(static_cast<int>(j), shape, kk);
-      if (fault && kk.kind == 1 &&
-          kk.id == static_cast<int>(cpu::BinaryOp::mul))  // test builds: a deliberately wrong fusion
+      // Test builds: a deliberately wrong fusion.
+      if (fault && kk.kind == 1 && kk.id == static_cast<int>(cpu::BinaryOp::mul))
         kk.id = static_cast<int>(cpu::BinaryOp::add);
       const int64_t a = operand(n, 0);
       const int64_t b = kk.kind == 1 ? operand(n, 1) : 0;
@@ -221,7 +215,8 @@ void fuse_elementwise(Graph& g, bool fault) {
     fused.args = {inputs, code, out_regs, shape};
     fused.refs = refs;
     std::string where;
-    for (size_t j = k; j < end; ++j) where += (j > k ? "," : "") + std::string(op_name(g.nodes[j].op));
+    for (size_t j = k; j < end; ++j)
+      where += (j > k ? "," : "") + std::string(op_name(g.nodes[j].op));
     fused.where = "fused: " + where;
     out.push_back(std::move(fused));
     k = end;

@@ -44,15 +44,19 @@ class JitWarning(UserWarning):
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
+def user_frame(depth: int = 1):
+    """The innermost Python frame outside the deepcore package, seen from `depth` frames up,
+    and how many frames up it is (None, n past the outermost)."""
+    f, level = sys._getframe(depth), depth
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PKG_DIR):
+        f, level = f.f_back, level + 1
+    return f, level
+
+
 def _user_location() -> str:
     """file:line of the innermost Python frame outside the deepcore package."""
-    f = sys._getframe(1)
-    while f is not None:
-        path = f.f_code.co_filename
-        if not os.path.abspath(path).startswith(_PKG_DIR):
-            return f"{path}:{f.f_lineno}"
-        f = f.f_back
-    return ""
+    f, _ = user_frame(2)
+    return f"{f.f_code.co_filename}:{f.f_lineno}" if f is not None else ""
 
 
 _C._jit_set_location_hook(_user_location)

@@ -35,8 +35,6 @@ graph is dropped when a module it used changes training mode or parameters. With
 from __future__ import annotations
 
 import functools
-import os
-import sys
 import threading
 import warnings
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
@@ -45,7 +43,7 @@ import optree
 
 from .. import _C, _trace_state
 from .._C import Tensor
-from .._jit import GraphBreakError, _module_guard, _static_key, trace_call
+from .._jit import GraphBreakError, _module_guard, _static_key, trace_call, user_frame
 from . import _batching
 from ._batching import RULES, VmapError, is_random
 
@@ -73,15 +71,9 @@ def _example_shape(x: Tensor, d: Optional[int]) -> tuple:
     return tuple(shape)
 
 
-_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
 def _user_stacklevel() -> int:
     """The warnings stacklevel (seen from the caller) of the first frame outside deepcore."""
-    f, level = sys._getframe(1), 1
-    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PKG_DIR):
-        f, level = f.f_back, level + 1
-    return level
+    return user_frame(2)[1] - 1
 
 
 def _fname(func) -> str:
