@@ -359,8 +359,9 @@ def _invoker(op: Op, name: str, cpp: str, inplace: bool) -> str:
     pure = not inplace and not any(a.mutable for a in op.args) and op.family != "optim" \
         and not _RANDOM.search(op.name) and not any(a.name.startswith("running_")
                                                     for a in op.args)
+    effect = "jit::Effect::None" if pure else "jit::Effect::Writes"
     lines.append(f'const int {_op_var(name)} = jit::register_op("{name}", &invoke_{name}, '
-                 f'{"true" if pure else "false"});')
+                 f'{effect});')
     return "\n".join(lines)
 
 

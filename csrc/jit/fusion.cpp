@@ -328,7 +328,7 @@ tensor_list invoke_fused(Stack& s) {
 }  // namespace
 
 int fused_elementwise_op() {
-  static const int id = register_op("_fused_elementwise", &invoke_fused, true);
+  static const int id = register_op("_fused_elementwise", &invoke_fused, Effect::None);
   return id;
 }
 

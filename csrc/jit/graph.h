@@ -45,10 +45,16 @@ using Stack = std::vector<IValue>;
 using Invoker = tensor_list (*)(Stack&);
 
 // The table of boxed invokers, filled at start-up by the generated bindings and bind_jit.cpp.
-// `pure`: no argument is written and no random numbers are drawn, so a node whose results
-// nobody reads can go, and one whose inputs are all constants can run once at compile time.
-int register_op(const char* name, Invoker fn, bool pure = false);
-bool op_pure(int id);
+// What a call does beside computing its results:
+//   None    nothing (no argument written, no random numbers drawn): a node whose results nobody
+//           reads can go, and one whose inputs are all constants can run at compile time;
+//   Reads   reads state the graph does not hold (.grad), so it stays, but writes nothing: a
+//           guard that fails there leaves nothing half done;
+//   Writes  writes an argument or state, or draws random numbers.
+enum class Effect : uint8_t { None, Reads, Writes };
+int register_op(const char* name, Invoker fn, Effect effect = Effect::Writes);
+bool op_pure(int id);    // Effect::None
+bool op_writes(int id);  // Effect::Writes
 int find_op(const std::string& name);  // -1 when unknown
 const char* op_name(int id);
 Invoker op_invoker(int id);

@@ -15,7 +15,7 @@ struct OpTable {
   struct Entry {
     std::string name;
     Invoker fn;
-    bool pure;
+    Effect effect;
   };
   std::vector<Entry> ops;
   std::unordered_map<std::string, int> by_name;
@@ -30,11 +30,11 @@ std::function<std::string()>& location_hook() {
 }
 }  // namespace
 
-int register_op(const char* name, Invoker fn, bool pure) {
+int register_op(const char* name, Invoker fn, Effect effect) {
   OpTable& t = table();
   auto it = t.by_name.find(name);
   if (it != t.by_name.end()) return it->second;
-  t.ops.push_back({name, fn, pure});
+  t.ops.push_back({name, fn, effect});
   const int id = static_cast<int>(t.ops.size()) - 1;
   t.by_name.emplace(name, id);
   return id;
@@ -47,7 +47,8 @@ int find_op(const std::string& name) {
 
 const char* op_name(int id) { return table().ops.at(id).name.c_str(); }
 Invoker op_invoker(int id) { return table().ops.at(id).fn; }
-bool op_pure(int id) { return table().ops.at(id).pure; }
+bool op_pure(int id) { return table().ops.at(id).effect == Effect::None; }
+bool op_writes(int id) { return table().ops.at(id).effect == Effect::Writes; }
 
 void set_location_hook(std::function<std::string()> hook) { location_hook() = std::move(hook); }
 
@@ -243,7 +244,6 @@ tensor_list Graph::run(const tensor_list& inputs) const {
   std::vector<Tensor> env(num_values);
   for (int i = 0; i < num_inputs; ++i) env[i] = inputs[i];
   const bool outer_grad = autograd::grad_enabled();
-  static const int get_grad = find_op("_get_grad");  // a read: it writes nothing
   bool wrote = false;
   Stack args;
   for (size_t k = 0; k < nodes.size(); ++k) {
@@ -267,7 +267,7 @@ tensor_list Graph::run(const tensor_list& inputs) const {
         throw;
       }
     }
-    if (!op_pure(n.op) && n.op != get_grad) wrote = true;
+    if (op_writes(n.op)) wrote = true;
     DC_CHECK(outs.size() >= n.outputs.size(), RuntimeError, "[jit] op '", op_name(n.op),
              "' returned ", outs.size(), " results on replay, ", n.outputs.size(),
              " when traced");

@@ -25,8 +25,8 @@ tensor_list invoke_conv(jit::Stack& s) {
             std::get<Shape>(s[3]), std::get<Shape>(s[4]), std::get<Shape>(s[5]),
             std::get<int64_t>(s[6]), std::get<std::string>(s[7]))};
 }
-const int k_conv1d = jit::register_op("conv1d", &invoke_conv<1>, true);
-const int k_conv2d = jit::register_op("conv2d", &invoke_conv<2>, true);
+const int k_conv1d = jit::register_op("conv1d", &invoke_conv<1>, jit::Effect::None);
+const int k_conv2d = jit::register_op("conv2d", &invoke_conv<2>, jit::Effect::None);
 
 void bind_conv(py::module_& m) {
   using namespace ops;

@@ -47,10 +47,11 @@ tensor_list invoke_masked_fill(jit::Stack& s) {
   if (Inplace) return {ops::masked_fill_(t, std::get<Tensor>(s[1]), std::get<Tensor>(s[2]))};
   return {ops::masked_fill(t, std::get<Tensor>(s[1]), std::get<Tensor>(s[2]))};
 }
-const int k_scatter = jit::register_op("scatter", &invoke_scatter<false>, true);
-const int k_scatter_ = jit::register_op("scatter_", &invoke_scatter<true>, false);
-const int k_masked_fill = jit::register_op("masked_fill", &invoke_masked_fill<false>, true);
-const int k_masked_fill_ = jit::register_op("masked_fill_", &invoke_masked_fill<true>, false);
+const int k_scatter = jit::register_op("scatter", &invoke_scatter<false>, jit::Effect::None);
+const int k_scatter_ = jit::register_op("scatter_", &invoke_scatter<true>);
+const int k_masked_fill =
+    jit::register_op("masked_fill", &invoke_masked_fill<false>, jit::Effect::None);
+const int k_masked_fill_ = jit::register_op("masked_fill_", &invoke_masked_fill<true>);
 
 void bind_index(py::module_& m) {
   using namespace ops;

@@ -60,11 +60,12 @@ tensor_list invoke_detach(jit::Stack& s) { return {ops::detach(std::get<Tensor>(
 tensor_list invoke_alias(jit::Stack& s) { return {ops::alias(std::get<Tensor>(s[0]))}; }
 
 const int k_backward = jit::register_op("_backward", &invoke_backward);
-const int k_detach = jit::register_op("detach", &invoke_detach, true);
-const int k_alias = jit::register_op("alias", &invoke_alias, true);
+const int k_detach = jit::register_op("detach", &invoke_detach, jit::Effect::None);
+const int k_alias = jit::register_op("alias", &invoke_alias, jit::Effect::None);
 const int k_grad = jit::register_op("_grad", &invoke_grad);
-// Not pure: even a read nobody uses guards the replay (Python code branched on `.grad is None`).
-const int k_get_grad = jit::register_op("_get_grad", &invoke_get_grad);
+// A read that stays even when nobody uses it: it guards the replay (Python code branched on
+// `.grad is None`).
+const int k_get_grad = jit::register_op("_get_grad", &invoke_get_grad, jit::Effect::Reads);
 const int k_set_grad = jit::register_op("_set_grad", &invoke_set_grad);
 const int k_set_requires_grad = jit::register_op("_set_requires_grad", &invoke_set_requires_grad);
 

@@ -13,7 +13,7 @@ tensor_list invoke_avg_pool2d(jit::Stack& s) {
                           std::get<Shape>(s[3]), std::get<bool>(s[4]), std::get<bool>(s[5]),
                           std::get<int64_t>(s[6]))};
 }
-const int k_avg_pool2d = jit::register_op("avg_pool2d", &invoke_avg_pool2d, true);
+const int k_avg_pool2d = jit::register_op("avg_pool2d", &invoke_avg_pool2d, jit::Effect::None);
 
 void bind_pool(py::module_& m) {
   m.def("_avg_pool2d", [](const Tensor& x, py::object k, py::object s, py::object p,

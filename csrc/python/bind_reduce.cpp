@@ -23,8 +23,8 @@ tensor_list invoke_all_any(jit::Stack& s) {
   return {all_any_dims<Op>(std::get<Tensor>(s[0]), std::get<Shape>(s[1]), std::get<bool>(s[2]),
                            std::get<bool>(s[3]))};
 }
-const int k_all = jit::register_op("all", &invoke_all_any<ops::all>, true);
-const int k_any = jit::register_op("any", &invoke_all_any<ops::any>, true);
+const int k_all = jit::register_op("all", &invoke_all_any<ops::all>, jit::Effect::None);
+const int k_any = jit::register_op("any", &invoke_all_any<ops::any>, jit::Effect::None);
 
 template <Tensor (*Op)(const Tensor&, const Shape&, bool)>
 Tensor all_any(const Tensor& t, const py::object& dim, bool keepdim, const char* op, int id) {

@@ -27,9 +27,9 @@ tensor_list invoke_split(jit::Stack& s) {
   return split_any(std::get<Tensor>(s[0]), std::get<Shape>(s[1]), std::get<int64_t>(s[2]),
                    std::get<bool>(s[3]));
 }
-const int k_t = jit::register_op("t", &invoke_t, true);
-const int k_squeeze = jit::register_op("squeeze", &invoke_squeeze, true);
-const int k_split = jit::register_op("split", &invoke_split, true);
+const int k_t = jit::register_op("t", &invoke_t, jit::Effect::None);
+const int k_squeeze = jit::register_op("squeeze", &invoke_squeeze, jit::Effect::None);
+const int k_split = jit::register_op("split", &invoke_split, jit::Effect::None);
 
 void bind_shape(py::module_& m) {
   using namespace ops;

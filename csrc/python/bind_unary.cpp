@@ -23,9 +23,10 @@ tensor_list invoke_clamp(jit::Stack& s) {
   return {clamp_scalars(std::get<Tensor>(s[0]), std::get<std::optional<Scalar>>(s[1]),
                         std::get<std::optional<Scalar>>(s[2]), Inplace)};
 }
-const int k_clamp_tensor = jit::register_op("clamp_tensor", &invoke_clamp_tensor, true);
-const int k_clamp = jit::register_op("clamp", &invoke_clamp<false>, true);
-const int k_clamp_ = jit::register_op("clamp_", &invoke_clamp<true>, false);
+const int k_clamp_tensor =
+    jit::register_op("clamp_tensor", &invoke_clamp_tensor, jit::Effect::None);
+const int k_clamp = jit::register_op("clamp", &invoke_clamp<false>, jit::Effect::None);
+const int k_clamp_ = jit::register_op("clamp_", &invoke_clamp<true>);
 
 Tensor clamp_impl(Tensor a, const py::object& lo, const py::object& hi, bool inplace) {
   if ((!lo.is_none() && is_tensor(lo)) || (!hi.is_none() && is_tensor(hi))) {
