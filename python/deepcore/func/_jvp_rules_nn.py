@@ -77,42 +77,32 @@ def _group_norm(args, tans, outs, call):
     return [_fit(_affine_t(xhat, txhat, w, tw, b, tb, _channel_shape(x)), outs[0])]
 
 
-def _batch_norm(args, tans, outs, call):
-    x, rm, rv, w, b, training, _momentum, eps = args
-    tx, tw, tb = tans[0], tans[3], tans[4]
-    if tx is None and tw is None and tb is None:
-        return [None]
-    cs = _channel_shape(x)
-    if training or rm is None:
-        dims = [0] + list(range(2, x.dim()))
-        xhat, txhat = _normalize_t(x, tx, dims, eps)
-    else:
-        rstd = dc.rsqrt(rv.reshape(cs) + eps)
-        xhat = (x - rm.reshape(cs)) * rstd
-        txhat = None if tx is None else tx * rstd
-    return [_fit(_affine_t(xhat, txhat, w, tw, b, tb, cs), outs[0])]
-
-
-def _instance_norm(args, tans, outs, call):
-    x, rm, rv, w, b, use_input_stats, _momentum, eps = args
-    tx, tw, tb = tans[0], tans[3], tans[4]
-    if tx is None and tw is None and tb is None:
-        return [None]
-    cs = _channel_shape(x)
-    if use_input_stats or rm is None:
-        xhat, txhat = _normalize_t(x, tx, list(range(2, x.dim())), eps)
-    else:
-        rstd = dc.rsqrt(rv.reshape(cs) + eps)
-        xhat = (x - rm.reshape(cs)) * rstd
-        txhat = None if tx is None else tx * rstd
-    return [_fit(_affine_t(xhat, txhat, w, tw, b, tb, cs), outs[0])]
+def _running_stats_norm(batch_stats: bool):
+    """batch_norm (statistics over the batch and space) and instance_norm (over space): with
+    the input's statistics (training / use_input_stats, or no running statistics) or the
+    running ones, then the affine map."""
+    def rule(args, tans, outs, call):
+        x, rm, rv, w, b, use_input_stats, _momentum, eps = args
+        tx, tw, tb = tans[0], tans[3], tans[4]
+        if tx is None and tw is None and tb is None:
+            return [None]
+        cs = _channel_shape(x)
+        if use_input_stats or rm is None:
+            dims = ([0] if batch_stats else []) + list(range(2, x.dim()))
+            xhat, txhat = _normalize_t(x, tx, dims, eps)
+        else:
+            rstd = dc.rsqrt(rv.reshape(cs) + eps)
+            xhat = (x - rm.reshape(cs)) * rstd
+            txhat = None if tx is None else tx * rstd
+        return [_fit(_affine_t(xhat, txhat, w, tw, b, tb, cs), outs[0])]
+    return rule
 
 
 _reg("layer_norm", _layer_norm)
 _reg("rms_norm _rms_norm", _rms_norm)
 _reg("_group_norm", _group_norm)
-_reg("_batch_norm", _batch_norm)
-_reg("_instance_norm", _instance_norm)
+_reg("_batch_norm", _running_stats_norm(batch_stats=True))
+_reg("_instance_norm", _running_stats_norm(batch_stats=False))
 
 
 # ---- pooling with indices, dropout ----------------------------------------------------------
