@@ -5,6 +5,7 @@
 #include <mutex>
 #include <new>
 
+#include "core/device_memory.h"
 #include "core/error.h"
 
 namespace dc {
@@ -99,8 +100,10 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
     s->device = device;
     return s;
   }
-  DC_CHECK(device.type == DeviceType::CPU, RuntimeError, "[alloc] device ", device.str(),
-           " is not available: this build of deepcore has no CUDA backend");
+  if (device.type != DeviceType::CPU) {
+    device = resolve_device(device, "[alloc]");
+    return device_memory(device.type)->allocate(nbytes, device);
+  }
   // Anything above 2^48 bytes cannot be real memory; refuse before asking the allocator.
   DC_CHECK(nbytes < (size_t(1) << 48), MemoryError, "[alloc] cannot allocate ", nbytes,
            " bytes: size is absurd");

@@ -89,11 +89,12 @@ class Tensor {
     return static_cast<char*>(impl_->storage->data) + impl_->offset * itemsize();
   }
   // Typed access to the values, for code that reads or writes them on the host. A meta tensor
-  // has no values: RuntimeError naming the op in flight, never a wild pointer. (data_ptr() stays
-  // unchecked: it is only handed to kernels, which the meta backend never runs.)
+  // has no values, and a device's values are not in host memory: RuntimeError naming the op in
+  // flight, never a wild pointer. (data_ptr() stays unchecked: it is only handed to the kernels
+  // of the tensor's own device.)
   template <typename T>
   T* data() const {
-    if (is_meta()) throw_no_values_on_meta();
+    if (impl_->storage->device.type != DeviceType::CPU) throw_no_host_values();
     return static_cast<T*>(data_ptr());
   }
   bool is_contiguous() const;
@@ -115,7 +116,7 @@ class Tensor {
   std::string shape_str() const { return dc::shape_str(impl_->sizes); }
 
  private:
-  [[noreturn]] void throw_no_values_on_meta() const;
+  [[noreturn]] void throw_no_host_values() const;
   std::shared_ptr<TensorImpl> impl_;
 };
 

@@ -6,6 +6,7 @@ namespace dc::py_bind {
 namespace {
 
 void bind_cuda(py::module_& m) {
+  cuda::register_memory();  // cuda tensors: allocated and copied through the runtime
   m.def("_cuda_device_count", &cuda::device_count);
   m.def("_cuda_device_name", &cuda::device_name);
   m.def("_cuda_capability", &cuda::compute_capability);

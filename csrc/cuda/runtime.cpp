@@ -5,7 +5,9 @@
 #include <mutex>
 #include <vector>
 
+#include "core/device_memory.h"
 #include "core/error.h"
+#include "core/storage.h"
 
 namespace dc::cuda {
 
@@ -162,5 +164,41 @@ CachingAllocator& allocator(int device) {
   }
   return *allocators->at(device);
 }
+
+namespace {
+
+std::shared_ptr<Storage> device_allocate(size_t nbytes, Device d) {
+  CachingAllocator& a = allocator(d.index);
+  void* p = nbytes ? a.allocate(nbytes, 0) : nullptr;
+  auto s = std::make_shared<Storage>();
+  s->owner = std::shared_ptr<void>(p, [&a](void* q) {
+    if (q) a.free(q);
+  });
+  s->data = p;
+  s->nbytes = nbytes;
+  s->device = d;
+  return s;
+}
+
+// Unified addressing tells the direction from the pointers (cudaMemcpyDefault).
+void device_copy(void* dst, Device, const void* src, Device, size_t n, bool non_blocking) {
+  if (non_blocking)
+    check(cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, nullptr), "cudaMemcpyAsync");
+  else
+    check(cudaMemcpy(dst, src, n, cudaMemcpyDefault), "cudaMemcpy");
+}
+
+int current_index() {
+  int d = 0;
+  check(cudaGetDevice(&d), "cudaGetDevice");
+  return d;
+}
+
+const DeviceMemory kCudaMemory = {"CUDA", device_count, current_index, device_allocate,
+                                  device_copy, [](Device d) { synchronize(d.index); }};
+
+}  // namespace
+
+void register_memory() { register_device_memory(DeviceType::CUDA, &kCudaMemory); }
 
 }  // namespace dc::cuda

@@ -25,4 +25,8 @@ void synchronize(int device);
 // The allocator of `device` (created on first use).
 CachingAllocator& allocator(int device);
 
+// Makes cuda tensors possible: registers the allocator and cudaMemcpy as the cuda device's
+// memory (Note [Device memory backends] in core/device_memory.h). Called when the module loads.
+void register_memory();
+
 }  // namespace dc::cuda

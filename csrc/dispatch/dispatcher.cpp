@@ -103,7 +103,10 @@ void throw_mixed_devices(const char* op, Device a, Device b) {
 
 namespace dc {
 
-void Tensor::throw_no_values_on_meta() const {
+void Tensor::throw_no_host_values() const {
+  if (!is_meta())
+    DC_THROW(RuntimeError, "[", dispatch::current_op_name(), "] needs on the host the values of a "
+             "tensor of shape ", shape_str(), " on ", device().str(), ": copy it with .cpu() first");
   DC_THROW(RuntimeError, "[", dispatch::current_op_name(), "] needs the values of a tensor of shape ",
            shape_str(), " on the meta device, which holds shapes and dtypes only: this op's result "
            "depends on the data, so it cannot run on meta");

@@ -14,6 +14,7 @@
 // The kernels take Tensors, or raw pointers plus geometry (GEMM, convolution, pooling,
 // reductions), as the cpu code defines them; the geometry structs are device-neutral
 // descriptions of the work.
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -153,6 +154,15 @@ void register_backend(DeviceType type, void (*fill)(KernelTable&));
 void fill_meta_kernels(KernelTable& t);  // dispatch/meta_backend.cpp
 
 [[noreturn]] void throw_missing_kernel(const char* kernel);
+
+// The fake cuda device of the tests (Note [The fake device] in dispatch/fake_device.cpp):
+// host memory behind untouchable pointers, served by the cpu kernels. RuntimeError when a real
+// CUDA backend is loaded.
+void set_fake_cuda(bool on);
+bool fake_cuda_enabled();
+// Bytes held by live fake-device storages, and the most held at once since the last reset.
+std::pair<int64_t, int64_t> fake_cuda_allocated();
+void reset_fake_cuda_peak();
 
 // The entry `member` of the current device's table; NotImplementedError if it is null.
 template <typename F>

@@ -5,6 +5,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "core/device_memory.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "dispatch/kernels.h"
@@ -229,7 +230,8 @@ Tensor multinomial(const Tensor& p, int64_t num_samples, bool replacement) {
   }
   // Every row must be a distribution up to scale (meta tensors have no values to check).
   if (!w.is_meta()) {
-    const double* v = w.data<double>();
+    const Tensor w_host = on_host(w);
+    const double* v = w_host.data<double>();
     for (int64_t r = 0; r < R; ++r) {
       double total = 0;
       int64_t positive = 0;
@@ -301,22 +303,33 @@ Tensor contiguous(const Tensor& t) {
 }
 
 // Tensor.to(device). Moving onto meta keeps shape and dtype and drops the values; nothing comes
-// back from meta (there are no values to copy), as in torch. The derivative moves the gradient
-// back to the source device.
-Tensor to_device(const Tensor& t, Device device) {
+// back from meta (there are no values to copy), as in torch. Between the cpu and a device with
+// memory the values are copied densely: a strided source is made contiguous on its own device
+// first. The derivative moves the gradient back to the source device.
+Tensor to_device(const Tensor& t, Device device, bool non_blocking) {
   DC_OP_GUARD("to_device", t);
   const Device from = t.device();
+  device = resolve_device(device, "[to]");
   if (from == device) return t;
   DC_CHECK(!from.is_meta(), NotImplementedError, "[to] cannot copy a tensor of shape ",
            t.shape_str(), " out of the meta device: meta tensors have no data");
-  DC_CHECK(device.type != DeviceType::CUDA, RuntimeError, "[to] device ", device.str(),
-           " is not available: this build of deepcore has no CUDA backend");
-  // The only other device this build has is meta: the move allocates and copies nothing. (A
-  // copy between devices with memory arrives with the CUDA backend.)
   Tensor out = Tensor::empty(t.sizes(), t.dtype(), device);
+  if (!device.is_meta() && t.numel() > 0) {
+    const Tensor src = t.is_contiguous() ? t : contiguous_clone(t);
+    const DeviceMemory* m = device_memory(device.type == DeviceType::CPU ? from.type : device.type);
+    m->copy(out.data_ptr(), device, src.data_ptr(), from,
+            static_cast<size_t>(src.numel()) * src.itemsize(), non_blocking);
+  }
   autograd::record("to", {t}, {out},
                    [from](GradCtx& g) -> tensor_list { return {to_device(g.grad(), from)}; });
   return out;
+}
+
+Tensor on_host(const Tensor& t) {
+  DC_OP_GUARD("on_host", t);
+  if (t.device().type == DeviceType::CPU) return t;
+  autograd::GradModeGuard off(false);
+  return to_device(t, Device());
 }
 
 Tensor to_dtype(const Tensor& t, DType dtype, bool copy) {
@@ -405,8 +418,13 @@ void record_copy_slices(const Tensor& dst, const Tensor& src) {
 }
 }  // namespace
 
-Tensor& copy_(Tensor& dst, const Tensor& src) {
-  DC_OP_GUARD("copy_", dst, src);
+Tensor& copy_(Tensor& dst, const Tensor& src_arg) {
+  DC_OP_GUARD("copy_", dst);
+  // A source on another device (loading cpu weights into a cuda model) is moved first; the
+  // move is differentiable, so the gradient goes back to the source's device.
+  const bool moves = src_arg.device() != dst.device() &&
+                     !(src_arg.dim() == 0 && src_arg.device().type == DeviceType::CPU);
+  const Tensor src = moves ? to_device(src_arg, dst.device()) : src_arg;
   check_inplace(dst, "copy_", src.requires_grad());
   check_wrapped_fits(src, dst.dtype(), "copy_");  // x[i] = 2**40 into int32 is an error
   DC_CHECK(broadcast_shapes(dst.sizes(), src.sizes(), "copy_") == dst.sizes(), ValueError,

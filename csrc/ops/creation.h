@@ -39,7 +39,9 @@ Tensor clone(const Tensor& t);
 Tensor contiguous_clone(const Tensor& t);
 Tensor contiguous(const Tensor& t);  // returns t itself when already contiguous
 Tensor to_dtype(const Tensor& t, DType dtype, bool copy = false);
-Tensor to_device(const Tensor& t, Device device);
+Tensor to_device(const Tensor& t, Device device, bool non_blocking = false);
+// `t` itself on the cpu, else a copy there (no autograd): for code that reads values on the host.
+Tensor on_host(const Tensor& t);
 // dst[...] = src (broadcast), in place; differentiable like PyTorch's copy_.
 Tensor& copy_(Tensor& dst, const Tensor& src);
 Tensor& fill_(Tensor& t, Scalar value);

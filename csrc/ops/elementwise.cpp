@@ -17,6 +17,9 @@ using cpu::CompareOp;
 
 Tensor wrap_scalar(Scalar s) {
   const DType dt = s.is_bool() ? DType::Bool : s.is_int() ? DType::Int64 : DType::Float64;
+  // On the cpu whatever the op's device, as torch keeps them: a 0-d cpu tensor goes with any
+  // device (Note [The dispatcher]), and its value stays readable on the host.
+  DeviceGuard on_cpu{Device{}};
   Tensor t = scalar_tensor(s, dt);
   t.impl()->is_wrapped_number = true;
   return t;
@@ -116,7 +119,8 @@ void check_int_divisor(const Tensor& a, const Tensor& divisor, const char* name)
   Tensor hit = Tensor::empty(b.sizes(), DType::Bool);
   DC_KERNEL(compare_into)(CompareOp::eq, hit, b, zero);
   if (hit.is_meta()) return;  // meta tensors have no values: the divisor cannot be checked
-  const bool* p = hit.data<bool>();
+  const Tensor hit_host = on_host(hit);
+  const bool* p = hit_host.data<bool>();
   for (int64_t i = 0, n = hit.numel(); i < n; ++i)
     DC_CHECK(!p[i], RuntimeError, "[", name, "] integer division by zero");
 }
@@ -316,8 +320,10 @@ void check_int_exponents(const Tensor& a, const Tensor& b, const char* name) {
   Tensor neg_exp = Tensor::empty(b.sizes(), DType::Bool);
   DC_KERNEL(compare_into)(CompareOp::lt, neg_exp, b, scalar_tensor(Scalar(0), b.dtype()));
   // Meta tensors have no values: the exponents cannot be checked there.
-  for (int64_t i = 0; i < (neg_exp.is_meta() ? 0 : neg_exp.numel()); ++i)
-    DC_CHECK(!neg_exp.data<bool>()[i], RuntimeError,
+  if (neg_exp.is_meta()) return;
+  const Tensor neg_host = on_host(neg_exp);
+  for (int64_t i = 0; i < neg_host.numel(); ++i)
+    DC_CHECK(!neg_host.data<bool>()[i], RuntimeError,
              "[", name, "] integers to negative integer powers are not allowed");
 }
 }  // namespace

@@ -445,7 +445,8 @@ Tensor one_hot(const Tensor& t, int64_t num_classes) {
     DC_CHECK(n > 0, ValueError, "[one_hot] cannot infer num_classes from an empty tensor; "
              "pass num_classes");
     // The output shape depends on the values here: on meta data<> raises.
-    const int64_t* p = idx.data<int64_t>();
+    const Tensor idx_host = on_host(idx);
+    const int64_t* p = idx_host.data<int64_t>();
     num_classes = 0;
     for (int64_t i = 0; i < n; ++i) num_classes = std::max(num_classes, p[i] + 1);
   }
@@ -519,7 +520,7 @@ AdvancedIndex make_advanced_index(const Tensor& t, const tensor_list& host_indic
       ai.normalized.push_back(Tensor());
     } else if (ix.dtype() == DType::Bool && ix.dim() == 0) {
       dispatch::data_dependent_shape(op);
-      const bool keep = *ix.data<bool>();
+      const bool keep = *on_host(ix).data<bool>();
       sizes.insert(sizes.begin() + d, 1);
       strides.insert(strides.begin() + d, 0);
       per_dim.push_back(zeros({keep ? 1 : 0}, DType::Int64));

@@ -128,7 +128,7 @@ Tensor class_index_loss(const char* op, const Tensor& x, const Tensor& target,
                         bool logits) {
   const int64_t M = x.sizes()[0], C = x.sizes()[1];
   const int64_t bad = DC_KERNEL(first_bad_target)(target, C, ignore_index);
-  DC_CHECK(bad < 0, IndexError, "[", op, "] target ", target.data<int64_t>()[bad],
+  DC_CHECK(bad < 0, IndexError, "[", op, "] target ", on_host(target).data<int64_t>()[bad],
            " is out of bounds: expected a class index in [0, C) with C = ", C,
            " (or ignore_index = ", ignore_index, ")");
   Tensor rows = Tensor::empty({M}, x.dtype());

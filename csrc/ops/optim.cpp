@@ -82,6 +82,18 @@ class StepPlan {
       const Tensor& s = steps[i];
       // A meta step has no count to advance; the meta update kernels do not read it.
       if (s.is_meta()) continue;
+      if (s.device().type != DeviceType::CPU) {
+        // A step kept on the device (torch's capturable form): read back, counted, written.
+        const Tensor h = on_host(s);
+        const double next = DC_DISPATCH_FLOAT(s.dtype(), op_, [&] {
+          return static_cast<double>(*h.data<scalar_t>() + scalar_t(1));
+        });
+        DeviceGuard on{s.device()};
+        DC_KERNEL(fill_into)(s, next);
+        items_[i].t.step = next;
+        s.bump_version();
+        continue;
+      }
       items_[i].t.step = DC_DISPATCH_FLOAT(s.dtype(), op_, [&] {
         scalar_t* v = s.data<scalar_t>();
         *v = *v + scalar_t(1);  // counts in the step's own dtype, like torch's step_t += 1

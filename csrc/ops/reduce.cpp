@@ -602,7 +602,7 @@ Tensor cumprod(const Tensor& t, int64_t dim) {
       bool has_zero = false;
       if (!x.is_meta()) {  // meta tensors have no values: the shapes are the same either way
         autograd::GradModeGuard off(false);
-        has_zero = any(zero).data<bool>()[0];
+        has_zero = on_host(any(zero)).data<bool>()[0];
       }
       if (!has_zero) return {reverse_cumsum(gy * y, d) / x};
       if (autograd::grad_enabled()) return {cumprod_backward_smooth(x, y, gy, d)};

@@ -1,5 +1,7 @@
 // Bindings of the dispatcher: devices, the meta device's memory counters and the profiler key.
+#include "core/device_memory.h"
 #include "dispatch/dispatcher.h"
+#include "dispatch/kernels.h"
 #include "dispatch/profiler.h"
 #include "ops/ops.h"
 #include "python/common.h"
@@ -24,15 +26,37 @@ void bind_dispatch(py::module_& m) {
   // Makes `name` the device factories allocate on; returns the previous one (for restoring).
   m.def("_set_current_device", [](const std::string& name) {
     const std::string prev = current_device().str();
-    const Device d = Device::parse(name);
-    DC_CHECK(d.type != DeviceType::CUDA, RuntimeError, "[device] device '", name,
-             "' is not available: this build of deepcore has no CUDA backend");
-    set_current_device(d);
+    set_current_device(resolve_device(Device::parse(name), "[device]"));
     return prev;
   });
-  m.def("_to_device", [](const Tensor& t, const std::string& name) {
-    return ops::to_device(t, Device::parse(name));
+  // The device a name stands for, index filled in ("cuda" -> "cuda:0"); RuntimeError when this
+  // build or machine has no such device (Note [Device memory backends]).
+  m.def("_resolve_device", [](const std::string& name) {
+    return resolve_device(Device::parse(name), "[device]").str();
   });
+  m.def("_fake_cuda", &dispatch::set_fake_cuda, py::arg("on"));
+  m.def("_fake_cuda_allocated", [] {
+    const auto [now, peak] = dispatch::fake_cuda_allocated();
+    return py::make_tuple(now, peak);
+  });
+  m.def("_fake_cuda_reset_peak", &dispatch::reset_fake_cuda_peak);
+  // The registered backend of a device type ("cuda"): its name, or None without one.
+  m.def("_device_backend", [](const std::string& type) -> py::object {
+    const DeviceMemory* m = device_memory(Device::parse(type).type);
+    return m ? py::object(py::str(m->name)) : py::object(py::none());
+  });
+  m.def("_device_count", [](const std::string& type) {
+    const DeviceMemory* m = device_memory(Device::parse(type).type);
+    return m ? m->device_count() : 0;
+  });
+  m.def("_device_synchronize", [](const std::string& name) {
+    const Device d = resolve_device(Device::parse(name), "[synchronize]");
+    if (const DeviceMemory* m = device_memory(d.type)) m->synchronize(d);
+  });
+  m.def("_device_str", [](const Tensor& t) { return t.device().str(); });
+  m.def("_to_device", [](const Tensor& t, const std::string& name, bool non_blocking) {
+    return ops::to_device(t, Device::parse(name), non_blocking);
+  }, py::arg("tensor"), py::arg("device"), py::arg("non_blocking") = false);
   m.def("_meta_memory", [] {
     const MetaMemoryStats s = meta_memory_stats();
     return py::make_tuple(s.live, s.peak);

@@ -114,6 +114,9 @@ py::dtype numpy_dtype(DType d) {
 
 py::array tensor_to_numpy(const Tensor& t, bool force) {
   jit::on_value_read("numpy");
+  DC_CHECK(t.device().type != DeviceType::CUDA, TypeError, "[numpy] can't convert a ",
+           t.device().str(), " tensor of shape ", t.shape_str(), " to NumPy: copy it to host "
+           "memory first with .cpu()");
   DC_CHECK(force || !t.requires_grad(), RuntimeError,
            "[numpy] can't call numpy() on a tensor that requires grad; use "
            "tensor.detach().numpy() instead");

@@ -114,7 +114,8 @@ void bind_tensor(py::module_& m) {
       .def("data_ptr", [](const Tensor& t) {
         jit::on_value_read("data_ptr"); return reinterpret_cast<uintptr_t>(t.data_ptr()); })
       .def("is_contiguous", [](const Tensor& t) { return t.is_contiguous(); })
-      .def_property_readonly("is_cuda", [](const Tensor&) { return false; })
+      .def_property_readonly("is_cuda", [](const Tensor& t) {
+        return t.device().type == DeviceType::CUDA; })
       .def("_version", [](const Tensor& t) { return t.version(); })
       // `p.data = t` (PyTorch's set_data): this tensor object now looks at t's storage, shape
       // and dtype, keeping its identity and autograd state (Module.to(dtype) relies on it).
@@ -179,8 +180,9 @@ void bind_tensor(py::module_& m) {
         jit::on_value_read("item");
         DC_CHECK(t.numel() == 1, ValueError, "[item] a Tensor with ", t.numel(),
                  " elements cannot be converted to a Python scalar");
+        const Tensor h = ops::on_host(t);
         return DC_DISPATCH_ALL(t.dtype(), "item", [&]() -> py::object {
-          return py::cast(*t.data<scalar_t>());
+          return py::cast(*h.data<scalar_t>());
         });
       })
       .def("numpy", [](const Tensor& t, bool force) { return tensor_to_numpy(t, force); },
@@ -234,7 +236,8 @@ void bind_tensor(py::module_& m) {
         jit::on_value_read("__bool__");
         DC_CHECK(t.numel() == 1, RuntimeError, "[bool] boolean value of a tensor with ", t.numel(),
                  " elements is ambiguous");
-        return DC_DISPATCH_ALL(t.dtype(), "bool", [&] { return *t.data<scalar_t>() != scalar_t(0); });
+        const Tensor h = ops::on_host(t);
+        return DC_DISPATCH_ALL(t.dtype(), "bool", [&] { return *h.data<scalar_t>() != scalar_t(0); });
       })
       .def("__float__", [](const Tensor& t) { return to_scalar(py::cast(t), "float").to_double(); })
       .def("__int__", [](const Tensor& t) {

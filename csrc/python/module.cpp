@@ -55,7 +55,7 @@ Scalar to_scalar(py::handle obj, const char* op) {
              "got a tensor of shape ", t.shape_str());
     Tensor d = ops::to_dtype(ops::detach(t), t.dtype());
     return DC_DISPATCH_ALL(t.dtype(), op, [&]() -> Scalar {
-      scalar_t v = *ops::contiguous_clone(d).data<scalar_t>();
+      scalar_t v = *ops::on_host(ops::contiguous_clone(d)).data<scalar_t>();
       if constexpr (std::is_same_v<scalar_t, bool>) return Scalar(v);
       else if constexpr (std::is_floating_point_v<scalar_t>) return Scalar(static_cast<double>(v));
       else return Scalar(static_cast<int64_t>(v));

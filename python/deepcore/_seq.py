@@ -338,7 +338,7 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if repeats.shape[0] != n:
         raise ValueError(f"[repeat_interleave] repeats has {repeats.shape[0]} entries but dim "
                          f"{dim} of shape {tuple(input.shape)} has {n}")
-    counts = repeats.numpy().astype(np.int64)
+    counts = repeats.cpu().numpy().astype(np.int64)
     if (counts < 0).any():
         raise ValueError(f"[repeat_interleave] repeats must be non-negative, got "
                          f"{counts.tolist()}")

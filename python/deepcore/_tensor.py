@@ -46,8 +46,14 @@ def _padded(f, candidates):
     return lambda x: f(x).rjust(width)
 
 
+def _host(t: Tensor) -> Tensor:
+    """The values of `t` in host memory (a copy for a tensor on a GPU), detached."""
+    t = t.detach()
+    return t if _C._device_index(t) == 0 else _C._to_device(t, "cpu")
+
+
 def _format_tensor(t: Tensor) -> str:
-    arr = _C._to_numpy(_C.contiguous(t.detach()), True)
+    arr = _C._to_numpy(_C.contiguous(_host(t)), True)
     if t.dtype.is_floating_point:
         finite = arr[np.isfinite(arr)]
         int_valued = finite.size > 0 and np.all(finite == np.round(finite))
@@ -83,6 +89,8 @@ def _repr(self: Tensor) -> str:
         return f"tensor(..., device='meta', size={tuple(self.shape)}{dt})"
     body = _format_tensor(self)
     extras = []
+    if _C._device_index(self) == 1:
+        extras.append(f"device='{_C._device_str(self)}'")
     if self.dtype not in (_C.dtype.float32, _C.dtype.int64, _C.dtype.bool):
         extras.append(f"dtype={self.dtype}")
     if self.numel() == 0 and self.dim() != 1:
@@ -101,6 +109,8 @@ def _repr(self: Tensor) -> str:
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Creates a new tensor (always a copy) from data: lists, numbers, NumPy arrays, tensors."""
     name = _check_device(device)
+    if name is None and _C._current_device() != "cpu":  # inside `with deepcore.device(...)`
+        name = _C._current_device()
     if isinstance(data, Tensor):
         t = _C.contiguous(data.detach())
         t = _C._to_dtype(t, dtype if dtype is not None else t.dtype, True)
@@ -111,7 +121,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
             arr = np.asarray(data)
         else:
             if isinstance(data, (list, tuple)):
-                data = [(_C._to_numpy(x.detach(), True) if isinstance(x, Tensor) else x)
+                data = [(_C._to_numpy(_host(x), True) if isinstance(x, Tensor) else x)
                         for x in data]
             arr = np.asarray(data)
             if arr.dtype == np.float64 and dtype is None:
@@ -134,7 +144,7 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
             else:
                 raise TypeError(f"[tensor] can't convert data of NumPy dtype {arr.dtype}")
         t = _C.from_numpy(np.array(arr, copy=True, order="C"))
-    if name is not None and name != "cpu":
+    if name is not None and name != _C._device_str(t):
         t = _C._to_device(t, name)
     if requires_grad:
         t.requires_grad = True
@@ -159,8 +169,7 @@ def _check_device(dev):
         return None
     name = _device_name(dev)
     if name.startswith("cuda"):
-        raise RuntimeError(f"[device] device '{name}' is not available: this build of deepcore "
-                           "has no CUDA backend")
+        return _C._resolve_device(name)  # "cuda" -> "cuda:0"; errors without a device
     return name
 
 
@@ -185,7 +194,7 @@ class _on_device:
 def _to(self: Tensor, *args, **kwargs) -> Tensor:
     dtype = kwargs.pop("dtype", None)
     copy = kwargs.pop("copy", False)
-    kwargs.pop("non_blocking", None)
+    non_blocking = bool(kwargs.pop("non_blocking", False))
     device = kwargs.pop("device", None)
     for a in args:
         if isinstance(a, _C.dtype):
@@ -199,7 +208,7 @@ def _to(self: Tensor, *args, **kwargs) -> Tensor:
     name = _check_device(device)
     t = self
     if name is not None and name != str(self.device):
-        t = _C._to_device(t, name)
+        t = _C._to_device(t, name, non_blocking)
         copy = False  # already a new tensor
     if dtype is None:
         return _C.clone(t) if copy else t
@@ -207,7 +216,7 @@ def _to(self: Tensor, *args, **kwargs) -> Tensor:
 
 
 def _tolist(self: Tensor):
-    return _C._to_numpy(_C.contiguous(self.detach()), True).tolist()
+    return _C._to_numpy(_C.contiguous(_host(self)), True).tolist()
 
 
 def _iter(self: Tensor):
@@ -343,9 +352,33 @@ class device:
     def __hash__(self):
         return hash((self.type, self.index))
 
+    def __enter__(self):
+        """``with deepcore.device("cuda"):`` makes factories without ``device=`` allocate here,
+        as ``with torch.device(...)`` does."""
+        ctx = _on_device(str(self))
+        self.__dict__.setdefault("_ctx", []).append(ctx)
+        ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.__dict__["_ctx"].pop().__exit__(*exc)
+
 
 _CPU = device("cpu")
-_DEVICES = (_CPU, device("cuda"), device("meta"))  # by DeviceType (csrc/core/device.h)
+# By DeviceType (csrc/core/device.h); cuda devices carry an index and are made on first use.
+_DEVICES = (_CPU, None, device("meta"))
+_CUDA_DEVICES: dict = {}
+
+
+def _tensor_device(t) -> device:
+    d = _DEVICES[_C._device_index(t)]
+    if d is not None:
+        return d
+    name = _C._device_str(t)
+    d = _CUDA_DEVICES.get(name)
+    if d is None:
+        d = _CUDA_DEVICES[name] = device(name)
+    return d
 
 
 def _as_method(fn):
@@ -419,7 +452,7 @@ def _install():
     T.retain_grad = lambda self: _C._retain_grad(self)
     T.retains_grad = property(lambda self: _C._retains_grad(self))
     T.grad_fn = property(lambda self: _C._grad_fn(self))
-    T.device = property(lambda self: _DEVICES[_C._device_index(self)])
+    T.device = property(_tensor_device)
     T.is_meta = property(lambda self: _C._device_index(self) == 2)
     T.T = property(lambda self: _C._T(self))
     T.mT = property(lambda self: _C.transpose(self, -2, -1))
@@ -441,8 +474,8 @@ def _install():
     T.int = lambda self: _C._to_dtype(self, _C.dtype.int32, False)
     T.bool = lambda self: _C._to_dtype(self, _C.dtype.bool, False)
     T.cpu = lambda self: self if _C._device_index(self) == 0 else _to(self, "cpu")
-    T.cuda = lambda self, device=None, non_blocking=False: _to(self, "cuda" if device is None
-                                                               else device)
+    T.cuda = lambda self, device=None, non_blocking=False: _to(
+        self, "cuda" if device is None else device, non_blocking=non_blocking)
     T.is_floating_point = lambda self: self.dtype.is_floating_point
     T.size = T.size
     # The schema's method variants whose binding is hand-written (the generated ones are C++

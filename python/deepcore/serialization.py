@@ -85,7 +85,10 @@ class _Encoder:
         alias = ("t", t.data_ptr(), tuple(t.shape), tuple(t.stride()), str(t.dtype))
         if alias in self._alias:
             return self._alias[alias]
-        arr = _c_order(_C._to_numpy(t.detach(), True))
+        # A tensor on a GPU is written from a host copy; it loads on the cpu unless
+        # map_location says otherwise (safetensors files record no device).
+        host = t.detach() if _C._device_index(t) == 0 else _C._to_device(t.detach(), "cpu")
+        arr = _c_order(_C._to_numpy(host, True))
         return self._add(arr, alias, path)
 
     def ndarray(self, a: np.ndarray, path) -> str:

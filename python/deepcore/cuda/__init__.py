@@ -23,7 +23,65 @@ def is_available() -> bool:
 
 
 def device_count() -> int:
-    return _C._cuda_device_count() if _BUILT else 0
+    return _C._device_count("cuda")
+
+
+def _fake() -> bool:
+    """True while the tests' fake device stands in for a GPU (Note [The fake device] in
+    csrc/dispatch/fake_device.cpp)."""
+    return (_C._device_backend("cuda") or "").startswith("fake")
+
+
+class _FakeRuntime:
+    """The device queries of the fake device: one device, index 0, host memory."""
+
+    @staticmethod
+    def _cuda_device_count() -> int:
+        return 1
+
+    @staticmethod
+    def _cuda_current_device() -> int:
+        return 0
+
+    @staticmethod
+    def _cuda_set_device(d: int) -> None:
+        if d != 0:
+            raise IndexError(f"[cuda] device cuda:{d} does not exist: there is 1 CUDA device")
+
+    @staticmethod
+    def _cuda_synchronize(d: int) -> None:
+        _FakeRuntime._cuda_set_device(d)
+
+    @staticmethod
+    def _cuda_empty_cache(d: int) -> None:
+        pass
+
+    @staticmethod
+    def _cuda_device_name(d: int) -> str:
+        return "deepcore fake device (host memory)"
+
+    @staticmethod
+    def _cuda_capability(d: int) -> int:
+        return 0
+
+    @staticmethod
+    def _cuda_total_memory(d: int) -> int:
+        return 0
+
+    @staticmethod
+    def _cuda_memory_stats(d: int) -> dict:
+        now, peak = _C._fake_cuda_allocated()
+        return {"allocated_bytes": now, "max_allocated_bytes": peak, "reserved_bytes": now,
+                "max_reserved_bytes": peak}
+
+    @staticmethod
+    def _cuda_reset_peak(d: int) -> None:
+        _C._fake_cuda_reset_peak()
+
+
+def _rt():
+    """The runtime queries: the CUDA build's bindings, or the fake device's."""
+    return _FakeRuntime if _fake() else _C
 
 
 def is_initialized() -> bool:
@@ -34,9 +92,11 @@ def _require(what: str) -> None:
     """RuntimeError unless a device is there: `what` (deepcore.cuda.<what>, or a dotted name)
     needs one."""
     name = what if "." in what else f"deepcore.cuda.{what}"
+    if _fake():
+        return
     if not _BUILT:
         raise RuntimeError(f"[cuda] {name}: deepcore was built without CUDA")
-    if _C._cuda_device_count() == 0:
+    if _rt()._cuda_device_count() == 0:
         raise RuntimeError(f"[cuda] {name}: no CUDA device: deepcore was built with CUDA, but "
                            "the driver reports no device on this machine")
 
@@ -44,12 +104,12 @@ def _require(what: str) -> None:
 def _index(device) -> int:
     """A device index from None (the current device), an int, "cuda:1" or a deepcore.device."""
     if device is None:
-        return _C._cuda_current_device()
+        return 0 if _fake() else _rt()._cuda_current_device()
     if isinstance(device, int):
         return device
     text = str(device)
     if text == "cuda":
-        return _C._cuda_current_device()
+        return 0 if _fake() else _rt()._cuda_current_device()
     if text.startswith("cuda:") and text[5:].isdigit():
         return int(text[5:])
     raise ValueError(f"[cuda] expected a CUDA device, got {device!r}")
@@ -79,27 +139,27 @@ def empty_cache() -> None:
     """Returns the cached blocks of every device to the driver; without a device there are
     none."""
     for d in range(device_count()):
-        _C._cuda_empty_cache(d)
+        _rt()._cuda_empty_cache(d)
 
 
 def synchronize(device=None) -> None:
     _require("synchronize")
-    _C._cuda_synchronize(_index(device))
+    _rt()._cuda_synchronize(_index(device))
 
 
 def current_device() -> int:
     _require("current_device")
-    return _C._cuda_current_device()
+    return _rt()._cuda_current_device()
 
 
 def set_device(device) -> None:
     _require("set_device")
-    _C._cuda_set_device(_index(device))
+    _rt()._cuda_set_device(_index(device))
 
 
 def get_device_name(device=None) -> str:
     _require("get_device_name")
-    return _C._cuda_device_name(_index(device))
+    return _rt()._cuda_device_name(_index(device))
 
 
 def get_device_properties(device=None):
@@ -107,14 +167,14 @@ def get_device_properties(device=None):
     _require("get_device_properties")
     import types
     d = _index(device)
-    major, minor = divmod(_C._cuda_capability(d), 10)
-    return types.SimpleNamespace(name=_C._cuda_device_name(d), major=major, minor=minor,
-                                 total_memory=_C._cuda_total_memory(d))
+    major, minor = divmod(_rt()._cuda_capability(d), 10)
+    return types.SimpleNamespace(name=_rt()._cuda_device_name(d), major=major, minor=minor,
+                                 total_memory=_rt()._cuda_total_memory(d))
 
 
 def get_device_capability(device=None):
     _require("get_device_capability")
-    return divmod(_C._cuda_capability(_index(device)), 10)
+    return divmod(_rt()._cuda_capability(_index(device)), 10)
 
 
 def current_stream(device=None):
@@ -155,7 +215,7 @@ class Event:
 def _stat(device, key: str) -> int:
     if device_count() == 0:
         return 0
-    return int(_C._cuda_memory_stats(_index(device))[key])
+    return int(_rt()._cuda_memory_stats(_index(device))[key])
 
 
 def memory_allocated(device=None) -> int:
@@ -177,4 +237,4 @@ def max_memory_reserved(device=None) -> int:
 def reset_peak_memory_stats(device=None) -> None:
     """Resets the peak statistics of a device; without a device there are none."""
     if device_count():
-        _C._cuda_reset_peak(_index(device))
+        _rt()._cuda_reset_peak(_index(device))

@@ -237,7 +237,10 @@ class Layer(nn.Module):
         self._maybe_build(shapes)
         # The output shape comes from running the layer once on a one-sample batch of zeros,
         # in eval mode and without gradients (nothing is recorded or updated).
-        dummies = [dc.zeros(*((1,) + t.shape[1:]), dtype=t.dtype) for t in ins]
+        # On the device of the layer's weights (a model moved with .to("cuda")).
+        p = next(iter(self.parameters()), None)
+        dummies = [dc.zeros(*((1,) + t.shape[1:]), dtype=t.dtype,
+                            device=None if p is None else p.device) for t in ins]
         was_training = self.training
         self.eval()
         try:

@@ -27,6 +27,18 @@ def unpack(batch):
     return batch, None, None
 
 
+def _moved(tree, device: str):
+    """The tensors of a batch (a tensor, or lists/tuples/dicts of them) on `device`."""
+    from .._C import Tensor
+    if isinstance(tree, Tensor):
+        return tree.to(device)
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_moved(v, device) for v in tree)
+    if isinstance(tree, dict):
+        return {k: _moved(v, device) for k, v in tree.items()}
+    return tree
+
+
 def batch_size_of(x) -> int:
     while isinstance(x, (list, tuple)):
         x = x[0]
@@ -85,11 +97,21 @@ class StepEngine:
     def _update_metrics(self, loss, y, y_pred, sw) -> None:
         self._loss_tracker.update_state(float(loss.item()))
         if y is not None and self._metrics:
+            y, y_pred, sw = _moved((y, y_pred.detach(), sw), "cpu")  # metrics read on the host
             for m in self._metrics:
-                m.update_state(y, y_pred.detach(), sw)
+                m.update_state(y, y_pred, sw)
+
+    def _unpack(self, batch):
+        """(x, y, sample_weight) of a batch, on the device of the module's parameters (data
+        loaders yield cpu tensors; a model moved with .to("cuda") computes there)."""
+        x, y, sw = unpack(batch)
+        p = next(iter(self.module.parameters()), None) if self.module is not None else None
+        if p is not None and p.device.type != "cpu":
+            x, y, sw = _moved((x, y, sw), str(p.device))
+        return x, y, sw
 
     def train_step(self, batch) -> int:
-        x, y, sw = unpack(batch)
+        x, y, sw = self._unpack(batch)
         sw = self._sample_weight(y, sw)
         self.optimizer.zero_grad()
         y_pred = self._forward(x)
@@ -100,15 +122,15 @@ class StepEngine:
         return batch_size_of(x)
 
     def test_step(self, batch) -> int:
-        x, y, sw = unpack(batch)
+        x, y, sw = self._unpack(batch)
         y_pred = self._forward(x)
         loss = self._loss_value(y_pred, y, sw)
         self._update_metrics(loss, y, y_pred, sw)
         return batch_size_of(x)
 
     def predict_step(self, batch):
-        x, _, _ = unpack(batch)
+        x, _, _ = self._unpack(batch)
         out = self._forward(x)
         if isinstance(out, (list, tuple)):
-            return [o.detach().numpy() for o in out]
-        return out.detach().numpy()
+            return [o.detach().cpu().numpy() for o in out]
+        return out.detach().cpu().numpy()

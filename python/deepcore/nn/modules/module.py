@@ -522,8 +522,7 @@ class Module:
         if device is not None:
             from ..._tensor import _check_device
             device = _check_device(device)
-            if device != "cpu":
-                self._apply(lambda t: t.to(device))
+            self._apply(lambda t: t.to(device))
         if dtype is None:
             return self
         if not dtype.is_floating_point:
@@ -552,8 +551,8 @@ class Module:
 
     def cuda(self: T, device: Any = None) -> T:
         from ..._tensor import _check_device
-        _check_device("cuda" if device is None else device)
-        return self
+        name = _check_device("cuda" if device is None else device)
+        return self._apply(lambda t: t.to(name))
 
     # ---- state_dict ----------------------------------------------------------------------
 
