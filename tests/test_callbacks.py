@@ -206,5 +206,5 @@ def test_keyboard_interrupt_raised_in_callback_keeps_previous_checkpoint(tmp_pat
     with pytest.raises(FileNotFoundError, match="no training checkpoint"):
         m.fit(**_run_fit(1, resume=str(tmp_path / "missing.ckpt")))
     with pytest.raises(ValueError, match="not a training checkpoint"):
-        m.save(tmp_path / "model.keras")
-        m.fit(**_run_fit(1, resume=str(tmp_path / "model.keras")))
+        m.save(tmp_path / "model.safetensors")
+        m.fit(**_run_fit(1, resume=str(tmp_path / "model.safetensors")))

@@ -227,7 +227,7 @@ def test_save_load_round_trip_file_and_directory(tmp_path):
 
 def test_load_refuses_unknown_layer_type(tmp_path):
     model = xor_model()
-    path = tmp_path / "m.keras"
+    path = tmp_path / "m.safetensors"
     model.save(path)
     doc = dc.load(path)
     doc["model_config"]["config"]["layers"][0]["class_name"] = "EvilLambda"

@@ -352,10 +352,12 @@ class Model(Layer, StepEngine):
         return [t.detach().numpy().copy() for t in self.state_dict().values()]
 
     def save_weights(self, filepath, overwrite: bool = True) -> None:
-        dc.save(self.state_dict(), filepath)
+        from .saving import save_weights
+        save_weights(self, filepath)
 
     def load_weights(self, filepath) -> None:
-        self.load_state_dict(dc.load(filepath))
+        from .saving import load_weights
+        load_weights(self, filepath)
 
     def save(self, filepath, overwrite: bool = True, include_optimizer: bool = True) -> None:
         from .saving import save_model

@@ -10,6 +10,11 @@ configuration. A path that is an existing directory (or ends with a separator) g
 Loading parses JSON and builds only layer classes in the registry
 (``deepcore.keras.layers.register``); an unknown class name raises an error naming it. No
 code from the file runs, ever: there is no pickle and no lambda deserialization.
+
+Keras 3's own files are dispatched to ``keras_format`` (Note [Keras 3 model files]): a path
+ending in ``.keras`` is saved as a Keras archive, and any zip archive (or a directory Keras
+wrote unzipped) loads as one; ``save_weights``/``load_weights`` use Keras' HDF5 layout for
+``.h5`` paths and HDF5 files, and read the weights of a ``.keras`` archive.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import os
 from typing import Any, Dict, List
 
 import deepcore as dc
+from . import keras_format
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
@@ -135,6 +141,9 @@ def _compile_config(model):
 
 def save_model(model, filepath, include_optimizer: bool = True) -> None:
     filepath = os.fspath(filepath)
+    if filepath.endswith(".keras"):
+        keras_format.save_keras_model(model, filepath, include_optimizer=include_optimizer)
+        return
     config = model_config(model)
     compile_config = _compile_config(model)
     opt_state = None
@@ -158,6 +167,9 @@ def save_model(model, filepath, include_optimizer: bool = True) -> None:
 
 def load_model(filepath, compile: bool = True):
     filepath = os.fspath(filepath)
+    if keras_format.is_zip_file(filepath) or (
+            os.path.isdir(filepath) and keras_format.is_keras_dir(filepath)):
+        return keras_format.load_keras_model(filepath, compile=compile)
     if os.path.isdir(filepath):
         with open(os.path.join(filepath, "config.json")) as f:
             doc = json.load(f)
@@ -179,6 +191,25 @@ def load_model(filepath, compile: bool = True):
             model._build_optimizer()
             model.optimizer.load_state_dict(doc["optimizer"])
     return model
+
+
+def save_weights(model, filepath) -> None:
+    """``model.save_weights``: Keras 3's HDF5 layout for ``.h5`` paths, else a safetensors
+    state dict."""
+    if os.fspath(filepath).endswith(".h5"):
+        keras_format.save_weights_h5(model, filepath)
+    else:
+        dc.save(model.state_dict(), filepath)
+
+
+def load_weights(model, filepath) -> None:
+    """``model.load_weights``: an HDF5 file or a ``.keras`` archive in Keras 3's layout, or a
+    safetensors state dict."""
+    if isinstance(filepath, (str, os.PathLike)) and (
+            keras_format.is_hdf5_file(filepath) or keras_format.is_zip_file(filepath)):
+        keras_format.load_weights_h5(model, filepath)
+    else:
+        model.load_state_dict(dc.load(filepath))
 
 
 # ---- summary ----------------------------------------------------------------------------------
@@ -244,5 +275,5 @@ def summary_text(model, line_length: int = 98) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["save_model", "load_model", "model_config", "model_from_config", "summary_text",
-           "register"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "model_config",
+           "model_from_config", "summary_text", "register"]
