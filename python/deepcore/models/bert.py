@@ -297,6 +297,8 @@ class BertSelfAttention(nn.Module):
         params = [m.weight for m in linears] + [m.bias for m in linears if m.bias is not None]
         if _C.is_grad_enabled() and any(p.requires_grad for p in params):
             return _stack_qkv(linears)  # rebuilt each call: gradients flow to the three Linears
+        if _C._jit_tracing():  # a traced graph stacks them itself (the cache key reads pointers)
+            return _stack_qkv(linears)
         key = tuple((id(p), p.data_ptr(), p._version()) for p in params)
         if self._qkv_key != key:
             with no_grad():
