@@ -532,3 +532,26 @@ def test_tensor_hook_handle_remove_stops_the_hook():
     (x * 3).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
     assert calls == [1]
+
+
+def test_post_accumulate_grad_hook_and_queue_callback():
+    """The two engine entry points DistributedDataParallel uses, against torch's behaviour."""
+    import torch
+    events = {"dc": [], "torch": []}
+    for lib, name in ((dc, "dc"), (torch, "torch")):
+        w = lib.ones(3, requires_grad=True)
+        log = events[name]
+        h = w.register_post_accumulate_grad_hook(lambda p, log=log: log.append(p.grad.tolist()))
+
+        def pre(g, lib=lib, log=log):
+            lib.autograd.Variable._execution_engine.queue_callback(lambda: log.append("end"))
+        w.register_hook(pre)
+        (w * 2).sum().backward()
+        (w * 3).sum().backward()  # accumulated: the hook sees the sum
+        h.remove()
+        (w * 1).sum().backward()
+    assert events["dc"] == events["torch"] == [[2.0] * 3, "end", [5.0] * 3, "end", "end"]
+    with pytest.raises(RuntimeError, match="queue_callback.*no backward pass"):
+        dc.autograd.queue_callback(lambda: None)
+    with pytest.raises(RuntimeError, match="leaf tensors that require grad"):
+        (dc.ones(2, requires_grad=True) * 2).register_post_accumulate_grad_hook(print)

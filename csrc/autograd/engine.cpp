@@ -1,5 +1,6 @@
 #include "autograd/engine.h"
 
+#include <functional>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
@@ -9,6 +10,24 @@
 
 namespace dc::autograd {
 namespace {
+
+// The callbacks of the backward pass running on this thread (null outside one).
+thread_local std::vector<std::function<void()>>* tls_callbacks = nullptr;
+
+// Makes a callback list current for one run; restores the outer one (a backward inside a hook).
+struct CallbackScope {
+  CallbackScope() : prev(tls_callbacks) { tls_callbacks = &list; }
+  ~CallbackScope() { tls_callbacks = prev; }
+  void run_all() {
+    for (size_t i = 0; i < list.size(); ++i) {
+      auto fn = std::move(list[i]);  // the list may grow while fn runs
+      fn();
+    }
+    list.clear();
+  }
+  std::vector<std::function<void()>> list;
+  std::vector<std::function<void()>>* prev;
+};
 
 struct NodeTask {
   Node* node;
@@ -33,6 +52,7 @@ tensor_list run(const tensor_list& roots, const tensor_list& grad_outputs, bool 
   DC_CHECK(grad_outputs.empty() || grad_outputs.size() == roots.size(), ValueError, "[", op,
            "] got ", grad_outputs.size(), " gradients for ", roots.size(), " outputs");
   GradModeGuard mode(create_graph);
+  CallbackScope callbacks;
 
   // Seed gradients per root edge.
   std::vector<std::pair<Edge, Tensor>> seeds;
@@ -141,10 +161,18 @@ tensor_list run(const tensor_list& roots, const tensor_list& grad_outputs, bool 
       }
     }
   }
+  callbacks.run_all();
   return captured;
 }
 
 }  // namespace
+
+void queue_callback(std::function<void()> fn) {
+  DC_CHECK(tls_callbacks, RuntimeError,
+           "[queue_callback] no backward pass is running on this thread: callbacks can only be "
+           "queued from inside one (a hook)");
+  tls_callbacks->push_back(std::move(fn));
+}
 
 void backward(const tensor_list& roots, const tensor_list& grad_outputs, bool retain_graph,
               bool create_graph, const tensor_list& inputs) {

@@ -9,6 +9,12 @@ namespace dc::autograd {
 void backward(const tensor_list& roots, const tensor_list& grad_outputs, bool retain_graph,
               bool create_graph, const tensor_list& inputs = {});
 
+// Queues `fn` to run once the backward pass in progress on this thread has finished (torch's
+// Variable._execution_engine.queue_callback; DistributedDataParallel waits for its gradient
+// all-reduces there). Callbacks run in the order queued, and may queue more. RuntimeError
+// outside a backward pass.
+void queue_callback(std::function<void()> fn);
+
 // autograd.grad(): returns d(roots)/d(inputs) without touching any .grad.
 tensor_list grad(const tensor_list& roots, const tensor_list& grad_outputs,
                  const tensor_list& inputs, bool retain_graph, bool create_graph,

@@ -81,6 +81,9 @@ tensor_list AccumulateGrad::apply(tensor_list&& grads) {
   } else {
     ops::add_(old, g);
   }
+  // Copied first: a hook may remove itself (or register another) while they run.
+  const auto post = meta.post_accumulate_hooks;
+  for (auto& [id, hook] : post) hook(variable);
   return {};
 }
 

@@ -32,6 +32,9 @@ struct AutogradMeta {
   bool retains_grad = false;
   std::shared_ptr<struct TensorImpl> grad;
   std::vector<TensorHook> hooks;  // leaf hooks; non-leaf hooks live on grad_fn
+  // Leaves: run after backward has accumulated into .grad (register_post_accumulate_grad_hook),
+  // each under the id its handle removes it by.
+  std::vector<std::pair<int64_t, std::function<void(const Tensor&)>>> post_accumulate_hooks;
 };
 
 struct TensorImpl {

@@ -132,6 +132,38 @@ void bind_autograd(py::module_& m) {
     if (t.is_leaf()) t.autograd_meta().hooks.push_back(hook);
     else t.grad_fn()->pre_hooks.emplace_back(t.output_nr(), hook);
   });
+  // Tensor.register_post_accumulate_grad_hook: fn(tensor) after .grad was accumulated; the id
+  // it returns removes it.
+  m.def("_register_post_accumulate_grad_hook", [](const Tensor& t, py::function fn) {
+    jit::on_untraceable("Tensor.register_post_accumulate_grad_hook()");
+    DC_CHECK(t.requires_grad() && t.is_leaf(), RuntimeError,
+             "[register_post_accumulate_grad_hook] post accumulate grad hooks can only be "
+             "registered on leaf tensors that require grad");
+    static int64_t next_id = 0;
+    const int64_t id = ++next_id;
+    auto held = hold(fn);
+    t.autograd_meta().post_accumulate_hooks.emplace_back(id, [held](const Tensor& v) {
+      py::gil_scoped_acquire gil;
+      (*held)(v);
+    });
+    return id;
+  });
+  m.def("_remove_post_accumulate_grad_hook", [](const Tensor& t, int64_t id) {
+    if (!t.has_autograd_meta()) return;
+    auto& hooks = t.autograd_meta().post_accumulate_hooks;
+    for (auto it = hooks.begin(); it != hooks.end(); ++it)
+      if (it->first == id) {
+        hooks.erase(it);
+        return;
+      }
+  });
+  m.def("_queue_callback", [](py::function fn) {
+    auto held = hold(fn);
+    autograd::queue_callback([held] {
+      py::gil_scoped_acquire gil;
+      (*held)();
+    });
+  });
   m.def("_retain_grad", [](const Tensor& t) {
     DC_CHECK(t.requires_grad(), RuntimeError,
              "[retain_grad] can't retain_grad on a tensor that has requires_grad=False");

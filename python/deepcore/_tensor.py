@@ -270,6 +270,30 @@ def _register_hook(self: Tensor, hook):
     return handle
 
 
+class _PostAccumulateHandle:
+    """Returned by Tensor.register_post_accumulate_grad_hook; ``remove()`` unregisters it."""
+
+    def __init__(self, tensor: Tensor, hook_id: int):
+        self._tensor, self._id = tensor, hook_id
+
+    def remove(self) -> None:
+        if self._tensor is not None:
+            _C._remove_post_accumulate_grad_hook(self._tensor, self._id)
+            self._tensor = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _register_post_accumulate_grad_hook(self: Tensor, hook):
+    """hook(tensor) runs after backward has accumulated this leaf's .grad (torch's
+    register_post_accumulate_grad_hook); its return value is ignored."""
+    return _PostAccumulateHandle(self, _C._register_post_accumulate_grad_hook(self, hook))
+
+
 def _deepcopy(self: Tensor, memo: dict) -> Tensor:
     # copy.deepcopy(model) copies buffers this way; Parameter has its own (keeps its class).
     if not self.is_leaf:
@@ -449,6 +473,7 @@ def _install():
     T.backward = _backward
     T.requires_grad_ = _requires_grad_
     T.register_hook = _register_hook
+    T.register_post_accumulate_grad_hook = _register_post_accumulate_grad_hook
     T.retain_grad = lambda self: _C._retain_grad(self)
     T.retains_grad = property(lambda self: _C._retains_grad(self))
     T.grad_fn = property(lambda self: _C._grad_fn(self))

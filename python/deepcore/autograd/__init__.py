@@ -10,6 +10,8 @@ from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
 from .grad_mode import enable_grad, no_grad, set_grad_enabled  # noqa: F401
 from .variable import Variable  # noqa: F401
 
+queue_callback = Variable._execution_engine.queue_callback
+
 _Tensors = Union[Tensor, Sequence[Tensor]]
 
 

@@ -17,7 +17,20 @@ class _VariableMeta(type):
         return isinstance(obj, Tensor)
 
 
+class _ExecutionEngine:
+    """``Variable._execution_engine``: the engine's entry points torch code reaches for."""
+
+    @staticmethod
+    def queue_callback(callback) -> None:
+        """Runs `callback()` once the backward pass in progress finishes (RuntimeError outside
+        one): DistributedDataParallel waits for its gradient all-reduces this way."""
+        from .. import _C
+        _C._queue_callback(callback)
+
+
 class Variable(metaclass=_VariableMeta):
+    _execution_engine = _ExecutionEngine()
+
     def __new__(cls, data, requires_grad: bool = False, volatile: bool = False):
         if volatile:
             warnings.warn("volatile was removed and now has no effect. Use "
