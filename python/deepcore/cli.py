@@ -1,5 +1,5 @@
-"""The ``deepcore`` command line: ``deepcore train`` (the main job), ``deepcore generate`` and
-``deepcore info``.
+"""The ``deepcore`` command line: ``deepcore train`` (the main job), ``deepcore generate``,
+``deepcore serve``, ``deepcore export`` and ``deepcore info``.
 
     deepcore train                      # a small CNN on scikit-learn's digits, < 1 minute
     deepcore train --model mlp --epochs 30 --optimizer sgd --lr 0.1
@@ -7,11 +7,16 @@
     deepcore train --resume runs/cnn-digits/checkpoint.safetensors
     deepcore train --model gpt --text input.txt           # a character-level GPT, ~1 minute
     deepcore generate runs/gpt-input/checkpoint.safetensors --prompt "ROMEO:"
+    deepcore serve runs/cnn-digits/checkpoint.safetensors --port 8000     # HTTP, KServe v2
+    deepcore export runs/cnn-digits/checkpoint.safetensors --onnx cnn.onnx
 
 Image models train through deepcore.train.Trainer (progress bar, metrics, callbacks), write a
 resumable checkpoint after every epoch and TensorBoard logs to ``--out``, and print the final
 test accuracy. ``--model gpt`` trains deepcore.models.GPT on the characters of a UTF-8 text
 file (Note [Character-level GPT checkpoint]) and prints the train/val loss as it goes.
+Checkpoints of image models also record the architecture (Note [Model spec in training
+checkpoints], deepcore/_model_files.py), so ``serve`` and ``export`` rebuild the model from the
+file alone.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ import sys
 import time
 
 import numpy as np
+
+from ._model_files import GPT_FORMAT, GPT_FORMAT_VERSION
 
 MODELS = ("cnn", "mlp", "lenet", "resnet18", "gpt")
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -77,6 +84,29 @@ def _build_parser() -> argparse.ArgumentParser:
     ge.add_argument("--top-k", type=int, default=50, help="0 samples from every character")
     ge.add_argument("--seed", type=int, default=0)
     ge.add_argument("--device", default="cpu")
+    sv = sub.add_parser("serve", help="serve a checkpoint or ONNX model over HTTP (KServe v2 "
+                        "inference protocol)")
+    sv.add_argument("model", help="a checkpoint written by `deepcore train`, or a .onnx file")
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    sv.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    sv.add_argument("--name", default=None, help="model name in URLs (default: the file's stem)")
+    sv.add_argument("--max-batch-size", type=int, default=32,
+                    help="rows merged into one forward pass (1 turns batching off)")
+    sv.add_argument("--max-delay-ms", type=float, default=2.0,
+                    help="how long the first request of a batch waits for others")
+    sv.add_argument("--max-body-mb", type=float, default=64.0,
+                    help="larger request bodies get 413")
+    sv.add_argument("--log-level", default="info",
+                    choices=("critical", "error", "warning", "info", "debug"))
+    sv.add_argument("--access-log", action="store_true", help="log every request")
+    sv.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for the model's kernels (default: deepcore's)")
+    ex = sub.add_parser("export", help="write a `deepcore train` checkpoint as an ONNX file")
+    ex.add_argument("checkpoint", help="a checkpoint written by `deepcore train`")
+    ex.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
+    ex.add_argument("--opset", type=int, default=None,
+                    help="ONNX opset version (default: the exporter's)")
     return parser
 
 
@@ -110,27 +140,9 @@ def _resize(x: np.ndarray, size: int) -> np.ndarray:
 
 # ---- models ---------------------------------------------------------------------------------
 
-def _small_cnn(in_channels: int, side: int, num_classes: int):
-    """conv3x3(32) - relu - conv3x3(64) - relu - maxpool2 - dropout - fc(128) - relu - fc."""
-    from . import nn
-    flat = 64 * (side // 2) * (side // 2)
-    return nn.Sequential(
-        nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25),
-        nn.Flatten(), nn.Linear(flat, 128), nn.ReLU(), nn.Linear(128, num_classes))
-
-
 def _build_model(name: str, in_channels: int, side: int, num_classes: int):
-    from . import nn
-    if name == "mlp":
-        return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * side * side, 128), nn.ReLU(),
-                             nn.Linear(128, num_classes))
-    if name == "cnn":
-        return _small_cnn(in_channels, side, num_classes)
-    from . import models
-    if name == "lenet":
-        return models.lenet5(num_classes=num_classes, in_channels=in_channels)
-    return models.resnet18(num_classes=num_classes, in_channels=in_channels, small_input=True)
+    from ._model_files import build_image_model
+    return build_image_model(name, in_channels, side, num_classes)
 
 
 def _input_side(model: str, side: int) -> int:
@@ -158,6 +170,7 @@ def train(args) -> float:
         raise SystemExit(f"deepcore train: --text is for --model gpt, not --model {args.model}")
     import deepcore as dc
     from . import nn
+    from ._model_files import ModelSpecRecord, model_spec
     from .keras import callbacks as cb
     from .train import Trainer
     from .utils.data import DataLoader, TensorDataset
@@ -174,7 +187,8 @@ def train(args) -> float:
     os.makedirs(out, exist_ok=True)
     checkpoint = os.path.join(out, "checkpoint.safetensors")
 
-    model = _build_model(args.model, xtr.shape[1], side, int(max(ytr.max(), yte.max())) + 1)
+    num_classes = int(max(ytr.max(), yte.max())) + 1
+    model = _build_model(args.model, xtr.shape[1], side, num_classes)
     optimizer = _optimizer(args.optimizer, model.parameters(), lr)
     scheduler = dc.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
     trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), metrics=["accuracy"],
@@ -188,7 +202,10 @@ def train(args) -> float:
         if not tensorboard.available():
             print(f"no TensorBoard logs: {tensorboard.INSTALL_HINT.split('] ', 1)[1]}")
             args.tensorboard = False
-    callbacks = [cb.TensorBoard(os.path.join(out, "tensorboard"))] if args.tensorboard else []
+    # First in the list, so its state keeps index 0 (Note [Model spec in training checkpoints]).
+    callbacks = [ModelSpecRecord(model_spec(args.model, xtr.shape[1], side, num_classes))]
+    if args.tensorboard:
+        callbacks.append(cb.TensorBoard(os.path.join(out, "tensorboard")))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"deepcore train: {args.model} ({n_params:,} parameters) on {args.dataset} "
           f"({len(xtr)} train / {len(xte)} test images, {side}x{side}), {epochs} epochs, "
@@ -224,8 +241,7 @@ def train(args) -> float:
 # so `generate` rebuilds the model and the character table without running any code from the
 # file. The vocabulary is the sorted set of the text's characters (by code point): token i is
 # vocab[i].
-GPT_FORMAT = "deepcore.gpt-char"
-GPT_FORMAT_VERSION = 1
+# GPT_FORMAT / GPT_FORMAT_VERSION and the reader, gpt_from_checkpoint, are in _model_files.py.
 
 
 def _read_text(path: str, cmd: str) -> str:
@@ -351,7 +367,7 @@ def _load_gpt(path: str):
     """(model, vocab) from a `train --model gpt` checkpoint (Note [Character-level GPT
     checkpoint]); any other file is a SystemExit naming it."""
     import deepcore as dc
-    from .models import GPT, GPTConfig
+    from ._model_files import gpt_from_checkpoint
     from .serialization import SerializationError
 
     if not os.path.isfile(path):
@@ -360,22 +376,10 @@ def _load_gpt(path: str):
         ckpt = dc.load(path)
     except SerializationError as e:
         raise SystemExit(f"deepcore generate: cannot read '{path}': {e}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != GPT_FORMAT:
-        raise SystemExit(f"deepcore generate: '{path}' is not a checkpoint written by "
-                         "`deepcore train --model gpt`")
-    if ckpt.get("version") != GPT_FORMAT_VERSION:
-        raise SystemExit(f"deepcore generate: '{path}' has checkpoint version "
-                         f"{ckpt.get('version')!r}; this deepcore reads {GPT_FORMAT_VERSION}")
-    vocab = ckpt.get("vocab")
     try:
-        config = GPTConfig.from_dict(ckpt.get("config") or {})
-        if (not isinstance(vocab, list) or len(vocab) != config.vocab_size
-                or not all(isinstance(c, str) and len(c) == 1 for c in vocab)):
-            raise ValueError("the vocabulary is not a list of vocab_size single characters")
-        model = GPT(config)
-        model.load_state_dict(ckpt.get("model") or {})
-    except (ValueError, TypeError, RuntimeError) as e:
-        raise SystemExit(f"deepcore generate: '{path}' is damaged: {e}") from None
+        model, vocab = gpt_from_checkpoint(ckpt, path)
+    except ValueError as e:
+        raise SystemExit(f"deepcore generate: {e}") from None
     return model, vocab
 
 
@@ -408,6 +412,84 @@ def generate(args) -> str:
     return sample
 
 
+# ---- serve, export ------------------------------------------------------------------------------
+
+def _load_model_file(path: str, cmd: str):
+    """(module, input specs) from a model file, or a SystemExit naming it."""
+    from ._model_files import load_model_file
+    try:
+        return load_model_file(path)
+    except (OSError, ValueError, TypeError, ImportError, NotImplementedError) as e:
+        raise SystemExit(f"deepcore {cmd}: {e}") from None
+
+
+def serve(args) -> None:
+    """Serves ``args.model`` until SIGINT / SIGTERM (deepcore/serve)."""
+    _check_positive("serve", max_batch_size=args.max_batch_size, max_body_mb=args.max_body_mb)
+    if args.max_delay_ms < 0:
+        raise SystemExit(f"deepcore serve: --max-delay-ms must be >= 0, got {args.max_delay_ms}")
+    if not 0 <= args.port <= 65535:
+        raise SystemExit(f"deepcore serve: --port must be in 0..65535, got {args.port}")
+    try:
+        from . import serve as server
+    except ImportError as e:
+        raise SystemExit(f"deepcore serve: {e.name or e} is not installed "
+                         "(pip install deepcore[serve])") from None
+    if args.threads is not None:
+        _check_positive("serve", threads=args.threads)
+        import deepcore as dc
+        dc.set_num_threads(args.threads)
+    name = args.name or os.path.splitext(os.path.basename(args.model))[0]
+    if not name or "/" in name:
+        raise SystemExit(f"deepcore serve: --name must be a non-empty name without '/', got "
+                         f"{name!r}")
+    try:
+        model = server.load(args.model, name=name)
+    except (OSError, ValueError, TypeError, ImportError, NotImplementedError) as e:
+        raise SystemExit(f"deepcore serve: {e}") from None
+    try:
+        server.run(model, host=args.host, port=args.port, max_batch_size=args.max_batch_size,
+                   max_delay_ms=args.max_delay_ms, max_body_mb=args.max_body_mb,
+                   log_level=args.log_level, access_log=args.access_log)
+    except (ValueError, OSError, ImportError) as e:
+        raise SystemExit(f"deepcore serve: {e}") from None
+
+
+def export(args) -> str:
+    """Writes ``args.checkpoint``'s model to ``args.onnx``; returns the path."""
+    import deepcore as dc
+    if args.opset is not None and args.opset < 1:
+        raise SystemExit(f"deepcore export: --opset must be >= 1, got {args.opset}")
+    if args.checkpoint.lower().endswith(".onnx"):
+        raise SystemExit(f"deepcore export: '{args.checkpoint}' is already an ONNX model")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.onnx))):
+        raise SystemExit(f"deepcore export: the directory of --onnx '{args.onnx}' does not "
+                         "exist")
+    module, inputs = _load_model_file(args.checkpoint, "export")
+    if len(inputs) != 1:
+        raise SystemExit(f"deepcore export: '{args.checkpoint}' has {len(inputs)} inputs; "
+                         "export writes one-input models")
+    try:
+        from . import onnx as dc_onnx
+        exporter = dc_onnx.export
+    except ImportError as e:
+        raise SystemExit(f"deepcore export: ONNX export is unavailable ({e}); "
+                         "pip install deepcore[onnx]") from None
+    spec = inputs[0]
+    example = dc.from_numpy(spec.example(batch=1, dynamic=1))
+    input_axes = {0: "batch"}
+    input_axes.update({i + 1: f"dim{i + 1}" for i, d in enumerate(spec.shape) if d == -1})
+    options = {} if args.opset is None else {"opset_version": args.opset}
+    try:
+        exporter(module, example, args.onnx, input_names=["input"], output_names=["output"],
+                 dynamic_axes={"input": input_axes, "output": {0: "batch"}}, **options)
+    except (ValueError, TypeError, NotImplementedError, RuntimeError) as e:
+        raise SystemExit(f"deepcore export: cannot export '{args.checkpoint}': {e}") from None
+    print(f"deepcore export: '{args.checkpoint}' -> '{args.onnx}' (input {spec.dtype} "
+          f"[batch, {', '.join(str(d) for d in spec.shape)}])")
+    return args.onnx
+
+
 def main(argv=None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -420,6 +502,12 @@ def main(argv=None) -> int:
         return 0
     if args.command == "generate":
         generate(args)
+        return 0
+    if args.command == "serve":
+        serve(args)
+        return 0
+    if args.command == "export":
+        export(args)
         return 0
     parser.print_help()
     return 0
