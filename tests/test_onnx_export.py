@@ -166,6 +166,27 @@ def test_bert_dynamic_batch_and_sequence():
         _assert_matches(sess, model, (dc.randint(0, 60, (b, n)), None, dc.randint(0, 2, (b, n))))
 
 
+def test_bert_with_attention_mask_dynamic():
+    """A padding mask is an input of the graph. Eager BERT skips padded tokens altogether
+    (unpadding) and leaves zeros there; the graph masks them, as Hugging Face's BERT does, so the
+    eager reference masks too."""
+    model = _bert()
+    model.unpad_inputs = False
+    axes = {0: "batch", 1: "sequence"}
+
+    def padded(b, n):
+        mask = dc.ones(b, n, dtype=dc.int64)
+        mask[0, n - 2:] = 0  # the first row is padded
+        return dc.randint(0, 60, (b, n)), mask
+
+    proto, sess = _export(model, padded(2, 5), input_names=["input_ids", "attention_mask"],
+                          output_names=["last_hidden_state", "pooler_output"],
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes,
+                                        "last_hidden_state": axes, "pooler_output": {0: "batch"}})
+    for b, n in ((3, 9), (1, 4)):
+        _assert_matches(sess, model, padded(b, n))
+
+
 def test_keyword_arguments_become_named_inputs():
     model = _bert()
     ids, types = dc.randint(0, 60, (2, 4)), dc.randint(0, 2, (2, 4))

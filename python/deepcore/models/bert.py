@@ -539,7 +539,12 @@ class BertModel(nn.Module):
 
         hidden = self.embeddings(input_ids, token_type_ids, position_ids)
         mask, packing = None, None
-        if attention_mask is not None:
+        if attention_mask is not None and _C._jit_tracing():
+            # A traced graph (deepcore.jit, ONNX export) keeps the mask as a tensor: it may
+            # not read values on the host, so there is no all-ones shortcut and no unpadding.
+            b, n = attention_mask.shape
+            mask = (attention_mask != 0).view(b, 1, 1, n)
+        elif attention_mask is not None:
             keep = np.asarray(attention_mask.detach().numpy()) != 0  # (B, L), on the host
             if not keep.all():
                 b, n = keep.shape
