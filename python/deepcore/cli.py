@@ -1,5 +1,5 @@
 """The ``deepcore`` command line: ``deepcore train`` (the main job), ``deepcore generate``,
-``deepcore serve``, ``deepcore export`` and ``deepcore info``.
+``deepcore serve``, ``deepcore export``, ``deepcore run`` and ``deepcore info``.
 
     deepcore train                      # a small CNN on scikit-learn's digits, < 1 minute
     deepcore train --model mlp --epochs 30 --optimizer sgd --lr 0.1
@@ -9,6 +9,7 @@
     deepcore generate runs/gpt-input/checkpoint.safetensors --prompt "ROMEO:"
     deepcore serve runs/cnn-digits/checkpoint.safetensors --port 8000     # HTTP, KServe v2
     deepcore export runs/cnn-digits/checkpoint.safetensors --onnx cnn.onnx
+    deepcore run --nproc 4 train.py       # an MPI job of 4 ranks (deepcore.distributed)
 
 Image models train through deepcore.train.Trainer (progress bar, metrics, callbacks), write a
 resumable checkpoint after every epoch and TensorBoard logs to ``--out``, and print the final
@@ -107,6 +108,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--onnx", required=True, metavar="OUT", help="the .onnx file to write")
     ex.add_argument("--opset", type=int, default=None,
                     help="ONNX opset version (default: the exporter's)")
+    from .distributed import run as _dist_run
+    _dist_run.add_parser(sub)
     return parser
 
 
@@ -509,6 +512,9 @@ def main(argv=None) -> int:
     if args.command == "export":
         export(args)
         return 0
+    if args.command == "run":
+        from .distributed import run as _dist_run
+        return _dist_run.main(args)
     parser.print_help()
     return 0
 
