@@ -10,6 +10,8 @@ bit, on a GPU they must agree within the op's tolerances.
 """
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -289,6 +291,7 @@ def test_keras_fit_on_device():
 
 def test_memory_statistics():
     dc.cuda.empty_cache()
+    gc.collect()
     base = dc.cuda.memory_allocated()
     dc.cuda.reset_peak_memory_stats()
     keep = [dc.empty(1000, device="cuda") for _ in range(10)]
@@ -303,6 +306,7 @@ def test_memory_statistics():
 def test_allocator_stress():
     """Many sizes allocated and freed in a shuffled order: the books balance at the end."""
     rng = np.random.default_rng(1)
+    gc.collect()  # device tensors of earlier tests held in reference cycles
     base = dc.cuda.memory_allocated()
     live = []
     for i in range(2000):
@@ -316,6 +320,7 @@ def test_allocator_stress():
         assert float(t[0]) == v and float(t[-1]) == v
     del t
     live.clear()
+    gc.collect()
     assert dc.cuda.memory_allocated() == base
 
 

@@ -8,6 +8,7 @@
 #include "core/device_memory.h"
 #include "core/error.h"
 #include "core/storage.h"
+#include "kernels/cuda/kernels.h"
 
 namespace dc::cuda {
 
@@ -199,6 +200,9 @@ const DeviceMemory kCudaMemory = {"CUDA", device_count, current_index, device_al
 
 }  // namespace
 
-void register_memory() { register_device_memory(DeviceType::CUDA, &kCudaMemory); }
+void register_memory() {
+  register_device_memory(DeviceType::CUDA, &kCudaMemory);
+  dispatch::register_backend(DeviceType::CUDA, cuda_kernels::fill_kernels);
+}
 
 }  // namespace dc::cuda

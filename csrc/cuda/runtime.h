@@ -26,7 +26,8 @@ void synchronize(int device);
 CachingAllocator& allocator(int device);
 
 // Makes cuda tensors possible: registers the allocator and cudaMemcpy as the cuda device's
-// memory (Note [Device memory backends] in core/device_memory.h). Called when the module loads.
+// memory (Note [Device memory backends] in core/device_memory.h), and the kernels of
+// csrc/kernels/cuda in the cuda kernel table. Called when the module loads.
 void register_memory();
 
 }  // namespace dc::cuda

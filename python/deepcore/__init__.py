@@ -130,7 +130,7 @@ from . import numpy, random  # noqa: E402,F401
 def __getattr__(name: str):
     # deepcore.keras, the top layer (it builds on nn, optim and train), loads on first use, so
     # that importing deepcore or deepcore.train never needs it.
-    if name in ("keras", "distributed"):  # deepcore.distributed loads MPI only when used
+    if name in ("keras", "distributed", "onnx"):  # loaded on first use (MPI, the onnx package)
         import importlib
         return importlib.import_module("." + name, __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

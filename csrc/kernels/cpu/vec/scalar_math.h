@@ -3,24 +3,55 @@
 // its own copy (see Note [Per-ISA kernels]).
 // The includer provides <cmath>, <cstdint> and <cstring> before opening its namespace.
 
+// DC_HD marks what device code calls too: the CUDA kernels include these headers, so the math
+// is written once (nvcc sees __host__ __device__; the cpu compilers see nothing). A constant
+// table such a function reads is declared with DC_HD_TABLE and read through DC_TBL: under nvcc
+// it exists twice, in host memory and in device memory, and each side reads its own copy.
+// DC_UNROLL(n) is GCC's unroll pragma, and nvcc's.
+#ifndef DC_HD
+#if defined(__CUDACC__)
+#define DC_HD __host__ __device__
+#else
+#define DC_HD
+#endif
+#endif
+#ifndef DC_HD_TABLE
+#if defined(__CUDACC__)
+#define DC_HD_TABLE(type, name, dims, ...)     \
+  constexpr type name dims = __VA_ARGS__;       \
+  __device__ constexpr type name##_dev dims = __VA_ARGS__;
+#if defined(__CUDA_ARCH__)
+#define DC_TBL(name) name##_dev
+#else
+#define DC_TBL(name) name
+#endif
+#define DC_UNROLL(n) _Pragma("unroll")
+#else
+#define DC_HD_TABLE(type, name, dims, ...) constexpr type name dims = __VA_ARGS__;
+#define DC_TBL(name) name
+#define DC_PRAGMA_TEXT(x) #x
+#define DC_UNROLL(n) _Pragma(DC_PRAGMA_TEXT(GCC unroll n))
+#endif
+#endif
+
 // The bits of `from` read as a To of the same size (std::bit_cast of C++20). memcpy is the
 // defined way to do it, and compiles to a register move.
 template <typename To, typename From>
-inline To bit_cast(From from) {
+DC_HD inline To bit_cast(From from) {
   static_assert(sizeof(To) == sizeof(From), "bit_cast needs types of the same size");
   To to;
   std::memcpy(&to, &from, sizeof(To));
   return to;
 }
-inline float bits_to_float(int32_t i) { return bit_cast<float>(i); }
-inline int32_t float_to_bits(float f) { return bit_cast<int32_t>(f); }
+DC_HD inline float bits_to_float(int32_t i) { return bit_cast<float>(i); }
+DC_HD inline int32_t float_to_bits(float f) { return bit_cast<int32_t>(f); }
 
 // exp for float32, ~1 ulp: exp(x) = 2^n * e^r with n = round(x / ln 2), |r| <= ln2 / 2, and a
 // degree-6 polynomial for e^r (Cephes coefficients). The rounding uses the 1.5 * 2^23 trick so
 // that it vectorises. 2^n is applied as two factors, so the whole range works: up to the
 // largest float whose exp is finite (88.72283) and down into the subnormals (-103.97, below
 // which exp rounds to 0). Beyond it the result is exactly inf or 0; NaN propagates.
-inline float exp_f32(float x) {
+DC_HD inline float exp_f32(float x) {
   const float hi = 88.7228317f, lo = -103.972084f;
   // No clamping: out-of-range lanes compute garbage (in unsigned arithmetic, so no UB) that
   // the final select replaces; this keeps the vectorised body short.
@@ -48,5 +79,5 @@ inline float exp_f32(float x) {
   const uint32_t bits = (static_cast<uint32_t>(float_to_bits(y)) & ~(over | under)) | (over & 0x7f800000u);
   return bits_to_float(static_cast<int32_t>(bits));
 }
-inline double exp_any(double x) { return std::exp(x); }
-inline float exp_any(float x) { return exp_f32(x); }
+DC_HD inline double exp_any(double x) { return std::exp(x); }
+DC_HD inline float exp_any(float x) { return exp_f32(x); }

@@ -15,7 +15,7 @@
 namespace vm {
 // c ? a : b for kernels built on the vm:: functions, as a bit-mask select (see detail::sel):
 // with a ternary between computed values GCC 12 leaves such a loop unvectorised.
-inline float select(bool c, float a, float b) { return detail::sel(c, a, b); }
-inline double select(bool c, double a, double b) { return detail::sel(c, a, b); }
+DC_HD inline float select(bool c, float a, float b) { return detail::sel(c, a, b); }
+DC_HD inline double select(bool c, double a, double b) { return detail::sel(c, a, b); }
 }  // namespace vm
 #undef DC_VM_INLINE

@@ -4,7 +4,7 @@
 // Every helper is forced inline: the loop that calls a vm:: function vectorises only if its
 // whole body ends up inside the loop, and GCC's size heuristics would otherwise keep the
 // larger functions out of line. DC_VM_INLINE is #undef'd at the end of vmath.h.
-#define DC_VM_INLINE inline __attribute__((always_inline))
+#define DC_VM_INLINE DC_HD inline __attribute__((always_inline))
 namespace vm {
 namespace detail {
 
@@ -73,7 +73,7 @@ DC_VM_INLINE T poly(T x, T x2, double c0, double c1, C... rest) {
 template <typename T, int N>
 DC_VM_INLINE T horner(T t, const T (&c)[N]) {
   T p = c[N - 1];
-#pragma GCC unroll 32
+DC_UNROLL(32)
   for (int i = N - 2; i >= 0; --i) p = p * t + c[i];
   return p;
 }

@@ -646,7 +646,7 @@ DC_VM_INLINE double erf_p_d(double z) {  // erf(a) / a - 1, z = a^2 <= 0.7225
               -1.6300495998065118e-07, 1.4189584294135369e-08, -8.837207342835496e-10);
 }
 // G(t) - G(c_i) on piece i, in powers of t - c_i from the constant term up.
-constexpr double kErfcG[3][17] = {
+DC_HD_TABLE(double, kErfcG, [3][17], {
     {4.525723793047427e-18, -0.16110400256347002, 0.03184306715225753, 0.017233194479253495,
      -0.02789208677786125, 0.022904238307449355, -0.013760939341430418, 0.005549433124210759,
      5.515763202628145e-05, -0.0030211544731025483, 0.003966223510569851,
@@ -662,18 +662,18 @@ constexpr double kErfcG[3][17] = {
      -1.7611980363642727, 0.17396393073615016, 5.532841950874665, -10.49437251194303,
      -1.4572097541507296, 47.462016565416754, -90.65196216522422, -65.71510446979694,
      445.1971577644099},
-};
+})
 // erfc a for a in [0.85, 27.3].
 DC_VM_INLINE double erfc_big_d(double a) {
   const double t = 1.0 / a;
   const double u0 = t - 0.9007352941176471, u1 = t - 0.45535714285714285,
                u2 = t - 0.16117216117216115;
-  double q0 = kErfcG[0][16], q1 = kErfcG[1][16], q2 = kErfcG[2][16];
-#pragma GCC unroll 32
+  double q0 = DC_TBL(kErfcG)[0][16], q1 = DC_TBL(kErfcG)[1][16], q2 = DC_TBL(kErfcG)[2][16];
+DC_UNROLL(32)
   for (int k = 15; k >= 0; --k) {
-    q0 = q0 * u0 + kErfcG[0][k];
-    q1 = q1 * u1 + kErfcG[1][k];
-    q2 = q2 * u2 + kErfcG[2][k];
+    q0 = q0 * u0 + DC_TBL(kErfcG)[0][k];
+    q1 = q1 * u1 + DC_TBL(kErfcG)[1][k];
+    q2 = q2 * u2 + DC_TBL(kErfcG)[2][k];
   }
   // Piece masks from the sign of a - bound: a bool selecting several values was kept in byte
   // lanes, which stopped the vectoriser.

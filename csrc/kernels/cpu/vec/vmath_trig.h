@@ -29,22 +29,22 @@ using detail::sel_mask;
 // -v where the sign bit `neg` (0 or 1 in bit 63) is set.
 DC_VM_INLINE double flip(double v, uint64_t neg) { return dfrom(dbits(v) ^ neg); }
 // sin and cos of r in [-pi/4, pi/4]: relative error 2^-35.6 and 2^-31.8 (float results).
-constexpr double kSinF[4] = {-0.1666666666385529, 0.008333331874710208, -0.00019840086735384846,
-                             2.724992580305979e-06};
-constexpr double kCosF[4] = {-0.49999999969119313, 0.04166665064451703, -0.0013887589155600576,
-                             2.4463788293265746e-05};
+DC_HD_TABLE(double, kSinF, [4], {-0.1666666666385529, 0.008333331874710208, -0.00019840086735384846,
+                             2.724992580305979e-06})
+DC_HD_TABLE(double, kCosF, [4], {-0.49999999969119313, 0.04166665064451703, -0.0013887589155600576,
+                             2.4463788293265746e-05})
 // The same for double results: 2^-57.1 and 2^-60.6.
-constexpr double kSinD[7] = {-0.16666666666666666,    0.008333333333333331,
+DC_HD_TABLE(double, kSinD, [7], {-0.16666666666666666,    0.008333333333333331,
                              -0.00019841269841265065, 2.7557319219339167e-06,
                              -2.5052106232447578e-08, 1.6058531618986147e-10,
-                             -7.586697117706918e-13};
-constexpr double kCosD[7] = {-0.5,
+                             -7.586697117706918e-13})
+DC_HD_TABLE(double, kCosD, [7], {-0.5,
                              0.04166666666666664,
                              -0.0013888888888880775,
                              2.480158729369346e-05,
                              -2.7557315566341895e-07,
                              2.0875886738047052e-09,
-                             -1.1367998654022494e-11};
+                             -1.1367998654022494e-11})
 
 enum class TrigFn { kSin, kCos, kTan };
 
@@ -64,8 +64,8 @@ DC_VM_INLINE float trig_f32(float x) {
   const double r = ((ac - qd * P1) - qd * P2) - (qd * P3 + qd * P4);
   const int32_t q = static_cast<int32_t>(qd) & 3;
   const double t = r * r;
-  const double s = r + r * t * horner(t, kSinF);
-  const double c = 1.0 + t * horner(t, kCosF);
+  const double s = r + r * t * horner(t, DC_TBL(kSinF));
+  const double c = 1.0 + t * horner(t, DC_TBL(kCosF));
   double v;
   if (fn == TrigFn::kTan) {
     const double num = sel_mask(bit_mask(q, 0), -c, s), den = sel_mask(bit_mask(q, 0), s, c);
@@ -101,8 +101,8 @@ DC_VM_INLINE double trig_f64(double x) {
   const double rh = r3 + lo0, rl = lo0 - (rh - r3);  // r = rh + rl, |rl| <= ulp(rh) / 2
   const int32_t q = static_cast<int32_t>(qd) & 3;
   const double t = rh * rh;
-  const double s = rh + (rh * t * horner(t, kSinD) + rl * (1.0 - 0.5 * t));
-  const double c = 1.0 + (t * horner(t, kCosD) - rh * rl);
+  const double s = rh + (rh * t * horner(t, DC_TBL(kSinD)) + rl * (1.0 - 0.5 * t));
+  const double c = 1.0 + (t * horner(t, DC_TBL(kCosD)) - rh * rl);
   double v;
   if (fn == TrigFn::kTan) {
     const double num = sel_mask(bit_mask(q, 0), -c, s), den = sel_mask(bit_mask(q, 0), s, c);
@@ -119,16 +119,16 @@ DC_VM_INLINE double trig_f64(double x) {
 
 // sinpi/cospi share a reduction: x = n/2 + r with |r| <= 1/4, exact in double.
 // sin(pi r) and cos(pi r): relative error 2^-37.6 and 2^-41.5 (float), 2^-54.2 and 2^-54.9.
-constexpr double kSinPiF[5] = {3.1415926535762, -5.167712769174363, 2.55016264722018,
-                               -0.5992020808609594, 0.08100162742091639};
-constexpr double kCosPiF[5] = {-4.934802200541116, 4.058712123565546, -1.3352624037680343,
-                               0.23531426158549898, -0.02550705018979102};
-constexpr double kSinPiD[8] = {
+DC_HD_TABLE(double, kSinPiF, [5], {3.1415926535762, -5.167712769174363, 2.55016264722018,
+                               -0.5992020808609594, 0.08100162742091639})
+DC_HD_TABLE(double, kCosPiF, [5], {-4.934802200541116, 4.058712123565546, -1.3352624037680343,
+                               0.23531426158549898, -0.02550705018979102})
+DC_HD_TABLE(double, kSinPiD, [8], {
     3.141592653589793,   -5.16771278004997,     2.5501640398773415,     -0.5992645293202978,
-    0.08214588658005621, -0.007370429884712669, 0.00046628272951211076, -2.1717401400090533e-05};
-constexpr double kCosPiD[8] = {-4.934802200544679,     4.0587121264167685,    -1.3352627688545888,
+    0.08214588658005621, -0.007370429884712669, 0.00046628272951211076, -2.1717401400090533e-05})
+DC_HD_TABLE(double, kCosPiD, [8], {-4.934802200544679,     4.0587121264167685,    -1.3352627688545888,
                                0.23533063035880689,    -0.025806891384587305, 0.0019295741241061913,
-                               -0.0001046345989636836, 4.268505646755225e-06};
+                               -0.0001046345989636836, 4.268505646755225e-06})
 
 // sin(pi a) (or cos) for a >= 0 finite; `odd` says whether a >= 2^52 is an odd integer.
 template <bool kCos, int NS, int NC>
@@ -149,21 +149,21 @@ DC_VM_INLINE double sincospi_abs(double a, bool odd, const double (&ps)[NS],
 }
 
 // atan(u) for |u| <= tan(pi/8): relative error 2^-33.5 (float), 2^-58.2 (double).
-constexpr double kAtanF[6] = {-0.333333332792548,  0.19999977258688387,  -0.14284151193628614,
-                              0.11071365021884794, -0.08624676145249494, 0.050481385120797445};
-constexpr double kAtanD[12] = {-0.3333333333333333,  0.19999999999999804,   -0.14285714285659828,
+DC_HD_TABLE(double, kAtanF, [6], {-0.333333332792548,  0.19999977258688387,  -0.14284151193628614,
+                              0.11071365021884794, -0.08624676145249494, 0.050481385120797445})
+DC_HD_TABLE(double, kAtanD, [12], {-0.3333333333333333,  0.19999999999999804,   -0.14285714285659828,
                                0.11111111105155447,  -0.09090908753500877,  0.07692296375032143,
                                -0.06666424885738255, 0.05878928997834775,   -0.05230454270650244,
-                               0.04551593220626549,  -0.034570561981427744, 0.016285756855221028};
+                               0.04551593220626549,  -0.034570561981427744, 0.016285756855221028})
 // asin(x) for |x| <= 1/2: relative error 2^-34.0 (float), 2^-57.4 (double).
-constexpr double kAsinF[7] = {0.16666666686085643,  0.07499992404401838,  0.04464766388813485,
+DC_HD_TABLE(double, kAsinF, [7], {0.16666666686085643,  0.07499992404401838,  0.04464766388813485,
                               0.030269138728589183, 0.023611817008891752, 0.010574415516912909,
-                              0.030974540371355073};
-constexpr double kAsinD[13] = {0.16666666666666669,  0.07499999999998433,  0.04464285714635543,
+                              0.030974540371355073})
+DC_HD_TABLE(double, kAsinD, [13], {0.16666666666666669,  0.07499999999998433,  0.04464285714635543,
                                0.030381944138531247, 0.02237217294214989,  0.017352392720869973,
                                0.013971212973552933, 0.011479177415184906, 0.01032281435018578,
                                0.005457506718640358, 0.01740087944269402,  -0.014851887071247204,
-                               0.028757851367421566};
+                               0.028757851367421566})
 constexpr double kPio2Hi = 1.5707963267948966, kPio2Lo = 6.123233995736766e-17;
 constexpr double kPio4Hi = 0.78539816339744828, kPio4Lo = 3.061616997868383e-17;
 
@@ -238,17 +238,17 @@ DC_VM_INLINE bool tan_needs_slow(double x) { return sin_needs_slow(x); }
 
 DC_VM_INLINE float atan(float x) {
   const double a = std::fabs(static_cast<double>(x));
-  const double v = trig_detail::atan2_first_quadrant(a, 1.0, trig_detail::kAtanF);
+  const double v = trig_detail::atan2_first_quadrant(a, 1.0, trig_detail::DC_TBL(kAtanF));
   return std::copysign(static_cast<float>(v), x);
 }
 DC_VM_INLINE double atan(double x) {
-  const double v = trig_detail::atan2_first_quadrant(std::fabs(x), 1.0, trig_detail::kAtanD);
+  const double v = trig_detail::atan2_first_quadrant(std::fabs(x), 1.0, trig_detail::DC_TBL(kAtanD));
   return detail::sel(x != x, x, std::copysign(v, x));
 }
 
 DC_VM_INLINE float atan2(float y, float x) {
   const double ay = std::fabs(static_cast<double>(y)), ax = std::fabs(static_cast<double>(x));
-  double v = trig_detail::atan2_first_quadrant(ay, ax, trig_detail::kAtanF);
+  double v = trig_detail::atan2_first_quadrant(ay, ax, trig_detail::DC_TBL(kAtanF));
   const double pi_minus = 3.1415926535897931 - v;
   v = detail::sel_mask(
       detail::bit_mask(static_cast<int32_t>(detail::fbits(x)), 31), pi_minus, v);
@@ -262,7 +262,7 @@ DC_VM_INLINE double atan2(double y, double x) {
       detail::sel(ay > 0x1p1000, 0.25, detail::sel(ax > 0x1p1000, 0.25, 1.0));
   ay *= scale;
   ax *= scale;
-  double v = trig_detail::atan2_first_quadrant(ay, ax, trig_detail::kAtanD);
+  double v = trig_detail::atan2_first_quadrant(ay, ax, trig_detail::DC_TBL(kAtanD));
   // pi - v with pi in two pieces (pi = 2 * (kPio2Hi + kPio2Lo)).
   const double pi_minus = 2.0 * trig_detail::kPio2Hi + (2.0 * trig_detail::kPio2Lo - v);
   v = detail::sel_mask(uint64_t(0) - (detail::dbits(x) >> 63), pi_minus, v);
@@ -274,7 +274,7 @@ DC_VM_INLINE float asin(float x) {
   const double a = std::fabs(static_cast<double>(x));
   bool outer;
   double head;
-  const double s = trig_detail::asin_abs(a, trig_detail::kAsinF, outer, head) + head;
+  const double s = trig_detail::asin_abs(a, trig_detail::DC_TBL(kAsinF), outer, head) + head;
   const double reflected = trig_detail::kPio2Hi - 2.0 * s;
   const double v = detail::sel(outer, reflected, s);
   const float out = std::copysign(static_cast<float>(v), x), nan = (x - x) / (x - x);
@@ -284,7 +284,7 @@ DC_VM_INLINE double asin(double x) {
   const double a = std::fabs(x);
   bool outer;
   double head;
-  const double tail = trig_detail::asin_abs(a, trig_detail::kAsinD, outer, head);
+  const double tail = trig_detail::asin_abs(a, trig_detail::DC_TBL(kAsinD), outer, head);
   const double reflected =
       (trig_detail::kPio2Hi - 2.0 * head) + (trig_detail::kPio2Lo - 2.0 * tail);
   const double direct = head + tail;
@@ -297,7 +297,7 @@ DC_VM_INLINE float acos(float x) {
   const double a = std::fabs(static_cast<double>(x));
   bool outer;
   double head;
-  const double s = trig_detail::asin_abs(a, trig_detail::kAsinF, outer, head) + head;
+  const double s = trig_detail::asin_abs(a, trig_detail::DC_TBL(kAsinF), outer, head) + head;
   const bool neg = x < 0;
   const double twice = 2.0 * s, pi_minus = 3.1415926535897931 - twice;
   const double mid = trig_detail::kPio2Hi - detail::sel(neg, -s, s);
@@ -309,7 +309,7 @@ DC_VM_INLINE double acos(double x) {
   const double a = std::fabs(x);
   bool outer;
   double head;
-  const double tail = trig_detail::asin_abs(a, trig_detail::kAsinD, outer, head);
+  const double tail = trig_detail::asin_abs(a, trig_detail::DC_TBL(kAsinD), outer, head);
   const double s = head + tail, sx = detail::sel(x < 0, -s, s);
   const double pi_hi = 2.0 * trig_detail::kPio2Hi, pi_lo = 2.0 * trig_detail::kPio2Lo;
   const double pi_minus = (pi_hi - 2.0 * head) + (pi_lo - 2.0 * tail), twice = 2.0 * s;
@@ -324,7 +324,7 @@ DC_VM_INLINE double acos(double x) {
 DC_VM_INLINE float sinpi(float x) {
   const uint32_t bits = detail::fbits(x);
   const double a = std::fabs(static_cast<double>(x));
-  double v = trig_detail::sincospi_abs<false>(a, false, trig_detail::kSinPiF, trig_detail::kCosPiF);
+  double v = trig_detail::sincospi_abs<false>(a, false, trig_detail::DC_TBL(kSinPiF), trig_detail::DC_TBL(kCosPiF));
   v = trig_detail::flip(v, static_cast<uint64_t>(bits >> 31) << 63);
   const float out = static_cast<float>(v), nan = x - x;
   return detail::sel((bits & 0x7f800000u) == 0x7f800000u, nan, out);
@@ -333,7 +333,7 @@ DC_VM_INLINE float cospi(float x) {
   const uint32_t bits = detail::fbits(x);
   const double a = std::fabs(static_cast<double>(x));
   const double v =
-      trig_detail::sincospi_abs<true>(a, false, trig_detail::kSinPiF, trig_detail::kCosPiF);
+      trig_detail::sincospi_abs<true>(a, false, trig_detail::DC_TBL(kSinPiF), trig_detail::DC_TBL(kCosPiF));
   const float out = static_cast<float>(v), nan = x - x;
   return detail::sel((bits & 0x7f800000u) == 0x7f800000u, nan, out);
 }
@@ -341,7 +341,7 @@ DC_VM_INLINE double sinpi(double x) {
   const uint64_t bits = detail::dbits(x);
   const double a = std::fabs(x);
   const bool odd = ((bits >> 52) & 0x7ff) == 1075 && (bits & 1);  // 2^52 <= a < 2^53
-  double v = trig_detail::sincospi_abs<false>(a, odd, trig_detail::kSinPiD, trig_detail::kCosPiD);
+  double v = trig_detail::sincospi_abs<false>(a, odd, trig_detail::DC_TBL(kSinPiD), trig_detail::DC_TBL(kCosPiD));
   v = trig_detail::flip(v, bits & (uint64_t(1) << 63));
   const double nan = x - x;
   return detail::sel((bits & 0x7ff0000000000000u) == 0x7ff0000000000000u, nan, v);
@@ -351,7 +351,7 @@ DC_VM_INLINE double cospi(double x) {
   const double a = std::fabs(x);
   const bool odd = ((bits >> 52) & 0x7ff) == 1075 && (bits & 1);
   const double v =
-      trig_detail::sincospi_abs<true>(a, odd, trig_detail::kSinPiD, trig_detail::kCosPiD);
+      trig_detail::sincospi_abs<true>(a, odd, trig_detail::DC_TBL(kSinPiD), trig_detail::DC_TBL(kCosPiD));
   const double nan = x - x;
   return detail::sel((bits & 0x7ff0000000000000u) == 0x7ff0000000000000u, nan, v);
 }

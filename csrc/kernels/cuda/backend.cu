@@ -1,0 +1,40 @@
+// What the CUDA kernels share (kernels/cuda/kernels.h), and the table that lists them.
+#include <mutex>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cuda/kernels.h"
+
+namespace dc::cuda_kernels {
+
+cudaStream_t stream() { return nullptr; }
+
+int64_t max_blocks(Device d) {
+  static std::mutex mu;
+  static std::vector<int64_t> per_device;
+  std::lock_guard<std::mutex> lock(mu);
+  const int i = d.index < 0 ? 0 : d.index;
+  if (static_cast<int>(per_device.size()) <= i) per_device.resize(i + 1, 0);
+  if (per_device[i] == 0) {
+    int sms = 0;
+    if (cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, i) != cudaSuccess) {
+      cudaGetLastError();
+      sms = 1;
+    }
+    per_device[i] = int64_t(sms) * 32;
+  }
+  return per_device[i];
+}
+
+void check_launch(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  DC_CHECK(err == cudaSuccess, RuntimeError, "[cuda] the ", what, " kernel failed to launch: ",
+           cudaGetErrorString(err));
+}
+
+void fill_kernels(dispatch::KernelTable& t) {
+  fill_elementwise(t);
+  fill_reduce(t);
+}
+
+}  // namespace dc::cuda_kernels

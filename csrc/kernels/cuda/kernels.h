@@ -1,0 +1,22 @@
+#pragma once
+// The CUDA backend's kernels (csrc/kernels/cuda/*.cu) and what they share: the stream they are
+// queued on, the grid cap, launch checking. fill_kernels puts them in the cuda kernel table
+// (dispatch/kernels.h); cuda::register_backend calls it when the module loads.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/device.h"
+#include "dispatch/kernels.h"
+
+namespace dc::cuda_kernels {
+
+cudaStream_t stream();               // where kernels are queued: the default stream for now
+int64_t max_blocks(Device d);        // the grid cap of grid-stride loops: 32 blocks per SM
+void check_launch(const char* what); // RuntimeError naming the kernel if the launch failed
+
+void fill_elementwise(dispatch::KernelTable& t);  // elementwise.cu
+void fill_reduce(dispatch::KernelTable& t);       // reduce.cu
+void fill_kernels(dispatch::KernelTable& t);      // all of them (backend.cu)
+
+}  // namespace dc::cuda_kernels
