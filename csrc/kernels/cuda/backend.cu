@@ -35,6 +35,7 @@ void check_launch(const char* what) {
 void fill_kernels(dispatch::KernelTable& t) {
   fill_elementwise(t);
   fill_reduce(t);
+  fill_gemm(t);
 }
 
 }  // namespace dc::cuda_kernels
