@@ -1,8 +1,10 @@
 """deepcore.onnx.load: ONNX graphs run on deepcore's ops.
 
 Models exported by PyTorch's exporter are compared with PyTorch (outputs and parameter
-gradients); hand-built graphs, one per operator form, are compared with onnxruntime; errors
-must name the node, the op, the opset or the file.
+gradients); hand-built graphs, one per operator form, are compared with onnxruntime; models
+exported by deepcore come back bit-exact, their calls of deepcore's own functions run on its
+kernels and every other model-local function is inlined; errors must name the node, the op,
+the opset or the file.
 """
 from __future__ import annotations
 
@@ -275,7 +277,9 @@ def test_models_from_torch_dynamo_exporter():
 
 
 def test_graphs_written_by_deepcore_export_load_back():
-    """deepcore.onnx.export -> deepcore.onnx.load reproduces the model, at new sizes too."""
+    """deepcore.onnx.export -> deepcore.onnx.load reproduces the model bit for bit, at new
+    sizes too (GPT's attention and GELU are calls of deepcore's functions, run on its
+    kernels), and so are GPT's parameter gradients."""
     from deepcore import models
     from deepcore.models.gpt import GPT, GPTConfig
     dc.manual_seed(0)
@@ -292,7 +296,13 @@ def test_graphs_written_by_deepcore_export_load_back():
         for x in [args[0]] + more:
             with dc.no_grad():
                 ref = model(x)  # GPT returns (logits, loss=None); the graph holds the logits
-                _close(net(x), (ref[0] if isinstance(ref, tuple) else ref).numpy())
+                _close(net(x), (ref[0] if isinstance(ref, tuple) else ref).numpy(), 0, 0)
+    x = dc.randint(0, 50, (2, 9))
+    gpt(x)[0].square().sum().backward()
+    net(x).square().sum().backward()
+    params = dict(net.named_parameters())
+    for name, p in gpt.named_parameters():
+        _close(params[name].grad, p.grad.numpy(), 0, 0, msg=f"grad of {name}")
 
 
 # ---- hand-built graphs against onnxruntime -----------------------------------------------------
@@ -416,6 +426,10 @@ _CASES = {
     "selu-custom": _unary("Selu", alpha=1.5, gamma=0.9),
     "thresholded-relu": _unary("ThresholdedRelu", alpha=0.4),
     "hard-sigmoid": _unary("HardSigmoid", alpha=0.3, beta=0.4),
+    "hard-sigmoid-sixth": _unary("HardSigmoid", _f(20) * 4, alpha=1.0 / 6.0),
+    "shrink-hard": _unary("Shrink", lambd=0.7),
+    "shrink-soft": _unary("Shrink", lambd=0.6, bias=0.6),
+    "shrink-bias": _unary("Shrink", lambd=0.5, bias=0.2),
     "hard-swish": _unary("HardSwish", _f(20) * 3),
     "softplus": _unary("Softplus"),
     "softsign": _unary("Softsign"),
@@ -447,6 +461,7 @@ _CASES = {
     "softmax-axis1": _unary("Softmax", _f(2, 3, 4), axis=1),
     "log-softmax": _unary("LogSoftmax", _f(2, 3, 4)),
     "reduce-mean-attr": _unary("ReduceMean", _f(2, 3, 4), opset=13, axes=[0, -1]),
+    "reduce-mean-all-attr-17": _unary("ReduceMean", _f(2, 3, 4), opset=17, keepdims=0),
     "reduce-mean-input": _with_const("ReduceMean", _f(2, 3, 4), [_i(1)], keepdims=0),
     "reduce-sum-13-input": _with_const("ReduceSum", _f(2, 3, 4), [_i(-1, 0)], opset=13),
     "reduce-sum-all": _unary("ReduceSum", _f(2, 3, 4), keepdims=0),
@@ -514,6 +529,8 @@ _CASES = {
                   "b": _i(-3).reshape(()), "c": _i(-3).reshape(())}, ["y"], None, 18),
     "trilu-upper-k": _with_const("Trilu", _f(4, 5), [np.array(1, np.int64)]),
     "trilu-lower": _unary("Trilu", _f(2, 4, 5), upper=0),
+    "eyelike-k": _unary("EyeLike", _f(3, 5), k=1),
+    "eyelike-dtype": _unary("EyeLike", _f(4, 2), k=-1, dtype=I64),
     "nonzero": _unary("NonZero", np.array([[1, 0, 2], [0, 3, 0]], np.float32)),
     "onehot": ([_node("OneHot", ["i", "d", "v"], axis=0)], {"i": _i(0, 2, -1)}, ["y"],
                {"d": np.array(4, np.int64), "v": np.array([-1.0, 5.0], np.float32)}, 18),
@@ -564,6 +581,7 @@ _CASES = {
     "global-pools": ([_node("GlobalAveragePool", ["x"], ["a"]),
                       _node("GlobalMaxPool", ["x"], ["b"]), _node("Sub", ["a", "b"])],
                      {"x": _f(2, 3, 4, 5)}, ["y"], None, 18),
+    "global-average-pool-1d": _unary("GlobalAveragePool", _f(2, 3, 7)),
     "resize-nearest-asymmetric-floor": (
         [_node("Resize", ["x", "", "s"], coordinate_transformation_mode="asymmetric",
                nearest_mode="floor")],
@@ -684,6 +702,114 @@ def test_dropout_training_mode_drops_and_scales():
     np.testing.assert_array_equal(y[mask], np.float32(1 / 0.75))
     np.testing.assert_array_equal(y[~mask], 0.0)
     assert 0.15 < 1.0 - mask.mean() < 0.35  # 4096 draws at p=0.25: 10 sigma either side
+
+
+# ---- model-local functions --------------------------------------------------------------------
+
+def _silu_function(domain="ai.deepcore", name="Silu"):
+    """A model-local function with deepcore's Silu body: x * sigmoid(x)."""
+    return helper.make_function(
+        domain, name, ["X"], ["Y"],
+        [helper.make_node("Sigmoid", ["X"], ["S"]), helper.make_node("Mul", ["X", "S"], ["Y"])],
+        [helper.make_opsetid("", 18)])
+
+
+def _with_function(fn, version=1, define=True):
+    x = _f(3, 40) * 4
+    node = helper.make_node(fn.name, ["x"], ["y"], name="call", domain=fn.domain)
+    model = _model([node], {"x": x}, ["y"])
+    model.opset_import.append(helper.make_opsetid(fn.domain, version))
+    if define:
+        model.functions.append(fn)
+    return model, x
+
+
+def test_deepcore_function_calls_run_the_kernel():
+    """Note [deepcore functions in ONNX]: ai.deepcore::Silu runs deepcore's silu (to the bit),
+    where onnxruntime runs the body."""
+    import deepcore.nn.functional as F
+    model, x = _with_function(_silu_function())
+    net = _run_both(model, {"x": x})
+    assert [op for _, op in net._step_nodes] == ["Silu"]
+    with dc.no_grad():
+        _close(net(x), F.silu(dc.from_numpy(x)).numpy(), 0, 0)
+
+
+@pytest.mark.parametrize("domain, name, version", [
+    ("custom.functions", "Silu", 1),  # another producer's function
+    ("ai.deepcore", "Silu", 2),       # a version of deepcore's functions this loader lacks
+    ("ai.deepcore", "Swish", 1),      # a name it does not know
+])
+def test_other_functions_are_inlined(domain, name, version):
+    model, x = _with_function(_silu_function(domain, name), version)
+    net = _run_both(model, {"x": x})
+    assert [op for _, op in net._step_nodes] == ["Sigmoid", "Mul"]
+
+
+def test_deepcore_function_call_without_its_definition_is_refused():
+    model, _ = _with_function(_silu_function(), define=False)
+    with pytest.raises(NotImplementedError,
+                       match=r"node 'call' \(op 'Silu', domain 'ai.deepcore', opset 1\) is not "
+                             r"supported: domain 'ai.deepcore'.*functions .* model defines"):
+        load(model)
+
+
+def test_deepcore_function_call_without_an_attribute_is_refused():
+    fn = helper.make_function("ai.deepcore", "Var", ["X"], ["Y"],
+                              [helper.make_node("Identity", ["X"], ["Y"])],
+                              [helper.make_opsetid("", 18)],
+                              attributes=["axes", "correction", "keepdims"])
+    x = _f(3, 4)
+    node = helper.make_node("Var", ["x"], ["y"], name="var", domain="ai.deepcore", axes=[1],
+                            keepdims=0)
+    model = _model([node], {"x": x}, ["y"])
+    model.opset_import.append(helper.make_opsetid("ai.deepcore", 1))
+    model.functions.append(fn)
+    with pytest.raises(ValueError, match=r"node 'var' \(op 'Var', domain 'ai.deepcore', opset 1\) "
+                                         r"is invalid: attribute 'correction' is required"):
+        load(model)
+
+
+@pytest.mark.parametrize("opset", [17, 20])
+def test_bodies_of_deepcore_functions_compute_the_ops(opset):
+    """Inlined instead of run on the kernels (the functions' version bumped past what the
+    loader knows), the bodies deepcore writes give the model's results within float32
+    rounding: what another runtime computes."""
+    import deepcore.nn as nn
+    import deepcore.nn.functional as F
+
+    class Ops(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gn, self.rms = nn.GroupNorm(2, 4), nn.RMSNorm(5)
+            self.bn = nn.BatchNorm1d(4, track_running_stats=False)
+
+        def forward(self, x, mask):  # x (2, 4, 5)
+            q = x.unsqueeze(1)
+            return (F.gelu(x), F.gelu(x, approximate="tanh"), F.silu(x), F.mish(x),
+                    F.logsigmoid(x), F.tanhshrink(x), x.expm1(), (x.abs() + 0.1).log1p(),
+                    (x.abs() + 0.1).log2(), (x.abs() + 0.1).log10(), x.exp2(), x.erfc(),
+                    x % 0.7, x.var(1), x.std((0, 2), keepdim=True), self.gn(x), self.rms(x),
+                    self.bn(x), F.scaled_dot_product_attention(q, q, q),
+                    F.scaled_dot_product_attention(q, q, q, is_causal=True),
+                    F.scaled_dot_product_attention(q, q, q, attn_mask=mask > 0),
+                    F.scaled_dot_product_attention(q, q, q, attn_mask=mask, scale=0.3))
+
+    dc.manual_seed(0)
+    model = Ops().eval()
+    args = (dc.randn(2, 4, 5), dc.randn(4, 4))
+    f = io.BytesIO()
+    proto = dc.onnx.export(model, args, f, opset_version=opset)
+    # opset 20 has Gelu and Mish, 21 GroupNormalization with per-channel weights
+    assert len(proto.functions) == {17: 22, 20: 19}[opset]
+    for o in proto.opset_import:
+        if o.domain == "ai.deepcore":
+            o.version = 2
+    net = load(proto)
+    assert not {op for _, op in net._step_nodes} & {fn.name for fn in proto.functions}
+    with dc.no_grad():
+        for i, (got, ref) in enumerate(zip(net(*args), model(*args))):
+            _close(got, ref.numpy(), msg=f"output {i}")
 
 
 # ---- the plan: folding, state, inputs ---------------------------------------------------------

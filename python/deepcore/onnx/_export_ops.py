@@ -4,17 +4,19 @@ the nodes for the current node of the Builder ``b``, reading its arguments with 
 writing its results to ``b.out(j)``. An op missing here raises UnsupportedOperatorError naming
 it and the module that called it. The rows follow opsets 17..21: where an opset added an op
 (Mish 18, Gelu 20) or moved attributes to inputs (Reduce* axes 18), both forms are here.
+The ops whose standard expansion would not load back bit-exact are calls of the functions in
+FUNCTIONS (Note [deepcore functions in ONNX] in _exporter.py).
 
 In-place ops (``relu_``, ``add_``, ...) share their functional form: the exporter has checked
 that no other view sees the write (Note [ONNX export], 3)."""
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ._exporter import DTYPES, INT64_MAX, Builder, Size
+from ._exporter import DTYPES, INT64_MAX, AttrRef, Builder, FunctionBody, FunctionDef, Size
 
 OPS: Dict[str, Callable[[Builder], None]] = {}
 
@@ -40,6 +42,204 @@ def _floating(dtype: Optional[str]) -> bool:
 
 def _i64(values) -> np.ndarray:
     return np.asarray(values, dtype=np.int64)
+
+
+# ---- deepcore functions (Note [deepcore functions in ONNX]) ----------------------------------
+# Each body writes the standard-op expansion with ``f`` a FunctionBody: ``f.const(v)`` (floats in
+# the first input's type), ``f.attr(name, kind)`` (a function attribute as a tensor) and
+# AttrRef for attributes passed on to a node.
+
+FUNCTIONS: Dict[str, FunctionDef] = {}
+
+
+def function(name: str, inputs: Sequence[str] = ("X",), attrs: Sequence[str] = (),
+             doc: str = ""):
+    """Registers ``body(f, *inputs)`` as the deepcore function `name`; `doc` (else the body's
+    docstring) becomes the FunctionProto's doc_string."""
+    def register(body):
+        text = " ".join((doc or body.__doc__ or "").split())
+        FUNCTIONS[name] = FunctionDef(name, tuple(inputs), tuple(attrs), body, text)
+        return body
+    return register
+
+
+Axes = Union[List[int], AttrRef]
+
+
+def _f_reduce(f: FunctionBody, op_type: str, x: str, axes: Axes,
+              keepdims: Union[int, AttrRef]) -> str:
+    """Reduce* over `axes` (a list, or an AttrRef of kind INTS) in a body: an input from opset
+    18 (13 for ReduceSum), an attribute before."""
+    if op_type == "ReduceSum" or f.opset >= 18:
+        t = f.attr(axes.name, "INTS") if isinstance(axes, AttrRef) else f.const(_i64(axes))
+        return f.emit(op_type, [x, t], keepdims=keepdims)
+    return f.emit(op_type, [x], axes=axes, keepdims=keepdims)
+
+
+def _f_standardize(f: FunctionBody, x: str, axes: Axes) -> str:
+    """(x - mean) / sqrt(var + epsilon) over `axes`, the biased variance; epsilon is the
+    function's attribute."""
+    centred = f.emit("Sub", [x, _f_reduce(f, "ReduceMean", x, axes, 1)])
+    var = _f_reduce(f, "ReduceMean", f.emit("Mul", [centred, centred]), axes, 1)
+    eps = f.attr("epsilon", "FLOAT")
+    return f.emit("Div", [centred, f.emit("Sqrt", [f.emit("Add", [var, eps])])])
+
+
+def _f_per_channel(f: FunctionBody, x: str, normalize: Callable[[str], str], scale: str,
+                   bias: str) -> str:
+    """normalize() of x seen as (N, C, rest), then scale and bias per channel C, in x's
+    shape: a body that serves any rank."""
+    shape = f.emit("Shape", [x])
+    flat = f.emit("Reshape", [x, f.emit("Concat", [f.emit("Shape", [x], end=2),
+                                                   f.const(_i64([-1]))], axis=0)])
+    one = f.const(_i64([1]))
+    y = f.emit("Mul", [normalize(flat), f.emit("Unsqueeze", [scale, one])])
+    return f.emit("Reshape", [f.emit("Add", [y, f.emit("Unsqueeze", [bias, one])]), shape])
+
+
+# deepcore op -> (function, body of x): unary ops that ONNX lacks (Mish: before opset 18).
+_UNARY_FUNCTIONS = {
+    "silu": ("Silu", lambda f, x: f.emit("Mul", [x, f.emit("Sigmoid", [x])])),
+    "logsigmoid": ("LogSigmoid",
+                   lambda f, x: f.emit("Neg", [f.emit("Softplus", [f.emit("Neg", [x])])])),
+    "tanhshrink": ("Tanhshrink", lambda f, x: f.emit("Sub", [x, f.emit("Tanh", [x])])),
+    "expm1": ("Expm1", lambda f, x: f.emit("Sub", [f.emit("Exp", [x]), f.const(1.0)])),
+    "log1p": ("Log1p", lambda f, x: f.emit("Log", [f.emit("Add", [x, f.const(1.0)])])),
+    "log2": ("Log2", lambda f, x: f.emit("Div", [f.emit("Log", [x]), f.const(math.log(2.0))])),
+    "log10": ("Log10",
+              lambda f, x: f.emit("Div", [f.emit("Log", [x]), f.const(math.log(10.0))])),
+    "exp2": ("Exp2", lambda f, x: f.emit("Pow", [f.const(2.0), x])),
+    "erfc": ("Erfc", lambda f, x: f.emit("Sub", [f.const(1.0), f.emit("Erf", [x])])),
+    "mish": ("Mish",
+             lambda f, x: f.emit("Mul", [x, f.emit("Tanh", [f.emit("Softplus", [x])])])),
+}
+for _op, (_fname, _body) in _UNARY_FUNCTIONS.items():
+    function(_fname, doc=f"deepcore's {_op}, elementwise")(_body)
+
+
+@function("Gelu")
+def _gelu_erf_body(f: FunctionBody, x: str) -> str:
+    """0.5 x (1 + erf(x / sqrt(2))): ONNX Gelu (approximate='none') before opset 20."""
+    t = f.emit("Erf", [f.emit("Mul", [x, f.const(1.0 / math.sqrt(2.0))])])
+    return f.emit("Mul", [f.emit("Mul", [x, f.const(0.5)]), f.emit("Add", [t, f.const(1.0)])])
+
+
+@function("GeluTanh")
+def _gelu_tanh_body(f: FunctionBody, x: str) -> str:
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): ONNX Gelu (approximate='tanh')."""
+    cube = f.emit("Mul", [f.emit("Mul", [x, x]), x])
+    inner = f.emit("Add", [x, f.emit("Mul", [cube, f.const(0.044715)])])
+    t = f.emit("Tanh", [f.emit("Mul", [inner, f.const(math.sqrt(2.0 / math.pi))])])
+    return f.emit("Mul", [f.emit("Mul", [x, f.const(0.5)]), f.emit("Add", [t, f.const(1.0)])])
+
+
+@function("Remainder", inputs=("A", "B"))
+def _remainder_body(f: FunctionBody, a: str, b: str) -> str:
+    """a - floor(a / b) * b, the sign of the divisor (float remainder; ONNX Mod's fmod=0 is
+    for integers only)."""
+    return f.emit("Sub", [a, f.emit("Mul", [f.emit("Floor", [f.emit("Div", [a, b])]), b])])
+
+
+def _variance_body(std: bool):
+    def body(f: FunctionBody, x: str) -> str:
+        """Variance (std: its square root) over `axes` with Bessel's `correction`: deepcore's
+        var / std."""
+        axes = AttrRef("axes", "INTS")
+        centred = f.emit("Sub", [x, _f_reduce(f, "ReduceMean", x, axes, 1)])
+        var = _f_reduce(f, "ReduceMean", f.emit("Mul", [centred, centred]), axes,
+                        AttrRef("keepdims", "INT"))
+        sizes = f.emit("Gather", [f.emit("Shape", [x]), f.attr("axes", "INTS")], axis=0)
+        n = f.emit("CastLike", [_f_reduce(f, "ReduceProd", sizes, [0], 0), x])
+        dof = f.emit("Max", [f.emit("Sub", [n, f.attr("correction", "FLOAT")]), f.const(0.0)])
+        var = f.emit("Mul", [var, f.emit("Div", [n, dof])])
+        return f.emit("Sqrt", [var]) if std else var
+    return body
+
+
+function("Var", attrs=("axes", "correction", "keepdims"))(_variance_body(False))
+function("Std", attrs=("axes", "correction", "keepdims"))(_variance_body(True))
+
+
+@function("RmsNorm", inputs=("X", "scale"), attrs=("axes", "epsilon"))
+def _rms_norm_body(f: FunctionBody, x: str, scale: str) -> str:
+    """x / sqrt(mean(x^2) + epsilon) * scale over the trailing `axes`."""
+    ms = _f_reduce(f, "ReduceMean", f.emit("Mul", [x, x]), AttrRef("axes", "INTS"), 1)
+    eps = f.attr("epsilon", "FLOAT")
+    y = f.emit("Div", [x, f.emit("Sqrt", [f.emit("Add", [ms, eps])])])
+    return f.emit("Mul", [y, scale])
+
+
+@function("GroupNorm", inputs=("X", "scale", "B"), attrs=("num_groups", "epsilon"))
+def _group_norm_body(f: FunctionBody, x: str, scale: str, bias: str) -> str:
+    """Statistics per (sample, group of channels), scale and bias per channel: ONNX
+    GroupNormalization of opset 21 (18 to 20 take them per group)."""
+    def normalize(flat: str) -> str:
+        groups = f.emit("Unsqueeze", [f.attr("num_groups", "INT"), f.const(_i64([0]))])
+        shape = f.emit("Concat", [f.const(_i64([0])), groups, f.const(_i64([-1]))], axis=0)
+        grouped = _f_standardize(f, f.emit("Reshape", [flat, shape]), [2])
+        return f.emit("Reshape", [grouped, f.emit("Shape", [flat])])
+    return _f_per_channel(f, x, normalize, scale, bias)
+
+
+@function("BatchNormBatchStats", inputs=("X", "scale", "B"), attrs=("epsilon",))
+def _batch_stats_body(f: FunctionBody, x: str, scale: str, bias: str) -> str:
+    """Batch normalisation with the batch's own statistics (a BatchNorm without running
+    statistics, as in training), scale and bias per channel (axis 1)."""
+    return _f_per_channel(f, x, lambda flat: _f_standardize(f, flat, [0, 2]), scale, bias)
+
+
+def _attention_body(causal: bool, mask: Optional[str]):
+    # `rank`: 4 in a function body, (B, H, L, E); the expansion in the graph passes its own
+    def body(f, q: str, k: str, v: str, m: str = "", rank: int = 4) -> str:
+        """softmax(Q K^T * scale [+ mask]) V on (B, H, L, E), torch's
+        scaled_dot_product_attention; is_causal keeps the lower triangle aligned at the top
+        left; a boolean mask keeps True, an additive one is added; a query row that sees no
+        key gives zeros."""
+        k_t = f.emit("Transpose", [k], perm=list(range(rank - 2)) + [rank - 1, rank - 2])
+        scores = f.emit("Mul", [f.emit("MatMul", [q, k_t]), f.attr("scale", "FLOAT")])
+        if causal:
+            true = f.helper.make_tensor("one", f.TensorProto.BOOL, [1], [True])
+            ones = f.emit("ConstantOfShape", [f.emit("Shape", [scores], start=-2)], value=true)
+            scores = f.emit("Where", [f.emit("Trilu", [ones], upper=0), scores,
+                                      f.const(-math.inf)])
+        if mask == "bool":
+            scores = f.emit("Where", [m, scores, f.const(-math.inf)])
+        elif mask == "additive":
+            scores = f.emit("Add", [scores, m])
+        probs = f.emit("Softmax", [scores], axis=-1)
+        if mask:  # a query that sees no key: the kernel gives 0, Softmax NaN
+            probs = f.emit("Where", [f.emit("IsNaN", [probs]), f.const(0.0), probs])
+        return f.emit("MatMul", [probs, v])
+    return body
+
+
+# (is_causal, mask kind) -> the attention function
+_ATTENTION = {(False, None): "ScaledDotProductAttention",
+              (True, None): "ScaledDotProductAttentionCausal",
+              (False, "bool"): "ScaledDotProductAttentionBoolMask",
+              (False, "additive"): "ScaledDotProductAttentionAdditiveMask"}
+for (_causal, _mask), _fname in _ATTENTION.items():
+    function(_fname, ("Q", "K", "V") + (("mask",) if _mask else ()), ("scale",))(
+        _attention_body(_causal, _mask))
+
+
+class _Inline:
+    """A FunctionBody's interface over the Builder, for a function body expanded in the graph
+    itself: its attributes are the given values."""
+
+    def __init__(self, b: Builder, like_dtype: str, attrs: Dict[str, object]) -> None:
+        self.b, self.dtype, self.attrs = b, like_dtype, attrs
+        self.helper, self.TensorProto, self.opset = b.helper, b.TensorProto, b.opset
+
+    def emit(self, op_type: str, inputs: Sequence[str], outputs: int = 1, **attrs: object):
+        return self.b.emit(op_type, inputs, outputs, **attrs)
+
+    def const(self, value: object) -> str:
+        arr = np.asarray(value)
+        return self.b.const(arr, self.dtype if arr.dtype.kind == "f" else None)
+
+    def attr(self, name: str, kind: str) -> str:
+        return self.const(self.attrs[name])
 
 
 # ---- elementwise -----------------------------------------------------------------------------
@@ -81,13 +281,7 @@ def _gelu(b: Builder, x: str) -> str:
     approximate = b.raw(1) if len(b.args) > 1 else "none"
     if b.opset >= 20:
         return b.emit("Gelu", [x], approximate=approximate)
-    if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        cube = b.emit("Mul", [b.emit("Mul", [x, x]), x])
-        inner = b.emit("Add", [x, b.emit("Mul", [cube, _c(b, 0.044715)])])
-        t = b.emit("Tanh", [b.emit("Mul", [inner, _c(b, math.sqrt(2.0 / math.pi))])])
-    else:  # 0.5 x (1 + erf(x / sqrt(2)))
-        t = b.emit("Erf", [b.emit("Mul", [x, _c(b, 1.0 / math.sqrt(2.0))])])
-    return b.emit("Mul", [b.emit("Mul", [x, _c(b, 0.5)]), b.emit("Add", [t, _c(b, 1.0)])])
+    return b.call(FUNCTIONS["GeluTanh" if approximate == "tanh" else "Gelu"], [x])
 
 
 def _softplus(b: Builder, x: str) -> str:
@@ -101,9 +295,7 @@ def _softplus(b: Builder, x: str) -> str:
 
 
 def _mish(b: Builder, x: str) -> str:
-    if b.opset >= 18:
-        return b.emit("Mish", [x])
-    return b.emit("Mul", [x, b.emit("Tanh", [b.emit("Softplus", [x])])])
+    return b.emit("Mish", [x]) if b.opset >= 18 else b.call(FUNCTIONS["Mish"], [x])
 
 
 def _threshold(b: Builder, x: str) -> str:
@@ -121,17 +313,8 @@ def _shrink(soft: bool):
 _COMPOSITE = {
     "rsqrt": lambda b, x: b.emit("Reciprocal", [b.emit("Sqrt", [x])]),
     "square": lambda b, x: b.emit("Mul", [x, x]),
-    "silu": lambda b, x: b.emit("Mul", [x, b.emit("Sigmoid", [x])]),
-    "expm1": lambda b, x: b.emit("Sub", [b.emit("Exp", [x]), _c(b, 1.0)]),
-    "log1p": lambda b, x: b.emit("Log", [b.emit("Add", [x, _c(b, 1.0)])]),
-    "log2": lambda b, x: b.emit("Div", [b.emit("Log", [x]), _c(b, math.log(2.0))]),
-    "log10": lambda b, x: b.emit("Div", [b.emit("Log", [x]), _c(b, math.log(10.0))]),
-    "exp2": lambda b, x: b.emit("Pow", [_c(b, 2.0), x]),
-    "erfc": lambda b, x: b.emit("Sub", [_c(b, 1.0), b.emit("Erf", [x])]),
-    "tanhshrink": lambda b, x: b.emit("Sub", [x, b.emit("Tanh", [x])]),
     "relu6": lambda b, x: b.emit("Clip", [x, _c(b, 0.0), _c(b, 6.0)]),
     "hardsigmoid": lambda b, x: b.emit("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5),
-    "logsigmoid": lambda b, x: b.emit("Neg", [b.emit("Softplus", [b.emit("Neg", [x])])]),
     "leaky_relu": lambda b, x: b.emit("LeakyRelu", [x], alpha=float(b.arg(1))),
     "elu": lambda b, x: b.emit("Elu", [x], alpha=float(b.arg(1))),
     "celu": lambda b, x: b.emit("Celu", [x], alpha=float(b.arg(1))),
@@ -142,6 +325,10 @@ _COMPOSITE = {
 }
 for _name, _fn in _COMPOSITE.items():
     OPS[_name] = OPS[_name + "_"] = _composite(_fn)
+for _name, (_fname, _) in _UNARY_FUNCTIONS.items():
+    if _name != "mish":  # mish is a standard op from opset 18 (_mish)
+        OPS[_name] = OPS[_name + "_"] = _composite(
+            lambda b, x, fn=FUNCTIONS[_fname]: b.call(fn, [x]))
 
 
 @op("clamp", "clamp_")
@@ -203,7 +390,7 @@ def _div(b: Builder) -> None:
         if not _floating(dt):
             b.emit("Mod", [x, y], [b.out()])  # fmod=0: the sign of the divisor, as Python's %
             return
-        b.emit("Sub", [x, b.emit("Mul", [_floor_div(b, x, y, dt), y])], [b.out()])
+        b.call(FUNCTIONS["Remainder"], [x, y], [b.out()])
     elif mode == "floor":
         b.set(0, _floor_div(b, x, y, dt))
     elif mode == "trunc" and _floating(dt):
@@ -405,9 +592,15 @@ def _pad(b: Builder) -> None:
 
 # ---- normalisation ---------------------------------------------------------------------------
 
-def _param_or(b: Builder, k: int, fill: float, n: int, dt: str) -> str:
-    """Tensor argument k, or `fill` repeated n times when it is None."""
-    return b.x(k, dt) if b.raw(k) is not None else b.const(np.full(n, fill), dt)
+def _param_or(b: Builder, k: int, fill: float, dt: str) -> str:
+    """Tensor argument k, or `fill` once per channel (axis 1) when it is None."""
+    if b.raw(k) is not None:
+        return b.x(k, dt)
+    channels = b.shape(0)[1] if b.rank(0) > 1 else 1
+    if not isinstance(channels, int):
+        raise b.fail("normalises a channel dimension that changes with the dynamic axes "
+                     "without weights")
+    return b.const(np.full(channels, fill), dt)
 
 
 def _reduce(b: Builder, op_type: str, x: str, axes: Optional[List[int]], keepdims: bool,
@@ -422,56 +615,39 @@ def _reduce(b: Builder, op_type: str, x: str, axes: Optional[List[int]], keepdim
     return b.emit(op_type, [x], outs, axes=axes, keepdims=int(keepdims))
 
 
-def _norm_with_stats(b: Builder, x: str, axes: List[int], eps: float) -> str:
-    """(x - mean) / sqrt(var + eps) over `axes`, the biased variance."""
-    centred = b.emit("Sub", [x, _reduce(b, "ReduceMean", x, axes, True)])
-    var = _reduce(b, "ReduceMean", b.emit("Mul", [centred, centred]), axes, True)
-    return b.emit("Div", [centred, b.emit("Sqrt", [b.emit("Add", [var, _c(b, eps)])])])
-
-
-def _channel_affine(b: Builder, y: str, wk: int, bk: int, rank: int, dt: str) -> str:
-    """y * weight + bias with (C,) parameters broadcast over (N, C, ...)."""
-    shape = b.const(_i64([-1] + [1] * (rank - 2)))
-    if b.raw(wk) is not None:
-        y = b.emit("Mul", [y, b.emit("Reshape", [b.x(wk, dt), shape])])
-    if b.raw(bk) is not None:
-        y = b.emit("Add", [y, b.emit("Reshape", [b.x(bk, dt), shape])])
-    return y
-
-
 @op("_batch_norm")
 def _batch_norm(b: Builder) -> None:
-    dt, rank = b.out_dtype(), b.rank(0)
-    channels = b.shape(0)[1] if rank > 1 else 1
+    dt = b.out_dtype()
+    scale, bias = _param_or(b, 3, 1.0, dt), _param_or(b, 4, 0.0, dt)
+    eps = float(b.arg(7))
     if b.raw(5) or b.raw(1) is None or b.raw(2) is None:  # batch statistics
-        y = _norm_with_stats(b, b.x(0, dt), [0] + list(range(2, rank)), float(b.arg(7)))
-        b.set(0, _channel_affine(b, y, 3, 4, rank, dt))
+        b.call(FUNCTIONS["BatchNormBatchStats"], [b.x(0, dt), scale, bias], [b.out()],
+               epsilon=eps)
         return
-    if not isinstance(channels, int):
-        raise b.fail("normalises a channel dimension that changes with the dynamic axes")
-    b.emit("BatchNormalization", [b.x(0, dt), _param_or(b, 3, 1.0, channels, dt),
-                                  _param_or(b, 4, 0.0, channels, dt), b.x(1, dt), b.x(2, dt)],
-           [b.out()], epsilon=float(b.arg(7)))
+    b.emit("BatchNormalization", [b.x(0, dt), scale, bias, b.x(1, dt), b.x(2, dt)],
+           [b.out()], epsilon=eps)
 
 
 @op("_instance_norm")
 def _instance_norm(b: Builder) -> None:
-    dt, rank = b.out_dtype(), b.rank(0)
+    dt = b.out_dtype()
     if not b.raw(5) and b.raw(1) is not None:
         raise b.fail("uses running statistics in an instance norm; export it with "
                      "use_input_stats (track_running_stats=False)")
-    y = _norm_with_stats(b, b.x(0, dt), list(range(2, rank)), float(b.arg(7)))
-    b.set(0, _channel_affine(b, y, 3, 4, rank, dt))
+    b.emit("InstanceNormalization", [b.x(0, dt), _param_or(b, 3, 1.0, dt),
+                                     _param_or(b, 4, 0.0, dt)], [b.out()],
+           epsilon=float(b.arg(7)))
 
 
 @op("_group_norm")
 def _group_norm(b: Builder) -> None:
-    dt, rank = b.out_dtype(), b.rank(0)
-    x = b.x(0, dt)
-    grouped = b.emit("Reshape", [x, b.const(_i64([0, b.int(1), -1]))])
-    y = _norm_with_stats(b, grouped, [2], float(b.arg(4)))
-    y = b.emit("Reshape", [y, b.emit("Shape", [x])])
-    b.set(0, _channel_affine(b, y, 2, 3, rank, dt))
+    dt = b.out_dtype()
+    inputs = [b.x(0, dt), _param_or(b, 2, 1.0, dt), _param_or(b, 3, 0.0, dt)]
+    attrs = {"num_groups": b.int(1), "epsilon": float(b.arg(4))}
+    if b.opset >= 21:  # per-channel scale and bias (18 to 20 take them per group)
+        b.emit("GroupNormalization", inputs, [b.out()], **attrs)
+    else:
+        b.call(FUNCTIONS["GroupNorm"], inputs, [b.out()], **attrs)
 
 
 @op("layer_norm")
@@ -490,11 +666,9 @@ def _rms_norm(b: Builder) -> None:
     eps = b.arg(3)
     eps = float(np.finfo(np.float32 if dt == "float32" else np.float64).eps) if eps is None \
         else float(eps)
-    x = b.x(0, dt)
-    axes = list(range(-n, 0))
-    ms = _reduce(b, "ReduceMean", b.emit("Mul", [x, x]), axes, True)
-    y = b.emit("Div", [x, b.emit("Sqrt", [b.emit("Add", [ms, _c(b, eps)])])])
-    b.set(0, b.emit("Mul", [y, b.x(2, dt)]) if b.raw(2) is not None else y)
+    scale = b.x(2, dt) if b.raw(2) is not None else b.const(np.ones(b.ints(1)), dt)
+    b.call(FUNCTIONS["RmsNorm"], [b.x(0, dt), scale], [b.out()], axes=list(range(-n, 0)),
+           epsilon=eps)
 
 
 # ---- reductions ------------------------------------------------------------------------------
@@ -548,23 +722,9 @@ def _arg_extreme(b: Builder) -> None:
 
 @op("_var", "_std")
 def _var(b: Builder) -> None:
-    dt = b.out_dtype()
-    x = b.x(0, dt)
     dims = _dims(b, 1) or list(range(b.rank(0)))
-    keep, correction = bool(b.raw(3)), float(b.arg(2))
-    centred = b.emit("Sub", [x, _reduce(b, "ReduceMean", x, dims, True)])
-    var = _reduce(b, "ReduceMean", b.emit("Mul", [centred, centred]), dims, keep)
-    if correction:
-        sizes = [b.shape(0)[d] for d in dims]
-        if all(isinstance(s, int) for s in sizes):
-            n = math.prod(sizes)
-            factor = _c(b, n / (n - correction) if n > correction else math.inf)
-        else:
-            n = b.emit("Cast", [_reduce(b, "ReduceProd", b.sizes_tensor(sizes), None, False)],
-                       to=b.onnx_type(dt))
-            factor = b.emit("Div", [n, b.emit("Sub", [n, _c(b, correction)])])
-        var = b.emit("Mul", [var, factor])
-    b.set(0, b.emit("Sqrt", [var]) if b.op == "_std" else var)
+    b.call(FUNCTIONS["Std" if b.op == "_std" else "Var"], [b.x(0, b.out_dtype())], [b.out()],
+           axes=dims, correction=float(b.arg(2)), keepdims=int(bool(b.raw(3))))
 
 
 @op("_norm")
@@ -600,30 +760,33 @@ def _softmax(b: Builder) -> None:
 
 @op("_sdpa_flash")
 def _sdpa(b: Builder) -> None:
-    """softmax(q k^T * scale [+ mask]) v, as the kernel computes it (causal: the lower
-    triangle aligned at the top left, as torch)."""
+    """A call of the attention function of its kind on (B, H, L, E); rank 2 and 3 are
+    unsqueezed to 4 around it, higher ranks are expanded in the graph (Note [deepcore functions
+    in ONNX]). The kernel refuses a mask together with is_causal."""
     if float(b.raw(7) if len(b.args) > 7 else 0.0) != 0.0:
         raise b.fail("applies attention dropout; export the model in eval mode")
     dt = b.out_dtype()
     if b.raw(6) and b.shape(0)[-3] != b.shape(1)[-3]:
         raise b.fail("uses grouped-query attention (enable_gqa), which is not exported")
-    rank = b.rank(1)
-    perm = list(range(rank - 2)) + [rank - 1, rank - 2]
-    k_t = b.emit("Transpose", [b.x(1, dt)], perm=perm)
-    scores = b.emit("Mul", [b.emit("MatMul", [b.x(0, dt), k_t]), _c(b, float(b.raw(5)))])
-    if b.raw(4):
-        ones = b.emit("ConstantOfShape", [b.emit("Shape", [scores], start=-2)],
-                      value=b.helper.make_tensor("one", b.TensorProto.BOOL, [1], [True]))
-        scores = b.emit("Where", [b.emit("Trilu", [ones], upper=0), scores, _c(b, -np.inf)])
-    if b.raw(3) is not None:
-        if b.dtype(3) == "bool":
-            scores = b.emit("Where", [b.x(3), scores, _c(b, -np.inf)])
-        else:
-            scores = b.emit("Add", [scores, b.x(3, dt)])
-    probs = b.emit("Softmax", [scores], axis=-1)
-    if b.raw(3) is not None:  # a query that sees no key: the kernel gives 0, Softmax NaN
-        probs = b.emit("Where", [b.emit("IsNaN", [probs]), _c(b, 0.0), probs])
-    b.emit("MatMul", [probs, b.x(2, dt)], [b.out()])
+    causal, has_mask = bool(b.raw(4)), b.raw(3) is not None
+    mask = None if not has_mask else "bool" if b.dtype(3) == "bool" else "additive"
+    inputs = [b.x(0, dt), b.x(1, dt), b.x(2, dt)]
+    if has_mask:
+        inputs.append(b.x(3) if mask == "bool" else b.x(3, dt))
+    ranks = [b.rank(k) for k in range(3)]
+    scale = float(b.raw(5))
+    if max(ranks) > 4:
+        body = _attention_body(causal, mask)
+        b.set(0, body(_Inline(b, dt, {"scale": scale}), *inputs, rank=max(ranks)))
+        return
+    for k, r in enumerate(ranks):
+        if r < 4:
+            inputs[k] = b.emit("Unsqueeze", [inputs[k], b.const(_i64(list(range(4 - r))))])
+    y = b.call(FUNCTIONS[_ATTENTION[(causal, mask)]], inputs, scale=scale)
+    out_rank = len(b.out_shape(0))
+    if out_rank < 4:
+        y = b.emit("Squeeze", [y, b.const(_i64(list(range(4 - out_rank))))])
+    b.set(0, y)
 
 
 # ---- shapes ----------------------------------------------------------------------------------

@@ -28,6 +28,38 @@ Note [ONNX export]
 4. Names. Parameters and buffers become initializers named by their state_dict keys (found by
    identity, else by the same storage, shape and strides); other constants are ``const_N``, one
    per distinct small value. Node outputs are named after the module path and the ONNX op.
+
+Note [deepcore functions in ONNX]
+deepcore -> ONNX -> deepcore is bit-exact: ``deepcore.onnx.load(export(model))`` returns what
+``model`` returns, to the last bit. Most ops map to one ONNX op that the loader runs on the
+kernel the model ran. Some ops have no ONNX op of their own, and their expansion into standard
+ops rounds differently from deepcore's fused kernel: scaled_dot_product_attention (MatMul,
+Softmax, MatMul), gelu before opset 20, silu, mish before opset 18, logsigmoid, tanhshrink,
+expm1, log1p, log2, log10, exp2, erfc, float remainder, var, std, rms_norm, group_norm before
+opset 21 and batch_norm on batch statistics. Loaded back as their expansions they differed in
+the last bits (measured on float32 N(0, 16) inputs: gelu 4.8e-7, silu and var 1.9e-6
+absolute; GPT's logits 1.9e-8, BERT's hidden states 2.4e-7). Each of these is
+exported as a call of a model-local function (ModelProto.functions) in domain ``ai.deepcore``,
+version 1, named after the op (``Silu``, ``Gelu``, ``ScaledDotProductAttentionCausal``, ...;
+FUNCTIONS in _export_ops.py lists them), whose body is the standard-op expansion. The file
+stays standard ONNX: the checker and shape inference read the bodies, and onnxruntime, or any
+runtime, inlines them. ``deepcore.onnx.load`` knows these names (FUNCTIONS in _import_ops.py)
+and runs deepcore's kernel for the call instead of the body; a function it does not know
+(another domain or name, another version) is inlined, as any producer's functions are.
+  - A body is written once per function and serves every call, so it cannot depend on a call's
+    arguments: what varies (the attention scale, reduced axes, eps) is a function attribute
+    read through ref_attr_name, and a structural variant (attention with a causal triangle, a
+    boolean mask or an additive mask) is a function of its own. Floating constants are double
+    Constants cast with CastLike to the first input, so one body serves float32 and float64.
+  - Attributes are float32 (ONNX FLOAT), as LayerNormalization's epsilon. float32 kernels
+    round them so anyway; a float64 model whose scale or eps is not a float32 number runs with
+    it rounded (a relative change below 6e-8), so it comes back close, not bit-exact.
+  - Attention is called on (B, H, L, E): rank 2 and 3 inputs are unsqueezed to rank 4 around
+    the call (the kernel gives the same bits; leading dims are batch dims to it). Attention of
+    higher rank keeps the plain expansion in the graph, exact to a few ulps only.
+  - Ops that ONNX has, where deepcore's kernel is a valid implementation of the op, stay
+    standard ops and the loader picks the kernel: InstanceNormalization, GroupNormalization
+    (opset 21), Selu and HardSigmoid with hardsigmoid's constants, Shrink, GlobalAveragePool.
 """
 from __future__ import annotations
 
@@ -49,6 +81,10 @@ from .._jit import Graph
 __all__ = ["export", "UnsupportedOperatorError", "SUPPORTED_OPSETS"]
 
 SUPPORTED_OPSETS = (17, 18, 19, 20, 21)
+
+# Note [deepcore functions in ONNX]: the domain and version of the model-local functions whose
+# calls deepcore.onnx.load runs on deepcore's kernels.
+FUNCTION_DOMAIN, FUNCTION_VERSION = "ai.deepcore", 1
 
 
 class UnsupportedOperatorError(NotImplementedError):
@@ -554,6 +590,7 @@ class Builder:
         self._keep: list = []  # tensors whose id() keys the cache
         self.param_names: Dict[int, str] = {}
         self.storage_names: Dict[tuple, str] = {}
+        self.functions: Dict[str, Any] = {}  # name -> FunctionProto of the calls made
         for getter in ("named_parameters", "named_buffers"):
             for name, t in (getattr(model, getter)() if hasattr(model, getter) else ()):
                 if t is not None and id(t) not in self.param_names:
@@ -589,6 +626,30 @@ class Builder:
         self.nodes.append(self.helper.make_node(
             op_type, list(inputs), names, name=self.fresh(op_type + "_node"),
             **{k: v for k, v in attrs.items() if v is not None}))
+        return names[0] if len(names) == 1 else names
+
+    def call(self, fn: "FunctionDef", inputs: Sequence[str],
+             outputs: Union[int, Sequence[str]] = 1, **attrs: Any):
+        """A call of the deepcore function `fn` (Note [deepcore functions in ONNX]); its
+        FunctionProto joins the model on first use. Returns the output name(s)."""
+        if set(attrs) != set(fn.attrs) or len(inputs) != len(fn.inputs):
+            raise RuntimeError(f"[onnx.export] function {fn.name} takes inputs {fn.inputs} and "
+                               f"attributes {sorted(fn.attrs)}; called with {len(inputs)} "
+                               f"inputs and attributes {sorted(attrs)}")
+        if fn.name not in self.functions:
+            body = FunctionBody(self, fn.inputs[0])
+            outs = fn.body(body, *fn.inputs)
+            outs = [outs] if isinstance(outs, str) else list(outs)
+            self.functions[fn.name] = self.helper.make_function(
+                FUNCTION_DOMAIN, fn.name, list(fn.inputs), outs, body.nodes,
+                [self.helper.make_opsetid("", self.opset)], attributes=list(fn.attrs),
+                doc_string=fn.doc)
+        n_out = len(self.functions[fn.name].output)
+        names = [self.fresh(fn.name) for _ in range(n_out)] if isinstance(outputs, int) \
+            else list(outputs)
+        self.nodes.append(self.helper.make_node(
+            fn.name, list(inputs), names, name=self.fresh(fn.name + "_node"),
+            domain=FUNCTION_DOMAIN, **attrs))
         return names[0] if len(names) == 1 else names
 
     def fail(self, why: str) -> UnsupportedOperatorError:
@@ -817,6 +878,85 @@ class Builder:
         return self.helper.make_tensor_value_info(name, self.onnx_type(dtype), shape)
 
 
+@dataclasses.dataclass(frozen=True)
+class FunctionDef:
+    """A deepcore function (Note [deepcore functions in ONNX]): its formal inputs, the names of
+    its attributes (every call gives all of them), and ``body(fb, *inputs) -> output name(s)``,
+    which writes the standard-op expansion into the FunctionBody ``fb``."""
+
+    name: str
+    inputs: Tuple[str, ...]
+    attrs: Tuple[str, ...]
+    body: Any
+    doc: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class AttrRef:
+    """A node attribute inside a function body that takes the value of the function's
+    attribute ``name`` (ref_attr_name)."""
+
+    name: str
+    kind: str  # "FLOAT", "INT" or "INTS"
+
+
+class FunctionBody:
+    """Collects the nodes of one function body. Functions hold no initializers, so constants
+    are Constant nodes; floating ones are written in double and cast with CastLike to the first
+    input's type, so one body serves float32 and float64 calls."""
+
+    def __init__(self, b: Builder, like: str) -> None:
+        self.helper, self.numpy_helper, self.TensorProto = b.helper, b.numpy_helper, \
+            b.TensorProto
+        self.opset = b.opset
+        self.like = like
+        self.nodes: list = []
+        self._counter = 0
+        self._cache: Dict[Any, str] = {}
+
+    def emit(self, op_type: str, inputs: Sequence[str], outputs: int = 1, **attrs: Any):
+        """Adds a node (AttrRef values become attribute references); returns its output
+        name(s)."""
+        names = []
+        for _ in range(outputs):
+            self._counter += 1
+            names.append(f"{op_type}_{self._counter}")
+        plain = {k: v for k, v in attrs.items() if v is not None and not isinstance(v, AttrRef)}
+        node = self.helper.make_node(op_type, list(inputs), names, **plain)
+        proto = _onnx().AttributeProto
+        for key, ref in attrs.items():
+            if isinstance(ref, AttrRef):
+                node.attribute.append(proto(name=key, ref_attr_name=ref.name,
+                                            type=getattr(proto, ref.kind)))
+        self.nodes.append(node)
+        return names[0] if len(names) == 1 else names
+
+    def const(self, value: Any) -> str:
+        """A constant: Python floats in the first input's type, ints as int64, bools."""
+        arr = np.asarray(value)
+        key = (arr.dtype.kind, arr.shape, arr.tobytes())
+        if key not in self._cache:
+            if arr.dtype.kind == "f":
+                c = self.emit("Constant", [], value=self.numpy_helper.from_array(
+                    arr.astype(np.float64), "value"))
+                self._cache[key] = self.emit("CastLike", [c, self.like])
+            else:
+                arr = arr if arr.dtype == np.bool_ else arr.astype(np.int64)
+                self._cache[key] = self.emit(
+                    "Constant", [], value=self.numpy_helper.from_array(arr, "value"))
+        return self._cache[key]
+
+    def attr(self, name: str, kind: str) -> str:
+        """The function attribute `name` as a tensor (FLOAT in the first input's type, INT a
+        0-d int64, INTS a 1-D int64)."""
+        key = ("attr", name)
+        if key not in self._cache:
+            field = {"FLOAT": "value_float", "INT": "value_int", "INTS": "value_ints"}[kind]
+            c = self.emit("Constant", [], **{field: AttrRef(name, kind)})
+            self._cache[key] = self.emit("CastLike", [c, self.like]) if kind == "FLOAT" else c
+        return self._cache[key]
+
+
 def _python_dtype(a: Any) -> str:
     return "bool" if isinstance(a, bool) else "int64" if isinstance(a, int) else "float32"
 
@@ -954,8 +1094,9 @@ def build_graph(model, marks, traces, sizes, syms, tensors, in_names, out_names,
         for axis, dim in axes.get(name, {}).items():
             dims[axis] = dim
         graph_inputs.append(b.value_info(name, t.dtype.name, dims))
-    return b.helper.make_graph(b.nodes, f"{type(model).__name__}", graph_inputs, graph_outputs,
-                               initializer=b.initializers)
+    graph = b.helper.make_graph(b.nodes, f"{type(model).__name__}", graph_inputs,
+                                graph_outputs, initializer=b.initializers)
+    return graph, list(b.functions.values())
 
 
 # ---- export --------------------------------------------------------------------------------
@@ -1041,15 +1182,20 @@ def export(model: Any, args: Any, f: Any, input_names: Optional[Sequence[str]] =
         for m, t in zip(modules, training):
             m.training = t
 
-    graph = build_graph(model, marks, traces, Sizes(traces, syms), syms, tensors, in_names,
-                        out_names, axes, opset_version)
+    graph, functions = build_graph(model, marks, traces, Sizes(traces, syms), syms, tensors,
+                                   in_names, out_names, axes, opset_version)
     opset = [onnx.helper.make_opsetid("", opset_version)]
+    ir_version = onnx.helper.find_min_ir_version_for(opset)
+    if functions:  # Note [deepcore functions in ONNX]
+        opset.append(onnx.helper.make_opsetid(FUNCTION_DOMAIN, FUNCTION_VERSION))
     from .. import __version__
     proto = onnx.helper.make_model(graph, opset_imports=opset, producer_name="deepcore",
-                                   producer_version=__version__,
-                                   ir_version=onnx.helper.find_min_ir_version_for(opset))
+                                   producer_version=__version__, ir_version=ir_version,
+                                   functions=functions)
     if verbose:
         print(onnx.printer.to_text(proto.graph))
+        for fn in proto.functions:
+            print(onnx.printer.to_text(fn))
     size = proto.ByteSize()
     if size >= 2 ** 31:
         raise ValueError(f"[onnx.export] the model is {size / 2 ** 30:.1f} GiB; a single ONNX "

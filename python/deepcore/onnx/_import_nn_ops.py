@@ -1,5 +1,6 @@
-"""ONNX operators, continued from _import_ops: convolution, pooling, normalisation and the
-recurrent layers. Importing this module registers their builders in _import_ops' table."""
+"""ONNX operators, continued from _import_ops: convolution, pooling, normalisation, the
+recurrent layers, and the calls of deepcore's functions (Note [deepcore functions in ONNX] in
+_exporter.py). Importing this module registers their builders in _import_ops' tables."""
 from __future__ import annotations
 
 import math
@@ -10,7 +11,7 @@ import numpy as np
 from .. import _C
 from .._C import Tensor
 from ._import_ops import (NP_DTYPES, NodeSpec, _int_tensor, _ints, _norm_axis, _on_device_of,
-                          _torch_pads, op)
+                          _torch_pads, function, op)
 
 # ---- convolution and pooling ------------------------------------------------------------------
 
@@ -99,7 +100,7 @@ def _conv_transpose(spec: NodeSpec):
                                  f"the full output {full}")
             upper = a["auto_pad"] == "SAME_UPPER"
             lo = [t // 2 if upper else t - t // 2 for t in total]
-            pads = lo + [t - l for t, l in zip(total, lo)]
+            pads = lo + [t - low for t, low in zip(total, lo)]
         else:
             pads = [0] * (2 * n) if a["auto_pad"] == "VALID" or a["pads"] is None else a["pads"]
         fn = _C.conv_transpose2d if n == 2 else _C.conv_transpose1d
@@ -172,7 +173,14 @@ def _avg_pool(spec: NodeSpec):
 @op("GlobalAveragePool", "GlobalMaxPool")
 def _global_pool(spec: NodeSpec):
     fn = _C.mean if spec.op == "GlobalAveragePool" else _C.amax
-    return lambda x: fn(x, list(range(2, x.dim())), True)
+
+    def run(x):
+        if spec.op == "GlobalAveragePool" and x.dim() == 4:
+            # deepcore's adaptive pool kernel, which adaptive_avg_pool2d(x, 1) ran: the same
+            # mean, summed in its order
+            return _C._adaptive_avg_pool2d(x, [1, 1])
+        return fn(x, list(range(2, x.dim())), True)
+    return run
 
 
 _COORDS = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric")
@@ -450,3 +458,72 @@ def _run_packed(x: Tensor, hd: Tensor, cd: Optional[Tensor], args: tuple, pack: 
     if cd is not None:
         out.append(_C.index_put(state, [active_t], res[2], False))
     return out
+
+
+# ---- deepcore's functions -----------------------------------------------------------------------
+# Calls of the functions deepcore.onnx.export writes where an op's standard expansion rounds
+# differently from deepcore's kernel (Note [deepcore functions in ONNX] in _exporter.py): each
+# runs the kernel the exported model ran, with the arguments the call's attributes carry.
+
+_UNARY_FUNCTIONS = {
+    "Silu": _C.silu, "Mish": _C.mish, "LogSigmoid": _C.logsigmoid, "Tanhshrink": _C.tanhshrink,
+    "Expm1": _C.expm1, "Log1p": _C.log1p, "Log2": _C.log2, "Log10": _C.log10, "Exp2": _C.exp2,
+    "Erfc": _C.erfc, "Remainder": _C.remainder,
+}
+for _name, _fn in _UNARY_FUNCTIONS.items():
+    function(_name)(lambda spec, fn=_fn: fn)
+function("Gelu")(lambda spec: lambda x: _C.gelu(x, "none"))
+function("GeluTanh")(lambda spec: lambda x: _C.gelu(x, "tanh"))
+
+
+@function("ScaledDotProductAttention", "ScaledDotProductAttentionCausal",
+          "ScaledDotProductAttentionBoolMask", "ScaledDotProductAttentionAdditiveMask",
+          attrs=("scale",))
+def _attention(spec: NodeSpec):
+    from ..nn.functional import scaled_dot_product_attention as sdpa
+    scale, causal = float(spec.attr("scale")), spec.op.endswith("Causal")
+    mask = "bool" if spec.op.endswith("BoolMask") else \
+        "additive" if spec.op.endswith("AdditiveMask") else None
+    n = 4 if mask else 3
+    if len(spec.present) != n or not all(spec.present):
+        raise spec.invalid(f"takes {n} inputs (query, key, value{', mask' if mask else ''}), "
+                           f"got {sum(spec.present)} of {len(spec.present)}")
+    if mask is None:
+        return lambda q, k, v: sdpa(q, k, v, None, 0.0, causal, scale)
+
+    def run(q, k, v, m):
+        if (m.dtype == _C.dtype.bool) != (mask == "bool"):
+            raise TypeError(f"[onnx] {spec.op}: the mask must be "
+                            f"{'bool' if mask == 'bool' else 'floating point'}, got {m.dtype} "
+                            f"of shape {tuple(m.shape)}")
+        return sdpa(q, k, v, m, 0.0, False, scale)
+    return run
+
+
+@function("Var", "Std", attrs=("axes", "correction", "keepdims"))
+def _variance(spec: NodeSpec):
+    fn = _C._std if spec.op == "Std" else _C._var
+    axes, correction = list(spec.attr("axes")), float(spec.attr("correction"))
+    keep = bool(spec.attr("keepdims"))
+    return lambda x: fn(x, axes, correction, keep)
+
+
+@function("RmsNorm", attrs=("axes", "epsilon"))
+def _rms_norm(spec: NodeSpec):
+    axes, eps = list(spec.attr("axes")), float(spec.attr("epsilon"))
+    n = len(axes)
+    if not n or axes != list(range(-n, 0)):
+        raise spec.unsupported(f"axes {axes} (RmsNorm normalises the trailing axes -n..-1)")
+    return lambda x, scale: _C.rms_norm(x, list(x.shape[x.dim() - n:]), scale, eps)
+
+
+@function("GroupNorm", attrs=("num_groups", "epsilon"))
+def _group_norm_function(spec: NodeSpec):
+    groups, eps = int(spec.attr("num_groups")), float(spec.attr("epsilon"))
+    return lambda x, scale, b: _C._group_norm(x, groups, scale, b, eps)
+
+
+@function("BatchNormBatchStats", attrs=("epsilon",))
+def _batch_stats(spec: NodeSpec):
+    eps = float(spec.attr("epsilon"))
+    return lambda x, scale, b: _C._batch_norm(x, None, None, scale, b, True, 0.0, eps)

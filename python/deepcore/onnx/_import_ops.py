@@ -6,6 +6,10 @@ every forward: ``fn(*inputs)`` with ``None`` for an absent optional input, retur
 or a tuple when the node declares several outputs. Everything runs on deepcore's C++ ops, so
 autograd records the graph like any model's.
 
+The calls of deepcore's own model-local functions (domain ``ai.deepcore``, Note [deepcore functions
+in ONNX] in _exporter.py) have rows too, in FUNCTIONS: they run deepcore's kernel, where
+inlining the function's body would round differently.
+
 Note [ONNX shapes at run time]
 Shape tensors (``Shape -> Gather -> Concat -> Reshape`` chains) are ordinary int64 tensors, so a
 graph exported with dynamic axes runs at any size. An op that needs Python ints (Reshape's
@@ -21,8 +25,10 @@ import numpy as np
 
 from .. import _C
 from .._C import Tensor
+from ._exporter import FUNCTION_DOMAIN, FUNCTION_VERSION
 
-__all__ = ["DTYPES", "MAX_OPSET", "MIN_OPSET", "NP_DTYPES", "OPS", "NodeSpec", "OpRow", "op"]
+__all__ = ["DTYPES", "FUNCTIONS", "FUNCTION_DOMAIN", "FUNCTION_VERSION", "MAX_OPSET",
+           "MIN_OPSET", "NP_DTYPES", "OPS", "NodeSpec", "OpRow", "function", "op"]
 
 MIN_OPSET, MAX_OPSET = 13, 21
 
@@ -40,8 +46,9 @@ class NodeSpec:
     def __init__(self, name: str, op: str, opset: int, attrs: Dict[str, Any],
                  inputs: Sequence[bool], consts: Sequence[Optional[Tensor]],
                  outputs: Sequence[bool], shapes: Sequence[Optional[tuple]],
-                 initial: Sequence[Optional[Tensor]] = ()) -> None:
+                 initial: Sequence[Optional[Tensor]] = (), domain: str = "") -> None:
         self.name, self.op, self.opset, self.attrs = name, op, opset, attrs
+        self.domain = domain  # "" or FUNCTION_DOMAIN; opset is the default domain's either way
         self.present = list(inputs)      # input i given (an empty name is an absent input)
         self.consts = list(consts)       # input i's value when it is constant at load
         self.shapes = list(shapes)       # input i's shape when known at load (initializers)
@@ -50,7 +57,8 @@ class NodeSpec:
         self.n_out = len(outputs)
 
     def where(self) -> str:
-        return f"node '{self.name}' (op '{self.op}', domain '', opset {self.opset})"
+        version = FUNCTION_VERSION if self.domain else self.opset
+        return f"node '{self.name}' (op '{self.op}', domain '{self.domain}', opset {version})"
 
     def unsupported(self, what: str) -> NotImplementedError:
         return NotImplementedError(f"[onnx.load] {self.where()} is not supported: {what}")
@@ -83,6 +91,7 @@ class OpRow:
 
 
 OPS: Dict[str, OpRow] = {}
+FUNCTIONS: Dict[str, OpRow] = {}  # the functions of FUNCTION_DOMAIN, by name
 
 
 def op(*names: str, attrs: Sequence[str] = (), since: int = MIN_OPSET, foldable: bool = True):
@@ -91,6 +100,21 @@ def op(*names: str, attrs: Sequence[str] = (), since: int = MIN_OPSET, foldable:
     def register(build):
         for name in names:
             OPS[name] = OpRow(build, attrs, since, foldable)
+        return build
+    return register
+
+
+def function(*names: str, attrs: Sequence[str] = ()):
+    """Registers a builder for calls of deepcore's functions ``names`` (domain FUNCTION_DOMAIN,
+    version FUNCTION_VERSION); every attribute in ``attrs`` is required."""
+    def register(build):
+        def checked(spec: NodeSpec):
+            missing = [a for a in attrs if a not in spec.attrs]
+            if missing:
+                raise spec.invalid(f"attribute '{missing[0]}' is required")
+            return build(spec)
+        for name in names:
+            FUNCTIONS[name] = OpRow(checked, attrs, MIN_OPSET, True)
         return build
     return register
 
@@ -142,7 +166,7 @@ def _fix_negative(idx: Tensor, size: int) -> Tensor:
     return _C.where(_C.lt(idx, 0), _C.add(idx, size), idx)
 
 
-# ---- elementwise ----------------------------------------------------------------------------------
+# ---- elementwise ---------------------------------------------------------------------------------
 
 _UNARY = {
     "Abs": _C.abs, "Neg": _C.neg, "Exp": _C.exp, "Log": _C.log, "Sqrt": _C.sqrt,
@@ -232,10 +256,14 @@ def _celu(spec: NodeSpec):
     return lambda x: _C.celu(x, alpha)
 
 
+_SELU_ALPHA, _SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875
+
+
 @op("Selu", attrs=("alpha", "gamma"))
 def _selu(spec: NodeSpec):
-    alpha = spec.attr("alpha", 1.67326319217681884765625)
-    gamma = spec.attr("gamma", 1.05070102214813232421875)
+    alpha, gamma = spec.attr("alpha", _SELU_ALPHA), spec.attr("gamma", _SELU_GAMMA)
+    if (alpha, gamma) == (_SELU_ALPHA, _SELU_GAMMA):  # the constants: deepcore's selu kernel
+        return _C.selu
     return lambda x: _C.mul(_C.elu(x, alpha), gamma)
 
 
@@ -248,12 +276,29 @@ def _thresholded_relu(spec: NodeSpec):
 @op("HardSigmoid", attrs=("alpha", "beta"))
 def _hard_sigmoid(spec: NodeSpec):
     alpha, beta = spec.attr("alpha", 0.2), spec.attr("beta", 0.5)
+    if alpha == float(np.float32(1.0 / 6.0)) and beta == 0.5:  # hardsigmoid: x / 6 + 1/2
+        return _C.hardsigmoid
     return lambda x: _C.clamp(_C.add(_C.mul(x, alpha), beta), 0.0, 1.0)
 
 
 @op("PRelu")
 def _prelu(spec: NodeSpec):
     return lambda x, slope: _C.where(_C.lt(x, 0.0), _C.mul(x, slope), x)
+
+
+@op("Shrink", attrs=("bias", "lambd"))
+def _shrink(spec: NodeSpec):
+    bias, lambd = spec.attr("bias", 0.0), spec.attr("lambd", 0.5)
+    if bias == 0.0:  # hardshrink: x where |x| > lambd
+        return lambda x: _C._hardshrink(x, lambd)
+    if bias == lambd:  # softshrink: x moved toward 0 by lambd
+        return lambda x: _C._softshrink(x, lambd)
+
+    def run(x):  # x - bias above lambd, x + bias below -lambd, 0 between
+        zero = _C.mul(x, 0.0)
+        return _C.where(_C.gt(x, lambd), _C.sub(x, bias),
+                        _C.where(_C.lt(x, -lambd), _C.add(x, bias), zero))
+    return run
 
 
 @op("Gelu", attrs=("approximate",), since=20)
@@ -384,7 +429,7 @@ def _reduce(spec: NodeSpec):
     if axes_as_input and "axes" in spec.attrs:
         raise spec.invalid(f"'axes' is an input of {spec.op} from opset "
                            f"{13 if spec.op == 'ReduceSum' else 18}, not an attribute")
-    const_axes = spec.attr("axes") if not axes_as_input else (
+    const_axes = spec.attr("axes", []) if not axes_as_input else (
         spec.const_ints(1) if spec.has(1) else [])
 
     def run(x, axes_t=None):
@@ -713,6 +758,22 @@ def _range(spec: NodeSpec):
     def run(start, limit, delta):
         return _on_device_of(
             _C._arange(start.item(), limit.item(), delta.item(), start.dtype, False), start)
+    return run
+
+
+@op("EyeLike", attrs=("dtype", "k"))
+def _eye_like(spec: NodeSpec):
+    k, to = spec.attr("k", 0), spec.attr("dtype")
+    dtype = None if to is None else DTYPES.get(to)
+    if to is not None and dtype is None:
+        raise spec.unsupported(f"dtype {to} (deepcore holds float, double, int32, int64 and "
+                               "bool)")
+
+    def run(x):
+        if x.dim() != 2:
+            raise ValueError(f"[onnx] EyeLike: input of shape {tuple(x.shape)} must be 2-D")
+        eye = np.eye(x.shape[0], x.shape[1], k, dtype=NP_DTYPES[dtype or x.dtype])
+        return _on_device_of(_C.from_numpy(eye), x)
     return run
 
 

@@ -3,9 +3,10 @@
 Note [ONNX execution plan]
 Everything that can be decided once is decided at load, so ``forward`` is one tight loop:
   1. the graph is read with the ``onnx`` package (protobuf only: nothing in the file runs),
-     model-local functions are inlined, and every node is checked against the operator table
-     (_import_ops.py): an unknown op, an unsupported attribute or an opset outside 13..21 is
-     reported at load, naming the node, not on the first forward;
+     model-local functions are inlined (except deepcore's own, see below), and every node is
+     checked against the operator table (_import_ops.py): an unknown op, an unsupported
+     attribute or an opset outside 13..21 is reported at load, naming the node, not on the
+     first forward;
   2. nodes are put in topological order and those no graph output needs are dropped;
   3. floating-point initializers become Parameters (BatchNormalization statistics become
      buffers), registered under their dotted names so ``state_dict()`` keys read like the
@@ -18,6 +19,13 @@ Everything that can be decided once is decided at load, so ``forward`` is one ti
      reader ran.
 Parameters are read from the module at every call, so ``load_state_dict``, ``to()`` and
 optimizers act on the running model.
+
+deepcore's exporter writes some ops as calls of model-local functions in domain ``ai.deepcore``
+(Note [deepcore functions in ONNX] in _exporter.py), whose bodies are standard ops that round
+differently from deepcore's kernels. A call of such a function is kept, not inlined, and runs
+the kernel (the FUNCTIONS table of _import_ops.py), so a deepcore model comes back bit-exact,
+when the model imports the domain at version 1, defines the function, and the table knows its
+name; any other function (another domain, name or version) is inlined like a foreign one.
 """
 from __future__ import annotations
 
@@ -32,7 +40,8 @@ from .._C import Tensor
 from ..autograd.grad_mode import no_grad
 from ..nn.modules.module import Module
 from ..nn.parameter import Parameter
-from ._import_ops import DTYPES, MAX_OPSET, MIN_OPSET, NP_DTYPES, OPS, NodeSpec
+from ._import_ops import (DTYPES, FUNCTION_DOMAIN, FUNCTION_VERSION, FUNCTIONS, MAX_OPSET,
+                          MIN_OPSET, NP_DTYPES, OPS, NodeSpec, OpRow)
 
 __all__ = ["OnnxModule", "load"]
 
@@ -101,8 +110,20 @@ def _read(source: Any, base_dir: Optional[str]) -> Tuple[Any, str]:
                 from err
     if model.functions:
         from onnx import inliner
-        model = inliner.inline_local_functions(model)
+        model = inliner.inline_selected_functions(model, sorted(_kept_functions(model)),
+                                                  exclude=True)
     return model, label
+
+
+def _kept_functions(model: Any) -> set:
+    """(domain, name) of the model-local functions whose calls run on deepcore's kernels instead
+    of their bodies (Note [ONNX execution plan]): deepcore's functions of the version this
+    loader knows."""
+    version = next((o.version for o in model.opset_import if o.domain == FUNCTION_DOMAIN), None)
+    if version != FUNCTION_VERSION:
+        return set()
+    return {(f.domain, f.name) for f in model.functions if f.domain == FUNCTION_DOMAIN
+            and f.name in FUNCTIONS and not getattr(f, "overload", "")}
 
 
 def _tensor(proto: Any, what: str, label: str) -> Tensor:
@@ -327,6 +348,17 @@ class _Planner:
         self.m, self.model, self.graph, self.label = module, model, model.graph, label
         self.opsets = {o.domain or "": o.version for o in model.opset_import}
         self.opsets.setdefault("", self.opsets.get("ai.onnx"))
+        self.kept = {name for _, name in _kept_functions(model)}
+
+    def row(self, node: Any) -> Optional[OpRow]:
+        """The table row that runs `node`: a default-domain operator, or a call of one of
+        deepcore's functions that the model defines."""
+        domain = node.domain or ""
+        if domain in _DEFAULT_DOMAINS:
+            return OPS.get(node.op_type)
+        if domain == FUNCTION_DOMAIN and node.op_type in self.kept:
+            return FUNCTIONS[node.op_type]
+        return None
 
     def where(self, node: Any, index: int) -> str:
         name = node.name or f"#{index}"
@@ -342,9 +374,12 @@ class _Planner:
         opset = self.opsets.get("")
         for i, node in enumerate(nodes):
             why = None
-            row = OPS.get(node.op_type)
-            if (node.domain or "") not in _DEFAULT_DOMAINS:
-                why = f"domain '{node.domain}' (deepcore runs the default ONNX domain)"
+            row = self.row(node)
+            function = (node.domain or "") == FUNCTION_DOMAIN
+            if (node.domain or "") not in _DEFAULT_DOMAINS and not (function and row):
+                why = f"domain '{node.domain}' (deepcore runs the default ONNX domain"
+                why += ", and the functions of its own exporter that the model defines)" \
+                    if function else ")"
             elif opset is None or not MIN_OPSET <= opset <= MAX_OPSET:
                 why = f"deepcore.onnx.load runs default-domain opsets {MIN_OPSET}..{MAX_OPSET}"
             elif node.op_type == "Constant":
@@ -440,7 +475,7 @@ class _Planner:
             if node.op_type == "Constant":
                 static[node.output[0]] = _constant_value(attrs, where)
                 continue
-            row = OPS[node.op_type]
+            row = self.row(node)
             present = [bool(n) for n in node.input]
             consts = [static.get(n) if n else None for n in node.input]
             initial = [self._state_value(state, n) for n in node.input]
@@ -448,7 +483,8 @@ class _Planner:
                       (tuple(v.shape) if v is not None else None)
                       for c, v in zip(consts, initial)]
             spec = NodeSpec(node.name or f"#{i}", node.op_type, self.opsets[""], attrs,
-                            present, consts, [bool(o) for o in node.output], shapes, initial)
+                            present, consts, [bool(o) for o in node.output], shapes, initial,
+                            domain=FUNCTION_DOMAIN if node.domain == FUNCTION_DOMAIN else "")
             try:
                 fn = row.build(spec)
             except NotImplementedError as err:  # an attribute value: keep checking the rest
@@ -585,9 +621,11 @@ def load(model: Any, *, base_dir: Optional[str] = None) -> OnnxModule:
     ``base_dir`` is where external tensor data lives when ``model`` is not a path (a path's own
     folder is used otherwise). Supported: the default ONNX domain at opsets 13..21, with the
     operators of ``deepcore.onnx._import_ops.OPS`` (what deepcore's and PyTorch's exporters
-    emit for MLPs, CNNs, ResNets, Transformers, LSTM and GRU). Anything else (another domain,
-    an unknown operator, an unsupported attribute, control flow) raises NotImplementedError at
-    load naming the node, its op and the opset.
+    emit for MLPs, CNNs, ResNets, Transformers, LSTM and GRU). Model-local functions are
+    inlined, except the ``ai.deepcore`` functions of deepcore's own exporter, which run on
+    deepcore's kernels so that an exported deepcore model loads back bit-exact. Anything else
+    (another domain, an unknown operator, an unsupported attribute, control flow) raises
+    NotImplementedError at load naming the node, its op and the opset.
 
     Floating-point initializers become parameters (BatchNormalization statistics become
     buffers) under their dotted names with other characters replaced by '_', so
