@@ -12,8 +12,11 @@
 // the bit. Kernels whose arguments carry device pointers inside structures the wrappers do not
 // know (the recurrent steps) are left out: they raise NotImplementedError as a missing cuda
 // kernel would.
+#include <atomic>
 #include <cstring>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "core/device_memory.h"
 #include "dispatch/kernels.h"
