@@ -54,7 +54,8 @@ NOT_OPS = {
     "is_tensor", "is_floating_point", "is_contiguous", "numel", "nelement", "dim",
     "ndimension", "size", "stride", "storage_offset", "element_size", "data_ptr",
     # Autograd graph handling, not computation.
-    "backward", "register_hook", "register_post_accumulate_grad_hook", "retain_grad", "requires_grad_", "detach", "detach_",
+    "backward", "register_hook", "register_post_accumulate_grad_hook", "retain_grad",
+    "requires_grad_", "detach", "detach_",
     # Tensor.equal returns a Python bool (eq then all): a composite that should be registered
     # like allclose; listed here until it is.
     "equal",
