@@ -89,7 +89,13 @@ struct FunctionNode : Node {
 
 // Sink node of a leaf that requires grad: adds the incoming gradient into tensor.grad.
 struct AccumulateGrad : Node {
-  explicit AccumulateGrad(Tensor variable) : variable(std::move(variable)) {}
+  // The highest sequence number, as in torch: a leaf's gradient is accumulated (and its
+  // post-accumulate hooks run) as soon as it is complete. An accumulator outlives the graph
+  // that made it, so its own creation order says nothing; DistributedDataParallel launches
+  // its all-reduces from those hooks while the rest of backward runs.
+  explicit AccumulateGrad(Tensor variable) : variable(std::move(variable)) {
+    sequence_nr = UINT64_MAX;
+  }
   std::string name() const override { return "AccumulateGrad"; }
   tensor_list apply(tensor_list&& grads) override;
   Tensor variable;

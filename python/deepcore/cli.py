@@ -10,6 +10,7 @@
     deepcore serve runs/cnn-digits/checkpoint.safetensors --port 8000     # HTTP, KServe v2
     deepcore export runs/cnn-digits/checkpoint.safetensors --onnx cnn.onnx
     deepcore run --nproc 4 train.py       # an MPI job of 4 ranks (deepcore.distributed)
+    deepcore train --nproc 2              # data-parallel on 2 processes (MPI)
 
 Image models train through deepcore.train.Trainer (progress bar, metrics, callbacks), write a
 resumable checkpoint after every epoch and TensorBoard logs to ``--out``, and print the final
@@ -62,6 +63,9 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
     tr.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                     help="0 silent, 1 progress bar, 2 one line per epoch")
+    tr.add_argument("--nproc", type=int, default=1,
+                    help="train data-parallel on N processes (MPI, deepcore.distributed); "
+                         "--batch-size is per process")
     gpt = tr.add_argument_group("--model gpt (a character-level language model)")
     gpt.add_argument("--text", default=None, help="the UTF-8 text file to train on")
     gpt.add_argument("--block-size", type=int, default=64, help="context length in characters")
@@ -501,6 +505,9 @@ def main(argv=None) -> int:
         show_config()
         return 0
     if args.command == "train":
+        if args.nproc != 1:
+            from .train.distributed import train_distributed
+            return train_distributed(args)
         train(args)
         return 0
     if args.command == "generate":

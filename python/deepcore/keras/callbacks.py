@@ -120,6 +120,8 @@ class ModelCheckpoint(Callback):
     (1-based, like Keras) and the epoch's logs, e.g. ``"ckpt-{epoch:02d}-{val_loss:.2f}"``.
     ``save_best_only`` keeps only files that improve ``monitor``."""
 
+    rank_zero_only = True  # under data-parallel training only rank 0 writes files
+
     _state_keys = ("best",)
 
     def __init__(self, filepath, monitor: str = "val_loss", verbose: int = 0,
@@ -272,6 +274,8 @@ class TensorBoard(Callback):
     and every ``histogram_freq`` epochs a histogram of each weight. ``update_freq`` = an int
     also writes ``batch_<name>`` scalars every that many batches."""
 
+    rank_zero_only = True  # under data-parallel training only rank 0 writes files
+
     def __init__(self, log_dir: str = "logs", histogram_freq: int = 0, write_graph: bool = True,
                  update_freq="epoch", **kwargs):
         super().__init__()
@@ -324,6 +328,8 @@ class TensorBoard(Callback):
 
 class CSVLogger(Callback):
     """Appends one row per epoch (``epoch`` and the logs) to ``filename``, flushed at once."""
+
+    rank_zero_only = True  # under data-parallel training only rank 0 writes files
 
     def __init__(self, filename, separator: str = ",", append: bool = False):
         super().__init__()

@@ -3,7 +3,10 @@
 
 Training runs ``deepcore.train.loop`` (shared with ``deepcore.train.Trainer``): callbacks,
 progress bars, validation, resumable checkpoints (``fit(..., checkpoint=path)`` then
-``fit(..., resume=path)``; see Note [Bit-exact resume] in deepcore/train/state.py).
+``fit(..., resume=path)``; see Note [Bit-exact resume] in deepcore/train/state.py). Under a
+``deepcore.distributed`` process group of several processes, ``fit`` trains data-parallel
+(each rank its share of the data, gradients averaged; deepcore/train/distributed.py);
+``evaluate`` and ``predict`` stay local to each process.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import deepcore as dc
 from .. import optim
 from ..train.engine import StepEngine, class_weights_for
 from ..train import loop
+from ..train.distributed import wrap_model
 from . import losses as losses_mod
 from . import optimizers as optimizers_mod
 from .layers import InputLayer, KerasTensor, Layer, _unique_name
@@ -191,7 +195,7 @@ class Model(Layer, StepEngine):
         return self
 
     def _forward(self, x):
-        return self(x)
+        return self._network()(x)
 
     def _loss_value(self, y_pred, y, sw):
         if y is None:
@@ -239,10 +243,12 @@ class Model(Layer, StepEngine):
             shuffle: bool = True, class_weight=None, sample_weight=None,
             initial_epoch: int = 0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq: int = 1, checkpoint=None,
-            resume=None):
+            resume=None, distributed=None):
         """Trains for ``epochs`` epochs and returns a ``History``. ``checkpoint=path`` saves
         the complete training state after every epoch and on Ctrl-C; ``resume=path`` (or
-        ``True`` for the checkpoint path) continues a run bit-exactly."""
+        ``True`` for the checkpoint path) continues a run bit-exactly. ``distributed``: None
+        trains data-parallel when a process group of several processes exists, False never
+        (deepcore/train/distributed.py)."""
         self._check_compiled("fit")
         batch_size = batch_size or 32
         if validation_split and validation_data is None:
@@ -280,6 +286,10 @@ class Model(Layer, StepEngine):
             else:
                 val, _ = self._batches(validation_data,
                                        batch_size=validation_batch_size or batch_size)
+        # Data-parallel under a process group: a DistributedDataParallel around this model
+        # for the duration of fit, kept out of the module tree (it holds the model).
+        _, ddp = wrap_model(self, distributed, "fit")
+        object.__setattr__(self, "_ddp", ddp)
         try:
             history = loop.run_fit(self, train, epochs=epochs, initial_epoch=initial_epoch,
                                    validation=val, callbacks=callbacks, verbose=verbose,
@@ -288,6 +298,9 @@ class Model(Layer, StepEngine):
                                    validation_freq=validation_freq)
         finally:
             self.class_weight = None
+            if ddp is not None:
+                ddp._remove_autograd_hooks()
+            object.__setattr__(self, "_ddp", None)
         self.history = history
         return history
 

@@ -24,7 +24,14 @@ def set_lr(model, lr: float) -> None:
 
 class Callback:
     """Base class: every hook does nothing. ``set_model`` / ``set_params`` are called by the
-    loop before ``on_train_begin``."""
+    loop before ``on_train_begin``.
+
+    ``rank_zero_only = True`` marks a callback whose only effect is output (files, logs,
+    TensorBoard): when several processes train one model (DistributedDataParallel), only
+    rank 0 runs it. Every other callback runs on every rank, with the same all-reduced logs,
+    so decisions such as early stopping agree across ranks."""
+
+    rank_zero_only: bool = False
 
     def __init__(self):
         self.model = None
@@ -67,11 +74,15 @@ class Callback:
 
 
 class CallbackList(Callback):
-    """Calls each hook on every callback in order."""
+    """Calls each hook on every callback in order. With ``main_process=False`` (a rank other
+    than 0 of a distributed fit) the ``rank_zero_only`` callbacks stay in the list -- their
+    indices key the checkpointed states -- but their hooks are not called."""
 
-    def __init__(self, callbacks: Optional[List[Callback]] = None, model=None, **params):
+    def __init__(self, callbacks: Optional[List[Callback]] = None, model=None,
+                 main_process: bool = True, **params):
         super().__init__()
         self.callbacks = list(callbacks or [])
+        self.main_process = main_process
         if model is not None:
             self.set_model(model)
         self.set_params(params)
@@ -88,7 +99,8 @@ class CallbackList(Callback):
 
     def _call(self, name, *args):
         for cb in self.callbacks:
-            getattr(cb, name)(*args)
+            if self.main_process or not getattr(cb, "rank_zero_only", False):
+                getattr(cb, name)(*args)
 
     def on_train_begin(self, logs=None): self._call("on_train_begin", logs)
     def on_train_end(self, logs=None): self._call("on_train_end", logs)

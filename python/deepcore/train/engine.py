@@ -2,7 +2,9 @@
 
 A subclass provides ``module`` (the nn.Module), ``optimizer``, ``_forward(x)`` and
 ``_loss_value(y_pred, y, sample_weight)``; this class does the rest of one step and keeps the
-metrics (a loss tracker first, then the user's metrics).
+metrics (a loss tracker first, then the user's metrics). ``_ddp``, when set, is the
+DistributedDataParallel that trains ``module`` across processes (deepcore/train/distributed.py):
+training steps run through it, evaluation and prediction through the plain module.
 """
 from __future__ import annotations
 
@@ -67,6 +69,14 @@ class StepEngine:
     scheduler_monitor = "val_loss"
     stop_training = False
     class_weight: Optional[Dict[int, float]] = None
+    _ddp = None
+
+    def _network(self):
+        """What a step calls: the DistributedDataParallel wrapper while training with grad
+        enabled (its backward averages the gradients), otherwise the plain module, so
+        evaluation starts no collective."""
+        from .._C import is_grad_enabled
+        return self._ddp if self._ddp is not None and is_grad_enabled() else self.module
 
     def _init_metrics(self, metrics, loss) -> None:
         self._loss_tracker = metrics_mod.Mean("loss")

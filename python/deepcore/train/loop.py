@@ -46,9 +46,33 @@ class ArrayBatches:
                                  f"{[len(a) for a in inputs]} inputs"
                                  + (f" and {len(y)} targets" if y is not None else ""))
         self.generators: List[Generator] = []
+        self._sampler = None  # this process's share under distributed training
+        self.seed: Optional[int] = None
+
+    def distribute(self, rank: int, world_size: int, training: bool, seed: int) -> None:
+        """Restricts the batches to rank ``rank``'s share of ``world_size``: for training a
+        DistributedSampler split (shuffled by ``seed`` + epoch when ``shuffle``), for
+        evaluation every ``world_size``-th sample from ``rank``, unpadded."""
+        from ..utils.data.distributed import DistributedSampler
+        from .distributed import _ShardSampler
+        if training:
+            self._sampler = DistributedSampler(range(self.n), num_replicas=world_size,
+                                               rank=rank, shuffle=self.shuffle, seed=seed)
+            self.seed = seed
+        else:
+            self._sampler = _ShardSampler(self.n, rank, world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self._sampler, "set_epoch"):
+            self._sampler.set_epoch(epoch)
+
+    def _set_seed(self, seed: int) -> None:
+        if hasattr(self._sampler, "seed"):
+            self._sampler.seed = self.seed = int(seed)
 
     def __len__(self) -> int:
-        return (self.n + self.batch_size - 1) // self.batch_size
+        n = self.n if self._sampler is None else len(self._sampler)
+        return (n + self.batch_size - 1) // self.batch_size
 
     def _batch(self, idx):
         from .. import from_numpy
@@ -67,12 +91,15 @@ class ArrayBatches:
     def __iter__(self):
         # The permutation is drawn here, not lazily on the first batch: the checkpoint's
         # "epoch_rng" must be the state just before the draw (Note [Bit-exact resume]).
+        if self._sampler is not None:
+            return self._epoch(next(self._sampler._epoch_chunks()))
         order = rng_for(None).permutation(self.n) if self.shuffle else None
         return self._epoch(order)
 
     def _epoch(self, order):
-        for start in range(0, self.n, self.batch_size):
-            stop = min(start + self.batch_size, self.n)
+        n = self.n if order is None else len(order)
+        for start in range(0, n, self.batch_size):
+            stop = min(start + self.batch_size, n)
             yield self._batch(order[start:stop] if order is not None else slice(start, stop))
 
     @staticmethod
@@ -100,6 +127,27 @@ class LoaderBatches:
 
     def __iter__(self):
         return iter(self.loader)
+
+    def _distributed_sampler(self):
+        from ..utils.data.distributed import DistributedSampler
+        sampler = getattr(self.loader, "sampler", None)
+        return sampler if isinstance(sampler, DistributedSampler) else None
+
+    @property
+    def seed(self) -> Optional[int]:
+        sampler = self._distributed_sampler()
+        return sampler.seed if sampler is not None else None
+
+    def _set_seed(self, seed: int) -> None:
+        sampler = self._distributed_sampler()
+        if sampler is not None:
+            sampler.seed = int(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        """A DistributedSampler shuffles by its epoch, which the loop sets before each."""
+        sampler = self._distributed_sampler()
+        if sampler is not None:
+            sampler.set_epoch(epoch)
 
     @staticmethod
     def skip(it, k: int) -> None:
@@ -149,19 +197,37 @@ class _InterruptGuard:
 # ---- fit --------------------------------------------------------------------------------------
 
 def _training_state(engine, history: History, callbacks: CallbackList, epoch: int, batch: int,
-                    step: int, epoch_rng, generators) -> Dict[str, Any]:
+                    step: int, train, per_rank: Dict[str, Any]) -> Dict[str, Any]:
     sched = engine.scheduler
     return {
         "model": engine.module.state_dict(),
         "optimizer": engine.optimizer.state_dict(),
         "scheduler": sched.state_dict() if sched is not None else None,
         "epoch": epoch, "batch": batch, "global_step": step,
+        **per_rank,
+        "history": {"epoch": list(history.epoch), "history": dict(history.history)},
+        "callbacks": callbacks.get_state(),
+        "data_seed": getattr(train, "seed", None),
+    }
+
+
+def _rank_part(engine, batch: int, epoch_rng, generators) -> Dict[str, Any]:
+    """What differs between the ranks of a distributed fit: the random streams and the
+    metrics of the epoch in progress."""
+    return {
         "rng": capture_rng(generators),
         "epoch_rng": epoch_rng if batch > 0 else None,
         "metrics": [m.get_state() for m in engine.metric_objects()] if batch > 0 else None,
-        "history": {"epoch": list(history.epoch), "history": dict(history.history)},
-        "callbacks": callbacks.get_state(),
     }
+
+
+def _save(ctx, path: str, engine, history, cbs, epoch, batch, step, train, epoch_rng) -> None:
+    part = _rank_part(engine, batch, epoch_rng, train.generators)
+    state = _training_state(engine, history, cbs, epoch, batch, step, train, part)
+    if ctx is None:
+        save_state(path, state)
+    else:
+        ctx.write_checkpoint(path, state, part)
 
 
 def _scheduler_step(engine, logs: Dict[str, float]) -> None:
@@ -179,22 +245,48 @@ def _scheduler_step(engine, logs: Dict[str, float]) -> None:
         sched.step()
 
 
+def _logs(engine, ctx) -> Dict[str, float]:
+    return engine.logs() if ctx is None else ctx.reduce_logs(engine.metric_objects())
+
+
+def _context(engine):
+    """The DistributedContext of a fit whose engine trains through DistributedDataParallel."""
+    ddp = getattr(engine, "_ddp", None)
+    if ddp is None:
+        return None
+    from .distributed import DistributedContext
+    return DistributedContext(ddp)
+
+
 def run_fit(engine, train, *, epochs: int, initial_epoch: int = 0, validation=None,
             callbacks=None, verbose=1, checkpoint: Optional[str] = None, resume=None,
             steps_per_epoch: Optional[int] = None, validation_freq: int = 1) -> History:
     """Trains ``engine`` on ``train`` (ArrayBatches / LoaderBatches) for epochs
-    ``initial_epoch .. epochs - 1``; see the module docstring and Note [Bit-exact resume]."""
+    ``initial_epoch .. epochs - 1``; see the module docstring and Note [Bit-exact resume].
+    An engine with a DistributedDataParallel (``engine._ddp``) trains data-parallel; see
+    deepcore/train/distributed.py."""
     verbose = resolve_verbose(verbose)
+    ctx = _context(engine)
+    main = ctx is None or ctx.is_main
+    if not main:
+        verbose = 0
     if resume is True:
         resume = checkpoint if checkpoint is not None and _exists(checkpoint) else None
     history = History()
-    cbs = CallbackList(list(callbacks or []) + [history], model=engine)
+    cbs = CallbackList(list(callbacks or []) + [history], model=engine, main_process=main)
+    if ctx is not None:
+        train = ctx.shard(train, training=True, seed=ctx.data_seed())
+        if validation is not None:
+            validation = ctx.shard(validation, training=False)
     generators = train.generators
     steps = _length(train)
     if steps_per_epoch is not None:
         steps = steps_per_epoch if steps is None else min(steps, steps_per_epoch)
+    if ctx is not None:
+        steps = ctx.common_steps(steps)
 
     state = None
+    mine: Dict[str, Any] = {}
     epoch, skip, step = initial_epoch, 0, 0
     if resume:
         state = load_state(resume)
@@ -205,6 +297,10 @@ def run_fit(engine, train, *, epochs: int, initial_epoch: int = 0, validation=No
         epoch, skip, step = int(state["epoch"]), int(state["batch"]), int(state["global_step"])
         history.epoch = list(state["history"]["epoch"])
         history.history = {k: list(v) for k, v in state["history"]["history"].items()}
+        from .distributed import rank_state
+        mine = rank_state(state, ctx)
+        if state.get("data_seed") is not None and hasattr(train, "_set_seed"):
+            train._set_seed(state["data_seed"])
 
     cbs.set_params({"epochs": epochs, "steps": steps, "verbose": verbose,
                     "initial_epoch": epoch, "initial_step": step})
@@ -214,7 +310,7 @@ def run_fit(engine, train, *, epochs: int, initial_epoch: int = 0, validation=No
     if state is not None:
         cbs.set_state(state.get("callbacks") or {})
         if skip == 0:
-            restore_rng(state["rng"], generators)
+            restore_rng(mine["rng"], generators)
 
     guard = _InterruptGuard(enabled=checkpoint is not None)
     in_step = False
@@ -227,21 +323,23 @@ def run_fit(engine, train, *, epochs: int, initial_epoch: int = 0, validation=No
                 engine.module.train()
                 engine.reset_metrics()
                 cbs.on_epoch_begin(epoch)
+                if hasattr(train, "set_epoch"):
+                    train.set_epoch(epoch)
                 if skip:
                     # Mid-epoch resume: the same permutation, then the streams as they were.
-                    epoch_rng = state["epoch_rng"]
+                    epoch_rng = mine["epoch_rng"]
                     restore_rng(epoch_rng, generators)
                     it = iter(train)
-                    restore_rng(state["rng"], generators)
+                    restore_rng(mine["rng"], generators)
                     train.skip(it, skip)
-                    for m, s in zip(engine.metric_objects(), state["metrics"] or []):
+                    for m, s in zip(engine.metric_objects(), mine["metrics"] or []):
                         m.set_state(s)
                 else:
                     epoch_rng = capture_rng(generators)
                     it = iter(train)
                 progress = EpochProgress(epoch, epochs, steps, verbose)
                 batch_done, skip = skip, 0
-                logs = engine.logs() if batch_done else {}
+                logs = _logs(engine, ctx) if batch_done else {}
                 for batch_data in it:
                     if steps is not None and batch_done >= steps:
                         break
@@ -253,38 +351,44 @@ def run_fit(engine, train, *, epochs: int, initial_epoch: int = 0, validation=No
                     in_step = False
                     batch_done += 1
                     step += 1
-                    logs = engine.logs()
-                    progress.update(n, logs)
+                    logs = _logs(engine, ctx)
+                    # the ranks' shares are equal in size: rank 0 shows the global throughput
+                    progress.update(n if ctx is None else n * ctx.world_size, logs)
                     cbs.on_train_batch_end(batch_done - 1, logs)
+                    if ctx is not None:
+                        # A callback or Ctrl-C on one rank stops every rank after this step.
+                        engine.stop_training, guard.requested = ctx.agree(engine.stop_training,
+                                                                          guard.requested)
                     if engine.stop_training or guard.requested:
                         break
                 if guard.requested:
                     progress.close(logs)
                     raise KeyboardInterrupt
-                logs = dict(engine.logs())
+                logs = dict(_logs(engine, ctx))
                 if validation is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = run_evaluate(engine, validation, cbs, verbose=0)
+                    val_logs = run_evaluate(engine, validation, cbs, verbose=0, _ctx=ctx)
                     logs.update({"val_" + k: v for k, v in val_logs.items()})
                 _scheduler_step(engine, logs)
                 cbs.on_epoch_end(epoch, logs)
                 progress.close(logs)
                 epoch += 1
                 batch_done = 0
+                if ctx is not None:
+                    engine.stop_training, = ctx.agree(engine.stop_training)
                 if checkpoint is not None:
-                    save_state(checkpoint, _training_state(engine, history, cbs, epoch, 0, step,
-                                                           None, generators))
+                    _save(ctx, checkpoint, engine, history, cbs, epoch, 0, step, train, None)
                 if engine.stop_training:
                     break
     except KeyboardInterrupt:
         engine.interrupted = True
         saved = False
         if checkpoint is not None and not in_step:
-            save_state(checkpoint, _training_state(engine, history, cbs, epoch, batch_done,
-                                                   step, epoch_rng, generators))
+            _save(ctx, checkpoint, engine, history, cbs, epoch, batch_done, step, train,
+                  epoch_rng)
             saved = True
         cbs.on_train_end(logs)
         if not saved:
-            if checkpoint is not None:
+            if checkpoint is not None and main:
                 print("[fit] interrupted inside a training step; the last checkpoint in "
                       f"'{checkpoint}' is kept", file=sys.stderr)
             raise
@@ -293,6 +397,8 @@ def run_fit(engine, train, *, epochs: int, initial_epoch: int = 0, validation=No
                   f"saved to '{checkpoint}' (resume with fit(..., resume=...))",
                   file=sys.stderr)
         return history
+    if ctx is not None:
+        ctx.sync_buffers()  # every rank leaves fit with rank 0's model
     cbs.on_train_end(logs)
     return history
 
@@ -305,11 +411,15 @@ def _exists(path) -> bool:
 # ---- evaluate / predict -----------------------------------------------------------------------
 
 def run_evaluate(engine, batches, callbacks: Optional[CallbackList] = None, verbose=0,
-                 steps: Optional[int] = None) -> Dict[str, float]:
+                 steps: Optional[int] = None, _ctx=None) -> Dict[str, float]:
+    """Evaluates ``engine`` on ``batches``. Inside a distributed fit (``_ctx``) each rank
+    evaluates its share with rank 0's buffers and the returned logs cover every rank's."""
     from ..autograd.grad_mode import no_grad
 
     cbs = callbacks if callbacks is not None else CallbackList(model=engine)
     was_training = engine.module.training
+    if _ctx is not None:
+        _ctx.sync_buffers()
     engine.module.eval()
     engine.reset_metrics()
     cbs.on_test_begin()
@@ -325,7 +435,7 @@ def run_evaluate(engine, batches, callbacks: Optional[CallbackList] = None, verb
                 logs = engine.logs()
                 progress.update(n, logs)
                 cbs.on_test_batch_end(i, logs)
-        logs = dict(engine.logs())
+        logs = dict(_logs(engine, _ctx))
     finally:
         engine.module.train(was_training)
     progress.close(logs)

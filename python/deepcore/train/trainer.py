@@ -8,6 +8,10 @@
 The loop, callbacks, metrics, progress display and resumable checkpoints are the ones
 ``keras.Model.fit`` uses (deepcore/train/loop.py). Batches are ``(x, y)`` or
 ``(x, y, sample_weight)``; ``loss_fn(prediction, target)`` follows PyTorch's argument order.
+
+Under a ``deepcore.distributed`` process group of several processes (or given a
+``DistributedDataParallel``), ``fit`` trains data-parallel: see deepcore/train/distributed.py.
+``distributed=False`` keeps every process training on its own.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Optional
 
 from .. import serialization
 from . import loop
+from .distributed import wrap_model
 from .engine import StepEngine
 
 __all__ = ["Trainer", "fit"]
@@ -22,11 +27,14 @@ __all__ = ["Trainer", "fit"]
 
 class Trainer(StepEngine):
     def __init__(self, model, optimizer, loss_fn, metrics=None, scheduler=None,
-                 scheduler_interval: str = "epoch", scheduler_monitor: str = "val_loss"):
+                 scheduler_interval: str = "epoch", scheduler_monitor: str = "val_loss",
+                 distributed: Optional[bool] = None):
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"[Trainer] scheduler_interval must be 'epoch' or 'step', got "
                              f"{scheduler_interval!r}")
         self.model = model
+        # The plain module (checkpoints and state dicts hold its keys, without "module.").
+        self._module, self._ddp = wrap_model(model, distributed, "Trainer")
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.scheduler = scheduler
@@ -38,10 +46,10 @@ class Trainer(StepEngine):
 
     @property
     def module(self):
-        return self.model
+        return self._module
 
     def _forward(self, x):
-        return self.model(x)
+        return self._network()(x)
 
     def _loss_value(self, y_pred, y, sw):
         if y is None:
@@ -63,16 +71,16 @@ class Trainer(StepEngine):
 
     # What callbacks use (see deepcore.keras.callbacks).
     def state_dict(self):
-        return self.model.state_dict()
+        return self._module.state_dict()
 
     def load_state_dict(self, state):
-        return self.model.load_state_dict(state)
+        return self._module.load_state_dict(state)
 
     def named_parameters(self):
-        return self.model.named_parameters()
+        return self._module.named_parameters()
 
     def save_weights(self, path) -> None:
-        serialization.save(self.model.state_dict(), path)
+        serialization.save(self._module.state_dict(), path)
 
     def save(self, path) -> None:
         """An nn.Module's architecture is Python code, so only its weights are saved."""
@@ -105,10 +113,11 @@ class Trainer(StepEngine):
 
 def fit(model, train_loader, *, optimizer, loss_fn, epochs: int = 1, val_loader=None,
         callbacks=None, metrics=None, scheduler=None, scheduler_interval: str = "epoch",
-        verbose="auto", checkpoint=None, resume=None, initial_epoch: int = 0):
+        verbose="auto", checkpoint=None, resume=None, initial_epoch: int = 0,
+        distributed: Optional[bool] = None):
     """Trains ``model`` (an nn.Module) and returns the ``History``; see ``Trainer``."""
     trainer = Trainer(model, optimizer, loss_fn, metrics=metrics, scheduler=scheduler,
-                      scheduler_interval=scheduler_interval)
+                      scheduler_interval=scheduler_interval, distributed=distributed)
     return trainer.fit(train_loader, epochs=epochs, val_loader=val_loader, callbacks=callbacks,
                        verbose=verbose, checkpoint=checkpoint, resume=resume,
                        initial_epoch=initial_epoch)

@@ -1,11 +1,13 @@
-"""``deepcore.nn.parallel``: ``DataParallel``.
+"""``deepcore.nn.parallel``: ``DataParallel`` and ``DistributedDataParallel``.
 
 deepcore runs a model on one device, so ``DataParallel`` does what PyTorch's does without
-GPUs: it holds the model as ``.module`` and calls it.
+GPUs: it holds the model as ``.module`` and calls it. ``DistributedDataParallel`` trains one
+replica per process of a ``deepcore.distributed`` process group (distributed.py).
 """
 from __future__ import annotations
 
 from ..modules.module import Module
+from .distributed import DistributedDataParallel
 
 
 class DataParallel(Module):
@@ -20,4 +22,4 @@ class DataParallel(Module):
         return self.module(*inputs, **kwargs)
 
 
-__all__ = ["DataParallel"]
+__all__ = ["DataParallel", "DistributedDataParallel"]
