@@ -11,13 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#ifndef DC_HD
-#if defined(__CUDACC__)
-#define DC_HD __host__ __device__
-#else
-#define DC_HD
-#endif
-#endif
+#include "kernels/host_device.h"
 
 namespace dc::cuda_kernels {
 
