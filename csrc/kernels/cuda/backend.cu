@@ -36,6 +36,7 @@ void fill_kernels(dispatch::KernelTable& t) {
   fill_elementwise(t);
   fill_reduce(t);
   fill_gemm(t);
+  fill_softmax(t);
 }
 
 }  // namespace dc::cuda_kernels

@@ -18,6 +18,7 @@ void check_launch(const char* what); // RuntimeError naming the kernel if the la
 void fill_elementwise(dispatch::KernelTable& t);  // elementwise.cu
 void fill_reduce(dispatch::KernelTable& t);       // reduce.cu
 void fill_gemm(dispatch::KernelTable& t);         // gemm.cu
+void fill_softmax(dispatch::KernelTable& t);      // softmax.cu
 void fill_kernels(dispatch::KernelTable& t);      // all of them (backend.cu)
 
 }  // namespace dc::cuda_kernels
