@@ -527,17 +527,6 @@ Tensor cumsum(const Tensor& t, int64_t dim) {
 
 namespace {
 
-// x[O, K, I] with K = the scanned dim (a 0-d tensor scans one element).
-cpu::ReduceDims scan_dims(const Tensor& t, int64_t d) {
-  cpu::ReduceDims rd;
-  for (int64_t i = 0; i < t.dim(); ++i) {
-    if (i < d) rd.outer *= t.sizes()[i];
-    else if (i == d) rd.reduce = t.sizes()[i];
-    else rd.inner *= t.sizes()[i];
-  }
-  return rd;
-}
-
 // Runs the scan kernel on t (cast to out_dt, contiguous); indices too for cummax/cummin.
 std::pair<Tensor, Tensor> run_scan(cpu::ScanOp op, const Tensor& t, int64_t d, DType out_dt,
                                    bool with_indices) {
@@ -551,7 +540,7 @@ std::pair<Tensor, Tensor> run_scan(cpu::ScanOp op, const Tensor& t, int64_t d, D
   Tensor idx = with_indices ? Tensor::empty(t.sizes(), DType::Int64) : Tensor();
   DC_KERNEL(cum_scan)(op, out_dt, x.data_ptr(), out.data_ptr(),
                       with_indices ? static_cast<int64_t*>(idx.data_ptr()) : nullptr,
-                      scan_dims(t, d));
+                      cpu::dims_around(t.sizes(), d));
   return {out, idx};
 }
 

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/cpu/reduce.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 
@@ -24,19 +25,7 @@ namespace {
 
 using softmax_dev::vm::exp;
 
-struct Geometry {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-Geometry geometry(const Tensor& x, int64_t dim) {
-  Geometry g;
-  for (int64_t d = 0; d < x.dim(); ++d) {
-    if (d < dim) g.outer *= x.sizes()[d];
-    else if (d == dim) g.n = x.sizes()[d];
-    else g.inner *= x.sizes()[d];
-  }
-  return g;
-}
+using Geometry = cpu::ReduceDims;  // x as [outer, n = reduce, inner] around dim
 
 // The max of the warp's values; a NaN anywhere wins, as on the cpu.
 template <typename T>
@@ -127,21 +116,21 @@ __global__ void softmax_backward_columns(T* gx, const T* g, const T* y, int64_t 
 
 template <typename T>
 void forward_as(const Tensor& y, const Tensor& x, const Geometry& g, bool log_out) {
-  const ReduceLaunch l = reduce_launch(g.outer, g.n, g.inner, max_blocks(y.device()));
-  if (l.blocks == 0 || g.n == 0) return;
+  const ReduceLaunch l = reduce_launch(g.outer, g.reduce, g.inner, max_blocks(y.device()));
+  if (l.blocks == 0 || g.reduce == 0) return;
   const T* px = static_cast<const T*>(x.data_ptr());
   T* py = static_cast<T*>(y.data_ptr());
   if (l.warp_per_row)
     softmax_rows<T><<<static_cast<unsigned>(l.blocks), l.threads, 0, stream()>>>(px, py, g.outer,
-                                                                                g.n, log_out);
+                                                                                g.reduce, log_out);
   else
     softmax_columns<T><<<static_cast<unsigned>(l.blocks), l.threads, 0, stream()>>>(
-        px, py, g.outer, g.n, g.inner, log_out);
+        px, py, g.outer, g.reduce, g.inner, log_out);
   check_launch("softmax");
 }
 
 void cuda_softmax_into(const Tensor& y, const Tensor& x, int64_t dim, bool log_out) {
-  const Geometry g = geometry(x, dim);
+  const Geometry g = cpu::dims_around(x.sizes(), dim);
   switch (x.dtype()) {
     case DType::Float32: return forward_as<float>(y, x, g, log_out);
     case DType::Float64: return forward_as<double>(y, x, g, log_out);
@@ -154,16 +143,16 @@ template <typename T>
 void backward_as(const Tensor& gx, const Tensor& g, const Tensor& y, const Geometry& geo,
                  bool log_out) {
   const LaunchConfig c = elementwise_launch(geo.outer * geo.inner, max_blocks(gx.device()));
-  if (c.blocks == 0 || geo.n == 0) return;
+  if (c.blocks == 0 || geo.reduce == 0) return;
   softmax_backward_columns<T><<<static_cast<unsigned>(c.blocks), c.threads, 0, stream()>>>(
       static_cast<T*>(gx.data_ptr()), static_cast<const T*>(g.data_ptr()),
-      static_cast<const T*>(y.data_ptr()), geo.outer, geo.n, geo.inner, log_out);
+      static_cast<const T*>(y.data_ptr()), geo.outer, geo.reduce, geo.inner, log_out);
   check_launch("softmax_backward");
 }
 
 void cuda_softmax_backward_into(const Tensor& gx, const Tensor& g, const Tensor& y, int64_t dim,
                                 bool log_out) {
-  const Geometry geo = geometry(y, dim);
+  const Geometry geo = cpu::dims_around(y.sizes(), dim);
   switch (y.dtype()) {
     case DType::Float32: return backward_as<float>(gx, g, y, geo, log_out);
     case DType::Float64: return backward_as<double>(gx, g, y, geo, log_out);
