@@ -109,8 +109,9 @@ def _repr(self: Tensor) -> str:
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """Creates a new tensor (always a copy) from data: lists, numbers, NumPy arrays, tensors."""
     name = _check_device(device)
-    if name is None and _C._current_device() != "cpu":  # inside `with deepcore.device(...)`
-        name = _C._current_device()
+    if name is None:  # inside `with deepcore.device(...)` the data goes there
+        current = _C._current_device()
+        name = None if current == "cpu" else current
     if isinstance(data, Tensor):
         t = _C.contiguous(data.detach())
         t = _C._to_dtype(t, dtype if dtype is not None else t.dtype, True)

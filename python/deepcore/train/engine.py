@@ -107,7 +107,9 @@ class StepEngine:
     def _update_metrics(self, loss, y, y_pred, sw) -> None:
         self._loss_tracker.update_state(float(loss.item()))
         if y is not None and self._metrics:
-            y, y_pred, sw = _moved((y, y_pred.detach(), sw), "cpu")  # metrics read on the host
+            y_pred = y_pred.detach()
+            if y_pred.device.type != "cpu":  # metrics read on the host
+                y, y_pred, sw = _moved((y, y_pred, sw), "cpu")
             for m in self._metrics:
                 m.update_state(y, y_pred, sw)
 
