@@ -540,7 +540,7 @@ std::pair<Tensor, Tensor> run_scan(cpu::ScanOp op, const Tensor& t, int64_t d, D
   Tensor idx = with_indices ? Tensor::empty(t.sizes(), DType::Int64) : Tensor();
   DC_KERNEL(cum_scan)(op, out_dt, x.data_ptr(), out.data_ptr(),
                       with_indices ? static_cast<int64_t*>(idx.data_ptr()) : nullptr,
-                      cpu::dims_around(t.sizes(), d));
+                      cpu::ReduceDims::around(t.sizes(), d));
   return {out, idx};
 }
 

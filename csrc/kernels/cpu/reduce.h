@@ -13,19 +13,19 @@ namespace dc::cpu {
 
 struct ReduceDims {
   int64_t outer = 1, reduce = 1, inner = 1;
-};
 
-// A tensor of `sizes` seen as [outer, reduce, inner] around dim d (scans and softmax walk it so,
-// on every device); a 0-d tensor is one element.
-inline ReduceDims dims_around(const std::vector<int64_t>& sizes, int64_t d) {
-  ReduceDims rd;
-  for (int64_t i = 0; i < static_cast<int64_t>(sizes.size()); ++i) {
-    if (i < d) rd.outer *= sizes[i];
-    else if (i == d) rd.reduce = sizes[i];
-    else rd.inner *= sizes[i];
+  // A tensor of `sizes` seen as [outer, reduce, inner] around dim d (scans and softmax walk it
+  // so, on every device); a 0-d tensor is one element.
+  static ReduceDims around(const std::vector<int64_t>& sizes, int64_t d) {
+    ReduceDims rd;
+    for (int64_t i = 0; i < static_cast<int64_t>(sizes.size()); ++i) {
+      if (i < d) rd.outer *= sizes[i];
+      else if (i == d) rd.reduce = sizes[i];
+      else rd.inner *= sizes[i];
+    }
+    return rd;
   }
-  return rd;
-}
+};
 
 // out = sum over K. `in` of any dtype, `out` of any non-bool dtype (the op casts: sum of ints
 // is int64, sum(dtype=...)). Float results accumulate in double (float32 input: in blocks of

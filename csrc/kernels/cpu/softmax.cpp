@@ -57,7 +57,7 @@ const NnRowTable& nn_row_table() {
 }
 
 void softmax_into(const Tensor& y, const Tensor& x, int64_t dim, bool log) {
-  const Geometry g = cpu::dims_around(x.sizes(), dim);
+  const Geometry g = cpu::ReduceDims::around(x.sizes(), dim);
   DC_DISPATCH_FLOAT(x.dtype(), log ? "log_softmax" : "softmax", [&] {
     const auto& f = nn_rows<scalar_t>();
     const scalar_t* xp = x.data<scalar_t>();
@@ -73,7 +73,7 @@ void softmax_into(const Tensor& y, const Tensor& x, int64_t dim, bool log) {
 
 void softmax_backward_into(const Tensor& gx, const Tensor& g, const Tensor& y, int64_t dim,
                            bool log) {
-  const Geometry geo = cpu::dims_around(y.sizes(), dim);
+  const Geometry geo = cpu::ReduceDims::around(y.sizes(), dim);
   DC_DISPATCH_FLOAT(y.dtype(), log ? "log_softmax_backward" : "softmax_backward", [&] {
     const auto& f = nn_rows<scalar_t>();
     const scalar_t* gp = g.data<scalar_t>();

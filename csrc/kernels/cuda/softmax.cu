@@ -130,7 +130,7 @@ void forward_as(const Tensor& y, const Tensor& x, const Geometry& g, bool log_ou
 }
 
 void cuda_softmax_into(const Tensor& y, const Tensor& x, int64_t dim, bool log_out) {
-  const Geometry g = cpu::dims_around(x.sizes(), dim);
+  const Geometry g = cpu::ReduceDims::around(x.sizes(), dim);
   switch (x.dtype()) {
     case DType::Float32: return forward_as<float>(y, x, g, log_out);
     case DType::Float64: return forward_as<double>(y, x, g, log_out);
@@ -152,7 +152,7 @@ void backward_as(const Tensor& gx, const Tensor& g, const Tensor& y, const Geome
 
 void cuda_softmax_backward_into(const Tensor& gx, const Tensor& g, const Tensor& y, int64_t dim,
                                 bool log_out) {
-  const Geometry geo = cpu::dims_around(y.sizes(), dim);
+  const Geometry geo = cpu::ReduceDims::around(y.sizes(), dim);
   switch (y.dtype()) {
     case DType::Float32: return backward_as<float>(gx, g, y, geo, log_out);
     case DType::Float64: return backward_as<double>(gx, g, y, geo, log_out);
