@@ -22,8 +22,13 @@ STUB_BASE = ROOT / "tools" / "stubs" / "_C_base.pyi"
 FAMILIES = {"creation", "elementwise", "unary", "shape", "reduce", "index", "linalg", "conv",
             "pool", "norm", "loss", "softmax", "attention", "dropout", "sort", "optim", "rnn"}
 VARIANTS = ("function", "method", "inplace")
-FLAGS = {"manual", "python", "nn", "requires_grad", "nogil"}
-KEYS = {"bind", "cpp", "nogil"}
+FLAGS = {"manual", "python", "nn", "requires_grad", "nogil", "half", "widen"}
+KEYS = {"bind", "cpp", "nogil", "amp"}
+AMP_POLICIES = {"lower", "fp32", "promote"}
+# Families whose kernels compute bfloat16 and float16 themselves (Note [Precision policies] in
+# csrc/dispatch/precision.h); a row of another family says so with `half`, a row of these that
+# does not with `widen`.
+HALF_FAMILIES = {"creation", "elementwise", "unary", "shape", "index"}
 
 
 class SchemaError(Exception):
@@ -85,6 +90,18 @@ class Op:
     @property
     def cpp(self) -> str:
         return self.options.get("cpp", self.name.lstrip("_"))
+
+    @property
+    def half_kernels(self) -> bool:
+        """Whether the op computes bfloat16 / float16 itself (else it runs widened)."""
+        if "half" in self.flags:
+            return True
+        return self.family in HALF_FAMILIES and "widen" not in self.flags
+
+    @property
+    def amp(self) -> str:
+        """The autocast cast policy: none, lower, fp32 or promote."""
+        return self.options.get("amp", "none")
 
 
 # ---- parsing -------------------------------------------------------------------------------
@@ -178,6 +195,8 @@ def parse(text: str) -> list[Op]:
                 op.flags.add(w)
             else:
                 raise SchemaError(f"{where}: unknown word {w!r}")
+        if op.options.get("amp", "lower") not in AMP_POLICIES:
+            raise SchemaError(f"{where}: amp= takes one of {sorted(AMP_POLICIES)}")
         if len(cols) == 3:
             op.call = cols[2]
         if name in names:
@@ -312,6 +331,9 @@ def _lambda(op: Op, name: str, cpp: str, method: bool, inplace: bool) -> tuple[s
                 raise SchemaError(f"ops.schema:{op.line}: {op.name}: nogil needs a tensor")
             work = f"{ident(first.name)}.numel()"
         body.append(f"    ReleaseIfLarge gil({work});")
+    step = _precision_step(op, call, inplace)
+    if step:
+        body.append(step)
     if _traced(op):
         boxed = ", ".join(f"jit::IValue({ident(a.name)})" for a in op.args)
         body.append(f"    if (rec_) {{\n"
@@ -321,6 +343,28 @@ def _lambda(op: Op, name: str, cpp: str, method: bool, inplace: bool) -> tuple[s
     body.append(f"    return {call};")
     lam = "[](" + ", ".join(params) + ") {\n" + "\n".join(body) + "\n  }"
     return lam, _pyargs(op.args[1:] if method else op.args, op)
+
+
+_PRECISION_ARGS = {"Tensor": "Tensor", "TensorLike": "Tensor", "Tensor?": "Tensor",
+                   "Tensor[]": "std::vector<Tensor>"}
+
+
+def _precision_step(op: Op, call: str, inplace: bool) -> str | None:
+    """Note [Precision policies] (csrc/dispatch/precision.h): the autocast casts and the float32
+    fallback, before the call. None for ops it can never apply to."""
+    targs = [a for a in op.args if a.type in _PRECISION_ARGS]
+    if not targs or op.returns.strip() in ("()", "None"):
+        return None
+    if op.half_kernels and op.amp == "none":
+        return None
+    policy = f"dispatch::CastPolicy::{op.amp}"
+    half = "true" if op.half_kernels else "false"
+    names = ", ".join(ident(a.name) for a in targs)
+    params = ", ".join(f"{_PRECISION_ARGS[a.type]} {ident(a.name)}" for a in targs)
+    writes = "true" if (inplace or (op.args and op.args[0].mutable)) else "false"
+    return (f"    if (dispatch::precision::needed({policy}, {half}, {names})) {{\n"
+            f"      return dispatch::precision::call({policy}, {half}, {writes},\n"
+            f"          [&]({params}) {{ return {call}; }}, {names});\n    }}")
 
 
 _IVALUE_TYPES = {
@@ -383,6 +427,7 @@ def gen_bindings(ops: list[Op]) -> str:
         '#include "ops/ops.h"',
         '#include "python/common.h"',
         '#include "jit/graph.h"',
+        '#include "dispatch/precision.h"',
         "",
         "namespace dc::py_bind {",
         "",

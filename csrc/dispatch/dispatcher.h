@@ -18,7 +18,10 @@
 //        Autograd  records the graph node. Its handler is autograd::record, called in the op's
 //                  body beside the forward because the derivative is written there (one place
 //                  per op); the key is the grad-mode bit, so no_grad() just clears it.
-//        Autocast  slot: casts inputs by the op's precision policy (mixed-precision issue).
+//        Autocast  casts the op's floating inputs by its cast policy (deepcore.autocast). The
+//                  casts must replace the arguments, so the key is read by the precision step
+//                  of the op's binding, before the op is entered: Note [Precision policies]
+//                  in dispatch/precision.h. (It runs no handler here.)
 //        Tracer    deepcore.jit's (jit/trace.cpp): while a trace runs, an op that starts at
 //                  the outermost level without a binding recording it breaks the graph
 //                  (Note [Traced graphs] in jit/graph.h).
@@ -36,9 +39,9 @@ namespace dc::dispatch {
 enum class Key : uint8_t { Autograd = 0, Autocast = 1, Tracer = 2, Profiler = 3 };
 constexpr int kNumKeys = 4;
 constexpr uint32_t key_bit(Key k) { return 1u << static_cast<int>(k); }
-// The keys whose handlers run around each call (Autograd runs inside the op body instead).
-constexpr uint32_t kHookKeys = key_bit(Key::Autocast) | key_bit(Key::Tracer) |
-                               key_bit(Key::Profiler);
+// The keys whose handlers run around each call (Autograd runs inside the op body instead,
+// Autocast in the binding's precision step).
+constexpr uint32_t kHookKeys = key_bit(Key::Tracer) | key_bit(Key::Profiler);
 const char* key_name(Key k);
 
 // One op call in flight. Handlers may keep per-call state in `slot`.
@@ -61,7 +64,7 @@ struct KeyHandler {
   void (*enter)(OpFrame&) = nullptr;
   void (*exit)(OpFrame&) = nullptr;  // must not throw: it runs from a destructor
 };
-// Installs the handler of a slot key (Autocast, Tracer, Profiler).
+// Installs the handler of a slot key (Tracer, Profiler).
 void set_key_handler(Key key, KeyHandler handler);
 
 namespace detail {
@@ -88,7 +91,8 @@ inline void data_dependent_shape(const char* op) {
   if (detail::tls.keys & key_bit(Key::Tracer)) detail::call_data_dependent_hook(op);
 }
 
-// Turns a key on or off for this thread; RuntimeError if a slot key has no handler.
+// Turns a key on or off for this thread; RuntimeError if a slot key has no handler (Autocast is
+// turned on by dispatch::set_autocast).
 void set_key_active(Key k, bool on);
 // The innermost op in flight on this thread, or nullptr.
 inline const OpFrame* current_op() { return detail::tls.top; }

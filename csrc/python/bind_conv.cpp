@@ -1,5 +1,6 @@
 // Hand-written convolution bindings (csrc/ops/ops.schema rows marked manual): padding is a
 // number, a sequence or 'same' / 'valid'. The other conv ops' bindings are generated.
+#include "dispatch/precision.h"
 #include "jit/graph.h"
 #include "ops/ops.h"
 #include "python/common.h"
@@ -36,6 +37,11 @@ void bind_conv(py::module_& m) {
     Tensor bt = opt_tensor(b, "conv2d");
     Shape s = to_shape(stride, "conv2d"), d = to_shape(dilation, "conv2d");
     ReleaseIfLarge gil(x.numel() * w.numel());
+    constexpr auto lower = dispatch::CastPolicy::lower;  // Note [Precision policies]
+    if (dispatch::precision::needed(lower, false, x, w, bt))
+      return dispatch::precision::call(lower, false, false, [&](Tensor x, Tensor w, Tensor bt) {
+        return conv2d(x, w, bt, s, pad, d, groups, mode);
+      }, x, w, bt);
     return jit::record_call(k_conv2d, [&] { return jit::Stack{x, w, bt, s, pad, d, groups, mode}; },
                             [&] { return conv2d(x, w, bt, s, pad, d, groups, mode); });
   }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("stride") = 1,
@@ -46,6 +52,11 @@ void bind_conv(py::module_& m) {
     Tensor bt = opt_tensor(b, "conv1d");
     Shape s = to_shape(stride, "conv1d"), d = to_shape(dilation, "conv1d");
     ReleaseIfLarge gil(x.numel() * w.numel());
+    constexpr auto lower = dispatch::CastPolicy::lower;  // Note [Precision policies]
+    if (dispatch::precision::needed(lower, false, x, w, bt))
+      return dispatch::precision::call(lower, false, false, [&](Tensor x, Tensor w, Tensor bt) {
+        return conv1d(x, w, bt, s, pad, d, groups, mode);
+      }, x, w, bt);
     return jit::record_call(k_conv1d, [&] { return jit::Stack{x, w, bt, s, pad, d, groups, mode}; },
                             [&] { return conv1d(x, w, bt, s, pad, d, groups, mode); });
   }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("stride") = 1,

@@ -2,6 +2,7 @@
 #include "core/device_memory.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/kernels.h"
+#include "dispatch/precision.h"
 #include "dispatch/profiler.h"
 #include "ops/ops.h"
 #include "python/common.h"
@@ -35,6 +36,11 @@ void bind_dispatch(py::module_& m) {
     return resolve_device(Device::parse(name), "[device]").str();
   });
   m.def("_fake_cuda", &dispatch::set_fake_cuda, py::arg("on"));
+  // deepcore.autocast (Note [Precision policies] in dispatch/precision.h).
+  m.def("_set_autocast", &dispatch::set_autocast, py::arg("enabled"), py::arg("dtype"));
+  m.def("_autocast_state", [] {
+    return py::make_tuple(dispatch::autocast_enabled(), dispatch::autocast_dtype());
+  });
   m.def("_fake_cuda_allocated", [] {
     const auto [now, peak] = dispatch::fake_cuda_allocated();
     return py::make_tuple(now, peak);

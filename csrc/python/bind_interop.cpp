@@ -20,7 +20,7 @@ struct DLManagedTensor {
   void* manager_ctx;
   void (*deleter)(DLManagedTensor*);
 };
-enum : uint8_t { kDLInt = 0, kDLUInt = 1, kDLFloat = 2, kDLBool = 6 };
+enum : uint8_t { kDLInt = 0, kDLUInt = 1, kDLFloat = 2, kDLBfloat = 4, kDLBool = 6 };
 constexpr int32_t kDLCPU = 1;
 
 struct DLPackContext {
@@ -35,6 +35,8 @@ DLDataType to_dl(DType d) {
     case DType::Int32: return {kDLInt, 32, 1};
     case DType::Int64: return {kDLInt, 64, 1};
     case DType::Float32: return {kDLFloat, 32, 1};
+    case DType::Float16: return {kDLFloat, 16, 1};
+    case DType::BFloat16: return {kDLBfloat, 16, 1};
     default: return {kDLFloat, 64, 1};
   }
 }
@@ -47,6 +49,8 @@ DType from_dl(DLDataType t) {
     if (t.code == kDLInt && t.bits == 64) return DType::Int64;
     if (t.code == kDLFloat && t.bits == 32) return DType::Float32;
     if (t.code == kDLFloat && t.bits == 64) return DType::Float64;
+    if (t.code == kDLFloat && t.bits == 16) return DType::Float16;
+    if (t.code == kDLBfloat && t.bits == 16) return DType::BFloat16;
   }
   DC_THROW(TypeError, "[from_dlpack] unsupported DLPack dtype (code ", int(t.code), ", bits ",
            int(t.bits), ", lanes ", t.lanes, ")");
@@ -106,6 +110,10 @@ py::dtype numpy_dtype(DType d) {
     case DType::Int32: return py::dtype("int32");
     case DType::Int64: return py::dtype("int64");
     case DType::Float32: return py::dtype("float32");
+    case DType::Float16: return py::dtype("float16");
+    // NumPy has no bfloat16: ml_dtypes (a dependency) registers one, as JAX and TensorFlow use.
+    case DType::BFloat16:
+      return py::dtype::from_args(py::module_::import("ml_dtypes").attr("bfloat16"));
     default: return py::dtype("float64");
   }
 }
@@ -138,10 +146,13 @@ Tensor numpy_to_tensor(py::array arr) {
   else if (kind == "i" && isz == 8) dt = DType::Int64;
   else if (kind == "f" && isz == 4) dt = DType::Float32;
   else if (kind == "f" && isz == 8) dt = DType::Float64;
+  else if (kind == "f" && isz == 2) dt = DType::Float16;
+  else if (kind == "V" && isz == 2 && py::str(arr.dtype()).cast<std::string>() == "bfloat16")
+    dt = DType::BFloat16;
   else
     DC_THROW(TypeError, "[from_numpy] can't convert a NumPy array of dtype ",
              py::str(arr.dtype()).cast<std::string>(),
-             "; supported: bool, int32, int64, float32, float64");
+             "; supported: bool, int32, int64, float32, float64, float16, bfloat16 (ml_dtypes)");
   DC_CHECK(arr.dtype().byteorder() != '>', TypeError, "[from_numpy] big-endian arrays are not supported");
   Shape shape(arr.shape(), arr.shape() + arr.ndim());
   Shape strides(arr.ndim());

@@ -181,8 +181,11 @@ void bind_tensor(py::module_& m) {
         DC_CHECK(t.numel() == 1, ValueError, "[item] a Tensor with ", t.numel(),
                  " elements cannot be converted to a Python scalar");
         const Tensor h = ops::on_host(t);
-        return DC_DISPATCH_ALL(t.dtype(), "item", [&]() -> py::object {
-          return py::cast(*h.data<scalar_t>());
+        return DC_DISPATCH_ALL_AND_HALF(t.dtype(), "item", [&]() -> py::object {
+          if constexpr (std::is_floating_point_v<scalar_t>) return py::cast(*h.data<scalar_t>());
+          else if constexpr (is_float_v<scalar_t>)
+            return py::cast(static_cast<double>(static_cast<float>(*h.data<scalar_t>())));
+          else return py::cast(*h.data<scalar_t>());
         });
       })
       .def("numpy", [](const Tensor& t, bool force) { return tensor_to_numpy(t, force); },

@@ -168,6 +168,8 @@ PYBIND11_MODULE(_C, m) {
       .value("int64", DType::Int64)
       .value("float32", DType::Float32)
       .value("float64", DType::Float64)
+      .value("bfloat16", DType::BFloat16)
+      .value("float16", DType::Float16)
       .def("__repr__", [](DType d) { return std::string("deepcore.") + dtype_name(d); })
       .def("__str__", [](DType d) { return std::string("deepcore.") + dtype_name(d); })
       .def_property_readonly("is_floating_point", [](DType d) { return is_floating(d); })

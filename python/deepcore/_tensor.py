@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numbers
 
+import ml_dtypes
 import numpy as np
 
 from . import _C
@@ -14,6 +15,8 @@ _NP_TO_DTYPE = {
     np.dtype("int64"): _C.dtype.int64,
     np.dtype("float32"): _C.dtype.float32,
     np.dtype("float64"): _C.dtype.float64,
+    np.dtype("float16"): _C.dtype.float16,
+    np.dtype(ml_dtypes.bfloat16): _C.dtype.bfloat16,
 }
 _DTYPE_TO_NP = {v: k for k, v in _NP_TO_DTYPE.items()}
 
@@ -54,6 +57,8 @@ def _host(t: Tensor) -> Tensor:
 
 def _format_tensor(t: Tensor) -> str:
     arr = _C._to_numpy(_C.contiguous(_host(t)), True)
+    if t.dtype.itemsize == 2 and t.dtype.is_floating_point:
+        arr = arr.astype(np.float32)  # every 16-bit value is exact in float32
     if t.dtype.is_floating_point:
         finite = arr[np.isfinite(arr)]
         int_valued = finite.size > 0 and np.all(finite == np.round(finite))

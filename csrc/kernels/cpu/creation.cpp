@@ -6,6 +6,7 @@
 
 #include "core/parallel.h"
 #include "core/rng.h"
+#include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/isa.h"
 
 namespace dc::cpu {
@@ -28,7 +29,7 @@ void fill_int64_into(const Tensor& out, int64_t value) {
 
 void arange_into(const Tensor& out, double start, double step) {
   const int64_t n = out.numel();
-  DC_DISPATCH_ALL(out.dtype(), "arange", [&] {
+  DC_DISPATCH_ALL_AND_HALF(out.dtype(), "arange", [&] {
     scalar_t* p = out.data<scalar_t>();
     for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(start + i * step);
   });
@@ -37,7 +38,7 @@ void arange_into(const Tensor& out, double start, double step) {
 void linspace_into(const Tensor& out, double start, double end) {
   const int64_t steps = out.numel();
   const double step = steps > 1 ? (end - start) / (steps - 1) : 0.0;
-  DC_DISPATCH_ALL(out.dtype(), "linspace", [&] {
+  DC_DISPATCH_ALL_AND_HALF(out.dtype(), "linspace", [&] {
     scalar_t* p = out.data<scalar_t>();
     const int64_t half = steps == 1 ? 1 : steps / 2;
     for (int64_t i = 0; i < steps; ++i)
@@ -47,7 +48,7 @@ void linspace_into(const Tensor& out, double start, double end) {
 
 void fill_diagonal_into(const Tensor& out, double value) {
   const int64_t n = out.sizes()[0], m = out.sizes()[1];
-  DC_DISPATCH_ALL(out.dtype(), "eye", [&] {
+  DC_DISPATCH_ALL_AND_HALF(out.dtype(), "eye", [&] {
     scalar_t* p = out.data<scalar_t>();
     for (int64_t i = 0; i < std::min(n, m); ++i) p[i * m + i] = static_cast<scalar_t>(value);
   });
@@ -78,7 +79,22 @@ void fill_in_blocks(const Tensor& out, const F& fill) {
 }
 }  // namespace
 
+namespace {
+// A 16-bit float output draws float32 values (the same stream as a float32 tensor) and rounds
+// them, as torch does.
+template <typename Fill>
+bool drawn_widened(const Tensor& out, const Fill& fill) {
+  if (!is_reduced_float(out.dtype())) return false;
+  const Tensor wide = Tensor::empty(out.sizes(), DType::Float32);
+  fill(wide);
+  cast_into(out, wide);
+  return true;
+}
+}  // namespace
+
 void uniform_into(const Tensor& out, double low, double high, uint64_t seed, uint64_t start) {
+  if (drawn_widened(out, [&](const Tensor& w) { uniform_into(w, low, high, seed, start); }))
+    return;
   DC_DISPATCH_FLOAT(out.dtype(), "uniform_", [&] {
     const auto fn = uniform_fill(static_cast<scalar_t*>(nullptr));
     fill_in_blocks<scalar_t>(out, [&](scalar_t* p, int64_t b, int64_t e) {
@@ -88,6 +104,8 @@ void uniform_into(const Tensor& out, double low, double high, uint64_t seed, uin
 }
 
 void normal_into(const Tensor& out, double mean, double stddev, uint64_t seed, uint64_t start) {
+  if (drawn_widened(out, [&](const Tensor& w) { normal_into(w, mean, stddev, seed, start); }))
+    return;
   DC_DISPATCH_FLOAT(out.dtype(), "normal_", [&] {
     const auto fn = normal_fill(static_cast<scalar_t*>(nullptr));
     fill_in_blocks<scalar_t>(out, [&](scalar_t* p, int64_t b, int64_t e) {
@@ -97,6 +115,12 @@ void normal_into(const Tensor& out, double mean, double stddev, uint64_t seed, u
 }
 
 void bernoulli_into(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t start) {
+  if (drawn_widened(out, [&](const Tensor& w) {
+        Tensor pw = Tensor::empty(p.sizes(), DType::Float32);
+        cast_into(pw, p);
+        bernoulli_into(w, pw, seed, start);
+      }))
+    return;
   DC_DISPATCH_FLOAT(out.dtype(), "bernoulli", [&] {
     const auto fn = bernoulli_fill(static_cast<scalar_t*>(nullptr));
     const scalar_t* pp = p.data<scalar_t>();
@@ -109,7 +133,7 @@ void bernoulli_into(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t 
 
 void randint_into(const Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t start) {
   const uint64_t range = static_cast<uint64_t>(high - low);
-  DC_DISPATCH_ALL(out.dtype(), "randint", [&] {
+  DC_DISPATCH_ALL_AND_HALF(out.dtype(), "randint", [&] {
     scalar_t* p = out.data<scalar_t>();
     fill_random(out, seed, start, [&](uint64_t s, uint64_t ctr, int64_t i0, int64_t n) {
       auto r0 = philox(s, ctr), r1 = philox(s, ctr + 1);
@@ -127,7 +151,7 @@ void permutation_into(const Tensor& out, const Tensor& keys) {
   for (int64_t i = 0; i < n; ++i) perm[i] = i;
   const int64_t* k = keys.data<int64_t>();
   for (int64_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[k[i] % (i + 1)]);
-  DC_DISPATCH_ALL(out.dtype(), "randperm", [&] {
+  DC_DISPATCH_ALL_AND_HALF(out.dtype(), "randperm", [&] {
     scalar_t* p = out.data<scalar_t>();
     for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(perm[i]);
   });

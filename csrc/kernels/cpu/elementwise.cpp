@@ -47,42 +47,63 @@ constexpr const char* kCompareNames[] = {"eq", "ne", "lt", "le", "gt", "ge"};
 void run(LoopFn fn, const tensor_list& operands, const double* params) {
   run_loop(make_iter(operands[0].sizes(), operands), fn, params);
 }
+
+// The kernel of `row` for `dt`; bfloat16 and float16 use float32's (`widened` says so).
+LoopFn pick(const LoopFn* row, DType dt, bool& widened) {
+  widened = is_reduced_float(dt);
+  return row[static_cast<int>(widened ? DType::Float32 : dt)];
+}
+
+// Runs fn over the operands, widening those of the 16-bit dtype `dt` (Note [Reduced-precision
+// compute] in loops.cpp).
+void run_maybe_widened(LoopFn fn, bool widened, DType dt, const tensor_list& operands,
+                       const double* params) {
+  if (!widened) return run(fn, operands, params);
+  uint32_t mask = 0;
+  for (size_t i = 0; i < operands.size(); ++i)
+    if (operands[i].dtype() == dt) mask |= 1u << i;
+  run_loop_widened(make_iter(operands[0].sizes(), operands), fn, params, dt, mask);
+}
 }  // namespace
 
 void unary_into(UnaryOp op, const Tensor& out, const Tensor& in, const double* params) {
-  LoopFn fn = elementwise_table().unary[static_cast<int>(op)][static_cast<int>(in.dtype())];
+  bool w;
+  LoopFn fn = pick(elementwise_table().unary[static_cast<int>(op)], in.dtype(), w);
   DC_CHECK(fn, TypeError, "[", unary_op_name(op), "] not implemented for dtype ",
            dtype_name(in.dtype()));
-  run(fn, {out, in}, params);
+  run_maybe_widened(fn, w, in.dtype(), {out, in}, params);
 }
 
 void unary_backward_into(UnaryOp op, const Tensor& out, const Tensor& grad, const Tensor& saved,
                          const double* params) {
-  LoopFn fn =
-      elementwise_table().unary_backward[static_cast<int>(op)][static_cast<int>(grad.dtype())];
+  bool w;
+  LoopFn fn = pick(elementwise_table().unary_backward[static_cast<int>(op)], grad.dtype(), w);
   DC_CHECK(fn, TypeError, "[", unary_op_name(op), "] has no fused derivative for dtype ",
            dtype_name(grad.dtype()));
-  run(fn, {out, grad, saved}, params);
+  run_maybe_widened(fn, w, grad.dtype(), {out, grad, saved}, params);
 }
 
 void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
-  LoopFn fn = elementwise_table().binary[static_cast<int>(op)][static_cast<int>(a.dtype())];
+  bool w;
+  LoopFn fn = pick(elementwise_table().binary[static_cast<int>(op)], a.dtype(), w);
   DC_CHECK(fn, TypeError, "[", binary_op_name(op), "] not implemented for dtype ",
            dtype_name(a.dtype()));
-  run(fn, {out, a, b}, nullptr);
+  run_maybe_widened(fn, w, a.dtype(), {out, a, b}, nullptr);
 }
 
 void add_scaled_into(const Tensor& out, const Tensor& a, const Tensor& b, double alpha) {
-  LoopFn fn = elementwise_table().add_scaled[static_cast<int>(a.dtype())];
+  bool w;
+  LoopFn fn = pick(elementwise_table().add_scaled, a.dtype(), w);
   DC_CHECK(fn, TypeError, "[add] alpha is not supported for dtype ", dtype_name(a.dtype()));
-  run(fn, {out, a, b}, &alpha);
+  run_maybe_widened(fn, w, a.dtype(), {out, a, b}, &alpha);
 }
 
 void compare_into(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
-  LoopFn fn = elementwise_table().compare[static_cast<int>(op)][static_cast<int>(a.dtype())];
+  bool w;
+  LoopFn fn = pick(elementwise_table().compare[static_cast<int>(op)], a.dtype(), w);
   DC_CHECK(fn, TypeError, "[", kCompareNames[static_cast<int>(op)],
            "] not implemented for dtype ", dtype_name(a.dtype()));
-  run(fn, {out, a, b}, nullptr);
+  run_maybe_widened(fn, w, a.dtype(), {out, a, b}, nullptr);
 }
 
 void cast_into(const Tensor& out, const Tensor& in) {

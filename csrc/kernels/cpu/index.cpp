@@ -128,7 +128,7 @@ void index_gather(const Tensor& out, const Tensor& src, const IndexGeometry& g,
     outer.add_dim(g.outer_sizes[d], {g.outer_strides[d]});
   const Counter<1> inner = merged_walk(g.inner_sizes, g.inner_strides);
   const int64_t* off = offsets.data<int64_t>();
-  DC_DISPATCH_ALL(src.dtype(), "index", [&] {
+  DC_DISPATCH_ALL_AND_HALF(src.dtype(), "index", [&] {
     const scalar_t* s = src.data<scalar_t>();
     scalar_t* o = out.data<scalar_t>();
     const bool unit = inner.nd == 1 && inner.strides[0][0] == 1;
@@ -169,7 +169,7 @@ void index_scatter(const Tensor& dst, const Tensor& values, const IndexGeometry&
   constexpr int64_t kChunk = 4096;
   const int64_t nchunks = (I + kChunk - 1) / kChunk;
   const int64_t work_per_task = B * std::min(I, kChunk);
-  DC_DISPATCH_ALL(dst.dtype(), "index_put_", [&] {
+  DC_DISPATCH_ALL_AND_HALF(dst.dtype(), "index_put_", [&] {
     scalar_t* d = dst.data<scalar_t>();
     const scalar_t* v = values.data<scalar_t>();
     parallel_for(0, O * nchunks, std::max<int64_t>(1, kGrainSize / work_per_task),
@@ -202,7 +202,7 @@ void gather_dim(const Tensor& out, const Tensor& src, int64_t dim, const Tensor&
   const int64_t out_sd = out.strides()[dim], idx_sd = idx.strides()[dim],
                 src_sd = src.strides()[dim];
   const int64_t* ix = idx.data<int64_t>();
-  DC_DISPATCH_ALL(src.dtype(), "gather", [&] {
+  DC_DISPATCH_ALL_AND_HALF(src.dtype(), "gather", [&] {
     const scalar_t* s = src.data<scalar_t>();
     scalar_t* o = out.data<scalar_t>();
     parallel_for(0, total / n, std::max<int64_t>(1, kGrainSize / n), [&](int64_t p0, int64_t p1) {
@@ -230,7 +230,7 @@ void scatter_dim(const Tensor& dst, int64_t dim, const Tensor& idx, const Tensor
   const int64_t dst_sd = dst.strides()[dim], idx_sd = idx.strides()[dim],
                 src_sd = src.strides()[dim];
   const int64_t* ix = idx.data<int64_t>();
-  DC_DISPATCH_ALL(dst.dtype(), "scatter", [&] {
+  DC_DISPATCH_ALL_AND_HALF(dst.dtype(), "scatter", [&] {
     scalar_t* d = dst.data<scalar_t>();
     const scalar_t* s = src.data<scalar_t>();
     // Positions that differ outside `dim` write to different elements, so they may run in
@@ -259,7 +259,7 @@ Tensor nonzero(const Tensor& t) {
   std::vector<int64_t> counts(nchunks + 1, 0);
   auto chunk_begin = [&](int64_t c) { return N * c / nchunks; };
   Tensor out;
-  DC_DISPATCH_ALL(t.dtype(), "nonzero", [&] {
+  DC_DISPATCH_ALL_AND_HALF(t.dtype(), "nonzero", [&] {
     const scalar_t* p = t.data<scalar_t>();
     if (N > 0) {
       parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {

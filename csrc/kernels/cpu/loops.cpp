@@ -78,9 +78,10 @@ StridedIter make_iter(const Shape& shape, const tensor_list& operands) {
 
 namespace {
 
-// Runs elements [begin, end) in linear (row-major over the merged dims) order.
-void run_range(const StridedIter& it, LoopFn fn, const double* params, int64_t begin,
-               int64_t end) {
+// Calls body(ptrs, inner_strides, n) on the rows covering elements [begin, end), in linear
+// (row-major over the merged dims) order.
+template <typename Body>
+void run_range(const StridedIter& it, int64_t begin, int64_t end, const Body& body) {
   int64_t idx[16] = {0};
   int64_t rem = begin;
   for (int d = 0; d < it.ndim; ++d) {
@@ -98,7 +99,7 @@ void run_range(const StridedIter& it, LoopFn fn, const double* params, int64_t b
       ptrs[t] = p;
     }
     const int64_t n = std::min(it.shape[0] - idx[0], end - pos);
-    fn(ptrs, inner, n, params);
+    body(ptrs, inner, n);
     pos += n;
     idx[0] += n;
     for (int d = 0; d < it.ndim - 1 && idx[d] >= it.shape[d]; ++d) {
@@ -108,16 +109,73 @@ void run_range(const StridedIter& it, LoopFn fn, const double* params, int64_t b
   }
 }
 
-}  // namespace
-
-void run_loop(const StridedIter& it, LoopFn fn, const double* params, bool parallel) {
+template <typename Body>
+void run_all(const StridedIter& it, bool parallel, const Body& body) {
   if (it.numel == 0) return;
   if (!parallel) {
-    run_range(it, fn, params, 0, it.numel);
+    run_range(it, 0, it.numel, body);
     return;
   }
   parallel_for(0, it.numel, kGrainSize,
-               [&](int64_t b, int64_t e) { run_range(it, fn, params, b, e); });
+               [&](int64_t b, int64_t e) { run_range(it, b, e, body); });
+}
+
+template <typename H>
+void widen_row(const char* src, int64_t stride, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i)
+    dst[i] = static_cast<float>(*reinterpret_cast<const H*>(src + i * stride));
+}
+template <typename H>
+void narrow_row(const float* src, int64_t n, char* dst, int64_t stride) {
+  for (int64_t i = 0; i < n; ++i) *reinterpret_cast<H*>(dst + i * stride) = H(src[i]);
+}
+
+// Note [Reduced-precision compute]
+// bfloat16 and float16 elementwise ops run the float32 kernel: each row is cut into chunks of
+// kChunk elements, the 16-bit operands of a chunk are converted into float buffers on the stack,
+// the float32 kernel runs on the buffers (and on the other operands in place: a bool condition,
+// a bool result), and the result is rounded back once. That is how torch computes them too
+// (load as float, compute, round), so results agree to the rounding of the float32 math. A
+// broadcast operand (stride 0) is converted once per chunk.
+template <typename H>
+void run_widened_rows(const StridedIter& it, LoopFn fn, const double* params, uint32_t widen,
+                      bool parallel) {
+  constexpr int64_t kChunk = 256;
+  run_all(it, parallel, [&](char** ptrs, const int64_t* inner, int64_t n) {
+    alignas(64) float buf[kMaxOperands][kChunk];
+    char* p[kMaxOperands];
+    int64_t s[kMaxOperands];
+    for (int64_t b = 0; b < n; b += kChunk) {
+      const int64_t m = std::min(kChunk, n - b);
+      for (int t = 0; t < it.ntensors; ++t) {
+        char* at = ptrs[t] + b * inner[t];
+        if (!(widen >> t & 1u)) {
+          p[t] = at;
+          s[t] = inner[t];
+          continue;
+        }
+        p[t] = reinterpret_cast<char*>(buf[t]);
+        s[t] = inner[t] == 0 ? 0 : static_cast<int64_t>(sizeof(float));
+        // The output is read only when it is also an input (then it has another operand).
+        if (t > 0) widen_row<H>(at, inner[t], inner[t] == 0 ? 1 : m, buf[t]);
+      }
+      fn(p, s, m, params);
+      if (widen & 1u) narrow_row<H>(buf[0], m, ptrs[0] + b * inner[0], inner[0]);
+    }
+  });
+}
+
+}  // namespace
+
+void run_loop(const StridedIter& it, LoopFn fn, const double* params, bool parallel) {
+  run_all(it, parallel,
+          [&](char** ptrs, const int64_t* inner, int64_t n) { fn(ptrs, inner, n, params); });
+}
+
+void run_loop_widened(const StridedIter& it, LoopFn fn, const double* params, DType half,
+                      uint32_t widen, bool parallel) {
+  if (half == DType::BFloat16) run_widened_rows<BFloat16>(it, fn, params, widen, parallel);
+  else run_widened_rows<Half>(it, fn, params, widen, parallel);
 }
 
 }  // namespace dc::cpu

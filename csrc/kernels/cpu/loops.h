@@ -36,5 +36,9 @@ StridedIter make_iter(const Shape& shape, const tensor_list& operands);
 
 void run_loop(const StridedIter& it, LoopFn fn, const double* params = nullptr,
               bool parallel = true);
+// Runs a float32 kernel on operands of which those in the bit mask `widen` hold `half`
+// (bfloat16 or float16) values: Note [Reduced-precision compute] in loops.cpp.
+void run_loop_widened(const StridedIter& it, LoopFn fn, const double* params, DType half,
+                      uint32_t widen, bool parallel = true);
 
 }  // namespace dc::cpu

@@ -127,16 +127,19 @@ template <typename InT, typename Out>
 struct SumOp {
   using In = InT;
   // Floats accumulate in double; integers in uint64 (wraps like int64 without UB).
-  using State = std::conditional_t<std::is_floating_point_v<Out>, double, uint64_t>;
-  // float32 -> float32 sums use float lanes (twice the SIMD width), flushed to double.
-  using Lane = std::conditional_t<std::is_same_v<In, float> && std::is_same_v<Out, float>, float,
-                                  State>;
+  using State = std::conditional_t<is_float_v<Out>, double, uint64_t>;
+  // float32 -> float32 sums use float lanes (twice the SIMD width), flushed to double; so do
+  // the 16-bit floats summed into their own dtype (torch accumulates them in float).
+  using Lane = std::conditional_t<(std::is_same_v<In, float> && std::is_same_v<Out, float>) ||
+                                      (std::is_same_v<In, Out> && is_float_v<In> &&
+                                       !std::is_floating_point_v<In>),
+                                  float, State>;
   static constexpr bool kRowKernel = true;
   Out* out;
 
   // Like PyTorch: the input is cast to the output dtype, then accumulated.
   static State load(In x) {
-    if constexpr (std::is_floating_point_v<Out>) return static_cast<State>(static_cast<Out>(x));
+    if constexpr (is_float_v<Out>) return static_cast<State>(static_cast<Out>(x));
     else return static_cast<State>(static_cast<int64_t>(static_cast<Out>(x)));
   }
   State row(const In* p, int64_t n) const {
@@ -172,7 +175,7 @@ struct SumOp {
   }
   void merge(State& a, const State& b) const { a += b; }
   void finish(const State& s, int64_t idx) const {
-    if constexpr (std::is_floating_point_v<Out>) out[idx] = static_cast<Out>(s);
+    if constexpr (is_float_v<Out>) out[idx] = static_cast<Out>(s);
     else out[idx] = static_cast<Out>(static_cast<int64_t>(s));
   }
 };
@@ -406,9 +409,9 @@ void scan(const T* in, T* out, const ReduceDims& d) {
 }  // namespace
 
 void sum_reduce(DType in_dtype, DType out_dtype, const void* in, void* out, ReduceDims d) {
-  DC_DISPATCH_ALL(in_dtype, "sum", [&] {
+  DC_DISPATCH_ALL_AND_HALF(in_dtype, "sum", [&] {
     using In = scalar_t;
-    DC_DISPATCH_ALL(out_dtype, "sum", [&] {
+    DC_DISPATCH_ALL_AND_HALF(out_dtype, "sum", [&] {
       if constexpr (std::is_same_v<scalar_t, bool>) {
         DC_THROW(TypeError, "[sum] bool is not a valid accumulator dtype");
       } else {

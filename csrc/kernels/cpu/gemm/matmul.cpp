@@ -1,6 +1,9 @@
 // matmul_into: the Tensor-level entry of the GEMM (one kernel-table entry, dispatch/kernels.h),
 // choosing the float32 / float64 GEMM and its batched form, with a plain loop for integer dtypes.
+#include <vector>
+
 #include "core/tensor.h"
+#include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm/gemm.h"
 
 namespace dc::cpu {
@@ -22,6 +25,12 @@ void naive_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_
       C[i * rsc + j * csc] = acc;
     }
 }
+
+// float16 (and bfloat16 until its own GEMM takes over): the float32 GEMM on float copies of the
+// operands, rounded once into C. Products of 16-bit floats are exact in float32, so this is
+// the 16-bit GEMM's numerics with float32 accumulation, as torch computes it on CPUs.
+void matmul_widened(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta,
+                    const GemmEpilogue& ep);
 
 }  // namespace
 
@@ -51,6 +60,9 @@ void matmul_into(const Tensor& a, const Tensor& b, const Tensor& c, double alpha
                               b.data<double>(), sb, rs(b), cs(b), beta, c.data<double>(), sc,
                               rs(c), cs(c));
       return;
+    case DType::BFloat16:
+    case DType::Float16:
+      return matmul_widened(a, b, c, alpha, beta, ep);
     default:
       DC_DISPATCH_ALL(a.dtype(), "matmul", [&] {
         if constexpr (std::is_same_v<scalar_t, bool>) {
@@ -64,5 +76,32 @@ void matmul_into(const Tensor& a, const Tensor& b, const Tensor& c, double alpha
       });
   }
 }
+
+namespace {
+
+Tensor widened(const Tensor& t) {
+  Tensor w = Tensor::empty(t.sizes(), DType::Float32);
+  cast_into(w, t);
+  return w;
+}
+
+void matmul_widened(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta,
+                    const GemmEpilogue& ep) {
+  const Tensor c32 = beta != 0.0 ? widened(c) : Tensor::empty(c.sizes(), DType::Float32);
+  GemmEpilogue ep32 = ep;
+  std::vector<float> bias;
+  if (ep.bias) {
+    const int64_t N = c.sizes().back();
+    bias.resize(static_cast<size_t>(N));
+    for (int64_t j = 0; j < N; ++j)
+      bias[j] = c.dtype() == DType::BFloat16 ? float(static_cast<const BFloat16*>(ep.bias)[j])
+                                             : float(static_cast<const Half*>(ep.bias)[j]);
+    ep32.bias = bias.data();
+  }
+  matmul_into(widened(a), widened(b), c32, alpha, beta, ep32);
+  cast_into(c, c32);
+}
+
+}  // namespace
 
 }  // namespace dc::cpu

@@ -594,7 +594,8 @@ constexpr int idx(DType t) { return static_cast<int>(t); }
 
 void fill_elementwise(ElementwiseTable& t) {
   constexpr int B = idx(DType::Bool), I32 = idx(DType::Int32), I64 = idx(DType::Int64),
-                F32 = idx(DType::Float32), F64 = idx(DType::Float64);
+                F32 = idx(DType::Float32), F64 = idx(DType::Float64),
+                BF16 = idx(DType::BFloat16), F16 = idx(DType::Float16);
   auto U = [&](UnaryOp op) -> LoopFn* { return t.unary[static_cast<int>(op)]; };
   auto Bn = [&](BinaryOp op) -> LoopFn* { return t.binary[static_cast<int>(op)]; };
 
@@ -645,6 +646,8 @@ void fill_elementwise(ElementwiseTable& t) {
   U(UnaryOp::fill)[B] = fill_loop<bool>;
   U(UnaryOp::fill)[I32] = fill_loop<int32_t>;
   U(UnaryOp::fill)[I64] = fill_loop<int64_t>;
+  U(UnaryOp::fill)[BF16] = fill_loop<BFloat16>;
+  U(UnaryOp::fill)[F16] = fill_loop<Half>;
   U(UnaryOp::abs)[B] = identity_loop<bool>;
   // logical_not writes bool from any input dtype.
   U(UnaryOp::logical_not)[B] = logical_not_loop<bool>;
@@ -730,12 +733,16 @@ void fill_elementwise(ElementwiseTable& t) {
   t.cast[to_idx][I64] = cast_loop<To, int64_t>;                                               \
   t.cast[to_idx][F32] = cast_loop<To, float>;                                                 \
   t.cast[to_idx][F64] = cast_loop<To, double>;                                                \
+  t.cast[to_idx][BF16] = cast_loop<To, BFloat16>;                                             \
+  t.cast[to_idx][F16] = cast_loop<To, Half>;                                                  \
   t.where[to_idx] = where_loop<To>;
   DC_SET_CAST_FROM(bool, B)
   DC_SET_CAST_FROM(int32_t, I32)
   DC_SET_CAST_FROM(int64_t, I64)
   DC_SET_CAST_FROM(float, F32)
   DC_SET_CAST_FROM(double, F64)
+  DC_SET_CAST_FROM(BFloat16, BF16)
+  DC_SET_CAST_FROM(Half, F16)
 #undef DC_SET_CAST_FROM
   t.add_scaled[I32] = add_scaled_loop<int32_t>;
   t.add_scaled[I64] = add_scaled_loop<int64_t>;

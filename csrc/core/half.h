@@ -1,0 +1,95 @@
+#pragma once
+// The 16-bit floating types: bfloat16 (8 exponent bits, 7 mantissa bits: float32's range) and
+// IEEE float16 (5 and 10: more precision, range to 65504). Storage only: arithmetic converts to
+// float, computes there and rounds back once, which is how torch's CPU kernels compute on them
+// too (Note [Reduced-precision compute] in kernels/cpu/loops.cpp).
+//
+// Conversions round to nearest, ties to even, and keep NaN a NaN (a quiet one) and infinities
+// infinite; float16 rounds overflow to infinity and keeps subnormals. They are constexpr-free
+// bit manipulations so every ISA build (and the device compiler) can inline them.
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace dc {
+
+namespace half_detail {
+inline uint32_t bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float from_bits(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+}  // namespace half_detail
+
+inline uint16_t float_to_bf16_bits(float f) {
+  const uint32_t u = half_detail::bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN
+  // Round to nearest even: add 0x7fff plus the lowest kept bit, then truncate.
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+inline float bf16_bits_to_float(uint16_t h) { return half_detail::from_bits(uint32_t(h) << 16); }
+
+inline uint16_t float_to_f16_bits(float f) {
+  const uint32_t u = half_detail::bits(f);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
+  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
+  if (a < 0x38800000u) {
+    // A float16 subnormal (or zero): scale so the float addition rounds at 2^-24, by the
+    // hardware's round-to-nearest-even.
+    const float r = half_detail::from_bits(a) + 0.5f;  // 0.5 = 2^-1: ulp there is 2^-24
+    return static_cast<uint16_t>(sign | (half_detail::bits(r) - 0x3f000000u));
+  }
+  const uint32_t rounded = a + 0xfffu + ((a >> 13) & 1u);
+  return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
+}
+inline float f16_bits_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  if (e == 0x1f) return half_detail::from_bits(sign | 0x7f800000u | (m << 13));
+  if (e == 0) {  // zero or subnormal: m * 2^-24
+    const float v = static_cast<float>(m) * 5.9604644775390625e-08f;
+    return half_detail::from_bits(half_detail::bits(v) | sign);
+  }
+  return half_detail::from_bits(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+// The storage types. They convert implicitly to float and explicitly from it (rounding).
+struct BFloat16 {
+  uint16_t x = 0;
+  BFloat16() = default;
+  explicit BFloat16(float f) : x(float_to_bf16_bits(f)) {}
+  static BFloat16 from_bits(uint16_t b) {
+    BFloat16 h;
+    h.x = b;
+    return h;
+  }
+  operator float() const { return bf16_bits_to_float(x); }
+};
+
+struct Half {
+  uint16_t x = 0;
+  Half() = default;
+  explicit Half(float f) : x(float_to_f16_bits(f)) {}
+  static Half from_bits(uint16_t b) {
+    Half h;
+    h.x = b;
+    return h;
+  }
+  operator float() const { return f16_bits_to_float(x); }
+};
+
+// Floating types as the kernels see them: the C++ ones and the two storage types.
+template <typename T>
+inline constexpr bool is_float_v = std::is_floating_point_v<T> || std::is_same_v<T, BFloat16> ||
+                                   std::is_same_v<T, Half>;
+
+static_assert(sizeof(BFloat16) == 2 && sizeof(Half) == 2, "16-bit storage types");
+
+}  // namespace dc
