@@ -110,6 +110,7 @@ from ._seq import *  # noqa: E402,F401,F403
 
 from . import autograd  # noqa: E402
 from . import accelerator, amp, backends, cuda  # noqa: E402,F401
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402,F401
 from ._type_info import finfo, iinfo  # noqa: E402
 from ._legacy_types import BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor  # noqa
 from .backends import get_float32_matmul_precision, set_float32_matmul_precision  # noqa

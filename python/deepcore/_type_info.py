@@ -5,6 +5,7 @@ Attention code masks with ``torch.finfo(scores.dtype).min`` and clamps with ``.e
 """
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 
 from . import _C
@@ -17,7 +18,9 @@ class finfo:  # noqa: N801  (torch's name)
             type = get_default_dtype()  # noqa: A001
         if not isinstance(type, _C.dtype) or not type.is_floating_point:
             raise TypeError(f"torch.finfo() requires a floating point input type, got {type}")
-        info = np.finfo(type.name)  # deepcore's dtype names are NumPy's
+        # deepcore's dtype names are NumPy's; bfloat16's description is ml_dtypes'
+        info = ml_dtypes.finfo(ml_dtypes.bfloat16) if type.name == "bfloat16" else \
+            np.finfo(type.name)
         self.dtype = type.name
         self.bits = int(info.bits)
         self.eps = float(info.eps)

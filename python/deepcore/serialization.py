@@ -16,8 +16,8 @@ header, raw little-endian tensor bytes), written and parsed by the ``safetensors
 - A tensor reached twice (the same object, or the same view of the same memory, e.g. tied
   weights) is stored once and loads as one tensor referenced from both places.
 - Files without ``__deepcore__`` (written by ``safetensors.torch.save_file`` and friends)
-  load as a flat ``{name: Tensor}`` dict. Dtypes deepcore lacks are widened exactly:
-  float16/bfloat16 -> float32, int8/uint8/int16/uint16 -> int32, uint32 -> int64.
+  load as a flat ``{name: Tensor}`` dict. float16 and bfloat16 load as themselves; dtypes
+  deepcore lacks are widened exactly: int8/uint8/int16/uint16 -> int32, uint32 -> int64.
 - Saving to a path is atomic: a temporary file in the same directory is written, flushed,
   fsync'ed and renamed over the target (then the directory is fsync'ed), so a crash leaves
   either the old file or the new one, never a torn one.
@@ -31,6 +31,7 @@ import numbers
 import os
 from typing import Any, BinaryIO, Dict, Union
 
+import ml_dtypes
 import numpy as np
 
 from . import _C
@@ -238,8 +239,8 @@ _DTYPES = {
     "BOOL": ("|b1", np.bool_), "I32": ("<i4", np.int32), "I64": ("<i8", np.int64),
     "F32": ("<f4", np.float32), "F64": ("<f8", np.float64),
     "I8": ("|i1", np.int32), "U8": ("|u1", np.int32), "I16": ("<i2", np.int32),
-    "U16": ("<u2", np.int32), "U32": ("<u4", np.int64), "F16": ("<f2", np.float32),
-    "BF16": ("<u2", np.float32),  # the top half of a float32: widened bit-exactly below
+    "U16": ("<u2", np.int32), "U32": ("<u4", np.int64), "F16": ("<f2", np.float16),
+    "BF16": ("<u2", ml_dtypes.bfloat16),  # stored as raw 16-bit words, viewed as bfloat16
 }
 _NDARRAY_DTYPES = {"U64": "<u8"}
 
@@ -312,10 +313,10 @@ def _to_array(key: str, info: dict, name: str, as_ndarray: bool) -> np.ndarray:
         raise SerializationError(f"[load] tensor '{key}' in {name} has dtype {dt}, which "
                                  "deepcore can't represent")
     arr = np.frombuffer(info["data"], dtype=stored).reshape(info["shape"])
-    if as_ndarray and dt not in ("BF16",):
-        return arr.astype(arr.dtype.newbyteorder("="), copy=False)
     if dt == "BF16":
-        arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        return arr.astype("=u2", copy=False).view(ml_dtypes.bfloat16)
+    if as_ndarray:
+        return arr.astype(arr.dtype.newbyteorder("="), copy=False)
     return arr.astype(held, copy=False)
 
 
