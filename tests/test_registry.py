@@ -49,7 +49,7 @@ NOT_OPS = {
     "get_default_dtype", "promote_types", "get_num_threads", "set_num_threads",
     "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
     "is_grad_enabled", "show_config", "get_float32_matmul_precision",
-    "set_float32_matmul_precision",
+    "set_float32_matmul_precision", "is_autocast_enabled", "get_autocast_dtype",
     # Metadata queries answered from sizes and strides, never from the data.
     "is_tensor", "is_floating_point", "is_contiguous", "numel", "nelement", "dim",
     "ndimension", "size", "stride", "storage_offset", "element_size", "data_ptr",

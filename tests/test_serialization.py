@@ -238,7 +238,7 @@ def test_load_file_written_by_safetensors_torch(tmp_path):
         np.testing.assert_array_equal(back[k].numpy(), v.numpy())
 
 
-def test_torch_dtypes_deepcore_lacks_are_widened_exactly(tmp_path):
+def test_torch_16bit_floats_load_exactly_and_lacking_dtypes_widen(tmp_path):
     src = {"f16": torch.tensor([1.5, -2.25, 65504.0], dtype=torch.float16),
            "bf16": torch.tensor([1.5, -3.0e38, 1e-3], dtype=torch.bfloat16),
            "u8": torch.tensor([0, 255], dtype=torch.uint8),
@@ -247,12 +247,15 @@ def test_torch_dtypes_deepcore_lacks_are_widened_exactly(tmp_path):
     path = tmp_path / "mixed.safetensors"
     safetensors.torch.save_file(src, str(path))
     back = dc.load(path)
-    expect = {"f16": dc.float32, "bf16": dc.float32, "u8": dc.int32, "i8": dc.int32,
+    expect = {"f16": dc.float16, "bf16": dc.bfloat16, "u8": dc.int32, "i8": dc.int32,
               "i16": dc.int32}
     for k, v in src.items():
         assert back[k].dtype == expect[k]
-        want = v.float() if v.dtype.is_floating_point else v.int()
-        np.testing.assert_array_equal(back[k].numpy(), want.numpy())
+        if v.dtype.is_floating_point:  # the same 16-bit words
+            np.testing.assert_array_equal(back[k].numpy().view(np.uint16),
+                                          v.view(torch.int16).numpy().view(np.uint16))
+        else:
+            np.testing.assert_array_equal(back[k].numpy(), v.int().numpy())
 
 
 # ---- atomic writes -----------------------------------------------------------------------------
