@@ -69,11 +69,14 @@ def conv_backward(lib, F):
     return step
 
 
-def _train_step(lib, nn, model, x, y):
+def _train_step(lib, nn, model, x, y, autocast=False):
+    """One SGD step; with autocast, the forward and loss under bfloat16 autocast (float32
+    parameters and gradients), as torch.autocast("cpu", dtype=torch.bfloat16) runs it."""
     opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step():
-        loss = nn.functional.cross_entropy(model(x), y)
+        with lib.autocast("cpu", dtype=lib.bfloat16, enabled=autocast):
+            loss = nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -238,6 +241,14 @@ def main() -> None:
         _train_step(dc, dnn, dr, dc.tensor(x), dc.tensor(y)),
         _train_step(torch, torch.nn, tr, torch.from_numpy(x), torch.from_numpy(y)),
         reps)
+
+    dx, tx, dy, ty = dc.tensor(x), torch.from_numpy(x), dc.tensor(y), torch.from_numpy(y)
+    fp32_step = _train_step(dc, dnn, dr, dx, dy)
+    row("ResNet-18 train step, bf16 autocast",
+        _train_step(dc, dnn, dr, dx, dy, autocast=True),
+        _train_step(torch, torch.nn, tr, tx, ty, autocast=True), reps)
+    row("ResNet-18: deepcore bf16 autocast vs deepcore fp32",
+        _train_step(dc, dnn, dr, dx, dy, autocast=True), fp32_step, reps)
 
     print(f"| peak RSS, {steps} ResNet-18 train steps (MiB)      | {rd:9.0f} | {rt:9.0f} | "
           f"{rd / rt:5.2f} |        - |        - |")

@@ -145,9 +145,35 @@ def gemm_rows(dc, torch):
     return rows
 
 
+def bf16_rows(dc, torch):
+    """bfloat16 matmul (float32 accumulation): deepcore's bf16 GEMM against deepcore's float32
+    GEMM and torch's bfloat16 matmul, on the same values. Rows: (name, dc bf16, dc fp32,
+    torch bf16, FLOPs)."""
+    rows = []
+    for n in (512, 1024, 2048):
+        a = np.random.rand(n, n).astype(np.float32)
+        b = np.random.rand(n, n).astype(np.float32)
+        da, db = dc.from_numpy(a), dc.from_numpy(b)
+        ha, hb = da.to(dc.bfloat16), db.to(dc.bfloat16)
+        ta, tb = torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16()
+        rows.append((f"bf16 matmul {n}x{n} @ {n}x{n}", timeit(lambda: ha @ hb),
+                     timeit(lambda: da @ db), timeit(lambda: ta @ tb), 2 * n ** 3))
+    return rows
+
+
+def print_bf16(rows):
+    print("\n| benchmark | deepcore bf16 | deepcore fp32 | torch bf16 | bf16 speedup over fp32 "
+          "| deepcore/torch | GFLOP/s (dc bf16 / dc fp32 / torch bf16) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, h, f, t, flops in rows:
+        print(f"| {name} | {fmt_time(h)} | {fmt_time(f)} | {fmt_time(t)} | {f / h:.2f}x | "
+              f"{h / t:.2f}x | {flops / h / 1e9:.0f} / {flops / f / 1e9:.0f} / "
+              f"{flops / t / 1e9:.0f} |")
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["core", "train", "gemm"], default=None)
+    parser.add_argument("--only", choices=["core", "train", "gemm", "bf16"], default=None)
     args = parser.parse_args()
     import torch
 
@@ -160,6 +186,7 @@ def main():
         rows += train_rows(dc, torch)
     if args.only in (None, "gemm"):
         rows += gemm_rows(dc, torch)
+    half_rows = bf16_rows(dc, torch) if args.only in (None, "bf16") else []
     print(f"deepcore {dc.__version__} (kernels: {dc._C._active_isa()}, "
           f"{dc.get_num_threads()} threads) vs torch {torch.__version__} vs numpy "
           f"{np.__version__}\n")
@@ -177,6 +204,8 @@ def main():
         ratio_np = f"{d / n:.2f}x" if n is not None else "-"
         print(f"| {name} | {fmt_time(d)} | {fmt_time(t)} | "
               f"{fmt_time(n) if n is not None else '-'} | {d / t:.2f}x | {ratio_np} | {rate} |")
+    if half_rows:
+        print_bf16(half_rows)
 
 
 if __name__ == "__main__":
