@@ -133,6 +133,7 @@ namespace dc::dispatch {
   _(nonzero, Tensor, (const Tensor&))                                                         \
   /* sorting (kernels/cpu/sort.h) */                                                          \
   _(argsort_rows, void, (const Tensor&, const Tensor&, bool))                                 \
+  _(select_rows, void, (const Tensor&, const Tensor&, int64_t, bool))                         \
   /* optimizer updates (kernels/cpu/optim.h) */                                               \
   _(sgd_update, void, (DType, const cpu::SgdHyper&, const std::vector<cpu::OptimTensor>&))    \
   _(adam_update, void, (DType, const cpu::AdamHyper&, const std::vector<cpu::OptimTensor>&))  \

@@ -24,4 +24,24 @@ Tensor argsort(const Tensor& t, int64_t dim, bool descending) {
   return contiguous_clone(transpose(idx, dim, nd - 1));
 }
 
+Tensor topk_indices(const Tensor& t, int64_t k, int64_t dim, bool largest) {
+  DC_OP_GUARD("topk", t);
+  const int64_t nd = t.dim();
+  dim = wrap_dim_scalar_ok(dim, nd, "topk");
+  const int64_t n = nd ? t.sizes()[dim] : 1;
+  DC_CHECK(k >= 0 && k <= n, IndexError, "[topk] k (", k, ") is out of range for dimension ",
+           dim, " of size ", n, " (input shape ", t.shape_str(), ")");
+  if (nd == 0) return zeros({}, DType::Int64);
+  Tensor x;
+  {
+    autograd::GradModeGuard off(false);
+    x = contiguous_clone(transpose(detach(t), dim, nd - 1));
+  }
+  Shape rows_shape = x.sizes();
+  rows_shape.back() = k;
+  Tensor idx = Tensor::empty(rows_shape, DType::Int64);
+  DC_KERNEL(select_rows)(idx, x, k, largest);
+  return contiguous_clone(transpose(idx, dim, nd - 1));
+}
+
 }  // namespace dc::ops

@@ -785,6 +785,8 @@ def _threshold(input: Tensor, threshold: float, value: float, inplace: bool = Fa
     """threshold(Tensor input, float threshold, float value, bool inplace=False) -> Tensor"""
 def _to_dtype(input: Tensor, dtype: DTypeLike | None = None, copy: bool = False) -> Tensor:
     """to(Tensor input, ScalarType? dtype=None, bool copy=False) -> Tensor"""
+def _topk_indices(input: Tensor, k: int, dim: int, largest: bool) -> Tensor:
+    """_topk_indices(Tensor input, int k, int dim, bool largest) -> Tensor"""
 def _var(input: Tensor, dim: int | typing.Sequence[int] | None, correction: float, keepdim: bool) -> Tensor:
     """_var(Tensor input, int[]? dim, float correction, bool keepdim) -> Tensor"""
 def _view(input: Tensor, shape: int | typing.Sequence[int]) -> Tensor:

@@ -32,7 +32,7 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
         raise IndexError(f"[topk] k ({k}) is out of range for dimension {dim} of size {size}")
     if input.dim() == 0:
         return sort(input)
-    idx = _C.narrow(_C._argsort(input, dim, largest), dim, 0, k)
+    idx = _C._topk_indices(input, k, dim, largest)
     return return_types.topk(_C.gather(input, dim, idx), idx)
 
 
@@ -42,7 +42,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False):
         raise IndexError(f"[kthvalue] k ({k}) is out of range for dimension {dim} of size {size}")
     if input.dim() == 0:
         return return_types.kthvalue(input.clone(), _C._full([], 0, _C.dtype.int64, False))
-    idx = _C.narrow(_C._argsort(input, dim, False), dim, k - 1, 1)
+    idx = _C.narrow(_C._topk_indices(input, k, dim, False), dim, k - 1, 1)
     values = _C.gather(input, dim, idx)
     if not keepdim:
         values, idx = _C.squeeze(values, dim), _C.squeeze(idx, dim)
