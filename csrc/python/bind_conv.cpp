@@ -38,8 +38,8 @@ void bind_conv(py::module_& m) {
     Shape s = to_shape(stride, "conv2d"), d = to_shape(dilation, "conv2d");
     ReleaseIfLarge gil(x.numel() * w.numel());
     constexpr auto lower = dispatch::CastPolicy::lower;  // Note [Precision policies]
-    if (dispatch::precision::needed(lower, false, x, w, bt))
-      return dispatch::precision::call(lower, false, false, [&](Tensor x, Tensor w, Tensor bt) {
+    if (dispatch::precision::needed(lower, true, x, w, bt))
+      return dispatch::precision::call(lower, true, false, [&](Tensor x, Tensor w, Tensor bt) {
         return conv2d(x, w, bt, s, pad, d, groups, mode);
       }, x, w, bt);
     return jit::record_call(k_conv2d, [&] { return jit::Stack{x, w, bt, s, pad, d, groups, mode}; },
@@ -53,8 +53,8 @@ void bind_conv(py::module_& m) {
     Shape s = to_shape(stride, "conv1d"), d = to_shape(dilation, "conv1d");
     ReleaseIfLarge gil(x.numel() * w.numel());
     constexpr auto lower = dispatch::CastPolicy::lower;  // Note [Precision policies]
-    if (dispatch::precision::needed(lower, false, x, w, bt))
-      return dispatch::precision::call(lower, false, false, [&](Tensor x, Tensor w, Tensor bt) {
+    if (dispatch::precision::needed(lower, true, x, w, bt))
+      return dispatch::precision::call(lower, true, false, [&](Tensor x, Tensor w, Tensor bt) {
         return conv1d(x, w, bt, s, pad, d, groups, mode);
       }, x, w, bt);
     return jit::record_call(k_conv1d, [&] { return jit::Stack{x, w, bt, s, pad, d, groups, mode}; },

@@ -43,6 +43,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/conv_common.h"
@@ -209,8 +210,61 @@ template void forward_by_shape<double>(const ConvGeom&, const double*, const dou
                                        const double*, double*);
 }  // namespace conv_detail
 
+// Note [16-bit convolution]
+// A bfloat16 or float16 convolution widens its operands to float32 (exactly), runs the float32
+// algorithm and rounds the result once: float32 accumulation of exact products, the numerics
+// of torch's 16-bit CPU convolutions. For bfloat16 on a CPU with AVX512_BF16 its GEMMs run on
+// the bf16 GEMM instead (ConvGeom::bf16_gemm): the operands hold bfloat16 values, so rounding
+// them to bfloat16 as the GEMM packs them changes nothing but the speed. Only the algorithms
+// built on GEMM calls (im2col tiles, pointwise) take that flag; the implicit GEMM and the
+// channels-last weight gradient run their own float32 micro-kernels, so they are not chosen.
+namespace {
+template <typename H>
+void convert(const H* src, float* dst, int64_t n) {
+  parallel_for(0, n, kGrainSize, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dst[i] = float(src[i]);
+  });
+}
+template <typename H>
+void convert(const float* src, H* dst, int64_t n) {
+  parallel_for(0, n, kGrainSize, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dst[i] = H(src[i]);
+  });
+}
+std::vector<float> widened(DType dtype, const void* p, int64_t n) {
+  if (!p) return {};
+  std::vector<float> out(static_cast<size_t>(n));
+  if (dtype == DType::BFloat16) convert(static_cast<const BFloat16*>(p), out.data(), n);
+  else convert(static_cast<const Half*>(p), out.data(), n);
+  return out;
+}
+void narrow_into(DType dtype, const std::vector<float>& v, void* p) {
+  const int64_t n = static_cast<int64_t>(v.size());
+  if (dtype == DType::BFloat16) convert(v.data(), static_cast<BFloat16*>(p), n);
+  else convert(v.data(), static_cast<Half*>(p), n);
+}
+// The float32 geometry and algorithm of a 16-bit pass.
+ConvAlgo widened_algo(ConvPass pass, DType dtype, ConvGeom& g32) {
+  g32.bf16_gemm = dtype == DType::BFloat16 && gemm_bf16_native();
+  if (!g32.bf16_gemm) return choose_algo(pass, g32);
+  return pointwise_applies(g32) ? ConvAlgo::Pointwise : ConvAlgo::Im2col;
+}
+int64_t x_numel(const ConvGeom& g) { return g.N * g.C * g.H * g.W; }
+int64_t y_numel(const ConvGeom& g) { return g.N * g.K * g.OH * g.OW; }
+int64_t w_numel(const ConvGeom& g) { return g.K * g.ckk(); }
+}  // namespace
+
 void conv2d_forward(const ConvGeom& g, DType dtype, const void* x, const void* w,
                     const void* bias, void* y) {
+  if (is_reduced_float(dtype)) {
+    ConvGeom g32 = g;
+    const ConvAlgo algo = widened_algo(ConvPass::Forward, dtype, g32);
+    const auto xf = widened(dtype, x, x_numel(g)), wf = widened(dtype, w, w_numel(g)),
+               bf = widened(dtype, bias, g.K);
+    std::vector<float> yf(static_cast<size_t>(y_numel(g)));
+    forward_with(algo, g32, xf.data(), wf.data(), bias ? bf.data() : nullptr, yf.data());
+    return narrow_into(dtype, yf, y);
+  }
   if (dtype != DType::Float32 && dtype != DType::Float64) throw_dtype(dtype);
   const ConvAlgo algo = choose_algo(ConvPass::Forward, g);
   if (dtype == DType::Float32)
@@ -223,6 +277,14 @@ void conv2d_forward(const ConvGeom& g, DType dtype, const void* x, const void* w
 
 void conv2d_backward_input(const ConvGeom& g, DType dtype, const void* gy, const void* w,
                            void* gx) {
+  if (is_reduced_float(dtype)) {
+    ConvGeom g32 = g;
+    const ConvAlgo algo = widened_algo(ConvPass::GradInput, dtype, g32);
+    const auto gyf = widened(dtype, gy, y_numel(g)), wf = widened(dtype, w, w_numel(g));
+    std::vector<float> gxf(static_cast<size_t>(x_numel(g)));
+    backward_input_with(algo, g32, gyf.data(), wf.data(), gxf.data());
+    return narrow_into(dtype, gxf, gx);
+  }
   if (dtype != DType::Float32 && dtype != DType::Float64) throw_dtype(dtype);
   const ConvAlgo algo = choose_algo(ConvPass::GradInput, g);
   if (dtype == DType::Float32)
@@ -235,6 +297,14 @@ void conv2d_backward_input(const ConvGeom& g, DType dtype, const void* gy, const
 
 void conv2d_backward_weight(const ConvGeom& g, DType dtype, const void* gy, const void* x,
                             void* gw) {
+  if (is_reduced_float(dtype)) {
+    ConvGeom g32 = g;
+    const ConvAlgo algo = widened_algo(ConvPass::GradWeight, dtype, g32);
+    const auto gyf = widened(dtype, gy, y_numel(g)), xf = widened(dtype, x, x_numel(g));
+    std::vector<float> gwf(static_cast<size_t>(w_numel(g)));
+    backward_weight_with(algo, g32, gyf.data(), xf.data(), gwf.data());
+    return narrow_into(dtype, gwf, gw);
+  }
   if (dtype != DType::Float32 && dtype != DType::Float64) throw_dtype(dtype);
   const ConvAlgo algo = choose_algo(ConvPass::GradWeight, g);
   if (dtype == DType::Float32)

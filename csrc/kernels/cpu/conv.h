@@ -16,6 +16,9 @@ struct ConvGeom {
   int64_t K = 0, KH = 0, KW = 0;       // output channels, kernel size
   int64_t OH = 0, OW = 0;              // output size
   int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1;
+  // float32 operands that hold bfloat16 values: the GEMMs run on the bf16 GEMM (Note
+  // [16-bit convolution] in conv.cpp). Set by the entry points, never by callers.
+  bool bf16_gemm = false;
 
   int64_t Cg() const { return C / groups; }
   int64_t Kg() const { return K / groups; }
@@ -24,7 +27,7 @@ struct ConvGeom {
   bool pointwise() const { return KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
 };
 
-// y = conv(x, w) + bias[k]; bias may be nullptr. dtype: Float32 or Float64.
+// y = conv(x, w) + bias[k]; bias may be nullptr. dtype: Float32, Float64, BFloat16 or Float16.
 void conv2d_forward(const ConvGeom& g, DType dtype, const void* x, const void* w,
                     const void* bias, void* y);
 // gx (N, C, H, W) = the adjoint of conv(., w) applied to gy (N, K, OH, OW); gx is overwritten.

@@ -13,6 +13,7 @@
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/conv_pack.h"
 #include "kernels/cpu/gemm/gemm.h"
+#include "kernels/cpu/gemm/gemm_bf16.h"
 #include "kernels/cpu/isa.h"
 
 namespace dc::cpu::conv_detail {
@@ -28,6 +29,23 @@ inline void gemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, i
 inline void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsa,
                  int64_t csa, const double* B, int64_t rsb, int64_t csb, double beta, double* C,
                  int64_t rsc, int64_t csc) {
+  gemm_f64(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
+// The GEMM of a convolution: the bf16 GEMM for float32 operands holding bfloat16 values
+// (ConvGeom::bf16_gemm: products exact in float32, so only the speed changes), else the
+// float GEMM of T.
+inline void gemm(const ConvGeom& g, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t rsa, int64_t csa, const float* B, int64_t rsb, int64_t csb, float beta,
+                 float* C, int64_t rsc, int64_t csc) {
+  if (g.bf16_gemm)
+    gemm_bf16(M, N, K, alpha, A, false, rsa, csa, B, false, rsb, csb, beta, C, false, rsc, csc);
+  else
+    gemm_f32(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+inline void gemm(const ConvGeom&, int64_t M, int64_t N, int64_t K, double alpha,
+                 const double* A, int64_t rsa, int64_t csa, const double* B, int64_t rsb,
+                 int64_t csb, double beta, double* C, int64_t rsc, int64_t csc) {
   gemm_f64(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
 }
 

@@ -147,7 +147,7 @@ void forward_batched(const ConvGeom& g, const T* x, const T* w, const T* bias, T
       const int64_t n0 = blk * B, nb = std::min(B, g.N - n0), ld = nb * ohw;
       for (int64_t i = 0; i < nb; ++i)
         im2col_tile(g, x + (n0 + i) * g.C * hw, 0, ohw, col.data() + i * ohw, ld);
-      gemm(K, ld, ckk, T(1), w, ckk, 1, col.data(), ld, 1, T(0), out.data(), ld, 1);
+      gemm(g, K, ld, ckk, T(1), w, ckk, 1, col.data(), ld, 1, T(0), out.data(), ld, 1);
       for (int64_t i = 0; i < nb; ++i)
         for (int64_t k = 0; k < K; ++k) {
           const T* src = out.data() + k * ld + i * ohw;
@@ -170,7 +170,7 @@ void backward_input_image(const ConvGeom& g, const T* gy, const T* w, T* gx, int
   std::fill(gxg, gxg + g.Cg() * hw, T(0));
   for (int64_t p0 = 0; p0 < ohw; p0 += P) {
     const int64_t pn = std::min(P, ohw - p0);
-    gemm(ckk, pn, Kg, T(1), wg, 1, ckk, gyg + p0, ohw, 1, T(0), col.data(), pn, 1);
+    gemm(g, ckk, pn, Kg, T(1), wg, 1, ckk, gyg + p0, ohw, 1, T(0), col.data(), pn, 1);
     col2im_tile(g, col.data(), p0, pn, gxg);
   }
 }
@@ -186,7 +186,7 @@ void backward_input_batched(const ConvGeom& g, const T* gy, const T* w, T* gx, i
       const int64_t n0 = blk * B, nb = std::min(B, g.N - n0), ld = nb * ohw;
       gather_images(gy, K, ohw, n0, nb, gyt.data());
       // col (ckk, ld) = w^T (ckk, K) @ gy (K, ld)
-      gemm(ckk, ld, K, T(1), w, 1, ckk, gyt.data(), ld, 1, T(0), col.data(), ld, 1);
+      gemm(g, ckk, ld, K, T(1), w, 1, ckk, gyt.data(), ld, 1, T(0), col.data(), ld, 1);
       for (int64_t i = 0; i < nb; ++i) {
         T* gxi = gx + (n0 + i) * g.C * hw;
         std::fill(gxi, gxi + g.C * hw, T(0));
@@ -210,7 +210,7 @@ void backward_weight_part(const ConvGeom& g, const T* gy, const T* x, T* part, i
       gather_images(gy, g.K, ohw, b0, nb, gyt.data());
       for (int64_t i = 0; i < nb; ++i)
         im2col_tile(g, x + (b0 + i) * g.C * hw, 0, ohw, col.data() + i * ohw, ld);
-      gemm(g.K, ckk, ld, T(1), gyt.data(), ld, 1, col.data(), 1, ld, b0 == n0 ? T(0) : T(1),
+      gemm(g, g.K, ckk, ld, T(1), gyt.data(), ld, 1, col.data(), 1, ld, b0 == n0 ? T(0) : T(1),
            part, ckk, 1);
     }
     return;
@@ -225,7 +225,7 @@ void backward_weight_part(const ConvGeom& g, const T* gy, const T* x, T* part, i
       for (int64_t p0 = 0; p0 < ohw; p0 += P) {
         const int64_t pn = std::min(P, ohw - p0);
         im2col_tile(g, xg, p0, pn, col.data());
-        gemm(Kg, ckk, pn, T(1), gyg + p0, ohw, 1, col.data(), 1, pn,
+        gemm(g, Kg, ckk, pn, T(1), gyg + p0, ohw, 1, col.data(), 1, pn,
              p0 == 0 ? beta : T(1), pg, ckk, 1);
       }
     }
@@ -250,7 +250,7 @@ void forward_im2col(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
       const T* xg = x + (n * g.C + grp * g.Cg()) * hw;
       T* yt = y + (n * g.K + grp * Kg) * ohw + p0;
       im2col_tile(g, xg, p0, pn, col.data());
-      gemm(Kg, pn, ckk, T(1), w + grp * Kg * ckk, ckk, 1, col.data(), pn, 1, T(0), yt, ohw, 1);
+      gemm(g, Kg, pn, ckk, T(1), w + grp * Kg * ckk, ckk, 1, col.data(), pn, 1, T(0), yt, ohw, 1);
       if (bias)
         for (int64_t k = 0; k < Kg; ++k) {
           const T b = bias[grp * Kg + k];

@@ -31,7 +31,7 @@ void forward_pointwise(const ConvGeom& g, const T* x, const T* w, const T* bias,
       const int64_t p0 = t * P, pn = std::min(P, ohw - p0);
       const T* xg = x + (n * g.C + grp * g.Cg()) * hw;
       T* yt = y + (n * g.K + grp * Kg) * ohw + p0;
-      gemm(Kg, pn, ckk, T(1), w + grp * Kg * ckk, ckk, 1, xg + p0, hw, 1, T(0), yt, ohw, 1);
+      gemm(g, Kg, pn, ckk, T(1), w + grp * Kg * ckk, ckk, 1, xg + p0, hw, 1, T(0), yt, ohw, 1);
       if (bias)
         for (int64_t k = 0; k < Kg; ++k) {
           const T b = bias[grp * Kg + k];
@@ -48,7 +48,7 @@ void backward_input_pointwise(const ConvGeom& g, const T* gy, const T* w, T* gx)
     for (int64_t it = begin; it < end; ++it) {
       const int64_t n = it / g.groups, grp = it % g.groups;
       // gx (Cg, HW) = w^T (Cg, Kg) @ gy (Kg, HW), written in place
-      gemm(ckk, hw, Kg, T(1), w + grp * Kg * ckk, 1, ckk, gy + (n * g.K + grp * Kg) * hw, hw, 1,
+      gemm(g, ckk, hw, Kg, T(1), w + grp * Kg * ckk, 1, ckk, gy + (n * g.K + grp * Kg) * hw, hw, 1,
            T(0), gx + (n * g.C + grp * g.Cg()) * hw, hw, 1);
     }
   });
@@ -62,7 +62,7 @@ void backward_weight_pointwise(const ConvGeom& g, const T* gy, const T* x, T* gw
       for (int64_t grp = 0; grp < g.groups; ++grp) {
         const T beta = n == n0 ? T(0) : T(1);  // the part's first image overwrites
         // B (HW, Cg) = x^T read through strides
-        gemm(Kg, ckk, hw, T(1), gy + (n * g.K + grp * Kg) * hw, hw, 1,
+        gemm(g, Kg, ckk, hw, T(1), gy + (n * g.K + grp * Kg) * hw, hw, 1,
              x + (n * g.C + grp * g.Cg()) * hw, 1, hw, beta, part + grp * Kg * ckk, ckk, 1);
       }
   });
