@@ -146,6 +146,40 @@ Tensor reduce_op(const Tensor& t, const std::vector<bool>& mask, bool keepdim, D
   return shape_output(buf, t, mask, L, keepdim);
 }
 
+// Note [Summing in memory order]
+// A sum over dims that are not one run in memory (dims 0 and 2 of a contiguous (A, B, C)) would
+// need the reduced dims gathered into rows first: a copy of the whole input. Sums are linear,
+// so the innermost run of reduced dims is summed first, in place (rows of C), into a float64
+// (int64) buffer, and the rest from that much smaller buffer: one read of the input in memory
+// order, and no rounding in between. The dims of that run, or an empty list when the reduced
+// dims are already one run (or the input is not dense).
+Shape inner_reduced_run(const Tensor& t, const std::vector<bool>& mask) {
+  const Shape& sz = t.sizes();
+  const Shape& st = t.strides();
+  std::vector<int64_t> order;
+  for (int64_t i = 0; i < t.dim(); ++i)
+    if (sz[i] != 1) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return st[a] > st[b]; });
+  int64_t expected = 1;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    if (st[*it] != expected) return {};
+    expected *= sz[*it];
+  }
+  int runs = 0;
+  bool in_run = false;
+  for (int64_t d : order) {
+    if (mask[d] && !in_run) ++runs;
+    in_run = mask[d];
+  }
+  if (runs < 2) return {};
+  Shape run;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    if (mask[*it]) run.push_back(*it);
+    else if (!run.empty()) break;
+  }
+  return run;
+}
+
 int64_t reduced_count(const Tensor& t, const std::vector<bool>& mask) {
   int64_t n = 1;
   for (int64_t d = 0; d < t.dim(); ++d)
@@ -177,6 +211,14 @@ Tensor sum(const Tensor& t, const Shape& dims, bool keepdim, std::optional<DType
   const auto mask = reduction_mask(t, dims, "sum");
   const DType out_dt = dtype ? *dtype : (is_floating(t.dtype()) ? t.dtype() : DType::Int64);
   DC_CHECK(out_dt != DType::Bool, TypeError, "[sum] dtype=bool is not supported");
+  if (const Shape run = inner_reduced_run(t, mask); !run.empty()) {
+    Shape rest;
+    for (int64_t d = 0; d < t.dim(); ++d)
+      if (mask[d] && std::find(run.begin(), run.end(), d) == run.end()) rest.push_back(d);
+    const DType acc = is_floating(out_dt) ? DType::Float64 : DType::Int64;
+    const Tensor r = sum(sum(t, run, true, acc), rest, true, out_dt);
+    return keepdim ? r : reshape(r, reduced_shape(t.sizes(), mask, false));
+  }
   Tensor out = reduce_op(t, mask, keepdim, out_dt, 0.0, [&](const Layout& L, void* o) {
     DC_KERNEL(sum_reduce)(t.dtype(), out_dt, L.data.data_ptr(), o, L.dims);
   });

@@ -128,11 +128,9 @@ struct SumOp {
   using In = InT;
   // Floats accumulate in double; integers in uint64 (wraps like int64 without UB).
   using State = std::conditional_t<is_float_v<Out>, double, uint64_t>;
-  // float32 -> float32 sums use float lanes (twice the SIMD width), flushed to double; so do
-  // the 16-bit floats summed into their own dtype (torch accumulates them in float).
-  using Lane = std::conditional_t<(std::is_same_v<In, float> && std::is_same_v<Out, float>) ||
-                                      (std::is_same_v<In, Out> && is_float_v<In> &&
-                                       !std::is_floating_point_v<In>),
+  // Sums of float32 and of the 16-bit floats use float lanes (twice the SIMD width of double),
+  // flushed to the double State every kSumBlock elements.
+  using Lane = std::conditional_t<is_float_v<Out> && is_float_v<In> && !std::is_same_v<In, double>,
                                   float, State>;
   static constexpr bool kRowKernel = true;
   Out* out;
