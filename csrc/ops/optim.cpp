@@ -28,17 +28,22 @@ class StepPlan {
       const Tensor& g = grads[i];
       DC_CHECK(p.defined() && g.defined(), ValueError, "[", op, "] parameter ", i,
                " or its gradient is None");
-      DC_CHECK(p.dtype() == DType::Float32 || p.dtype() == DType::Float64, TypeError, "[", op,
-               "] parameter ", i, " has dtype ", dtype_name(p.dtype()),
-               "; only float32 and float64 parameters can be optimized");
+      DC_CHECK(is_floating(p.dtype()), TypeError, "[", op, "] parameter ", i, " has dtype ",
+               dtype_name(p.dtype()), "; only floating-point parameters can be optimized");
       DC_CHECK(g.sizes() == p.sizes() && g.dtype() == p.dtype(), ValueError, "[", op,
                "] parameter ", i, " of shape ", p.shape_str(), " and dtype ",
                dtype_name(p.dtype()), " has a gradient of shape ", g.shape_str(), " and dtype ",
                dtype_name(g.dtype()));
       Item& it = items_[i];
-      // A non-contiguous parameter is updated in a contiguous copy that is written back.
-      it.work = p.is_contiguous() ? p : contiguous_clone(p);
-      it.grad = g.is_contiguous() ? g : contiguous_clone(g);
+      // A non-contiguous parameter is updated in a contiguous copy that is written back; a
+      // 16-bit one in a float32 copy (the update's arithmetic in float32, rounded once, as
+      // torch's optimizers compute on bfloat16 parameters).
+      it.work = is_reduced_float(p.dtype()) ? widened(p)
+                : p.is_contiguous()          ? p
+                                             : contiguous_clone(p);
+      it.grad = is_reduced_float(g.dtype()) ? widened(g)
+                : g.is_contiguous()          ? g
+                                             : contiguous_clone(g);
       it.t.param = it.work.data_ptr();
       it.t.grad = it.grad.data_ptr();
       it.t.numel = p.numel();
@@ -62,8 +67,13 @@ class StepPlan {
                dtype_name(p.dtype()));
       DC_CHECK(s.is_contiguous(), ValueError, "[", op_, "] ", what, " of parameter ", i,
                " must be contiguous");
-      items_[i].t.state[k] = s.data_ptr();
       written_.push_back(s);
+      if (is_reduced_float(s.dtype())) {  // kept in the parameter's dtype, updated in float32
+        widened_states_.emplace_back(s, widened(s));
+        items_[i].t.state[k] = widened_states_.back().second.data_ptr();
+      } else {
+        items_[i].t.state[k] = s.data_ptr();
+      }
     }
   }
 
@@ -115,6 +125,7 @@ class StepPlan {
       if (!items_[i].work.is_same(params_[i])) DC_KERNEL(cast_into)(params_[i], items_[i].work);
       params_[i].bump_version();
     }
+    for (auto& [state, wide] : widened_states_) DC_KERNEL(cast_into)(state, wide);
     for (const Tensor& s : written_) s.bump_version();
   }
 
@@ -123,10 +134,18 @@ class StepPlan {
     Tensor work, grad;
     OptimTensor t;
   };
+  // A float32 copy of a 16-bit tensor, made without recording a graph.
+  static Tensor widened(const Tensor& t) {
+    Tensor w = Tensor::empty(t.sizes(), DType::Float32);
+    DC_KERNEL(cast_into)(w, t);
+    return w;
+  }
+
   const char* op_;
   const tensor_list& params_;
   std::vector<Item> items_;
   tensor_list written_;
+  std::vector<std::pair<Tensor, Tensor>> widened_states_;  // (state, its float32 copy)
 };
 
 void check_finite_nonneg(const char* op, const char* what, double v) {

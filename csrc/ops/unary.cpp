@@ -210,8 +210,12 @@ Tensor elu(const Tensor& a, double alpha, double scale, double input_scale) {
 namespace {
 // The largest finite value of a's floating dtype (float32 for integer inputs).
 double largest_finite(const Tensor& a) {
-  return a.dtype() == DType::Float64 ? std::numeric_limits<double>::max()
-                                     : std::numeric_limits<float>::max();
+  switch (a.dtype()) {
+    case DType::Float64: return std::numeric_limits<double>::max();
+    case DType::BFloat16: return 3.3895313892515355e38;  // (2 - 2^-7) 2^127
+    case DType::Float16: return 65504.0;
+    default: return std::numeric_limits<float>::max();
+  }
 }
 }  // namespace
 

@@ -1,5 +1,6 @@
 // Hand-written pooling binding (csrc/ops/ops.schema row marked manual): avg_pool2d's
 // divisor_override=None means "the window size", and 0 is an error, not that.
+#include "dispatch/precision.h"
 #include "jit/graph.h"
 #include "ops/ops.h"
 #include "python/common.h"
@@ -25,6 +26,12 @@ void bind_pool(py::module_& m) {
              "[avg_pool2d] divisor must be not zero");
     Shape ks = to_shape(k, op), ps = to_shape(p, op);
     ReleaseIfLarge gil(x.numel());
+    // Note [Precision policies]: no 16-bit kernel, so 16-bit input runs in float32.
+    constexpr auto none = dispatch::CastPolicy::none;
+    if (dispatch::precision::needed(none, false, x))
+      return dispatch::precision::call(none, false, false, [&](Tensor x) {
+        return ops::avg_pool2d(x, ks, st, ps, ceil_mode, count_include_pad, dv);
+      }, x);
     const auto args = [&] {
       return jit::Stack{x, ks, st, ps, ceil_mode, count_include_pad, dv};
     };

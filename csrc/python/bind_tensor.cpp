@@ -2,6 +2,7 @@
 // function of deepcore._C that python/deepcore/_tensor.py attaches as a method.
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
+#include "dispatch/precision.h"
 #include "jit/graph.h"
 #include "ops/ops.h"
 #include "python/common.h"
@@ -66,6 +67,15 @@ Tensor traced_unary(const char* name, const Tensor& a, Tensor (*fn)(const Tensor
 }
 
 Tensor add2(const Tensor& a, const Tensor& b) { return ops::add(a, b); }
+// a @ b: the matmul op's autocast policy applies to the operator too (Note [Precision
+// policies]); matmul has 16-bit kernels.
+Tensor matmul2(const Tensor& a, const Tensor& b) {
+  constexpr auto lower = dispatch::CastPolicy::lower;
+  if (dispatch::precision::needed(lower, true, a, b))
+    return dispatch::precision::call(lower, true, false,
+                                     [](Tensor x, Tensor y) { return ops::matmul(x, y); }, a, b);
+  return ops::matmul(a, b);
+}
 Tensor sub2(const Tensor& a, const Tensor& b) { return ops::sub(a, b); }
 Tensor div2(const Tensor& a, const Tensor& b) { return ops::div(a, b); }
 Tensor& add2_(Tensor& a, const Tensor& b) { return ops::add_(a, b); }
@@ -208,8 +218,8 @@ void bind_tensor(py::module_& m) {
       .def("__rmod__", [](const Tensor& a, py::handle b) { return rbinop<ops::remainder>(a, b, "remainder"); })
       .def("__pow__", [](const Tensor& a, py::handle b) { return binop<ops::pow>(a, b, "pow"); })
       .def("__rpow__", [](const Tensor& a, py::handle b) { return rbinop<ops::pow>(a, b, "pow"); })
-      .def("__matmul__", [](const Tensor& a, py::handle b) { return binop<ops::matmul>(a, b, "matmul"); })
-      .def("__rmatmul__", [](const Tensor& a, py::handle b) { return rbinop<ops::matmul>(a, b, "matmul"); })
+      .def("__matmul__", [](const Tensor& a, py::handle b) { return binop<matmul2>(a, b, "matmul"); })
+      .def("__rmatmul__", [](const Tensor& a, py::handle b) { return rbinop<matmul2>(a, b, "matmul"); })
       .def("__eq__", [](const Tensor& a, py::handle b) { return binop<ops::eq>(a, b, "eq"); })
       .def("__ne__", [](const Tensor& a, py::handle b) { return binop<ops::ne>(a, b, "ne"); })
       .def("__lt__", [](const Tensor& a, py::handle b) { return binop<ops::lt>(a, b, "lt"); })

@@ -7,6 +7,7 @@ import numbers
 
 from . import _C
 from ._C import Tensor
+from .amp.autocast_mode import _cast_inputs
 from ._creation import _dt, _size
 from ._tensor import _on_device, install_methods
 
@@ -105,6 +106,7 @@ def diag(input, diagonal: int = 0):
     return _C.index_select(flat, 0, idx)
 
 
+@_cast_inputs("fp32")  # torch's CPU autocast runs it in float32
 def trace(input):
     if input.dim() != 2:
         raise ValueError(f"[trace] expected a 2-D tensor, got shape {tuple(input.shape)}")

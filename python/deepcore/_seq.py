@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _C
 from ._C import Tensor
+from .amp.autocast_mode import _cast_inputs
 from ._creation import _dt
 from ._tensor import _on_device, install_methods, tensor
 
@@ -260,11 +261,13 @@ def _accumulate(name, input, product, beta, alpha):
     return out
 
 
+@_cast_inputs("lower")  # torch's CPU autocast lists it (Note [Precision policies])
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """beta * input + alpha * (batch1 @ batch2), batch by batch."""
     return _accumulate("baddbmm", input, _C.bmm(batch1, batch2), beta, alpha)
 
 
+@_cast_inputs("lower")
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     """beta * input + alpha * sum_b batch1[b] @ batch2[b], as one (n, B*m) @ (B*m, p) GEMM."""
     if batch1.dim() != 3 or batch2.dim() != 3:

@@ -11,10 +11,13 @@
     deepcore export runs/cnn-digits/checkpoint.safetensors --onnx cnn.onnx
     deepcore run --nproc 4 train.py       # an MPI job of 4 ranks (deepcore.distributed)
     deepcore train --nproc 2              # data-parallel on 2 processes (MPI)
+    deepcore train --precision bf16       # mixed precision: bfloat16 autocast
 
 Image models train through deepcore.train.Trainer (progress bar, metrics, callbacks), write a
 resumable checkpoint after every epoch and TensorBoard logs to ``--out``, and print the final
-test accuracy. ``--model gpt`` trains deepcore.models.GPT on the characters of a UTF-8 text
+test accuracy. ``--precision bf16`` (Lightning's ``bf16-mixed``) runs the forward and loss
+under ``deepcore.autocast`` in bfloat16, ``16-mixed`` in float16 with loss scaling; the weights
+and the checkpoint stay float32. ``--model gpt`` trains deepcore.models.GPT on the characters of a UTF-8 text
 file (Note [Character-level GPT checkpoint]) and prints the train/val loss as it goes.
 Checkpoints of image models also record the architecture (Note [Model spec in training
 checkpoints], deepcore/_model_files.py), so ``serve`` and ``export`` rebuild the model from the
@@ -23,6 +26,7 @@ file alone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -36,6 +40,9 @@ MODELS = ("cnn", "mlp", "lenet", "resnet18", "gpt")
 DATASETS = ("digits", "mnist", "fashion-mnist")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3}
+# --precision values -> deepcore.train.Trainer's (Lightning's) names
+PRECISIONS = {"fp32": "32-true", "32": "32-true", "bf16": "bf16-mixed", "bf16-mixed": "bf16-mixed",
+              "fp16": "16-mixed", "16-mixed": "16-mixed"}
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -63,6 +70,9 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
     tr.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                     help="0 silent, 1 progress bar, 2 one line per epoch")
+    tr.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                    help="fp32 (the default); bf16 or bf16-mixed: bfloat16 autocast; fp16 or "
+                         "16-mixed: float16 autocast with loss scaling")
     tr.add_argument("--nproc", type=int, default=1,
                     help="train data-parallel on N processes (MPI, deepcore.distributed); "
                          "--batch-size is per process")
@@ -160,6 +170,15 @@ def _input_side(model: str, side: int) -> int:
     return side
 
 
+def _precision(args) -> str:
+    """Trainer's name for ``--precision`` (Namespaces from older launchers lack it: fp32)."""
+    value = getattr(args, "precision", None) or "fp32"
+    if value not in PRECISIONS:
+        raise SystemExit(f"deepcore train: --precision must be one of {', '.join(PRECISIONS)}, "
+                         f"got {value!r}")
+    return PRECISIONS[value]
+
+
 def _optimizer(name: str, params, lr: float):
     from . import optim
     if name == "sgd":
@@ -198,8 +217,9 @@ def train(args) -> float:
     model = _build_model(args.model, xtr.shape[1], side, num_classes)
     optimizer = _optimizer(args.optimizer, model.parameters(), lr)
     scheduler = dc.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    precision = _precision(args)
     trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), metrics=["accuracy"],
-                      scheduler=scheduler)
+                      scheduler=scheduler, precision=precision)
     train_loader = DataLoader(TensorDataset(dc.from_numpy(xtr), dc.from_numpy(ytr)),
                               batch_size=args.batch_size, shuffle=True)
     test_loader = DataLoader(TensorDataset(dc.from_numpy(xte), dc.from_numpy(yte)),
@@ -216,13 +236,13 @@ def train(args) -> float:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"deepcore train: {args.model} ({n_params:,} parameters) on {args.dataset} "
           f"({len(xtr)} train / {len(xte)} test images, {side}x{side}), {epochs} epochs, "
-          f"{args.optimizer} lr={lr:g}, batch {args.batch_size}")
+          f"{args.optimizer} lr={lr:g}, batch {args.batch_size}, precision {precision}")
     start = time.perf_counter()
     verbose = args.verbose if args.verbose is not None else ("auto")
     trainer.fit(train_loader, epochs=epochs, val_loader=test_loader, callbacks=callbacks,
                 verbose=verbose, checkpoint=checkpoint, resume=args.resume)
     model.eval()
-    with dc.no_grad():
+    with dc.no_grad(), trainer._precision_context():
         correct = 0
         for xb, yb in test_loader:
             correct += int((model(xb).argmax(1) == yb).sum().item())
@@ -331,10 +351,19 @@ def train_gpt(args) -> float:
 
     model = _to_device(GPT(config), args.device, "train")
     optimizer = model.configure_optimizers(args.weight_decay, lr, (0.9, 0.99))
+    precision = _precision(args)
+    device_type = str(args.device).split(":", 1)[0]
+
+    def autocast():
+        if precision == "32-true":
+            return contextlib.nullcontext()
+        half = dc.float16 if precision == "16-mixed" else dc.bfloat16
+        return dc.autocast(device_type, dtype=half)
+    scaler = dc.amp.GradScaler(device_type) if precision == "16-mixed" else None
 
     def estimate_loss():
         model.eval()
-        with dc.no_grad():
+        with dc.no_grad(), autocast():
             out = {s: float(np.mean([model(*batch(s))[1].item() for _ in range(args.eval_iters)]))
                    for s in splits}
         model.train()
@@ -347,7 +376,7 @@ def train_gpt(args) -> float:
     print(f"deepcore train: gpt ({model.get_num_params():,} parameters, {config.n_layer} layers, "
           f"{config.n_head} heads, {config.n_embd} wide) on '{args.text}' ({len(data):,} "
           f"characters, vocabulary {len(vocab)}), block {T}, batch {batch_size}, "
-          f"{args.max_iters} steps, adamw lr={lr:g}")
+          f"{args.max_iters} steps, adamw lr={lr:g}, precision {precision}")
     start = time.perf_counter()
     losses = {"train": math.nan, "val": math.nan}
     for it in range(args.max_iters + 1):
@@ -358,11 +387,19 @@ def train_gpt(args) -> float:
         if it == args.max_iters:
             break
         x, y = batch("train")
-        _, loss = model(x, y)
+        with autocast():
+            _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # clip the true gradients
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
     dc.save({"format": GPT_FORMAT, "version": GPT_FORMAT_VERSION, "config": config.to_dict(),
              "vocab": vocab, "iters": args.max_iters, "val_loss": losses["val"],
              "model": model.state_dict()}, checkpoint)

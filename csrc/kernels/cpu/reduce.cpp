@@ -455,7 +455,7 @@ void var_reduce(DType dtype, const void* in, void* out, ReduceDims d, double cor
 }
 
 void all_any_reduce(DType dtype, const void* in, bool* out, ReduceDims d, bool is_all) {
-  DC_DISPATCH_ALL(dtype, is_all ? "all" : "any", [&] {
+  DC_DISPATCH_ALL_AND_HALF(dtype, is_all ? "all" : "any", [&] {
     auto* x = static_cast<const scalar_t*>(in);
     if (is_all) run_reduce(AllAnyOp<scalar_t, true>{out}, x, d);
     else run_reduce(AllAnyOp<scalar_t, false>{out}, x, d);

@@ -34,7 +34,8 @@ class autocast:  # noqa: N801  (torch's name)
     def __init__(self, device_type: str, dtype: Optional[_C.dtype] = None,
                  enabled: bool = True, cache_enabled: Optional[bool] = None) -> None:
         self.device = _device_type(device_type)
-        self.fast_dtype = _DEFAULT_DTYPES[self.device] if dtype is None else dtype
+        # Without a dtype, the one in force (set by an enclosing context), as torch does.
+        self.fast_dtype = get_autocast_dtype(self.device) if dtype is None else dtype
         if self.fast_dtype not in (_C.dtype.bfloat16, _C.dtype.float16):
             raise ValueError(f"[autocast] dtype must be deepcore.bfloat16 or deepcore.float16, "
                              f"got {self.fast_dtype}")
@@ -43,10 +44,7 @@ class autocast:  # noqa: N801  (torch's name)
 
     def __enter__(self) -> "autocast":
         self._saved.append(_C._autocast_state())
-        if self._enabled:
-            _C._set_autocast(True, self.fast_dtype)
-        else:
-            _C._set_autocast(False, self._saved[-1][1])
+        _C._set_autocast(self._enabled, self.fast_dtype)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -68,6 +66,28 @@ def is_autocast_enabled(device_type: Optional[str] = None) -> bool:
 
 
 def get_autocast_dtype(device_type: str = "cpu") -> _C.dtype:
+    """The dtype autocast casts to on this thread (bfloat16 until a context sets another)."""
     _device_type(device_type)
-    enabled, dtype = _C._autocast_state()
-    return dtype if enabled else _DEFAULT_DTYPES[_device_type(device_type)]
+    return _C._autocast_state()[1]
+
+
+def _cast_inputs(policy: str) -> Callable[[Callable], Callable]:
+    """The autocast policy of an op written in Python ("lower" or "fp32"): while autocast is
+    on, its floating tensor arguments (float64 excepted) are cast before it runs, as the
+    precision step of the C++ bindings does (Note [Precision policies])."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            enabled, low = _C._autocast_state()
+            if not enabled:
+                return fn(*args, **kwargs)
+            to = low if policy == "lower" else _C.dtype.float32
+
+            def cast(a):
+                if isinstance(a, _C.Tensor) and a.dtype.is_floating_point and \
+                        a.dtype not in (_C.dtype.float64, to):
+                    return _C._to_dtype(a, to, False)
+                return a
+            return fn(*[cast(a) for a in args], **{k: cast(v) for k, v in kwargs.items()})
+        return wrapper
+    return wrap

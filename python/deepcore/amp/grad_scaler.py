@@ -81,6 +81,9 @@ class GradScaler:
                 for p in group["params"]:
                     if p.grad is None:
                         continue
+                    if p.grad.dtype == _C.dtype.float16:
+                        # Dividing in float16 would flush the small values the scale saved.
+                        raise ValueError("Attempting to unscale FP16 gradients.")
                     p.grad.mul_(inv)
                     if not found_inf and not isfinite(p.grad).all().item():
                         found_inf = True

@@ -9,10 +9,10 @@
 Layers are channels-last like Keras. Models are ``deepcore.nn.Module``s, so they also work
 with plain deepcore training code.
 """
-from . import callbacks, layers, losses, metrics, optimizers  # noqa: F401
+from . import callbacks, layers, losses, metrics, mixed_precision, optimizers  # noqa: F401
 from .layers import Input  # noqa: F401
 from .models import Model, Sequential, load_model  # noqa: F401
 from . import models, saving  # noqa: F401
 
 __all__ = ["Input", "Model", "Sequential", "load_model", "layers", "callbacks", "losses",
-           "metrics", "optimizers", "models", "saving"]
+           "metrics", "mixed_precision", "optimizers", "models", "saving"]

@@ -127,13 +127,19 @@ class _Config:
             return default
         return name
 
-    def dtype_is_float32(self) -> None:
+    def dtype_policy(self) -> str:
+        """The layer's dtype policy name (deepcore/keras/mixed_precision.py has Keras' float
+        policies; quantized ones are refused)."""
+        from .mixed_precision import _POLICIES
         value = self.config.get("dtype")
         if isinstance(value, dict):
             value = (value.get("config") or {}).get("name")
-        if value not in (None, "float32"):
-            raise self.fail(f"computes in dtype policy {value!r}; deepcore.keras layers "
-                            "compute in float32")
+        if value is None:
+            return "float32"
+        if value not in _POLICIES:
+            raise self.fail(f"computes in dtype policy {value!r}; deepcore.keras layers take "
+                            f"the policies {', '.join(_POLICIES)}")
+        return value
 
     def finish(self) -> None:
         dropped = []
@@ -427,14 +433,14 @@ def read_layer(spec: dict, where: str) -> L.Layer:
                           f"is a Keras layer class that deepcore.keras cannot read from a "
                           f"file; it reads {', '.join(supported())}")
     c = _Config(cls, config, where)
-    c.dtype_is_float32()
+    policy = c.dtype_policy()
     if cls in _NEEDS_RANK:
         shape = (spec.get("build_config") or {}).get("input_shape")
         kwargs = codec[0](c, len(shape) if isinstance(shape, (list, tuple)) else None)
     else:
         kwargs = codec[0](c)
     c.finish()
-    kwargs.update(name=name, trainable=bool(config.get("trainable", True)))
+    kwargs.update(name=name, trainable=bool(config.get("trainable", True)), dtype=policy)
     layer_cls = L._REGISTRY[cls]
     try:
         return layer_cls(**kwargs)
@@ -457,7 +463,8 @@ def write_layer(layer: L.Layer) -> dict:
     except ValueError as e:  # e.g. a custom activation callable
         raise ValueError(f"[save] layer {layer.name!r} ({cls}): {e}") from e
     spec = {"module": "keras.layers", "class_name": cls,
-            "config": {"name": layer.name, "trainable": layer.trainable, "dtype": "float32",
+            "config": {"name": layer.name, "trainable": layer.trainable,
+                       "dtype": layer.dtype_policy.name,
                        **options},
             "registered_name": None}
     shape = getattr(layer, "_build_shape", None)

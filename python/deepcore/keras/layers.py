@@ -3,6 +3,10 @@
 channels-last like Keras: images are ``(batch, height, width, channels)``; the convolution and
 pooling layers permute around ``deepcore.nn.functional``'s channels-first kernels.
 
+Each layer has a dtype policy (``dtype=``, default the global policy; Keras 3's
+``"mixed_bfloat16"`` and the others, deepcore/keras/mixed_precision.py): it casts its float
+inputs and reads its weights in the policy's compute dtype (Note [Keras autocasting]).
+
 Weights use Keras' names and layouts (``kernel`` is ``(in, units)`` for Dense and
 ``(kh, kw, in, filters)`` for Conv2D), so ``get_weights`` matches Keras. Every layer has a
 JSON-able ``get_config``; ``deserialize`` builds only the registered classes below.
@@ -20,6 +24,7 @@ import deepcore.nn.functional as F
 from .. import nn
 from ..nn import init as nn_init
 from ..nn.parameter import Parameter
+from . import mixed_precision
 
 __all__ = ["Layer", "InputLayer", "Input", "Dense", "Conv1D", "Conv2D", "MaxPooling2D",
            "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "Dropout",
@@ -176,14 +181,22 @@ def _shape_of(x):
     return (None,) + tuple(x.shape[1:])
 
 
-class Layer(nn.Module):
+class Layer(mixed_precision.AutocastVariables, nn.Module):
     """Keras' Layer as an nn.Module: subclasses define ``build(input_shape)`` and
     ``call(inputs)``; ``get_config`` returns the constructor arguments."""
+
+    # Note [Keras autocasting]: False for layers that take their inputs and weights as they are
+    # (and cast their result to the compute dtype themselves); _autocast_variables False keeps
+    # the weights as stored while the inputs are still cast.
+    autocast = True
+    _autocast_variables = True
+    _convert_input_args = True
 
     def __init__(self, name: Optional[str] = None, input_shape=None, input_dim=None,
                  trainable: bool = True, dtype=None, batch_input_shape=None):
         super().__init__()
         self.name = name or _unique_name(_snake(type(self).__name__))
+        self._dtype_policy = mixed_precision.get(dtype)
         self.built = False
         self.trainable = trainable
         if input_dim is not None and input_shape is None:
@@ -194,6 +207,59 @@ class Layer(nn.Module):
         self._build_shape = None
         self._output_shapes = []  # one per symbolic call
         self._calls = 0
+
+    # The dtype policy (Keras 3's names: dtype is the variable dtype)
+    @property
+    def dtype_policy(self) -> mixed_precision.Policy:
+        return self._dtype_policy
+
+    @dtype_policy.setter
+    def dtype_policy(self, value) -> None:
+        self._dtype_policy = mixed_precision.get(value)
+
+    @property
+    def compute_dtype(self) -> str:
+        return self._dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        return self._dtype_policy.variable_dtype
+
+    @property
+    def dtype(self) -> str:
+        return self._dtype_policy.variable_dtype
+
+    def _cast_inputs(self, inputs, args, kwargs):
+        if not (self.autocast and self._convert_input_args):
+            return inputs, args, kwargs
+        dt = self._dtype_policy._compute
+        if not args and not kwargs:
+            return mixed_precision.cast_inputs(inputs, dt), args, kwargs
+        return (mixed_precision.cast_inputs(inputs, dt), mixed_precision.cast_inputs(args, dt),
+                {k: mixed_precision.cast_inputs(v, dt) for k, v in kwargs.items()})
+
+    def _variable_scope(self):
+        policy = self._dtype_policy
+        mixed = self.autocast and self._autocast_variables and \
+            policy.compute_dtype != policy.variable_dtype
+        return mixed_precision.scope_for(policy._compute if mixed else None)
+
+    def _convert_variables(self) -> None:
+        """Stores this layer's float weights and buffers (and those of its nn.Module parts that
+        are not layers themselves) in the policy's variable dtype."""
+        dt = self._dtype_policy._variable
+        if dt == dc.float32:
+            return
+
+        def convert(t):
+            return t.to(dt) if t.dtype.is_floating_point and t.dtype != dt else t
+
+        def walk(module):
+            module._apply(convert, recurse=False)
+            for child in module.children():
+                if not isinstance(child, Layer):
+                    walk(child)
+        walk(self)
 
     # Building
     def build(self, input_shape) -> None:
@@ -215,6 +281,7 @@ class Layer(nn.Module):
             self.build(input_shape)
             self.built = True
             self._build_shape = input_shape
+            self._convert_variables()
             if not self.trainable:
                 for p in self.parameters():
                     p.requires_grad_(False)
@@ -229,7 +296,9 @@ class Layer(nn.Module):
         if any(isinstance(t, KerasTensor) for t in _flatten(inputs)):
             return self._symbolic_call(inputs)
         self._maybe_build(_shape_of(inputs))
-        return super().__call__(inputs, *args, **kwargs)
+        inputs, args, kwargs = self._cast_inputs(inputs, args, kwargs)
+        with self._variable_scope():
+            return super().__call__(inputs, *args, **kwargs)
 
     def _symbolic_call(self, inputs):
         ins = _flatten(inputs)
@@ -245,8 +314,10 @@ class Layer(nn.Module):
         self.eval()
         try:
             with dc.no_grad():
-                out = nn.Module.__call__(self, dummies if isinstance(inputs, (list, tuple))
-                                         else dummies[0])
+                x, _, _ = self._cast_inputs(dummies if isinstance(inputs, (list, tuple))
+                                            else dummies[0], (), {})
+                with self._variable_scope():
+                    out = nn.Module.__call__(self, x)
         finally:
             self.train(was_training)
         shape = (None,) + tuple(out.shape[1:])
@@ -283,7 +354,8 @@ class Layer(nn.Module):
                 t.copy_(dc.from_numpy(np.ascontiguousarray(w, dtype=t.numpy().dtype)))
 
     def get_config(self) -> dict:
-        config = {"name": self.name, "trainable": self.trainable}
+        config = {"name": self.name, "trainable": self.trainable,
+                  "dtype": self._dtype_policy.name}
         if self._input_shape_arg is not None:
             config["input_shape"] = list(self._input_shape_arg)
         return config
@@ -299,6 +371,8 @@ class Layer(nn.Module):
 @register
 class InputLayer(Layer):
     """The layer behind ``keras.Input``: passes its input through."""
+
+    _convert_input_args = False
 
     def __init__(self, shape=None, dtype="float32", name=None, input_shape=None, **kwargs):
         shape = shape if shape is not None else input_shape
@@ -324,6 +398,11 @@ def Input(shape, batch_size=None, dtype="float32", name=None) -> KerasTensor:
     layer._output_shapes.append(kt.shape)
     layer._calls = 1
     return kt
+
+
+def _at_least_float32(x):
+    """16-bit floats widened to float32 (normalization statistics overflow in them)."""
+    return x.float() if x.dtype.is_floating_point and x.dtype.itemsize < 4 else x
 
 
 # ---- core layers ------------------------------------------------------------------------------
@@ -591,12 +670,15 @@ class BatchNormalization(Layer):
         self.register_buffer("moving_mean", dc.zeros(c))
         self.register_buffer("moving_variance", dc.ones(c))
 
+    _autocast_variables = False  # Keras: the statistics overflow in 16 bits; float32 math
+
     def call(self, inputs):
         batch_norm = _require("batch_norm")
         nd = inputs.dim()
         x = inputs if nd == 2 else inputs.permute(0, nd - 1, *range(1, nd - 1))
-        out = batch_norm(x, self.moving_mean, self.moving_variance, self.gamma, self.beta,
-                         self.training, 1.0 - self.momentum, self.epsilon)
+        out = batch_norm(_at_least_float32(x), self.moving_mean, self.moving_variance,
+                         self.gamma, self.beta, self.training, 1.0 - self.momentum,
+                         self.epsilon).to(self._dtype_policy._compute)
         return out if nd == 2 else out.permute(0, *range(2, nd), 1)
 
     def get_config(self) -> dict:
@@ -618,8 +700,12 @@ class LayerNormalization(Layer):
         self.gamma = _weight((c,), "ones") if self.scale else None
         self.beta = _weight((c,), "zeros") if self.center else None
 
+    autocast = False  # Keras: float32 math, the result in the compute dtype
+
     def call(self, inputs):
-        return F.layer_norm(inputs, (inputs.shape[-1],), self.gamma, self.beta, self.epsilon)
+        out = F.layer_norm(_at_least_float32(inputs), (inputs.shape[-1],), self.gamma,
+                           self.beta, self.epsilon)
+        return out.to(self._dtype_policy._compute)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
@@ -639,10 +725,12 @@ class Embedding(Layer):
         self.embeddings = _weight((self.input_dim, self.output_dim),
                                   self.embeddings_initializer)
 
+    autocast = False  # Keras: ids are not cast; the vectors come out in the compute dtype
+
     def call(self, inputs):
         if inputs.dtype.is_floating_point:
             inputs = inputs.to(dc.int64)
-        return F.embedding(inputs, self.embeddings)
+        return F.embedding(inputs, self.embeddings).to(self._dtype_policy._compute)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "input_dim": self.input_dim,

@@ -19,11 +19,12 @@ import deepcore as dc
 import deepcore.nn.functional as F
 from .. import nn
 from .layers import KerasTensor, Layer, _weight, register
+from .mixed_precision import AutocastVariables
 
 __all__ = ["MultiHeadAttention"]
 
 
-class _Projection(nn.Module):
+class _Projection(AutocastVariables, nn.Module):
     """``kernel`` (in, heads, dim) and ``bias`` (heads, dim): x (..., in) -> (..., heads, dim)."""
 
     def __init__(self, kernel_shape, bias_shape, use_bias: bool, kernel_initializer: str,
@@ -82,6 +83,7 @@ class MultiHeadAttention(Layer):
         self.key = _Projection((k_dim, h, self.key_dim), (h, self.key_dim), *opts)
         self.value = _Projection((v_dim, h, self.value_dim), (h, self.value_dim), *opts)
         self.attention_output = _Projection((h, self.value_dim, out_dim), (out_dim,), *opts)
+        self._convert_variables()  # made after build, so stored in the policy's dtype here
         if not self.trainable:
             for p in self.parameters():
                 p.requires_grad_(False)

@@ -6,7 +6,9 @@ progress bars, validation, resumable checkpoints (``fit(..., checkpoint=path)`` 
 ``fit(..., resume=path)``; see Note [Bit-exact resume] in deepcore/train/state.py). Under a
 ``deepcore.distributed`` process group of several processes, ``fit`` trains data-parallel
 (each rank its share of the data, gradients averaged; deepcore/train/distributed.py);
-``evaluate`` and ``predict`` stay local to each process.
+``evaluate`` and ``predict`` stay local to each process. Under a mixed precision policy each
+layer computes in its policy's dtype and the loss in float32 (Note [Keras autocasting] in
+deepcore/keras/mixed_precision.py).
 """
 from __future__ import annotations
 
@@ -37,6 +39,16 @@ def _as_array(a, name: str) -> np.ndarray:
     elif a.dtype.kind not in "iuf":
         raise TypeError(f"[fit] {name} must hold numbers, got dtype {a.dtype}")
     return a
+
+
+def _float32(y_pred):
+    """Predictions in 16-bit floats (mixed precision) widened to float32."""
+    if isinstance(y_pred, (list, tuple)):
+        return type(y_pred)(_float32(p) for p in y_pred)
+    if isinstance(y_pred, dc.Tensor) and y_pred.dtype.is_floating_point and \
+            y_pred.dtype.itemsize < 4:
+        return y_pred.float()
+    return y_pred
 
 
 def _is_array_like(x) -> bool:
@@ -90,6 +102,7 @@ class Model(Layer, StepEngine):
         for t in outs:
             visit(t)
         self._graph_inputs, self._graph_outputs = ins, outs
+        self._convert_input_args = False  # Keras: a graph's layers cast their own inputs
         self._single_output = not isinstance(outputs, (list, tuple))
         self._nodes = order
         for t in ins:
@@ -162,10 +175,15 @@ class Model(Layer, StepEngine):
                 weighted_metrics=None, run_eagerly=None, steps_per_execution=1,
                 jit_compile=None) -> None:
         self._optimizer_spec = optimizers_mod.get(optimizer)
+        if self.dtype_policy.name == "mixed_float16" and \
+                not isinstance(self._optimizer_spec, optimizers_mod.LossScaleOptimizer):
+            # Keras: float16 gradients need loss scaling (deepcore/keras/mixed_precision.py)
+            self._optimizer_spec = optimizers_mod.LossScaleOptimizer(self._optimizer_spec)
         self.loss = losses_mod.get(loss) if loss is not None else None
         self._init_metrics(metrics, self.loss)
         self._metric_specs = list(metrics or [])
         self.optimizer = None
+        self.grad_scaler = None
         self.compiled = True
         if self.built:
             self._build_optimizer()
@@ -181,6 +199,8 @@ class Model(Layer, StepEngine):
             if not params:
                 raise ValueError(f"[compile] model {self.name!r} has no trainable weights")
             self.optimizer = spec.build(params)
+        if isinstance(spec, optimizers_mod.LossScaleOptimizer):
+            self.grad_scaler = spec.scaler  # the training step scales the loss with it
 
     def _check_compiled(self, what: str) -> None:
         if not self.compiled:
@@ -200,7 +220,7 @@ class Model(Layer, StepEngine):
     def _loss_value(self, y_pred, y, sw):
         if y is None:
             raise ValueError("[fit] no targets: pass y, or batches of (x, y)")
-        return self.loss(y, y_pred, sw)
+        return self.loss(y, _float32(y_pred), sw)  # Keras' losses compute in float32
 
     # ---- data --------------------------------------------------------------------------------
     def _inputs(self, x) -> List[np.ndarray]:
@@ -411,6 +431,8 @@ def _first_sample(loader):
 class Sequential(Model):
     """A plain stack of layers; built when the first layer knows its input shape (or a
     ``keras.Input`` comes first), otherwise on the first call."""
+
+    _convert_input_args = False  # Keras: the layers cast their own inputs
 
     def __init__(self, layers=None, name: Optional[str] = None, **kwargs):
         super().__init__(name=name or _unique_name("sequential"), **kwargs)

@@ -3,6 +3,8 @@
 
 ``compile(optimizer="adam")`` uses Keras' default learning rates (SGD 0.01, the others
 0.001) and epsilon 1e-7. A ready ``deepcore.optim.Optimizer`` is used as given.
+``LossScaleOptimizer`` adds Keras' dynamic loss scaling to any of them (for float16 training,
+deepcore/keras/mixed_precision.py).
 """
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from typing import Optional
 
 from .. import optim
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "LossScaleOptimizer",
+           "get"]
 
 
 class Optimizer:
@@ -90,8 +93,67 @@ class Adagrad(Optimizer):
                              weight_decay=self.weight_decay or 0.0)
 
 
+class LossScaleOptimizer(Optimizer):
+    """Keras' dynamic loss scaling around ``inner_optimizer`` (a keras optimizer, its name, or
+    a deepcore optimizer). The loss is multiplied by the scale before ``backward`` and the
+    gradients divided by it before the step; a step whose gradients hold inf/NaN is skipped and
+    halves the scale, and ``dynamic_growth_steps`` clean steps in a row double it. That is
+    ``deepcore.amp.GradScaler``'s algorithm, which does the work: ``build`` makes the inner
+    deepcore optimizer and ``self.scaler``, and the model's training step uses the scaler.
+    ``compile`` wraps the optimizer in one under the "mixed_float16" policy, as Keras does."""
+
+    def __init__(self, inner_optimizer, initial_scale: float = 2.0 ** 15,
+                 dynamic_growth_steps: int = 2000):
+        inner = get(inner_optimizer)
+        if isinstance(inner, LossScaleOptimizer):
+            raise TypeError("[LossScaleOptimizer] inner_optimizer is already a "
+                            "LossScaleOptimizer")
+        initial_scale = float(initial_scale)
+        if not 0.0 < initial_scale < float("inf"):
+            raise ValueError(f"[LossScaleOptimizer] initial_scale must be a positive finite "
+                             f"number, got {initial_scale!r}")
+        if isinstance(dynamic_growth_steps, bool) or not isinstance(dynamic_growth_steps, int):
+            raise TypeError(f"[LossScaleOptimizer] dynamic_growth_steps must be an int, got "
+                            f"{dynamic_growth_steps!r}")
+        if dynamic_growth_steps < 1:
+            raise ValueError(f"[LossScaleOptimizer] dynamic_growth_steps must be >= 1, got "
+                             f"{dynamic_growth_steps}")
+        self.inner_optimizer = inner
+        self.initial_scale = initial_scale
+        self.dynamic_growth_steps = dynamic_growth_steps
+        self.scaler = None
+
+    @property
+    def learning_rate(self) -> float:
+        inner = self.inner_optimizer
+        if isinstance(inner, optim.Optimizer):
+            return float(inner.param_groups[0]["lr"])
+        return inner.learning_rate
+
+    @property
+    def dynamic_scale(self) -> float:
+        """The loss scale now (``initial_scale`` until the model is built)."""
+        return self.scaler.get_scale() if self.scaler is not None else self.initial_scale
+
+    def scale_loss(self, loss):
+        return loss * self.dynamic_scale
+
+    def build(self, params) -> optim.Optimizer:
+        from ..amp import GradScaler
+        inner = self.inner_optimizer
+        opt = inner if isinstance(inner, optim.Optimizer) else inner.build(params)
+        self.scaler = GradScaler("cpu", init_scale=self.initial_scale, growth_factor=2.0,
+                                 backoff_factor=0.5, growth_interval=self.dynamic_growth_steps)
+        return opt
+
+    def get_config(self) -> dict:
+        return {"inner_optimizer": serialize(self.inner_optimizer),
+                "initial_scale": self.initial_scale,
+                "dynamic_growth_steps": self.dynamic_growth_steps}
+
+
 _NAMES = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
-_CLASSES = {cls.__name__: cls for cls in _NAMES.values()}
+_CLASSES = {cls.__name__: cls for cls in list(_NAMES.values()) + [LossScaleOptimizer]}
 
 
 def get(identifier):
@@ -115,6 +177,8 @@ def get(identifier):
 
 
 def serialize(opt) -> Optional[dict]:
+    if isinstance(opt, LossScaleOptimizer) and serialize(opt.inner_optimizer) is None:
+        return None  # around a deepcore optimizer, which has no config
     if isinstance(opt, Optimizer) and type(opt) in _CLASSES.values():
         return {"class_name": type(opt).__name__, "config": opt.get_config()}
     return None

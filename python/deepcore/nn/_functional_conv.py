@@ -9,6 +9,7 @@ from typing import Optional, Sequence, Union
 
 from .. import _C
 from .._C import Tensor
+from ..amp.autocast_mode import _cast_inputs
 
 __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad", "max_pool1d",
@@ -56,7 +57,14 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
 
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
         value: Optional[float] = None) -> Tensor:
+    if mode in ("reflect", "replicate"):  # in float32 under autocast, as torch's CPU lists say
+        return _padded_fp32(input, pad, mode)
     return _C._pad(input, list(pad), mode, 0.0 if value is None else value)
+
+
+@_cast_inputs("fp32")
+def _padded_fp32(input: Tensor, pad: Sequence[int], mode: str) -> Tensor:
+    return _C._pad(input, list(pad), mode, 0.0)
 
 
 # ---- pooling ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Optional, Sequence, Union
 
 from .. import _C
 from .._C import Tensor
+from ..amp.autocast_mode import _cast_inputs
 
 __all__ = [
     "softmax", "log_softmax", "softmin", "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
@@ -314,6 +315,7 @@ def glu(input: Tensor, dim: int = -1) -> Tensor:
     return _C.mul(a, _C.sigmoid(b))
 
 
+@_cast_inputs("lower")  # torch's CPU autocast lists it
 def prelu(input: Tensor, weight: Tensor) -> Tensor:
     """y = x if x >= 0 else weight * x; a weight of several values is per channel (dim 1)."""
     channels = input.shape[1] if input.dim() >= 2 else 1

@@ -5,9 +5,15 @@ A subclass provides ``module`` (the nn.Module), ``optimizer``, ``_forward(x)`` a
 metrics (a loss tracker first, then the user's metrics). ``_ddp``, when set, is the
 DistributedDataParallel that trains ``module`` across processes (deepcore/train/distributed.py):
 training steps run through it, evaluation and prediction through the plain module.
+
+Mixed precision: ``_precision_context()`` is entered around the forward and the loss of every
+step (``Trainer`` returns a ``deepcore.autocast`` there; keras models cast per layer instead,
+deepcore/keras/mixed_precision.py), and a ``grad_scaler`` (a ``deepcore.amp.GradScaler``)
+scales the loss before ``backward`` and skips the steps whose gradients overflowed.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -69,7 +75,12 @@ class StepEngine:
     scheduler_monitor = "val_loss"
     stop_training = False
     class_weight: Optional[Dict[int, float]] = None
+    grad_scaler = None
     _ddp = None
+
+    def _precision_context(self):
+        """Entered around each step's forward and loss (an autocast, for mixed precision)."""
+        return contextlib.nullcontext()
 
     def _network(self):
         """What a step calls: the DistributedDataParallel wrapper while training with grad
@@ -108,6 +119,8 @@ class StepEngine:
         self._loss_tracker.update_state(float(loss.item()))
         if y is not None and self._metrics:
             y_pred = y_pred.detach()
+            if y_pred.dtype.is_floating_point and y_pred.dtype.itemsize < 4:
+                y_pred = y_pred.float()  # metrics in float32, as Keras computes them
             if y_pred.device.type != "cpu":  # metrics read on the host
                 y, y_pred, sw = _moved((y, y_pred, sw), "cpu")
             for m in self._metrics:
@@ -126,23 +139,32 @@ class StepEngine:
         x, y, sw = self._unpack(batch)
         sw = self._sample_weight(y, sw)
         self.optimizer.zero_grad()
-        y_pred = self._forward(x)
-        loss = self._loss_value(y_pred, y, sw)
-        loss.backward()
-        self.optimizer.step()
+        with self._precision_context():
+            y_pred = self._forward(x)
+            loss = self._loss_value(y_pred, y, sw)
+        scaler = self.grad_scaler
+        if scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(self.optimizer)  # skipped when a gradient is inf/NaN
+            scaler.update()
         self._update_metrics(loss, y, y_pred, sw)
         return batch_size_of(x)
 
     def test_step(self, batch) -> int:
         x, y, sw = self._unpack(batch)
-        y_pred = self._forward(x)
-        loss = self._loss_value(y_pred, y, sw)
+        with self._precision_context():
+            y_pred = self._forward(x)
+            loss = self._loss_value(y_pred, y, sw)
         self._update_metrics(loss, y, y_pred, sw)
         return batch_size_of(x)
 
     def predict_step(self, batch):
         x, _, _ = self._unpack(batch)
-        out = self._forward(x)
+        with self._precision_context():
+            out = self._forward(x)
         if isinstance(out, (list, tuple)):
             return [o.detach().cpu().numpy() for o in out]
         return out.detach().cpu().numpy()

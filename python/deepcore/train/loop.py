@@ -199,10 +199,12 @@ class _InterruptGuard:
 def _training_state(engine, history: History, callbacks: CallbackList, epoch: int, batch: int,
                     step: int, train, per_rank: Dict[str, Any]) -> Dict[str, Any]:
     sched = engine.scheduler
+    scaler = getattr(engine, "grad_scaler", None)
     return {
         "model": engine.module.state_dict(),
         "optimizer": engine.optimizer.state_dict(),
         "scheduler": sched.state_dict() if sched is not None else None,
+        "grad_scaler": scaler.state_dict() if scaler is not None else None,
         "epoch": epoch, "batch": batch, "global_step": step,
         **per_rank,
         "history": {"epoch": list(history.epoch), "history": dict(history.history)},
@@ -262,7 +264,8 @@ def run_fit(engine, train, *, epochs: int, initial_epoch: int = 0, validation=No
             callbacks=None, verbose=1, checkpoint: Optional[str] = None, resume=None,
             steps_per_epoch: Optional[int] = None, validation_freq: int = 1) -> History:
     """Trains ``engine`` on ``train`` (ArrayBatches / LoaderBatches) for epochs
-    ``initial_epoch .. epochs - 1``; see the module docstring and Note [Bit-exact resume].
+    ``initial_epoch .. epochs - 1``; see the module docstring and Note [Bit-exact resume] (the
+checkpoint holds the engine's ``grad_scaler`` state too, under mixed precision).
     An engine with a DistributedDataParallel (``engine._ddp``) trains data-parallel; see
     deepcore/train/distributed.py."""
     verbose = resolve_verbose(verbose)
@@ -294,6 +297,9 @@ def run_fit(engine, train, *, epochs: int, initial_epoch: int = 0, validation=No
         engine.optimizer.load_state_dict(state["optimizer"])
         if engine.scheduler is not None and state.get("scheduler") is not None:
             engine.scheduler.load_state_dict(state["scheduler"])
+        scaler = getattr(engine, "grad_scaler", None)
+        if scaler is not None and state.get("grad_scaler"):
+            scaler.load_state_dict(state["grad_scaler"])
         epoch, skip, step = int(state["epoch"]), int(state["batch"]), int(state["global_step"])
         history.epoch = list(state["history"]["epoch"])
         history.history = {k: list(v) for k, v in state["history"]["history"].items()}

@@ -12,6 +12,13 @@ The loop, callbacks, metrics, progress display and resumable checkpoints are the
 Under a ``deepcore.distributed`` process group of several processes (or given a
 ``DistributedDataParallel``), ``fit`` trains data-parallel: see deepcore/train/distributed.py.
 ``distributed=False`` keeps every process training on its own.
+
+``precision`` is Lightning's: ``"32"`` (``"32-true"``, the default) trains in float32;
+``"bf16-mixed"`` (``"bf16"``) runs each step's forward and loss under
+``deepcore.autocast(dtype=bfloat16)``; ``"16-mixed"`` (``"16"``) under float16 autocast, with
+a ``deepcore.amp.GradScaler`` (``trainer.grad_scaler``) scaling the loss. Parameters,
+gradients and optimizer state stay float32 in every mode; evaluation and prediction run under
+the same autocast as training.
 """
 from __future__ import annotations
 
@@ -22,13 +29,26 @@ from . import loop
 from .distributed import wrap_model
 from .engine import StepEngine
 
-__all__ = ["Trainer", "fit"]
+__all__ = ["Trainer", "fit", "PRECISIONS"]
+
+# Lightning's spellings -> the canonical name (what ``trainer.precision`` reports).
+PRECISIONS = {"32": "32-true", "32-true": "32-true", "bf16": "bf16-mixed",
+              "bf16-mixed": "bf16-mixed", "16": "16-mixed", "16-mixed": "16-mixed"}
+
+
+def _precision(value) -> str:
+    key = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(key, str) or key not in PRECISIONS:
+        raise ValueError(f"[Trainer] precision must be one of {sorted(PRECISIONS)} (or 32, 16), "
+                         f"got {value!r}")
+    return PRECISIONS[key]
 
 
 class Trainer(StepEngine):
     def __init__(self, model, optimizer, loss_fn, metrics=None, scheduler=None,
                  scheduler_interval: str = "epoch", scheduler_monitor: str = "val_loss",
-                 distributed: Optional[bool] = None):
+                 distributed: Optional[bool] = None, precision="32"):
+        self.precision = _precision(precision)
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"[Trainer] scheduler_interval must be 'epoch' or 'step', got "
                              f"{scheduler_interval!r}")
@@ -43,10 +63,28 @@ class Trainer(StepEngine):
         self.stop_training = False
         self.history = None
         self._init_metrics(metrics, None)
+        self._autocast_dtype = None
+        if self.precision != "32-true":
+            from .. import _C
+            from ..amp import GradScaler
+            half = self.precision == "16-mixed"
+            self._autocast_dtype = _C.dtype.float16 if half else _C.dtype.bfloat16
+            if half:
+                self.grad_scaler = GradScaler(self._device_type())
 
     @property
     def module(self):
         return self._module
+
+    def _device_type(self) -> str:
+        p = next(iter(self._module.parameters()), None)
+        return "cpu" if p is None else p.device.type
+
+    def _precision_context(self):
+        if self._autocast_dtype is None:
+            return super()._precision_context()
+        from ..amp import autocast
+        return autocast(self._device_type(), dtype=self._autocast_dtype)
 
     def _forward(self, x):
         return self._network()(x)
@@ -114,10 +152,11 @@ class Trainer(StepEngine):
 def fit(model, train_loader, *, optimizer, loss_fn, epochs: int = 1, val_loader=None,
         callbacks=None, metrics=None, scheduler=None, scheduler_interval: str = "epoch",
         verbose="auto", checkpoint=None, resume=None, initial_epoch: int = 0,
-        distributed: Optional[bool] = None):
+        distributed: Optional[bool] = None, precision="32"):
     """Trains ``model`` (an nn.Module) and returns the ``History``; see ``Trainer``."""
     trainer = Trainer(model, optimizer, loss_fn, metrics=metrics, scheduler=scheduler,
-                      scheduler_interval=scheduler_interval, distributed=distributed)
+                      scheduler_interval=scheduler_interval, distributed=distributed,
+                      precision=precision)
     return trainer.fit(train_loader, epochs=epochs, val_loader=val_loader, callbacks=callbacks,
                        verbose=verbose, checkpoint=checkpoint, resume=resume,
                        initial_epoch=initial_epoch)

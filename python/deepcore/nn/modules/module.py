@@ -543,6 +543,14 @@ class Module:
         return self._apply(lambda t: _C._to_dtype(t, _C.dtype.float64, False)
                            if t.dtype.is_floating_point else t)
 
+    def half(self: T) -> T:
+        return self._apply(lambda t: _C._to_dtype(t, _C.dtype.float16, False)
+                           if t.dtype.is_floating_point else t)
+
+    def bfloat16(self: T) -> T:
+        return self._apply(lambda t: _C._to_dtype(t, _C.dtype.bfloat16, False)
+                           if t.dtype.is_floating_point else t)
+
     def type(self: T, dst_type: Any) -> T:
         return self._apply(lambda t: _C._to_dtype(t, dst_type, False))
 
