@@ -75,16 +75,18 @@ void trace_enter(dispatch::OpFrame& f) { trace_log->push_back(std::string("+") +
 void trace_exit(dispatch::OpFrame& f) { trace_log->push_back(std::string("-") + f.op); }
 
 TEST(Dispatch, SlotKeysSeeNestedCallsInOrder) {
-  // The Autocast slot has no handler yet (the Tracer's is the JIT's, jit/trace.cpp).
+  // The Autocast key runs no handler (the bindings' precision step reads it: Note [Precision
+  // policies]), so it cannot be switched on as a slot key.
   EXPECT_THROW(dispatch::set_key_active(dispatch::Key::Autocast, true), RuntimeError);
+  // The Profiler slot with a logging handler (the profiler installs its own when it starts).
   std::vector<std::string> log;
   trace_log = &log;
-  dispatch::set_key_handler(dispatch::Key::Autocast, {trace_enter, trace_exit});
+  dispatch::set_key_handler(dispatch::Key::Profiler, {trace_enter, trace_exit});
   Tensor x = ops::ones({4}, DType::Float32);
-  dispatch::set_key_active(dispatch::Key::Autocast, true);
+  dispatch::set_key_active(dispatch::Key::Profiler, true);
   Tensor y = ops::selu(x);  // selu is elu with constants: elu nests inside it
-  dispatch::set_key_active(dispatch::Key::Autocast, false);
-  dispatch::set_key_handler(dispatch::Key::Autocast, {});
+  dispatch::set_key_active(dispatch::Key::Profiler, false);
+  dispatch::set_key_handler(dispatch::Key::Profiler, {});
   trace_log = nullptr;
   ASSERT_GE(log.size(), 4u);
   EXPECT_EQ(log.front(), "+selu");

@@ -7,43 +7,57 @@
 // The structure is Note [GEMM design] (gemm.cpp): NC-wide column blocks of C (jc), KC-deep
 // slices of K (pc), MC-high row blocks (ic); B packed per (jc, pc), A per (jc, pc, ic); an
 // MR x NR micro-kernel walks the packed panels; each thread runs this on its own block of a
-// tm x tn grid over C with thread-local buffers.
+// tm x tn grid over C, with thread-local buffers.
 //
 // Layout. vdpbf16ps multiplies pairs of bfloat16 along k and adds both products to one
 // float32 lane, so a packed line (a row of an A panel, a column of a B panel) is a sequence
 // of 32-bit words, word q = (x[2q], x[2q + 1]), k zero-padded to even. The A micro-panel is
-// ceil(kc/2) x MR words, the B micro-panel ceil(kc/2) x NR words; the micro-kernel broadcasts
-// one A word per row and multiplies it with the 2 zmm (32 columns) of the B row: 12 x 32 tile,
+// ceil(kc / 2) x MR words, the B micro-panel ceil(kc / 2) x NR words; the micro-kernel
+// broadcasts one A word per row against the 2 zmm (32 columns) of the B row: a 12 x 32 tile,
 // 24 accumulators, 24 vdpbf16ps per k pair. In L1 that k loop runs at 232 GFLOP/s on one
-// Zen 4 core (64 flop/cycle, twice the FMA peak); 8 x 32 and 14 x 32 tiles, and broadcasts
-// folded into the instruction ({1to16}), measured the same.
+// Zen 4 core (64 flop/cycle, twice the FMA peak); 8 x 32, 14 x 32 and 15 x 32 tiles, and A
+// broadcasts folded into the instruction ({1to16}), measured the same.
 //
-// Packing converts. A float32 operand is rounded to bfloat16 (nearest even) while it is
-// packed, so mixed bf16/f32 inputs cost no extra pass. Lines contiguous along k (row-major A,
-// a transposed weight as B) are a transpose of 32-bit words (16 x 16 in registers); lines
+// Packing converts. A float32 operand is rounded to bfloat16 (nearest even) as it is packed,
+// so mixed bf16/f32 inputs cost no extra pass. Lines contiguous along k (row-major A, a
+// transposed weight as B) are a transpose of 32-bit words, 16 x 16 in registers; lines
 // contiguous across the panel (row-major B) interleave two k-rows with vpermt2w; other strides
 // go value by value.
 //
-// Blocking (Zen 4: 32 KB L1d, 1 MB L2 per core). Elements are half the bytes of float32, so
-// for the same cache footprint KC could double; it is set by the measurements below.
-//   - B micro-panel KC x NR x 2 B reused by every ir step, in L1: KC = 256 gives 16 KB, plus
-//     the 6 KB A micro-panel streaming past.
-//   - A block MC x KC x 2 B in L2: MC = 144.
-//   - B slice KC x NC x 2 B: NC = 1024.
+// Blocking (Zen 4: 32 KB L1d, 1 MB L2 per core, 32 MB L3). KC = 2048, far past the float32
+// GEMM's 256: with 64 flops per instruction and 2-byte elements, the 12 x 32 kernel needs
+// only ~7 bytes per cycle of A and B, which L2 delivers, so the B micro-panel (KC x 32 x 2 B =
+// 128 KB) may stream from L2 instead of sitting in L1. In exchange K up to 2048 is one slice:
+// C is written once, from the registers, and a bfloat16 C needs no float32 sums. A replay of
+// the macro-kernel (MC x KC block of A, KC x 1024 slice of B, C rows 4 KB apart) ran at
+// 227-230 GFLOP/s for KC = 256-512 and 219-225 for KC = 2048, but whole 2048^3 products on
+// one core went from 206-209 (KC = 512 or 1024: several slices) to 219-222 (KC = 2048).
+// MC = 48, 96 or 144 measured the same (A block 192-576 KB in L2); NC = 1024 keeps the B slice
+// (4 MB) in L3 and the A block packed ceil(N / 1024) times. K over KC runs in equal slices.
 //
-// C in bfloat16 is rounded once, so sums must stay float32 across the K slices: they go to a
-// thread-local float32 buffer of R rows x NC (R a multiple of MC, at most 4 MB), which the
-// last slice adds to its tile and rounds into C with beta, bias and activation applied in
-// float32 (gemm_bf16_store). The rows are processed R at a time, so B is packed
-// ceil(M / R) times per slice instead of once. When K fits one slice, the buffer is one tile.
+// C in bfloat16 is rounded once, so over several K slices the sums stay float32: in a
+// thread-local buffer of R rows x NC (R whole MC blocks, at most 4 MB), to which each slice
+// adds its tile and which the last slice rounds into C with beta, bias and activation applied
+// in float32 (gemm_bf16_store). Rows are processed R at a time, so B is packed ceil(M / R)
+// times per slice instead of once (about 2 % of a product per extra pack).
 //
 // Without AVX512_BF16 (or with the active ISA forced below avx512) the same driver packs
-// bf16-rounded values as float32 panels for the active ISA's float32 micro-kernel
+// bf16-rounded values as float32 panels for the active ISA's float32 micro-kernel and blocking
 // (gemm_blocks<float>()). Products of two bfloat16 values are exact in float32, so both paths
-// agree up to the order of the float32 sums.
+// agree up to the order of the float32 sums, and subnormals: the native path treats them as
+// zero (gemm_bf16_avx512bf16.cpp).
 //
-// Measured (one and two Zen 4 cores, GFLOP/s, median of 7): see the table at the end of
-// this Note's commit message; summary: TBD.
+// Measured on a 2-core Zen 4 EPYC (GCC 12), GFLOP/s of n^3 products, row-major operands; medians
+// of 7 runs, then over 3 rounds interleaved with torch 2.13 (torch.matmul of bf16 tensors):
+//                                 n = 1024          n = 2048
+//                              1 thread  2 thr.  1 thread  2 thr.
+//   gemm_f32                      102     191       100     197
+//   bf16 A, B, C (vdpbf16ps)      212     404       215     437
+//   bf16 A, B, C (fallback)        96     193        91     188   (float32 kernels, avx512)
+//   torch bf16                    212     411       208     405
+// bf16 A and B with a float32 C, float32 A and B, and x @ W^T (B transposed) run within 5 % of
+// the bf16 row. Against torch at n = 1024 the difference is within this machine's noise
+// (six interleaved pairs: 202 vs 197 on one thread, 388 vs 383 on two).
 #include "kernels/cpu/gemm/gemm_bf16.h"
 
 #include <algorithm>
@@ -69,7 +83,7 @@ constexpr int64_t kMinFlopsPerThread = int64_t(1) << 17;
 constexpr int64_t kMaxSumBytes = int64_t(4) << 20;
 
 // Note [bf16 GEMM] blocking of the vdpbf16ps path.
-constexpr int64_t kMcBf16 = 144, kKcBf16 = 256, kNcBf16 = 1024;
+constexpr int64_t kMcBf16 = 96, kKcBf16 = 2048, kNcBf16 = 1024;
 
 bool cpu_has_avx512bf16() {
   static const bool has = [] {
@@ -96,8 +110,8 @@ struct Kernels {
 
 Kernels select_kernels() {
   Kernels ks;
-  ks.epilogue = for_active_isa<EpilogueF32>(&generic::gemm_epilogue_f32,
-                                            &avx2::gemm_epilogue_f32, &avx512::gemm_epilogue_f32);
+  ks.epilogue = for_active_isa<EpilogueF32>(&generic::gemm_epilogue_f32, &avx2::gemm_epilogue_f32,
+                                            &avx512::gemm_epilogue_f32);
   if (gemm_bf16_native()) {
     ks.native = true;
     ks.mr = avx512bf16::kGemmMrBf16;
@@ -125,35 +139,48 @@ float load_value(const void* p, bool bf16, int64_t at) {
               : static_cast<const float*>(p)[at];
 }
 
-// The fallback's pack: dst[p * width + r] = bf16(x[r, p]) as float32, x[r, p] =
-// src[r * rs + p * ks], zero for r >= rows.
+// The fallback's pack, as avx512bf16::gemm_bf16_pack but into float32 panels of k x width:
+// panel t holds dst[p * width + r] = bf16(x[t * width + r, p]) as float32, zero past the edge.
 template <bool kBf16>
-void pack_rounded(int64_t k, int64_t rows, const void* src, int64_t rs, int64_t ks, float* dst,
+void pack_rounded(int64_t k, int64_t lines, const void* src, int64_t rs, int64_t ks, float* dst,
                   int64_t width) {
   auto value = [src](int64_t at) {
     return kBf16 ? bf16_bits_to_float(static_cast<const uint16_t*>(src)[at])
                  : bf16_bits_to_float(float_to_bf16_bits(static_cast<const float*>(src)[at]));
   };
-  if (ks == 1) {  // lines contiguous along k: read each line in order
-    for (int64_t r = 0; r < width; ++r)
-      for (int64_t p = 0; p < k; ++p) dst[p * width + r] = r < rows ? value(r * rs + p) : 0.0f;
-  } else {
+  // Read the source in order: along each line when lines run along k, else k-line by k-line
+  // across all panels. Panel t starts at dst + t * width * k.
+  for (int64_t l0 = 0; l0 < lines; l0 += width) {
+    float* panel = dst + l0 * k;
+    const int64_t rows = std::min(width, lines - l0);
+    for (int64_t r = rows; r < width; ++r)
+      for (int64_t p = 0; p < k; ++p) panel[p * width + r] = 0.0f;
+    if (ks == 1) {
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t p = 0; p < k; ++p) panel[p * width + r] = value((l0 + r) * rs + p);
+    }
+  }
+  if (ks != 1) {
     for (int64_t p = 0; p < k; ++p)
-      for (int64_t r = 0; r < width; ++r)
-        dst[p * width + r] = r < rows ? value(r * rs + p * ks) : 0.0f;
+      for (int64_t l0 = 0; l0 < lines; l0 += width) {
+        float* d = dst + l0 * k + p * width;
+        const int64_t rows = std::min(width, lines - l0), at = l0 * rs + p * ks;
+        for (int64_t r = 0; r < rows; ++r) d[r] = value(at + r * rs);
+      }
   }
 }
 
-// Packs one micro-panel of `width` lines of k values (line r at src + r * rs, step ks).
-void pack_panel(const Kernels& ks, int64_t k, int64_t rows, const void* src, bool bf16,
-                int64_t rs, int64_t kstride, char* dst, int64_t width) {
+// Packs ceil(lines / width) micro-panels of k values per line (line l at src + l * rs, step
+// kstride along k), one after another.
+void pack_panels(const Kernels& ks, int64_t k, int64_t lines, const void* src, bool bf16,
+                 int64_t rs, int64_t kstride, char* dst, int64_t width) {
   if (ks.native) {
-    avx512bf16::gemm_bf16_pack(k, rows, src, bf16, rs, kstride, reinterpret_cast<uint32_t*>(dst),
+    avx512bf16::gemm_bf16_pack(k, lines, src, bf16, rs, kstride, reinterpret_cast<uint32_t*>(dst),
                                width);
   } else if (bf16) {
-    pack_rounded<true>(k, rows, src, rs, kstride, reinterpret_cast<float*>(dst), width);
+    pack_rounded<true>(k, lines, src, rs, kstride, reinterpret_cast<float*>(dst), width);
   } else {
-    pack_rounded<false>(k, rows, src, rs, kstride, reinterpret_cast<float*>(dst), width);
+    pack_rounded<false>(k, lines, src, rs, kstride, reinterpret_cast<float*>(dst), width);
   }
 }
 
@@ -203,8 +230,8 @@ struct Problem {
   }
   // C^T = B^T A^T: the roles of M and N swap.
   Problem transposed() const {
-    return Problem{N,      M,   K,   alpha, beta, B,       b_bf16,  csb, rsb, A,  a_bf16,
-                   csa,    rsa, C,   c_bf16, csc, rsc,     bias,    bias_cs, bias_rs, act};
+    return Problem{N,   M,   K, alpha,  beta, B,   b_bf16, csb,     rsb,     A,  a_bf16,
+                   csa, rsa, C, c_bf16, csc,  rsc, bias,   bias_cs, bias_rs, act};
   }
 };
 
@@ -212,101 +239,101 @@ thread_local ScratchBuffer tl_pack_a("gemm_bf16");
 thread_local ScratchBuffer tl_pack_b("gemm_bf16");
 thread_local ScratchBuffer tl_sums("gemm_bf16");
 
+// Where a bfloat16 C's float32 sums live between K slices (Note [bf16 GEMM]): element (i, j)
+// of C at sums[(i - i0) * ld + (j - jc)], or one tile (tile_only) when K is one slice.
+struct Sums {
+  float* p;
+  int64_t ld, i0, jc;
+  bool tile_only;
+  float* at(int64_t i, int64_t j) const { return tile_only ? p : p + (i - i0) * ld + (j - jc); }
+};
+
+// The m x n tile of C at (i, j) from the packed panels of one K slice (first / last: whether
+// the slice is the first / last of K).
+void compute_tile(const Kernels& ks, const Problem& pr, const Sums& sums, int64_t kc,
+                  const char* a_panel, const char* b_panel, int64_t i, int64_t j, int64_t m,
+                  int64_t n, bool first, bool last) {
+  const auto* a32 = reinterpret_cast<const uint32_t*>(a_panel);
+  const auto* b32 = reinterpret_cast<const uint32_t*>(b_panel);
+  const int64_t at_c = i * pr.rsc + j * pr.csc;
+  const bool epilogue = pr.bias || pr.act != 0;
+  // A bfloat16 C in one slice without beta or epilogue is rounded straight from the registers.
+  if (pr.c_bf16 && ks.native && first && last && pr.beta == 0.0f && !epilogue) {
+    avx512bf16::gemm_bf16_ukernel_c16(kc, a32, b32, static_cast<uint16_t*>(pr.C) + at_c, pr.rsc,
+                                      pr.csc, m, n, pr.alpha);
+    return;
+  }
+  // Otherwise the float32 result goes to C, or to the sums of a bfloat16 C.
+  float* c = pr.c_bf16 ? sums.at(i, j) : static_cast<float*>(pr.C) + at_c;
+  const int64_t rsc = pr.c_bf16 ? sums.ld : pr.rsc, csc = pr.c_bf16 ? 1 : pr.csc;
+  const float beta = !first ? 1.0f : pr.c_bf16 ? 0.0f : pr.beta;
+  if (ks.native) {
+    avx512bf16::gemm_bf16_ukernel(kc, a32, b32, c, rsc, csc, m, n, pr.alpha, beta);
+  } else {
+    ks.f32.ukernel(kc, reinterpret_cast<const float*>(a_panel),
+                   reinterpret_cast<const float*>(b_panel), c, rsc, csc, m, n, pr.alpha, beta);
+  }
+  if (!last) return;
+  const int64_t at_bias = i * pr.bias_rs + j * pr.bias_cs;
+  if (pr.c_bf16) {
+    uint16_t* cb = static_cast<uint16_t*>(pr.C) + at_c;
+    const uint16_t* bias = pr.bias ? static_cast<const uint16_t*>(pr.bias) + at_bias : nullptr;
+    if (ks.native) {
+      avx512bf16::gemm_bf16_store(c, rsc, cb, pr.rsc, pr.csc, m, n, pr.beta, bias, pr.bias_rs,
+                                  pr.bias_cs, pr.act);
+    } else {
+      store_bf16_portable(ks, c, rsc, cb, pr.rsc, pr.csc, m, n, pr.beta, bias, pr.bias_rs,
+                          pr.bias_cs, pr.act);
+    }
+  } else if (epilogue) {
+    const float* bias = pr.bias ? static_cast<const float*>(pr.bias) + at_bias : nullptr;
+    ks.epilogue(c, rsc, csc, m, n, bias, pr.bias_rs, pr.bias_cs, pr.act);
+  }
+}
+
 // The blocked algorithm of Note [bf16 GEMM] on the calling thread.
 void gemm_blocked(const Kernels& ks, const Problem& pr) {
   const int64_t mr = ks.mr, nr = ks.nr;
-  const int64_t kc_max = std::min(ks.kc, pr.K);
+  // K in equal slices of at most KC, even so that no k pair straddles two slices.
+  const int64_t kc_max = std::min(pr.K, ceil_div(ceil_div(pr.K, ceil_div(pr.K, ks.kc)), 2) * 2);
   const int64_t nc_max = std::min(ks.nc, ceil_div(pr.N, nr) * nr);
   const int64_t mc_max = std::min(ks.mc, ceil_div(pr.M, mr) * mr);
   char* pack_b = tl_pack_b.get<char>(ks.line_bytes(kc_max) * nc_max);
   char* pack_a = tl_pack_a.get<char>(ks.line_bytes(kc_max) * mc_max);
-  // A bfloat16 C keeps its float32 sums in `sums` (Note [bf16 GEMM]): R rows of the column
-  // block, row stride padded off a power of two so a tile's rows do not share L1 sets.
-  const bool one_slice = pr.K <= ks.kc;
-  int64_t R = pr.M, ld_sums = 0;
-  float* sums = nullptr;
-  if (pr.c_bf16) {
-    if (one_slice) {
-      ld_sums = nr;
-      sums = tl_sums.get<float>(mr * nr);
-    } else {
-      ld_sums = nc_max + 16;
-      R = std::min(pr.M, std::max<int64_t>(1, kMaxSumBytes / (4 * ld_sums) / ks.mc) * ks.mc);
-      sums = tl_sums.get<float>(R * ld_sums);
-    }
+  // A bfloat16 C over several K slices keeps the sums of R rows of the column block, R the
+  // fewest equal chunks of whole MC blocks under kMaxSumBytes; the row stride is padded off a
+  // power of two so that the rows of a tile do not share L1 sets.
+  Sums sums{nullptr, nr, 0, 0, kc_max == pr.K};
+  int64_t R = pr.M;
+  if (pr.c_bf16 && sums.tile_only) {
+    sums.p = tl_sums.get<float>(mr * nr);
+  } else if (pr.c_bf16) {
+    sums.ld = nc_max + 16;
+    const int64_t max_rows = std::max<int64_t>(1, kMaxSumBytes / (4 * sums.ld) / ks.mc) * ks.mc;
+    R = std::min(pr.M, ceil_div(ceil_div(pr.M, ceil_div(pr.M, max_rows)), ks.mc) * ks.mc);
+    sums.p = tl_sums.get<float>(R * sums.ld);
   }
-  const int64_t bias_rs = pr.bias_rs, bias_cs = pr.bias_cs;
 
   for (int64_t jc = 0; jc < pr.N; jc += ks.nc) {
     const int64_t nc = std::min(ks.nc, pr.N - jc);
+    sums.jc = jc;
     for (int64_t i0 = 0; i0 < pr.M; i0 += R) {
       const int64_t i1 = std::min(pr.M, i0 + R);
-      for (int64_t pc = 0; pc < pr.K; pc += ks.kc) {
-        const int64_t kc = std::min(ks.kc, pr.K - pc);
+      sums.i0 = i0;
+      for (int64_t pc = 0; pc < pr.K; pc += kc_max) {
+        const int64_t kc = std::min(kc_max, pr.K - pc);
         const int64_t line = ks.line_bytes(kc);
-        const bool first = pc == 0, last = pc + kc == pr.K;
-        for (int64_t j0 = 0; j0 < nc; j0 += nr)
-          pack_panel(ks, kc, std::min(nr, nc - j0),
-                     offset(pr.B, pr.b_bf16, pc * pr.rsb + (jc + j0) * pr.csb), pr.b_bf16, pr.csb,
-                     pr.rsb, pack_b + j0 * line, nr);
+        pack_panels(ks, kc, nc, offset(pr.B, pr.b_bf16, pc * pr.rsb + jc * pr.csb), pr.b_bf16,
+                    pr.csb, pr.rsb, pack_b, nr);
         for (int64_t ic = i0; ic < i1; ic += ks.mc) {
           const int64_t mc = std::min(ks.mc, i1 - ic);
-          for (int64_t r0 = 0; r0 < mc; r0 += mr)
-            pack_panel(ks, kc, std::min(mr, mc - r0),
-                       offset(pr.A, pr.a_bf16, (ic + r0) * pr.rsa + pc * pr.csa), pr.a_bf16,
-                       pr.rsa, pr.csa, pack_a + r0 * line, mr);
-          for (int64_t jr = 0; jr < nc; jr += nr) {
-            const int64_t n = std::min(nr, nc - jr);
-            const char* b_panel = pack_b + jr * line;
-            for (int64_t ir = 0; ir < mc; ir += mr) {
-              const int64_t m = std::min(mr, mc - ir);
-              const char* a_panel = pack_a + ir * line;
-              const int64_t i = ic + ir, j = jc + jr;
-              // Where the tile's float32 result goes, with what alpha and beta.
-              float* c;
-              int64_t rsc, csc;
-              float beta;
-              if (pr.c_bf16) {
-                c = one_slice ? sums : sums + (i - i0) * ld_sums + jr;
-                rsc = ld_sums;
-                csc = 1;
-                beta = first ? 0.0f : 1.0f;
-              } else {
-                c = static_cast<float*>(pr.C) + i * pr.rsc + j * pr.csc;
-                rsc = pr.rsc;
-                csc = pr.csc;
-                beta = first ? pr.beta : 1.0f;
-              }
-              if (ks.native) {
-                avx512bf16::gemm_bf16_ukernel(kc, reinterpret_cast<const uint32_t*>(a_panel),
-                                              reinterpret_cast<const uint32_t*>(b_panel), c, rsc,
-                                              csc, m, n, pr.alpha, beta);
-              } else {
-                ks.f32.ukernel(kc, reinterpret_cast<const float*>(a_panel),
-                               reinterpret_cast<const float*>(b_panel), c, rsc, csc, m, n,
-                               pr.alpha, beta);
-              }
-              if (!last) continue;
-              if (pr.c_bf16) {
-                uint16_t* cb = static_cast<uint16_t*>(pr.C) + i * pr.rsc + j * pr.csc;
-                const uint16_t* bias =
-                    pr.bias ? static_cast<const uint16_t*>(pr.bias) + i * bias_rs + j * bias_cs
-                            : nullptr;
-                if (ks.native) {
-                  avx512bf16::gemm_bf16_store(c, rsc, cb, pr.rsc, pr.csc, m, n, pr.beta, bias,
-                                              bias_rs, bias_cs, pr.act);
-                } else {
-                  store_bf16_portable(ks, c, rsc, cb, pr.rsc, pr.csc, m, n, pr.beta, bias,
-                                      bias_rs, bias_cs, pr.act);
-                }
-              } else if (pr.bias || pr.act != 0) {
-                const float* bias =
-                    pr.bias ? static_cast<const float*>(pr.bias) + i * bias_rs + j * bias_cs
-                            : nullptr;
-                ks.epilogue(c, rsc, csc, m, n, bias, bias_rs, bias_cs, pr.act);
-              }
-            }
-          }
+          pack_panels(ks, kc, mc, offset(pr.A, pr.a_bf16, ic * pr.rsa + pc * pr.csa), pr.a_bf16,
+                      pr.rsa, pr.csa, pack_a, mr);
+          for (int64_t jr = 0; jr < nc; jr += nr)
+            for (int64_t ir = 0; ir < mc; ir += mr)
+              compute_tile(ks, pr, sums, kc, pack_a + ir * line, pack_b + jr * line, ic + ir,
+                           jc + jr, std::min(mr, mc - ir), std::min(nr, nc - jr), pc == 0,
+                           pc + kc == pr.K);
         }
       }
     }
@@ -317,8 +344,8 @@ void gemm_blocked(const Kernels& ks, const Problem& pr) {
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
   if (in_parallel_region()) return 1;
   const int64_t flops = M * N * K;
-  return static_cast<int>(std::max<int64_t>(
-      1, std::min<int64_t>(get_num_threads(), flops / kMinFlopsPerThread)));
+  return static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), flops / kMinFlopsPerThread)));
 }
 
 // Runs pr on nt threads, each on one block of a tm x tn grid over C, as gemm_parallel in
@@ -332,8 +359,9 @@ void gemm_parallel(const Kernels& ks, const Problem& pr, int nt) {
     const int64_t m = ceil_div(ceil_div(pr.M, tm), ks.mr) * ks.mr;
     const int64_t n = ceil_div(ceil_div(pr.N, tn), ks.nr) * ks.nr;
     if ((tm > 1 && m * (tm - 1) >= pr.M) || (tn > 1 && n * (tn - 1) >= pr.N)) continue;
-    const double cost = double(m) * n * pr.K + 32.0 * pr.K * (double(m) * ceil_div(n, ks.nc) +
-                                                             double(n) * ceil_div(m, ks.mc));
+    const double cost =
+        double(m) * n * pr.K +
+        32.0 * pr.K * (double(m) * ceil_div(n, ks.nc) + double(n) * ceil_div(m, ks.mc));
     if (best_cost < 0 || cost < best_cost) {
       best_cost = cost;
       best_tm = tm;
@@ -356,8 +384,7 @@ void gemm_parallel(const Kernels& ks, const Problem& pr, int nt) {
 // Whether to compute C^T = B^T A^T instead, as transpose_pays in gemm.cpp: the micro-kernel's
 // vectors run along N, so a column-major C gets vector stores and a narrow N stops wasting
 // most of the NR lanes.
-bool transpose_pays(const Kernels& ks, int64_t M, int64_t N, int64_t K, int64_t rsc,
-                    int64_t csc) {
+bool transpose_pays(const Kernels& ks, int64_t M, int64_t N, int64_t K, int64_t rsc, int64_t csc) {
   auto cost = [&](int64_t m, int64_t n, int64_t cs) {
     const double padded = double(ceil_div(m, ks.mr) * ks.mr) * double(ceil_div(n, ks.nr) * ks.nr);
     return padded * double(K) + (cs != 1 ? 8.0 * double(m) * double(n) : 0.0);
@@ -370,7 +397,8 @@ void scale_c(const Kernels& ks, const Problem& pr) {
   std::vector<float> row(static_cast<size_t>(pr.N));
   for (int64_t i = 0; i < pr.M; ++i) {
     for (int64_t j = 0; j < pr.N; ++j) {
-      float x = pr.beta == 0.0f ? 0.0f : pr.beta * load_value(pr.C, pr.c_bf16, i * pr.rsc + j * pr.csc);
+      float x =
+          pr.beta == 0.0f ? 0.0f : pr.beta * load_value(pr.C, pr.c_bf16, i * pr.rsc + j * pr.csc);
       if (pr.bias) x += load_value(pr.bias, pr.c_bf16, i * pr.bias_rs + j * pr.bias_cs);
       row[j] = x;
     }
@@ -393,11 +421,12 @@ void gemm_impl(int64_t M, int64_t N, int64_t K, float alpha, const void* A, bool
   DC_CHECK(M >= 0 && N >= 0 && K >= 0, ValueError, "[gemm_bf16] sizes must be >= 0, got M=", M,
            ", N=", N, ", K=", K);
   if (M == 0 || N == 0) return;
-  DC_CHECK(C != nullptr && (K == 0 || alpha == 0.0f || (A != nullptr && B != nullptr)),
-           ValueError, "[gemm_bf16] null operand for a ", M, "x", N, "x", K, " product");
+  DC_CHECK(C != nullptr && (K == 0 || alpha == 0.0f || (A != nullptr && B != nullptr)), ValueError,
+           "[gemm_bf16] null operand for a ", M, "x", N, "x", K, " product");
   const Kernels ks = select_kernels();
-  Problem pr{M,      N,   K,   alpha, beta, A,  a_bf16, rsa,     csa, B, b_bf16,
-             rsb,    csb, C,   c_bf16, rsc, csc, ep.bias, 0,      1,   static_cast<int>(ep.act)};
+  Problem pr{M,      N,   K,   alpha,   beta, A,   a_bf16,
+             rsa,    csa, B,   b_bf16,  rsb,  csb, C,
+             c_bf16, rsc, csc, ep.bias, 0,    1,   static_cast<int>(ep.act)};
   if (transpose_pays(ks, M, N, K, rsc, csc)) pr = pr.transposed();
   if (K == 0 || alpha == 0.0f) {
     scale_c(ks, pr);
@@ -417,16 +446,15 @@ bool gemm_bf16_native() { return cpu_has_avx512bf16() && active_isa() == Isa::av
 
 void gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, const void* A, bool a_bf16,
                int64_t rsa, int64_t csa, const void* B, bool b_bf16, int64_t rsb, int64_t csb,
-               float beta, void* C, bool c_bf16, int64_t rsc, int64_t csc,
-               const GemmEpilogue& ep) {
-  gemm_impl(M, N, K, alpha, A, a_bf16, rsa, csa, B, b_bf16, rsb, csb, beta, C, c_bf16, rsc, csc,
-            ep, /*threaded=*/true);
+               float beta, void* C, bool c_bf16, int64_t rsc, int64_t csc, const GemmEpilogue& ep) {
+  gemm_impl(M, N, K, alpha, A, a_bf16, rsa, csa, B, b_bf16, rsb, csb, beta, C, c_bf16, rsc, csc, ep,
+            /*threaded=*/true);
 }
 
-void gemm_batched_bf16(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
-                       const void* A, bool a_bf16, int64_t sa, int64_t rsa, int64_t csa,
-                       const void* B, bool b_bf16, int64_t sb, int64_t rsb, int64_t csb,
-                       float beta, void* C, bool c_bf16, int64_t sc, int64_t rsc, int64_t csc) {
+void gemm_batched_bf16(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
+                       bool a_bf16, int64_t sa, int64_t rsa, int64_t csa, const void* B,
+                       bool b_bf16, int64_t sb, int64_t rsb, int64_t csb, float beta, void* C,
+                       bool c_bf16, int64_t sc, int64_t rsc, int64_t csc) {
   DC_CHECK(batch >= 0, ValueError, "[gemm_batched_bf16] batch must be >= 0, got ", batch);
   if (batch == 0 || M == 0 || N == 0) return;
   auto one = [&](int64_t b, bool threaded) {

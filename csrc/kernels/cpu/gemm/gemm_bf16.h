@@ -24,10 +24,10 @@ void gemm_bf16(int64_t M, int64_t N, int64_t K, float alpha, const void* A, bool
                const GemmEpilogue& ep = {});
 
 // Batched as gemm_batched_f32 (batch strides in elements; sc == 0 accumulates in batch order).
-void gemm_batched_bf16(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
-                       const void* A, bool a_bf16, int64_t sa, int64_t rsa, int64_t csa,
-                       const void* B, bool b_bf16, int64_t sb, int64_t rsb, int64_t csb,
-                       float beta, void* C, bool c_bf16, int64_t sc, int64_t rsc, int64_t csc);
+void gemm_batched_bf16(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
+                       bool a_bf16, int64_t sa, int64_t rsa, int64_t csa, const void* B,
+                       bool b_bf16, int64_t sb, int64_t rsb, int64_t csb, float beta, void* C,
+                       bool c_bf16, int64_t sc, int64_t rsc, int64_t csc);
 
 // The vdpbf16ps kernels (gemm_bf16_avx512bf16.cpp), for the driver only. Declarations: the
 // definitions are compiled with -mavx512bf16 and may run only where gemm_bf16_native().
@@ -36,11 +36,13 @@ namespace avx512bf16 {
 // Micro-tile: 12 rows x 32 columns = 24 zmm accumulators (Note [bf16 GEMM]).
 constexpr int kGemmMrBf16 = 12, kGemmNrBf16 = 32;
 
-// Packs a micro-panel for vdpbf16ps: dst[q * width + r] (32 bits) holds the bfloat16 values
-// (low half, high half) = (x[r, 2q], x[r, 2q + 1]) of x[r, p] = src[r * rs + p * ks], for
-// r < rows (<= width) and p < k; zero past either edge (so k is padded to even). src holds
-// bfloat16 (src_bf16) or float32, rounded to nearest even. Panel: ceil(k / 2) * width words.
-void gemm_bf16_pack(int64_t k, int64_t rows, const void* src, bool src_bf16, int64_t rs,
+// Packs ceil(lines / width) micro-panels for vdpbf16ps, one after another, each
+// ceil(k / 2) * width words: word q * width + r of panel t holds the bfloat16 values
+// (low half, high half) = (x[l, 2q], x[l, 2q + 1]) of line l = t * width + r, where
+// x[l, p] = src[l * rs + p * ks] for l < lines and p < k, and zero past either edge (so k is
+// padded to even and the last panel to `width` lines). src holds bfloat16 (src_bf16) or
+// float32, rounded to nearest even.
+void gemm_bf16_pack(int64_t k, int64_t lines, const void* src, bool src_bf16, int64_t rs,
                     int64_t ks, uint32_t* dst, int64_t width);
 
 // c[i * rsc + j * csc] = alpha * sum_{q < ceil(k / 2)} dot2(a[q * MR + i], b[q * NR + j])
@@ -49,12 +51,16 @@ void gemm_bf16_pack(int64_t k, int64_t rows, const void* src, bool src_bf16, int
 void gemm_bf16_ukernel(int64_t k, const uint32_t* a, const uint32_t* b, float* c, int64_t rsc,
                        int64_t csc, int64_t m, int64_t n, float alpha, float beta);
 
+// The same product into a bfloat16 C, rounded once: c[i * rsc + j * csc] = bf16(alpha * sum).
+void gemm_bf16_ukernel_c16(int64_t k, const uint32_t* a, const uint32_t* b, uint16_t* c,
+                           int64_t rsc, int64_t csc, int64_t m, int64_t n, float alpha);
+
 // The last step of a bfloat16 C: c[i * rsc + j * csc] = bf16(act(w[i * ldw + j]
 // + beta * c + bias[i * bias_rs + j * bias_cs])) for i < m, j < n, with bias bfloat16 (or
 // nullptr) and act a GemmActivation; beta == 0: c not read. w is used as scratch.
 void gemm_bf16_store(float* w, int64_t ldw, uint16_t* c, int64_t rsc, int64_t csc, int64_t m,
-                     int64_t n, float beta, const uint16_t* bias, int64_t bias_rs,
-                     int64_t bias_cs, int act);
+                     int64_t n, float beta, const uint16_t* bias, int64_t bias_rs, int64_t bias_cs,
+                     int act);
 
 }  // namespace avx512bf16
 

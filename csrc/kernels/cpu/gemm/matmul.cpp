@@ -5,6 +5,7 @@
 #include "core/tensor.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/gemm/gemm.h"
+#include "kernels/cpu/gemm/gemm_bf16.h"
 
 namespace dc::cpu {
 
@@ -26,9 +27,9 @@ void naive_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t rsa, int64_
     }
 }
 
-// float16 (and bfloat16 until its own GEMM takes over): the float32 GEMM on float copies of the
-// operands, rounded once into C. Products of 16-bit floats are exact in float32, so this is
-// the 16-bit GEMM's numerics with float32 accumulation, as torch computes it on CPUs.
+// float16: the float32 GEMM on float copies of the operands, rounded once into C. Products of
+// 16-bit floats are exact in float32, so this is the 16-bit GEMM's numerics with float32
+// accumulation, as torch computes it on CPUs. (bfloat16 has a GEMM of its own, gemm_bf16.h.)
 void matmul_widened(const Tensor& a, const Tensor& b, const Tensor& c, double alpha, double beta,
                     const GemmEpilogue& ep);
 
@@ -61,6 +62,15 @@ void matmul_into(const Tensor& a, const Tensor& b, const Tensor& c, double alpha
                               rs(c), cs(c));
       return;
     case DType::BFloat16:
+      if (!batched)
+        gemm_bf16(M, N, K, float(alpha), a.data<BFloat16>(), true, rs(a), cs(a),
+                  b.data<BFloat16>(), true, rs(b), cs(b), float(beta), c.data<BFloat16>(), true,
+                  rs(c), cs(c), ep);
+      else
+        gemm_batched_bf16(batch, M, N, K, float(alpha), a.data<BFloat16>(), true, sa, rs(a),
+                          cs(a), b.data<BFloat16>(), true, sb, rs(b), cs(b), float(beta),
+                          c.data<BFloat16>(), true, sc, rs(c), cs(c));
+      return;
     case DType::Float16:
       return matmul_widened(a, b, c, alpha, beta, ep);
     default:
