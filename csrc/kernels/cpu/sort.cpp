@@ -10,34 +10,6 @@
 
 namespace dc::cpu {
 
-void argsort_rows(const Tensor& idx, const Tensor& x, bool descending) {
-  if (x.numel() == 0) return;
-  const int64_t n = x.sizes().back(), rows = x.numel() / n;
-  DC_DISPATCH_ALL(x.dtype(), "argsort", [&] {
-    const scalar_t* px = x.data<scalar_t>();
-    int64_t* pi = idx.data<int64_t>();
-    parallel_for(0, rows, std::max<int64_t>(1, kGrainSize / n), [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const scalar_t* v = px + r * n;
-        int64_t* out = pi + r * n;
-        std::iota(out, out + n, int64_t(0));
-        auto is_nan = [](scalar_t a) {
-          if constexpr (std::is_floating_point_v<scalar_t>) return std::isnan(a);
-          else return false;
-        };
-        if (descending)
-          std::stable_sort(out, out + n, [&](int64_t i, int64_t j) {
-            return !is_nan(v[j]) && (is_nan(v[i]) || v[i] > v[j]);
-          });
-        else
-          std::stable_sort(out, out + n, [&](int64_t i, int64_t j) {
-            return !is_nan(v[i]) && (is_nan(v[j]) || v[i] < v[j]);
-          });
-      }
-    });
-  });
-}
-
 // Note [topk by selection]
 // topk(k) of a row of n needs the k extreme values, not the order of all n. For k up to n / 8
 // one pass keeps the best k seen so far in a heap whose top is the worst of them: most values
@@ -94,6 +66,14 @@ void select_row(const T* v, int64_t n, int64_t k, bool largest, std::vector<Rank
   for (int64_t j = 0; j < k; ++j) out[j] = best[j].i;
 }
 }  // namespace
+
+// A full sort is the selection of all n: the row's (value, index) pairs sorted in place, which
+// reads each value once instead of through an index at every comparison, and gives the order
+// a stable sort would (ties by index).
+void argsort_rows(const Tensor& idx, const Tensor& x, bool descending) {
+  if (x.numel() == 0) return;
+  select_rows(idx, x, x.sizes().back(), descending);
+}
 
 void select_rows(const Tensor& idx, const Tensor& x, int64_t k, bool largest) {
   if (x.numel() == 0 || k == 0) return;

@@ -5,7 +5,7 @@
 namespace dc::cpu {
 
 // idx[r, :] = the stable ascending (or descending) order of x[r, :]; NaN sorts as the largest.
-// x: contiguous (rows, n) of any dtype; idx: contiguous int64 (rows, n).
+// x: contiguous (rows, n) of any dtype (16-bit floats included); idx: contiguous int64 (rows, n).
 void argsort_rows(const Tensor& idx, const Tensor& x, bool descending);
 
 // idx[r, :k] = the indices of the k largest (or smallest) values of x[r, :] in that order,

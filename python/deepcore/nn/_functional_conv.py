@@ -57,14 +57,15 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
 
 def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
         value: Optional[float] = None) -> Tensor:
+    value = 0.0 if value is None else value
     if mode in ("reflect", "replicate"):  # in float32 under autocast, as torch's CPU lists say
-        return _padded_fp32(input, pad, mode)
-    return _C._pad(input, list(pad), mode, 0.0 if value is None else value)
+        return _padded_fp32(input, pad, mode, value)
+    return _C._pad(input, list(pad), mode, value)
 
 
 @_cast_inputs("fp32")
-def _padded_fp32(input: Tensor, pad: Sequence[int], mode: str) -> Tensor:
-    return _C._pad(input, list(pad), mode, 0.0)
+def _padded_fp32(input: Tensor, pad: Sequence[int], mode: str, value: float) -> Tensor:
+    return _C._pad(input, list(pad), mode, value)
 
 
 # ---- pooling ----------------------------------------------------------------------------------

@@ -984,6 +984,15 @@ def _argsort(b: Builder) -> None:
     b.set(0, idx)
 
 
+@op("_topk_indices")
+def _topk_indices(b: Builder) -> None:
+    # (input, k, dim, largest): TopK keeps ties in index order, as the kernel does.
+    d = _axis(b.int(2), b.rank(0))
+    _, idx = b.emit("TopK", [b.x(0), b.sizes_tensor([b.int(1)])], 2, axis=d,
+                    largest=int(bool(b.raw(3))), sorted=1)
+    b.set(0, idx)
+
+
 # ---- creation --------------------------------------------------------------------------------
 
 def _fill(b: Builder, value: float) -> None:
