@@ -83,6 +83,35 @@ def core_rows(dc, torch):
     return rows
 
 
+def ops_rows(dc, torch):
+    """Reductions, selection, softmax and broadcasting on mid-size float32 tensors."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 1024)).astype(np.float32)
+    v = rng.standard_normal((64, 128, 128)).astype(np.float32)
+    r = rng.standard_normal(1024).astype(np.float32)
+    d, t = dc.from_numpy(x), torch.from_numpy(x)
+    dv, tv = dc.from_numpy(v), torch.from_numpy(v)
+    dr, tr = dc.from_numpy(r), torch.from_numpy(r)
+    return [
+        ("topk(10, dim=1), 256x1024", timeit(lambda: d.topk(10, dim=1)),
+         timeit(lambda: t.topk(10, dim=1)), None, None),
+        ("topk(10, dim=0), 256x1024", timeit(lambda: d.topk(10, dim=0)),
+         timeit(lambda: t.topk(10, dim=0)), None, None),
+        ("kthvalue(5, dim=1), 256x1024", timeit(lambda: d.kthvalue(5, dim=1)),
+         timeit(lambda: t.kthvalue(5, dim=1)), None, None),
+        ("mean over (0, 2), 64x128x128", timeit(lambda: dv.mean((0, 2))),
+         timeit(lambda: tv.mean((0, 2))), timeit(lambda: v.mean((0, 2))), 4 * v.size),
+        ("softmax(dim=-1), 256x1024", timeit(lambda: d.softmax(-1)),
+         timeit(lambda: t.softmax(-1)), None, 8 * x.size),
+        ("sum(dim=0), 256x1024", timeit(lambda: d.sum(0)), timeit(lambda: t.sum(0)),
+         timeit(lambda: x.sum(0)), 4 * x.size),
+        ("broadcast add of a row, 256x1024", timeit(lambda: d + dr), timeit(lambda: t + tr),
+         timeit(lambda: x + r), 8 * x.size),
+        ("sort(dim=1), 256x1024", timeit(lambda: d.sort(dim=1)),
+         timeit(lambda: t.sort(dim=1)), timeit(lambda: np.sort(x, axis=1)), None),
+    ]
+
+
 def train_rows(dc, torch):
     """The training stack: one Adam step of a small MLP, and an optimizer step over 11M floats."""
     rows = []
@@ -173,7 +202,8 @@ def print_bf16(rows):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["core", "train", "gemm", "bf16"], default=None)
+    parser.add_argument("--only", choices=["core", "ops", "train", "gemm", "bf16"],
+                        default=None)
     args = parser.parse_args()
     import torch
 
@@ -182,6 +212,8 @@ def main():
     rows = []
     if args.only in (None, "core"):
         rows += core_rows(dc, torch)
+    if args.only in (None, "ops"):
+        rows += ops_rows(dc, torch)
     if args.only in (None, "train"):
         rows += train_rows(dc, torch)
     if args.only in (None, "gemm"):

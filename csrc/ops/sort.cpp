@@ -17,11 +17,11 @@ Tensor argsort(const Tensor& t, int64_t dim, bool descending) {
   Tensor x;
   {
     autograd::GradModeGuard off(false);
-    x = contiguous_clone(transpose(detach(t), dim, nd - 1));
+    x = contiguous(transpose(detach(t), dim, nd - 1));  // read only: no copy when in place
   }
   Tensor idx = Tensor::empty(x.sizes(), DType::Int64);
   DC_KERNEL(argsort_rows)(idx, x, descending);
-  return contiguous_clone(transpose(idx, dim, nd - 1));
+  return contiguous(transpose(idx, dim, nd - 1));
 }
 
 Tensor topk_indices(const Tensor& t, int64_t k, int64_t dim, bool largest) {
@@ -35,13 +35,13 @@ Tensor topk_indices(const Tensor& t, int64_t k, int64_t dim, bool largest) {
   Tensor x;
   {
     autograd::GradModeGuard off(false);
-    x = contiguous_clone(transpose(detach(t), dim, nd - 1));
+    x = contiguous(transpose(detach(t), dim, nd - 1));  // read only: no copy when in place
   }
   Shape rows_shape = x.sizes();
   rows_shape.back() = k;
   Tensor idx = Tensor::empty(rows_shape, DType::Int64);
   DC_KERNEL(select_rows)(idx, x, k, largest);
-  return contiguous_clone(transpose(idx, dim, nd - 1));
+  return contiguous(transpose(idx, dim, nd - 1));
 }
 
 }  // namespace dc::ops
