@@ -149,11 +149,13 @@ Tensor reduce_op(const Tensor& t, const std::vector<bool>& mask, bool keepdim, D
 // Note [Summing in memory order]
 // A sum over dims that are not one run in memory (dims 0 and 2 of a contiguous (A, B, C)) would
 // need the reduced dims gathered into rows first: a copy of the whole input. Sums are linear,
-// so the innermost run of reduced dims is summed first, in place (rows of C), into a float64
-// (int64) buffer, and the rest from that much smaller buffer: one read of the input in memory
-// order, and no rounding in between. The dims of that run, or an empty list when the reduced
-// dims are already one run (or the input is not dense).
-Shape inner_reduced_run(const Tensor& t, const std::vector<bool>& mask) {
+// so one run of reduced dims is summed first, in place, into a float64 (int64) buffer, and the
+// rest from that much smaller buffer: one read of the input in memory order, and no rounding
+// in between. The outermost run goes first when it divides the data by 8 or more: its sum is
+// a column sum (vector adds of whole rows, A rows of B * C), which runs at memory speed where
+// short row sums (rows of C) do not; else the innermost. The dims of that run, or an empty list
+// when the reduced dims are already one run (or the input is not dense).
+Shape first_reduced_run(const Tensor& t, const std::vector<bool>& mask) {
   const Shape& sz = t.sizes();
   const Shape& st = t.strides();
   std::vector<int64_t> order;
@@ -172,6 +174,17 @@ Shape inner_reduced_run(const Tensor& t, const std::vector<bool>& mask) {
     in_run = mask[d];
   }
   if (runs < 2) return {};
+  Shape outer_run;
+  int64_t outer_size = 1;
+  for (int64_t d : order) {
+    if (mask[d]) {
+      outer_run.push_back(d);
+      outer_size *= sz[d];
+    } else if (!outer_run.empty()) {
+      break;
+    }
+  }
+  if (outer_size >= 8) return outer_run;
   Shape run;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     if (mask[*it]) run.push_back(*it);
@@ -211,7 +224,7 @@ Tensor sum(const Tensor& t, const Shape& dims, bool keepdim, std::optional<DType
   const auto mask = reduction_mask(t, dims, "sum");
   const DType out_dt = dtype ? *dtype : (is_floating(t.dtype()) ? t.dtype() : DType::Int64);
   DC_CHECK(out_dt != DType::Bool, TypeError, "[sum] dtype=bool is not supported");
-  if (const Shape run = inner_reduced_run(t, mask); !run.empty()) {
+  if (const Shape run = first_reduced_run(t, mask); !run.empty()) {
     Shape rest;
     for (int64_t d = 0; d < t.dim(); ++d)
       if (mask[d] && std::find(run.begin(), run.end(), d) == run.end()) rest.push_back(d);
