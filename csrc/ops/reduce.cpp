@@ -149,9 +149,9 @@ Tensor reduce_op(const Tensor& t, const std::vector<bool>& mask, bool keepdim, D
 // Note [Summing in memory order]
 // A sum over dims that are not one run in memory (dims 0 and 2 of a contiguous (A, B, C)) would
 // need the reduced dims gathered into rows first: a copy of the whole input. Sums are linear,
-// so one run of reduced dims is summed first, in place, into a float64 (int64) buffer, and the
-// rest from that much smaller buffer: one read of the input in memory order, and no rounding
-// in between. The outermost run goes first when it divides the data by 8 or more: its sum is
+// so one run of reduced dims is summed first, in place, into a buffer of partial sums (float32
+// for a float32 or 16-bit result, as the float lanes of one pass hold them; float64 or int64
+// otherwise), and the rest from that much smaller buffer: one read of the input in memory order. The outermost run goes first when it divides the data by 8 or more: its sum is
 // a column sum (vector adds of whole rows, A rows of B * C), which runs at memory speed where
 // short row sums (rows of C) do not; else the innermost. The dims of that run, or an empty list
 // when the reduced dims are already one run (or the input is not dense).
@@ -228,7 +228,11 @@ Tensor sum(const Tensor& t, const Shape& dims, bool keepdim, std::optional<DType
     Shape rest;
     for (int64_t d = 0; d < t.dim(); ++d)
       if (mask[d] && std::find(run.begin(), run.end(), d) == run.end()) rest.push_back(d);
-    const DType acc = is_floating(out_dt) ? DType::Float64 : DType::Int64;
+    // The partial sums in float32 for a float32 or 16-bit result (as float lanes would hold
+    // them), in float64 or int64 otherwise.
+    const DType acc = !is_floating(out_dt)       ? DType::Int64
+                      : out_dt == DType::Float64 ? DType::Float64
+                                                 : DType::Float32;
     const Tensor r = sum(sum(t, run, true, acc), rest, true, out_dt);
     return keepdim ? r : reshape(r, reduced_shape(t.sizes(), mask, false));
   }

@@ -128,9 +128,11 @@ struct SumOp {
   using In = InT;
   // Floats accumulate in double; integers in uint64 (wraps like int64 without UB).
   using State = std::conditional_t<is_float_v<Out>, double, uint64_t>;
-  // Sums of float32 and of the 16-bit floats use float lanes (twice the SIMD width of double),
-  // flushed to the double State every kSumBlock elements.
-  using Lane = std::conditional_t<is_float_v<Out> && is_float_v<In> && !std::is_same_v<In, double>,
+  // Sums of float32 and of the 16-bit floats into float32 or a 16-bit float use float lanes
+  // (twice the SIMD width of double), flushed to the double State every kSumBlock elements (a
+  // block of rows for columns); a float64 output accumulates in double throughout.
+  using Lane = std::conditional_t<is_float_v<Out> && !std::is_same_v<Out, double> &&
+                                      is_float_v<In> && !std::is_same_v<In, double>,
                                   float, State>;
   static constexpr bool kRowKernel = true;
   Out* out;
