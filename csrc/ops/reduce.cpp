@@ -151,8 +151,9 @@ Tensor reduce_op(const Tensor& t, const std::vector<bool>& mask, bool keepdim, D
 // need the reduced dims gathered into rows first: a copy of the whole input. Sums are linear,
 // so one run of reduced dims is summed first, in place, into a buffer of partial sums (float32
 // for a float32 or 16-bit result, as the float lanes of one pass hold them; float64 or int64
-// otherwise), and the rest from that much smaller buffer: one read of the input in memory order. The outermost run goes first when it divides the data by 8 or more: its sum is
-// a column sum (vector adds of whole rows, A rows of B * C), which runs at memory speed where
+// otherwise), and the rest from that much smaller buffer: one read of the input in memory
+// order. The outermost run goes first when it divides the data by 8 or more: its sum is a
+// column sum (vector adds of whole rows, A rows of B * C), which runs at memory speed where
 // short row sums (rows of C) do not; else the innermost. The dims of that run, or an empty list
 // when the reduced dims are already one run (or the input is not dense).
 Shape first_reduced_run(const Tensor& t, const std::vector<bool>& mask) {
