@@ -308,7 +308,9 @@ void gemm_blocked(const KernelSet<T>& ks, const Problem<T>& pr) {
   }
 }
 
-// Threads for a problem: all of them unless the problem is too small to feed them.
+
+}  // namespace
+
 int gemm_threads(int64_t M, int64_t N, int64_t K) {
   if (in_parallel_region()) return 1;
   const int64_t flops = M * N * K;
@@ -316,32 +318,40 @@ int gemm_threads(int64_t M, int64_t N, int64_t K) {
       1, std::min<int64_t>(get_num_threads(), flops / kMinFlopsPerThread)));
 }
 
-// Runs pr on nt threads, each on one block of a tm x tn grid over C (Note [GEMM design]).
-template <typename T>
-void gemm_parallel(const KernelSet<T>& ks, const Problem<T>& pr, int nt) {
-  // Pick the grid whose busiest thread does the least padded work plus packing (each thread
-  // packs its own rows of A once per NC block and its own columns of B once per MC block;
-  // packing an element costs about as much as a micro-kernel row of FMAs on it, ~32 flops).
-  int best_tm = 1;
+int gemm_thread_grid(int64_t M, int64_t N, int64_t K, int nt, int64_t mr, int64_t nr,
+                     int64_t mc, int64_t nc) {
+  // The grid whose busiest thread does the least padded work plus packing (each thread packs
+  // its own rows of A once per NC block and its own columns of B once per MC block; packing an
+  // element costs about as much as a micro-kernel row of FMAs on it, ~32 flops).
+  int best_tm = 0;
   double best_cost = -1;
   for (int tm = 1; tm <= nt; ++tm) {
     if (nt % tm) continue;
     const int tn = nt / tm;
-    const int64_t m = ceil_div(ceil_div(pr.M, tm), ks.mr) * ks.mr;
-    const int64_t n = ceil_div(ceil_div(pr.N, tn), ks.nr) * ks.nr;
-    if ((tm > 1 && m * (tm - 1) >= pr.M) || (tn > 1 && n * (tn - 1) >= pr.N)) continue;
-    const double cost = double(m) * n * pr.K +
-                        32.0 * pr.K * (double(m) * ceil_div(n, ks.nc) + double(n) * ceil_div(m, ks.mc));
+    const int64_t m = ceil_div(ceil_div(M, tm), mr) * mr;
+    const int64_t n = ceil_div(ceil_div(N, tn), nr) * nr;
+    if ((tm > 1 && m * (tm - 1) >= M) || (tn > 1 && n * (tn - 1) >= N)) continue;
+    const double cost =
+        double(m) * n * K + 32.0 * K * (double(m) * ceil_div(n, nc) + double(n) * ceil_div(m, mc));
     if (best_cost < 0 || cost < best_cost) {
       best_cost = cost;
       best_tm = tm;
     }
   }
-  if (best_cost < 0) {
+  return best_tm;
+}
+
+namespace {
+
+// Runs pr on nt threads, each on one block of a tm x tn grid over C (Note [GEMM design]).
+template <typename T>
+void gemm_parallel(const KernelSet<T>& ks, const Problem<T>& pr, int nt) {
+  const int tm = gemm_thread_grid(pr.M, pr.N, pr.K, nt, ks.mr, ks.nr, ks.mc, ks.nc);
+  if (tm == 0) {
     gemm_blocked(ks, pr);
     return;
   }
-  const int tm = best_tm, tn = nt / best_tm;
+  const int tn = nt / tm;
   const int64_t m_chunk = ceil_div(ceil_div(pr.M, tm), ks.mr) * ks.mr;
   const int64_t n_chunk = ceil_div(ceil_div(pr.N, tn), ks.nr) * ks.nr;
   // Exceptions cannot cross an OpenMP region: keep the first one and rethrow after.

@@ -64,4 +64,14 @@ struct GemmBlocks {
 template <typename T>
 GemmBlocks<T> gemm_blocks();
 
+// Threads for a problem of M x N x K: all of them unless it is too small to feed them (1
+// inside a parallel region).
+int gemm_threads(int64_t M, int64_t N, int64_t K);
+// The thread grid of a GEMM on nt threads (Note [GEMM design], Threading): tm, for a grid of
+// tm x (nt / tm) blocks of C aligned to the mr x nr tile, that minimises the busiest thread's
+// padded work plus packing with mc x nc cache blocks; 0 when no grid gives every thread rows
+// and columns (run on one thread then).
+int gemm_thread_grid(int64_t M, int64_t N, int64_t K, int nt, int64_t mr, int64_t nr,
+                     int64_t mc, int64_t nc);
+
 }  // namespace dc::cpu

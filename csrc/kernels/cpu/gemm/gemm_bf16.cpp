@@ -75,10 +75,6 @@ namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Below this many multiply-adds per thread, waking another thread costs more than it saves
-// (the float32 GEMM's figure, gemm.cpp).
-constexpr int64_t kMinFlopsPerThread = int64_t(1) << 17;
-
 // Cap on the float32 buffer that carries a bfloat16 C's sums across K slices.
 constexpr int64_t kMaxSumBytes = int64_t(4) << 20;
 
@@ -340,38 +336,16 @@ void gemm_blocked(const Kernels& ks, const Problem& pr) {
   }
 }
 
-// Threads for a problem: all of them unless the problem is too small to feed them.
-int gemm_threads(int64_t M, int64_t N, int64_t K) {
-  if (in_parallel_region()) return 1;
-  const int64_t flops = M * N * K;
-  return static_cast<int>(
-      std::max<int64_t>(1, std::min<int64_t>(get_num_threads(), flops / kMinFlopsPerThread)));
-}
 
 // Runs pr on nt threads, each on one block of a tm x tn grid over C, as gemm_parallel in
 // gemm.cpp: the grid whose busiest thread does the least padded work plus packing.
 void gemm_parallel(const Kernels& ks, const Problem& pr, int nt) {
-  int best_tm = 1;
-  double best_cost = -1;
-  for (int tm = 1; tm <= nt; ++tm) {
-    if (nt % tm) continue;
-    const int tn = nt / tm;
-    const int64_t m = ceil_div(ceil_div(pr.M, tm), ks.mr) * ks.mr;
-    const int64_t n = ceil_div(ceil_div(pr.N, tn), ks.nr) * ks.nr;
-    if ((tm > 1 && m * (tm - 1) >= pr.M) || (tn > 1 && n * (tn - 1) >= pr.N)) continue;
-    const double cost =
-        double(m) * n * pr.K +
-        32.0 * pr.K * (double(m) * ceil_div(n, ks.nc) + double(n) * ceil_div(m, ks.mc));
-    if (best_cost < 0 || cost < best_cost) {
-      best_cost = cost;
-      best_tm = tm;
-    }
-  }
-  if (best_cost < 0) {
+  const int tm = gemm_thread_grid(pr.M, pr.N, pr.K, nt, ks.mr, ks.nr, ks.mc, ks.nc);
+  if (tm == 0) {
     gemm_blocked(ks, pr);
     return;
   }
-  const int tm = best_tm, tn = nt / best_tm;
+  const int tn = nt / tm;
   const int64_t m_chunk = ceil_div(ceil_div(pr.M, tm), ks.mr) * ks.mr;
   const int64_t n_chunk = ceil_div(ceil_div(pr.N, tn), ks.nr) * ks.nr;
   parallel_items(0, nt, [&](int64_t blk) {
