@@ -324,7 +324,12 @@ def test_64_concurrent_clients_get_their_own_answers_in_batches(server, referenc
     responses = asyncio.run(_concurrent_infer(server.url, "digits", inputs, 64))
     for x, r in zip(inputs, responses):
         assert r.status_code == 200, r.text
-        np.testing.assert_allclose(_output(r), reference(x), rtol=RTOL, atol=ATOL)
+        # A merged batch takes other GEMM blocks than a lone request: float32 sums in another
+        # order, off by a few ulps of the largest logit (inputs are scaled up to 64x here), so
+        # a logit near zero is judged against the row's scale.
+        want = reference(x)
+        np.testing.assert_allclose(_output(r), want, rtol=RTOL,
+                                   atol=ATOL * max(1.0, float(np.abs(want).max())))
     after = _metrics(server.url)
     key = "deepcore_serve_batch_requests"
     passes = (_metric(after, key + "_count", model="digits")
