@@ -581,9 +581,6 @@ def _known(ids, checks, reason):
             KNOWN[(cid, check, None)] = reason
 
 
-_known(["nextafter", "nextafter-1"], ["16bit", "autocast16"],
-       "steps to the next float32 and rounds back (nextafter(0, 1) = 0, nextafter(1, 2) = 1); "
-       "torch steps to the next value of the 16-bit type")
 _known(["einsum"], ["autocast"],
        "an outer product ('i,j->ij') goes through matmul and is lowered; torch's einsum "
        "multiplies there and stays float32")

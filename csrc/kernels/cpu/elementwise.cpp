@@ -83,7 +83,36 @@ void unary_backward_into(UnaryOp op, const Tensor& out, const Tensor& grad, cons
   run_maybe_widened(fn, w, grad.dtype(), {out, grad, saved}, params);
 }
 
+namespace {
+// nextafter on a 16-bit float steps to the neighbouring 16-bit value: its result is defined by
+// the format, so it cannot be computed in float32 and rounded (Note [Reduced-precision
+// compute]). The bit patterns of one sign are ordered like the values.
+template <typename H>
+void nextafter_16bit(char** d, const int64_t* s, int64_t n, const double*) {
+  for (int64_t i = 0; i < n; ++i) {
+    const H hx = *reinterpret_cast<const H*>(d[1] + i * s[1]);
+    const H hy = *reinterpret_cast<const H*>(d[2] + i * s[2]);
+    const float x = float(hx), y = float(hy);
+    H r;
+    if (x != x || y != y) {
+      r = H(x + y);  // NaN
+    } else if (x == y) {
+      r = hy;
+    } else if (x == 0.0f) {
+      r = H::from_bits(static_cast<uint16_t>((hy.x & 0x8000u) | 1u));  // smallest subnormal
+    } else {
+      const bool away = (x < y) == (x > 0.0f);  // away from zero: the magnitude grows
+      r = H::from_bits(static_cast<uint16_t>(away ? hx.x + 1 : hx.x - 1));
+    }
+    *reinterpret_cast<H*>(d[0] + i * s[0]) = r;
+  }
+}
+}  // namespace
+
 void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  if (op == BinaryOp::nextafter && is_reduced_float(a.dtype()))
+    return run(a.dtype() == DType::BFloat16 ? nextafter_16bit<BFloat16> : nextafter_16bit<Half>,
+               {out, a, b}, nullptr);
   bool w;
   LoopFn fn = pick(elementwise_table().binary[static_cast<int>(op)], a.dtype(), w);
   DC_CHECK(fn, TypeError, "[", binary_op_name(op), "] not implemented for dtype ",
