@@ -59,31 +59,28 @@ template <> struct dtype_of<Half> { static constexpr DType value = DType::Float1
     using scalar_t = T;              \
     return __VA_ARGS__();            \
   }
-#define DC_DISPATCH_ALL(dtype, opname, ...)                                              \
-  [&] {                                                                                   \
-    switch (dtype) {                                                                      \
-      DC_DISPATCH_CASE(Bool, bool, __VA_ARGS__)                                           \
-      DC_DISPATCH_CASE(Int32, int32_t, __VA_ARGS__)                                       \
-      DC_DISPATCH_CASE(Int64, int64_t, __VA_ARGS__)                                       \
-      DC_DISPATCH_CASE(Float32, float, __VA_ARGS__)                                       \
-      DC_DISPATCH_CASE(Float64, double, __VA_ARGS__)                                      \
+// The cases of the five dtypes every kernel knows, and the switch around a list of cases.
+#define DC_DISPATCH_CASES_BASIC(...)                  \
+  DC_DISPATCH_CASE(Bool, bool, __VA_ARGS__)           \
+  DC_DISPATCH_CASE(Int32, int32_t, __VA_ARGS__)       \
+  DC_DISPATCH_CASE(Int64, int64_t, __VA_ARGS__)       \
+  DC_DISPATCH_CASE(Float32, float, __VA_ARGS__)       \
+  DC_DISPATCH_CASE(Float64, double, __VA_ARGS__)
+#define DC_DISPATCH_SWITCH(dtype, opname, CASES)                                           \
+  [&] {                                                                                    \
+    switch (dtype) {                                                                       \
+      CASES                                                                                \
       default: DC_THROW(TypeError, "[", opname, "] unsupported dtype ", ::dc::dtype_name(dtype)); \
-    }                                                                                     \
+    }                                                                                      \
   }()
+#define DC_DISPATCH_ALL(dtype, opname, ...) \
+  DC_DISPATCH_SWITCH(dtype, opname, DC_DISPATCH_CASES_BASIC(__VA_ARGS__))
 // DC_DISPATCH_ALL plus the 16-bit floats, for kernels that only move or convert values.
-#define DC_DISPATCH_ALL_AND_HALF(dtype, opname, ...)                                     \
-  [&] {                                                                                   \
-    switch (dtype) {                                                                      \
-      DC_DISPATCH_CASE(Bool, bool, __VA_ARGS__)                                           \
-      DC_DISPATCH_CASE(Int32, int32_t, __VA_ARGS__)                                       \
-      DC_DISPATCH_CASE(Int64, int64_t, __VA_ARGS__)                                       \
-      DC_DISPATCH_CASE(Float32, float, __VA_ARGS__)                                       \
-      DC_DISPATCH_CASE(Float64, double, __VA_ARGS__)                                      \
-      DC_DISPATCH_CASE(BFloat16, ::dc::BFloat16, __VA_ARGS__)                             \
-      DC_DISPATCH_CASE(Float16, ::dc::Half, __VA_ARGS__)                                  \
-      default: DC_THROW(TypeError, "[", opname, "] unsupported dtype ", ::dc::dtype_name(dtype)); \
-    }                                                                                     \
-  }()
+#define DC_DISPATCH_ALL_AND_HALF(dtype, opname, ...)                            \
+  DC_DISPATCH_SWITCH(dtype, opname,                                             \
+                     DC_DISPATCH_CASES_BASIC(__VA_ARGS__)                       \
+                     DC_DISPATCH_CASE(BFloat16, ::dc::BFloat16, __VA_ARGS__)    \
+                     DC_DISPATCH_CASE(Float16, ::dc::Half, __VA_ARGS__))
 #define DC_DISPATCH_FLOAT(dtype, opname, ...)                                              \
   [&] {                                                                                     \
     switch (dtype) {                                                                        \

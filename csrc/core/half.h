@@ -60,30 +60,22 @@ inline float f16_bits_to_float(uint16_t h) {
   return half_detail::from_bits(sign | ((e + 112u) << 23) | (m << 13));
 }
 
-// The storage types. They convert implicitly to float and explicitly from it (rounding).
-struct BFloat16 {
+// The storage types: the 16 bits of one format, converting implicitly to float and explicitly
+// from it (rounding).
+template <uint16_t (*Encode)(float), float (*Decode)(uint16_t)>
+struct Float16Bits {
   uint16_t x = 0;
-  BFloat16() = default;
-  explicit BFloat16(float f) : x(float_to_bf16_bits(f)) {}
-  static BFloat16 from_bits(uint16_t b) {
-    BFloat16 h;
+  Float16Bits() = default;
+  explicit Float16Bits(float f) : x(Encode(f)) {}
+  static Float16Bits from_bits(uint16_t b) {
+    Float16Bits h;
     h.x = b;
     return h;
   }
-  operator float() const { return bf16_bits_to_float(x); }
+  operator float() const { return Decode(x); }
 };
-
-struct Half {
-  uint16_t x = 0;
-  Half() = default;
-  explicit Half(float f) : x(float_to_f16_bits(f)) {}
-  static Half from_bits(uint16_t b) {
-    Half h;
-    h.x = b;
-    return h;
-  }
-  operator float() const { return f16_bits_to_float(x); }
-};
+using BFloat16 = Float16Bits<float_to_bf16_bits, bf16_bits_to_float>;
+using Half = Float16Bits<float_to_f16_bits, f16_bits_to_float>;
 
 // Floating types as the kernels see them: the C++ ones and the two storage types.
 template <typename T>

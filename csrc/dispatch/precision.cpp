@@ -23,8 +23,7 @@ DType autocast_dtype() { return tls_autocast_dtype; }
 
 namespace precision {
 
-void note_dtypes(const Tensor& t, bool& any_reduced, DType& first_reduced, bool& any_float,
-                 DType& widest) {
+void ArgDtypes::note(const Tensor& t) {
   if (!t.defined() || !is_floating(t.dtype())) return;
   if (is_reduced_float(t.dtype()) && !any_reduced) {
     any_reduced = true;
@@ -34,27 +33,23 @@ void note_dtypes(const Tensor& t, bool& any_reduced, DType& first_reduced, bool&
   any_float = true;
 }
 
-Plan make_plan(CastPolicy policy, bool half_kernels, bool any_reduced, DType first_reduced,
-               bool any_float, DType widest) {
+Plan make_plan(CastPolicy policy, bool half_kernels, ArgDtypes seen) {
   Plan plan;
-  if (policy != CastPolicy::none && key_active(Key::Autocast) && any_float) {
+  if (policy != CastPolicy::none && key_active(Key::Autocast) && seen.any_float) {
     plan.autocast = true;
     switch (policy) {
       case CastPolicy::lower: plan.cast_to = autocast_dtype(); break;
       case CastPolicy::fp32: plan.cast_to = DType::Float32; break;
-      default: plan.cast_to = widest; break;
+      default: plan.cast_to = seen.widest; break;
     }
-    // What the op sees after the cast decides the fallback below (float64 is never cast).
-    if (is_reduced_float(plan.cast_to)) {
-      any_reduced = true;
-      first_reduced = plan.cast_to;
-    } else if (plan.cast_to == DType::Float32 || plan.cast_to == DType::Float64) {
-      any_reduced = false;
-    }
+    // What the op sees after the cast decides the fallback below (float64 is never cast, so
+    // only a 16-bit target leaves 16-bit arguments).
+    seen.any_reduced = is_reduced_float(plan.cast_to);
+    seen.first_reduced = plan.cast_to;
   }
-  if (!half_kernels && any_reduced) {
+  if (!half_kernels && seen.any_reduced) {
     plan.widen = true;
-    plan.round_to = first_reduced;
+    plan.round_to = seen.first_reduced;
   }
   return plan;
 }

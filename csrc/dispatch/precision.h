@@ -67,29 +67,39 @@ struct Plan {
   DType round_to = DType::Float32;  // the 16-bit dtype float32 results go back to
 };
 
-void note_dtypes(const Tensor& t, bool& any_reduced, DType& first_reduced, bool& any_float,
-                 DType& widest);
-inline void note_dtypes(const std::vector<Tensor>& ts, bool& any_reduced, DType& first_reduced,
-                        bool& any_float, DType& widest) {
-  for (const Tensor& t : ts) note_dtypes(t, any_reduced, first_reduced, any_float, widest);
-}
+// The floating dtypes among a call's tensor arguments.
+struct ArgDtypes {
+  bool any_float = false;
+  DType widest = DType::Bool;         // their promotion (meaningful when any_float)
+  bool any_reduced = false;
+  DType first_reduced = DType::Float32;  // the first 16-bit one (when any_reduced)
+
+  void note(const Tensor& t);
+  void note(const std::vector<Tensor>& ts) {
+    for (const Tensor& t : ts) note(t);
+  }
+};
+
+Plan make_plan(CastPolicy policy, bool half_kernels, ArgDtypes seen);
 
 // Casts an argument by the plan: the autocast cast, then the float32 widening.
 Tensor apply(const Plan& plan, const Tensor& t);
-inline std::vector<Tensor> apply(const Plan& plan, const std::vector<Tensor>& ts) {
-  std::vector<Tensor> out;
-  out.reserve(ts.size());
-  for (const Tensor& t : ts) out.push_back(apply(plan, t));
-  return out;
-}
-
 // Rounds float32 results of a widened call back to the plan's 16-bit dtype.
 Tensor round_back(const Plan& plan, const Tensor& t);
-inline std::vector<Tensor> round_back(const Plan& plan, const std::vector<Tensor>& ts) {
+
+// fn on each tensor of a list, for the list arguments and results.
+template <typename F>
+std::vector<Tensor> each(const Plan& plan, const std::vector<Tensor>& ts, F fn) {
   std::vector<Tensor> out;
   out.reserve(ts.size());
-  for (const Tensor& t : ts) out.push_back(round_back(plan, t));
+  for (const Tensor& t : ts) out.push_back(fn(plan, t));
   return out;
+}
+inline std::vector<Tensor> apply(const Plan& plan, const std::vector<Tensor>& ts) {
+  return each(plan, ts, [](const Plan& p, const Tensor& t) { return apply(p, t); });
+}
+inline std::vector<Tensor> round_back(const Plan& plan, const std::vector<Tensor>& ts) {
+  return each(plan, ts, [](const Plan& p, const Tensor& t) { return round_back(p, t); });
 }
 template <typename... Ts>
 std::tuple<Ts...> round_back(const Plan& plan, const std::tuple<Ts...>& t) {
@@ -105,9 +115,6 @@ T round_back(const Plan&, const T& value) {
   return value;  // not a tensor: an index, a count, a Python object
 }
 
-Plan make_plan(CastPolicy policy, bool half_kernels, bool any_reduced, DType first_reduced,
-               bool any_float, DType widest);
-
 // An in-place op run widened wrote its float32 copy: write it back into the argument.
 Tensor write_back(const Tensor& original, const Tensor& result);
 inline Tensor write_back(const std::vector<Tensor>&, const Tensor& result) { return result; }
@@ -120,11 +127,9 @@ const T0& first_of(const T0& a, const Rest&...) {
 // `inplace`: the first argument is written by the op.
 template <typename F, typename... Ts>
 auto call(CastPolicy policy, bool half_kernels, bool inplace, F&& fn, const Ts&... args) {
-  bool any_reduced = false, any_float = false;
-  DType first_reduced = DType::Float32, widest = DType::Bool;
-  (note_dtypes(args, any_reduced, first_reduced, any_float, widest), ...);
-  const Plan plan =
-      make_plan(policy, half_kernels, any_reduced, first_reduced, any_float, widest);
+  ArgDtypes seen;
+  (seen.note(args), ...);
+  const Plan plan = make_plan(policy, half_kernels, seen);
   auto result = fn(apply(plan, args)...);
   if (!plan.widen) return result;
   if constexpr (std::is_same_v<std::decay_t<decltype(result)>, Tensor>) {

@@ -62,22 +62,28 @@ struct Layout {
   int64_t out_numel() const { return dims.outer * dims.inner; }
 };
 
-Layout reduce_layout(const Tensor& t, const std::vector<bool>& mask) {
+// The dims of size > 1 in memory order (outermost first), and whether they tile the memory
+// without gaps (a dense tensor in some dim order).
+bool memory_order(const Tensor& t, std::vector<int64_t>& order) {
   const Shape& sz = t.sizes();
   const Shape& st = t.strides();
-  std::vector<int64_t> order;  // dims of size > 1
+  order.clear();
   for (int64_t i = 0; i < t.dim(); ++i)
     if (sz[i] != 1) order.push_back(i);
-  Layout L;
-  bool dense = t.numel() > 0;
-  if (dense) {
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return st[a] > st[b]; });
-    int64_t expected = 1;
-    for (auto it = order.rbegin(); it != order.rend() && dense; ++it) {
-      dense = st[*it] == expected;
-      expected *= sz[*it];
-    }
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return st[a] > st[b]; });
+  int64_t expected = 1;
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    if (st[*it] != expected) return false;
+    expected *= sz[*it];
   }
+  return true;
+}
+
+Layout reduce_layout(const Tensor& t, const std::vector<bool>& mask) {
+  const Shape& sz = t.sizes();
+  std::vector<int64_t> order;  // dims of size > 1
+  Layout L;
+  bool dense = memory_order(t, order) && t.numel() > 0;
   if (dense) {
     // Memory order must read kept* reduced* kept*.
     int phase = 0;
@@ -158,16 +164,8 @@ Tensor reduce_op(const Tensor& t, const std::vector<bool>& mask, bool keepdim, D
 // when the reduced dims are already one run (or the input is not dense).
 Shape first_reduced_run(const Tensor& t, const std::vector<bool>& mask) {
   const Shape& sz = t.sizes();
-  const Shape& st = t.strides();
   std::vector<int64_t> order;
-  for (int64_t i = 0; i < t.dim(); ++i)
-    if (sz[i] != 1) order.push_back(i);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return st[a] > st[b]; });
-  int64_t expected = 1;
-  for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    if (st[*it] != expected) return {};
-    expected *= sz[*it];
-  }
+  if (!memory_order(t, order)) return {};
   int runs = 0;
   bool in_run = false;
   for (int64_t d : order) {

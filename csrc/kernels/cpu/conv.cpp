@@ -41,12 +41,15 @@
 // tests/test_conv.py), which run each on shapes it would not be chosen for.
 #include "kernels/cpu/conv.h"
 
+#include <array>
 #include <atomic>
 #include <cstring>
-#include <vector>
+#include <type_traits>
 
 #include "core/error.h"
+#include "core/storage.h"
 #include "kernels/cpu/conv_common.h"
+#include "kernels/cpu/elementwise.h"
 
 namespace dc::cpu {
 namespace {
@@ -219,29 +222,11 @@ template void forward_by_shape<double>(const ConvGeom&, const double*, const dou
 // built on GEMM calls (im2col tiles, pointwise) take that flag; the implicit GEMM and the
 // channels-last weight gradient run their own float32 micro-kernels, so they are not chosen.
 namespace {
-template <typename H>
-void convert(const H* src, float* dst, int64_t n) {
-  parallel_for(0, n, kGrainSize, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dst[i] = float(src[i]);
-  });
-}
-template <typename H>
-void convert(const float* src, H* dst, int64_t n) {
-  parallel_for(0, n, kGrainSize, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dst[i] = H(src[i]);
-  });
-}
-std::vector<float> widened(DType dtype, const void* p, int64_t n) {
-  if (!p) return {};
-  std::vector<float> out(static_cast<size_t>(n));
-  if (dtype == DType::BFloat16) convert(static_cast<const BFloat16*>(p), out.data(), n);
-  else convert(static_cast<const Half*>(p), out.data(), n);
-  return out;
-}
-void narrow_into(DType dtype, const std::vector<float>& v, void* p) {
-  const int64_t n = static_cast<int64_t>(v.size());
-  if (dtype == DType::BFloat16) convert(v.data(), static_cast<BFloat16*>(p), n);
-  else convert(v.data(), static_cast<Half*>(p), n);
+// n contiguous values of dtype at p, as a tensor over that memory (no copy), for cast_into.
+Tensor view_of(const void* p, int64_t n, DType dtype) {
+  auto storage = Storage::wrap(const_cast<void*>(p), static_cast<size_t>(n) * itemsize(dtype),
+                               nullptr);
+  return Tensor::make_view(storage, {n}, {1}, 0, dtype);
 }
 // The float32 geometry and algorithm of a 16-bit pass.
 ConvAlgo widened_algo(ConvPass pass, DType dtype, ConvGeom& g32) {
@@ -252,67 +237,69 @@ ConvAlgo widened_algo(ConvPass pass, DType dtype, ConvGeom& g32) {
 int64_t x_numel(const ConvGeom& g) { return g.N * g.C * g.H * g.W; }
 int64_t y_numel(const ConvGeom& g) { return g.N * g.K * g.OH * g.OW; }
 int64_t w_numel(const ConvGeom& g) { return g.K * g.ckk(); }
+
+struct Operand {
+  const void* data;  // nullptr: absent (a convolution without bias)
+  int64_t numel;
+};
+
+// Runs one pass: run(algo, geom, {in0, in1, in2}, out) with pointers of float, double or (for
+// the 16-bit dtypes) float32 copies made by cast_into, the result rounded back once.
+template <typename Run>
+void run_pass(ConvPass pass, const ConvGeom& g, DType dtype, std::array<Operand, 3> in,
+              Operand out, const Run& run) {
+  if (is_reduced_float(dtype)) {
+    ConvGeom g32 = g;
+    const ConvAlgo algo = widened_algo(pass, dtype, g32);
+    std::array<Tensor, 3> wide;
+    std::array<const float*, 3> p{};
+    for (size_t i = 0; i < in.size(); ++i) {
+      if (!in[i].data) continue;
+      wide[i] = Tensor::empty({in[i].numel}, DType::Float32);
+      cast_into(wide[i], view_of(in[i].data, in[i].numel, dtype));
+      p[i] = wide[i].data<float>();
+    }
+    const Tensor result = Tensor::empty({out.numel}, DType::Float32);
+    run(algo, g32, p, result.data<float>());
+    return cast_into(view_of(out.data, out.numel, dtype), result);
+  }
+  if (dtype != DType::Float32 && dtype != DType::Float64) throw_dtype(dtype);
+  const ConvAlgo algo = choose_algo(pass, g);
+  auto typed = [&](auto* t) {
+    using T = std::remove_pointer_t<decltype(t)>;
+    run(algo, g,
+        std::array<const T*, 3>{static_cast<const T*>(in[0].data),
+                                static_cast<const T*>(in[1].data),
+                                static_cast<const T*>(in[2].data)},
+        static_cast<T*>(const_cast<void*>(out.data)));
+  };
+  if (dtype == DType::Float32) typed(static_cast<float*>(nullptr));
+  else typed(static_cast<double*>(nullptr));
+}
 }  // namespace
 
 void conv2d_forward(const ConvGeom& g, DType dtype, const void* x, const void* w,
                     const void* bias, void* y) {
-  if (is_reduced_float(dtype)) {
-    ConvGeom g32 = g;
-    const ConvAlgo algo = widened_algo(ConvPass::Forward, dtype, g32);
-    const auto xf = widened(dtype, x, x_numel(g)), wf = widened(dtype, w, w_numel(g)),
-               bf = widened(dtype, bias, g.K);
-    std::vector<float> yf(static_cast<size_t>(y_numel(g)));
-    forward_with(algo, g32, xf.data(), wf.data(), bias ? bf.data() : nullptr, yf.data());
-    return narrow_into(dtype, yf, y);
-  }
-  if (dtype != DType::Float32 && dtype != DType::Float64) throw_dtype(dtype);
-  const ConvAlgo algo = choose_algo(ConvPass::Forward, g);
-  if (dtype == DType::Float32)
-    forward_with(algo, g, static_cast<const float*>(x), static_cast<const float*>(w),
-                 static_cast<const float*>(bias), static_cast<float*>(y));
-  else
-    forward_with(algo, g, static_cast<const double*>(x), static_cast<const double*>(w),
-                 static_cast<const double*>(bias), static_cast<double*>(y));
+  run_pass(ConvPass::Forward, g, dtype, {{{x, x_numel(g)}, {w, w_numel(g)}, {bias, g.K}}},
+           {y, y_numel(g)}, [](ConvAlgo algo, const ConvGeom& geo, auto in, auto* out) {
+             forward_with(algo, geo, in[0], in[1], in[2], out);
+           });
 }
 
 void conv2d_backward_input(const ConvGeom& g, DType dtype, const void* gy, const void* w,
                            void* gx) {
-  if (is_reduced_float(dtype)) {
-    ConvGeom g32 = g;
-    const ConvAlgo algo = widened_algo(ConvPass::GradInput, dtype, g32);
-    const auto gyf = widened(dtype, gy, y_numel(g)), wf = widened(dtype, w, w_numel(g));
-    std::vector<float> gxf(static_cast<size_t>(x_numel(g)));
-    backward_input_with(algo, g32, gyf.data(), wf.data(), gxf.data());
-    return narrow_into(dtype, gxf, gx);
-  }
-  if (dtype != DType::Float32 && dtype != DType::Float64) throw_dtype(dtype);
-  const ConvAlgo algo = choose_algo(ConvPass::GradInput, g);
-  if (dtype == DType::Float32)
-    backward_input_with(algo, g, static_cast<const float*>(gy), static_cast<const float*>(w),
-                        static_cast<float*>(gx));
-  else
-    backward_input_with(algo, g, static_cast<const double*>(gy), static_cast<const double*>(w),
-                        static_cast<double*>(gx));
+  run_pass(ConvPass::GradInput, g, dtype, {{{gy, y_numel(g)}, {w, w_numel(g)}, {nullptr, 0}}},
+           {gx, x_numel(g)}, [](ConvAlgo algo, const ConvGeom& geo, auto in, auto* out) {
+             backward_input_with(algo, geo, in[0], in[1], out);
+           });
 }
 
 void conv2d_backward_weight(const ConvGeom& g, DType dtype, const void* gy, const void* x,
                             void* gw) {
-  if (is_reduced_float(dtype)) {
-    ConvGeom g32 = g;
-    const ConvAlgo algo = widened_algo(ConvPass::GradWeight, dtype, g32);
-    const auto gyf = widened(dtype, gy, y_numel(g)), xf = widened(dtype, x, x_numel(g));
-    std::vector<float> gwf(static_cast<size_t>(w_numel(g)));
-    backward_weight_with(algo, g32, gyf.data(), xf.data(), gwf.data());
-    return narrow_into(dtype, gwf, gw);
-  }
-  if (dtype != DType::Float32 && dtype != DType::Float64) throw_dtype(dtype);
-  const ConvAlgo algo = choose_algo(ConvPass::GradWeight, g);
-  if (dtype == DType::Float32)
-    backward_weight_with(algo, g, static_cast<const float*>(gy), static_cast<const float*>(x),
-                         static_cast<float*>(gw));
-  else
-    backward_weight_with(algo, g, static_cast<const double*>(gy), static_cast<const double*>(x),
-                         static_cast<double*>(gw));
+  run_pass(ConvPass::GradWeight, g, dtype, {{{gy, y_numel(g)}, {x, x_numel(g)}, {nullptr, 0}}},
+           {gw, w_numel(g)}, [](ConvAlgo algo, const ConvGeom& geo, auto in, auto* out) {
+             backward_weight_with(algo, geo, in[0], in[1], out);
+           });
 }
 
 }  // namespace dc::cpu

@@ -103,9 +103,7 @@ void matmul_widened(const Tensor& a, const Tensor& b, const Tensor& c, double al
   if (ep.bias) {
     const int64_t N = c.sizes().back();
     bias.resize(static_cast<size_t>(N));
-    for (int64_t j = 0; j < N; ++j)
-      bias[j] = c.dtype() == DType::BFloat16 ? float(static_cast<const BFloat16*>(ep.bias)[j])
-                                             : float(static_cast<const Half*>(ep.bias)[j]);
+    for (int64_t j = 0; j < N; ++j) bias[j] = float(static_cast<const Half*>(ep.bias)[j]);
     ep32.bias = bias.data();
   }
   matmul_into(widened(a), widened(b), c32, alpha, beta, ep32);
