@@ -308,7 +308,7 @@ def test_conv2d_small_images_batched_into_one_gemm(n, c, h, k, stride, pad):
 
 # ---- every algorithm of the kernels, forced (Note [Choosing a convolution algorithm]) --------
 
-ALGOS = ["pointwise", "im2col", "implicit", "phases", "channels_last"]
+ALGOS = ["pointwise", "im2col", "implicit", "phases", "channels_last", "winograd"]
 PASSES = ["forward", "grad_input", "grad_weight"]
 
 # Shapes none of the algorithms was tuned for: odd and prime sizes, asymmetric stride, dilation,
@@ -324,6 +324,7 @@ ALGO_CASES = [
     ((2, 8, 9, 9), (8, 1, 3, 3), {"groups": 8, "stride": 2, "padding": 1}),
     ((2, 7, 12, 11), (9, 7, 2, 2), {"stride": 2}),
     ((1, 16, 13, 12), (16, 16, 5, 3), {"stride": 3, "padding": (2, 1)}),
+    ((3, 5, 9, 6), (4, 5, 3, 3), {"padding": (0, 2)}),
 ]
 
 
@@ -344,6 +345,9 @@ def _algo_applies(pass_, algo, ws, kw):
     if algo == "implicit":
         return pass_ == "forward" or (pass_ == "grad_input" and (sh, sw) == (1, 1) and
                                       ph <= dh * (kh - 1) and pw <= dw * (kwid - 1))
+    if algo == "winograd":
+        simple = (kh, kwid, sh, sw, dh, dw, groups) == (3, 3, 1, 1, 1, 1, 1)
+        return simple and (pass_ == "forward" or (pass_ == "grad_input" and ph <= 2 and pw <= 2))
     if algo == "phases":
         def fits(s, p, k):  # no phase's padding is negative
             for r in range(s):
@@ -399,7 +403,8 @@ def test_conv2d_every_algorithm_matches_torch(pass_, algo, force_conv_algo):
         np.testing.assert_allclose(dw.grad.numpy(), tw.grad.numpy(), atol=1e-9, err_msg=msg)
         ran += 1
     serves = {"phases": ["grad_input"], "channels_last": ["grad_weight"],
-              "implicit": ["forward", "grad_input"]}.get(algo, PASSES)
+              "implicit": ["forward", "grad_input"],
+              "winograd": ["forward", "grad_input"]}.get(algo, PASSES)
     assert ran >= (2 if pass_ in serves else 0), f"{algo} ran on {ran} shapes for {pass_}"
     if pass_ not in serves:
         assert ran == 0
@@ -419,8 +424,8 @@ def test_conv2d_strided_input_gradient_of_odd_sized_input():
 
 
 def test_conv_algo_names_are_checked():
-    with pytest.raises(ValueError, match="unknown algorithm 'winograd'"):
-        dc._C._set_conv_algo("forward", "winograd")
+    with pytest.raises(ValueError, match="unknown algorithm 'fft'"):
+        dc._C._set_conv_algo("forward", "fft")
     with pytest.raises(ValueError, match="unknown pass 'backward'"):
         dc._C._set_conv_algo("backward", "im2col")
     assert all(dc._C._get_conv_algo(p) == "auto" for p in PASSES)

@@ -228,8 +228,8 @@ TEST_P(Conv2dImplicit, AsymmetricStrideByPhases) {
 
 DC_INSTANTIATE_FOR_EVERY_ISA(Conv2dImplicit);
 
-constexpr ConvAlgo kAlgos[] = {ConvAlgo::Pointwise, ConvAlgo::Im2col, ConvAlgo::Implicit,
-                               ConvAlgo::Phases, ConvAlgo::ChannelsLast};
+constexpr ConvAlgo kAlgos[] = {ConvAlgo::Pointwise, ConvAlgo::Im2col,       ConvAlgo::Implicit,
+                               ConvAlgo::Phases,    ConvAlgo::ChannelsLast, ConvAlgo::Winograd};
 
 // Shapes that no algorithm was tuned for, on top of kCases and kImplicitCases: one channel
 // each way, prime channel counts, asymmetric stride and dilation, padding beyond the kernel's
@@ -251,7 +251,7 @@ TEST_P(Conv2dEveryAlgo, MatchesNaive) {
   std::vector<Case> cases(std::begin(kCases), std::end(kCases));
   cases.insert(cases.end(), std::begin(kImplicitCases), std::end(kImplicitCases));
   cases.insert(cases.end(), std::begin(kAwkwardCases), std::end(kAwkwardCases));
-  int ran[3][6] = {};
+  int ran[3][7] = {};
   for (const Case& c : cases) {
     const ConvGeom g = geom(c.N, c.C, c.H, c.W, c.K, c.KH, c.KW, c.s, c.p, c.d, c.groups);
     SCOPED_TRACE(describe(g));
@@ -271,7 +271,8 @@ TEST_P(Conv2dEveryAlgo, MatchesNaive) {
   auto serves = [](ConvPass pass, ConvAlgo algo) {
     return (algo != ConvAlgo::Phases || pass == ConvPass::GradInput) &&
            (algo != ConvAlgo::ChannelsLast || pass == ConvPass::GradWeight) &&
-           (algo != ConvAlgo::Implicit || pass != ConvPass::GradWeight);
+           (algo != ConvAlgo::Implicit || pass != ConvPass::GradWeight) &&
+           (algo != ConvAlgo::Winograd || pass != ConvPass::GradWeight);
   };
   for (ConvPass pass : kPasses)
     for (ConvAlgo algo : kAlgos)
@@ -294,20 +295,20 @@ TEST(Conv2dAlgo, ForcingOneThatCannotComputeTheShapeThrows) {
   } catch (const dc::ValueError& e) {
     EXPECT_NE(std::string(e.what()).find("'pointwise'"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(dc::cpu::conv_algo_from_name("winograd"), dc::ValueError);
+  EXPECT_THROW(dc::cpu::conv_algo_from_name("fft"), dc::ValueError);
   EXPECT_THROW(dc::cpu::conv_pass_from_name("backward"), dc::ValueError);
 }
 
 TEST(Conv2dAlgo, OverrideIsScoped) {
   const ConvGeom g = geom(2, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1);
-  EXPECT_EQ(dc::cpu::choose_algo(ConvPass::Forward, g), ConvAlgo::Implicit);
+  EXPECT_EQ(dc::cpu::choose_algo(ConvPass::Forward, g), ConvAlgo::Winograd);
   {
     const dc::cpu::ScopedConvAlgo force(ConvPass::Forward, ConvAlgo::Im2col);
     EXPECT_EQ(dc::cpu::choose_algo(ConvPass::Forward, g), ConvAlgo::Im2col);
-    EXPECT_EQ(dc::cpu::choose_algo(ConvPass::GradInput, g), ConvAlgo::Implicit);
+    EXPECT_EQ(dc::cpu::choose_algo(ConvPass::GradInput, g), ConvAlgo::Winograd);
   }
   EXPECT_EQ(dc::cpu::conv_algo_override(ConvPass::Forward), ConvAlgo::Auto);
-  EXPECT_EQ(dc::cpu::choose_algo(ConvPass::Forward, g), ConvAlgo::Implicit);
+  EXPECT_EQ(dc::cpu::choose_algo(ConvPass::Forward, g), ConvAlgo::Winograd);
   for (ConvAlgo a : kAlgos)
     EXPECT_EQ(dc::cpu::conv_algo_from_name(dc::cpu::conv_algo_name(a)), a);
 }
@@ -321,11 +322,13 @@ TEST(Conv2dAlgo, ChoiceOnTunedLayers) {
   };
   using A = ConvAlgo;
   const Want wants[] = {
-      {{32, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1}, A::Implicit, A::Implicit, A::ChannelsLast},
+      {{32, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1}, A::Winograd, A::Winograd, A::ChannelsLast},
       {{32, 64, 32, 32, 128, 3, 3, 2, 1, 1, 1}, A::Implicit, A::Phases, A::ChannelsLast},
       {{32, 64, 32, 32, 128, 1, 1, 2, 0, 1, 1}, A::Implicit, A::Phases, A::Im2col},
       {{32, 256, 8, 8, 512, 3, 3, 2, 1, 1, 1}, A::Implicit, A::Im2col, A::ChannelsLast},
-      {{32, 512, 4, 4, 512, 3, 3, 1, 1, 1, 1}, A::Implicit, A::Implicit, A::ChannelsLast},
+      {{32, 512, 4, 4, 512, 3, 3, 1, 1, 1, 1}, A::Winograd, A::Winograd, A::ChannelsLast},
+      {{4, 512, 4, 4, 512, 3, 3, 1, 1, 1, 1}, A::Implicit, A::Implicit, A::ChannelsLast},  // 16 tiles
+      {{32, 3, 32, 32, 64, 3, 3, 1, 1, 1, 1}, A::Winograd, A::Winograd, A::Im2col},  // ResNet stem
       {{32, 64, 56, 56, 64, 1, 1, 1, 0, 1, 1}, A::Pointwise, A::Pointwise, A::Pointwise},
       {{32, 256, 4, 4, 512, 1, 1, 1, 0, 1, 1}, A::Implicit, A::Implicit, A::Pointwise},
       {{64, 1, 28, 28, 6, 5, 5, 1, 0, 1, 1}, A::Im2col, A::Im2col, A::Im2col},    // LeNet conv1

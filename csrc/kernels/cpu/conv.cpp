@@ -1,17 +1,20 @@
 // 2-D convolution forward / backward-input / backward-weight on NCHW data: which algorithm
 // computes a call (choose_algo), and the entry points that run it. The algorithms live in
-// conv_pointwise.cpp, conv_im2col.cpp, conv_implicit.cpp, conv_phases.cpp and
-// conv_channels_last.cpp, each with its Note.
+// conv_pointwise.cpp, conv_im2col.cpp, conv_implicit.cpp, conv_phases.cpp,
+// conv_channels_last.cpp and conv_winograd.cpp, each with its Note.
 //
 // Note [Choosing a convolution algorithm]
 // Every threshold of the choice is here; the algorithms' own blocking constants stay in their
 // files. Kg = K / groups output channels per group, Cg = C / groups input channels per group.
 //
-//   forward     Implicit   if Kg >= kMinImplicitRows (16) and, for a pointwise shape, the
+//   forward     Winograd   if 3x3, unit stride and dilation, groups == 1, and the batch has at
+//                          least kMinWinogradTiles (32) 2x2 output tiles
+//               Implicit   if Kg >= kMinImplicitRows (16) and, for a pointwise shape, the
 //                          images have fewer than kPointwiseImplicitPixels (1024) pixels
 //               Pointwise  if 1x1, unit stride, no padding
 //               Im2col     otherwise
-//   grad input  Implicit   if unit stride, the padding within the dilated kernel's reach, and
+//   grad input  Winograd   if the forward would be, with padding <= 2 (tiles of the input)
+//               Implicit   if unit stride, the padding within the dilated kernel's reach, and
 //                          Cg >= kMinImplicitRowsGradInput (32) (pixels as in the forward)
 //               Phases     if stride > 1, groups == 1, unit dilation, C >= 32, and the images
 //                          have at least kMinPhasePixels (64) pixels per phase
@@ -22,6 +25,11 @@
 //               Im2col     otherwise
 //
 // Why these numbers:
+// - Winograd F(2x2, 3x3) does 2.25x fewer multiply-adds than any direct algorithm, and its
+//   transforms cost little: measured 1.2-2.4x faster than the implicit GEMM from 3 to 512
+//   channels (8 -> 8 channels on 28x28 images: 1.41x; the 3 -> 64 stem: 1.37x) as soon as
+//   the batch has 32 tiles. With fewer, the weight transform (16 K C values) is not amortised:
+//   512 channels on 16 tiles (four 4x4 images) take 0.71x the implicit GEMM's speed.
 // - The implicit GEMM packs B per call and fills micro-tiles of MR rows; a group with fewer
 //   output channels wastes most of each tile's rows and cannot amortise the pack. Measured on
 //   LeNet's layers: the forward 6 -> 16 5x5 conv runs in 0.64 ms implicit against 1.0-1.1 ms
@@ -60,12 +68,13 @@ constexpr int64_t kMinImplicitRows = 16, kMinImplicitRowsGradInput = 32;
 constexpr int64_t kPointwiseImplicitPixels = 1024;
 constexpr int64_t kMinPhasePixels = 64;
 constexpr int64_t kMinChannelsLastWeight = 16;
+constexpr int64_t kMinWinogradTiles = 32;
 
 std::atomic<ConvAlgo> g_override[3] = {ConvAlgo::Auto, ConvAlgo::Auto, ConvAlgo::Auto};
 
 constexpr const char* kPassNames[] = {"forward", "grad_input", "grad_weight"};
-constexpr const char* kAlgoNames[] = {"auto",    "pointwise", "im2col",
-                                      "implicit", "phases",    "channels_last"};
+constexpr const char* kAlgoNames[] = {"auto",   "pointwise",     "im2col",  "implicit",
+                                      "phases", "channels_last", "winograd"};
 
 // The pointwise GEMMs read x with y's pixel count, so the output must be the input's size. A
 // phase of a strided input gradient (conv_phases.cpp) can ask for one more output row or
@@ -75,6 +84,17 @@ constexpr const char* kAlgoNames[] = {"auto",    "pointwise", "im2col",
 bool pointwise_applies(const ConvGeom& g) { return g.pointwise() && g.OH == g.H && g.OW == g.W; }
 
 bool implicit_forward_applies(const ConvGeom& g) { return g.N * g.OH * g.OW > 0 && g.ckk() > 0; }
+
+bool winograd_grad_input_applies(const ConvGeom& g) {
+  return winograd_applies(g) && winograd_applies(input_gradient_as_conv(g)) && g.ph <= 2 &&
+         g.pw <= 2;
+}
+
+// Winograd pays once the batch has enough output tiles to amortise the weight transform
+// (see the Note).
+bool winograd_pays(const ConvGeom& g) {
+  return g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2) >= kMinWinogradTiles;
+}
 
 bool implicit_grad_input_applies(const ConvGeom& g) {
   if (g.sh != 1 || g.sw != 1) return false;
@@ -91,10 +111,13 @@ bool implicit_pays(const ConvGeom& g, int64_t min_rows) {
 ConvAlgo algo_by_shape(ConvPass pass, const ConvGeom& g) {
   switch (pass) {
     case ConvPass::Forward:
+      if (winograd_applies(g) && winograd_pays(g)) return ConvAlgo::Winograd;
       if (implicit_forward_applies(g) && implicit_pays(g, kMinImplicitRows))
         return ConvAlgo::Implicit;
       break;
     case ConvPass::GradInput:
+      if (winograd_grad_input_applies(g) && winograd_pays(input_gradient_as_conv(g)))
+        return ConvAlgo::Winograd;
       if (implicit_grad_input_applies(g) &&
           implicit_pays(input_gradient_as_conv(g), kMinImplicitRowsGradInput))
         return ConvAlgo::Implicit;
@@ -115,6 +138,7 @@ template <typename T>
 void forward_with(ConvAlgo algo, const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
   switch (algo) {
     case ConvAlgo::Implicit: return forward_implicit(g, x, w, bias, y);
+    case ConvAlgo::Winograd: return forward_winograd(g, x, w, bias, y);
     case ConvAlgo::Pointwise: return forward_pointwise(g, x, w, bias, y);
     default: return forward_im2col(g, x, w, bias, y);
   }
@@ -124,6 +148,7 @@ template <typename T>
 void backward_input_with(ConvAlgo algo, const ConvGeom& g, const T* gy, const T* w, T* gx) {
   switch (algo) {
     case ConvAlgo::Implicit: return backward_input_implicit(g, gy, w, gx);
+    case ConvAlgo::Winograd: return backward_input_winograd(g, gy, w, gx);
     case ConvAlgo::Phases: return backward_input_phases(g, gy, w, gx);
     case ConvAlgo::Pointwise: return backward_input_pointwise(g, gy, w, gx);
     default: return backward_input_im2col(g, gy, w, gx);
@@ -160,10 +185,11 @@ ConvPass conv_pass_from_name(const char* name) {
 }
 
 ConvAlgo conv_algo_from_name(const char* name) {
-  for (int i = 0; i < 6; ++i)
+  for (int i = 0; i < 7; ++i)
     if (std::strcmp(name, kAlgoNames[i]) == 0) return static_cast<ConvAlgo>(i);
   DC_THROW(ValueError, "[conv2d] unknown algorithm '", name,
-           "'; expected 'auto', 'pointwise', 'im2col', 'implicit', 'phases' or 'channels_last'");
+           "'; expected 'auto', 'pointwise', 'im2col', 'implicit', 'phases', 'channels_last' "
+           "or 'winograd'");
 }
 
 bool conv_algo_applies(ConvPass pass, ConvAlgo algo, const ConvGeom& g) {
@@ -178,6 +204,9 @@ bool conv_algo_applies(ConvPass pass, ConvAlgo algo, const ConvGeom& g) {
       return pass == ConvPass::GradInput && g.groups == 1 && g.dh == 1 && g.dw == 1 &&
              (g.sh > 1 || g.sw > 1) && g.N * g.OH * g.OW > 0 && phases_fit(g);
     case ConvAlgo::ChannelsLast: return pass == ConvPass::GradWeight && g.groups == 1;
+    case ConvAlgo::Winograd:
+      return pass == ConvPass::Forward ? winograd_applies(g)
+                                       : pass == ConvPass::GradInput && winograd_grad_input_applies(g);
   }
   return false;
 }

@@ -1,7 +1,7 @@
 #pragma once
 // 2-D convolution kernels on contiguous NCHW data, built on the GEMM's micro-kernels. Each
 // algorithm has its own file (conv_pointwise.cpp, conv_im2col.cpp, conv_implicit.cpp,
-// conv_phases.cpp, conv_channels_last.cpp); conv.cpp picks one per call (choose_algo, Note
+// conv_phases.cpp, conv_channels_last.cpp, conv_winograd.cpp); conv.cpp picks one per call (choose_algo, Note
 // [Choosing a convolution algorithm]). Kernels only compute: the caller checks shapes and dtypes.
 #include <cstdint>
 
@@ -49,6 +49,7 @@ enum class ConvAlgo {
   Implicit,      // implicit GEMM, B packed straight from the input (input gradient: unit stride)
   Phases,        // input gradient of a strided convolution, one unit-stride conv per phase
   ChannelsLast,  // weight gradient from a channels-last copy of the input (groups == 1)
+  Winograd,      // 3x3, unit stride and dilation, groups == 1: Winograd F(2x2, 3x3)
 };
 
 const char* conv_pass_name(ConvPass pass);  // "forward", "grad_input", "grad_weight"

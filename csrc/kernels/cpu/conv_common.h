@@ -219,6 +219,10 @@ template <typename T> void backward_input_implicit(const ConvGeom& g, const T* g
 template <typename T> void backward_input_phases(const ConvGeom& g, const T* gy, const T* w, T* gx);
 // conv_channels_last.cpp
 template <typename T> void backward_weight_channels_last(const ConvGeom& g, const T* gy, const T* x, T* gw);
+// conv_winograd.cpp
+bool winograd_applies(const ConvGeom& g);  // forward; the input gradient also needs 2 - ph >= 0
+template <typename T> void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y);
+template <typename T> void backward_input_winograd(const ConvGeom& g, const T* gy, const T* w, T* gx);
 // conv.cpp: the forward pass by the algorithm chosen for the shape alone, never the override
 // (the phases' convolutions are internal steps, not the forward pass a test forces).
 template <typename T> void forward_by_shape(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y);

@@ -1,0 +1,213 @@
+// 3x3 unit-stride convolutions by Winograd's minimal filtering F(2x2, 3x3).
+//
+// Note [Winograd convolution]
+// Each 2x2 block of output pixels (a tile) of a 3x3 convolution needs 36 multiply-adds per
+// input channel directly, and 16 in Winograd's transformed space: with the 4x4 input patch d
+// under the tile, the 3x3 kernel g and
+//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+//   A^T = [1 1 1 0; 0 1 -1 -1],
+// the tile is Y = A^T [ sum_c (G g_kc G^T) (.) (B^T d_c B) ] A, (.) elementwise. Summed over
+// the channels, each of the 16 positions xi of the transformed tile is a matrix product
+//     M_xi (K, tiles) = U_xi (K, C) @ V_xi (C, tiles),
+// so the convolution becomes 16 GEMMs with 2.25x fewer multiply-adds than the direct one, plus
+// the transforms, which only add. On the deep layers of a CNN (64-512 channels on 4x4 to 56x56
+// images) the GEMMs dominate and this beats the implicit GEMM, which already runs near the
+// FMA peak, by 1.3-1.7x (bench/README.md). The transformed values mix up to 16 inputs with
+// coefficients 1 and 1/2 only, so the rounding error stays that of a direct sum of the same
+// products (about 2x in practice); the C++ and Python tests hold it to the other algorithms'
+// tolerances.
+//
+// The GEMMs run on the GEMM's micro-kernel and blocking (gemm_blocks), as the implicit GEMM
+// does (Note [Convolution as implicit GEMM]): U is computed straight into the micro-kernel's
+// A panels once per call, 16 per (K block, C slice), and the tiles of the batch are cut into
+// column blocks of at most kMaxBlockPanels micro-panels, taken by the threads from a dynamic
+// schedule. Per block and C slice, the input transform writes V straight into B micro-panels
+// (winograd.h, vectorised per ISA), the 16 GEMMs fill M_xi (K, block) in a per-thread buffer,
+// and after the last slice the output transform writes the block's tiles into y. A block's
+// V and M stay within the L2 cache of the core that runs it.
+// The input gradient of a unit-stride 3x3 convolution is itself such a convolution (of gy
+// with the flipped, transposed weights; conv_implicit.cpp), so it takes this path too. Which
+// shapes take it: Note [Choosing a convolution algorithm] in conv.cpp.
+#include "kernels/cpu/conv_common.h"
+#include "kernels/cpu/winograd.h"
+
+namespace dc::cpu::conv_detail {
+namespace {
+
+// Column blocks of at most this many micro-panels: V and M of a block then take at most
+// 16 * (kc + K) * 64 floats, 1.2 MB for 256 channels.
+constexpr int64_t kMaxBlockPanels = 2;
+
+thread_local ScratchBuffer tl_wino_v("conv2d");
+thread_local ScratchBuffer tl_wino_m("conv2d");
+
+template <typename T>
+auto input_transform() {
+  if constexpr (std::is_same_v<T, float>)
+    return for_active_isa(&generic::winograd_input_f32, &avx2::winograd_input_f32,
+                          &avx512::winograd_input_f32);
+  else
+    return for_active_isa(&generic::winograd_input_f64, &avx2::winograd_input_f64,
+                          &avx512::winograd_input_f64);
+}
+template <typename T>
+auto output_transform() {
+  if constexpr (std::is_same_v<T, float>)
+    return for_active_isa(&generic::winograd_output_f32, &avx2::winograd_output_f32,
+                          &avx512::winograd_output_f32);
+  else
+    return for_active_isa(&generic::winograd_output_f64, &avx2::winograd_output_f64,
+                          &avx512::winograd_output_f64);
+}
+
+// U = G g G^T of one 3x3 kernel g (row-major), u[4 a + b].
+template <typename T>
+void transform_kernel(const T* g, T* u) {
+  T t[4][3];  // G g
+  for (int c = 0; c < 3; ++c) {
+    t[0][c] = g[c];
+    t[1][c] = T(0.5) * (g[c] + g[3 + c] + g[6 + c]);
+    t[2][c] = T(0.5) * (g[c] - g[3 + c] + g[6 + c]);
+    t[3][c] = g[6 + c];
+  }
+  for (int a = 0; a < 4; ++a) {
+    u[4 * a + 0] = t[a][0];
+    u[4 * a + 1] = T(0.5) * (t[a][0] + t[a][1] + t[a][2]);
+    u[4 * a + 2] = T(0.5) * (t[a][0] - t[a][1] + t[a][2]);
+    u[4 * a + 3] = t[a][2];
+  }
+}
+
+// Calls f(n, ti, tj, j, len) for the runs of tiles [t0, t0 + count) of the batch (tile t is
+// image t / (TH TW), tile row ti, tile column tj), each run within one tile row and, with
+// split > 0, within one `split`-aligned group of local indices j (a B micro-panel).
+template <typename F>
+void for_tile_runs(int64_t t0, int64_t count, int64_t TH, int64_t TW, int64_t split, F&& f) {
+  for (int64_t j = 0; j < count;) {
+    const int64_t t = t0 + j, tj = t % TW, ti = t / TW % TH, n = t / (TW * TH);
+    int64_t len = std::min(TW - tj, count - j);
+    if (split > 0) len = std::min(len, split - j % split);
+    f(n, ti, tj, j, len);
+    j += len;
+  }
+}
+
+}  // namespace
+
+bool winograd_applies(const ConvGeom& g) {
+  return g.groups == 1 && g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 &&
+         g.dw == 1 && g.N * g.OH * g.OW > 0 && g.C > 0 && g.K > 0;
+}
+
+template <typename T>
+void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+  GemmBlocks<T> gb = gemm_blocks<T>();
+  const int64_t mr = gb.mr, nr = gb.nr, C = g.C, K = g.K, hw = g.H * g.W, ohw = g.OH * g.OW;
+  const int64_t TH = (g.OH + 1) / 2, TW = (g.OW + 1) / 2, tiles = g.N * TH * TW;
+  // C slices of equal depth, as in the implicit GEMM.
+  const int64_t kslices = (C + gb.kc - 1) / gb.kc;
+  gb.kc = (C + kslices - 1) / kslices;
+  const int64_t kpad = round_up(K, mr);
+
+  // U_xi in A micro-panels: block (ic, pc) of position xi starts at a_block(xi, ic, pc);
+  // within it, row k - ic and column c - pc sit at ((k - ic) / mr * kcb + c - pc) mr +
+  // (k - ic) % mr (gemm.h's pack_a layout), rows past K zero.
+  ScratchBuffer apack_buf("conv2d");
+  const int64_t axi = kpad * C + 16;  // a cache line past the block: see vxi below
+  T* apack = apack_buf.get<T>(16 * axi);
+  auto a_block = [&](int64_t xi, int64_t ic, int64_t pc) {
+    return apack + xi * axi + ic * C + pc * round_up(std::min(gb.mc, K - ic), mr);
+  };
+  // One micro-panel of mr rows at a time: for each channel c its mr kernels are transformed
+  // and each position's mr values are stored together, 16 sequential streams.
+  const int64_t panels = kpad / mr;
+  parallel_for(0, panels, std::max<int64_t>(1, kGrainSize / (16 * mr * C)), [&](int64_t p0, int64_t p1) {
+    T u[16];
+    for (int64_t panel = p0; panel < p1; ++panel) {
+      const int64_t k0 = panel * mr, ic = k0 / gb.mc * gb.mc;
+      for (int64_t c = 0; c < C; ++c) {
+        const int64_t pc = c / gb.kc * gb.kc, kcb = std::min(gb.kc, C - pc);
+        const int64_t off = ((k0 - ic) / mr * kcb + c - pc) * mr;
+        for (int64_t i = 0; i < mr; ++i) {
+          const int64_t k = k0 + i;
+          if (k < K) transform_kernel(w + (k * C + c) * 9, u);
+          else std::fill(u, u + 16, T(0));
+          for (int64_t xi = 0; xi < 16; ++xi) a_block(xi, ic, pc)[off + i] = u[xi];
+        }
+      }
+    }
+  });
+
+  const int64_t nt = get_num_threads();
+  const int64_t tb = std::min(std::clamp(round_up((tiles + 4 * nt - 1) / (4 * nt), nr), nr,
+                                         kMaxBlockPanels * nr),
+                              round_up(tiles, nr));
+  const int64_t nblk = (tiles + tb - 1) / tb;
+  const auto input = input_transform<T>();
+  const auto output = output_transform<T>();
+  auto run_block = [&](int64_t it) {
+    const int64_t t0 = it * tb, nb = std::min(tb, tiles - t0), ld = round_up(nb, nr);
+    // Strides between positions xi, one micro-panel row past a multiple of the block: the
+    // transforms touch all 16 positions at once, and 16 streams 4 KiB apart would share
+    // one L1 set.
+    const int64_t vxi = ld * gb.kc + nr, mxi = K * ld + nr;
+    T* v = tl_wino_v.get<T>(16 * vxi);
+    T* m = tl_wino_m.get<T>(16 * mxi);
+    for (int64_t pc = 0; pc < C; pc += gb.kc) {
+      const int64_t kcb = std::min(gb.kc, C - pc);
+      if (nb < ld)  // the last micro-panel's columns past the block
+        for (int64_t xi = 0; xi < 16; ++xi)
+          for (int64_t p = 0; p < kcb; ++p) {
+            T* row = v + xi * vxi + (ld - nr) * kcb + p * nr;
+            std::fill(row + nb % nr, row + nr, T(0));
+          }
+      for_tile_runs(t0, nb, TH, TW, nr, [&](int64_t n, int64_t ti, int64_t tj, int64_t j,
+                                            int64_t len) {
+        input(kcb, x + (n * C + pc) * hw, hw, g.H, g.W, 2 * ti - g.ph, 2 * tj - g.pw, len,
+              v + j / nr * nr * kcb + j % nr, vxi, nr);
+      });
+      const T beta = pc == 0 ? T(0) : T(1);
+      for (int64_t xi = 0; xi < 16; ++xi)
+        for (int64_t jr = 0; jr < nb; jr += nr) {
+          const T* bp = v + xi * vxi + jr * kcb;
+          const int64_t n = std::min(nr, nb - jr);
+          for (int64_t ic = 0; ic < K; ic += gb.mc) {
+            const int64_t mc = std::min(gb.mc, K - ic);
+            const T* ab = a_block(xi, ic, pc);
+            for (int64_t ir = 0; ir < mc; ir += mr)
+              gb.ukernel(kcb, ab + ir * kcb, bp, m + xi * mxi + (ic + ir) * ld + jr, ld, 1,
+                         std::min(mr, mc - ir), n, T(1), beta);
+          }
+        }
+    }
+    for_tile_runs(t0, nb, TH, TW, kWinogradMaxRun, [&](int64_t n, int64_t ti, int64_t tj,
+                                                       int64_t j, int64_t len) {
+      output(K, m + j, mxi, ld, len, bias, y + n * K * ohw + 2 * ti * g.OW + 2 * tj, ohw, g.OW,
+             std::min<int64_t>(2, g.OH - 2 * ti), std::min(2 * len, g.OW - 2 * tj));
+    });
+  };
+  if (16 * K * C * tiles < 4 * kMinFlopsPerTask) {
+    for (int64_t it = 0; it < nblk; ++it) run_block(it);
+  } else {
+    parallel_items(0, nblk, run_block);
+  }
+}
+
+// The input gradient as the forward convolution of gy with the flipped, transposed weights
+// (input_gradient_as_conv), which is 3x3 with unit stride whenever g is.
+template <typename T>
+void backward_input_winograd(const ConvGeom& g, const T* gy, const T* w, T* gx) {
+  ScratchBuffer wt_buf("conv2d");
+  T* wt = wt_buf.get<T>(g.K * g.ckk());
+  flipped_transposed_taps(g, w, g.KH, 0, g.KW, 0, wt);
+  forward_winograd(input_gradient_as_conv(g), gy, wt, static_cast<const T*>(nullptr), gx);
+}
+
+#define DC_INSTANTIATE(T)                                                                      \
+  template void forward_winograd<T>(const ConvGeom&, const T*, const T*, const T*, T*);       \
+  template void backward_input_winograd<T>(const ConvGeom&, const T*, const T*, T*);
+DC_INSTANTIATE(float)
+DC_INSTANTIATE(double)
+#undef DC_INSTANTIATE
+
+}  // namespace dc::cpu::conv_detail
