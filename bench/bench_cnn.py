@@ -6,8 +6,9 @@ for GFLOP/s higher is better).
     python bench/bench_cnn.py --quick       # fewer repeats
     PYTHONPATH=build/dev/site python bench/bench_cnn.py   # a dev build (scripts/dev-build.sh)
 
-Rows: conv2d 3x3 forward and backward at N=32, C=K=64, 56x56 (GFLOP/s counted as 2*N*K*C*9*H*W
-per pass; backward = input and weight gradients, 2x the forward flops); one LeNet-5 training
+Rows: conv2d 3x3 forward and backward at N=32, C=K=64, 56x56, and forward at C=K=128 28x28,
+256 14x14 and 512 7x7 (GFLOP/s counted as 2*N*K*C*9*H*W per pass, the direct algorithm's
+count whatever the algorithm; backward = input and weight gradients, 2x the forward flops); one LeNet-5 training
 step (batch 64, 28x28: forward, cross-entropy, backward, SGD momentum); one ResNet-18 training
 step (small-input stem, batch 32, 32x32); and the peak RSS of a process that runs a few
 ResNet-18 training steps (resource.getrusage in a fresh subprocess per library). Both
@@ -50,9 +51,9 @@ def paired_times(dfn, tfn, repeats: int, warmup: int = 2) -> tuple[float, float,
 
 # ---- workloads (each builds its inputs once and returns a step closure) -----------------------
 
-def conv_forward(lib, F):
-    x = lib.randn(32, 64, 56, 56)
-    w = lib.randn(64, 64, 3, 3) * 0.05
+def conv_forward(lib, F, c=64, hw=56):
+    x = lib.randn(32, c, hw, hw)
+    w = lib.randn(c, c, 3, 3) * 0.05
     return lambda: F.conv2d(x, w, None, 1, 1)
 
 
@@ -224,6 +225,9 @@ def main() -> None:
         conv_forward(torch, torch.nn.functional), reps, fwd_flops)
     row("conv2d 3x3 bwd (dx + dw) N=32 C=K=64 56x56", conv_backward(dc, dnn.functional),
         conv_backward(torch, torch.nn.functional), reps, 2 * fwd_flops)
+    for c, hw in ((128, 28), (256, 14), (512, 7)):
+        row(f"conv2d 3x3 fwd N=32 C=K={c} {hw}x{hw}", conv_forward(dc, dnn.functional, c, hw),
+            conv_forward(torch, torch.nn.functional, c, hw), reps, 2.0 * 32 * c * c * 9 * hw * hw)
 
     d, t = lenet_models()
     x = np.random.default_rng(0).standard_normal((64, 1, 28, 28)).astype(np.float32)

@@ -596,6 +596,18 @@ def _params(check, halves=tuple(HALVES)):
     return out
 
 
+@pytest.mark.parametrize("half", HALVES)
+def test_uniform_stays_below_its_upper_bound(half):
+    # A float32 draw within half a 16-bit ulp of `to` rounds up to `to`; about 2,600 of these
+    # 2M draws would, and uniform_'s interval is half-open.
+    dt = getattr(dc, half)
+    for t in (dc.empty(2_000_000, dtype=dt), dc.empty(1000, 2000, dtype=dt).t()):
+        v = t.uniform_(-1.0, 2.0).float().numpy()
+        assert v.min() >= -1.0 and v.max() < 2.0, (v.min(), v.max())
+    v = dc.rand(2_000_000, dtype=dt).float().numpy()
+    assert v.min() >= 0.0 and v.max() < 1.0
+
+
 @pytest.mark.parametrize("info,half", _params("16bit"))
 def test_op_16bit(info, half):
     _run(info, half, "16bit")

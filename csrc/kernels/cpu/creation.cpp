@@ -92,9 +92,28 @@ bool drawn_widened(const Tensor& out, const Fill& fill) {
 }
 }  // namespace
 
+namespace {
+// A float32 draw just below `high` can round up to `high` in 16 bits; those take the largest
+// 16-bit value below it instead, so the interval stays half-open [low, high).
+template <typename H>
+void keep_below(H* p, int64_t n, double low, double high) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (!(static_cast<double>(static_cast<float>(p[i])) >= high)) continue;
+    uint16_t b = p[i].x;
+    while (static_cast<double>(static_cast<float>(H::from_bits(b))) >= high &&
+           static_cast<double>(static_cast<float>(H::from_bits(b))) > low)
+      b = (b & 0x8000u) ? static_cast<uint16_t>(b + 1) : b == 0 ? 0x8001u : static_cast<uint16_t>(b - 1);
+    p[i] = H::from_bits(b);
+  }
+}
+}  // namespace
+
 void uniform_into(const Tensor& out, double low, double high, uint64_t seed, uint64_t start) {
-  if (drawn_widened(out, [&](const Tensor& w) { uniform_into(w, low, high, seed, start); }))
+  if (drawn_widened(out, [&](const Tensor& w) { uniform_into(w, low, high, seed, start); })) {
+    if (out.dtype() == DType::BFloat16) keep_below(out.data<BFloat16>(), out.numel(), low, high);
+    else keep_below(out.data<Half>(), out.numel(), low, high);
     return;
+  }
   DC_DISPATCH_FLOAT(out.dtype(), "uniform_", [&] {
     const auto fn = uniform_fill(static_cast<scalar_t*>(nullptr));
     fill_in_blocks<scalar_t>(out, [&](scalar_t* p, int64_t b, int64_t e) {
