@@ -271,8 +271,7 @@ TEST_P(Conv2dEveryAlgo, MatchesNaive) {
   auto serves = [](ConvPass pass, ConvAlgo algo) {
     return (algo != ConvAlgo::Phases || pass == ConvPass::GradInput) &&
            (algo != ConvAlgo::ChannelsLast || pass == ConvPass::GradWeight) &&
-           (algo != ConvAlgo::Implicit || pass != ConvPass::GradWeight) &&
-           (algo != ConvAlgo::Winograd || pass != ConvPass::GradWeight);
+           (algo != ConvAlgo::Implicit || pass != ConvPass::GradWeight);
   };
   for (ConvPass pass : kPasses)
     for (ConvAlgo algo : kAlgos)
@@ -322,7 +321,7 @@ TEST(Conv2dAlgo, ChoiceOnTunedLayers) {
   };
   using A = ConvAlgo;
   const Want wants[] = {
-      {{32, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1}, A::Winograd, A::Winograd, A::ChannelsLast},
+      {{32, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1}, A::Winograd, A::Winograd, A::Winograd},
       {{32, 64, 32, 32, 128, 3, 3, 2, 1, 1, 1}, A::Implicit, A::Phases, A::ChannelsLast},
       {{32, 64, 32, 32, 128, 1, 1, 2, 0, 1, 1}, A::Implicit, A::Phases, A::Im2col},
       {{32, 256, 8, 8, 512, 3, 3, 2, 1, 1, 1}, A::Implicit, A::Im2col, A::ChannelsLast},

@@ -20,7 +20,8 @@
 //                          have at least kMinPhasePixels (64) pixels per phase
 //               Pointwise  if 1x1, unit stride, no padding
 //               Im2col     otherwise
-//   grad weight ChannelsLast if groups == 1, C and K >= kMinChannelsLastWeight (16), not 1x1
+//   grad weight Winograd   if the forward would be, with C and K >= 8 and C K <= 256 * 256
+//               ChannelsLast if groups == 1, C and K >= kMinChannelsLastWeight (16), not 1x1
 //               Pointwise  if 1x1, unit stride, no padding
 //               Im2col     otherwise
 //
@@ -30,6 +31,9 @@
 //   channels (8 -> 8 channels on 28x28 images: 1.41x; the 3 -> 64 stem: 1.37x) as soon as
 //   the batch has 32 tiles. With fewer, the weight transform (16 K C values) is not amortised:
 //   512 channels on 16 tiles (four 4x4 images) take 0.71x the implicit GEMM's speed.
+//   Its weight gradient sums products over the tiles into 16 K x C matrices per block of
+//   tiles: 1.3-1.5x faster than channels-last at 16-128 channels, 1.15x at 256, slower at
+//   512 (the 16 K x C accumulators are read and written per block) and on the 3-channel stem.
 // - The implicit GEMM packs B per call and fills micro-tiles of MR rows; a group with fewer
 //   output channels wastes most of each tile's rows and cannot amortise the pack. Measured on
 //   LeNet's layers: the forward 6 -> 16 5x5 conv runs in 0.64 ms implicit against 1.0-1.1 ms
@@ -69,6 +73,7 @@ constexpr int64_t kPointwiseImplicitPixels = 1024;
 constexpr int64_t kMinPhasePixels = 64;
 constexpr int64_t kMinChannelsLastWeight = 16;
 constexpr int64_t kMinWinogradTiles = 32;
+constexpr int64_t kMinWinogradWeightChannels = 8, kMaxWinogradWeightProduct = 256 * 256;
 
 std::atomic<ConvAlgo> g_override[3] = {ConvAlgo::Auto, ConvAlgo::Auto, ConvAlgo::Auto};
 
@@ -126,6 +131,9 @@ ConvAlgo algo_by_shape(ConvPass pass, const ConvGeom& g) {
         return ConvAlgo::Phases;
       break;
     case ConvPass::GradWeight:
+      if (winograd_applies(g) && winograd_pays(g) && g.C >= kMinWinogradWeightChannels &&
+          g.K >= kMinWinogradWeightChannels && g.C * g.K <= kMaxWinogradWeightProduct)
+        return ConvAlgo::Winograd;
       if (conv_algo_applies(pass, ConvAlgo::ChannelsLast, g) && g.C >= kMinChannelsLastWeight &&
           g.K >= kMinChannelsLastWeight && g.KH * g.KW > 1)
         return ConvAlgo::ChannelsLast;
@@ -163,6 +171,7 @@ void backward_weight_with(ConvAlgo algo, const ConvGeom& g, const T* gy, const T
   }
   switch (algo) {
     case ConvAlgo::ChannelsLast: return backward_weight_channels_last(g, gy, x, gw);
+    case ConvAlgo::Winograd: return backward_weight_winograd(g, gy, x, gw);
     case ConvAlgo::Pointwise: return backward_weight_pointwise(g, gy, x, gw);
     default: return backward_weight_im2col(g, gy, x, gw);
   }
@@ -205,8 +214,7 @@ bool conv_algo_applies(ConvPass pass, ConvAlgo algo, const ConvGeom& g) {
              (g.sh > 1 || g.sw > 1) && g.N * g.OH * g.OW > 0 && phases_fit(g);
     case ConvAlgo::ChannelsLast: return pass == ConvPass::GradWeight && g.groups == 1;
     case ConvAlgo::Winograd:
-      return pass == ConvPass::Forward ? winograd_applies(g)
-                                       : pass == ConvPass::GradInput && winograd_grad_input_applies(g);
+      return pass == ConvPass::GradInput ? winograd_grad_input_applies(g) : winograd_applies(g);
   }
   return false;
 }
@@ -250,6 +258,9 @@ template void forward_by_shape<double>(const ConvGeom&, const double*, const dou
 // them to bfloat16 as the GEMM packs them changes nothing but the speed. Only the algorithms
 // built on GEMM calls (im2col tiles, pointwise) take that flag; the implicit GEMM and the
 // channels-last weight gradient run their own float32 micro-kernels, so they are not chosen.
+// Where Winograd is chosen it runs in float32 instead: its transformed operands are no longer
+// bfloat16 values, and its 2.25x fewer multiply-adds in float32 beat the bf16 GEMM's 2x rate
+// on im2col tiles (ResNet-18 under autocast: bench/README.md).
 namespace {
 // n contiguous values of dtype at p, as a tensor over that memory (no copy), for cast_into.
 Tensor view_of(const void* p, int64_t n, DType dtype) {
@@ -259,8 +270,9 @@ Tensor view_of(const void* p, int64_t n, DType dtype) {
 }
 // The float32 geometry and algorithm of a 16-bit pass.
 ConvAlgo widened_algo(ConvPass pass, DType dtype, ConvGeom& g32) {
-  g32.bf16_gemm = dtype == DType::BFloat16 && gemm_bf16_native();
-  if (!g32.bf16_gemm) return choose_algo(pass, g32);
+  const ConvAlgo algo = choose_algo(pass, g32);
+  g32.bf16_gemm = dtype == DType::BFloat16 && gemm_bf16_native() && algo != ConvAlgo::Winograd;
+  if (!g32.bf16_gemm) return algo;
   return pointwise_applies(g32) ? ConvAlgo::Pointwise : ConvAlgo::Im2col;
 }
 int64_t x_numel(const ConvGeom& g) { return g.N * g.C * g.H * g.W; }

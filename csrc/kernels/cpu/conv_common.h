@@ -223,6 +223,7 @@ template <typename T> void backward_weight_channels_last(const ConvGeom& g, cons
 bool winograd_applies(const ConvGeom& g);  // forward; the input gradient also needs 2 - ph >= 0
 template <typename T> void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y);
 template <typename T> void backward_input_winograd(const ConvGeom& g, const T* gy, const T* w, T* gx);
+template <typename T> void backward_weight_winograd(const ConvGeom& g, const T* gy, const T* x, T* gw);
 // conv.cpp: the forward pass by the algorithm chosen for the shape alone, never the override
 // (the phases' convolutions are internal steps, not the forward pass a test forces).
 template <typename T> void forward_by_shape(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y);

@@ -37,6 +37,8 @@ namespace {
 // Column blocks of at most this many micro-panels: V and M of a block then take at most
 // 16 * (kc + K) * 64 floats, 1.2 MB for 256 channels.
 constexpr int64_t kMaxBlockPanels = 2;
+// The weight gradient's blocks of tiles: V and Z of a block take at most this many bytes.
+constexpr int64_t kWeightBlockBytes = int64_t(2) << 20;
 
 thread_local ScratchBuffer tl_wino_v("conv2d");
 thread_local ScratchBuffer tl_wino_m("conv2d");
@@ -49,6 +51,15 @@ auto input_transform() {
   else
     return for_active_isa(&generic::winograd_input_f64, &avx2::winograd_input_f64,
                           &avx512::winograd_input_f64);
+}
+template <typename T>
+auto output_adjoint() {
+  if constexpr (std::is_same_v<T, float>)
+    return for_active_isa(&generic::winograd_output_adjoint_f32,
+                          &avx2::winograd_output_adjoint_f32, &avx512::winograd_output_adjoint_f32);
+  else
+    return for_active_isa(&generic::winograd_output_adjoint_f64,
+                          &avx2::winograd_output_adjoint_f64, &avx512::winograd_output_adjoint_f64);
 }
 template <typename T>
 auto output_transform() {
@@ -193,6 +204,70 @@ void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, 
   }
 }
 
+// The weight gradient: the adjoint of the forward in g. With Z = A gy_tile A^T per tile,
+//     dU_xi (K, C) = sum over tiles Z_xi (K, tiles) @ V_xi (C, tiles)^T,   gw = G^T dU G,
+// 16 GEMMs whose inner dimension is the tiles. The tiles are cut into kWeightParts parts at
+// most (fixed by the shape, not the threads), each summing its blocks of tiles into its own
+// dU, and the parts are added in order (add_parts_in_order): the result does not depend on
+// the thread count.
+template <typename T>
+void backward_weight_winograd(const ConvGeom& g, const T* gy, const T* x, T* gw) {
+  const int64_t C = g.C, K = g.K, hw = g.H * g.W, ohw = g.OH * g.OW;
+  const int64_t TH = (g.OH + 1) / 2, TW = (g.OW + 1) / 2, tiles = g.N * TH * TW;
+  const int64_t usize = 16 * K * C;
+  const int64_t tb = std::clamp<int64_t>(
+      kWeightBlockBytes / (16 * (C + K) * static_cast<int64_t>(sizeof(T))), 64, 2048);
+  const int64_t cap = std::max<int64_t>(1, kWeightPartsBytes / (usize * static_cast<int64_t>(sizeof(T))));
+  const int64_t parts = std::max<int64_t>(1, std::min({kWeightParts, cap, (tiles + tb - 1) / tb}));
+  ScratchBuffer du_buf("conv2d");
+  T* du = du_buf.get<T>(parts * usize);
+  const auto input = input_transform<T>();
+  const auto adjoint = output_adjoint<T>();
+  parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t part = p0; part < p1; ++part) {
+      const int64_t t_begin = tiles * part / parts, t_end = tiles * (part + 1) / parts;
+      T* dup = du + part * usize;
+      for (int64_t t0 = t_begin; t0 < t_end; t0 += tb) {
+        const int64_t nb = std::min(tb, t_end - t0), ld = nb;
+        // Strides between positions a cache line past the blocks, as in the forward.
+        const int64_t vxi = C * ld + 16, zxi = K * ld + 16;
+        T* v = tl_wino_v.get<T>(16 * vxi);
+        T* z = tl_wino_m.get<T>(16 * zxi);
+        for_tile_runs(t0, nb, TH, TW, kWinogradMaxRun, [&](int64_t n, int64_t ti, int64_t tj,
+                                                           int64_t j, int64_t len) {
+          input(C, x + n * C * hw, hw, g.H, g.W, 2 * ti - g.ph, 2 * tj - g.pw, len, v + j, vxi,
+                ld);
+          adjoint(K, gy + n * K * ohw + 2 * ti * g.OW + 2 * tj, ohw, g.OW,
+                  std::min<int64_t>(2, g.OH - 2 * ti), std::min(2 * len, g.OW - 2 * tj), len,
+                  z + j, zxi, ld);
+        });
+        const T beta = t0 == t_begin ? T(0) : T(1);
+        for (int64_t xi = 0; xi < 16; ++xi)
+          gemm(K, C, nb, T(1), z + xi * zxi, ld, 1, v + xi * vxi, 1, ld, beta,
+               dup + xi * K * C, C, 1);
+      }
+    }
+  });
+  add_parts_in_order<T>(parts, usize, [&](int64_t i) { return du + i * usize; });
+  parallel_for(0, K * C, std::max<int64_t>(1, kGrainSize / 64), [&](int64_t b, int64_t e) {
+    for (int64_t kc = b; kc < e; ++kc) {
+      T u[4][4], t[3][4];
+      for (int64_t xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = du[xi * K * C + kc];
+      for (int c = 0; c < 4; ++c) {  // G^T dU
+        t[0][c] = u[0][c] + T(0.5) * (u[1][c] + u[2][c]);
+        t[1][c] = T(0.5) * (u[1][c] - u[2][c]);
+        t[2][c] = T(0.5) * (u[1][c] + u[2][c]) + u[3][c];
+      }
+      T* o = gw + kc * 9;
+      for (int i = 0; i < 3; ++i) {  // (G^T dU) G
+        o[3 * i + 0] = t[i][0] + T(0.5) * (t[i][1] + t[i][2]);
+        o[3 * i + 1] = T(0.5) * (t[i][1] - t[i][2]);
+        o[3 * i + 2] = T(0.5) * (t[i][1] + t[i][2]) + t[i][3];
+      }
+    }
+  });
+}
+
 // The input gradient as the forward convolution of gy with the flipped, transposed weights
 // (input_gradient_as_conv), which is 3x3 with unit stride whenever g is.
 template <typename T>
@@ -205,7 +280,8 @@ void backward_input_winograd(const ConvGeom& g, const T* gy, const T* w, T* gx) 
 
 #define DC_INSTANTIATE(T)                                                                      \
   template void forward_winograd<T>(const ConvGeom&, const T*, const T*, const T*, T*);       \
-  template void backward_input_winograd<T>(const ConvGeom&, const T*, const T*, T*);
+  template void backward_input_winograd<T>(const ConvGeom&, const T*, const T*, T*);     \
+  template void backward_weight_winograd<T>(const ConvGeom&, const T*, const T*, T*);
 DC_INSTANTIATE(float)
 DC_INSTANTIATE(double)
 #undef DC_INSTANTIATE

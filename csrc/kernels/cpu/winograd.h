@@ -10,6 +10,10 @@
 // m[a][b] = src[(4 a + b) * xi_stride + k * ld + j] becomes the 2x2 output Y = A^T m A plus
 // bias[k] (bias may be nullptr), written to dst + k * chan_stride: Y[r][s] at
 // dst[k * chan_stride + r * row_stride + 2 j + s] for r < rows and 2 j + s < cols.
+// winograd_output_adjoint (the weight gradient's transform of gy): for channel k < kn and tile
+// j < len, the 2x2 tile g[r][s] = src[k * chan_stride + r * row_stride + 2 j + s] (zero for
+// r >= rows or 2 j + s >= cols) becomes Z = A g A^T, dst[(4 a + b) * xi_stride + k * ld + j] =
+// Z[a][b].
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  A^T = [1 1 1 0; 0 1 -1 -1].
 #include <cstdint>
 
@@ -25,6 +29,9 @@ constexpr int64_t kWinogradMaxRun = 64;
   void winograd_output_##SUFFIX(int64_t kn, const T* src, int64_t xi_stride, int64_t ld,         \
                                 int64_t len, const T* bias, T* dst, int64_t chan_stride,         \
                                 int64_t row_stride, int64_t rows, int64_t cols);                 \
+  void winograd_output_adjoint_##SUFFIX(int64_t kn, const T* src, int64_t chan_stride,           \
+                                        int64_t row_stride, int64_t rows, int64_t cols,          \
+                                        int64_t len, T* dst, int64_t xi_stride, int64_t ld);     \
   }
 #define DC_WINOGRAD_ALL_DECLS(ISA) \
   DC_WINOGRAD_DECLS(ISA, float, f32) \

@@ -106,6 +106,37 @@ void output_transform(int64_t kn, const T* src, int64_t xi_stride, int64_t ld, i
   }
 }
 
+template <typename T>
+void output_adjoint(int64_t kn, const T* src, int64_t chan_stride, int64_t row_stride,
+                    int64_t rows, int64_t cols, int64_t len, T* dst, int64_t xi_stride,
+                    int64_t ld) {
+  // Whole tiles are read in place; a run cut by the image's edge is copied with zeros first.
+  alignas(64) T pad[2][2 * kRun];
+  const bool whole = rows == 2 && cols == 2 * len;
+  for (int64_t k = 0; k < kn; ++k, src += chan_stride, dst += ld) {
+    const T* g0 = src;
+    const T* g1 = src + row_stride;
+    if (!whole) {
+      for (int64_t r = 0; r < 2; ++r)
+        for (int64_t c = 0; c < 2 * len; ++c)
+          pad[r][c] = r < rows && c < cols ? src[r * row_stride + c] : T(0);
+      g0 = pad[0];
+      g1 = pad[1];
+    }
+#pragma GCC ivdep
+    for (int64_t j = 0; j < len; ++j) {
+      const T a0 = g0[2 * j], a1 = g0[2 * j + 1], b0 = g1[2 * j], b1 = g1[2 * j + 1];
+      const T w[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};  // A g
+      for (int a = 0; a < 4; ++a) {
+        dst[(4 * a + 0) * xi_stride + j] = w[a][0];
+        dst[(4 * a + 1) * xi_stride + j] = w[a][0] + w[a][1];
+        dst[(4 * a + 2) * xi_stride + j] = w[a][0] - w[a][1];
+        dst[(4 * a + 3) * xi_stride + j] = -w[a][1];
+      }
+    }
+  }
+}
+
 #if defined(__AVX512F__)
 // Lanes t < 16 with lo <= t < hi.
 inline __mmask16 lanes(int64_t lo, int64_t hi) {
@@ -228,5 +259,16 @@ void winograd_output_f64(int64_t kn, const double* src, int64_t xi_stride, int64
                            cols);
 }
 #undef DC_WINOGRAD_F32
+
+void winograd_output_adjoint_f32(int64_t kn, const float* src, int64_t chan_stride,
+                                 int64_t row_stride, int64_t rows, int64_t cols, int64_t len,
+                                 float* dst, int64_t xi_stride, int64_t ld) {
+  output_adjoint(kn, src, chan_stride, row_stride, rows, cols, len, dst, xi_stride, ld);
+}
+void winograd_output_adjoint_f64(int64_t kn, const double* src, int64_t chan_stride,
+                                 int64_t row_stride, int64_t rows, int64_t cols, int64_t len,
+                                 double* dst, int64_t xi_stride, int64_t ld) {
+  output_adjoint(kn, src, chan_stride, row_stride, rows, cols, len, dst, xi_stride, ld);
+}
 
 }  // namespace dc::cpu::DC_ISA_NS
