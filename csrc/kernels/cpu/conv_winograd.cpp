@@ -132,7 +132,8 @@ void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, 
   // One micro-panel of mr rows at a time: for each channel c its mr kernels are transformed
   // and each position's mr values are stored together, 16 sequential streams.
   const int64_t panels = kpad / mr;
-  parallel_for(0, panels, std::max<int64_t>(1, kGrainSize / (16 * mr * C)), [&](int64_t p0, int64_t p1) {
+  const int64_t grain = std::max<int64_t>(1, kGrainSize / (16 * mr * C));
+  parallel_for(0, panels, grain, [&](int64_t p0, int64_t p1) {
     T u[16];
     for (int64_t panel = p0; panel < p1; ++panel) {
       const int64_t k0 = panel * mr, ic = k0 / gb.mc * gb.mc;
@@ -217,7 +218,8 @@ void backward_weight_winograd(const ConvGeom& g, const T* gy, const T* x, T* gw)
   const int64_t usize = 16 * K * C;
   const int64_t tb = std::clamp<int64_t>(
       kWeightBlockBytes / (16 * (C + K) * static_cast<int64_t>(sizeof(T))), 64, 2048);
-  const int64_t cap = std::max<int64_t>(1, kWeightPartsBytes / (usize * static_cast<int64_t>(sizeof(T))));
+  const int64_t cap =
+      std::max<int64_t>(1, kWeightPartsBytes / (usize * static_cast<int64_t>(sizeof(T))));
   const int64_t parts = std::max<int64_t>(1, std::min({kWeightParts, cap, (tiles + tb - 1) / tb}));
   ScratchBuffer du_buf("conv2d");
   T* du = du_buf.get<T>(parts * usize);

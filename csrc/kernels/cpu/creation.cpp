@@ -102,7 +102,8 @@ void keep_below(H* p, int64_t n, double low, double high) {
     uint16_t b = p[i].x;
     while (static_cast<double>(static_cast<float>(H::from_bits(b))) >= high &&
            static_cast<double>(static_cast<float>(H::from_bits(b))) > low)
-      b = (b & 0x8000u) ? static_cast<uint16_t>(b + 1) : b == 0 ? 0x8001u : static_cast<uint16_t>(b - 1);
+      b = (b & 0x8000u) ? static_cast<uint16_t>(b + 1)
+                        : b == 0 ? uint16_t(0x8001u) : static_cast<uint16_t>(b - 1);
     p[i] = H::from_bits(b);
   }
 }
