@@ -198,6 +198,18 @@ void flipped_transposed_taps(const ConvGeom& g, const T* w, int64_t th, int64_t 
 // The input gradient of a unit-stride convolution as a forward convolution of gy with the
 // flipped, transposed weights (conv_implicit.cpp).
 ConvGeom input_gradient_as_conv(const ConvGeom& g);
+
+// With unit stride the input gradient is a convolution of gy with w transposed and flipped,
+// w'[g][c][k][kh][kw] = w[g][k][c][KH-1-kh][KW-1-kw]: forward(geometry, gy, w', nullptr, gx)
+// computes it (the implicit GEMM, Winograd).
+template <typename T, typename Forward>
+void input_gradient_by_forward(const ConvGeom& g, const T* gy, const T* w, T* gx,
+                               Forward&& forward) {
+  ScratchBuffer wt_buf("conv2d");
+  T* wt = wt_buf.get<T>(g.K * g.ckk());
+  flipped_transposed_taps(g, w, g.KH, 0, g.KW, 0, wt);
+  forward(input_gradient_as_conv(g), gy, wt, static_cast<const T*>(nullptr), gx);
+}
 // Whether no phase of a strided input gradient needs a negative padding, i.e. starts before
 // gy's first row or column (conv_phases.cpp); those shapes are left to im2col.
 bool phases_fit(const ConvGeom& g);

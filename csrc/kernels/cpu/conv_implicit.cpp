@@ -186,14 +186,9 @@ ConvGeom input_gradient_as_conv(const ConvGeom& g) {
   return t;
 }
 
-// With unit stride the input gradient is a convolution of gy with w transposed and flipped,
-// w'[g][c][k][kh][kw] = w[g][k][c][KH-1-kh][KW-1-kw], run through forward_implicit.
 template <typename T>
 void backward_input_implicit(const ConvGeom& g, const T* gy, const T* w, T* gx) {
-  ScratchBuffer wt_buf("conv2d");
-  T* wt = wt_buf.get<T>(g.K * g.ckk());
-  flipped_transposed_taps(g, w, g.KH, 0, g.KW, 0, wt);
-  forward_implicit(input_gradient_as_conv(g), gy, wt, static_cast<const T*>(nullptr), gx);
+  input_gradient_by_forward(g, gy, w, gx, [](auto&&... a) { forward_implicit<T>(a...); });
 }
 
 #define DC_INSTANTIATE(T)                                                                      \

@@ -270,19 +270,16 @@ void backward_weight_winograd(const ConvGeom& g, const T* gy, const T* x, T* gw)
   });
 }
 
-// The input gradient as the forward convolution of gy with the flipped, transposed weights
-// (input_gradient_as_conv), which is 3x3 with unit stride whenever g is.
+// The input gradient's forward convolution (input_gradient_by_forward) is 3x3 with unit
+// stride whenever g is.
 template <typename T>
 void backward_input_winograd(const ConvGeom& g, const T* gy, const T* w, T* gx) {
-  ScratchBuffer wt_buf("conv2d");
-  T* wt = wt_buf.get<T>(g.K * g.ckk());
-  flipped_transposed_taps(g, w, g.KH, 0, g.KW, 0, wt);
-  forward_winograd(input_gradient_as_conv(g), gy, wt, static_cast<const T*>(nullptr), gx);
+  input_gradient_by_forward(g, gy, w, gx, [](auto&&... a) { forward_winograd<T>(a...); });
 }
 
 #define DC_INSTANTIATE(T)                                                                      \
   template void forward_winograd<T>(const ConvGeom&, const T*, const T*, const T*, T*);       \
-  template void backward_input_winograd<T>(const ConvGeom&, const T*, const T*, T*);     \
+  template void backward_input_winograd<T>(const ConvGeom&, const T*, const T*, T*);          \
   template void backward_weight_winograd<T>(const ConvGeom&, const T*, const T*, T*);
 DC_INSTANTIATE(float)
 DC_INSTANTIATE(double)
