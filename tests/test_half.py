@@ -596,6 +596,44 @@ def _params(check, halves=tuple(HALVES)):
     return out
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("params", ["float32", "same"])
+@pytest.mark.parametrize("half", HALVES)
+def test_batch_norm_on_16bit_data_like_torch(half, params, training):
+    # 16-bit data with float32 statistics and float32 or 16-bit parameters (autocast leaves
+    # batch_norm alone, so a model under autocast feeds it bfloat16 activations and its own
+    # float32 weights): values, gradients, their dtypes and the running statistics as torch's.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 5, 7)).astype(np.float32) * 3 + 1
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    pdt = "float32" if params == "float32" else half
+    w, b = np.array([1.5, -0.5, 2.0], np.float32), np.array([0.25, 0.0, -1.0], np.float32)
+    d = dc.nn.BatchNorm2d(3)
+    t = torch.nn.BatchNorm2d(3)
+    for m, lib in ((d, dc), (t, torch)):
+        m.weight.data = lib.tensor(w)
+        m.bias.data = lib.tensor(b)
+        m.running_mean.data = lib.tensor(np.array([0.5, -1.0, 2.0], np.float32))
+        m.to(getattr(lib, pdt))
+        m.train(training)
+    dx = dc.tensor(x).to(HALVES[half][0]).requires_grad_()
+    tx = torch.tensor(x).to(HALVES[half][1]).requires_grad_()
+    dy, ty = d(dx), t(tx)
+    dy.backward(dc.tensor(g).to(dy.dtype))
+    ty.backward(torch.tensor(g).to(ty.dtype))
+    ulp = float(torch.finfo(HALVES[half][1]).eps)
+    pairs = [(dy.detach(), ty.detach()), (dx.grad, tx.grad), (d.weight.grad, t.weight.grad),
+             (d.bias.grad, t.bias.grad), (d.running_mean, t.running_mean),
+             (d.running_var, t.running_var)]
+    for a, e in pairs:
+        assert str(a.dtype).split(".")[-1] == str(e.dtype).split(".")[-1]
+        ev = e.float().numpy()
+        # float32 statistics: one rounding of the result; 16-bit parameters: torch may round
+        # its statistics too, a few ulps of the result's scale
+        tol = (1 if params == "float32" else 4) * ulp * max(1.0, float(np.abs(ev).max()))
+        np.testing.assert_allclose(a.float().numpy(), ev, rtol=0, atol=tol)
+
+
 @pytest.mark.parametrize("half", HALVES)
 def test_uniform_stays_below_its_upper_bound(half):
     # A float32 draw within half a 16-bit ulp of `to` rounds up to `to`; about 2,600 of these

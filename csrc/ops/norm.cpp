@@ -57,10 +57,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   check_channel_vec(running_var, "running_var", x, C, op);
   check_channel_vec(weight, "weight", x, C, op);
   check_channel_vec(bias, "bias", x, C, op);
+  // 16-bit data keeps its statistics in float32 and takes float32 or 16-bit parameters (a
+  // model under autocast, or one made .bfloat16()), like torch's mixed batch norm.
+  const DType pdt = is_reduced_float(x.dtype()) ? DType::Float32 : x.dtype();
   for (const Tensor* p : {&weight, &bias})
-    DC_CHECK(!p->defined() || p->dtype() == x.dtype(), TypeError, "[", op,
-             "] weight and bias must have the input's dtype ", dtype_name(x.dtype()), ", got ",
-             dtype_name(p->dtype()));
+    DC_CHECK(!p->defined() || p->dtype() == x.dtype() || p->dtype() == pdt, TypeError, "[", op,
+             "] weight and bias must have the input's dtype ", dtype_name(x.dtype()),
+             pdt != x.dtype() ? " or float32" : "", ", got ", dtype_name(p->dtype()));
   DC_CHECK(running_mean.defined() == running_var.defined(), ValueError, "[", op,
            "] running_mean and running_var must both be given or both be None");
   DC_CHECK(training || running_mean.defined(), ValueError, "[", op,
@@ -70,15 +73,19 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 
   cpu::BatchNormShape s{N, C, S};
   Tensor y = Tensor::empty(x.sizes(), x.dtype());
-  Tensor mean, rstd, varb = Tensor::empty({C}, x.dtype());
-  Tensor xc = contig(x), wc = weight.defined() ? contig(weight) : weight,
-         bc = bias.defined() ? contig(bias) : bias;
+  Tensor mean, rstd, varb = Tensor::empty({C}, pdt);
+  Tensor xc = contig(x), wc, bc;
   if (training) {
-    mean = Tensor::empty({C}, x.dtype()), rstd = Tensor::empty({C}, x.dtype());
-  } else {
+    mean = Tensor::empty({C}, pdt), rstd = Tensor::empty({C}, pdt);
+  }
+  {
     autograd::GradModeGuard off(false);
-    mean = contiguous_clone(to_dtype(running_mean, x.dtype()));
-    rstd = contiguous_clone(rsqrt(to_dtype(running_var, x.dtype()) + eps));
+    if (weight.defined()) wc = contig(to_dtype(weight, pdt));
+    if (bias.defined()) bc = contig(to_dtype(bias, pdt));
+    if (!training) {
+      mean = contiguous_clone(to_dtype(running_mean, pdt));
+      rstd = contiguous_clone(rsqrt(to_dtype(running_var, pdt) + eps));
+    }
   }
   DC_KERNEL(batch_norm_forward)(s, x.dtype(), xc.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
                           bc.defined() ? bc.data_ptr() : nullptr, eps, training, mean.data_ptr(),
@@ -95,8 +102,13 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   if (!autograd::any_requires_grad({&x, &weight, &bias})) return y;
   autograd::record(
       op, {x, weight, bias}, {y},
-      [training, s, eps](GradCtx& g) -> tensor_list {
+      [training, s, eps, pdt, wdt = weight.defined() ? weight.dtype() : pdt,
+       bdt = bias.defined() ? bias.dtype() : pdt](GradCtx& g) -> tensor_list {
         const Tensor x = g.saved(0), w = g.saved(1), mean = g.saved(2), rstd = g.saved(3);
+        // Gradients in their inputs' dtypes (16-bit data, float32 parameters).
+        auto as = [](const Tensor& t, DType dt) {
+          return t.defined() && t.dtype() != dt ? to_dtype(t, dt) : t;
+        };
         const Tensor& gr = g.grad();
         const int64_t nd = x.dim();
         if (autograd::any_requires_grad({&gr, &x, &w})) {
@@ -118,20 +130,20 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                                  xhat * ops::mean(gw * xhat, dims, true))
                           : gw * r;
           }
-          return {gx, g.needs(1) ? sum(gr * xhat, dims) : Tensor(),
-                  g.needs(2) ? sum(gr, dims) : Tensor()};
+          return {as(gx, x.dtype()), g.needs(1) ? as(sum(gr * xhat, dims), wdt) : Tensor(),
+                  g.needs(2) ? as(sum(gr, dims), bdt) : Tensor()};
         }
         Tensor gx = g.needs(0) ? Tensor::empty(x.sizes(), x.dtype()) : Tensor();
-        Tensor dw = g.needs(1) ? Tensor::empty({s.C}, x.dtype()) : Tensor();
-        Tensor db = g.needs(2) ? Tensor::empty({s.C}, x.dtype()) : Tensor();
+        Tensor dw = g.needs(1) ? Tensor::empty({s.C}, pdt) : Tensor();
+        Tensor db = g.needs(2) ? Tensor::empty({s.C}, pdt) : Tensor();
         Tensor gc = contig(to_dtype(gr, x.dtype())), xc = contig(x);
-        Tensor wc = w.defined() ? contig(w) : w;
+        Tensor wc = w.defined() ? contig(to_dtype(w, pdt)) : w;
         DC_KERNEL(batch_norm_backward)(s, x.dtype(), gc.data_ptr(), xc.data_ptr(), mean.data_ptr(),
                                  rstd.data_ptr(), wc.defined() ? wc.data_ptr() : nullptr,
                                  training, gx.defined() ? gx.data_ptr() : nullptr,
                                  dw.defined() ? dw.data_ptr() : nullptr,
                                  db.defined() ? db.data_ptr() : nullptr);
-        return {gx, dw, db};
+        return {gx, as(dw, wdt), as(db, bdt)};
       },
       {x, weight, mean, rstd});
   return y;

@@ -10,12 +10,14 @@
 // the channels, each of the 16 positions xi of the transformed tile is a matrix product
 //     M_xi (K, tiles) = U_xi (K, C) @ V_xi (C, tiles),
 // so the convolution becomes 16 GEMMs with 2.25x fewer multiply-adds than the direct one, plus
-// the transforms, which only add. On the deep layers of a CNN (64-512 channels on 4x4 to 56x56
+// the transforms, which only add. On the layers of a CNN (3-512 channels on 4x4 to 56x56
 // images) the GEMMs dominate and this beats the implicit GEMM, which already runs near the
-// FMA peak, by 1.3-1.7x (bench/README.md). The transformed values mix up to 16 inputs with
-// coefficients 1 and 1/2 only, so the rounding error stays that of a direct sum of the same
-// products (about 2x in practice); the C++ and Python tests hold it to the other algorithms'
-// tolerances.
+// FMA peak, by 1.2-2.4x (Note [Choosing a convolution algorithm], bench/README.md). The
+// transformed values mix up to 16 inputs with coefficients 1 and 1/2 only, so the rounding
+// error stays near that of a direct sum of the same products (measured up to 2x, relative
+// to the output's scale); the C++ and Python tests hold it to the other algorithms'
+// tolerances. In bfloat16 the transformed operands would have to be rounded to bfloat16,
+// which costs far more (bench/README.md), so 16-bit convolutions run it in float32.
 //
 // The GEMMs run on the GEMM's micro-kernel and blocking (gemm_blocks), as the implicit GEMM
 // does (Note [Convolution as implicit GEMM]): U is computed straight into the micro-kernel's
@@ -23,11 +25,12 @@
 // column blocks of at most kMaxBlockPanels micro-panels, taken by the threads from a dynamic
 // schedule. Per block and C slice, the input transform writes V straight into B micro-panels
 // (winograd.h, vectorised per ISA), the 16 GEMMs fill M_xi (K, block) in a per-thread buffer,
-// and after the last slice the output transform writes the block's tiles into y. A block's
-// V and M stay within the L2 cache of the core that runs it.
+// and after the last slice the output transform writes the block's tiles into y, so V and M
+// are only ever one block's worth (about 2 MB at 256 channels), mostly in the L2 cache.
 // The input gradient of a unit-stride 3x3 convolution is itself such a convolution (of gy
-// with the flipped, transposed weights; conv_implicit.cpp), so it takes this path too. Which
-// shapes take it: Note [Choosing a convolution algorithm] in conv.cpp.
+// with the flipped, transposed weights; conv_implicit.cpp), so it takes this path too, and
+// the weight gradient is the adjoint in g (backward_weight_winograd): 16 GEMMs summing over
+// the tiles. Which shapes take which: Note [Choosing a convolution algorithm] in conv.cpp.
 #include "kernels/cpu/conv_common.h"
 #include "kernels/cpu/winograd.h"
 
@@ -35,7 +38,7 @@ namespace dc::cpu::conv_detail {
 namespace {
 
 // Column blocks of at most this many micro-panels: V and M of a block then take at most
-// 16 * (kc + K) * 64 floats, 1.2 MB for 256 channels.
+// 16 (kc + K) 64 floats, 2 MB for 256 channels.
 constexpr int64_t kMaxBlockPanels = 2;
 // The weight gradient's blocks of tiles: V and Z of a block take at most this many bytes.
 constexpr int64_t kWeightBlockBytes = int64_t(2) << 20;

@@ -4,17 +4,66 @@
 // count. Statistics are two-pass (mean, then squared deviations) in double, which avoids the
 // cancellation of E[x^2] - E[x]^2 for data with a large mean. The partial sums are independent
 // chains the compiler vectorises; one running sum would wait on each add's latency.
+// bfloat16 and float16 data (with float32 statistics and parameters) are read and written in
+// chunks converted on the stack by the vectorised cast kernels, and computed in float32: the
+// same sums in the same order as a float32 tensor of the same values, without widening the
+// whole tensor through memory.
 #include "kernels/cpu/norm_batch.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "kernels/cpu/elementwise.h"
 
 namespace dc::cpu {
 namespace {
 
 constexpr int kLanes = 8;
+// Elements of 16-bit data converted at a time (a multiple of kLanes, so chunking keeps the
+// lanes' order).
+constexpr int64_t kChunk = 1024;
+
+// Runs of a channel's row of S elements as T (the compute type): f(i0, p, len) with p the
+// float view of elements [i0, i0 + len). D == T reads in place, in one run; 16-bit D converts
+// chunk by chunk into buf.
+template <typename D, typename T, typename F>
+inline void for_runs(const D* row, int64_t S, T* buf, F&& f) {
+  if constexpr (std::is_same_v<D, T>) {
+    f(int64_t(0), row, S);
+  } else {
+    const LoopFn widen = elementwise_table().cast[static_cast<int>(DType::Float32)]
+                                                 [static_cast<int>(dtype_of<D>::value)];
+    const int64_t st[2] = {sizeof(T), sizeof(D)};
+    for (int64_t i0 = 0; i0 < S; i0 += kChunk) {
+      const int64_t len = std::min(kChunk, S - i0);
+      char* ptrs[2] = {reinterpret_cast<char*>(buf),
+                       reinterpret_cast<char*>(const_cast<D*>(row + i0))};
+      widen(ptrs, st, len, nullptr);
+      f(i0, static_cast<const T*>(buf), len);
+    }
+  }
+}
+
+// Writes len computed values (compute(T* out, i0, len)) to row[i0, i0 + len): in place for
+// D == T, through buf and the rounding cast kernel for 16-bit D.
+template <typename D, typename T, typename F>
+inline void write_runs(D* row, int64_t S, T* buf, F&& compute) {
+  if constexpr (std::is_same_v<D, T>) {
+    compute(row, int64_t(0), S);
+  } else {
+    const LoopFn narrow = elementwise_table().cast[static_cast<int>(dtype_of<D>::value)]
+                                                  [static_cast<int>(DType::Float32)];
+    const int64_t st[2] = {sizeof(D), sizeof(T)};
+    for (int64_t i0 = 0; i0 < S; i0 += kChunk) {
+      const int64_t len = std::min(kChunk, S - i0);
+      compute(buf, i0, len);
+      char* ptrs[2] = {reinterpret_cast<char*>(row + i0), reinterpret_cast<char*>(buf)};
+      narrow(ptrs, st, len, nullptr);
+    }
+  }
+}
 
 // acc[j] += sum of f(i) over i = j (mod kLanes), i < n, in order; f returns double.
 template <typename F>
@@ -35,29 +84,30 @@ int64_t channel_grain(const BatchNormShape& s) {
   return std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, s.N * s.S));
 }
 
-template <typename T>
-void forward_impl(const BatchNormShape& s, const T* x, const T* w, const T* b, double eps,
-                  bool training, T* mean, T* rstd, T* varb, T* y) {
+template <typename D, typename T>
+void forward_impl(const BatchNormShape& s, const D* x, const T* w, const T* b, double eps,
+                  bool training, T* mean, T* rstd, T* varb, D* y) {
   const int64_t CS = s.C * s.S;
   const double count = static_cast<double>(s.N * s.S);
   parallel_for(0, s.C, channel_grain(s), [&](int64_t c0, int64_t c1) {
+    T in[kChunk], out[kChunk];
     for (int64_t c = c0; c < c1; ++c) {
       double m, r;
       if (training) {
         double acc[kLanes] = {};
-        for (int64_t n = 0; n < s.N; ++n) {
-          const T* p = x + n * CS + c * s.S;
-          lane_sums(s.S, acc, [p](int64_t i) { return double(p[i]); });
-        }
+        for (int64_t n = 0; n < s.N; ++n)
+          for_runs(x + n * CS + c * s.S, s.S, in, [&](int64_t, const T* p, int64_t len) {
+            lane_sums(len, acc, [p](int64_t i) { return double(p[i]); });
+          });
         m = count > 0 ? lanes_total(acc) / count : 0.0;
         double sq[kLanes] = {};
-        for (int64_t n = 0; n < s.N; ++n) {
-          const T* p = x + n * CS + c * s.S;
-          lane_sums(s.S, sq, [p, m](int64_t i) {
-            const double d = double(p[i]) - m;
-            return d * d;
+        for (int64_t n = 0; n < s.N; ++n)
+          for_runs(x + n * CS + c * s.S, s.S, in, [&](int64_t, const T* p, int64_t len) {
+            lane_sums(len, sq, [p, m](int64_t i) {
+              const double d = double(p[i]) - m;
+              return d * d;
+            });
           });
-        }
         const double v = count > 0 ? lanes_total(sq) / count : 0.0;
         r = 1.0 / std::sqrt(v + eps);
         mean[c] = T(m), rstd[c] = T(r), varb[c] = T(v);
@@ -68,29 +118,36 @@ void forward_impl(const BatchNormShape& s, const T* x, const T* w, const T* b, d
       const T scale = T(r * (w ? double(w[c]) : 1.0));
       const T shift = T((b ? double(b[c]) : 0.0) - m * r * (w ? double(w[c]) : 1.0));
       for (int64_t n = 0; n < s.N; ++n) {
-        const T* p = x + n * CS + c * s.S;
-        T* q = y + n * CS + c * s.S;
-        for (int64_t i = 0; i < s.S; ++i) q[i] = p[i] * scale + shift;
+        const D* xr = x + n * CS + c * s.S;
+        write_runs(y + n * CS + c * s.S, s.S, out, [&](T* q, int64_t i0, int64_t len) {
+          for_runs(xr + i0, len, in, [&](int64_t j0, const T* p, int64_t l) {
+            for (int64_t i = 0; i < l; ++i) q[j0 + i] = p[i] * scale + shift;
+          });
+        });
       }
     }
   });
 }
 
-template <typename T>
-void backward_impl(const BatchNormShape& s, const T* dy, const T* x, const T* mean,
-                   const T* rstd, const T* w, bool training, T* dx, T* dw, T* db) {
+template <typename D, typename T>
+void backward_impl(const BatchNormShape& s, const D* dy, const D* x, const T* mean,
+                   const T* rstd, const T* w, bool training, D* dx, T* dw, T* db) {
   const int64_t CS = s.C * s.S;
   const double count = static_cast<double>(s.N * s.S);
   parallel_for(0, s.C, channel_grain(s), [&](int64_t c0, int64_t c1) {
+    T gin[kChunk], xin[kChunk], out[kChunk];
     for (int64_t c = c0; c < c1; ++c) {
       const double m = mean[c], r = rstd[c];
       // sum dy and sum dy * xhat, xhat = (x - m) * r
       double acc_dy[kLanes] = {}, acc_dyx[kLanes] = {};
       for (int64_t n = 0; n < s.N; ++n) {
-        const T* g = dy + n * CS + c * s.S;
-        const T* p = x + n * CS + c * s.S;
-        lane_sums(s.S, acc_dy, [g](int64_t i) { return double(g[i]); });
-        lane_sums(s.S, acc_dyx, [g, p, m](int64_t i) { return double(g[i]) * (double(p[i]) - m); });
+        const D* xr = x + n * CS + c * s.S;
+        for_runs(dy + n * CS + c * s.S, s.S, gin, [&](int64_t i0, const T* g, int64_t len) {
+          for_runs(xr + i0, len, xin, [&](int64_t, const T* p, int64_t) {
+            lane_sums(len, acc_dy, [g](int64_t i) { return double(g[i]); });
+            lane_sums(len, acc_dyx, [g, p, m](int64_t i) { return double(g[i]) * (double(p[i]) - m); });
+          });
+        });
       }
       const double sdy = lanes_total(acc_dy), sdyx = lanes_total(acc_dyx) * r;
       if (dw) dw[c] = T(sdyx);
@@ -102,10 +159,15 @@ void backward_impl(const BatchNormShape& s, const T* dy, const T* x, const T* me
       const double k = training && count > 0 ? sdyx / count * r : 0.0;  // per unit of (x - m)
       const T tw = T(wr), tc = T(-wr * a + wr * k * m), tk = T(-wr * k);
       for (int64_t n = 0; n < s.N; ++n) {
-        const T* g = dy + n * CS + c * s.S;
-        const T* p = x + n * CS + c * s.S;
-        T* q = dx + n * CS + c * s.S;
-        for (int64_t i = 0; i < s.S; ++i) q[i] = g[i] * tw + p[i] * tk + tc;
+        const D* gr = dy + n * CS + c * s.S;
+        const D* xr = x + n * CS + c * s.S;
+        write_runs(dx + n * CS + c * s.S, s.S, out, [&](T* q, int64_t i0, int64_t len) {
+          for_runs(gr + i0, len, gin, [&](int64_t, const T* g, int64_t) {
+            for_runs(xr + i0, len, xin, [&](int64_t, const T* p, int64_t) {
+              for (int64_t i = 0; i < len; ++i) q[i] = g[i] * tw + p[i] * tk + tc;
+            });
+          });
+        });
       }
     }
   });
@@ -116,35 +178,42 @@ void backward_impl(const BatchNormShape& s, const T* dy, const T* x, const T* me
 void batch_norm_forward(const BatchNormShape& s, DType dtype, const void* x, const void* weight,
                         const void* bias, double eps, bool training, void* mean, void* rstd,
                         void* var_biased, void* y) {
-  if (dtype == DType::Float32)
-    forward_impl(s, static_cast<const float*>(x), static_cast<const float*>(weight),
-                 static_cast<const float*>(bias), eps, training, static_cast<float*>(mean),
-                 static_cast<float*>(rstd), static_cast<float*>(var_biased),
-                 static_cast<float*>(y));
-  else if (dtype == DType::Float64)
-    forward_impl(s, static_cast<const double*>(x), static_cast<const double*>(weight),
-                 static_cast<const double*>(bias), eps, training, static_cast<double*>(mean),
-                 static_cast<double*>(rstd), static_cast<double*>(var_biased),
-                 static_cast<double*>(y));
-  else
-    DC_THROW(TypeError, "[batch_norm] expected float32 or float64, got ", dtype_name(dtype));
+  auto run = [&](auto* d, auto* t) {
+    using D = std::remove_pointer_t<decltype(d)>;
+    using T = std::remove_pointer_t<decltype(t)>;
+    forward_impl(s, static_cast<const D*>(x), static_cast<const T*>(weight),
+                 static_cast<const T*>(bias), eps, training, static_cast<T*>(mean),
+                 static_cast<T*>(rstd), static_cast<T*>(var_biased), static_cast<D*>(y));
+  };
+  switch (dtype) {
+    case DType::Float32: return run(static_cast<float*>(nullptr), static_cast<float*>(nullptr));
+    case DType::Float64: return run(static_cast<double*>(nullptr), static_cast<double*>(nullptr));
+    case DType::BFloat16: return run(static_cast<BFloat16*>(nullptr), static_cast<float*>(nullptr));
+    case DType::Float16: return run(static_cast<Half*>(nullptr), static_cast<float*>(nullptr));
+    default:
+      DC_THROW(TypeError, "[batch_norm] expected a floating-point input, got ", dtype_name(dtype));
+  }
 }
 
 void batch_norm_backward(const BatchNormShape& s, DType dtype, const void* dy, const void* x,
                          const void* mean, const void* rstd, const void* weight, bool training,
                          void* dx, void* dweight, void* dbias) {
-  if (dtype == DType::Float32)
-    backward_impl(s, static_cast<const float*>(dy), static_cast<const float*>(x),
-                  static_cast<const float*>(mean), static_cast<const float*>(rstd),
-                  static_cast<const float*>(weight), training, static_cast<float*>(dx),
-                  static_cast<float*>(dweight), static_cast<float*>(dbias));
-  else if (dtype == DType::Float64)
-    backward_impl(s, static_cast<const double*>(dy), static_cast<const double*>(x),
-                  static_cast<const double*>(mean), static_cast<const double*>(rstd),
-                  static_cast<const double*>(weight), training, static_cast<double*>(dx),
-                  static_cast<double*>(dweight), static_cast<double*>(dbias));
-  else
-    DC_THROW(TypeError, "[batch_norm] expected float32 or float64, got ", dtype_name(dtype));
+  auto run = [&](auto* d, auto* t) {
+    using D = std::remove_pointer_t<decltype(d)>;
+    using T = std::remove_pointer_t<decltype(t)>;
+    backward_impl(s, static_cast<const D*>(dy), static_cast<const D*>(x),
+                  static_cast<const T*>(mean), static_cast<const T*>(rstd),
+                  static_cast<const T*>(weight), training, static_cast<D*>(dx),
+                  static_cast<T*>(dweight), static_cast<T*>(dbias));
+  };
+  switch (dtype) {
+    case DType::Float32: return run(static_cast<float*>(nullptr), static_cast<float*>(nullptr));
+    case DType::Float64: return run(static_cast<double*>(nullptr), static_cast<double*>(nullptr));
+    case DType::BFloat16: return run(static_cast<BFloat16*>(nullptr), static_cast<float*>(nullptr));
+    case DType::Float16: return run(static_cast<Half*>(nullptr), static_cast<float*>(nullptr));
+    default:
+      DC_THROW(TypeError, "[batch_norm] expected a floating-point input, got ", dtype_name(dtype));
+  }
 }
 
 }  // namespace dc::cpu

@@ -1,6 +1,8 @@
 #pragma once
 // Batch normalisation kernels over contiguous x (N, C, S) (S = product of the spatial dims, 1
 // for (N, C) input); statistics per channel over N * S elements, accumulated in double.
+// x, y, dy and dx have `dtype`; weight, bias, mean, rstd, var_biased, dweight and dbias have
+// `dtype` too, except float32 for bfloat16 and float16 data (torch's mixed batch norm).
 #include <cstdint>
 
 #include "core/dtype.h"

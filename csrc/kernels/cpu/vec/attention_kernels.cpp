@@ -101,27 +101,6 @@ inline void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A,
   gemm_f64(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, 1);
 }
 
-// max(x[0 : n]), NaN ignored. Written with GCC vector types: as a loop over an array of
-// partial maxima (the reductions below) GCC 12 unrolls it into scalar maxss, which cost 7 % of
-// the forward.
-template <typename T>
-T row_max(const T* x, int64_t n) {
-  constexpr int W = 64 / sizeof(T);
-  typedef T Vec __attribute__((vector_size(64)));
-  Vec acc;
-  for (int j = 0; j < W; ++j) acc[j] = -INFINITY;
-  int64_t i = 0;
-  for (; i + W <= n; i += W) {
-    Vec v;
-    std::memcpy(&v, x + i, sizeof v);
-    acc = v > acc ? v : acc;
-  }
-  T m = -INFINITY;
-  for (int j = 0; j < W; ++j) m = acc[j] > m ? acc[j] : m;
-  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
-  return m;
-}
-
 // x = exp(x - c) in place; returns the sum (kLanes partial sums, fixed order).
 template <typename T>
 T exp_in_place(T* x, T c, int64_t n) {
