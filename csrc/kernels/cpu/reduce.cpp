@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "kernels/cpu/isa.h"
 
 namespace dc::cpu {
 namespace {
@@ -28,7 +29,6 @@ namespace {
 constexpr int64_t kInnerTile = 256;       // columns reduced together; their states stay in L1
 constexpr int64_t kLanes = 16;            // interleaved accumulators along a row
 constexpr int64_t kChunkElems = 1 << 16;  // elements per K-chunk task when K is split
-constexpr int64_t kSumBlock = 1024;       // float32 lanes are flushed to double this often
 
 struct Schedule {
   int64_t itile, ni, kchunk, nk;
@@ -142,17 +142,25 @@ struct SumOp {
     if constexpr (is_float_v<Out>) return static_cast<State>(static_cast<Out>(x));
     else return static_cast<State>(static_cast<int64_t>(static_cast<Out>(x)));
   }
+  // Float lanes: kSumLanes of them, so that as many independent add chains keep the adder
+  // busy; double or integer lanes: kLanes. float32 into float32 runs the per-ISA copy of this
+  // loop (sum_row_f32).
+  static constexpr int64_t kRowLanes = std::is_same_v<Lane, float> ? kSumLanes : kLanes;
   State row(const In* p, int64_t n) const {
+    if constexpr (std::is_same_v<In, float> && std::is_same_v<Out, float>) {
+      return for_active_isa(&generic::sum_row_f32, &avx2::sum_row_f32,
+                            &avx512::sum_row_f32)(p, n);
+    }
     State total = 0;
     for (int64_t b = 0; b < n; b += kSumBlock) {
       const int64_t m = std::min(kSumBlock, n - b);
       const In* q = p + b;
-      Lane acc[kLanes] = {};
+      Lane acc[kRowLanes] = {};
       int64_t i = 0;
-      for (; i + kLanes <= m; i += kLanes)
-        for (int64_t j = 0; j < kLanes; ++j) acc[j] += static_cast<Lane>(load(q[i + j]));
+      for (; i + kRowLanes <= m; i += kRowLanes)
+        for (int64_t j = 0; j < kRowLanes; ++j) acc[j] += static_cast<Lane>(load(q[i + j]));
       State block = 0;
-      for (int64_t j = 0; j < kLanes; ++j) block += static_cast<State>(acc[j]);
+      for (int64_t j = 0; j < kRowLanes; ++j) block += static_cast<State>(acc[j]);
       for (; i < m; ++i) block += load(q[i]);
       total += block;
     }

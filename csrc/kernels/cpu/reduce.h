@@ -32,6 +32,15 @@ struct ReduceDims {
 // float lanes whose totals are added in double), so error grows like log(K), not K; integer
 // sums wrap around like PyTorch's.
 void sum_reduce(DType in_dtype, DType out_dtype, const void* in, void* out, ReduceDims d);
+
+// A float32 row sum as sum_reduce adds a row of float32 into float32: kSumLanes float lanes
+// flushed to a double total every kSumBlock elements, then the block's tail. Compiled per ISA
+// (vec/sum_kernels.cpp).
+constexpr int64_t kSumBlock = 4096;
+constexpr int64_t kSumLanes = 64;
+namespace avx512 { double sum_row_f32(const float* p, int64_t n); }
+namespace avx2 { double sum_row_f32(const float* p, int64_t n); }
+namespace generic { double sum_row_f32(const float* p, int64_t n); }
 // out = product over K; in and out of one dtype (floats multiply in double).
 void prod_reduce(DType dtype, const void* in, void* out, ReduceDims d);
 // values = max (is_max) or min over K; NaN wins, like PyTorch. `indices` (may be null) get the
