@@ -187,6 +187,25 @@ def bf16_rows(dc, torch):
         ta, tb = torch.from_numpy(a).bfloat16(), torch.from_numpy(b).bfloat16()
         rows.append((f"bf16 matmul {n}x{n} @ {n}x{n}", timeit(lambda: ha @ hb),
                      timeit(lambda: da @ db), timeit(lambda: ta @ tb), 2 * n ** 3))
+    # Elementwise ops and batch norm on a ResNet activation (32x64x32x32, 2M values), as a
+    # model under autocast runs them: bfloat16 data, batch norm with float32 parameters.
+    x = np.random.rand(32, 64, 32, 32).astype(np.float32)
+    y = np.random.rand(32, 64, 32, 32).astype(np.float32)
+    dx, dy = dc.from_numpy(x), dc.from_numpy(y)
+    hx, hy = dx.to(dc.bfloat16), dy.to(dc.bfloat16)
+    tx, ty = torch.from_numpy(x).bfloat16(), torch.from_numpy(y).bfloat16()
+    rows.append(("bf16 add, 32x64x32x32", timeit(lambda: hx + hy), timeit(lambda: dx + dy),
+                 timeit(lambda: tx + ty), None))
+    rows.append(("bf16 relu_, 32x64x32x32", timeit(lambda: hx.relu_()),
+                 timeit(lambda: dx.relu_()), timeit(lambda: tx.relu_()), None))
+    w, b = np.random.rand(64).astype(np.float32), np.random.rand(64).astype(np.float32)
+    dw, dbias = dc.from_numpy(w), dc.from_numpy(b)
+    tw, tbias = torch.from_numpy(w), torch.from_numpy(b)
+    dF, tF = dc.nn.functional, torch.nn.functional
+    rows.append(("bf16 batch_norm (training), 32x64x32x32",
+                 timeit(lambda: dF.batch_norm(hx, None, None, dw, dbias, training=True)),
+                 timeit(lambda: dF.batch_norm(dx, None, None, dw, dbias, training=True)),
+                 timeit(lambda: tF.batch_norm(tx, None, None, tw, tbias, training=True)), None))
     return rows
 
 
@@ -195,9 +214,10 @@ def print_bf16(rows):
           "| deepcore/torch | GFLOP/s (dc bf16 / dc fp32 / torch bf16) |")
     print("|---|---|---|---|---|---|---|")
     for name, h, f, t, flops in rows:
+        rates = (f"{flops / h / 1e9:.0f} / {flops / f / 1e9:.0f} / {flops / t / 1e9:.0f}"
+                 if flops else "-")
         print(f"| {name} | {fmt_time(h)} | {fmt_time(f)} | {fmt_time(t)} | {f / h:.2f}x | "
-              f"{h / t:.2f}x | {flops / h / 1e9:.0f} / {flops / f / 1e9:.0f} / "
-              f"{flops / t / 1e9:.0f} |")
+              f"{h / t:.2f}x | {rates} |")
 
 
 def main():

@@ -76,8 +76,9 @@ void* alloc_block(size_t& bytes) {
   if (p) return p;
   if (bytes < kHugeBytes) return std::aligned_alloc(64, bytes);
   // Note [Huge pages for large blocks]
-  p = std::aligned_alloc(kHugeBytes, (bytes + 63) / 64 * 64);
-  if (p) madvise(p, bytes / kHugeBytes * kHugeBytes, MADV_HUGEPAGE);
+  // posix_memalign: aligned_alloc wants the size a multiple of the alignment.
+  if (posix_memalign(&p, kHugeBytes, bytes) != 0) return nullptr;
+  madvise(p, bytes / kHugeBytes * kHugeBytes, MADV_HUGEPAGE);
   return p;
 }
 
