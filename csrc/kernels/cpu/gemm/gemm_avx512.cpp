@@ -15,6 +15,7 @@
 // uninitialized" (a known false positive, GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "kernels/cpu/exp_avx512.h"
 #include "kernels/cpu/gemm/gemm_kernels.h"
 #include "kernels/cpu/gemm/gemm_tile_scalar.h"
 
@@ -292,24 +293,6 @@ void pack_transposed(int64_t k, int64_t rows, const typename VT::T* src, int64_t
   }
 }
 
-// exp(x) for x <= 0 (the only use here), rel. error ~2 ulp: exp(x) = 2^j * exp(r),
-// j = round(x / ln 2), |r| <= ln2 / 2, exp(r) by its degree-6 Taylor/minimax polynomial.
-inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));  // below this exp(x) is 0 in float anyway
-  const __m512 j = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(j, _mm512_set1_ps(0.693359375f), x);  // ln2 split hi + lo
-  r = _mm512_fnmadd_ps(j, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, j);  // p * 2^j, exact, and 0 on underflow
-}
-
 // Numerical note: gelu_tanh(x) = x * 0.5 * (1 + tanh(u)) = x / (1 + exp(-2u)) for u >= 0 and
 // x * e / (1 + e), e = exp(2u), for u < 0: written that way there is no cancellation in
 // 1 + tanh(u) for negative x, and exp never overflows.
@@ -318,7 +301,7 @@ inline __m512 gelu_tanh(__m512 x) {
   const __m512 u = _mm512_mul_ps(_mm512_set1_ps(float(kGeluTanhScale)),
                                  _mm512_fmadd_ps(_mm512_set1_ps(float(kGeluTanhCubic)), x3, x));
   const __m512 abs2u = _mm512_abs_ps(_mm512_add_ps(u, u));
-  const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), abs2u));  // exp(-2|u|)
+  const __m512 e = exp_nonpositive_ps(_mm512_sub_ps(_mm512_setzero_ps(), abs2u));  // exp(-2|u|)
   const __m512 one = _mm512_set1_ps(1.0f);
   const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, e));  // sigmoid(2|u|)
   const __mmask16 neg = _mm512_cmp_ps_mask(u, _mm512_setzero_ps(), _CMP_LT_OQ);
@@ -340,7 +323,7 @@ inline __m512 gelu_erf(__m512 x) {
   poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(-0.284496736f));
   poly = _mm512_fmadd_ps(poly, t, _mm512_set1_ps(0.254829592f));
   poly = _mm512_mul_ps(poly, t);
-  const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(z, z)));
+  const __m512 e = exp_nonpositive_ps(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(z, z)));
   const __m512 half_erfc = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), poly), e);
   const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ);
   const __m512 phi = _mm512_mask_sub_ps(half_erfc, pos, one, half_erfc);

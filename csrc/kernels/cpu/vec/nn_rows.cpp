@@ -11,7 +11,7 @@
 #include <type_traits>
 
 #if defined(__AVX512F__)
-#include <immintrin.h>
+#include "kernels/cpu/exp_avx512.h"
 // GCC 12 reports its own _mm512_undefined_ps() inside the intrinsics headers as "maybe
 // uninitialized" at -O3 (as in gemm_avx512.cpp).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -58,33 +58,16 @@ T row_sq_dev(const T* x, T c, int64_t n) {
 }
 
 #if defined(__AVX512F__)
-// exp_sum for float32 with AVX-512: exp_f32's reduction and polynomial, with 2^n applied by
-// one vscalefps, which is exact and handles the subnormal range itself, instead of two factors
-// and the range selects (half the instructions of the loop). x - m <= 0 here (m is the row's
-// maximum), so only the bottom of the range needs a clamp: below -104 exp rounds to 0.
+// exp_sum for float32 with AVX-512: exp_nonpositive_ps (x - m <= 0, m the row's maximum), one
+// vscalefps for 2^n instead of exp_f32's two factors and range selects (half the instructions
+// of the loop); the lanes and their order are the generic loop's.
 template <bool Store>
 float exp_sum_avx512(const float* x, float m, float* y, int64_t n) {
-  const __m512 vm = _mm512_set1_ps(m), lo = _mm512_set1_ps(-104.0f);
-  const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
-  const __m512 ln2_hi = _mm512_set1_ps(0.693359375f), ln2_lo = _mm512_set1_ps(-2.12194440e-4f);
-  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512 vm = _mm512_set1_ps(m);
   __m512 acc = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    // maxps returns its second operand when either is NaN: a NaN stays NaN.
-    const __m512 t = _mm512_max_ps(lo, _mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
-    const __m512 fn = _mm512_roundscale_ps(_mm512_mul_ps(t, log2e),
-                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(fn, ln2_hi, t);
-    r = _mm512_fnmadd_ps(fn, ln2_lo, r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    const __m512 q = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), one);
-    const __m512 e = _mm512_scalef_ps(q, fn);
+    const __m512 e = exp_nonpositive_ps(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
     if constexpr (Store) _mm512_storeu_ps(y + i, e);
     acc = _mm512_add_ps(acc, e);
   }
