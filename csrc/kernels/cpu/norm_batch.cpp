@@ -145,7 +145,8 @@ void backward_impl(const BatchNormShape& s, const D* dy, const D* x, const T* me
         for_runs(dy + n * CS + c * s.S, s.S, gin, [&](int64_t i0, const T* g, int64_t len) {
           for_runs(xr + i0, len, xin, [&](int64_t, const T* p, int64_t) {
             lane_sums(len, acc_dy, [g](int64_t i) { return double(g[i]); });
-            lane_sums(len, acc_dyx, [g, p, m](int64_t i) { return double(g[i]) * (double(p[i]) - m); });
+            lane_sums(len, acc_dyx,
+                      [g, p, m](int64_t i) { return double(g[i]) * (double(p[i]) - m); });
           });
         });
       }
@@ -175,45 +176,44 @@ void backward_impl(const BatchNormShape& s, const D* dy, const D* x, const T* me
 
 }  // namespace
 
+namespace {
+// f(D*, T*) with null pointers of the data type D and the statistics / parameter type T.
+template <typename F>
+void with_types(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::Float32: return f(static_cast<float*>(nullptr), static_cast<float*>(nullptr));
+    case DType::Float64: return f(static_cast<double*>(nullptr), static_cast<double*>(nullptr));
+    case DType::BFloat16: return f(static_cast<BFloat16*>(nullptr), static_cast<float*>(nullptr));
+    case DType::Float16: return f(static_cast<Half*>(nullptr), static_cast<float*>(nullptr));
+    default:
+      DC_THROW(TypeError, "[batch_norm] expected a floating-point input, got ", dtype_name(dtype));
+  }
+}
+}  // namespace
+
 void batch_norm_forward(const BatchNormShape& s, DType dtype, const void* x, const void* weight,
                         const void* bias, double eps, bool training, void* mean, void* rstd,
                         void* var_biased, void* y) {
-  auto run = [&](auto* d, auto* t) {
+  with_types(dtype, [&](auto* d, auto* t) {
     using D = std::remove_pointer_t<decltype(d)>;
     using T = std::remove_pointer_t<decltype(t)>;
     forward_impl(s, static_cast<const D*>(x), static_cast<const T*>(weight),
                  static_cast<const T*>(bias), eps, training, static_cast<T*>(mean),
                  static_cast<T*>(rstd), static_cast<T*>(var_biased), static_cast<D*>(y));
-  };
-  switch (dtype) {
-    case DType::Float32: return run(static_cast<float*>(nullptr), static_cast<float*>(nullptr));
-    case DType::Float64: return run(static_cast<double*>(nullptr), static_cast<double*>(nullptr));
-    case DType::BFloat16: return run(static_cast<BFloat16*>(nullptr), static_cast<float*>(nullptr));
-    case DType::Float16: return run(static_cast<Half*>(nullptr), static_cast<float*>(nullptr));
-    default:
-      DC_THROW(TypeError, "[batch_norm] expected a floating-point input, got ", dtype_name(dtype));
-  }
+  });
 }
 
 void batch_norm_backward(const BatchNormShape& s, DType dtype, const void* dy, const void* x,
                          const void* mean, const void* rstd, const void* weight, bool training,
                          void* dx, void* dweight, void* dbias) {
-  auto run = [&](auto* d, auto* t) {
+  with_types(dtype, [&](auto* d, auto* t) {
     using D = std::remove_pointer_t<decltype(d)>;
     using T = std::remove_pointer_t<decltype(t)>;
     backward_impl(s, static_cast<const D*>(dy), static_cast<const D*>(x),
                   static_cast<const T*>(mean), static_cast<const T*>(rstd),
                   static_cast<const T*>(weight), training, static_cast<D*>(dx),
                   static_cast<T*>(dweight), static_cast<T*>(dbias));
-  };
-  switch (dtype) {
-    case DType::Float32: return run(static_cast<float*>(nullptr), static_cast<float*>(nullptr));
-    case DType::Float64: return run(static_cast<double*>(nullptr), static_cast<double*>(nullptr));
-    case DType::BFloat16: return run(static_cast<BFloat16*>(nullptr), static_cast<float*>(nullptr));
-    case DType::Float16: return run(static_cast<Half*>(nullptr), static_cast<float*>(nullptr));
-    default:
-      DC_THROW(TypeError, "[batch_norm] expected a floating-point input, got ", dtype_name(dtype));
-  }
+  });
 }
 
 }  // namespace dc::cpu
