@@ -26,7 +26,7 @@
 namespace dc::cpu {
 namespace {
 
-constexpr int64_t kInnerTile = 256;       // columns reduced together; their states stay in L1
+constexpr int64_t kInnerTile = 1024;      // columns reduced together; their states stay in L1
 constexpr int64_t kLanes = 16;            // interleaved accumulators along a row
 constexpr int64_t kChunkElems = 1 << 16;  // elements per K-chunk task when K is split
 

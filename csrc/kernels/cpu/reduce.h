@@ -34,10 +34,11 @@ struct ReduceDims {
 void sum_reduce(DType in_dtype, DType out_dtype, const void* in, void* out, ReduceDims d);
 
 // A float32 row sum as sum_reduce adds a row of float32 into float32: kSumLanes float lanes
-// flushed to a double total every kSumBlock elements, then the block's tail. Compiled per ISA
-// (vec/sum_kernels.cpp).
+// (16 for rows shorter than kSumShortRow) flushed to a double total every kSumBlock elements,
+// then the block's tail. Compiled per ISA (vec/sum_kernels.cpp).
 constexpr int64_t kSumBlock = 4096;
 constexpr int64_t kSumLanes = 64;
+constexpr int64_t kSumShortRow = 1024;
 namespace avx512 { double sum_row_f32(const float* p, int64_t n); }
 namespace avx2 { double sum_row_f32(const float* p, int64_t n); }
 namespace generic { double sum_row_f32(const float* p, int64_t n); }

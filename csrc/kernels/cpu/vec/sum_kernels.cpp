@@ -9,21 +9,30 @@
 
 namespace dc::cpu::DC_ISA_NS {
 
-double sum_row_f32(const float* p, int64_t n) {
+namespace {
+template <int64_t Lanes>
+double sum_row(const float* p, int64_t n) {
   double total = 0;
   for (int64_t b = 0; b < n; b += kSumBlock) {
     const int64_t m = std::min(kSumBlock, n - b);
     const float* q = p + b;
-    float acc[kSumLanes] = {};
+    float acc[Lanes] = {};
     int64_t i = 0;
-    for (; i + kSumLanes <= m; i += kSumLanes)
-      for (int64_t j = 0; j < kSumLanes; ++j) acc[j] += q[i + j];
+    for (; i + Lanes <= m; i += Lanes)
+      for (int64_t j = 0; j < Lanes; ++j) acc[j] += q[i + j];
     double block = 0;
-    for (int64_t j = 0; j < kSumLanes; ++j) block += static_cast<double>(acc[j]);
+    for (int64_t j = 0; j < Lanes; ++j) block += static_cast<double>(acc[j]);
     for (; i < m; ++i) block += static_cast<double>(q[i]);
     total += block;
   }
   return total;
+}
+}  // namespace
+
+// Rows shorter than kSumShortRow keep 16 lanes: their 64 lane totals would cost more to add
+// than the row (the 128-element runs of a mean over (0, 2) of 64x128x128).
+double sum_row_f32(const float* p, int64_t n) {
+  return n < kSumShortRow ? sum_row<16>(p, n) : sum_row<kSumLanes>(p, n);
 }
 
 }  // namespace dc::cpu::DC_ISA_NS
