@@ -410,6 +410,32 @@ def test_conv2d_every_algorithm_matches_torch(pass_, algo, force_conv_algo):
         assert ran == 0
 
 
+@pytest.mark.parametrize("shape", [(8, 64, 16, 16, 64), (4, 3, 20, 13, 24), (2, 130, 7, 9, 40)])
+def test_conv2d_by_winograd_when_chosen_matches_torch(shape):
+    # Shapes whose forward and input gradient are chosen to run by Winograd (3x3, unit stride,
+    # 32+ output tiles; Note [Choosing a convolution algorithm]), and the weight gradient too
+    # but for the 3-channel one: float32 against torch's float32, held to the error of a
+    # float32 sum of that many products relative to the output's scale.
+    n, c, h, w, k = shape
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = (rng.standard_normal((k, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    dx, dw, db = (dc.tensor(a, requires_grad=True) for a in (x, wt, b))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, wt, b))
+    y = F.conv2d(dx, dw, db, padding=1)
+    ty = TF.conv2d(tx, tw, tb, padding=1)
+    g = rng.standard_normal(tuple(ty.shape)).astype(np.float32)
+    y.backward(dc.tensor(g))
+    ty.backward(torch.tensor(g))
+    eps = float(np.finfo(np.float32).eps)
+    for a, e, terms in ((y.detach(), ty.detach(), 9 * c), (dx.grad, tx.grad, 9 * k),
+                        (dw.grad, tw.grad, n * h * w)):
+        ev = e.numpy()
+        tol = 8 * eps * np.sqrt(terms) * float(np.abs(ev).max())
+        np.testing.assert_allclose(a.numpy(), ev, rtol=0, atol=tol)
+
+
 def test_conv2d_strided_input_gradient_of_odd_sized_input():
     # A 2x2 stride-2 layer on a 65x65 input: the input gradient by phases has a 33x33 phase
     # whose 1x1 convolution reads one row and column past gy (zero); it once ran as a pointwise
