@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "gemm_check.h"
 #include "isa_test.h"
 #include "kernels/cpu/gemm/gemm.h"
 #include "kernels/cpu/isa.h"
@@ -32,16 +33,6 @@ void gemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_
           int64_t csa, const double* B, int64_t rsb, int64_t csb, double beta, double* C,
           int64_t rsc, int64_t csc, const GemmEpilogue& ep) {
   dc::cpu::gemm_f64(M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc, ep);
-}
-
-double activate(double x, GemmActivation act) {
-  switch (act) {
-    case GemmActivation::relu: return x < 0 ? 0 : x;
-    case GemmActivation::gelu_tanh:
-      return 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
-    case GemmActivation::gelu_erf: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-    default: return x;
-  }
 }
 
 // A matrix stored in a larger buffer: element (i, j) at data[offset + i * rs + j * cs].
@@ -113,52 +104,18 @@ bool check_case(const Case& c, std::mt19937& rng) {
   const double eps = std::numeric_limits<T>::epsilon();
   // The GELU of f32 uses ~1e-7-accurate polynomial approximations of exp/erf.
   const double act_tol = (std::is_same<T, float>::value && c.act > GemmActivation::relu) ? 4e-6 : 0;
-  // Dense copies, A row-major and B column-major, so the reference's inner loop is contiguous.
-  std::vector<double> a(size_t(c.M * c.K)), bt(size_t(c.K * c.N));
-  for (int64_t i = 0; i < c.M; ++i)
-    for (int64_t p = 0; p < c.K; ++p) a[i * c.K + p] = A.at(i, p);
-  for (int64_t p = 0; p < c.K; ++p)
-    for (int64_t j = 0; j < c.N; ++j) bt[j * c.K + p] = B.at(p, j);
-  int failures = 0;
-  for (int64_t i = 0; i < c.M; ++i) {
-    for (int64_t j = 0; j < c.N; ++j) {
-      double sum = 0, mag = 0;
-      const double* ai = a.data() + i * c.K;
-      const double* bj = bt.data() + j * c.K;
-      for (int64_t p = 0; p < c.K; ++p) {
-        sum += ai[p] * bj[p];
-        mag += std::abs(ai[p] * bj[p]);
-      }
-      double ref = c.alpha * sum, ref_mag = std::abs(c.alpha) * mag;
-      if (c.beta != 0) {
-        ref += c.beta * double(C0.at(i, j));
-        ref_mag += std::abs(c.beta * double(C0.at(i, j)));
-      }
-      if (c.bias) {
-        ref += double(bias[j]);
-        ref_mag += std::abs(double(bias[j]));
-      }
-      ref = activate(ref, c.act);
-      const double tol = (2.0 * c.K + 8) * eps * ref_mag + act_tol * (1 + ref_mag) + 1e-30;
-      const double got = double(C.at(i, j));
-      if (!(std::abs(got - ref) <= tol)) {
-        ADD_FAILURE() << c.str() << ": C[" << i << ", " << j << "] = " << got << ", expected "
-                      << ref << " (tol " << tol << ")";
-        if (++failures >= 3) return false;
-      }
-    }
-  }
-  // Padding between rows/columns of C must be untouched (NaN stays NaN, 7 stays 7).
-  const int64_t ld = c.tc ? c.M + c.pad : c.N + c.pad;
-  for (int64_t outer = 0; outer < (c.tc ? c.N : c.M); ++outer)
-    for (int64_t inner = (c.tc ? c.M : c.N); inner < ld; ++inner) {
-      const T v = C.data[outer * ld + inner], v0 = C0.data[outer * ld + inner];
-      if (!(v == v0 || (std::isnan(v) && std::isnan(v0)))) {
-        ADD_FAILURE() << c.str() << ": padding element overwritten";
-        return false;
-      }
-    }
-  return failures == 0;
+  const bool values_ok = dc::test::matches_reference(
+      c, [&](int64_t i, int64_t p) { return double(A.at(i, p)); },
+      [&](int64_t p, int64_t j) { return double(B.at(p, j)); },
+      [&](int64_t i, int64_t j) { return double(C0.at(i, j)); },
+      [&](int64_t j) { return double(bias[j]); },
+      [&](int64_t i, int64_t j) { return double(C.at(i, j)); },
+      [&](double, double mag) {
+        return (2.0 * c.K + 8) * eps * mag + act_tol * (1 + mag) + 1e-30;
+      });
+  return values_ok && dc::test::padding_untouched(
+                          c, [&](int64_t k) { return double(C.data[k]); },
+                          [&](int64_t k) { return double(C0.data[k]); });
 }
 
 template <typename T>

@@ -23,6 +23,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/parallel.h"
+#include "gemm_check.h"
 #include "isa_test.h"
 #include "kernels/cpu/gemm/gemm_bf16.h"
 #include "kernels/cpu/isa.h"
@@ -34,19 +35,6 @@ using dc::cpu::GemmEpilogue;
 using dc::cpu::Isa;
 
 double round_bf16(double x) { return dc::bf16_bits_to_float(dc::float_to_bf16_bits(float(x))); }
-
-double activate(double x, GemmActivation act) {
-  switch (act) {
-    case GemmActivation::relu:
-      return x < 0 ? 0 : x;
-    case GemmActivation::gelu_tanh:
-      return 0.5 * x * (1 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
-    case GemmActivation::gelu_erf:
-      return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
-    default:
-      return x;
-  }
-}
 
 // A float32 or bfloat16 matrix in a larger buffer: element (i, j) at i * rs + j * cs.
 // Transposed: column-major (rs = 1, cs = ld); otherwise row-major; ld = width + pad.
@@ -138,56 +126,21 @@ bool check_case(const Case& c, std::mt19937& rng) {
   dc::cpu::gemm_bf16(c.M, c.N, c.K, float(c.alpha), A.ptr(), c.a16, A.rs, A.cs, B.ptr(), c.b16,
                      B.rs, B.cs, float(c.beta), C.ptr(), c.c16, C.rs, C.cs, ep);
 
-  // Dense bf16-rounded copies, A row-major and B column-major for a contiguous inner loop.
-  std::vector<double> a(size_t(c.M * c.K)), bt(size_t(c.K * c.N));
-  for (int64_t i = 0; i < c.M; ++i)
-    for (int64_t p = 0; p < c.K; ++p) a[size_t(i * c.K + p)] = round_bf16(A.get(i, p));
-  for (int64_t p = 0; p < c.K; ++p)
-    for (int64_t j = 0; j < c.N; ++j) bt[size_t(j * c.K + p)] = round_bf16(B.get(p, j));
   const double u = std::ldexp(1.0, -24);
   // The float32 GELU uses ~1e-7-accurate polynomial approximations of exp/erf.
   const double act_tol = c.act > GemmActivation::relu ? 4e-6 : 0;
-  int failures = 0;
-  for (int64_t i = 0; i < c.M; ++i) {
-    for (int64_t j = 0; j < c.N; ++j) {
-      double sum = 0, mag = 0;
-      const double* ai = a.data() + i * c.K;
-      const double* bj = bt.data() + j * c.K;
-      for (int64_t p = 0; p < c.K; ++p) {
-        sum += ai[p] * bj[p];
-        mag += std::abs(ai[p] * bj[p]);
-      }
-      double ref = c.alpha * sum, ref_mag = std::abs(c.alpha) * mag;
-      if (c.beta != 0) {
-        ref += c.beta * C0.get(i, j);
-        ref_mag += std::abs(c.beta * C0.get(i, j));
-      }
-      if (c.bias) {
-        ref += bias.get(0, j);
-        ref_mag += std::abs(bias.get(0, j));
-      }
-      ref = activate(ref, c.act);
-      double tol = (c.K + 4) * u * ref_mag + act_tol * (1 + ref_mag) + 1e-30;
-      if (c.c16) tol += std::ldexp(std::abs(ref) + tol, -8);
-      const double got = C.get(i, j);
-      if (!(std::abs(got - ref) <= tol)) {
-        ADD_FAILURE() << c.str() << ": C[" << i << ", " << j << "] = " << got << ", expected "
-                      << ref << " (tol " << tol << ")";
-        if (++failures >= 3) return false;
-      }
-    }
-  }
-  // Padding between rows/columns of C must be untouched (NaN stays NaN, 7 stays 7).
-  const int64_t ld = c.tc ? c.M + c.pad : c.N + c.pad;
-  for (int64_t outer = 0; outer < (c.tc ? c.N : c.M); ++outer)
-    for (int64_t inner = (c.tc ? c.M : c.N); inner < ld; ++inner) {
-      const double v = C.flat(size_t(outer * ld + inner)), v0 = C0.flat(size_t(outer * ld + inner));
-      if (!(v == v0 || (std::isnan(v) && std::isnan(v0)))) {
-        ADD_FAILURE() << c.str() << ": padding element overwritten";
-        return false;
-      }
-    }
-  return failures == 0;
+  const bool values_ok = dc::test::matches_reference(
+      c, [&](int64_t i, int64_t p) { return round_bf16(A.get(i, p)); },
+      [&](int64_t p, int64_t j) { return round_bf16(B.get(p, j)); },
+      [&](int64_t i, int64_t j) { return C0.get(i, j); },
+      [&](int64_t j) { return bias.get(0, j); }, [&](int64_t i, int64_t j) { return C.get(i, j); },
+      [&](double ref, double mag) {
+        const double tol = (c.K + 4) * u * mag + act_tol * (1 + mag) + 1e-30;
+        return c.c16 ? tol + std::ldexp(std::abs(ref) + tol, -8) : tol;
+      });
+  return values_ok && dc::test::padding_untouched(
+                          c, [&](int64_t k) { return C.flat(size_t(k)); },
+                          [&](int64_t k) { return C0.flat(size_t(k)); });
 }
 
 // Every layout (ta, tb, tc) and dtype (a, b, c) combination: 64 runs.
