@@ -26,6 +26,8 @@
 namespace dc::cpu {
 namespace {
 
+#include "kernels/cpu/vec/sum_lanes.h"
+
 constexpr int64_t kInnerTile = 1024;      // columns reduced together; their states stay in L1
 constexpr int64_t kLanes = 16;            // interleaved accumulators along a row
 constexpr int64_t kChunkElems = 1 << 16;  // elements per K-chunk task when K is split
@@ -142,29 +144,24 @@ struct SumOp {
     if constexpr (is_float_v<Out>) return static_cast<State>(static_cast<Out>(x));
     else return static_cast<State>(static_cast<int64_t>(static_cast<Out>(x)));
   }
-  // Float lanes: kSumLanes of them, so that as many independent add chains keep the adder
-  // busy; double or integer lanes: kLanes. float32 into float32 runs the per-ISA copy of this
-  // loop (sum_row_f32).
-  static constexpr int64_t kRowLanes = std::is_same_v<Lane, float> ? kSumLanes : kLanes;
+  // Float lanes (sum_lanes.h): float32 into float32 on the per-ISA copy (sum_row_f32), the
+  // 16-bit inputs here. Double or integer lanes: kLanes.
   State row(const In* p, int64_t n) const {
     if constexpr (std::is_same_v<In, float> && std::is_same_v<Out, float>) {
       return for_active_isa(&generic::sum_row_f32, &avx2::sum_row_f32,
                             &avx512::sum_row_f32)(p, n);
-    }
-    State total = 0;
-    for (int64_t b = 0; b < n; b += kSumBlock) {
-      const int64_t m = std::min(kSumBlock, n - b);
-      const In* q = p + b;
-      Lane acc[kRowLanes] = {};
+    } else if constexpr (std::is_same_v<Lane, float>) {
+      return sum_float_row(n, [p](int64_t i) { return lane_load(p[i]); });
+    } else {
+      State acc[kLanes] = {};
       int64_t i = 0;
-      for (; i + kRowLanes <= m; i += kRowLanes)
-        for (int64_t j = 0; j < kRowLanes; ++j) acc[j] += static_cast<Lane>(load(q[i + j]));
-      State block = 0;
-      for (int64_t j = 0; j < kRowLanes; ++j) block += static_cast<State>(acc[j]);
-      for (; i < m; ++i) block += load(q[i]);
-      total += block;
+      for (; i + kLanes <= n; i += kLanes)
+        for (int64_t j = 0; j < kLanes; ++j) acc[j] += load(p[i + j]);
+      State total = 0;
+      for (int64_t j = 0; j < kLanes; ++j) total += acc[j];
+      for (; i < n; ++i) total += load(p[i]);
+      return total;
     }
-    return total;
   }
   // A value as the float lanes add it: cast to the output dtype first, like load().
   static float lane_load(In x) { return static_cast<float>(static_cast<Out>(x)); }
