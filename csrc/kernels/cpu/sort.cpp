@@ -142,25 +142,28 @@ void radix_sort_row(const T* v, int64_t n, bool descending, std::vector<uint32_t
 void argsort_rows(const Tensor& idx, const Tensor& x, bool descending) {
   if (x.numel() == 0) return;
   const int64_t n = x.sizes().back(), rows = x.numel() / n;
-  const DType dt = x.dtype();
-  const bool radix = (dt == DType::Float32 || dt == DType::BFloat16 || dt == DType::Float16 ||
-                      dt == DType::Int32 || dt == DType::Bool) &&
-                     n < (int64_t(1) << 32);
-  if (!radix) return select_rows(idx, x, n, descending);
-  DC_DISPATCH_ALL_AND_HALF(dt, "sort", [&] {
-    if constexpr (std::is_same_v<scalar_t, double> || std::is_same_v<scalar_t, int64_t>) {
-      return;  // not reached: these sort by selection above
-    } else {
-      const scalar_t* px = x.data<scalar_t>();
-      int64_t* pi = idx.data<int64_t>();
-      parallel_for(0, rows, std::max<int64_t>(1, kGrainSize / n), [&](int64_t b, int64_t e) {
-        std::vector<uint32_t> keys(n), tmp_keys(n), order(n), tmp_order(n);
-        for (int64_t r = b; r < e; ++r)
-          radix_sort_row(px + r * n, n, descending, keys, tmp_keys, order, tmp_order,
-                         pi + r * n);
-      });
+  auto radix = [&](auto* type) {
+    using T = std::remove_pointer_t<decltype(type)>;
+    const T* px = x.data<T>();
+    int64_t* pi = idx.data<int64_t>();
+    parallel_for(0, rows, std::max<int64_t>(1, kGrainSize / n), [&](int64_t b, int64_t e) {
+      std::vector<uint32_t> keys(n), tmp_keys(n), order(n), tmp_order(n);
+      for (int64_t r = b; r < e; ++r)
+        radix_sort_row(px + r * n, n, descending, keys, tmp_keys, order, tmp_order, pi + r * n);
+    });
+  };
+  // Radix for 32-bit-or-narrower values (indices in uint32), selection of all n otherwise.
+  if (n < (int64_t(1) << 32)) {
+    switch (x.dtype()) {
+      case DType::Float32: return radix(static_cast<float*>(nullptr));
+      case DType::BFloat16: return radix(static_cast<BFloat16*>(nullptr));
+      case DType::Float16: return radix(static_cast<Half*>(nullptr));
+      case DType::Int32: return radix(static_cast<int32_t*>(nullptr));
+      case DType::Bool: return radix(static_cast<bool*>(nullptr));
+      default: break;
     }
-  });
+  }
+  select_rows(idx, x, n, descending);
 }
 
 void select_rows(const Tensor& idx, const Tensor& x, int64_t k, bool largest) {
