@@ -176,30 +176,27 @@ struct SumOp {
       for (int64_t r0 = 0; r0 < nrows; r0 += kRowBlock) {
         const int64_t r1 = std::min(nrows, r0 + kRowBlock);
         for (int64_t j = 0; j < ncols; ++j) acc[j] = 0.0f;
-        int64_t r = r0;
-        for (; r + 4 <= r1; r += 4) {
-          const In *a = p + r * stride, *b = a + stride, *c = b + stride, *e = c + stride;
-          for (int64_t j = 0; j < ncols; ++j)
-            acc[j] += (lane_load(a[j]) + lane_load(b[j])) + (lane_load(c[j]) + lane_load(e[j]));
-        }
-        for (; r < r1; ++r) {
-          const In* row = p + r * stride;
-          for (int64_t j = 0; j < ncols; ++j) acc[j] += lane_load(row[j]);
-        }
+        add_rows(p, stride, r0, r1, ncols, acc, lane_load);
         for (int64_t j = 0; j < ncols; ++j) st[j] += static_cast<State>(acc[j]);
       }
       return;
     }
-    // Four rows per pass over the states: one load/store of st per four inputs.
-    int64_t r = 0;
-    for (; r + 4 <= nrows; r += 4) {
-      const In *r0 = p + r * stride, *r1 = r0 + stride, *r2 = r1 + stride, *r3 = r2 + stride;
+    add_rows(p, stride, 0, nrows, ncols, st, load);
+  }
+  // dst[j] += value(x[r, j]) for rows [r0, r1) of x (row r at p + r * stride), four rows per
+  // pass over dst: one load and store of dst per four inputs.
+  template <typename D, typename Value>
+  static void add_rows(const In* p, int64_t stride, int64_t r0, int64_t r1, int64_t ncols, D* dst,
+                       Value value) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+      const In *a = p + r * stride, *b = a + stride, *c = b + stride, *e = c + stride;
       for (int64_t j = 0; j < ncols; ++j)
-        st[j] += (load(r0[j]) + load(r1[j])) + (load(r2[j]) + load(r3[j]));
+        dst[j] += (value(a[j]) + value(b[j])) + (value(c[j]) + value(e[j]));
     }
-    for (; r < nrows; ++r) {
+    for (; r < r1; ++r) {
       const In* row = p + r * stride;
-      for (int64_t j = 0; j < ncols; ++j) st[j] += load(row[j]);
+      for (int64_t j = 0; j < ncols; ++j) dst[j] += value(row[j]);
     }
   }
   void merge(State& a, const State& b) const { a += b; }

@@ -308,7 +308,6 @@ void gemm_blocked(const KernelSet<T>& ks, const Problem<T>& pr) {
   }
 }
 
-
 }  // namespace
 
 int gemm_threads(int64_t M, int64_t N, int64_t K) {

@@ -336,7 +336,6 @@ void gemm_blocked(const Kernels& ks, const Problem& pr) {
   }
 }
 
-
 // Runs pr on nt threads, each on one block of a tm x tn grid over C, as gemm_parallel in
 // gemm.cpp: the grid whose busiest thread does the least padded work plus packing.
 void gemm_parallel(const Kernels& ks, const Problem& pr, int nt) {

@@ -1,7 +1,8 @@
 // The float32 row sum of sum_reduce (kernels/cpu/reduce.cpp: SumOp::row), compiled once per ISA
 // (Note [Per-ISA kernels]): the loop of sum_lanes.h vectorises to four independent AVX-512 add
-// chains here, where the baseline build of reduce.cpp gets SSE2 and one chain per 4 lanes (a
-// third of the L3 bandwidth on a 4M-element sum).
+// chains here, SSE2 in the baseline build of reduce.cpp. A sum of 4M floats from L3 (a C++
+// loop of 3,000 calls, one run) took 140-145 us on two threads against 165-177 us for the
+// baseline build of the same loop; on one thread both read at the same ~60 GB/s.
 #include <algorithm>
 #include <cstdint>
 
