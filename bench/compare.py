@@ -80,6 +80,8 @@ def core_rows(dc, torch):
                  timeit(lambda: np.exp(na)), 2 * 4 * n))
     rows.append(("sum, 4M float32", timeit(lambda: a.sum()), timeit(lambda: ta.sum()),
                  timeit(lambda: na.sum()), 4 * n))
+    rows.append(("max, 4M float32", timeit(lambda: a.max()), timeit(lambda: ta.max()),
+                 timeit(lambda: na.max()), 4 * n))
     return rows
 
 
@@ -105,6 +107,8 @@ def ops_rows(dc, torch):
          timeit(lambda: t.softmax(-1)), None, 8 * x.size),
         ("sum(dim=0), 256x1024", timeit(lambda: d.sum(0)), timeit(lambda: t.sum(0)),
          timeit(lambda: x.sum(0)), 4 * x.size),
+        ("amax(dim=1), 256x1024", timeit(lambda: d.amax(1)), timeit(lambda: t.amax(1)),
+         timeit(lambda: x.max(1)), 4 * x.size),
         ("broadcast add of a row, 256x1024", timeit(lambda: d + dr), timeit(lambda: t + tr),
          timeit(lambda: x + r), 8 * x.size),
         ("sort(dim=1), 256x1024", timeit(lambda: d.sort(dim=1)),

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/reduce.h"
 
 namespace {
@@ -34,6 +35,19 @@ std::vector<T> random_data(int64_t n, uint32_t seed) {
     for (auto& x : v) x = static_cast<T>(dist(rng));
   }
   return v;
+}
+
+// Runs f under every ISA this CPU can run (the per-ISA kernels), then restores the active one.
+template <typename F>
+void for_each_isa(F f) {
+  const dc::cpu::Isa prev = dc::cpu::active_isa();
+  for (dc::cpu::Isa isa : {dc::cpu::Isa::generic, dc::cpu::Isa::avx2, dc::cpu::Isa::avx512})
+    if (static_cast<int>(isa) <= static_cast<int>(dc::cpu::detected_isa())) {
+      dc::cpu::set_active_isa(isa);
+      SCOPED_TRACE(dc::cpu::isa_name(isa));
+      f();
+    }
+  dc::cpu::set_active_isa(prev);
 }
 
 int64_t numel(const ReduceDims& d) { return d.outer * d.reduce * d.inner; }
@@ -117,28 +131,75 @@ void check_minmax(DType dt, bool is_max) {
 }
 
 TEST(ReduceKernels, MinMaxWithIndicesMatchNaive) {
-  check_minmax<float>(DType::Float32, true);
-  check_minmax<float>(DType::Float32, false);
-  check_minmax<double>(DType::Float64, true);
-  check_minmax<int64_t>(DType::Int64, true);  // many ties: values in [-3, 3]
-  check_minmax<int32_t>(DType::Int32, false);
+  for_each_isa([] {
+    check_minmax<float>(DType::Float32, true);
+    check_minmax<float>(DType::Float32, false);
+    check_minmax<double>(DType::Float64, true);
+    check_minmax<double>(DType::Float64, false);
+    check_minmax<int64_t>(DType::Int64, true);  // many ties: values in [-3, 3]
+    check_minmax<int32_t>(DType::Int32, false);
+  });
 }
 
-TEST(ReduceKernels, MaxPropagatesFirstNaN) {
-  for (int64_t n : {1, 5, 16, 17, 1000, 5000, 200003}) {
-    std::vector<float> x(static_cast<size_t>(n), 1.0f);
-    const int64_t at1 = n / 2, at2 = n - 1;
-    x[at1] = std::nanf("");
-    x[at2] = std::nanf("");
-    float v = 0;
-    int64_t i = -1;
-    float v2 = 0;
-    dc::cpu::minmax_reduce(DType::Float32, x.data(), &v, &i, ReduceDims{1, n, 1}, true);
-    dc::cpu::minmax_reduce(DType::Float32, x.data(), &v2, nullptr, ReduceDims{1, n, 1}, false);
-    EXPECT_TRUE(std::isnan(v)) << n;
-    EXPECT_TRUE(std::isnan(v2)) << n;
-    EXPECT_EQ(i, std::min(at1, at2)) << n;
+// A NaN at any one position (each lane of the vector loops, the tail, a chunk's edge) or at two
+// makes the result NaN, with or without indices, along rows and down columns.
+template <typename T>
+void check_nan_positions(DType dt) {
+  for (int64_t n : {1, 5, 16, 17, 63, 64, 65, 129, 1000, 5000, 200003}) {
+    std::vector<int64_t> positions = {0, n / 2, n - 1};
+    for (int64_t p = 1; p < std::min<int64_t>(n, 70); ++p) positions.push_back(p);
+    for (int64_t at1 : positions) {
+      std::vector<T> x(static_cast<size_t>(n), T(1));
+      x[at1] = std::numeric_limits<T>::quiet_NaN();
+      if (at1 + 7 < n) x[at1 + 7] = std::numeric_limits<T>::quiet_NaN();
+      for (bool is_max : {true, false}) {
+        T v = 0, v2 = 0;
+        int64_t i = -1;
+        dc::cpu::minmax_reduce(dt, x.data(), &v, &i, ReduceDims{1, n, 1}, is_max);
+        dc::cpu::minmax_reduce(dt, x.data(), &v2, nullptr, ReduceDims{1, n, 1}, is_max);
+        EXPECT_TRUE(std::isnan(v)) << n << " at " << at1;
+        EXPECT_TRUE(std::isnan(v2)) << n << " at " << at1;
+        EXPECT_EQ(i, at1) << n;
+        if (n <= 5000) {  // the same values down the middle column of an [n, 3] tensor
+          std::vector<T> xc(static_cast<size_t>(3 * n), T(1));
+          for (int64_t k = 0; k < n; ++k) xc[3 * k + 1] = x[k];
+          T cols[3];
+          dc::cpu::minmax_reduce(dt, xc.data(), cols, nullptr, ReduceDims{1, n, 3}, is_max);
+          EXPECT_EQ(cols[0], T(1));
+          EXPECT_TRUE(std::isnan(cols[1])) << n << " at " << at1;
+          EXPECT_EQ(cols[2], T(1));
+        }
+      }
+    }
   }
+}
+
+TEST(ReduceKernels, MaxMinPropagateNaNFromAnyPosition) {
+  for_each_isa([] {
+    check_nan_positions<float>(DType::Float32);
+    check_nan_positions<double>(DType::Float64);
+  });
+}
+
+// Rows and columns of infinities: the starting values of the vector loops must not leak out.
+TEST(ReduceKernels, MaxMinOfInfinities) {
+  for_each_isa([] {
+    for (int64_t n : {1, 7, 40, 300}) {
+      const float inf = std::numeric_limits<float>::infinity();
+      for (float fill : {-inf, inf}) {
+        std::vector<float> x(static_cast<size_t>(3 * n), fill);
+        float r[3], c[3];
+        for (bool is_max : {true, false}) {
+          dc::cpu::minmax_reduce(DType::Float32, x.data(), r, nullptr, ReduceDims{3, n, 1}, is_max);
+          dc::cpu::minmax_reduce(DType::Float32, x.data(), c, nullptr, ReduceDims{1, n, 3}, is_max);
+          for (int j = 0; j < 3; ++j) {
+            EXPECT_EQ(r[j], fill) << n;
+            EXPECT_EQ(c[j], fill) << n;
+          }
+        }
+      }
+    }
+  });
 }
 
 template <typename T>

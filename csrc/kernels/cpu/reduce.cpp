@@ -248,7 +248,10 @@ template <typename T, bool kMax>
 struct ExtremeOp {
   using In = T;
   using State = T;
-  static constexpr bool kRowKernel = false;
+  // float32 and float64 run the per-ISA kernels of vec/extreme_kernels.cpp.
+  static constexpr bool kVec = std::is_same_v<T, float> || std::is_same_v<T, double>;
+  static constexpr bool kRowKernel = kVec;
+  static_assert(kInnerTileExtreme == kInnerTile);
   T* out;
   static T pick(T v, T x) {
     // Two plain selects (better, then x is NaN) so the column loop vectorises.
@@ -259,16 +262,34 @@ struct ExtremeOp {
       return (kMax ? x > v : x < v) ? x : v;
     }
   }
+  T row(const T* p, int64_t n) const {
+    if constexpr (std::is_same_v<T, float>)
+      return for_active_isa(&generic::extreme_row_f32, &avx2::extreme_row_f32,
+                            &avx512::extreme_row_f32)(p, n, kMax);
+    else if constexpr (std::is_same_v<T, double>)
+      return for_active_isa(&generic::extreme_row_f64, &avx2::extreme_row_f64,
+                            &avx512::extreme_row_f64)(p, n, kMax);
+    else
+      return p[0];  // not reached: kRowKernel is false
+  }
   void columns(const T* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
                int64_t, State* st) const {
-    // A local accumulator (it cannot alias the input) lets the loop vectorise.
-    T acc[kInnerTile];
-    for (int64_t j = 0; j < ncols; ++j) acc[j] = p[j];
-    for (int64_t r = 1; r < nrows; ++r) {
-      const T* row = p + r * stride;
-      for (int64_t j = 0; j < ncols; ++j) acc[j] = pick(acc[j], row[j]);
+    if constexpr (std::is_same_v<T, float>) {
+      for_active_isa(&generic::extreme_cols_f32, &avx2::extreme_cols_f32,
+                     &avx512::extreme_cols_f32)(p, nrows, stride, ncols, kMax, st);
+    } else if constexpr (std::is_same_v<T, double>) {
+      for_active_isa(&generic::extreme_cols_f64, &avx2::extreme_cols_f64,
+                     &avx512::extreme_cols_f64)(p, nrows, stride, ncols, kMax, st);
+    } else {
+      // A local accumulator (it cannot alias the input) lets the loop vectorise.
+      T acc[kInnerTile];
+      for (int64_t j = 0; j < ncols; ++j) acc[j] = p[j];
+      for (int64_t r = 1; r < nrows; ++r) {
+        const T* row = p + r * stride;
+        for (int64_t j = 0; j < ncols; ++j) acc[j] = pick(acc[j], row[j]);
+      }
+      for (int64_t j = 0; j < ncols; ++j) st[j] = acc[j];
     }
-    for (int64_t j = 0; j < ncols; ++j) st[j] = acc[j];
   }
   void merge(State& a, const State& b) const { a = pick(a, b); }
   void finish(const State& s, int64_t idx) const { out[idx] = s; }

@@ -42,6 +42,23 @@ constexpr int64_t kSumShortRow = 1024;
 namespace avx512 { double sum_row_f32(const float* p, int64_t n); }
 namespace avx2 { double sum_row_f32(const float* p, int64_t n); }
 namespace generic { double sum_row_f32(const float* p, int64_t n); }
+// The max (is_max) or min of a row of n >= 1, and of each of ncols <= kInnerTileExtreme columns
+// over nrows >= 1 rows `stride` apart, into st; NaN wins. Compiled per ISA
+// (vec/extreme_kernels.cpp).
+constexpr int64_t kInnerTileExtreme = 1024;
+#define DC_DECLARE_EXTREME(isa)                                                                \
+  namespace isa {                                                                              \
+  float extreme_row_f32(const float* p, int64_t n, bool is_max);                               \
+  double extreme_row_f64(const double* p, int64_t n, bool is_max);                             \
+  void extreme_cols_f32(const float* p, int64_t nrows, int64_t stride, int64_t ncols,          \
+                        bool is_max, float* st);                                               \
+  void extreme_cols_f64(const double* p, int64_t nrows, int64_t stride, int64_t ncols,         \
+                        bool is_max, double* st);                                              \
+  }
+DC_DECLARE_EXTREME(avx512)
+DC_DECLARE_EXTREME(avx2)
+DC_DECLARE_EXTREME(generic)
+#undef DC_DECLARE_EXTREME
 // out = product over K; in and out of one dtype (floats multiply in double).
 void prod_reduce(DType dtype, const void* in, void* out, ReduceDims d);
 // values = max (is_max) or min over K; NaN wins, like PyTorch. `indices` (may be null) get the
