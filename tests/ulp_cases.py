@@ -181,7 +181,10 @@ def special_mismatch(got: np.ndarray, want: np.ndarray, ref: np.ndarray,
       reverse) is accepted when it is within the target in ulp: lgamma(4.0850034e36) may be
       FLT_MAX or inf, pow(2, -150) 0 or 2^-149. A NaN, or the sign of a zero, is never excused;
     - where the exact result is zero and torch's is not (torch's sinc(1) is -2.8e-8), a zero of
-      either sign is accepted.
+      either sign is accepted;
+    - a zero with the sign of a non-zero exact result is accepted: gelu(-14) is -1.1e-43, which
+      deepcore's tail rounds to -0 and torch gives as -0 with AVX-512, +0 with AVX2. Its sign is
+      right, and whether its size is, the accuracy test judges.
     """
     with np.errstate(over="ignore"):
         exact = np.asarray(ref, np.float64).astype(np.float32)
@@ -190,6 +193,7 @@ def special_mismatch(got: np.ndarray, want: np.ndarray, ref: np.ndarray,
     finite_vs_edge = ((cg == 0) & (ct >= 2)) | ((cg >= 2) & (ct == 0))  # no NaN on either side
     ok |= finite_vs_edge & np.isfinite(ref) & (ulp_error(got, ref) <= target)
     ok |= (cg >= 4) & (ce >= 4) & (ct < 4)
+    ok |= ((cg == 4) & (ref > 0)) | ((cg == 5) & (ref < 0))
     return ~ok
 
 
