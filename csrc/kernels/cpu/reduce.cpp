@@ -249,8 +249,7 @@ struct ExtremeOp {
   using In = T;
   using State = T;
   // float32 and float64 run the per-ISA kernels of vec/extreme_kernels.cpp.
-  static constexpr bool kVec = std::is_same_v<T, float> || std::is_same_v<T, double>;
-  static constexpr bool kRowKernel = kVec;
+  static constexpr bool kRowKernel = std::is_same_v<T, float> || std::is_same_v<T, double>;
   static_assert(kInnerTileExtreme == kInnerTile);
   T* out;
   static T pick(T v, T x) {
