@@ -16,13 +16,7 @@
 namespace dc::cpu::DC_ISA_NS {
 namespace {
 
-#if defined(__AVX512F__)
-constexpr int kBytes = 64;
-#elif defined(__AVX__)
-constexpr int kBytes = 32;
-#else
-constexpr int kBytes = 16;
-#endif
+#include "kernels/cpu/vec/row_reduce.h"
 
 template <bool kMax, typename T>
 inline T better(T x, T v) {
@@ -31,8 +25,8 @@ inline T better(T x, T v) {
 
 template <bool kMax, typename T>
 T row(const T* x, int64_t n) {
-  constexpr int W = kBytes / sizeof(T), kAcc = 4;
-  typedef T Vec __attribute__((vector_size(kBytes)));
+  constexpr int W = kVecBytes / sizeof(T), kAcc = 4;
+  typedef T Vec __attribute__((vector_size(kVecBytes)));
   using Mask = decltype(Vec{} != Vec{});
   const T start = kMax ? -INFINITY : INFINITY;
   Vec acc[kAcc];

@@ -9,6 +9,16 @@
 
 constexpr int kLanes = 16;
 
+// The bytes of one SIMD register of the ISA this copy is compiled for: the width of GCC vector
+// types that lower to single instructions (a wider type is split lane by lane).
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+
 // sum(x[i] * y[i]) over n elements.
 template <typename T>
 T row_dot(const T* x, const T* y, int64_t n) {
@@ -30,15 +40,8 @@ T row_dot(const T* x, const T* y, int64_t n) {
 // softmax 1.4x torch's time).
 template <typename T>
 T row_max(const T* x, int64_t n) {
-#if defined(__AVX512F__)
-  constexpr int kBytes = 64;
-#elif defined(__AVX__)
-  constexpr int kBytes = 32;
-#else
-  constexpr int kBytes = 16;
-#endif
-  constexpr int W = kBytes / sizeof(T), kAcc = 4;
-  typedef T Vec __attribute__((vector_size(kBytes)));
+  constexpr int W = kVecBytes / sizeof(T), kAcc = 4;
+  typedef T Vec __attribute__((vector_size(kVecBytes)));
   Vec acc[kAcc];
   for (int a = 0; a < kAcc; ++a)
     for (int j = 0; j < W; ++j) acc[a][j] = -INFINITY;
