@@ -370,6 +370,45 @@ TEST_P(PerIsa, ExpF32Accuracy) {
   EXPECT_EQ(r[8], 0.f);
 }
 
+// sigmoid (1 ulp) and silu (2 ulp) on every ISA: float lanes with FMA, double without. Errors
+// are judged at the ulp of max(|want|, 1e-6), as in tests/test_ulp.py.
+TEST_P(PerIsa, SigmoidSiluF32Accuracy) {
+  const int64_t n = 400001;
+  Tensor x = Tensor::empty({n}, DType::Float32);
+  for (int64_t i = 0; i < n; ++i)
+    x.data<float>()[i] = static_cast<float>(-100.0 + 200.0 * double(i) / (n - 1));
+  for (const auto& [op, target] : {std::pair{dc::cpu::UnaryOp::sigmoid, 1.0},
+                                   std::pair{dc::cpu::UnaryOp::silu, 2.0}}) {
+    Tensor y = Tensor::empty({n}, DType::Float32);
+    dc::cpu::unary_into(op, y, x);
+    double worst = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double xi = x.data<float>()[i], s = 1.0 / (1.0 + std::exp(-xi));
+      const double want = op == dc::cpu::UnaryOp::silu ? xi * s : s;
+      int e2;
+      std::frexp(std::max(std::abs(want), 1e-6), &e2);
+      worst = std::max(worst, std::abs(y.data<float>()[i] - want) / std::ldexp(1.0, e2 - 24));
+    }
+    EXPECT_LE(worst, target) << (op == dc::cpu::UnaryOp::silu ? "silu" : "sigmoid");
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  const float edge_in[] = {inf, -inf, std::numeric_limits<float>::quiet_NaN(), 0.f};
+  Tensor e = Tensor::empty({4}, DType::Float32), es = Tensor::empty({4}, DType::Float32);
+  Tensor eu = Tensor::empty({4}, DType::Float32);
+  std::memcpy(e.data_ptr(), edge_in, sizeof(edge_in));
+  dc::cpu::unary_into(dc::cpu::UnaryOp::sigmoid, es, e);
+  dc::cpu::unary_into(dc::cpu::UnaryOp::silu, eu, e);
+  const float *s = es.data<float>(), *u = eu.data<float>();
+  EXPECT_EQ(s[0], 1.f);
+  EXPECT_EQ(s[1], 0.f);
+  EXPECT_TRUE(std::isnan(s[2]));
+  EXPECT_EQ(s[3], 0.5f);
+  EXPECT_TRUE(std::isinf(u[0]) && u[0] > 0);
+  EXPECT_TRUE(std::isnan(u[1]));  // -inf * sigmoid(-inf) = -inf * 0, as torch has it
+  EXPECT_TRUE(std::isnan(u[2]));
+  EXPECT_EQ(u[3], 0.f);
+}
+
 TEST_P(PerIsa, IntegerDivisionByMinusOneDoesNotTrap) {
   Tensor a = Tensor::empty({3}, DType::Int64), b = Tensor::empty({3}, DType::Int64);
   const int64_t av[] = {std::numeric_limits<int64_t>::min(), 7, -7};

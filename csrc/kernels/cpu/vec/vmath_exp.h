@@ -168,25 +168,41 @@ DC_VM_INLINE double log1p_core(double x) {
 // results, NaN through the clamp). Over every float in [-110, 95]: at most 0.77 ulp, in the
 // subnormal results, which round twice (exp_f32's plain reduction: 1.02). Without FMA it is
 // evaluated in double to 2^-32 and rounded once (<= 0.51 ulp).
-DC_VM_INLINE float exp(float x) {
 #if defined(__FMA__)
-  using detail::fbits;
-  using detail::ffrom;
-  const float xc = detail::sel(x < -104.0f, -104.0f, detail::sel(x > 89.0f, 89.0f, x));
+namespace detail {
+// e^x = 2^n (p + p_lo) for float x in [-104, 89] (clamped; NaN passes): the float-lane
+// evaluation of exp below, with the last addition's rounding error kept in p_lo, so that
+// p + p_lo is within about 2^-30 of e^x / 2^n. Returns p; n and p_lo by reference.
+DC_VM_INLINE float exp_parts(float x, uint32_t& n, float& p_lo) {
+  const float xc = sel(x < -104.0f, -104.0f, sel(x > 89.0f, 89.0f, x));
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   const float t = xc * 1.44269504f + shifter, fn = t - shifter;
-  const uint32_t n = fbits(t) - fbits(shifter);
+  n = fbits(t) - fbits(shifter);
   // ln2 = 0.693145752 (16 significant bits, so fn times it is exact) + 1.42860677e-06
   const float rh = __builtin_fmaf(-fn, 0.693145752f, xc);  // exact
   const float r = __builtin_fmaf(-fn, 1.42860677e-06f, rh);
   const float c = __builtin_fmaf(-fn, 1.42860677e-06f, rh - r);
-  const float q = detail::poly(r, r * r, 0.5000000014286223, 0.16666666682534356,
-                               0.04166645680967788, 0.008333310024225292,
-                               0.0013934541928270264, 0.0001989198131397769);
+  const float q = poly(r, r * r, 0.5000000014286223, 0.16666666682534356, 0.04166645680967788,
+                       0.008333310024225292, 0.0013934541928270264, 0.0001989198131397769);
   const float hi = 1.0f + r, lo = (1.0f - hi) + r;
-  const float p = hi + (lo + __builtin_fmaf(r * r, q, c));
+  const float m = lo + __builtin_fmaf(r * r, q, c), p = hi + m;
+  p_lo = (hi - p) + m;
+  return p;
+}
+// 2^n for the n of exp_parts as two factors, so that n = 128 and the subnormals come out right.
+DC_VM_INLINE float scale2(float p, uint32_t n) {
   const uint32_t n1 = static_cast<uint32_t>(static_cast<int32_t>(n) >> 1), n2 = n - n1;
   return p * ffrom((n1 + 127u) << 23) * ffrom((n2 + 127u) << 23);
+}
+}  // namespace detail
+#endif
+
+DC_VM_INLINE float exp(float x) {
+#if defined(__FMA__)
+  uint32_t n;
+  float p_lo;
+  const float p = detail::exp_parts(x, n, p_lo);  // sets n: not inside scale2's argument list
+  return detail::scale2(p, n);
 #else
   return static_cast<float>(detail::exp_lo(detail::clamp(x, -200.0, 200.0)));
 #endif
