@@ -10,9 +10,8 @@
 // A double lane costs twice a float lane, still far under the memory traffic of a large
 // tensor; the float64 overloads evaluate directly.
 // The double exponential needs only float's precision here: vm::detail::exp_lo (2^-32), on
-// an argument clamped where sigmoid has long saturated (NaN passes the clamp).
-// With fused multiply-adds, sigmoid and silu stay in float lanes instead (twice the lanes;
-// under AVX2 the double path ran 1.8x torch's time): sigmoid_parts below.
+// an argument clamped where sigmoid has long saturated (NaN passes the clamp). sigmoid_parts
+// takes twice the lanes (under AVX2 the double path ran 1.8x torch's time).
 template <typename T>
 DC_HD inline T sigmoid_any(T x) { return T(1) / (T(1) + vm::exp(-x)); }
 #if defined(__FMA__)
