@@ -16,8 +16,9 @@
 // transformed values mix up to 16 inputs with coefficients 1 and 1/2 only, so the rounding
 // error stays near that of a direct sum of the same products (float32 weight gradients of
 // 5-512 channels: 0.7-2.3x the channels-last error, relative to the output's scale); the C++
-// and Python tests hold it to the other algorithms' tolerances. In bfloat16 the transformed operands would have to be rounded to bfloat16,
-// which costs far more (bench/README.md), so 16-bit convolutions run it in float32.
+// and Python tests hold it to the other algorithms' tolerances. In bfloat16 the transformed
+// operands would have to be rounded to bfloat16, which costs far more (bench/README.md), so
+// 16-bit convolutions run it in float32.
 //
 // The GEMMs run on the GEMM's micro-kernel and blocking (gemm_blocks), as the implicit GEMM
 // does (Note [Convolution as implicit GEMM]): U is computed straight into the micro-kernel's

@@ -140,6 +140,13 @@ void cast_into(const Tensor& out, const Tensor& in) {
   run(fn, {out, in}, nullptr);
 }
 
+void cast_strided(DType to, void* dst, int64_t dst_stride, DType from, const void* src,
+                  int64_t src_stride, int64_t n) {
+  char* io[2] = {static_cast<char*>(dst), static_cast<char*>(const_cast<void*>(src))};
+  const int64_t st[2] = {dst_stride, src_stride};
+  elementwise_table().cast[static_cast<int>(to)][static_cast<int>(from)](io, st, n, nullptr);
+}
+
 void where_into(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
   run(elementwise_table().where[static_cast<int>(out.dtype())], {out, cond, a, b}, nullptr);
 }

@@ -71,6 +71,10 @@ void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& 
 void add_scaled_into(const Tensor& out, const Tensor& a, const Tensor& b, double alpha);
 void compare_into(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b);
 void cast_into(const Tensor& out, const Tensor& in);  // any dtypes; also plain copies
+// n values at src (dtype `from`, src_stride bytes apart) cast into dst (dtype `to`, dst_stride
+// bytes apart) by the active ISA's cast kernel: for loops that convert raw memory in chunks.
+void cast_strided(DType to, void* dst, int64_t dst_stride, DType from, const void* src,
+                  int64_t src_stride, int64_t n);
 void where_into(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b);
 void fill_into(const Tensor& out, double value);
 

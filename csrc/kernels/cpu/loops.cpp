@@ -134,15 +134,7 @@ template <typename H>
 void run_widened_rows(const StridedIter& it, LoopFn fn, const double* params, uint32_t widen,
                       bool parallel) {
   constexpr int64_t kChunk = 1024;
-  const auto& casts = elementwise_table().cast;
-  const int f32 = static_cast<int>(DType::Float32), h = static_cast<int>(dtype_of<H>::value);
-  const LoopFn widen_fn = casts[f32][h], narrow_fn = casts[h][f32];
-  auto convert = [](LoopFn cast, char* dst, int64_t dst_stride, const char* src,
-                    int64_t src_stride, int64_t n) {
-    char* io[2] = {dst, const_cast<char*>(src)};
-    const int64_t st[2] = {dst_stride, src_stride};
-    cast(io, st, n, nullptr);
-  };
+  constexpr DType f32 = DType::Float32, h = dtype_of<H>::value;
   run_all(it, parallel, [&](char** ptrs, const int64_t* inner, int64_t n) {
     alignas(64) float buf[kMaxOperands][kChunk];
     char* p[kMaxOperands];
@@ -159,12 +151,11 @@ void run_widened_rows(const StridedIter& it, LoopFn fn, const double* params, ui
         p[t] = reinterpret_cast<char*>(buf[t]);
         s[t] = inner[t] == 0 ? 0 : static_cast<int64_t>(sizeof(float));
         // The output is read only when it is also an input (then it has another operand).
-        if (t > 0)
-          convert(widen_fn, p[t], sizeof(float), at, inner[t], inner[t] == 0 ? 1 : m);
+        if (t > 0) cast_strided(f32, p[t], sizeof(float), h, at, inner[t], inner[t] == 0 ? 1 : m);
       }
       fn(p, s, m, params);
       if (widen & 1u)
-        convert(narrow_fn, ptrs[0] + b * inner[0], inner[0], p[0], sizeof(float), m);
+        cast_strided(h, ptrs[0] + b * inner[0], inner[0], f32, p[0], sizeof(float), m);
     }
   });
 }

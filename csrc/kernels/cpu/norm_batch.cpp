@@ -33,14 +33,9 @@ inline void for_runs(const D* row, int64_t S, T* buf, F&& f) {
   if constexpr (std::is_same_v<D, T>) {
     f(int64_t(0), row, S);
   } else {
-    const LoopFn widen = elementwise_table().cast[static_cast<int>(DType::Float32)]
-                                                 [static_cast<int>(dtype_of<D>::value)];
-    const int64_t st[2] = {sizeof(T), sizeof(D)};
     for (int64_t i0 = 0; i0 < S; i0 += kChunk) {
       const int64_t len = std::min(kChunk, S - i0);
-      char* ptrs[2] = {reinterpret_cast<char*>(buf),
-                       reinterpret_cast<char*>(const_cast<D*>(row + i0))};
-      widen(ptrs, st, len, nullptr);
+      cast_strided(DType::Float32, buf, sizeof(T), dtype_of<D>::value, row + i0, sizeof(D), len);
       f(i0, static_cast<const T*>(buf), len);
     }
   }
@@ -53,14 +48,10 @@ inline void write_runs(D* row, int64_t S, T* buf, F&& compute) {
   if constexpr (std::is_same_v<D, T>) {
     compute(row, int64_t(0), S);
   } else {
-    const LoopFn narrow = elementwise_table().cast[static_cast<int>(dtype_of<D>::value)]
-                                                  [static_cast<int>(DType::Float32)];
-    const int64_t st[2] = {sizeof(D), sizeof(T)};
     for (int64_t i0 = 0; i0 < S; i0 += kChunk) {
       const int64_t len = std::min(kChunk, S - i0);
       compute(buf, i0, len);
-      char* ptrs[2] = {reinterpret_cast<char*>(row + i0), reinterpret_cast<char*>(buf)};
-      narrow(ptrs, st, len, nullptr);
+      cast_strided(dtype_of<D>::value, row + i0, sizeof(D), DType::Float32, buf, sizeof(T), len);
     }
   }
 }

@@ -28,7 +28,6 @@ namespace {
 
 #include "kernels/cpu/vec/sum_lanes.h"
 
-constexpr int64_t kInnerTile = 1024;      // columns reduced together; their states stay in L1
 constexpr int64_t kLanes = 16;            // interleaved accumulators along a row
 constexpr int64_t kChunkElems = 1 << 16;  // elements per K-chunk task when K is split
 
@@ -250,7 +249,6 @@ struct ExtremeOp {
   using State = T;
   // float32 and float64 run the per-ISA kernels of vec/extreme_kernels.cpp.
   static constexpr bool kRowKernel = std::is_same_v<T, float> || std::is_same_v<T, double>;
-  static_assert(kInnerTileExtreme == kInnerTile);
   T* out;
   static T pick(T v, T x) {
     // Two plain selects (better, then x is NaN) so the column loop vectorises.
@@ -261,15 +259,13 @@ struct ExtremeOp {
       return (kMax ? x > v : x < v) ? x : v;
     }
   }
-  T row(const T* p, int64_t n) const {
+  T row(const T* p, int64_t n) const {  // instantiated only where kRowKernel
     if constexpr (std::is_same_v<T, float>)
       return for_active_isa(&generic::extreme_row_f32, &avx2::extreme_row_f32,
                             &avx512::extreme_row_f32)(p, n, kMax);
-    else if constexpr (std::is_same_v<T, double>)
+    else
       return for_active_isa(&generic::extreme_row_f64, &avx2::extreme_row_f64,
                             &avx512::extreme_row_f64)(p, n, kMax);
-    else
-      return p[0];  // not reached: kRowKernel is false
   }
   void columns(const T* p, int64_t nrows, int64_t stride, int64_t ncols, int64_t, int64_t,
                int64_t, State* st) const {

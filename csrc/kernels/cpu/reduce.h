@@ -42,10 +42,10 @@ constexpr int64_t kSumShortRow = 1024;
 namespace avx512 { double sum_row_f32(const float* p, int64_t n); }
 namespace avx2 { double sum_row_f32(const float* p, int64_t n); }
 namespace generic { double sum_row_f32(const float* p, int64_t n); }
-// The max (is_max) or min of a row of n >= 1, and of each of ncols <= kInnerTileExtreme columns
-// over nrows >= 1 rows `stride` apart, into st; NaN wins. Compiled per ISA
-// (vec/extreme_kernels.cpp).
-constexpr int64_t kInnerTileExtreme = 1024;
+// Columns reduced together (their states stay in L1): the column kernels take at most this many.
+constexpr int64_t kInnerTile = 1024;
+// The max (is_max) or min of a row of n >= 1, and of each of ncols <= kInnerTile columns over
+// nrows >= 1 rows `stride` apart, into st; NaN wins. Compiled per ISA (vec/extreme_kernels.cpp).
 #define DC_DECLARE_EXTREME(isa)                                                                \
   namespace isa {                                                                              \
   float extreme_row_f32(const float* p, int64_t n, bool is_max);                               \

@@ -70,7 +70,7 @@ template <bool kMax, typename T>
 void cols(const T* p, int64_t nrows, int64_t stride, int64_t ncols, T* st) {
   // A local accumulator (it cannot alias the input) lets the loop vectorise; two plain selects
   // (better, then x is NaN).
-  T acc[kInnerTileExtreme];
+  T acc[kInnerTile];
   for (int64_t j = 0; j < ncols; ++j) acc[j] = p[j];
   for (int64_t r = 1; r < nrows; ++r) {
     const T* q = p + r * stride;
