@@ -409,6 +409,65 @@ TEST_P(PerIsa, SigmoidSiluF32Accuracy) {
   EXPECT_EQ(u[3], 0.f);
 }
 
+// sin and cos (and their derivatives) within 1 ulp on every ISA: float lanes below 2^17 with
+// FMA, double without; rows holding a larger element take the double path (2^17 to 2^28) and
+// libm (above), whichever row they are in. Inputs near multiples of pi/2 test the reduction.
+TEST_P(PerIsa, SinCosF32Accuracy) {
+  std::vector<float> xs;
+  for (int64_t i = 0; i <= 200000; ++i) xs.push_back(float(-131071.0 + 262142.0 * double(i) / 200000));
+  for (int64_t q = 1; q < 83000; q += 37) {  // the floats around q pi/2
+    const float c = float(q * 1.5707963267948966);
+    xs.push_back(c);
+    xs.push_back(std::nextafter(c, 0.f));
+    xs.push_back(std::nextafter(c, 1e9f));
+  }
+  for (float v : {0.f, -0.f, 1e-30f, -1e-40f, 0.7853981f, 131071.99f}) xs.push_back(v);
+  auto ulp_of = [](double want) {
+    int e2;
+    std::frexp(std::max(std::abs(want), 1e-30), &e2);
+    return std::ldexp(1.0, e2 - 24);
+  };
+  // The same values alone, and with one element past each limit in the row.
+  for (float extra : {0.f, 2.5e5f, 1e30f}) {
+    std::vector<float> row = xs;
+    if (extra != 0.f) row.push_back(extra);
+    const int64_t m = static_cast<int64_t>(row.size());
+    Tensor x = Tensor::empty({m}, DType::Float32);
+    std::memcpy(x.data_ptr(), row.data(), sizeof(float) * m);
+    Tensor g = Tensor::empty({m}, DType::Float32);
+    for (int64_t i = 0; i < m; ++i) g.data<float>()[i] = 1.0f;
+    for (const bool is_cos : {false, true}) {
+      const auto op = is_cos ? dc::cpu::UnaryOp::cos : dc::cpu::UnaryOp::sin;
+      Tensor y = Tensor::empty({m}, DType::Float32), dy = Tensor::empty({m}, DType::Float32);
+      dc::cpu::unary_into(op, y, x);
+      dc::cpu::unary_backward_into(op, dy, g, x);
+      double worst = 0, worst_d = 0;
+      for (int64_t i = 0; i < m; ++i) {
+        const double xi = row[static_cast<size_t>(i)];
+        const double want = is_cos ? std::cos(xi) : std::sin(xi);
+        const double want_d = is_cos ? -std::sin(xi) : std::cos(xi);
+        worst = std::max(worst, std::abs(y.data<float>()[i] - want) / ulp_of(want));
+        worst_d = std::max(worst_d, std::abs(dy.data<float>()[i] - want_d) / ulp_of(want_d));
+      }
+      EXPECT_LE(worst, 1.0) << (is_cos ? "cos" : "sin") << " extra " << extra;
+      EXPECT_LE(worst_d, 1.0) << (is_cos ? "cos" : "sin") << " backward, extra " << extra;
+    }
+  }
+  const float inf = std::numeric_limits<float>::infinity();
+  const float edge_in[] = {inf, -inf, std::numeric_limits<float>::quiet_NaN(), -0.f};
+  Tensor e = Tensor::empty({4}, DType::Float32), es = Tensor::empty({4}, DType::Float32);
+  Tensor ec = Tensor::empty({4}, DType::Float32);
+  std::memcpy(e.data_ptr(), edge_in, sizeof(edge_in));
+  dc::cpu::unary_into(dc::cpu::UnaryOp::sin, es, e);
+  dc::cpu::unary_into(dc::cpu::UnaryOp::cos, ec, e);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(std::isnan(es.data<float>()[i])) << i;
+    EXPECT_TRUE(std::isnan(ec.data<float>()[i])) << i;
+  }
+  EXPECT_TRUE(es.data<float>()[3] == 0.f && std::signbit(es.data<float>()[3]));  // sin(-0) = -0
+  EXPECT_EQ(ec.data<float>()[3], 1.f);
+}
+
 TEST_P(PerIsa, IntegerDivisionByMinusOneDoesNotTrap) {
   Tensor a = Tensor::empty({3}, DType::Int64), b = Tensor::empty({3}, DType::Int64);
   const int64_t av[] = {std::numeric_limits<int64_t>::min(), 7, -7};

@@ -301,6 +301,23 @@ void guarded_loop(char** d, const int64_t* s, int64_t n, const double* p) {
       return Fn::needs_slow(x, k) ? Fn::slow(x, k) : Fn::fast(x, k);
     });
 }
+#if defined(__FMA__)
+// float32 sin and cos in float lanes (Note [Float-lane sine and cosine]), for rows whose
+// elements are all below 2^17; other rows take the double evaluation (Wide, guarded itself).
+struct SinLanesFn {
+  DC_FORCE_INLINE static float fast(float x, int) { return vm::sin_lanes(x); }
+  DC_FORCE_INLINE static bool needs_slow(float x, int) { return vm::lanes_need_wide(x); }
+};
+struct CosLanesFn {
+  DC_FORCE_INLINE static float fast(float x, int) { return vm::cos_lanes(x); }
+  DC_FORCE_INLINE static bool needs_slow(float x, int) { return vm::lanes_need_wide(x); }
+};
+template <typename Fn, typename Wide>
+void lanes_loop(char** d, const int64_t* s, int64_t n, const double* p) {
+  if (any_slow<float, Fn>(d[1], s[1], n, 0)) return guarded_loop<float, Wide>(d, s, n, p);
+  unary_loop<float, float>(d, s, n, [](float x) -> float { return Fn::fast(x, 0); });
+}
+#endif
 // params: [n]
 // n = 0 is digamma. Otherwise the vector loop evaluates with the constants of its n, computed
 // once (polygamma_const); rows with slow elements go through guarded_loop.
@@ -326,6 +343,15 @@ void guarded_backward_loop(char** d, const int64_t* s, int64_t n, const double* 
       return T(Sign) * g * (Fn::needs_slow(x, k) ? Fn::slow(x, k) : Fn::fast(x, k));
     });
 }
+#if defined(__FMA__)
+template <typename Fn, typename Wide, int Sign>
+void lanes_backward_loop(char** d, const int64_t* s, int64_t n, const double* p) {
+  if (any_slow<float, Fn>(d[2], s[2], n, 0))
+    return guarded_backward_loop<float, Wide, Sign>(d, s, n, p);
+  binary_loop<float, float>(d, s, n,
+                            [](float g, float x) -> float { return float(Sign) * g * Fn::fast(x, 0); });
+}
+#endif
 // params: [eps, has_eps]. log(z / (1 - z)) near z = 0.5 is small and the quotient's rounding
 // would dominate it: float32 takes the quotient in double. The bounds are read once per call,
 // so the loop keeps no loads from `p` (which could alias the output).
@@ -626,15 +652,22 @@ void fill_elementwise(ElementwiseTable& t) {
 #undef DC_SET_FLOAT_UNARY
   // The kernels with slow elements (Note [Slow elements]) replace the plain ones.
   auto Bw = [&](UnaryOp op) -> LoopFn* { return t.unary_backward[static_cast<int>(op)]; };
+#if defined(__FMA__)
+  U(UnaryOp::sin)[F32] = lanes_loop<SinLanesFn, SinFn>;
+  U(UnaryOp::cos)[F32] = lanes_loop<CosLanesFn, CosFn>;
+  Bw(UnaryOp::sin)[F32] = lanes_backward_loop<CosLanesFn, CosFn, 1>;
+  Bw(UnaryOp::cos)[F32] = lanes_backward_loop<SinLanesFn, SinFn, -1>;
+#else
   U(UnaryOp::sin)[F32] = guarded_loop<float, SinFn>;
-  U(UnaryOp::sin)[F64] = guarded_loop<double, SinFn>;
   U(UnaryOp::cos)[F32] = guarded_loop<float, CosFn>;
+  Bw(UnaryOp::sin)[F32] = guarded_backward_loop<float, CosFn, 1>;
+  Bw(UnaryOp::cos)[F32] = guarded_backward_loop<float, SinFn, -1>;
+#endif
+  U(UnaryOp::sin)[F64] = guarded_loop<double, SinFn>;
   U(UnaryOp::cos)[F64] = guarded_loop<double, CosFn>;
   U(UnaryOp::tan)[F32] = guarded_loop<float, TanFn>;
   U(UnaryOp::tan)[F64] = guarded_loop<double, TanFn>;
-  Bw(UnaryOp::sin)[F32] = guarded_backward_loop<float, CosFn, 1>;
   Bw(UnaryOp::sin)[F64] = guarded_backward_loop<double, CosFn, 1>;
-  Bw(UnaryOp::cos)[F32] = guarded_backward_loop<float, SinFn, -1>;
   Bw(UnaryOp::cos)[F64] = guarded_backward_loop<double, SinFn, -1>;
   Bw(UnaryOp::polygamma)[F32] = guarded_backward_loop<float, PolygammaFn, 1, 1>;
   Bw(UnaryOp::polygamma)[F64] = guarded_backward_loop<double, PolygammaFn, 1, 1>;

@@ -200,6 +200,57 @@ DC_VM_INLINE double asin_abs(double a, const double (&pa)[N], bool& outer, doubl
   return (s - head) + s * z * horner(z, pa);
 }
 
+
+#if defined(__FMA__)
+// Note [Float-lane sine and cosine]
+// With FMA, the sin and cos kernels evaluate float32 in float lanes (twice the lanes of the
+// double evaluation above) for |x| < 2^17; a row with a larger element runs trig_f32
+// (sincos_lanes_slow). The reduction keeps x - q pi/2 as a float pair rh + rl:
+//   pi/2 = C1 + C2 + C3 (24 bits each; the rest is 2^-76). r1 = x - q C1 is exact in one FMA:
+//   q C1 and x are multiples of 2^-23 (x >= 1; x < 1 gives q <= 1 and multiples of 2^-24) and
+//   |r1| < 1. q C2 is kept as an exact product pair and subtracted by TwoSum; q C3 and the
+//   roundings go into the low part, so that even the floats nearest a multiple of pi/2 keep
+//   their relative accuracy.
+// sin(rh + rl) = rh + (rh t S(t) + rl (1 - t/2)), t = rh^2; cos(rh + rl) = w + ew + t^2 C(t)
+// - t_err/2 - rl rh with w + ew = 1 - t/2 exactly (Fast2Sum) and t_err the rounding of t.
+// S and C are kSinF and kCosF in float. Only the last addition rounds at the result's scale;
+// the rest is the rounding of the small term (up to 0.08 of the result). Over every float of
+// |x| < 2^17 against double sin and cos: 0.789 ulp (sin), 0.790 ulp (cos), where the double
+// evaluation gives 0.5. 4M elements on two AVX2 threads: 1.5x -> 0.8x torch's time.
+constexpr float kTrigFloatLaneLimit = 131072.0f;  // 2^17
+template <bool kCos>
+DC_VM_INLINE float sincos_lanes(float x) {
+  using detail::ffrom;
+  const uint32_t bits = fbits(x);
+  const float a = detail::fabs_f(x);
+  const float ac = sel(a < kTrigFloatLaneLimit, a, 0.0f);  // keeps q in range (and NaN out)
+  const float shifter = 12582912.0f;                        // 1.5 * 2^23
+  const float tq = ac * 0.636619747f + shifter, q = tq - shifter;
+  const float C1 = 1.57079637f, C2 = -4.37113900e-08f, C3 = -1.71512451e-15f;
+  const float r1 = __builtin_fmaf(-q, C1, ac);  // exact
+  const float ph = q * C2, pl = __builtin_fmaf(q, C2, -ph);
+  const float s = r1 - ph, bb = s - r1;
+  const float e = (r1 - (s - bb)) + (-ph - bb);  // s + e = r1 - ph exactly
+  const float lo = (e - pl) - q * C3;
+  const float rh = s + lo, rl = lo - (rh - s);
+  const float t = rh * rh;
+  const float sn = rh + __builtin_fmaf(rh * t, detail::poly(t, t * t, -0.166666672f, 0.00833333191f,
+                                                           -0.000198400865f, 2.72499259e-06f),
+                                       rl * __builtin_fmaf(-0.5f, t, 1.0f));
+  const float t_err = __builtin_fmaf(rh, rh, -t);
+  const float h = 0.5f * t, w = 1.0f - h, ew = (1.0f - w) - h;
+  const float tail = (t * t) * detail::poly(t, t * t, 0.0416666493f, -0.00138875889f,
+                                            2.44637894e-05f);
+  const float cs = w + (ew + (tail - __builtin_fmaf(0.5f, t_err, rl * rh)));
+  const uint32_t k = fbits(tq) + (kCos ? 1u : 0u);  // the low bits hold q
+  const uint32_t odd = 0u - (k & 1u), neg = (k & 2u) << 30;
+  uint32_t v = (fbits(cs) & odd) | (fbits(sn) & ~odd);
+  v ^= neg;
+  if (!kCos) v ^= bits & 0x80000000u;
+  const float out = ffrom(v), nan = x - x;
+  return sel((bits & 0x7f800000u) == 0x7f800000u, nan, out);  // inf, NaN -> NaN
+}
+#endif
 }  // namespace trig_detail
 
 DC_VM_INLINE float sin(float x) {
@@ -211,6 +262,16 @@ DC_VM_INLINE float cos(float x) {
 DC_VM_INLINE float tan(float x) {
   return trig_detail::trig_f32<trig_detail::TrigFn::kTan>(x);
 }
+#if defined(__FMA__)
+// Float-lane sin and cos for |x| < 2^17 (Note [Float-lane sine and cosine]): the kernels call
+// these on rows where `lanes_need_wide` is false for every element.
+DC_VM_INLINE float sin_lanes(float x) { return trig_detail::sincos_lanes<false>(x); }
+DC_VM_INLINE float cos_lanes(float x) { return trig_detail::sincos_lanes<true>(x); }
+DC_VM_INLINE bool lanes_need_wide(float x) {
+  const float a = std::fabs(x);
+  return (a >= trig_detail::kTrigFloatLaneLimit) & (a != INFINITY);
+}
+#endif
 DC_VM_INLINE double sin(double x) {
   return trig_detail::trig_f64<trig_detail::TrigFn::kSin>(x);
 }
