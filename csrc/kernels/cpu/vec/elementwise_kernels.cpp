@@ -368,7 +368,8 @@ void lanes_backward_loop(char** d, const int64_t* s, int64_t n, const double* p)
 }
 #endif
 // params: [eps, has_eps]. log(z / (1 - z)) near z = 0.5 is small and the quotient's rounding
-// would dominate it: float32 takes the quotient in double. The bounds are read once per call,
+// would dominate it: float32 carries the quotient's rounding (with FMA) or takes it in double
+// (without). The bounds are read once per call,
 // so the loop keeps no loads from `p` (which could alias the output).
 inline double logit_any(double z) { return vm::log(z / (1.0 - z)); }
 #if defined(__FMA__)
