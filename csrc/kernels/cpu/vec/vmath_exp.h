@@ -11,7 +11,8 @@
 // the nearest float or its neighbour (<= 1 ulp) without the error analysis that float
 // arithmetic needs, and float inputs and outputs (subnormals included) are all normal
 // doubles, so there is no scaling to do. It costs half the vector width; exp and exp2 stay in
-// float (with FMA), where that is already within 1 ulp.
+// float (with FMA), where that is already within 1 ulp, and so does most of erfc, its
+// roundings carried as float pairs.
 //
 // Divisions and square roots are slow in SIMD (a double division costs as much as ~10
 // fused multiply-adds), so they are used only where a polynomial would be much longer.
