@@ -333,7 +333,51 @@ DC_VM_INLINE double atan2(double y, double x) {
   return detail::sel(x != x, nan, detail::sel(y != y, nan, out));
 }
 
+#if defined(__FMA__)
+// asin and acos in float lanes with FMA (twice the lanes of the double evaluation, whose
+// square root is the slowest part): asin(s) = s + s z P(z) as a pair A + A_lo, with s = |x|,
+// z = s^2 for |x| <= 1/2, and s = sqrt(z) plus its rounding s_lo (the exact remainder over 2s)
+// for z = (1 - |x|) / 2 (exact) above. pi/2 and pi are float pairs; each difference with them
+// is a TwoSum, so the result rounds about once.
+//   asin: A (|x| <= 1/2); pi/2 - 2 A (above). acos: pi/2 - x - x z P(z) (|x| <= 1/2); 2 A
+//   (x > 1/2); pi - 2 A (x < -1/2).
+// Over every float of [-1, 1] against double: asin 0.635 ulp, acos 0.623 (the double
+// evaluation: 0.50 for both; without s_lo, 1.07). 4M elements under AVX2: acos 9.2 -> 6.6 ms
+// on one thread, asin 4.0-4.4 -> 2.45 ms on two.
+namespace trig_detail {
+DC_VM_INLINE float asin_lanes(float a, bool& outer, float& z, float& lo) {
+  outer = a > 0.5f;
+  const float half_gap = 0.5f * (1.0f - a);  // exact for a >= 1/2
+  const float root = std::sqrt(sel(half_gap < 0.0f, 0.0f, half_gap));
+  const float inv2 = 0.5f / sel(root > 0.0f, root, 1.0f);
+  const float root_lo = __builtin_fmaf(-root, root, half_gap) * inv2;
+  const float s = sel(outer, root, a), s_lo = sel(outer, root_lo, 0.0f);
+  z = sel(outer, half_gap, a * a);
+  const float small = s * z * detail::poly(z, z * z, 0.166666672f, 0.0749999210f, 0.0446476638f,
+                                           0.0302691385f, 0.0236118175f, 0.0105744153f,
+                                           0.0309745409f);
+  const float tail = s_lo + small, hi = s + tail;
+  lo = (s - hi) + tail;
+  return hi;
+}
+// c_hi + c_lo - v (v >= 0 below c_hi) with the difference's rounding carried: one rounding.
+DC_VM_INLINE float minus_pair(float c_hi, float c_lo, float v, float v_lo) {
+  const float d = c_hi - v, bb = d - c_hi;
+  const float e = (c_hi - (d - bb)) + (-v - bb);
+  return d + (e + (c_lo - v_lo));
+}
+}  // namespace trig_detail
+#endif
 DC_VM_INLINE float asin(float x) {
+#if defined(__FMA__)
+  bool outer;
+  float z, lo;
+  const float a = detail::fabs_f(x);
+  const float A = trig_detail::asin_lanes(a, outer, z, lo);
+  const float reflected = trig_detail::minus_pair(1.57079637f, -4.37113883e-08f, 2.0f * A, 2.0f * lo);
+  const float out = detail::copysign_f(detail::sel(outer, reflected, A), x), nan = (x - x) / (x - x);
+  return detail::sel(a > 1.0f, nan, out);
+#else
   const double a = std::fabs(static_cast<double>(x));
   bool outer;
   double head;
@@ -342,6 +386,7 @@ DC_VM_INLINE float asin(float x) {
   const double v = detail::sel(outer, reflected, s);
   const float out = std::copysign(static_cast<float>(v), x), nan = (x - x) / (x - x);
   return detail::sel(a > 1.0, nan, out);
+#endif
 }
 DC_VM_INLINE double asin(double x) {
   const double a = std::fabs(x);
@@ -357,6 +402,19 @@ DC_VM_INLINE double asin(double x) {
 }
 // acos(x) = pi/2 - asin(x) for |x| <= 1/2; 2 asin(sqrt((1 - x) / 2)) above; pi minus that below.
 DC_VM_INLINE float acos(float x) {
+#if defined(__FMA__)
+  bool outer;
+  float z, lo;
+  const float a = detail::fabs_f(x);
+  const float A = trig_detail::asin_lanes(a, outer, z, lo);
+  // |x| <= 1/2: pi/2 - (x + x z P(z)), the small term taken from asin_lanes' pair
+  const float mid = trig_detail::minus_pair(1.57079637f, -4.37113883e-08f, x,
+                                            detail::copysign_f((A - a) + lo, x));
+  const float below = trig_detail::minus_pair(3.14159274f, -8.74227766e-08f, 2.0f * A, 2.0f * lo);
+  const float v = detail::sel(outer, detail::sel(x < 0.0f, below, 2.0f * A), mid);
+  const float nan = (x - x) / (x - x);
+  return detail::sel(a > 1.0f, nan, v);
+#else
   const double a = std::fabs(static_cast<double>(x));
   bool outer;
   double head;
@@ -367,6 +425,7 @@ DC_VM_INLINE float acos(float x) {
   const double v = detail::sel(outer, detail::sel(neg, pi_minus, twice), mid);
   const float out = static_cast<float>(v), nan = (x - x) / (x - x);
   return detail::sel(a > 1.0, nan, out);
+#endif
 }
 DC_VM_INLINE double acos(double x) {
   const double a = std::fabs(x);
