@@ -2,9 +2,9 @@
 //
 // Note [Branch-free trigonometry]
 // float: every function computes in double and rounds once at the end, so a short
-// polynomial (relative error 2^-32 or better) leaves the result within 1 ulp. (The sin and
-// cos kernels call sin_lanes / cos_lanes instead where FMA is available: Note [Float-lane sine
-// and cosine].)
+// polynomial (relative error 2^-32 or better) leaves the result within 1 ulp. (Where FMA is
+// available, the sin and cos kernels call sin_lanes / cos_lanes instead, Note [Float-lane
+// sine and cosine], and asin and acos evaluate in float lanes, over asin_lanes.)
 // sin, cos and tan reduce by Cody-Waite: x - q pi/2 with pi/2 in four pieces, the first
 // three short enough that q * piece is exact. That holds for |x| < 2^28 (float) and 2^20
 // (double); above, the result is wrong, and `sin_needs_slow` (cos_, tan_) says so, so that a
