@@ -409,40 +409,54 @@ TEST_P(PerIsa, SigmoidSiluF32Accuracy) {
   EXPECT_EQ(u[3], 0.f);
 }
 
-// erfc within 1.25 ulp on every ISA (2 is the op's target; the max over every float is 0.96
-// in float lanes with FMA, 1.23 in double without), judged at the ulp of max(|want|, 1e-6) as tests/test_ulp.py does, densely around
-// the 0.875 seam between the series and the e^(-x^2) G(1/x) form, and into the subnormal tail.
-TEST_P(PerIsa, ErfcF32Accuracy) {
-  std::vector<float> xs;
-  for (int64_t i = 0; i <= 300000; ++i) xs.push_back(float(-5.0 + 15.2 * double(i) / 300000));
-  float v = 0.85f;
-  for (int i = 0; i < 200000; ++i, v = std::nextafter(v, 1.f)) xs.push_back(v);  // to ~0.86
-  v = 0.875f;
-  for (int i = 0; i < 100000; ++i) {
-    xs.push_back(v);
-    xs.push_back(-v);
-    v = std::nextafter(v, 0.f);
-  }
+// The float32 kernel of `op` over `xs` (with the op's params, if any).
+std::vector<float> unary_f32(dc::cpu::UnaryOp op, const std::vector<float>& xs,
+                             const double* params = nullptr) {
   const int64_t n = static_cast<int64_t>(xs.size());
   Tensor x = Tensor::empty({n}, DType::Float32), y = Tensor::empty({n}, DType::Float32);
   std::memcpy(x.data_ptr(), xs.data(), sizeof(float) * xs.size());
-  dc::cpu::unary_into(dc::cpu::UnaryOp::erfc, y, x);
+  dc::cpu::unary_into(op, y, x, params);
+  return std::vector<float>(y.data<float>(), y.data<float>() + n);
+}
+// The largest error of got[i] against want(xs[i]) in float32 ulp, judged at the ulp of
+// max(|want|, floor) (tests/test_ulp.py uses 1e-6); its input in `worst_x`.
+template <typename Want>
+double max_ulp(const std::vector<float>& xs, const std::vector<float>& got, Want want,
+               float& worst_x, double floor = 1e-6) {
   double worst = 0;
-  float worst_x = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double want = std::erfc(double(xs[static_cast<size_t>(i)]));
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const double w = want(double(xs[i]));
     int e2;
-    std::frexp(std::max(std::abs(want), 1e-6), &e2);
-    const double err = std::abs(y.data<float>()[i] - want) / std::ldexp(1.0, e2 - 24);
-    if (err > worst) worst = err, worst_x = xs[static_cast<size_t>(i)];
+    std::frexp(std::max(std::abs(w), floor), &e2);
+    const double err = std::abs(double(got[i]) - w) / std::ldexp(1.0, e2 - 24);
+    if (err > worst) worst = err, worst_x = xs[i];
   }
+  return worst;
+}
+// The floats next to c, k of them on each side.
+void push_around(std::vector<float>& xs, float c, int k) {
+  float lo = c, hi = c;
+  for (int i = 0; i < k; ++i) {
+    xs.push_back(lo = std::nextafter(lo, -INFINITY));
+    xs.push_back(hi = std::nextafter(hi, INFINITY));
+  }
+}
+
+// erfc within 1.25 ulp on every ISA (2 is the op's target; the max over every float is 0.96
+// in float lanes with FMA, 1.23 in double without), densely around the 0.875 seam between the
+// series and the e^(-x^2) G(1/x) form, and into the subnormal tail.
+TEST_P(PerIsa, ErfcF32Accuracy) {
+  std::vector<float> xs;
+  for (int64_t i = 0; i <= 300000; ++i) xs.push_back(float(-5.0 + 15.2 * double(i) / 300000));
+  push_around(xs, 0.875f, 100000);
+  push_around(xs, -0.875f, 100000);
+  float worst_x = 0;
+  const double worst = max_ulp(xs, unary_f32(dc::cpu::UnaryOp::erfc, xs),
+                               [](double x) { return std::erfc(x); }, worst_x);
   EXPECT_LE(worst, 1.25) << "at x = " << worst_x;
   const float inf = std::numeric_limits<float>::infinity();
-  const float edge_in[] = {inf, -inf, std::numeric_limits<float>::quiet_NaN(), 0.f, 10.2f, -10.2f};
-  Tensor e = Tensor::empty({6}, DType::Float32), ey = Tensor::empty({6}, DType::Float32);
-  std::memcpy(e.data_ptr(), edge_in, sizeof(edge_in));
-  dc::cpu::unary_into(dc::cpu::UnaryOp::erfc, ey, e);
-  const float* r = ey.data<float>();
+  const std::vector<float> r = unary_f32(
+      dc::cpu::UnaryOp::erfc, {inf, -inf, std::numeric_limits<float>::quiet_NaN(), 0.f, 10.2f, -10.2f});
   EXPECT_EQ(r[0], 0.f);
   EXPECT_EQ(r[1], 2.f);
   EXPECT_TRUE(std::isnan(r[2]));
@@ -457,34 +471,16 @@ TEST_P(PerIsa, ErfcF32Accuracy) {
 TEST_P(PerIsa, LogitF32Accuracy) {
   std::vector<float> xs;
   for (int64_t i = 1; i < 300000; ++i) xs.push_back(float(double(i) / 300000));
-  for (float c : {0.25f, 0.5f, 0.75f}) {
-    float lo = c, hi = c;
-    for (int i = 0; i < 50000; ++i) {
-      xs.push_back(lo = std::nextafter(lo, 0.f));
-      xs.push_back(hi = std::nextafter(hi, 1.f));
-    }
-  }
+  for (float c : {0.25f, 0.5f, 0.75f}) push_around(xs, c, 50000);
   for (float v = 1e-30f; v < 0.1f; v *= 1.37f) xs.push_back(v);
-  const int64_t n = static_cast<int64_t>(xs.size());
   const double params[2] = {0.0, 0.0};  // no eps
-  Tensor x = Tensor::empty({n}, DType::Float32), y = Tensor::empty({n}, DType::Float32);
-  std::memcpy(x.data_ptr(), xs.data(), sizeof(float) * xs.size());
-  dc::cpu::unary_into(dc::cpu::UnaryOp::logit, y, x, params);
-  double worst = 0;
   float worst_x = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double z = xs[static_cast<size_t>(i)], want = std::log(z) - std::log1p(-z);
-    int e2;
-    std::frexp(std::max(std::abs(want), 1e-6), &e2);
-    const double err = std::abs(y.data<float>()[i] - want) / std::ldexp(1.0, e2 - 24);
-    if (err > worst) worst = err, worst_x = xs[static_cast<size_t>(i)];
-  }
+  const double worst = max_ulp(xs, unary_f32(dc::cpu::UnaryOp::logit, xs, params),
+                               [](double z) { return std::log(z) - std::log1p(-z); }, worst_x);
   EXPECT_LE(worst, 1.0) << "at z = " << worst_x;
-  const float edge_in[] = {0.f, 1.f, -0.5f, 1.5f, std::numeric_limits<float>::quiet_NaN(), 0.5f};
-  Tensor e = Tensor::empty({6}, DType::Float32), ey = Tensor::empty({6}, DType::Float32);
-  std::memcpy(e.data_ptr(), edge_in, sizeof(edge_in));
-  dc::cpu::unary_into(dc::cpu::UnaryOp::logit, ey, e, params);
-  const float* r = ey.data<float>();
+  const std::vector<float> r = unary_f32(
+      dc::cpu::UnaryOp::logit, {0.f, 1.f, -0.5f, 1.5f, std::numeric_limits<float>::quiet_NaN(), 0.5f},
+      params);
   EXPECT_TRUE(std::isinf(r[0]) && r[0] < 0);
   EXPECT_TRUE(std::isinf(r[1]) && r[1] > 0);
   EXPECT_TRUE(std::isnan(r[2]) && std::isnan(r[3]) && std::isnan(r[4]));
@@ -495,43 +491,22 @@ TEST_P(PerIsa, LogitF32Accuracy) {
 // with FMA, 0.5 in double without), densely at the 1/2 seam and near +-1, where acos is small
 // and its square root's rounding must be carried; edges and NaN outside [-1, 1].
 TEST_P(PerIsa, AsinAcosF32Accuracy) {
-  std::vector<float> xs;
+  std::vector<float> around, xs;
   for (int64_t i = -200000; i <= 200000; ++i) xs.push_back(float(double(i) / 200000));
-  for (float c : {0.5f, -0.5f, 1.f, -1.f}) {
-    float lo = c, hi = c;
-    for (int i = 0; i < 40000; ++i) {
-      xs.push_back(lo = std::nextafter(lo, -2.f));
-      xs.push_back(hi = std::nextafter(hi, 2.f));
-    }
-  }
-  std::vector<float> in;
-  for (float v : xs)
-    if (std::abs(v) <= 1.f) in.push_back(v);
-  const int64_t n = static_cast<int64_t>(in.size());
-  Tensor x = Tensor::empty({n}, DType::Float32);
-  std::memcpy(x.data_ptr(), in.data(), sizeof(float) * in.size());
+  for (float c : {0.5f, -0.5f, 1.f, -1.f}) push_around(around, c, 40000);
+  for (float v : around)
+    if (std::abs(v) <= 1.f) xs.push_back(v);
   for (const bool is_acos : {false, true}) {
-    Tensor y = Tensor::empty({n}, DType::Float32);
-    dc::cpu::unary_into(is_acos ? dc::cpu::UnaryOp::acos : dc::cpu::UnaryOp::asin, y, x);
-    double worst = 0;
     float worst_x = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      const double xi = in[static_cast<size_t>(i)];
-      const double want = is_acos ? std::acos(xi) : std::asin(xi);
-      int e2;
-      std::frexp(std::max(std::abs(want), 1e-6), &e2);
-      const double err = std::abs(y.data<float>()[i] - want) / std::ldexp(1.0, e2 - 24);
-      if (err > worst) worst = err, worst_x = in[static_cast<size_t>(i)];
-    }
+    const double worst = max_ulp(
+        xs, unary_f32(is_acos ? dc::cpu::UnaryOp::acos : dc::cpu::UnaryOp::asin, xs),
+        [is_acos](double x) { return is_acos ? std::acos(x) : std::asin(x); }, worst_x);
     EXPECT_LE(worst, 1.0) << (is_acos ? "acos" : "asin") << " at x = " << worst_x;
   }
-  const float edge_in[] = {1.f, -1.f, -0.f, 1.0000001f, -2.f, std::numeric_limits<float>::quiet_NaN()};
-  Tensor e = Tensor::empty({6}, DType::Float32), es = Tensor::empty({6}, DType::Float32);
-  Tensor ec = Tensor::empty({6}, DType::Float32);
-  std::memcpy(e.data_ptr(), edge_in, sizeof(edge_in));
-  dc::cpu::unary_into(dc::cpu::UnaryOp::asin, es, e);
-  dc::cpu::unary_into(dc::cpu::UnaryOp::acos, ec, e);
-  const float *a = es.data<float>(), *c = ec.data<float>();
+  const std::vector<float> edge = {1.f, -1.f, -0.f, 1.0000001f, -2.f,
+                                   std::numeric_limits<float>::quiet_NaN()};
+  const std::vector<float> a = unary_f32(dc::cpu::UnaryOp::asin, edge);
+  const std::vector<float> c = unary_f32(dc::cpu::UnaryOp::acos, edge);
   EXPECT_EQ(a[0], 1.57079637f);
   EXPECT_EQ(a[1], -1.57079637f);
   EXPECT_TRUE(a[2] == 0.f && std::signbit(a[2]));
@@ -547,57 +522,40 @@ TEST_P(PerIsa, AsinAcosF32Accuracy) {
 TEST_P(PerIsa, SinCosF32Accuracy) {
   std::vector<float> xs;
   for (int64_t i = 0; i <= 200000; ++i) xs.push_back(float(-131071.0 + 262142.0 * double(i) / 200000));
-  for (int64_t q = 1; q < 83000; q += 37) {  // the floats around q pi/2
-    const float c = float(q * 1.5707963267948966);
-    xs.push_back(c);
-    xs.push_back(std::nextafter(c, 0.f));
-    xs.push_back(std::nextafter(c, 1e9f));
-  }
+  for (int64_t q = 1; q < 83000; q += 37) push_around(xs, float(q * 1.5707963267948966), 1);
   for (float v : {0.f, -0.f, 1e-30f, -1e-40f, 0.7853981f, 131071.99f}) xs.push_back(v);
-  auto ulp_of = [](double want) {
-    int e2;
-    std::frexp(std::max(std::abs(want), 1e-30), &e2);
-    return std::ldexp(1.0, e2 - 24);
-  };
   // The same values alone, and with one element past each limit in the row.
   for (float extra : {0.f, 2.5e5f, 1e30f}) {
     std::vector<float> row = xs;
     if (extra != 0.f) row.push_back(extra);
     const int64_t m = static_cast<int64_t>(row.size());
-    Tensor x = Tensor::empty({m}, DType::Float32);
-    std::memcpy(x.data_ptr(), row.data(), sizeof(float) * m);
-    Tensor g = Tensor::empty({m}, DType::Float32);
+    Tensor x = Tensor::empty({m}, DType::Float32), g = Tensor::empty({m}, DType::Float32);
+    std::memcpy(x.data_ptr(), row.data(), sizeof(float) * row.size());
     for (int64_t i = 0; i < m; ++i) g.data<float>()[i] = 1.0f;
     for (const bool is_cos : {false, true}) {
       const auto op = is_cos ? dc::cpu::UnaryOp::cos : dc::cpu::UnaryOp::sin;
-      Tensor y = Tensor::empty({m}, DType::Float32), dy = Tensor::empty({m}, DType::Float32);
-      dc::cpu::unary_into(op, y, x);
+      Tensor dy = Tensor::empty({m}, DType::Float32);
       dc::cpu::unary_backward_into(op, dy, g, x);
-      double worst = 0, worst_d = 0;
-      for (int64_t i = 0; i < m; ++i) {
-        const double xi = row[static_cast<size_t>(i)];
-        const double want = is_cos ? std::cos(xi) : std::sin(xi);
-        const double want_d = is_cos ? -std::sin(xi) : std::cos(xi);
-        worst = std::max(worst, std::abs(y.data<float>()[i] - want) / ulp_of(want));
-        worst_d = std::max(worst_d, std::abs(dy.data<float>()[i] - want_d) / ulp_of(want_d));
-      }
-      EXPECT_LE(worst, 1.0) << (is_cos ? "cos" : "sin") << " extra " << extra;
-      EXPECT_LE(worst_d, 1.0) << (is_cos ? "cos" : "sin") << " backward, extra " << extra;
+      const std::vector<float> d(dy.data<float>(), dy.data<float>() + m);
+      float wx = 0, wdx = 0;
+      const double worst = max_ulp(row, unary_f32(op, row),
+                                   [is_cos](double v) { return is_cos ? std::cos(v) : std::sin(v); },
+                                   wx, 1e-30);
+      const double worst_d = max_ulp(row, d,
+                                     [is_cos](double v) { return is_cos ? -std::sin(v) : std::cos(v); },
+                                     wdx, 1e-30);
+      EXPECT_LE(worst, 1.0) << (is_cos ? "cos" : "sin") << " extra " << extra << " at " << wx;
+      EXPECT_LE(worst_d, 1.0) << (is_cos ? "cos" : "sin") << " backward, extra " << extra
+                              << " at " << wdx;
     }
   }
   const float inf = std::numeric_limits<float>::infinity();
-  const float edge_in[] = {inf, -inf, std::numeric_limits<float>::quiet_NaN(), -0.f};
-  Tensor e = Tensor::empty({4}, DType::Float32), es = Tensor::empty({4}, DType::Float32);
-  Tensor ec = Tensor::empty({4}, DType::Float32);
-  std::memcpy(e.data_ptr(), edge_in, sizeof(edge_in));
-  dc::cpu::unary_into(dc::cpu::UnaryOp::sin, es, e);
-  dc::cpu::unary_into(dc::cpu::UnaryOp::cos, ec, e);
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(std::isnan(es.data<float>()[i])) << i;
-    EXPECT_TRUE(std::isnan(ec.data<float>()[i])) << i;
-  }
-  EXPECT_TRUE(es.data<float>()[3] == 0.f && std::signbit(es.data<float>()[3]));  // sin(-0) = -0
-  EXPECT_EQ(ec.data<float>()[3], 1.f);
+  const std::vector<float> edge = {inf, -inf, std::numeric_limits<float>::quiet_NaN(), -0.f};
+  const std::vector<float> s = unary_f32(dc::cpu::UnaryOp::sin, edge);
+  const std::vector<float> c = unary_f32(dc::cpu::UnaryOp::cos, edge);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(std::isnan(s[i]) && std::isnan(c[i])) << i;
+  EXPECT_TRUE(s[3] == 0.f && std::signbit(s[3]));  // sin(-0) = -0
+  EXPECT_EQ(c[3], 1.f);
 }
 
 TEST_P(PerIsa, IntegerDivisionByMinusOneDoesNotTrap) {
