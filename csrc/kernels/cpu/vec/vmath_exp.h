@@ -555,11 +555,32 @@ DC_VM_INLINE double acosh(double x) {
 
 // atanh|x| = log1p(2a / (1 - a)) / 2.
 DC_VM_INLINE float atanh(float x) {
+#if defined(__FMA__)
+  // In float lanes: 0.5 log1p(r), r = 2a / (1 - a) with 1 - a exact (a >= 1/2) or kept as a
+  // pair, r carried with its remainder, and log1p(r) as log(t) + t_lo / t, t = 1 + r (the form
+  // of logit's float lanes). Over every float of [-1, 1]: 0.944 ulp (in double: 0.5). 4M
+  // elements in [-0.95, 0.95] under AVX2: 12.3 -> 5.1 ms on one thread, 7.1 -> 2.6 on two.
+  const float a = detail::fabs_f(x);
+  const float ac = detail::sel(a < 1.0f, a, 0.5f);
+  const float w = 1.0f - ac, w_lo = (1.0f - w) - ac;
+  const float inv = 1.0f / w, num = 2.0f * ac, q = num * inv;
+  const float q_lo = (__builtin_fmaf(-w, q, num) - q * w_lo) * inv;
+  const float t = 1.0f + q, t_lo = (q - (t - 1.0f)) + q_lo;
+  float k, f;
+  const float poly = detail::log_reduce_f(t, k, f, false);
+  const float kh = k * 0.693145752f;  // ln 2 = 0.693145752 + 1.42860677e-06 (as vm::log)
+  const float hi = kh + f;
+  const float err = f - (hi - kh);
+  float r = 0.5f * (hi + (((poly + k * 1.42860677e-06f) + err) + t_lo / t));
+  r = detail::sel(a == 1.0f, INFINITY, detail::sel(a > 1.0f, NAN, r));
+  return detail::sel(a != a, x, detail::copysign_f(r, x));
+#else
   const double a = detail::fabs_d(x);
   const double ac = detail::sel(a < 1.0, a, 0.5);
   float r = static_cast<float>(0.5 * detail::log1p_lo(2.0 * ac / (1.0 - ac)));
   r = detail::sel(a == 1.0, INFINITY, detail::sel(a > 1.0, NAN, r));
   return detail::sel(a != a, x, detail::copysign_f(r, x));
+#endif
 }
 DC_VM_INLINE double atanh(double x) {
   const double a = detail::fabs_d(x);
