@@ -391,12 +391,7 @@ inline float logit_any(float z) {
   const float r_lo = (__builtin_fmaf(-den, r, num) - r * den_lo) * inv;
   const float t1 = 1.0f + r;
   const float t = sel(mid, t1, r), t_lo = sel(mid, (r - (t1 - 1.0f)) + r_lo, r_lo);
-  float k, f;
-  const float poly = vm::detail::log_reduce_f(t, k, f);
-  const float kh = k * 0.693145752f;  // ln 2 = 0.693145752 + 1.42860677e-06 (as vm::log)
-  const float hi = kh + f;
-  const float err = f - (hi - kh);
-  const float y = vm::log_special(t, 0.0f, hi + (((poly + k * 1.42860677e-06f) + err) + t_lo / t));
+  const float y = vm::log_special(t, 0.0f, vm::detail::log_pair_f(t, t_lo));
   return sel(high, -y, y);
 }
 #else

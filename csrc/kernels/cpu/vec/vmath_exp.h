@@ -309,6 +309,17 @@ DC_VM_INLINE float log_reduce_f(float x, float& k, float& f, bool subnormals = t
                                 0.142203271, -0.124060318, 0.118835688, -0.116714507,
                                 0.0675095543));
 }
+// log(t + t_lo) as log(t) + t_lo / t for t > 0 finite and |t_lo| small against t: k ln2_hi + f
+// summed exactly (Fast2Sum, as in log below), t_lo / t added with the small terms before the
+// last rounding. log1p, atanh and logit's float lanes call it with their pairs.
+DC_VM_INLINE float log_pair_f(float t, float t_lo, bool subnormals = true) {
+  float k, f;
+  const float poly = log_reduce_f(t, k, f, subnormals);
+  const float kh = k * 0.693145752f;  // ln 2 = 0.693145752 (kh exact) + 1.42860677e-06
+  const float hi = kh + f;
+  const float err = f - (hi - kh);
+  return hi + (((poly + k * 1.42860677e-06f) + err) + t_lo / t);
+}
 // k c_k + log(1 + f) c for log2 (c = log2 e, c_k = 1) and log10 (c = log10 e, c_k =
 // log10 2), each constant split as c_hi + c_lo with c_hi of 12 bits (c_k_hi of 16: |k| <= 149
 // has 8). g = f + t is rounded with its error e kept (Fast2Sum, |t| < |f|); g's top 12 bits gh
@@ -394,12 +405,7 @@ DC_VM_INLINE double log10(double x) {
 DC_VM_INLINE float log1p(float x) {
   const float u = 1.0f + x;
   const float c = x - (u - 1.0f);
-  float k, f;
-  const float t = detail::log_reduce_f(u, k, f, false);
-  const float kh = k * 0.693145752f;
-  const float hi = kh + f;
-  const float err = f - (hi - kh);
-  const float y = hi + (((t + k * 1.42860677e-06f) + err) + c / u);
+  const float y = detail::log_pair_f(u, c, false);
   return detail::sel(x == 0.0f, x, log_special(x, -1.0f, y));  // keeps the sign of -0
 }
 DC_VM_INLINE double log1p(double x) {
@@ -566,12 +572,7 @@ DC_VM_INLINE float atanh(float x) {
   const float inv = 1.0f / w, num = 2.0f * ac, q = num * inv;
   const float q_lo = (__builtin_fmaf(-w, q, num) - q * w_lo) * inv;
   const float t = 1.0f + q, t_lo = (q - (t - 1.0f)) + q_lo;
-  float k, f;
-  const float poly = detail::log_reduce_f(t, k, f, false);
-  const float kh = k * 0.693145752f;  // ln 2 = 0.693145752 + 1.42860677e-06 (as vm::log)
-  const float hi = kh + f;
-  const float err = f - (hi - kh);
-  float r = 0.5f * (hi + (((poly + k * 1.42860677e-06f) + err) + t_lo / t));
+  float r = 0.5f * detail::log_pair_f(t, t_lo, false);
   r = detail::sel(a == 1.0f, INFINITY, detail::sel(a > 1.0f, NAN, r));
   return detail::sel(a != a, x, detail::copysign_f(r, x));
 #else
