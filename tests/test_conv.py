@@ -308,7 +308,8 @@ def test_conv2d_small_images_batched_into_one_gemm(n, c, h, k, stride, pad):
 
 # ---- every algorithm of the kernels, forced (Note [Choosing a convolution algorithm]) --------
 
-ALGOS = ["pointwise", "im2col", "implicit", "phases", "channels_last", "winograd"]
+ALGOS = ["pointwise", "im2col", "implicit", "phases", "channels_last", "winograd",
+         "winograd_4x4"]
 PASSES = ["forward", "grad_input", "grad_weight"]
 
 # Shapes none of the algorithms was tuned for: odd and prime sizes, asymmetric stride, dilation,
@@ -345,7 +346,7 @@ def _algo_applies(pass_, algo, ws, kw):
     if algo == "implicit":
         return pass_ == "forward" or (pass_ == "grad_input" and (sh, sw) == (1, 1) and
                                       ph <= dh * (kh - 1) and pw <= dw * (kwid - 1))
-    if algo == "winograd":
+    if algo in ("winograd", "winograd_4x4"):
         simple = (kh, kwid, sh, sw, dh, dw, groups) == (3, 3, 1, 1, 1, 1, 1)
         return simple and (pass_ != "grad_input" or (ph <= 2 and pw <= 2))
     if algo == "phases":
@@ -434,6 +435,38 @@ def test_conv2d_by_winograd_when_chosen_matches_torch(shape):
         ev = e.numpy()
         tol = 8 * eps * np.sqrt(terms) * float(np.abs(ev).max())
         np.testing.assert_allclose(a.numpy(), ev, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_conv2d_16bit_by_winograd_4x4_matches_float64(dtype):
+    # A 16-bit 3x3 layer with 256 4x4 output tiles runs F(4x4, 3x3) in float32 on the widened
+    # operands (Note [16-bit convolution]), each pass's result rounded once to 16 bits. Against
+    # torch's float64 passes on the same (16-bit) operands, each element is then within half a
+    # 16-bit step (2^-8 or 2^-11 of its value) plus F(4x4, 3x3)'s float32 error, about 1e-5 of
+    # the output's scale. torch's own bf16 backward rounds partial results to bf16 and lands up
+    # to 4x farther from float64 here, so it is not the reference.
+    rng = np.random.default_rng(3)
+    n, c, hw, k = 16, 32, 16, 24
+    x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
+    wt = (rng.standard_normal((k, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    g = rng.standard_normal((n, k, hw, hw)).astype(np.float32)
+    ddt = getattr(dc, dtype)
+    dx, dw, dg = (dc.tensor(a).to(ddt) for a in (x, wt, g))
+    tx, tw, tg = (torch.tensor(a.float().numpy().astype(np.float64)) for a in (dx, dw, dg))
+    dx.requires_grad_()
+    dw.requires_grad_()
+    tx.requires_grad_()
+    tw.requires_grad_()
+    y = F.conv2d(dx, dw, None, padding=1)
+    ty = TF.conv2d(tx, tw, None, padding=1)
+    y.backward(dg)
+    ty.backward(tg)
+    half_step = 2.0 ** (-8 if dtype == "bfloat16" else -11)
+    for a, e in ((y.detach(), ty.detach()), (dx.grad, tx.grad), (dw.grad, tw.grad)):
+        assert a.dtype == ddt
+        ev = e.numpy()
+        np.testing.assert_allclose(a.float().numpy(), ev, rtol=half_step,
+                                   atol=1e-4 * float(np.abs(ev).max()))
 
 
 def test_conv2d_strided_input_gradient_of_odd_sized_input():

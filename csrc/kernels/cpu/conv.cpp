@@ -73,14 +73,16 @@ constexpr int64_t kMinImplicitRows = 16, kMinImplicitRowsGradInput = 32;
 constexpr int64_t kPointwiseImplicitPixels = 1024;
 constexpr int64_t kMinPhasePixels = 64;
 constexpr int64_t kMinChannelsLastWeight = 16;
-constexpr int64_t kMinWinogradTiles = 32;
+constexpr int64_t kMinWinogradTiles = 32, kMinWinograd4Tiles = 256;
 constexpr int64_t kMinWinogradWeightChannels = 8, kMaxWinogradWeightProduct = 256 * 256;
 
 std::atomic<ConvAlgo> g_override[3] = {ConvAlgo::Auto, ConvAlgo::Auto, ConvAlgo::Auto};
 
 constexpr const char* kPassNames[] = {"forward", "grad_input", "grad_weight"};
-constexpr const char* kAlgoNames[] = {"auto",   "pointwise",     "im2col",  "implicit",
-                                      "phases", "channels_last", "winograd"};
+constexpr const char* kAlgoNames[] = {"auto",   "pointwise",     "im2col",   "implicit",
+                                      "phases", "channels_last", "winograd", "winograd_4x4"};
+constexpr int kAlgoCount = sizeof(kAlgoNames) / sizeof(kAlgoNames[0]);
+static_assert(kAlgoCount == static_cast<int>(ConvAlgo::Winograd4) + 1);
 
 // The pointwise GEMMs read x with y's pixel count, so the output must be the input's size. A
 // phase of a strided input gradient (conv_phases.cpp) can ask for one more output row or
@@ -100,6 +102,13 @@ bool winograd_grad_input_applies(const ConvGeom& g) {
 // (see the Note).
 bool winograd_pays(const ConvGeom& g) {
   return g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2) >= kMinWinogradTiles;
+}
+
+// F(4x4, 3x3) transforms 36 / 16 = 2.25x more weights than F(2x2, 3x3) and reuses each over
+// 4x fewer tiles; it pays once the batch has this many 4x4 output tiles (Note [16-bit
+// convolution]).
+bool winograd4_pays(const ConvGeom& g) {
+  return g.N * ((g.OH + 3) / 4) * ((g.OW + 3) / 4) >= kMinWinograd4Tiles;
 }
 
 bool implicit_grad_input_applies(const ConvGeom& g) {
@@ -148,6 +157,7 @@ void forward_with(ConvAlgo algo, const ConvGeom& g, const T* x, const T* w, cons
   switch (algo) {
     case ConvAlgo::Implicit: return forward_implicit(g, x, w, bias, y);
     case ConvAlgo::Winograd: return forward_winograd(g, x, w, bias, y);
+    case ConvAlgo::Winograd4: return forward_winograd4(g, x, w, bias, y);
     case ConvAlgo::Pointwise: return forward_pointwise(g, x, w, bias, y);
     default: return forward_im2col(g, x, w, bias, y);
   }
@@ -158,6 +168,7 @@ void backward_input_with(ConvAlgo algo, const ConvGeom& g, const T* gy, const T*
   switch (algo) {
     case ConvAlgo::Implicit: return backward_input_implicit(g, gy, w, gx);
     case ConvAlgo::Winograd: return backward_input_winograd(g, gy, w, gx);
+    case ConvAlgo::Winograd4: return backward_input_winograd4(g, gy, w, gx);
     case ConvAlgo::Phases: return backward_input_phases(g, gy, w, gx);
     case ConvAlgo::Pointwise: return backward_input_pointwise(g, gy, w, gx);
     default: return backward_input_im2col(g, gy, w, gx);
@@ -173,6 +184,7 @@ void backward_weight_with(ConvAlgo algo, const ConvGeom& g, const T* gy, const T
   switch (algo) {
     case ConvAlgo::ChannelsLast: return backward_weight_channels_last(g, gy, x, gw);
     case ConvAlgo::Winograd: return backward_weight_winograd(g, gy, x, gw);
+    case ConvAlgo::Winograd4: return backward_weight_winograd4(g, gy, x, gw);
     case ConvAlgo::Pointwise: return backward_weight_pointwise(g, gy, x, gw);
     default: return backward_weight_im2col(g, gy, x, gw);
   }
@@ -195,11 +207,11 @@ ConvPass conv_pass_from_name(const char* name) {
 }
 
 ConvAlgo conv_algo_from_name(const char* name) {
-  for (int i = 0; i < 7; ++i)
+  for (int i = 0; i < kAlgoCount; ++i)
     if (std::strcmp(name, kAlgoNames[i]) == 0) return static_cast<ConvAlgo>(i);
   DC_THROW(ValueError, "[conv2d] unknown algorithm '", name,
-           "'; expected 'auto', 'pointwise', 'im2col', 'implicit', 'phases', 'channels_last' "
-           "or 'winograd'");
+           "'; expected 'auto', 'pointwise', 'im2col', 'implicit', 'phases', 'channels_last', "
+           "'winograd' or 'winograd_4x4'");
 }
 
 bool conv_algo_applies(ConvPass pass, ConvAlgo algo, const ConvGeom& g) {
@@ -215,6 +227,7 @@ bool conv_algo_applies(ConvPass pass, ConvAlgo algo, const ConvGeom& g) {
              (g.sh > 1 || g.sw > 1) && g.N * g.OH * g.OW > 0 && phases_fit(g);
     case ConvAlgo::ChannelsLast: return pass == ConvPass::GradWeight && g.groups == 1;
     case ConvAlgo::Winograd:
+    case ConvAlgo::Winograd4:
       return pass == ConvPass::GradInput ? winograd_grad_input_applies(g) : winograd_applies(g);
   }
   return false;
@@ -230,6 +243,18 @@ ConvAlgo choose_algo(ConvPass pass, const ConvGeom& g) {
            ", ", g.sw, "), padding (", g.ph, ", ", g.pw, "), dilation (", g.dh, ", ", g.dw,
            "), groups ", g.groups);
   return forced;
+}
+
+ConvAlgo choose_algo(ConvPass pass, const ConvGeom& g, DType dtype) {
+  const ConvAlgo algo = choose_algo(pass, g);
+  if (!is_reduced_float(dtype)) return algo;
+  if (algo == ConvAlgo::Winograd && conv_algo_override(pass) == ConvAlgo::Auto &&
+      winograd4_pays(pass == ConvPass::GradInput ? input_gradient_as_conv(g) : g))
+    return ConvAlgo::Winograd4;
+  if (dtype == DType::BFloat16 && gemm_bf16_native() && algo != ConvAlgo::Winograd &&
+      algo != ConvAlgo::ChannelsLast)
+    return pointwise_applies(g) ? ConvAlgo::Pointwise : ConvAlgo::Im2col;
+  return algo;
 }
 
 void set_conv_algo_override(ConvPass pass, ConvAlgo algo) {
@@ -273,11 +298,10 @@ Tensor view_of(const void* p, int64_t n, DType dtype) {
 }
 // The float32 geometry and algorithm of a 16-bit pass.
 ConvAlgo widened_algo(ConvPass pass, DType dtype, ConvGeom& g32) {
-  const ConvAlgo algo = choose_algo(pass, g32);
-  g32.bf16_gemm = dtype == DType::BFloat16 && gemm_bf16_native() && algo != ConvAlgo::Winograd &&
-                  algo != ConvAlgo::ChannelsLast;
-  if (!g32.bf16_gemm) return algo;
-  return pointwise_applies(g32) ? ConvAlgo::Pointwise : ConvAlgo::Im2col;
+  const ConvAlgo algo = choose_algo(pass, g32, dtype);
+  g32.bf16_gemm = dtype == DType::BFloat16 && gemm_bf16_native() &&
+                  (algo == ConvAlgo::Pointwise || algo == ConvAlgo::Im2col);
+  return algo;
 }
 int64_t x_numel(const ConvGeom& g) { return g.N * g.C * g.H * g.W; }
 int64_t y_numel(const ConvGeom& g) { return g.N * g.K * g.OH * g.OW; }

@@ -50,6 +50,7 @@ enum class ConvAlgo {
   Phases,        // input gradient of a strided convolution, one unit-stride conv per phase
   ChannelsLast,  // weight gradient from a channels-last copy of the input (groups == 1)
   Winograd,      // 3x3, unit stride and dilation, groups == 1: Winograd F(2x2, 3x3)
+  Winograd4,     // the same shapes by F(4x4, 3x3): fewer multiply-adds, more rounding error
 };
 
 const char* conv_pass_name(ConvPass pass);  // "forward", "grad_input", "grad_weight"
@@ -64,6 +65,11 @@ bool conv_algo_applies(ConvPass pass, ConvAlgo algo, const ConvGeom& g);
 // The algorithm the kernels above run: the override of `pass` when one is set (ValueError
 // when it cannot compute this shape), else the fastest for the shape (never Auto).
 ConvAlgo choose_algo(ConvPass pass, const ConvGeom& g);
+// The algorithm a pass runs in dtype: for bfloat16 and float16 (float32 arithmetic on widened
+// operands, the result rounded to 8 or 11 bits) Winograd F(2x2, 3x3) becomes F(4x4, 3x3) where
+// that pays, and on a CPU with AVX512_BF16 the GEMM-based algorithms take the bf16 GEMM (Note
+// [16-bit convolution] in conv.cpp).
+ConvAlgo choose_algo(ConvPass pass, const ConvGeom& g, DType dtype);
 
 // Forces `algo` for every later `pass` on every thread; Auto goes back to choosing by shape.
 // For tests and benchmarks that must run one algorithm on shapes it would not be chosen for.

@@ -236,6 +236,10 @@ bool winograd_applies(const ConvGeom& g);  // forward; the input gradient also n
 template <typename T> void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y);
 template <typename T> void backward_input_winograd(const ConvGeom& g, const T* gy, const T* w, T* gx);
 template <typename T> void backward_weight_winograd(const ConvGeom& g, const T* gy, const T* x, T* gw);
+// F(4x4, 3x3): the same contract (ConvAlgo::Winograd4)
+template <typename T> void forward_winograd4(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y);
+template <typename T> void backward_input_winograd4(const ConvGeom& g, const T* gy, const T* w, T* gx);
+template <typename T> void backward_weight_winograd4(const ConvGeom& g, const T* gy, const T* x, T* gw);
 // conv.cpp: the forward pass by the algorithm chosen for the shape alone, never the override
 // (the phases' convolutions are internal steps, not the forward pass a test forces).
 template <typename T> void forward_by_shape(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y);

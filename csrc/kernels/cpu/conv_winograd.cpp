@@ -47,49 +47,60 @@ constexpr int64_t kWeightBlockBytes = int64_t(2) << 20;
 thread_local ScratchBuffer tl_wino_v("conv2d");
 thread_local ScratchBuffer tl_wino_m("conv2d");
 
-template <typename T>
-auto input_transform() {
-  if constexpr (std::is_same_v<T, float>)
-    return for_active_isa(&generic::winograd_input_f32, &avx2::winograd_input_f32,
-                          &avx512::winograd_input_f32);
-  else
-    return for_active_isa(&generic::winograd_input_f64, &avx2::winograd_input_f64,
-                          &avx512::winograd_input_f64);
-}
-template <typename T>
-auto output_adjoint() {
-  if constexpr (std::is_same_v<T, float>)
-    return for_active_isa(&generic::winograd_output_adjoint_f32,
-                          &avx2::winograd_output_adjoint_f32, &avx512::winograd_output_adjoint_f32);
-  else
-    return for_active_isa(&generic::winograd_output_adjoint_f64,
-                          &avx2::winograd_output_adjoint_f64, &avx512::winograd_output_adjoint_f64);
-}
-template <typename T>
-auto output_transform() {
-  if constexpr (std::is_same_v<T, float>)
-    return for_active_isa(&generic::winograd_output_f32, &avx2::winograd_output_f32,
-                          &avx512::winograd_output_f32);
-  else
-    return for_active_isa(&generic::winograd_output_f64, &avx2::winograd_output_f64,
-                          &avx512::winograd_output_f64);
+// The per-ISA tile transforms of Tile (winograd.h) for T.
+#define DC_PICK(NAME)                                                                           \
+  if constexpr (std::is_same_v<Tile, WinogradF2> && std::is_same_v<T, float>)                   \
+    return for_active_isa(&generic::winograd_##NAME##_f32, &avx2::winograd_##NAME##_f32,        \
+                          &avx512::winograd_##NAME##_f32);                                      \
+  else if constexpr (std::is_same_v<Tile, WinogradF2>)                                          \
+    return for_active_isa(&generic::winograd_##NAME##_f64, &avx2::winograd_##NAME##_f64,        \
+                          &avx512::winograd_##NAME##_f64);                                      \
+  else if constexpr (std::is_same_v<T, float>)                                                  \
+    return for_active_isa(&generic::winograd4_##NAME##_f32, &avx2::winograd4_##NAME##_f32,      \
+                          &avx512::winograd4_##NAME##_f32);                                     \
+  else                                                                                          \
+    return for_active_isa(&generic::winograd4_##NAME##_f64, &avx2::winograd4_##NAME##_f64,      \
+                          &avx512::winograd4_##NAME##_f64);
+template <typename Tile, typename T> auto input_transform() { DC_PICK(input) }
+template <typename Tile, typename T> auto output_transform() { DC_PICK(output) }
+template <typename Tile, typename T> auto output_adjoint() { DC_PICK(output_adjoint) }
+#undef DC_PICK
+
+// U = G g G^T of one 3x3 kernel g (row-major), u[alpha r + b]. In double for either type: it
+// runs once per kernel, and F(4x4, 3x3)'s G has coefficients 1/6, 1/12 and 1/24.
+template <typename Tile, typename T>
+void transform_kernel(const T* g, T* u) {
+  constexpr int a = Tile::alpha;
+  double t[a][3];  // G g, column by column
+  for (int c = 0; c < 3; ++c) {
+    const double col[3] = {g[c], g[3 + c], g[6 + c]};
+    double o[a];
+    Tile::g(col, o);
+    for (int r = 0; r < a; ++r) t[r][c] = o[r];
+  }
+  for (int r = 0; r < a; ++r) {  // (G g) G^T, row by row
+    double o[a];
+    Tile::g(t[r], o);
+    for (int b = 0; b < a; ++b) u[a * r + b] = static_cast<T>(o[b]);
+  }
 }
 
-// U = G g G^T of one 3x3 kernel g (row-major), u[4 a + b].
-template <typename T>
-void transform_kernel(const T* g, T* u) {
-  T t[4][3];  // G g
-  for (int c = 0; c < 3; ++c) {
-    t[0][c] = g[c];
-    t[1][c] = T(0.5) * (g[c] + g[3 + c] + g[6 + c]);
-    t[2][c] = T(0.5) * (g[c] - g[3 + c] + g[6 + c]);
-    t[3][c] = g[6 + c];
+// gw = G^T dU G of one alpha x alpha gradient dU (du[alpha r + b] at du[(alpha r + b) * stride]),
+// in double as transform_kernel.
+template <typename Tile, typename T>
+void transform_kernel_adjoint(const T* du, int64_t stride, T* gw) {
+  constexpr int a = Tile::alpha;
+  double t[3][a];  // G^T dU, column by column
+  for (int c = 0; c < a; ++c) {
+    double col[a], o[3];
+    for (int r = 0; r < a; ++r) col[r] = du[(a * r + c) * stride];
+    Tile::gt(col, o);
+    for (int r = 0; r < 3; ++r) t[r][c] = o[r];
   }
-  for (int a = 0; a < 4; ++a) {
-    u[4 * a + 0] = t[a][0];
-    u[4 * a + 1] = T(0.5) * (t[a][0] + t[a][1] + t[a][2]);
-    u[4 * a + 2] = T(0.5) * (t[a][0] - t[a][1] + t[a][2]);
-    u[4 * a + 3] = t[a][2];
+  for (int r = 0; r < 3; ++r) {  // (G^T dU) G, row by row
+    double o[3];
+    Tile::gt(t[r], o);
+    for (int b = 0; b < 3; ++b) gw[3 * r + b] = static_cast<T>(o[b]);
   }
 }
 
@@ -114,11 +125,14 @@ bool winograd_applies(const ConvGeom& g) {
          g.dw == 1 && g.N * g.OH * g.OW > 0 && g.C > 0 && g.K > 0;
 }
 
-template <typename T>
-void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+namespace {
+
+template <typename Tile, typename T>
+void forward_tiles(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+  constexpr int64_t m = Tile::m, P = Tile::alpha * Tile::alpha;
   GemmBlocks<T> gb = gemm_blocks<T>();
   const int64_t mr = gb.mr, nr = gb.nr, C = g.C, K = g.K, hw = g.H * g.W, ohw = g.OH * g.OW;
-  const int64_t TH = (g.OH + 1) / 2, TW = (g.OW + 1) / 2, tiles = g.N * TH * TW;
+  const int64_t TH = (g.OH + m - 1) / m, TW = (g.OW + m - 1) / m, tiles = g.N * TH * TW;
   // C slices of equal depth, as in the implicit GEMM.
   const int64_t kslices = (C + gb.kc - 1) / gb.kc;
   gb.kc = (C + kslices - 1) / kslices;
@@ -129,16 +143,16 @@ void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, 
   // (k - ic) % mr (gemm.h's pack_a layout), rows past K zero.
   ScratchBuffer apack_buf("conv2d");
   const int64_t axi = kpad * C + 16;  // a cache line past the block: see vxi below
-  T* apack = apack_buf.get<T>(16 * axi);
+  T* apack = apack_buf.get<T>(P * axi);
   auto a_block = [&](int64_t xi, int64_t ic, int64_t pc) {
     return apack + xi * axi + ic * C + pc * round_up(std::min(gb.mc, K - ic), mr);
   };
   // One micro-panel of mr rows at a time: for each channel c its mr kernels are transformed
-  // and each position's mr values are stored together, 16 sequential streams.
+  // and each position's mr values are stored together, P sequential streams.
   const int64_t panels = kpad / mr;
-  const int64_t grain = std::max<int64_t>(1, kGrainSize / (16 * mr * C));
+  const int64_t grain = std::max<int64_t>(1, kGrainSize / (P * mr * C));
   parallel_for(0, panels, grain, [&](int64_t p0, int64_t p1) {
-    T u[16];
+    T u[P];
     for (int64_t panel = p0; panel < p1; ++panel) {
       const int64_t k0 = panel * mr, ic = k0 / gb.mc * gb.mc;
       for (int64_t c = 0; c < C; ++c) {
@@ -146,9 +160,9 @@ void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, 
         const int64_t off = ((k0 - ic) / mr * kcb + c - pc) * mr;
         for (int64_t i = 0; i < mr; ++i) {
           const int64_t k = k0 + i;
-          if (k < K) transform_kernel(w + (k * C + c) * 9, u);
-          else std::fill(u, u + 16, T(0));
-          for (int64_t xi = 0; xi < 16; ++xi) a_block(xi, ic, pc)[off + i] = u[xi];
+          if (k < K) transform_kernel<Tile>(w + (k * C + c) * 9, u);
+          else std::fill(u, u + P, T(0));
+          for (int64_t xi = 0; xi < P; ++xi) a_block(xi, ic, pc)[off + i] = u[xi];
         }
       }
     }
@@ -159,31 +173,31 @@ void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, 
                                          kMaxBlockPanels * nr),
                               round_up(tiles, nr));
   const int64_t nblk = (tiles + tb - 1) / tb;
-  const auto input = input_transform<T>();
-  const auto output = output_transform<T>();
+  const auto input = input_transform<Tile, T>();
+  const auto output = output_transform<Tile, T>();
   auto run_block = [&](int64_t it) {
     const int64_t t0 = it * tb, nb = std::min(tb, tiles - t0), ld = round_up(nb, nr);
     // Strides between positions xi, one micro-panel row past a multiple of the block: the
-    // transforms touch all 16 positions at once, and 16 streams 4 KiB apart would share
+    // transforms touch all P positions at once, and P streams 4 KiB apart would share
     // one L1 set.
     const int64_t vxi = ld * gb.kc + nr, mxi = K * ld + nr;
-    T* v = tl_wino_v.get<T>(16 * vxi);
-    T* m = tl_wino_m.get<T>(16 * mxi);
+    T* v = tl_wino_v.get<T>(P * vxi);
+    T* mm = tl_wino_m.get<T>(P * mxi);
     for (int64_t pc = 0; pc < C; pc += gb.kc) {
       const int64_t kcb = std::min(gb.kc, C - pc);
       if (nb < ld)  // the last micro-panel's columns past the block
-        for (int64_t xi = 0; xi < 16; ++xi)
+        for (int64_t xi = 0; xi < P; ++xi)
           for (int64_t p = 0; p < kcb; ++p) {
             T* row = v + xi * vxi + (ld - nr) * kcb + p * nr;
             std::fill(row + nb % nr, row + nr, T(0));
           }
       for_tile_runs(t0, nb, TH, TW, nr, [&](int64_t n, int64_t ti, int64_t tj, int64_t j,
                                             int64_t len) {
-        input(kcb, x + (n * C + pc) * hw, hw, g.H, g.W, 2 * ti - g.ph, 2 * tj - g.pw, len,
+        input(kcb, x + (n * C + pc) * hw, hw, g.H, g.W, m * ti - g.ph, m * tj - g.pw, len,
               v + j / nr * nr * kcb + j % nr, vxi, nr);
       });
       const T beta = pc == 0 ? T(0) : T(1);
-      for (int64_t xi = 0; xi < 16; ++xi)
+      for (int64_t xi = 0; xi < P; ++xi)
         for (int64_t jr = 0; jr < nb; jr += nr) {
           const T* bp = v + xi * vxi + jr * kcb;
           const int64_t n = std::min(nr, nb - jr);
@@ -191,18 +205,18 @@ void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, 
             const int64_t mc = std::min(gb.mc, K - ic);
             const T* ab = a_block(xi, ic, pc);
             for (int64_t ir = 0; ir < mc; ir += mr)
-              gb.ukernel(kcb, ab + ir * kcb, bp, m + xi * mxi + (ic + ir) * ld + jr, ld, 1,
+              gb.ukernel(kcb, ab + ir * kcb, bp, mm + xi * mxi + (ic + ir) * ld + jr, ld, 1,
                          std::min(mr, mc - ir), n, T(1), beta);
           }
         }
     }
     for_tile_runs(t0, nb, TH, TW, kWinogradMaxRun, [&](int64_t n, int64_t ti, int64_t tj,
                                                        int64_t j, int64_t len) {
-      output(K, m + j, mxi, ld, len, bias, y + n * K * ohw + 2 * ti * g.OW + 2 * tj, ohw, g.OW,
-             std::min<int64_t>(2, g.OH - 2 * ti), std::min(2 * len, g.OW - 2 * tj));
+      output(K, mm + j, mxi, ld, len, bias, y + n * K * ohw + m * ti * g.OW + m * tj, ohw, g.OW,
+             std::min(m, g.OH - m * ti), std::min(m * len, g.OW - m * tj));
     });
   };
-  if (16 * K * C * tiles < 4 * kMinFlopsPerTask) {
+  if (P * K * C * tiles < 4 * kMinFlopsPerTask) {
     for (int64_t it = 0; it < nblk; ++it) run_block(it);
   } else {
     parallel_items(0, nblk, run_block);
@@ -215,20 +229,21 @@ void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, 
 // most (fixed by the shape, not the threads), each summing its blocks of tiles into its own
 // dU, and the parts are added in order (add_parts_in_order): the result does not depend on
 // the thread count.
-template <typename T>
-void backward_weight_winograd(const ConvGeom& g, const T* gy, const T* x, T* gw) {
+template <typename Tile, typename T>
+void backward_weight_tiles(const ConvGeom& g, const T* gy, const T* x, T* gw) {
+  constexpr int64_t m = Tile::m, P = Tile::alpha * Tile::alpha;
   const int64_t C = g.C, K = g.K, hw = g.H * g.W, ohw = g.OH * g.OW;
-  const int64_t TH = (g.OH + 1) / 2, TW = (g.OW + 1) / 2, tiles = g.N * TH * TW;
-  const int64_t usize = 16 * K * C;
+  const int64_t TH = (g.OH + m - 1) / m, TW = (g.OW + m - 1) / m, tiles = g.N * TH * TW;
+  const int64_t usize = P * K * C;
   const int64_t tb = std::clamp<int64_t>(
-      kWeightBlockBytes / (16 * (C + K) * static_cast<int64_t>(sizeof(T))), 64, 2048);
+      kWeightBlockBytes / (P * (C + K) * static_cast<int64_t>(sizeof(T))), 64, 2048);
   const int64_t cap =
       std::max<int64_t>(1, kWeightPartsBytes / (usize * static_cast<int64_t>(sizeof(T))));
   const int64_t parts = std::max<int64_t>(1, std::min({kWeightParts, cap, (tiles + tb - 1) / tb}));
   ScratchBuffer du_buf("conv2d");
   T* du = du_buf.get<T>(parts * usize);
-  const auto input = input_transform<T>();
-  const auto adjoint = output_adjoint<T>();
+  const auto input = input_transform<Tile, T>();
+  const auto adjoint = output_adjoint<Tile, T>();
   parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t part = p0; part < p1; ++part) {
       const int64_t t_begin = tiles * part / parts, t_end = tiles * (part + 1) / parts;
@@ -237,18 +252,18 @@ void backward_weight_winograd(const ConvGeom& g, const T* gy, const T* x, T* gw)
         const int64_t nb = std::min(tb, t_end - t0), ld = nb;
         // Strides between positions a cache line past the blocks, as in the forward.
         const int64_t vxi = C * ld + 16, zxi = K * ld + 16;
-        T* v = tl_wino_v.get<T>(16 * vxi);
-        T* z = tl_wino_m.get<T>(16 * zxi);
+        T* v = tl_wino_v.get<T>(P * vxi);
+        T* z = tl_wino_m.get<T>(P * zxi);
         for_tile_runs(t0, nb, TH, TW, kWinogradMaxRun, [&](int64_t n, int64_t ti, int64_t tj,
                                                            int64_t j, int64_t len) {
-          input(C, x + n * C * hw, hw, g.H, g.W, 2 * ti - g.ph, 2 * tj - g.pw, len, v + j, vxi,
+          input(C, x + n * C * hw, hw, g.H, g.W, m * ti - g.ph, m * tj - g.pw, len, v + j, vxi,
                 ld);
-          adjoint(K, gy + n * K * ohw + 2 * ti * g.OW + 2 * tj, ohw, g.OW,
-                  std::min<int64_t>(2, g.OH - 2 * ti), std::min(2 * len, g.OW - 2 * tj), len,
+          adjoint(K, gy + n * K * ohw + m * ti * g.OW + m * tj, ohw, g.OW,
+                  std::min(m, g.OH - m * ti), std::min(m * len, g.OW - m * tj), len,
                   z + j, zxi, ld);
         });
         const T beta = t0 == t_begin ? T(0) : T(1);
-        for (int64_t xi = 0; xi < 16; ++xi)
+        for (int64_t xi = 0; xi < P; ++xi)
           gemm(K, C, nb, T(1), z + xi * zxi, ld, 1, v + xi * vxi, 1, ld, beta,
                dup + xi * K * C, C, 1);
       }
@@ -256,22 +271,28 @@ void backward_weight_winograd(const ConvGeom& g, const T* gy, const T* x, T* gw)
   });
   add_parts_in_order<T>(parts, usize, [&](int64_t i) { return du + i * usize; });
   parallel_for(0, K * C, std::max<int64_t>(1, kGrainSize / 64), [&](int64_t b, int64_t e) {
-    for (int64_t kc = b; kc < e; ++kc) {
-      T u[4][4], t[3][4];
-      for (int64_t xi = 0; xi < 16; ++xi) u[xi / 4][xi % 4] = du[xi * K * C + kc];
-      for (int c = 0; c < 4; ++c) {  // G^T dU
-        t[0][c] = u[0][c] + T(0.5) * (u[1][c] + u[2][c]);
-        t[1][c] = T(0.5) * (u[1][c] - u[2][c]);
-        t[2][c] = T(0.5) * (u[1][c] + u[2][c]) + u[3][c];
-      }
-      T* o = gw + kc * 9;
-      for (int i = 0; i < 3; ++i) {  // (G^T dU) G
-        o[3 * i + 0] = t[i][0] + T(0.5) * (t[i][1] + t[i][2]);
-        o[3 * i + 1] = T(0.5) * (t[i][1] - t[i][2]);
-        o[3 * i + 2] = T(0.5) * (t[i][1] + t[i][2]) + t[i][3];
-      }
-    }
+    for (int64_t kc = b; kc < e; ++kc)
+      transform_kernel_adjoint<Tile>(du + kc, K * C, gw + kc * 9);
   });
+}
+
+}  // namespace
+
+template <typename T>
+void forward_winograd(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+  forward_tiles<WinogradF2>(g, x, w, bias, y);
+}
+template <typename T>
+void forward_winograd4(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+  forward_tiles<WinogradF4>(g, x, w, bias, y);
+}
+template <typename T>
+void backward_weight_winograd(const ConvGeom& g, const T* gy, const T* x, T* gw) {
+  backward_weight_tiles<WinogradF2>(g, gy, x, gw);
+}
+template <typename T>
+void backward_weight_winograd4(const ConvGeom& g, const T* gy, const T* x, T* gw) {
+  backward_weight_tiles<WinogradF4>(g, gy, x, gw);
 }
 
 // The input gradient's forward convolution (input_gradient_by_forward) is 3x3 with unit
@@ -280,11 +301,18 @@ template <typename T>
 void backward_input_winograd(const ConvGeom& g, const T* gy, const T* w, T* gx) {
   input_gradient_by_forward(g, gy, w, gx, [](auto&&... a) { forward_winograd<T>(a...); });
 }
+template <typename T>
+void backward_input_winograd4(const ConvGeom& g, const T* gy, const T* w, T* gx) {
+  input_gradient_by_forward(g, gy, w, gx, [](auto&&... a) { forward_winograd4<T>(a...); });
+}
 
 #define DC_INSTANTIATE(T)                                                                      \
   template void forward_winograd<T>(const ConvGeom&, const T*, const T*, const T*, T*);       \
   template void backward_input_winograd<T>(const ConvGeom&, const T*, const T*, T*);          \
-  template void backward_weight_winograd<T>(const ConvGeom&, const T*, const T*, T*);
+  template void backward_weight_winograd<T>(const ConvGeom&, const T*, const T*, T*);         \
+  template void forward_winograd4<T>(const ConvGeom&, const T*, const T*, const T*, T*);      \
+  template void backward_input_winograd4<T>(const ConvGeom&, const T*, const T*, T*);         \
+  template void backward_weight_winograd4<T>(const ConvGeom&, const T*, const T*, T*);
 DC_INSTANTIATE(float)
 DC_INSTANTIATE(double)
 #undef DC_INSTANTIATE

@@ -1,10 +1,11 @@
-// The Winograd F(2x2, 3x3) tile transforms (contract in csrc/kernels/cpu/winograd.h), compiled
-// once per ISA (Note [Per-ISA kernels]). Both run along a row of tiles, 16 tiles per vector
-// with AVX-512 (float): an input row's 34 columns under 16 tiles are four loads, split into
+// The Winograd tile transforms (contract in csrc/kernels/cpu/winograd.h), compiled once per ISA
+// (Note [Per-ISA kernels]). They run along a row of tiles. F(2x2, 3x3) in float with AVX-512
+// takes 16 tiles per vector: an input row's 34 columns under 16 tiles are four loads, split into
 // the patches' four columns by permutes (a tile starts every second column), and the output
 // tiles' two columns are interleaved back by permutes; the image's edges are masked loads and
-// stores, whose masked-off lanes touch no memory. Other ISAs and double run the same
-// arithmetic per tile.
+// stores, whose masked-off lanes touch no memory. The other ISAs, double, and F(4x4, 3x3) run the
+// same arithmetic per tile from the templates below, one per tile shape (WinogradF2,
+// WinogradF4), vectorised by the compiler across the tiles.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -20,118 +21,250 @@ namespace {
 
 constexpr int64_t kRun = kWinogradMaxRun;
 
-// V = B^T d B of one 4x4 patch, d(r, c) giving the patch's pixels, written to
-// dst[(4 a + b) * xi_stride].
-template <typename T, typename Pixel>
+// V = B^T d B of one a x a patch, d(r, c) giving the patch's pixels, written to
+// dst[(a r + b) * xi_stride].
+template <typename Tile, typename T, typename Pixel>
 inline void transform_patch(Pixel d, T* dst, int64_t xi_stride) {
-  T c[4][4];  // c[r][b]: row r of the patch times B, then B^T across the rows
-  for (int r = 0; r < 4; ++r) {
-    const T d0 = d(r, 0), d1 = d(r, 1), d2 = d(r, 2), d3 = d(r, 3);
-    c[r][0] = d0 - d2;
-    c[r][1] = d1 + d2;
-    c[r][2] = d2 - d1;
-    c[r][3] = d1 - d3;
+  constexpr int a = Tile::alpha;
+  T c[a][a];  // c[r]: row r of the patch times B
+  for (int r = 0; r < a; ++r) {
+    T row[a];
+    for (int k = 0; k < a; ++k) row[k] = d(r, k);
+    Tile::bt(row, c[r]);
   }
-  for (int b = 0; b < 4; ++b) {
-    dst[(0 + b) * xi_stride] = c[0][b] - c[2][b];
-    dst[(4 + b) * xi_stride] = c[1][b] + c[2][b];
-    dst[(8 + b) * xi_stride] = c[2][b] - c[1][b];
-    dst[(12 + b) * xi_stride] = c[1][b] - c[3][b];
+  for (int b = 0; b < a; ++b) {  // B^T across the rows
+    T col[a], v[a];
+    for (int r = 0; r < a; ++r) col[r] = c[r][b];
+    Tile::bt(col, v);
+    for (int r = 0; r < a; ++r) dst[(a * r + b) * xi_stride] = v[r];
   }
 }
 
-template <typename T>
+template <typename Tile, typename T>
 void input_transform(int64_t kc, const T* src, int64_t chan_stride, int64_t H, int64_t W,
                      int64_t row0, int64_t col0, int64_t len, T* dst, int64_t xi_stride,
                      int64_t nr) {
+  constexpr int m = Tile::m, a = Tile::alpha;
   // Tiles [jlo, jhi) read only columns inside the image: the vector loop reads them in place
   // (rows outside the image read a zero row). The tiles at the edges, where the padding is,
   // go one by one.
-  alignas(64) static constexpr T zeros[2 * kRun + 4] = {};
-  const int64_t jlo = std::clamp<int64_t>((1 - col0) / 2, 0, len);
-  const int64_t jhi = std::clamp<int64_t>(W - 4 - col0 >= 0 ? (W - 4 - col0) / 2 + 1 : 0, jlo, len);
+  alignas(64) static constexpr T zeros[m * kRun + a] = {};
+  const int64_t jlo = std::clamp<int64_t>((m - 1 - col0) / m, 0, len);
+  const int64_t jhi =
+      std::clamp<int64_t>(W - a - col0 >= 0 ? (W - a - col0) / m + 1 : 0, jlo, len);
   for (int64_t p = 0; p < kc; ++p, src += chan_stride) {
-    const T* rows[4];
-    for (int64_t r = 0; r < 4; ++r) {
+    const T* rows[a];
+    for (int64_t r = 0; r < a; ++r) {
       const int64_t ih = row0 + r;
       rows[r] = ih < 0 || ih >= H ? nullptr : src + ih * W + col0;
     }
     T* d = dst + p * nr;
     auto edge_tile = [&](int64_t j) {
-      transform_patch<T>([&](int r, int c) {
-        const int64_t col = col0 + 2 * j + c;
-        return rows[r] && col >= 0 && col < W ? rows[r][2 * j + c] : T(0);
+      transform_patch<Tile, T>([&](int r, int c) {
+        const int64_t col = col0 + m * j + c;
+        return rows[r] && col >= 0 && col < W ? rows[r][m * j + c] : T(0);
       }, d + j, xi_stride);
     };
     for (int64_t j = 0; j < jlo; ++j) edge_tile(j);
-    const T* q[4];
-    for (int r = 0; r < 4; ++r) q[r] = rows[r] ? rows[r] : zeros;
-    // The 16 positions' runs never overlap (xi_stride >= len), which the compiler cannot see.
+    const T* q[a];
+    for (int r = 0; r < a; ++r) q[r] = rows[r] ? rows[r] : zeros;
+    // The positions' runs never overlap (xi_stride >= len), which the compiler cannot see.
 #pragma GCC ivdep
     for (int64_t j = jlo; j < jhi; ++j)
-      transform_patch<T>([&](int r, int c) { return q[r][2 * j + c]; }, d + j, xi_stride);
+      transform_patch<Tile, T>([&](int r, int c) { return q[r][m * j + c]; }, d + j, xi_stride);
     for (int64_t j = jhi; j < len; ++j) edge_tile(j);
   }
 }
 
-template <typename T>
+template <typename Tile, typename T>
 void output_transform(int64_t kn, const T* src, int64_t xi_stride, int64_t ld, int64_t len,
                       const T* bias, T* dst, int64_t chan_stride, int64_t row_stride,
                       int64_t rows, int64_t cols) {
+  constexpr int m = Tile::m, a = Tile::alpha;
   // Whole tiles are written in place; a run cut by the image's edge goes through a buffer.
-  alignas(64) T y0[2 * kRun], y1[2 * kRun];
-  const bool whole = rows == 2 && cols == 2 * len;
+  alignas(64) T buf[m][m * kRun];
+  const bool whole = rows == m && cols == m * len;
   for (int64_t k = 0; k < kn; ++k, src += ld, dst += chan_stride) {
     const T b = bias ? bias[k] : T(0);
-    T* o0 = whole ? dst : y0;
-    T* o1 = whole ? dst + row_stride : y1;
+    T* o[m];
+    for (int i = 0; i < m; ++i) o[i] = whole ? dst + i * row_stride : buf[i];
 #pragma GCC ivdep
     for (int64_t j = 0; j < len; ++j) {
-      T m[4][4];
-      for (int a = 0; a < 4; ++a)
-        for (int c = 0; c < 4; ++c) m[a][c] = src[(4 * a + c) * xi_stride + j];
-      T r0[4], r1[4];  // A^T m
-      for (int c = 0; c < 4; ++c) {
-        r0[c] = m[0][c] + m[1][c] + m[2][c];
-        r1[c] = m[1][c] - m[2][c] - m[3][c];
+      T r[m][a];  // A^T m, column by column
+      for (int c = 0; c < a; ++c) {
+        T col[a], y[m];
+        for (int i = 0; i < a; ++i) col[i] = src[(a * i + c) * xi_stride + j];
+        Tile::at(col, y);
+        for (int i = 0; i < m; ++i) r[i][c] = y[i];
       }
-      o0[2 * j] = r0[0] + r0[1] + r0[2] + b;
-      o0[2 * j + 1] = r0[1] - r0[2] - r0[3] + b;
-      o1[2 * j] = r1[0] + r1[1] + r1[2] + b;
-      o1[2 * j + 1] = r1[1] - r1[2] - r1[3] + b;
+      for (int i = 0; i < m; ++i) {  // (A^T m) A, row by row
+        T y[m];
+        Tile::at(r[i], y);
+        for (int s = 0; s < m; ++s) o[i][m * j + s] = y[s] + b;
+      }
     }
     if (whole) continue;
-    std::memcpy(dst, y0, cols * sizeof(T));
-    if (rows > 1) std::memcpy(dst + row_stride, y1, cols * sizeof(T));
+    for (int64_t i = 0; i < rows; ++i) std::memcpy(dst + i * row_stride, buf[i], cols * sizeof(T));
   }
 }
 
-template <typename T>
+template <typename Tile, typename T>
 void output_adjoint(int64_t kn, const T* src, int64_t chan_stride, int64_t row_stride,
                     int64_t rows, int64_t cols, int64_t len, T* dst, int64_t xi_stride,
                     int64_t ld) {
+  constexpr int m = Tile::m, a = Tile::alpha;
   // Whole tiles are read in place; a run cut by the image's edge is copied with zeros first.
-  alignas(64) T pad[2][2 * kRun];
-  const bool whole = rows == 2 && cols == 2 * len;
+  alignas(64) T pad[m][m * kRun];
+  const bool whole = rows == m && cols == m * len;
   for (int64_t k = 0; k < kn; ++k, src += chan_stride, dst += ld) {
-    const T* g0 = src;
-    const T* g1 = src + row_stride;
+    const T* g[m];
+    for (int i = 0; i < m; ++i) g[i] = src + i * row_stride;
     if (!whole) {
-      for (int64_t r = 0; r < 2; ++r)
-        for (int64_t c = 0; c < 2 * len; ++c)
+      for (int64_t r = 0; r < m; ++r) {
+        for (int64_t c = 0; c < m * len; ++c)
           pad[r][c] = r < rows && c < cols ? src[r * row_stride + c] : T(0);
-      g0 = pad[0];
-      g1 = pad[1];
+        g[r] = pad[r];
+      }
     }
 #pragma GCC ivdep
     for (int64_t j = 0; j < len; ++j) {
-      const T a0 = g0[2 * j], a1 = g0[2 * j + 1], b0 = g1[2 * j], b1 = g1[2 * j + 1];
-      const T w[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};  // A g
-      for (int a = 0; a < 4; ++a) {
-        dst[(4 * a + 0) * xi_stride + j] = w[a][0];
-        dst[(4 * a + 1) * xi_stride + j] = w[a][0] + w[a][1];
-        dst[(4 * a + 2) * xi_stride + j] = w[a][0] - w[a][1];
-        dst[(4 * a + 3) * xi_stride + j] = -w[a][1];
+      T w[a][m];  // A g, column by column
+      for (int s = 0; s < m; ++s) {
+        T col[m], z[a];
+        for (int i = 0; i < m; ++i) col[i] = g[i][m * j + s];
+        Tile::a(col, z);
+        for (int i = 0; i < a; ++i) w[i][s] = z[i];
+      }
+      for (int i = 0; i < a; ++i) {  // (A g) A^T, row by row
+        T z[a];
+        Tile::a(w[i], z);
+        for (int b = 0; b < a; ++b) dst[(a * i + b) * xi_stride + j] = z[b];
+      }
+    }
+  }
+}
+
+// The same three transforms in passes that the compiler vectorises across the tiles: each
+// pass reads and writes unit-stride runs, except the deinterleave (a tile starts every m-th
+// column), which is a plain grouped copy. One channel's run of len tiles spans m len + 2
+// columns.
+template <typename T, int m>
+void deinterleave(const T* row, int64_t groups, T (*ph)[kRun + 1]) {
+  for (int64_t j = 0; j < groups; ++j)
+    for (int k = 0; k < m; ++k) ph[k][j] = row[m * j + k];
+}
+
+template <typename Tile, typename T>
+void input_transform_passes(int64_t kc, const T* src, int64_t chan_stride, int64_t H, int64_t W,
+                            int64_t row0, int64_t col0, int64_t len, T* dst, int64_t xi_stride,
+                            int64_t nr) {
+  constexpr int m = Tile::m, a = Tile::alpha;
+  const int64_t ncols = m * len + 2, groups = len + 1;  // groups of m columns, the last partial
+  alignas(64) T pad[a][m * (kRun + 1)];  // rows cut by the image's left or right edge
+  alignas(64) T t[a][m * (kRun + 1)];    // B^T d, column by column
+  alignas(64) T ph[m][kRun + 1];
+  const bool inside = col0 >= 0 && col0 + ncols <= W;
+  // The run's columns inside the image, [clo, chi) relative to col0.
+  const int64_t clo = std::clamp<int64_t>(-col0, 0, ncols);
+  const int64_t chi = std::clamp<int64_t>(W - col0, clo, ncols);
+  for (int64_t p = 0; p < kc; ++p, src += chan_stride) {
+    const T* q[a];
+    for (int r = 0; r < a; ++r) {
+      const int64_t ih = row0 + r;
+      if (ih < 0 || ih >= H) {
+        std::fill(pad[r], pad[r] + m * groups, T(0));
+        q[r] = pad[r];
+      } else if (inside) {
+        q[r] = src + ih * W + col0;
+      } else {
+        std::fill(pad[r], pad[r] + m * groups, T(0));
+        if (chi > clo) std::memcpy(pad[r] + clo, src + ih * W + col0 + clo, (chi - clo) * sizeof(T));
+        q[r] = pad[r];
+      }
+    }
+    for (int64_t c = 0; c < ncols; ++c) {
+      T z[a], o[a];
+      for (int r = 0; r < a; ++r) z[r] = q[r][c];
+      Tile::bt(z, o);
+      for (int r = 0; r < a; ++r) t[r][c] = o[r];
+    }
+    for (int r = 0; r < a; ++r) {
+      for (int64_t c = ncols; c < m * groups; ++c) t[r][c] = T(0);
+      deinterleave<T, m>(t[r], groups, ph);
+      T* d = dst + p * nr + a * r * xi_stride;
+#pragma GCC ivdep
+      for (int64_t j = 0; j < len; ++j) {
+        T z[a], o[a];
+        for (int k = 0; k < a; ++k) z[k] = ph[k % m][j + k / m];
+        Tile::bt(z, o);
+        for (int b = 0; b < a; ++b) d[b * xi_stride + j] = o[b];
+      }
+    }
+  }
+}
+
+template <typename Tile, typename T>
+void output_transform_passes(int64_t kn, const T* src, int64_t xi_stride, int64_t ld,
+                             int64_t len, const T* bias, T* dst, int64_t chan_stride,
+                             int64_t row_stride, int64_t rows, int64_t cols) {
+  constexpr int m = Tile::m, a = Tile::alpha;
+  alignas(64) T r[m][a][kRun];  // A^T m: r[i][b][j]
+  alignas(64) T y[m * kRun];
+  for (int64_t k = 0; k < kn; ++k, src += ld, dst += chan_stride) {
+    const T bk = bias ? bias[k] : T(0);
+    for (int b = 0; b < a; ++b) {
+#pragma GCC ivdep
+      for (int64_t j = 0; j < len; ++j) {
+        T z[a], o[m];
+        for (int i = 0; i < a; ++i) z[i] = src[(a * i + b) * xi_stride + j];
+        Tile::at(z, o);
+        for (int i = 0; i < m; ++i) r[i][b][j] = o[i];
+      }
+    }
+    for (int64_t i = 0; i < rows; ++i) {
+      T* out = cols == m * len ? dst + i * row_stride : y;
+      for (int64_t j = 0; j < len; ++j) {
+        T z[a], o[m];
+        for (int b = 0; b < a; ++b) z[b] = r[i][b][j];
+        Tile::at(z, o);
+        for (int s = 0; s < m; ++s) out[m * j + s] = o[s] + bk;
+      }
+      if (out == y) std::memcpy(dst + i * row_stride, y, cols * sizeof(T));
+    }
+  }
+}
+
+template <typename Tile, typename T>
+void output_adjoint_passes(int64_t kn, const T* src, int64_t chan_stride, int64_t row_stride,
+                           int64_t rows, int64_t cols, int64_t len, T* dst, int64_t xi_stride,
+                           int64_t ld) {
+  constexpr int m = Tile::m, a = Tile::alpha;
+  alignas(64) T w[m][a][kRun];  // g A^T, row by row: w[i][b][j]
+  alignas(64) T ph[m][kRun + 1];
+  alignas(64) T line[m * kRun];
+  for (int64_t k = 0; k < kn; ++k, src += chan_stride, dst += ld) {
+    for (int i = 0; i < m; ++i) {
+      const T* row = src + i * row_stride;
+      if (i >= rows || cols < m * len) {
+        for (int64_t c = 0; c < m * len; ++c) line[c] = i < rows && c < cols ? row[c] : T(0);
+        row = line;
+      }
+      deinterleave<T, m>(row, len, ph);
+#pragma GCC ivdep
+      for (int64_t j = 0; j < len; ++j) {
+        T z[m], o[a];
+        for (int s = 0; s < m; ++s) z[s] = ph[s][j];
+        Tile::a(z, o);
+        for (int b = 0; b < a; ++b) w[i][b][j] = o[b];
+      }
+    }
+    for (int b = 0; b < a; ++b) {
+#pragma GCC ivdep
+      for (int64_t j = 0; j < len; ++j) {
+        T z[m], o[a];
+        for (int i = 0; i < m; ++i) z[i] = w[i][b][j];
+        Tile::a(z, o);
+        for (int i = 0; i < a; ++i) dst[(a * i + b) * xi_stride + j] = o[i];
       }
     }
   }
@@ -232,7 +365,7 @@ void output_transform_avx512(int64_t kn, const float* src, int64_t xi_stride, in
 #if defined(__AVX512F__)
 #define DC_WINOGRAD_F32(NAME) NAME##_avx512
 #else
-#define DC_WINOGRAD_F32(NAME) NAME<float>
+#define DC_WINOGRAD_F32(NAME) NAME<WinogradF2, float>
 #endif
 
 void winograd_input_f32(int64_t kc, const float* src, int64_t chan_stride, int64_t H, int64_t W,
@@ -241,34 +374,41 @@ void winograd_input_f32(int64_t kc, const float* src, int64_t chan_stride, int64
   DC_WINOGRAD_F32(input_transform)(kc, src, chan_stride, H, W, row0, col0, len, dst, xi_stride,
                                    nr);
 }
-void winograd_input_f64(int64_t kc, const double* src, int64_t chan_stride, int64_t H, int64_t W,
-                        int64_t row0, int64_t col0, int64_t len, double* dst, int64_t xi_stride,
-                        int64_t nr) {
-  input_transform<double>(kc, src, chan_stride, H, W, row0, col0, len, dst, xi_stride, nr);
-}
 void winograd_output_f32(int64_t kn, const float* src, int64_t xi_stride, int64_t ld, int64_t len,
                          const float* bias, float* dst, int64_t chan_stride, int64_t row_stride,
                          int64_t rows, int64_t cols) {
   DC_WINOGRAD_F32(output_transform)(kn, src, xi_stride, ld, len, bias, dst, chan_stride,
                                     row_stride, rows, cols);
 }
-void winograd_output_f64(int64_t kn, const double* src, int64_t xi_stride, int64_t ld,
-                         int64_t len, const double* bias, double* dst, int64_t chan_stride,
-                         int64_t row_stride, int64_t rows, int64_t cols) {
-  output_transform<double>(kn, src, xi_stride, ld, len, bias, dst, chan_stride, row_stride, rows,
-                           cols);
-}
 #undef DC_WINOGRAD_F32
 
-void winograd_output_adjoint_f32(int64_t kn, const float* src, int64_t chan_stride,
-                                 int64_t row_stride, int64_t rows, int64_t cols, int64_t len,
-                                 float* dst, int64_t xi_stride, int64_t ld) {
-  output_adjoint(kn, src, chan_stride, row_stride, rows, cols, len, dst, xi_stride, ld);
-}
-void winograd_output_adjoint_f64(int64_t kn, const double* src, int64_t chan_stride,
-                                 int64_t row_stride, int64_t rows, int64_t cols, int64_t len,
-                                 double* dst, int64_t xi_stride, int64_t ld) {
-  output_adjoint(kn, src, chan_stride, row_stride, rows, cols, len, dst, xi_stride, ld);
-}
+// The entry points that run the templates as they are: F(2x2, 3x3) in double (the
+// output adjoint in float too), and F(4x4, 3x3) for both types.
+#define DC_WINOGRAD_GENERIC(NAME, TILE, T, SUFFIX, INPUT, OUTPUT, VIA)                           \
+  INPUT(void NAME##_input_##SUFFIX(int64_t kc, const T* src, int64_t chan_stride, int64_t H,     \
+                                   int64_t W, int64_t row0, int64_t col0, int64_t len, T* dst,   \
+                                   int64_t xi_stride, int64_t nr) {                              \
+    input_transform##VIA<TILE, T>(kc, src, chan_stride, H, W, row0, col0, len, dst, xi_stride, nr);   \
+  })                                                                                             \
+  OUTPUT(void NAME##_output_##SUFFIX(int64_t kn, const T* src, int64_t xi_stride, int64_t ld,    \
+                                     int64_t len, const T* bias, T* dst, int64_t chan_stride,    \
+                                     int64_t row_stride, int64_t rows, int64_t cols) {           \
+    output_transform##VIA<TILE, T>(kn, src, xi_stride, ld, len, bias, dst, chan_stride, row_stride,   \
+                              rows, cols);                                                       \
+  })                                                                                             \
+  void NAME##_output_adjoint_##SUFFIX(int64_t kn, const T* src, int64_t chan_stride,             \
+                                      int64_t row_stride, int64_t rows, int64_t cols,            \
+                                      int64_t len, T* dst, int64_t xi_stride, int64_t ld) {      \
+    output_adjoint##VIA<TILE>(kn, src, chan_stride, row_stride, rows, cols, len, dst, xi_stride, ld); \
+  }
+#define DC_KEEP(...) __VA_ARGS__
+#define DC_DROP(...)
+DC_WINOGRAD_GENERIC(winograd, WinogradF2, float, f32, DC_DROP, DC_DROP, )
+DC_WINOGRAD_GENERIC(winograd, WinogradF2, double, f64, DC_KEEP, DC_KEEP, )
+DC_WINOGRAD_GENERIC(winograd4, WinogradF4, float, f32, DC_KEEP, DC_KEEP, _passes)
+DC_WINOGRAD_GENERIC(winograd4, WinogradF4, double, f64, DC_KEEP, DC_KEEP, _passes)
+#undef DC_WINOGRAD_GENERIC
+#undef DC_KEEP
+#undef DC_DROP
 
 }  // namespace dc::cpu::DC_ISA_NS
