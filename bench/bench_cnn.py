@@ -5,6 +5,7 @@ for GFLOP/s higher is better).
     python bench/bench_cnn.py               # all rows, the installed deepcore
     python bench/bench_cnn.py --quick       # fewer repeats
     PYTHONPATH=build/dev/site python bench/bench_cnn.py   # a dev build (scripts/dev-build.sh)
+    python bench/bench_cnn.py --autocast-pairs 10   # only deepcore's autocast vs float32 step
 
 Rows: conv2d 3x3 forward and backward at N=32, C=K=64, 56x56, and forward at C=K=128 28x28,
 256 14x14 and 512 7x7 (GFLOP/s counted as 2*N*K*C*9*H*W per pass, the direct algorithm's
@@ -82,6 +83,27 @@ def _train_step(lib, nn, model, x, y, autocast=False):
         loss.backward()
         opt.step()
     return step
+
+
+def resnet_step_inputs():
+    """deepcore's ResNet-18 (small stem), a batch of 32 32x32 images and their labels."""
+    import deepcore as dc
+    import deepcore.models as dm
+    x = np.random.default_rng(2).standard_normal((32, 3, 32, 32)).astype(np.float32)
+    y = np.random.default_rng(3).integers(0, 10, 32)
+    return dm.resnet18(small_input=True, num_classes=10), dc.tensor(x), dc.tensor(y)
+
+
+def autocast_vs_fp32(pairs):
+    """deepcore's ResNet-18 step under bf16 autocast against its float32 step, alternating."""
+    import deepcore as dc
+    import deepcore.nn as dnn
+    model, x, y = resnet_step_inputs()
+    ta, tf, ratio = paired_times(_train_step(dc, dnn, model, x, y, autocast=True),
+                                 _train_step(dc, dnn, model, x, y), pairs)
+    print(f"threads: {dc.get_num_threads()}; deepcore ISA: {dc._C._active_isa()}")
+    print(f"ResNet-18 train step, batch 32: bf16 autocast {ta * 1e3:.1f} ms, float32 "
+          f"{tf * 1e3:.1f} ms; autocast / float32 time, median of {pairs} pairs: {ratio:.2f}")
 
 
 def lenet_models(seed=0):
@@ -184,9 +206,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rss-child", choices=["torch", "deepcore"])
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--autocast-pairs", type=int, metavar="N",
+                    help="only the row of deepcore's ResNet-18 step under bf16 autocast against "
+                         "its float32 step, over N alternating pairs")
     args = ap.parse_args()
     if args.rss_child:
         rss_child(args.rss_child, args.steps)
+        return
+    if args.autocast_pairs:
+        autocast_vs_fp32(args.autocast_pairs)
         return
 
     # Peak RSS first: a child's ru_maxrss starts from its parent's high-water mark at fork

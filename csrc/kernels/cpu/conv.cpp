@@ -24,6 +24,8 @@
 //               ChannelsLast if groups == 1, C and K >= kMinChannelsLastWeight (16), not 1x1
 //               Pointwise  if 1x1, unit stride, no padding
 //               Im2col     otherwise
+//   16-bit passes (choose_algo with a dtype; Note [16-bit convolution]): Winograd becomes
+//               Winograd4 (F(4x4, 3x3)) once the batch has kMinWinograd4Tiles (256) 4x4 tiles
 //
 // Why these numbers:
 // - Winograd F(2x2, 3x3) does 2.25x fewer multiply-adds than any direct algorithm, and its
@@ -35,6 +37,13 @@
 //   tiles: a forward plus weight gradient (both on 32 images) took 1.3-1.4x less time with it
 //   than with channels-last at 16-128 channels, 1.15x at 256, more at 512 (the 16 K x C
 //   accumulators are read and written per block) and on the 3-channel stem.
+// - F(4x4, 3x3) has 1.78x fewer multiply-adds than F(2x2, 3x3) but transforms 2.25x more
+//   weight values, reused over 4x fewer tiles, and a row of 4x4 tiles is short on small
+//   images. Forced-algorithm timings of the ResNet-18 layers at batch 32 (float32, AVX2, two
+//   threads; forward / input gradient / weight gradient, ms, F(2x2) -> F(4x4)): 64 channels
+//   on 32x32 (2,048 tiles) 10.3 -> 7.8, 11.2 -> 8.0, 14.0 -> 7.4; 128 on 16x16 (512 tiles)
+//   9.6 -> 7.3, 10.5 -> 8.3, 14.1 -> 13.1; 256 on 8x8 (128 tiles) 10.3 -> 10.2, 10.1 -> 12.2,
+//   15.2 -> 15.1; 512 on 4x4 (32 tiles) 13.1 -> 13.6, 12.2 -> 15.5, 11.9 -> 26.4. Hence 256.
 // - The implicit GEMM packs B per call and fills micro-tiles of MR rows; a group with fewer
 //   output channels wastes most of each tile's rows and cannot amortise the pack. Measured on
 //   LeNet's layers: the forward 6 -> 16 5x5 conv runs in 0.64 ms implicit against 1.0-1.1 ms
@@ -105,8 +114,8 @@ bool winograd_pays(const ConvGeom& g) {
 }
 
 // F(4x4, 3x3) transforms 36 / 16 = 2.25x more weights than F(2x2, 3x3) and reuses each over
-// 4x fewer tiles; it pays once the batch has this many 4x4 output tiles (Note [16-bit
-// convolution]).
+// 4x fewer tiles; it pays once the batch has kMinWinograd4Tiles 4x4 output tiles (see the Note).
+// Only 16-bit passes take it (Note [16-bit convolution]).
 bool winograd4_pays(const ConvGeom& g) {
   return g.N * ((g.OH + 3) / 4) * ((g.OW + 3) / 4) >= kMinWinograd4Tiles;
 }
@@ -286,7 +295,10 @@ template void forward_by_shape<double>(const ConvGeom&, const double*, const dou
 // channels-last weight gradient run their own float32 micro-kernels, so they are not chosen.
 // Where Winograd is chosen it runs in float32 instead: its transformed operands are no longer
 // bfloat16 values, and its 2.25x fewer multiply-adds in float32 beat the bf16 GEMM's 2x rate
-// on im2col tiles (ResNet-18 under autocast: bench/README.md). So does the channels-last
+// on im2col tiles (ResNet-18 under autocast: bench/README.md). Where the batch has enough 4x4
+// tiles it is F(4x4, 3x3), 1.78x fewer multiply-adds again: its float32 error, about 1e-5 of
+// the output's scale (Note [Winograd convolution]), is two orders of magnitude below the
+// 16-bit rounding of the result, which float32 convolutions do not have to hide it. So does the channels-last
 // weight gradient: on the 512-channel 4x4 layer of a ResNet-18 its float32 kernel takes 12 ms
 // where im2col tiles on the bf16 GEMM took 19.
 namespace {

@@ -1,11 +1,9 @@
-// 3x3 unit-stride convolutions by Winograd's minimal filtering F(2x2, 3x3).
+// 3x3 unit-stride convolutions by Winograd's minimal filtering F(2x2, 3x3) and F(4x4, 3x3).
 //
 // Note [Winograd convolution]
 // Each 2x2 block of output pixels (a tile) of a 3x3 convolution needs 36 multiply-adds per
 // input channel directly, and 16 in Winograd's transformed space: with the 4x4 input patch d
-// under the tile, the 3x3 kernel g and
-//   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
-//   A^T = [1 1 1 0; 0 1 -1 -1],
+// under the tile, the 3x3 kernel g and the matrices B^T, G and A^T of WinogradF2 (winograd.h),
 // the tile is Y = A^T [ sum_c (G g_kc G^T) (.) (B^T d_c B) ] A, (.) elementwise. Summed over
 // the channels, each of the 16 positions xi of the transformed tile is a matrix product
 //     M_xi (K, tiles) = U_xi (K, C) @ V_xi (C, tiles),
@@ -20,18 +18,31 @@
 // operands would have to be rounded to bfloat16, which costs far more (bench/README.md), so
 // 16-bit convolutions run it in float32.
 //
+// F(4x4, 3x3) (WinogradF4, ConvAlgo::Winograd4) takes 4x4 output tiles from 6x6 patches: 36
+// GEMMs, 36 / 16 = 2.25 multiply-adds per output and channel against F(2x2, 3x3)'s 4, 1.78x
+// fewer. Its matrices have entries up to 8 (A^T) and 5 (B^T), and G's 1/6, 1/12 and 1/24 are
+// not binary fractions, so its float32 error grows: a numpy model of one 64-channel tile
+// (random operands, weights scaled by 1/sqrt(9 C)) gave a mean / max error of 2.5e-6 / 9.6e-6
+// of the output's largest value, against 1.9e-7 / 4.3e-7 for a direct float32 sum, about 14x
+// (the C++ tests hold float32 to 2e-4 instead of 2e-5). A float32 convolution therefore keeps
+// F(2x2, 3x3); a 16-bit one, whose result is rounded to 8 or 11 bits (half a step is 2e-3 or
+// 2.4e-4 of the value), takes F(4x4, 3x3) where it pays (Note [16-bit convolution] in
+// conv.cpp). U = G g G^T and the weight gradient's G^T dU G are computed in double for either
+// type and rounded once.
+//
 // The GEMMs run on the GEMM's micro-kernel and blocking (gemm_blocks), as the implicit GEMM
 // does (Note [Convolution as implicit GEMM]): U is computed straight into the micro-kernel's
-// A panels once per call, 16 per (K block, C slice), and the tiles of the batch are cut into
-// column blocks of at most kMaxBlockPanels micro-panels, taken by the threads from a dynamic
-// schedule. Per block and C slice, the input transform writes V straight into B micro-panels
-// (winograd.h, vectorised per ISA), the 16 GEMMs fill M_xi (K, block) in a per-thread buffer,
-// and after the last slice the output transform writes the block's tiles into y, so V and M
-// are only ever one block's worth (about 2 MB at 256 channels), mostly in the L2 cache.
-// The input gradient of a unit-stride 3x3 convolution is itself such a convolution (of gy
-// with the flipped, transposed weights; conv_implicit.cpp), so it takes this path too, and
-// the weight gradient is the adjoint in g (backward_weight_winograd): 16 GEMMs summing over
-// the tiles. Which shapes take which: Note [Choosing a convolution algorithm] in conv.cpp.
+// A panels once per call, one per position and (K block, C slice), and the tiles of the batch
+// are cut into column blocks of at most kMaxBlockPanels micro-panels, taken by the threads from
+// a dynamic schedule. Per block and C slice, the input transform writes V straight into B
+// micro-panels (winograd.h, vectorised per ISA), the GEMMs fill M_xi (K, block) in a
+// per-thread buffer, and after the last slice the output transform writes the block's tiles
+// into y, so V and M are only ever one block's worth (about 2 MB at 256 channels for F(2x2,
+// 3x3)), mostly in the L2 cache. The input gradient of a unit-stride 3x3 convolution is itself
+// such a convolution (of gy with the flipped, transposed weights; conv_implicit.cpp), so it
+// takes this path too, and the weight gradient is the adjoint in g (backward_weight_tiles): one
+// GEMM per position summing over the tiles. Which shapes take which: Note [Choosing a
+// convolution algorithm] in conv.cpp.
 #include "kernels/cpu/conv_common.h"
 #include "kernels/cpu/winograd.h"
 
@@ -39,7 +50,7 @@ namespace dc::cpu::conv_detail {
 namespace {
 
 // Column blocks of at most this many micro-panels: V and M of a block then take at most
-// 16 (kc + K) 64 floats, 2 MB for 256 channels.
+// P (kc + K) 2 nr floats (P = 16 or 36 positions), 2 MB for 256 channels and F(2x2, 3x3).
 constexpr int64_t kMaxBlockPanels = 2;
 // The weight gradient's blocks of tiles: V and Z of a block take at most this many bytes.
 constexpr int64_t kWeightBlockBytes = int64_t(2) << 20;
@@ -225,7 +236,7 @@ void forward_tiles(const ConvGeom& g, const T* x, const T* w, const T* bias, T* 
 
 // The weight gradient: the adjoint of the forward in g. With Z = A gy_tile A^T per tile,
 //     dU_xi (K, C) = sum over tiles Z_xi (K, tiles) @ V_xi (C, tiles)^T,   gw = G^T dU G,
-// 16 GEMMs whose inner dimension is the tiles. The tiles are cut into kWeightParts parts at
+// one GEMM per position whose inner dimension is the tiles. The tiles are cut into kWeightParts parts at
 // most (fixed by the shape, not the threads), each summing its blocks of tiles into its own
 // dU, and the parts are added in order (add_parts_in_order): the result does not depend on
 // the thread count.
