@@ -160,36 +160,30 @@ void input_transform_passes(int64_t kc, const T* src, int64_t chan_stride, int64
                             int64_t nr) {
   constexpr int m = Tile::m, a = Tile::alpha;
   const int64_t ncols = m * len + 2, groups = len + 1;  // groups of m columns, the last partial
-  alignas(64) T pad[a][m * (kRun + 1)];  // rows cut by the image's left or right edge
-  alignas(64) T t[a][m * (kRun + 1)];    // B^T d, column by column
+  alignas(64) static constexpr T zeros[m * (kRun + 1)] = {};  // a row outside the image
+  alignas(64) T t[a][m * (kRun + 1)];                          // B^T d, column by column
   alignas(64) T ph[m][kRun + 1];
-  const bool inside = col0 >= 0 && col0 + ncols <= W;
-  // The run's columns inside the image, [clo, chi) relative to col0.
+  // The run's columns inside the image, [clo, chi) relative to col0: B^T d is read from the
+  // image there and is zero elsewhere (a column of zeros transforms to zeros).
   const int64_t clo = std::clamp<int64_t>(-col0, 0, ncols);
   const int64_t chi = std::clamp<int64_t>(W - col0, clo, ncols);
+  for (int r = 0; r < a; ++r) {
+    std::fill(t[r], t[r] + clo, T(0));
+    std::fill(t[r] + chi, t[r] + m * groups, T(0));
+  }
   for (int64_t p = 0; p < kc; ++p, src += chan_stride) {
     const T* q[a];
     for (int r = 0; r < a; ++r) {
       const int64_t ih = row0 + r;
-      if (ih < 0 || ih >= H) {
-        std::fill(pad[r], pad[r] + m * groups, T(0));
-        q[r] = pad[r];
-      } else if (inside) {
-        q[r] = src + ih * W + col0;
-      } else {
-        std::fill(pad[r], pad[r] + m * groups, T(0));
-        if (chi > clo) std::memcpy(pad[r] + clo, src + ih * W + col0 + clo, (chi - clo) * sizeof(T));
-        q[r] = pad[r];
-      }
+      q[r] = ih < 0 || ih >= H ? zeros : src + ih * W + col0;
     }
-    for (int64_t c = 0; c < ncols; ++c) {
+    for (int64_t c = clo; c < chi; ++c) {
       T z[a], o[a];
       for (int r = 0; r < a; ++r) z[r] = q[r][c];
       Tile::bt(z, o);
       for (int r = 0; r < a; ++r) t[r][c] = o[r];
     }
     for (int r = 0; r < a; ++r) {
-      for (int64_t c = ncols; c < m * groups; ++c) t[r][c] = T(0);
       deinterleave<T, m>(t[r], groups, ph);
       T* d = dst + p * nr + a * r * xi_stride;
 #pragma GCC ivdep
