@@ -37,6 +37,7 @@ void fill_kernels(dispatch::KernelTable& t) {
   fill_reduce(t);
   fill_gemm(t);
   fill_softmax(t);
+  fill_norm(t);
 }
 
 }  // namespace dc::cuda_kernels
