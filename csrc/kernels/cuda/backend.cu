@@ -38,6 +38,7 @@ void fill_kernels(dispatch::KernelTable& t) {
   fill_gemm(t);
   fill_softmax(t);
   fill_norm(t);
+  fill_batch_norm(t);
 }
 
 }  // namespace dc::cuda_kernels

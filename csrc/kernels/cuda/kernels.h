@@ -20,6 +20,7 @@ void fill_reduce(dispatch::KernelTable& t);       // reduce.cu
 void fill_gemm(dispatch::KernelTable& t);         // gemm.cu
 void fill_softmax(dispatch::KernelTable& t);      // softmax.cu
 void fill_norm(dispatch::KernelTable& t);         // norm.cu
+void fill_batch_norm(dispatch::KernelTable& t);   // norm_batch.cu
 void fill_kernels(dispatch::KernelTable& t);      // all of them (backend.cu)
 
 }  // namespace dc::cuda_kernels
