@@ -25,8 +25,32 @@ Generator& default_generator();
 void manual_seed(uint64_t seed);
 
 // The four 32-bit words of Philox-4x32-10 at `counter` under key `seed`: the scalar reference
-// (the vectorised fills in kernels/cpu/vec/random_kernels.cpp are tested against it).
-std::array<uint32_t, 4> philox(uint64_t seed, uint64_t counter);
+// (the vectorised fills in kernels/cpu/vec/random_kernels.cpp are tested against it). constexpr
+// so that CUDA kernels can call it too (kernels/random_draws.h).
+constexpr void philox_words(uint64_t seed, uint64_t counter, uint32_t (&w)[4]) {
+  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);
+  uint32_t c2 = 0, c3 = 0;
+  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
+    const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
+    const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1 ^ k0;
+    const uint32_t n1 = static_cast<uint32_t>(p1);
+    const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3 ^ k1;
+    const uint32_t n3 = static_cast<uint32_t>(p0);
+    c0 = n0;
+    c1 = n1;
+    c2 = n2;
+    c3 = n3;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  w[0] = c0;
+  w[1] = c1;
+  w[2] = c2;
+  w[3] = c3;
+}
+std::array<uint32_t, 4> philox(uint64_t seed, uint64_t counter);  // philox_words as an array
 // Uniform in [0, 1) from the top 24 random bits (dropout's masks).
 inline float uint_to_unit_float(uint32_t x) { return (x >> 8) * (1.0f / 16777216.0f); }
 

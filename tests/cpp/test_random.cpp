@@ -12,6 +12,8 @@
 #include "core/rng.h"
 #include "isa_test.h"
 #include "kernels/cpu/creation.h"
+#include "kernels/cpu/dropout.h"
+#include "kernels/random_draws.h"
 
 namespace {
 
@@ -128,6 +130,32 @@ TEST_P(RandomTest, BernoulliMatchesUniform) {
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(ov64[i], uv64[i] < pv ? 1.0 : 0.0) << i;
     }
   }
+}
+
+// The per-counter dropout draws that the CUDA kernel runs (dropout_counter, one thread per
+// counter) give the cpu mask bit for bit: every element written once, at awkward sizes, both
+// dtypes, p = 0 (all kept) and p near 1.
+template <typename T>
+void expect_dropout_counters_match(DType dt) {
+  for (int64_t n : kSizes)
+    for (const auto& [seed, start] : kStreams)
+      for (double p : {0.0, 0.3, 0.9}) {
+        Tensor cpu = Tensor::empty({n}, dt);
+        dc::cpu::dropout_mask_into(cpu, p, seed, start);
+        std::vector<T> mask(static_cast<size_t>(n), T(-1));
+        const int64_t counters = static_cast<int64_t>(dc::random_fill_counters(n));
+        for (int64_t t = 0; t < counters; ++t)
+          dc::dropout_counter(mask.data(), n, seed, start, t, static_cast<T>(1.0 - p),
+                              static_cast<T>(1.0 / (1.0 - p)));
+        const auto want = values<T>(cpu);
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(mask[i], want[i]) << "n=" << n << " p=" << p << " seed=" << seed << " i=" << i;
+      }
+}
+
+TEST_P(RandomTest, DropoutCountersMatchTheCpuMask) {
+  expect_dropout_counters_match<float>(DType::Float32);
+  expect_dropout_counters_match<double>(DType::Float64);
 }
 
 // The fills split across threads at block boundaries: 1 and 2 threads give the same bits.

@@ -39,6 +39,7 @@ void fill_kernels(dispatch::KernelTable& t) {
   fill_softmax(t);
   fill_norm(t);
   fill_batch_norm(t);
+  fill_dropout(t);
 }
 
 }  // namespace dc::cuda_kernels

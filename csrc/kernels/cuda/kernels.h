@@ -21,6 +21,7 @@ void fill_gemm(dispatch::KernelTable& t);         // gemm.cu
 void fill_softmax(dispatch::KernelTable& t);      // softmax.cu
 void fill_norm(dispatch::KernelTable& t);         // norm.cu
 void fill_batch_norm(dispatch::KernelTable& t);   // norm_batch.cu
+void fill_dropout(dispatch::KernelTable& t);      // dropout.cu
 void fill_kernels(dispatch::KernelTable& t);      // all of them (backend.cu)
 
 }  // namespace dc::cuda_kernels
