@@ -103,5 +103,47 @@ TEST(CudaLaunch, GridSizes) {
   EXPECT_EQ(reduce_launch(0, 5, 5, 10).blocks, 0);
 }
 
+// gather_offsets, as the gather kernel (kernels/cuda/index.cu) uses them, run on the host: a
+// thread's element i reads the index at off[1], then src at off[2] + index * src stride along
+// dim, and writes out at off[0]. Against torch.gather's definition, along each dim of a
+// transposed (non-contiguous) src larger than the index, with a strided index.
+TEST(CudaLaunch, GatherOffsetsMatchTheDefinition) {
+  const std::vector<int64_t> src_shape = {5, 8, 6};
+  // src: a (6, 8, 5) buffer viewed transposed, strides (1, 5, 40)
+  std::vector<float> src(5 * 8 * 6);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<float>(i) * 0.5f;
+  const std::vector<int64_t> src_strides = {1, 5, 40};
+  const std::vector<int64_t> shape = {4, 3, 5};
+  std::mt19937 rng(3);
+  for (int64_t dim = 0; dim < 3; ++dim) {
+    // the index: every other element of a (4, 3, 10) buffer, strides (30, 10, 2)
+    std::vector<int64_t> idx(4 * 3 * 10);
+    for (auto& v : idx) v = static_cast<int64_t>(rng() % src_shape[dim]);
+    const std::vector<int64_t> idx_strides = {30, 10, 2};
+    const std::vector<int64_t> out_strides = contiguous(shape);
+    std::vector<float> out(4 * 3 * 5, -1.0f);
+    const OffsetCalc<3> oc = gather_offsets(shape, out_strides, idx_strides, src_strides, dim,
+                                            sizeof(float));
+    const char* sp = reinterpret_cast<const char*>(src.data());
+    const char* ip = reinterpret_cast<const char*>(idx.data());
+    char* op = reinterpret_cast<char*>(out.data());
+    for (int64_t i = 0; i < 4 * 3 * 5; ++i) {
+      int64_t off[3];
+      oc.get(i, off);
+      const int64_t k = *reinterpret_cast<const int64_t*>(ip + off[1]);
+      *reinterpret_cast<float*>(op + off[0]) = *reinterpret_cast<const float*>(
+          sp + off[2] + k * src_strides[dim] * static_cast<int64_t>(sizeof(float)));
+    }
+    for (int64_t a = 0; a < 4; ++a)
+      for (int64_t b = 0; b < 3; ++b)
+        for (int64_t c = 0; c < 5; ++c) {
+          int64_t p[3] = {a, b, c};
+          p[dim] = idx[a * 30 + b * 10 + c * 2];
+          const float want = src[p[0] * 1 + p[1] * 5 + p[2] * 40];
+          ASSERT_EQ(out[a * 15 + b * 5 + c], want) << "dim " << dim << " at " << a << b << c;
+        }
+  }
+}
+
 }  // namespace
 }  // namespace dc::cuda_kernels

@@ -40,6 +40,7 @@ void fill_kernels(dispatch::KernelTable& t) {
   fill_norm(t);
   fill_batch_norm(t);
   fill_dropout(t);
+  fill_index(t);
 }
 
 }  // namespace dc::cuda_kernels

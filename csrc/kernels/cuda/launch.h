@@ -59,6 +59,19 @@ OffsetCalc<N> make_offsets(const std::vector<int64_t>& shape,
   return oc;
 }
 
+// torch.gather along dim (kernels/cuda/index.cu): the offsets of out, the int64 index and src
+// over the index's shape, src's stride along dim made 0, since the index value supplies that
+// coordinate (times src_strides[dim] * item bytes). Strides in elements; item = src's size.
+inline OffsetCalc<3> gather_offsets(const std::vector<int64_t>& shape,
+                                    const std::vector<int64_t>& out_strides,
+                                    const std::vector<int64_t>& idx_strides,
+                                    std::vector<int64_t> src_strides, int64_t dim, int64_t item) {
+  src_strides[dim] = 0;
+  const std::vector<int64_t> strides[3] = {out_strides, idx_strides, src_strides};
+  const int64_t itemsize[3] = {item, static_cast<int64_t>(sizeof(int64_t)), item};
+  return make_offsets<3>(shape, strides, itemsize);
+}
+
 // Grid and block of a grid-stride elementwise launch over n elements: 256 threads, enough
 // blocks to cover n up to `max_blocks` (a few waves of every SM; the loop covers the rest).
 struct LaunchConfig {
