@@ -41,6 +41,7 @@ void fill_kernels(dispatch::KernelTable& t) {
   fill_batch_norm(t);
   fill_dropout(t);
   fill_index(t);
+  fill_optim(t);
 }
 
 }  // namespace dc::cuda_kernels

@@ -8,8 +8,9 @@
 //   * torch's vectorised CPU kernels use fused multiply-adds in exactly these places:
 //     add(x, alpha=a) = fma(x, a, self), lerp = fma(w, end - self, self),
 //     addcmul(t1, t2, value=s) = fma(s * t1, t2, self); addcdiv is self + (s * t1) / t2.
-//     madd() below reproduces them, and automatic contraction is switched off for this file
-//     so that no other product is fused (each separate torch op rounds its result).
+//     madd() (kernels/optim_steps.h) reproduces them, and automatic contraction is switched
+//     off for this file so that no other product is fused (each separate torch op rounds its
+//     result).
 // The element loops are branch-free (flags are template parameters), so the compiler
 // vectorises them; sqrt and division are correctly rounded in both the vector body and
 // the scalar tail, so a result never depends on where a chunk boundary falls, and so
@@ -18,52 +19,27 @@
 #include <cstdint>
 
 #include "kernels/cpu/optim.h"
+#include "kernels/host_device.h"
 
 #pragma GCC optimize("fp-contract=off")
 
 namespace dc::cpu::DC_ISA_NS {
 namespace {
 
-template <typename T>
-inline T madd(T a, T b, T c) {
-#if defined(__FMA__)
-  return std::fma(a, b, c);  // one rounding, like torch's vec::fmadd
-#else
-  return a * b + c;  // without FMA hardware torch's kernels round twice as well
-#endif
-}
-
-// torch.lerp(self, end, w) with a scalar weight (|w| < 0.5 selects the form, once per call).
-template <typename T>
-inline T lerp(T self, T end, T w, T w_minus_1, bool small) {
-  return small ? madd(w, end - self, self) : madd(w_minus_1, end - self, end);
-}
-
-// torch.maximum: NaN propagates.
-template <typename T>
-inline T max_nan(T a, T b) { return (a > b || a != a) ? a : b; }
+// madd, lerp, max_nan and the SGD and Adam element steps, shared with the CUDA kernels.
+#include "kernels/optim_steps.h"
 
 template <typename T>
 T* slot(const OptimTensor& t, int i) { return static_cast<T*>(t.state[i]) ; }
 
 // ---- SGD ------------------------------------------------------------------------------------
-// d = ±g (+ wd * p); buf = init ? d : buf * momentum + (1 - dampening) * d;
-// d = nesterov ? d + momentum * buf : buf; p -= lr * d.       p, g, buf: [n]
 template <typename T, bool kWd, int kMom /*0 none, 1 init, 2 blend*/, bool kNesterov>
 void sgd_loop(const SgdHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
   T* __restrict p = static_cast<T*>(t.param);
   const T* __restrict g = static_cast<const T*>(t.grad);
   T* __restrict buf = slot<T>(t, 0);
-  const T sign = h.maximize ? T(-1) : T(1), wd = T(h.weight_decay), mom = T(h.momentum),
-          one_minus_damp = T(1 - h.dampening), neg_lr = T(-h.lr);
-  for (int64_t i = b; i < e; ++i) {
-    T d = sign * g[i];
-    if constexpr (kWd) d = madd(p[i], wd, d);
-    if constexpr (kMom == 1) buf[i] = d;
-    if constexpr (kMom == 2) buf[i] = madd(d, one_minus_damp, buf[i] * mom);
-    if constexpr (kMom != 0) d = kNesterov ? madd(buf[i], mom, d) : buf[i];
-    p[i] = madd(d, neg_lr, p[i]);
-  }
+  const SgdConsts<T> k = sgd_consts<T>(h);
+  for (int64_t i = b; i < e; ++i) sgd_element<T, kWd, kMom, kNesterov>(k, p, g, buf, i);
 }
 
 template <typename T>
@@ -82,9 +58,6 @@ void sgd_kernel(const SgdHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
 }
 
 // ---- Adam / AdamW ---------------------------------------------------------------------------
-// d = ±g (+ wd * p unless decoupled); p *= 1 - lr * wd (decoupled);
-// m = lerp(m, d, 1 - beta1); v = v * beta2 + (1 - beta2) * d * d; vmax = max(vmax, v);
-// p += (-lr / bc1) * m / (sqrt(v or vmax) / sqrt(bc2) + eps),  bc_k = 1 - beta_k^step.
 template <typename T, bool kCoupledWd, bool kAmsgrad>
 void adam_loop(const AdamHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
   T* __restrict p = static_cast<T*>(t.param);
@@ -92,30 +65,8 @@ void adam_loop(const AdamHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
   T* __restrict m = slot<T>(t, 0);
   T* __restrict v = slot<T>(t, 1);
   T* __restrict vmax = slot<T>(t, 2);
-  const double bc1 = 1 - std::pow(h.beta1, t.step);
-  const double bc2 = 1 - std::pow(h.beta2, t.step);
-  const T sign = h.maximize ? T(-1) : T(1), wd = T(h.weight_decay);
-  // Decoupled decay by 1 is exact, so it needs no flag of its own.
-  const T decay = h.decoupled && h.weight_decay != 0 ? T(1 - h.lr * h.weight_decay) : T(1);
-  const T w1 = T(1 - h.beta1), w1m1 = w1 - T(1), beta2 = T(h.beta2), one_minus_beta2 = T(1 - h.beta2);
-  const bool small = std::fabs(w1) < T(0.5);
-  const T neg_step_size = T(-(h.lr / bc1)), bc2_sqrt = T(std::pow(bc2, 0.5)), eps = T(h.eps);
-  for (int64_t i = b; i < e; ++i) {
-    T d = sign * g[i];
-    if constexpr (kCoupledWd) d = madd(p[i], wd, d);
-    const T pi = p[i] * decay;
-    const T mi = lerp(m[i], d, w1, w1m1, small);
-    const T vi = madd(one_minus_beta2 * d, d, v[i] * beta2);
-    m[i] = mi;
-    v[i] = vi;
-    T vu = vi;
-    if constexpr (kAmsgrad) {
-      vu = max_nan(vmax[i], vi);
-      vmax[i] = vu;
-    }
-    const T denom = std::sqrt(vu) / bc2_sqrt + eps;
-    p[i] = pi + (neg_step_size * mi) / denom;
-  }
+  const AdamConsts<T> k = adam_consts<T>(h, t.step);
+  for (int64_t i = b; i < e; ++i) adam_element<T, kCoupledWd, kAmsgrad>(k, p, g, m, v, vmax, i);
 }
 
 template <typename T>

@@ -1,0 +1,115 @@
+// CUDA fused SGD and Adam/AdamW updates: dc::cpu::sgd_update / adam_update's contract
+// (kernels/cpu/optim.h), one grid-stride launch per parameter running the element steps the
+// cpu loops run (kernels/optim_steps.h, fused multiply-adds where torch's kernels use them).
+// RMSprop and Adagrad have no cuda kernel yet.
+//
+// Compiled only; no GPU has run these yet (README, "Devices").
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "core/error.h"
+#include "cuda/runtime.h"
+#include "kernels/cpu/optim.h"
+#include "kernels/cuda/kernels.h"
+#include "kernels/cuda/launch.h"
+#include "kernels/host_device.h"
+
+namespace dc::cuda_kernels {
+namespace optim_dev {
+#include "kernels/optim_steps.h"
+}  // namespace optim_dev
+
+namespace {
+
+using namespace optim_dev;
+using cpu::OptimTensor;
+
+template <typename T, bool kWd, int kMom, bool kNesterov>
+__global__ void sgd_kernel(SgdConsts<T> k, T* p, const T* g, T* buf, int64_t n) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += step)
+    sgd_element<T, kWd, kMom, kNesterov>(k, p, g, buf, i);
+}
+
+template <typename T, bool kCoupledWd, bool kAmsgrad>
+__global__ void adam_kernel(AdamConsts<T> k, T* p, const T* g, T* m, T* v, T* vmax, int64_t n) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += step)
+    adam_element<T, kCoupledWd, kAmsgrad>(k, p, g, m, v, vmax, i);
+}
+
+int64_t grid_for(int64_t n) {
+  return elementwise_launch(n, max_blocks(Device{DeviceType::CUDA, cuda::current_device()})).blocks;
+}
+
+template <typename T, bool kWd, int kMom, bool kNesterov>
+void sgd_launch(const SgdConsts<T>& k, const OptimTensor& t) {
+  const int64_t blocks = grid_for(t.numel);
+  if (blocks == 0) return;
+  sgd_kernel<T, kWd, kMom, kNesterov><<<static_cast<unsigned>(blocks), 256, 0, stream()>>>(
+      k, static_cast<T*>(t.param), static_cast<const T*>(t.grad),
+      static_cast<T*>(t.state[0]), t.numel);
+  check_launch("sgd");
+}
+
+template <typename T>
+void sgd_as(const cpu::SgdHyper& h, const std::vector<OptimTensor>& ts) {
+  const SgdConsts<T> k = sgd_consts<T>(h);
+  const bool wd = h.weight_decay != 0;
+  for (const OptimTensor& t : ts) {
+    const int mom = h.momentum == 0 ? 0 : (t.init_buffer ? 1 : 2);
+#define DC_SGD_CASE(W, M, N) \
+  if (wd == W && mom == M && h.nesterov == N) { sgd_launch<T, W, M, N>(k, t); continue; }
+    DC_SGD_CASE(false, 0, false) DC_SGD_CASE(true, 0, false)
+    DC_SGD_CASE(false, 1, false) DC_SGD_CASE(true, 1, false)
+    DC_SGD_CASE(false, 2, false) DC_SGD_CASE(true, 2, false)
+    DC_SGD_CASE(false, 0, true) DC_SGD_CASE(true, 0, true)
+    DC_SGD_CASE(false, 1, true) DC_SGD_CASE(true, 1, true)
+    DC_SGD_CASE(false, 2, true) DC_SGD_CASE(true, 2, true)
+#undef DC_SGD_CASE
+  }
+}
+
+template <typename T, bool kCoupledWd, bool kAmsgrad>
+void adam_launch(const cpu::AdamHyper& h, const OptimTensor& t) {
+  const int64_t blocks = grid_for(t.numel);
+  if (blocks == 0) return;
+  adam_kernel<T, kCoupledWd, kAmsgrad><<<static_cast<unsigned>(blocks), 256, 0, stream()>>>(
+      adam_consts<T>(h, t.step), static_cast<T*>(t.param), static_cast<const T*>(t.grad),
+      static_cast<T*>(t.state[0]), static_cast<T*>(t.state[1]), static_cast<T*>(t.state[2]),
+      t.numel);
+  check_launch("adam");
+}
+
+template <typename T>
+void adam_as(const cpu::AdamHyper& h, const std::vector<OptimTensor>& ts) {
+  const bool coupled = !h.decoupled && h.weight_decay != 0;
+  for (const OptimTensor& t : ts) {
+    if (coupled)
+      h.amsgrad ? adam_launch<T, true, true>(h, t) : adam_launch<T, true, false>(h, t);
+    else
+      h.amsgrad ? adam_launch<T, false, true>(h, t) : adam_launch<T, false, false>(h, t);
+  }
+}
+
+void cuda_sgd_update(DType dtype, const cpu::SgdHyper& h, const std::vector<OptimTensor>& ts) {
+  if (dtype == DType::Float32) return sgd_as<float>(h, ts);
+  if (dtype == DType::Float64) return sgd_as<double>(h, ts);
+  DC_THROW(TypeError, "[sgd] parameters must be float32 or float64, got ", dtype_name(dtype));
+}
+
+void cuda_adam_update(DType dtype, const cpu::AdamHyper& h, const std::vector<OptimTensor>& ts) {
+  if (dtype == DType::Float32) return adam_as<float>(h, ts);
+  if (dtype == DType::Float64) return adam_as<double>(h, ts);
+  DC_THROW(TypeError, "[adam] parameters must be float32 or float64, got ", dtype_name(dtype));
+}
+
+}  // namespace
+
+void fill_optim(dispatch::KernelTable& t) {
+  t.sgd_update = cuda_sgd_update;
+  t.adam_update = cuda_adam_update;
+}
+
+}  // namespace dc::cuda_kernels
