@@ -55,6 +55,25 @@ SgdConsts<T> sgd_consts(const dc::cpu::SgdHyper& h) {
           T(-h.lr)};
 }
 
+// Calls f(wd, mom, nesterov), std::integral_constant flags, for an SGD call on a parameter
+// whose momentum buffer is new (init_buffer) or not: the template arguments of sgd_element.
+template <typename F>
+void with_sgd_flags(const dc::cpu::SgdHyper& h, bool init_buffer, F&& f) {
+  using std::integral_constant;
+  const int mom = h.momentum == 0 ? 0 : (init_buffer ? 1 : 2);
+  auto pick_nesterov = [&](auto wd, auto m) {
+    if (h.nesterov) f(wd, m, integral_constant<bool, true>{});
+    else f(wd, m, integral_constant<bool, false>{});
+  };
+  auto pick_mom = [&](auto wd) {
+    if (mom == 0) pick_nesterov(wd, integral_constant<int, 0>{});
+    else if (mom == 1) pick_nesterov(wd, integral_constant<int, 1>{});
+    else pick_nesterov(wd, integral_constant<int, 2>{});
+  };
+  if (h.weight_decay != 0) pick_mom(integral_constant<bool, true>{});
+  else pick_mom(integral_constant<bool, false>{});
+}
+
 // kMom: 0 no momentum, 1 a new buffer (takes d), 2 blend into the buffer.
 template <typename T, bool kWd, int kMom, bool kNesterov>
 DC_HD inline void sgd_element(const SgdConsts<T>& k, T* p, const T* g, T* buf, int64_t i) {
@@ -93,6 +112,19 @@ AdamConsts<T> adam_consts(const dc::cpu::AdamHyper& h, double step) {
   k.bc2_sqrt = T(std::pow(bc2, 0.5));
   k.eps = T(h.eps);
   return k;
+}
+
+// Calls f(coupled_wd, amsgrad), std::integral_constant flags: adam_element's template
+// arguments for the call.
+template <typename F>
+void with_adam_flags(const dc::cpu::AdamHyper& h, F&& f) {
+  using std::integral_constant;
+  auto pick_amsgrad = [&](auto coupled) {
+    if (h.amsgrad) f(coupled, integral_constant<bool, true>{});
+    else f(coupled, integral_constant<bool, false>{});
+  };
+  if (!h.decoupled && h.weight_decay != 0) pick_amsgrad(integral_constant<bool, true>{});
+  else pick_amsgrad(integral_constant<bool, false>{});
 }
 
 template <typename T, bool kCoupledWd, bool kAmsgrad>

@@ -6,6 +6,7 @@
 //
 // Compiled only; no GPU has run this yet (README, "Devices").
 #include <cstdint>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -39,12 +40,9 @@ void mask_as(const Tensor& mask, double p, uint64_t seed, uint64_t start) {
 }
 
 void cuda_dropout_mask_into(const Tensor& mask, double p, uint64_t seed, uint64_t start) {
-  switch (mask.dtype()) {
-    case DType::Float32: return mask_as<float>(mask, p, seed, start);
-    case DType::Float64: return mask_as<double>(mask, p, seed, start);
-    default: break;
-  }
-  DC_THROW(TypeError, "[dropout] no cuda kernel for ", dtype_name(mask.dtype()));
+  with_float_type(mask.dtype(), "dropout", [&](auto* t) {
+    mask_as<std::remove_pointer_t<decltype(t)>>(mask, p, seed, start);
+  });
 }
 
 }  // namespace

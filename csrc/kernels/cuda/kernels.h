@@ -7,6 +7,8 @@
 #include <cstdint>
 
 #include "core/device.h"
+#include "core/dtype.h"
+#include "core/error.h"
 #include "dispatch/kernels.h"
 
 namespace dc::cuda_kernels {
@@ -14,6 +16,15 @@ namespace dc::cuda_kernels {
 cudaStream_t stream();               // where kernels are queued: the default stream for now
 int64_t max_blocks(Device d);        // the grid cap of grid-stride loops: 32 blocks per SM
 void check_launch(const char* what); // RuntimeError naming the kernel if the launch failed
+
+// f(static_cast<T*>(nullptr)) with T float or double for dtype; otherwise a TypeError naming the
+// op `what` and the dtype it has no cuda kernel for.
+template <typename F>
+void with_float_type(DType dtype, const char* what, F&& f) {
+  if (dtype == DType::Float32) return f(static_cast<float*>(nullptr));
+  if (dtype == DType::Float64) return f(static_cast<double*>(nullptr));
+  DC_THROW(TypeError, "[", what, "] no cuda kernel for ", dtype_name(dtype));
+}
 
 void fill_elementwise(dispatch::KernelTable& t);  // elementwise.cu
 void fill_reduce(dispatch::KernelTable& t);       // reduce.cu

@@ -7,6 +7,7 @@
 // Compiled only; no GPU has run these yet (README, "Devices").
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/tensor.h"
@@ -163,26 +164,20 @@ void cuda_norm_forward_into(const Tensor& y, const Tensor& mean, const Tensor& r
                             const Tensor& x, const Tensor& w, const Tensor& b, int64_t N,
                             double eps, bool rms) {
   const int64_t M = N ? x.numel() / N : 0;
-  switch (x.dtype()) {
-    case DType::Float32: return forward_as<float>(y, mean, rstd, x, w, b, M, N, eps, rms);
-    case DType::Float64: return forward_as<double>(y, mean, rstd, x, w, b, M, N, eps, rms);
-    default: break;
-  }
-  DC_THROW(TypeError, "[", rms ? "rms_norm" : "layer_norm", "] no cuda kernel for ",
-           dtype_name(x.dtype()));
+  with_float_type(x.dtype(), rms ? "rms_norm" : "layer_norm", [&](auto* t) {
+    using T = std::remove_pointer_t<decltype(t)>;
+    forward_as<T>(y, mean, rstd, x, w, b, M, N, eps, rms);
+  });
 }
 
 void cuda_norm_backward_into(const Tensor& gx, const Tensor& dw, const Tensor& db,
                              const Tensor& g, const Tensor& x, const Tensor& mean,
                              const Tensor& rstd, const Tensor& w, int64_t N, bool rms) {
   const int64_t M = N ? x.numel() / N : 0;
-  switch (x.dtype()) {
-    case DType::Float32: return backward_as<float>(gx, dw, db, g, x, mean, rstd, w, M, N, rms);
-    case DType::Float64: return backward_as<double>(gx, dw, db, g, x, mean, rstd, w, M, N, rms);
-    default: break;
-  }
-  DC_THROW(TypeError, "[", rms ? "rms_norm_backward" : "layer_norm_backward",
-           "] no cuda kernel for ", dtype_name(x.dtype()));
+  with_float_type(x.dtype(), rms ? "rms_norm_backward" : "layer_norm_backward", [&](auto* t) {
+    using T = std::remove_pointer_t<decltype(t)>;
+    backward_as<T>(gx, dw, db, g, x, mean, rstd, w, M, N, rms);
+  });
 }
 
 }  // namespace

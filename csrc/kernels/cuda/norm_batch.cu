@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/error.h"
 #include "cuda/runtime.h"
@@ -143,27 +144,19 @@ void backward_as(const cpu::BatchNormShape& s, const void* dy, const void* x, co
 void cuda_batch_norm_forward(const cpu::BatchNormShape& s, DType dtype, const void* x,
                              const void* w, const void* b, double eps, bool training,
                              void* mean, void* rstd, void* var_biased, void* y) {
-  switch (dtype) {
-    case DType::Float32:
-      return forward_as<float>(s, x, w, b, eps, training, mean, rstd, var_biased, y);
-    case DType::Float64:
-      return forward_as<double>(s, x, w, b, eps, training, mean, rstd, var_biased, y);
-    default: break;
-  }
-  DC_THROW(TypeError, "[batch_norm] no cuda kernel for ", dtype_name(dtype));
+  with_float_type(dtype, "batch_norm", [&](auto* t) {
+    using T = std::remove_pointer_t<decltype(t)>;
+    forward_as<T>(s, x, w, b, eps, training, mean, rstd, var_biased, y);
+  });
 }
 
 void cuda_batch_norm_backward(const cpu::BatchNormShape& s, DType dtype, const void* dy,
                               const void* x, const void* mean, const void* rstd, const void* w,
                               bool training, void* dx, void* dw, void* db) {
-  switch (dtype) {
-    case DType::Float32:
-      return backward_as<float>(s, dy, x, mean, rstd, w, training, dx, dw, db);
-    case DType::Float64:
-      return backward_as<double>(s, dy, x, mean, rstd, w, training, dx, dw, db);
-    default: break;
-  }
-  DC_THROW(TypeError, "[batch_norm_backward] no cuda kernel for ", dtype_name(dtype));
+  with_float_type(dtype, "batch_norm_backward", [&](auto* t) {
+    using T = std::remove_pointer_t<decltype(t)>;
+    backward_as<T>(s, dy, x, mean, rstd, w, training, dx, dw, db);
+  });
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 // Compiled only; no GPU has run these yet (README, "Devices").
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -56,19 +57,10 @@ void sgd_launch(const SgdConsts<T>& k, const OptimTensor& t) {
 template <typename T>
 void sgd_as(const cpu::SgdHyper& h, const std::vector<OptimTensor>& ts) {
   const SgdConsts<T> k = sgd_consts<T>(h);
-  const bool wd = h.weight_decay != 0;
-  for (const OptimTensor& t : ts) {
-    const int mom = h.momentum == 0 ? 0 : (t.init_buffer ? 1 : 2);
-#define DC_SGD_CASE(W, M, N) \
-  if (wd == W && mom == M && h.nesterov == N) { sgd_launch<T, W, M, N>(k, t); continue; }
-    DC_SGD_CASE(false, 0, false) DC_SGD_CASE(true, 0, false)
-    DC_SGD_CASE(false, 1, false) DC_SGD_CASE(true, 1, false)
-    DC_SGD_CASE(false, 2, false) DC_SGD_CASE(true, 2, false)
-    DC_SGD_CASE(false, 0, true) DC_SGD_CASE(true, 0, true)
-    DC_SGD_CASE(false, 1, true) DC_SGD_CASE(true, 1, true)
-    DC_SGD_CASE(false, 2, true) DC_SGD_CASE(true, 2, true)
-#undef DC_SGD_CASE
-  }
+  for (const OptimTensor& t : ts)
+    with_sgd_flags(h, t.init_buffer, [&](auto wd, auto mom, auto nesterov) {
+      sgd_launch<T, decltype(wd)::value, decltype(mom)::value, decltype(nesterov)::value>(k, t);
+    });
 }
 
 template <typename T, bool kCoupledWd, bool kAmsgrad>
@@ -84,25 +76,19 @@ void adam_launch(const cpu::AdamHyper& h, const OptimTensor& t) {
 
 template <typename T>
 void adam_as(const cpu::AdamHyper& h, const std::vector<OptimTensor>& ts) {
-  const bool coupled = !h.decoupled && h.weight_decay != 0;
-  for (const OptimTensor& t : ts) {
-    if (coupled)
-      h.amsgrad ? adam_launch<T, true, true>(h, t) : adam_launch<T, true, false>(h, t);
-    else
-      h.amsgrad ? adam_launch<T, false, true>(h, t) : adam_launch<T, false, false>(h, t);
-  }
+  for (const OptimTensor& t : ts)
+    with_adam_flags(h, [&](auto coupled, auto amsgrad) {
+      adam_launch<T, decltype(coupled)::value, decltype(amsgrad)::value>(h, t);
+    });
 }
 
 void cuda_sgd_update(DType dtype, const cpu::SgdHyper& h, const std::vector<OptimTensor>& ts) {
-  if (dtype == DType::Float32) return sgd_as<float>(h, ts);
-  if (dtype == DType::Float64) return sgd_as<double>(h, ts);
-  DC_THROW(TypeError, "[sgd] parameters must be float32 or float64, got ", dtype_name(dtype));
+  with_float_type(dtype, "sgd", [&](auto* t) { sgd_as<std::remove_pointer_t<decltype(t)>>(h, ts); });
 }
 
 void cuda_adam_update(DType dtype, const cpu::AdamHyper& h, const std::vector<OptimTensor>& ts) {
-  if (dtype == DType::Float32) return adam_as<float>(h, ts);
-  if (dtype == DType::Float64) return adam_as<double>(h, ts);
-  DC_THROW(TypeError, "[adam] parameters must be float32 or float64, got ", dtype_name(dtype));
+  with_float_type(dtype, "adam",
+                  [&](auto* t) { adam_as<std::remove_pointer_t<decltype(t)>>(h, ts); });
 }
 
 }  // namespace

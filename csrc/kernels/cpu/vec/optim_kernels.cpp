@@ -17,6 +17,7 @@
 // never on the number of threads.
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cpu/optim.h"
 #include "kernels/host_device.h"
@@ -44,17 +45,9 @@ void sgd_loop(const SgdHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
 
 template <typename T>
 void sgd_kernel(const SgdHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
-  const bool wd = h.weight_decay != 0;
-  const int mom = h.momentum == 0 ? 0 : (t.init_buffer ? 1 : 2);
-#define DC_SGD_CASE(W, M, N) \
-  if (wd == W && mom == M && h.nesterov == N) return sgd_loop<T, W, M, N>(h, t, b, e);
-  DC_SGD_CASE(false, 0, false) DC_SGD_CASE(true, 0, false)
-  DC_SGD_CASE(false, 1, false) DC_SGD_CASE(true, 1, false)
-  DC_SGD_CASE(false, 2, false) DC_SGD_CASE(true, 2, false)
-  DC_SGD_CASE(false, 0, true) DC_SGD_CASE(true, 0, true)
-  DC_SGD_CASE(false, 1, true) DC_SGD_CASE(true, 1, true)
-  DC_SGD_CASE(false, 2, true) DC_SGD_CASE(true, 2, true)
-#undef DC_SGD_CASE
+  with_sgd_flags(h, t.init_buffer, [&](auto wd, auto mom, auto nesterov) {
+    sgd_loop<T, decltype(wd)::value, decltype(mom)::value, decltype(nesterov)::value>(h, t, b, e);
+  });
 }
 
 // ---- Adam / AdamW ---------------------------------------------------------------------------
@@ -71,12 +64,9 @@ void adam_loop(const AdamHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
 
 template <typename T>
 void adam_kernel(const AdamHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
-  const bool coupled = !h.decoupled && h.weight_decay != 0;
-  if (coupled) {
-    h.amsgrad ? adam_loop<T, true, true>(h, t, b, e) : adam_loop<T, true, false>(h, t, b, e);
-  } else {
-    h.amsgrad ? adam_loop<T, false, true>(h, t, b, e) : adam_loop<T, false, false>(h, t, b, e);
-  }
+  with_adam_flags(h, [&](auto coupled, auto amsgrad) {
+    adam_loop<T, decltype(coupled)::value, decltype(amsgrad)::value>(h, t, b, e);
+  });
 }
 
 // ---- RMSprop --------------------------------------------------------------------------------
