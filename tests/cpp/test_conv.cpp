@@ -289,7 +289,7 @@ TEST_P(Conv2dEveryAlgo, MatchesNaive) {
 DC_INSTANTIATE_FOR_EVERY_ISA(Conv2dEveryAlgo);
 
 // 16-bit passes (Note [16-bit convolution]): F(4x4, 3x3) where float32 takes F(2x2, 3x3) and
-// the batch has 256 or more 4x4 output tiles; a forced algorithm stays as forced.
+// the batch has 256 or more 4x4 output tiles; a forced Winograd of either size stays as forced.
 TEST(Conv2dAlgo, SixteenBitPassesTakeWinograd4WhereItPays) {
   using A = ConvAlgo;
   const ConvGeom big = geom(32, 64, 32, 32, 64, 3, 3, 1, 1, 1, 1);    // 2,048 4x4 tiles
@@ -304,8 +304,13 @@ TEST(Conv2dAlgo, SixteenBitPassesTakeWinograd4WhereItPays) {
     }
     EXPECT_EQ(dc::cpu::choose_algo(pass, big, dc::DType::Float32), A::Winograd);
     EXPECT_EQ(dc::cpu::choose_algo(pass, big, dc::DType::Float64), A::Winograd);
-    const dc::cpu::ScopedConvAlgo force(pass, A::Winograd);
-    EXPECT_EQ(dc::cpu::choose_algo(pass, big, dc::DType::Float16), A::Winograd);
+    {
+      const dc::cpu::ScopedConvAlgo force(pass, A::Winograd);
+      EXPECT_EQ(dc::cpu::choose_algo(pass, big, dc::DType::Float16), A::Winograd);
+    }
+    // A forced F(4x4, 3x3) runs in float32 too, even where the bf16 GEMM takes the others.
+    const dc::cpu::ScopedConvAlgo force(pass, A::Winograd4);
+    EXPECT_EQ(dc::cpu::choose_algo(pass, few, dc::DType::BFloat16), A::Winograd4);
   }
 }
 

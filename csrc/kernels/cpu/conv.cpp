@@ -260,8 +260,9 @@ ConvAlgo choose_algo(ConvPass pass, const ConvGeom& g, DType dtype) {
   if (algo == ConvAlgo::Winograd && conv_algo_override(pass) == ConvAlgo::Auto &&
       winograd4_pays(pass == ConvPass::GradInput ? input_gradient_as_conv(g) : g))
     return ConvAlgo::Winograd4;
-  if (dtype == DType::BFloat16 && gemm_bf16_native() && algo != ConvAlgo::Winograd &&
-      algo != ConvAlgo::ChannelsLast)
+  const bool float32_kernels = algo == ConvAlgo::Winograd || algo == ConvAlgo::Winograd4 ||
+                               algo == ConvAlgo::ChannelsLast;
+  if (dtype == DType::BFloat16 && gemm_bf16_native() && !float32_kernels)
     return pointwise_applies(g) ? ConvAlgo::Pointwise : ConvAlgo::Im2col;
   return algo;
 }
@@ -295,12 +296,13 @@ template void forward_by_shape<double>(const ConvGeom&, const double*, const dou
 // channels-last weight gradient run their own float32 micro-kernels, so they are not chosen.
 // Where Winograd is chosen it runs in float32 instead: its transformed operands are no longer
 // bfloat16 values, and its 2.25x fewer multiply-adds in float32 beat the bf16 GEMM's 2x rate
-// on im2col tiles (ResNet-18 under autocast: bench/README.md). Where the batch has enough 4x4
-// tiles it is F(4x4, 3x3), 1.78x fewer multiply-adds again: its float32 error, about 1e-5 of
-// the output's scale (Note [Winograd convolution]), is two orders of magnitude below the
-// 16-bit rounding of the result, which float32 convolutions do not have to hide it. So does the channels-last
+// on im2col tiles (ResNet-18 under autocast: bench/README.md). So does the channels-last
 // weight gradient: on the 512-channel 4x4 layer of a ResNet-18 its float32 kernel takes 12 ms
-// where im2col tiles on the bf16 GEMM took 19.
+// where im2col tiles on the bf16 GEMM took 19. Where the batch has enough 4x4 tiles, Winograd
+// is F(4x4, 3x3), 1.78x fewer multiply-adds again: its float32 error, about 1e-5 of the
+// output's scale (Note [Winograd convolution]), is two orders of magnitude below the 16-bit
+// rounding of the result; a float32 result has no such rounding to hide it, so float32 keeps
+// F(2x2, 3x3). A forced Winograd4, like Winograd, runs in float32 on any CPU.
 namespace {
 // n contiguous values of dtype at p, as a tensor over that memory (no copy), for cast_into.
 Tensor view_of(const void* p, int64_t n, DType dtype) {
