@@ -85,20 +85,20 @@ def _train_step(lib, nn, model, x, y, autocast=False):
     return step
 
 
-def resnet_step_inputs():
-    """deepcore's ResNet-18 (small stem), a batch of 32 32x32 images and their labels."""
-    import deepcore as dc
-    import deepcore.models as dm
+def resnet_batch():
+    """The ResNet-18 rows' batch: 32 images of 3x32x32 and their labels, as numpy arrays."""
     x = np.random.default_rng(2).standard_normal((32, 3, 32, 32)).astype(np.float32)
     y = np.random.default_rng(3).integers(0, 10, 32)
-    return dm.resnet18(small_input=True, num_classes=10), dc.tensor(x), dc.tensor(y)
+    return x, y
 
 
 def autocast_vs_fp32(pairs):
     """deepcore's ResNet-18 step under bf16 autocast against its float32 step, alternating."""
     import deepcore as dc
+    import deepcore.models as dm
     import deepcore.nn as dnn
-    model, x, y = resnet_step_inputs()
+    model = dm.resnet18(small_input=True, num_classes=10)
+    x, y = (dc.tensor(a) for a in resnet_batch())
     ta, tf, ratio = paired_times(_train_step(dc, dnn, model, x, y, autocast=True),
                                  _train_step(dc, dnn, model, x, y), pairs)
     print(f"threads: {dc.get_num_threads()}; deepcore ISA: {dc._C._active_isa()}")
@@ -267,8 +267,7 @@ def main() -> None:
     dr = dm.resnet18(small_input=True, num_classes=10)
     tr = resnet_torch()
     dr.load_state_dict({k: v.numpy() for k, v in tr.state_dict().items()})
-    x = np.random.default_rng(2).standard_normal((32, 3, 32, 32)).astype(np.float32)
-    y = np.random.default_rng(3).integers(0, 10, 32)
+    x, y = resnet_batch()
     row("ResNet-18 (small stem) train step, batch 32",
         _train_step(dc, dnn, dr, dc.tensor(x), dc.tensor(y)),
         _train_step(torch, torch.nn, tr, torch.from_numpy(x), torch.from_numpy(y)),

@@ -51,8 +51,13 @@ constexpr void philox_words(uint64_t seed, uint64_t counter, uint32_t (&w)[4]) {
   w[3] = c3;
 }
 std::array<uint32_t, 4> philox(uint64_t seed, uint64_t counter);  // philox_words as an array
-// Uniform in [0, 1) from the top 24 random bits (dropout's masks).
-inline float uint_to_unit_float(uint32_t x) { return (x >> 8) * (1.0f / 16777216.0f); }
+// Uniform in [0, 1) as the fills make it (Note [Random streams], dropout's masks): float from
+// the top 24 bits of a word, double from 26 bits of one word and 27 of the next; exact.
+// constexpr, like philox_words, so that CUDA kernels can call them too.
+constexpr float uint_to_unit_float(uint32_t x) { return (x >> 8) * (1.0f / 16777216.0f); }
+constexpr double uint_pair_to_unit_double(uint32_t hi, uint32_t lo) {
+  return (hi >> 6) * 0x1p-26 + (lo >> 5) * 0x1p-53;
+}
 
 // Note [Random streams]
 // The uniform_, normal_ and bernoulli fills run Philox on blocks of 16 consecutive counters

@@ -1,26 +1,17 @@
 #pragma once
 // The random draws of Note [Random streams] (core/rng.h) one counter at a time, in code that
-// both the cpu compilers and nvcc compile (kernels/host_device.h; dc::philox_words is constexpr,
-// which nvcc's --expt-relaxed-constexpr lets device code call): the dropout mask's elements of
-// one counter. The cpu fills run the same arithmetic on 16 counters at once
-// (kernels/cpu/vec/random_kernels.cpp); tests/cpp/test_random.cpp holds the two to the same
-// bits, so a CUDA kernel built on these gives the cpu's numbers for the same seed.
+// both the cpu compilers and nvcc compile (kernels/host_device.h; dc::philox_words and the
+// uniform conversions of core/rng.h are constexpr, which nvcc's --expt-relaxed-constexpr lets
+// device code call): the dropout mask's elements of one counter. The cpu fills run the same
+// arithmetic on 16 counters at once (kernels/cpu/vec/random_kernels.cpp);
+// tests/cpp/test_random.cpp holds the two to the same bits, so a CUDA kernel built on these
+// gives the cpu's numbers for the same seed.
 #include <cstdint>
 
 #include "core/rng.h"
 #include "kernels/host_device.h"
 
 namespace dc {
-
-// Uniform [0, 1) as the fills make it: float from the top 24 bits of a word, double from 26
-// bits of one word and 27 of the next, through non-negative int32 values (exact everywhere).
-DC_HD inline float unit_float_of(uint32_t x) {
-  return static_cast<float>(static_cast<int32_t>(x >> 8)) * 0x1p-24f;
-}
-DC_HD inline double unit_double_of(uint32_t hi, uint32_t lo) {
-  return static_cast<double>(static_cast<int32_t>(hi >> 6)) * 0x1p-26 +
-         static_cast<double>(static_cast<int32_t>(lo >> 5)) * 0x1p-53;
-}
 
 // The elements of a dropout mask of n elements (dc::cpu::dropout_mask_into) that counter
 // start + t draws: with b = t / 16 and lane j = t % 16, float elements 64 b + 16 k + j (word k,
@@ -36,12 +27,13 @@ DC_HD inline void dropout_counter(T* mask, int64_t n, uint64_t seed, uint64_t st
   if constexpr (sizeof(T) == 4) {
     for (int k = 0; k < 4; ++k) {
       const int64_t i = 64 * b + 16 * k + j;
-      if (i < n) mask[i] = unit_float_of(w[k]) < keep ? scale : T(0);
+      if (i < n) mask[i] = uint_to_unit_float(w[k]) < keep ? scale : T(0);
     }
   } else {
     for (int h = 0; h < 2; ++h) {
       const int64_t i = 32 * b + 16 * h + j;
-      if (i < n) mask[i] = unit_double_of(w[2 * h], w[2 * h + 1]) < keep ? scale : T(0);
+      const double u = uint_pair_to_unit_double(w[2 * h], w[2 * h + 1]);
+      if (i < n) mask[i] = u < keep ? scale : T(0);
     }
   }
 }

@@ -409,6 +409,7 @@ TEST_P(PerIsa, SigmoidSiluF32Accuracy) {
   EXPECT_EQ(u[3], 0.f);
 }
 
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 // The float32 kernel of `op` over `xs` (with the op's params, if any).
 std::vector<float> unary_f32(dc::cpu::UnaryOp op, const std::vector<float>& xs,
                              const double* params = nullptr) {
@@ -456,7 +457,7 @@ TEST_P(PerIsa, ErfcF32Accuracy) {
   EXPECT_LE(worst, 1.25) << "at x = " << worst_x;
   const float inf = std::numeric_limits<float>::infinity();
   const std::vector<float> r = unary_f32(
-      dc::cpu::UnaryOp::erfc, {inf, -inf, std::numeric_limits<float>::quiet_NaN(), 0.f, 10.2f, -10.2f});
+      dc::cpu::UnaryOp::erfc, {inf, -inf, kNaN, 0.f, 10.2f, -10.2f});
   EXPECT_EQ(r[0], 0.f);
   EXPECT_EQ(r[1], 2.f);
   EXPECT_TRUE(std::isnan(r[2]));
@@ -479,7 +480,7 @@ TEST_P(PerIsa, LogitF32Accuracy) {
                                [](double z) { return std::log(z) - std::log1p(-z); }, worst_x);
   EXPECT_LE(worst, 1.0) << "at z = " << worst_x;
   const std::vector<float> r = unary_f32(
-      dc::cpu::UnaryOp::logit, {0.f, 1.f, -0.5f, 1.5f, std::numeric_limits<float>::quiet_NaN(), 0.5f},
+      dc::cpu::UnaryOp::logit, {0.f, 1.f, -0.5f, 1.5f, kNaN, 0.5f},
       params);
   EXPECT_TRUE(std::isinf(r[0]) && r[0] < 0);
   EXPECT_TRUE(std::isinf(r[1]) && r[1] > 0);
@@ -504,7 +505,7 @@ TEST_P(PerIsa, AsinAcosF32Accuracy) {
     EXPECT_LE(worst, 1.0) << (is_acos ? "acos" : "asin") << " at x = " << worst_x;
   }
   const std::vector<float> edge = {1.f, -1.f, -0.f, 1.0000001f, -2.f,
-                                   std::numeric_limits<float>::quiet_NaN()};
+                                   kNaN};
   const std::vector<float> a = unary_f32(dc::cpu::UnaryOp::asin, edge);
   const std::vector<float> c = unary_f32(dc::cpu::UnaryOp::acos, edge);
   EXPECT_EQ(a[0], 1.57079637f);
@@ -530,7 +531,7 @@ TEST_P(PerIsa, AtanhF32Accuracy) {
                                [](double x) { return std::atanh(x); }, worst_x);
   EXPECT_LE(worst, 1.0) << "at x = " << worst_x;
   const std::vector<float> r = unary_f32(
-      dc::cpu::UnaryOp::atanh, {1.f, -1.f, -0.f, 1.0000001f, std::numeric_limits<float>::quiet_NaN()});
+      dc::cpu::UnaryOp::atanh, {1.f, -1.f, -0.f, 1.0000001f, kNaN});
   EXPECT_TRUE(std::isinf(r[0]) && r[0] > 0);
   EXPECT_TRUE(std::isinf(r[1]) && r[1] < 0);
   EXPECT_TRUE(r[2] == 0.f && std::signbit(r[2]));
@@ -542,7 +543,8 @@ TEST_P(PerIsa, AtanhF32Accuracy) {
 // libm (above), whichever row they are in. Inputs near multiples of pi/2 test the reduction.
 TEST_P(PerIsa, SinCosF32Accuracy) {
   std::vector<float> xs;
-  for (int64_t i = 0; i <= 200000; ++i) xs.push_back(float(-131071.0 + 262142.0 * double(i) / 200000));
+  for (int64_t i = 0; i <= 200000; ++i)
+    xs.push_back(float(-131071.0 + 262142.0 * double(i) / 200000));
   for (int64_t q = 1; q < 83000; q += 37) push_around(xs, float(q * 1.5707963267948966), 1);
   for (float v : {0.f, -0.f, 1e-30f, -1e-40f, 0.7853981f, 131071.99f}) xs.push_back(v);
   // The same values alone, and with one element past each limit in the row.
@@ -559,19 +561,17 @@ TEST_P(PerIsa, SinCosF32Accuracy) {
       dc::cpu::unary_backward_into(op, dy, g, x);
       const std::vector<float> d(dy.data<float>(), dy.data<float>() + m);
       float wx = 0, wdx = 0;
-      const double worst = max_ulp(row, unary_f32(op, row),
-                                   [is_cos](double v) { return is_cos ? std::cos(v) : std::sin(v); },
-                                   wx, 1e-30);
-      const double worst_d = max_ulp(row, d,
-                                     [is_cos](double v) { return is_cos ? -std::sin(v) : std::cos(v); },
-                                     wdx, 1e-30);
+      auto f = [is_cos](double v) { return is_cos ? std::cos(v) : std::sin(v); };
+      auto df = [is_cos](double v) { return is_cos ? -std::sin(v) : std::cos(v); };
+      const double worst = max_ulp(row, unary_f32(op, row), f, wx, 1e-30);
+      const double worst_d = max_ulp(row, d, df, wdx, 1e-30);
       EXPECT_LE(worst, 1.0) << (is_cos ? "cos" : "sin") << " extra " << extra << " at " << wx;
       EXPECT_LE(worst_d, 1.0) << (is_cos ? "cos" : "sin") << " backward, extra " << extra
                               << " at " << wdx;
     }
   }
   const float inf = std::numeric_limits<float>::infinity();
-  const std::vector<float> edge = {inf, -inf, std::numeric_limits<float>::quiet_NaN(), -0.f};
+  const std::vector<float> edge = {inf, -inf, kNaN, -0.f};
   const std::vector<float> s = unary_f32(dc::cpu::UnaryOp::sin, edge);
   const std::vector<float> c = unary_f32(dc::cpu::UnaryOp::cos, edge);
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(std::isnan(s[i]) && std::isnan(c[i])) << i;

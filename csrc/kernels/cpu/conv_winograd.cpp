@@ -236,10 +236,10 @@ void forward_tiles(const ConvGeom& g, const T* x, const T* w, const T* bias, T* 
 
 // The weight gradient: the adjoint of the forward in g. With Z = A gy_tile A^T per tile,
 //     dU_xi (K, C) = sum over tiles Z_xi (K, tiles) @ V_xi (C, tiles)^T,   gw = G^T dU G,
-// one GEMM per position whose inner dimension is the tiles. The tiles are cut into kWeightParts parts at
-// most (fixed by the shape, not the threads), each summing its blocks of tiles into its own
-// dU, and the parts are added in order (add_parts_in_order): the result does not depend on
-// the thread count.
+// one GEMM per position whose inner dimension is the tiles. The tiles are cut into kWeightParts
+// parts at most (fixed by the shape, not the threads), each summing its blocks of tiles into
+// its own dU, and the parts are added in order (add_parts_in_order): the result does not
+// depend on the thread count.
 template <typename Tile, typename T>
 void backward_weight_tiles(const ConvGeom& g, const T* gy, const T* x, T* gw) {
   constexpr int64_t m = Tile::m, P = Tile::alpha * Tile::alpha;

@@ -2,7 +2,8 @@
 // per position p of the index's shape: out[p] = src[p with p[dim] := idx[p]]. The three
 // operands' offsets come from one OffsetCalc over the index's shape (gather_offsets in
 // launch.h, Note [CUDA elementwise iteration]) in which src's stride along dim is 0; the index
-// value times that stride is added per element. Elements are copied as raw bytes of the dtype's size, so every dtype is served.
+// value times that stride is added per element. Elements are copied as raw words of the
+// dtype's size, so every dtype is served.
 //
 // Compiled only; no GPU has run this yet (README, "Devices").
 #include <cstdint>
@@ -45,11 +46,14 @@ void cuda_gather_dim(const Tensor& out, const Tensor& src, int64_t dim, const Te
   const char* sp = static_cast<const char*>(src.data_ptr());
   const int64_t sd = src.strides()[dim] * item;
   const unsigned blocks = static_cast<unsigned>(c.blocks);
+  auto run = [&](auto word) {
+    gather_kernel<decltype(word)><<<blocks, c.threads, 0, stream()>>>(n, oc, o, ip, sp, sd);
+  };
   switch (item) {
-    case 1: gather_kernel<uint8_t><<<blocks, c.threads, 0, stream()>>>(n, oc, o, ip, sp, sd); break;
-    case 2: gather_kernel<uint16_t><<<blocks, c.threads, 0, stream()>>>(n, oc, o, ip, sp, sd); break;
-    case 4: gather_kernel<uint32_t><<<blocks, c.threads, 0, stream()>>>(n, oc, o, ip, sp, sd); break;
-    case 8: gather_kernel<uint64_t><<<blocks, c.threads, 0, stream()>>>(n, oc, o, ip, sp, sd); break;
+    case 1: run(uint8_t{}); break;
+    case 2: run(uint16_t{}); break;
+    case 4: run(uint32_t{}); break;
+    case 8: run(uint64_t{}); break;
     default:
       DC_THROW(TypeError, "[gather] no cuda kernel for ", dtype_name(src.dtype()));
   }

@@ -83,7 +83,8 @@ void adam_as(const cpu::AdamHyper& h, const std::vector<OptimTensor>& ts) {
 }
 
 void cuda_sgd_update(DType dtype, const cpu::SgdHyper& h, const std::vector<OptimTensor>& ts) {
-  with_float_type(dtype, "sgd", [&](auto* t) { sgd_as<std::remove_pointer_t<decltype(t)>>(h, ts); });
+  with_float_type(dtype, "sgd",
+                  [&](auto* t) { sgd_as<std::remove_pointer_t<decltype(t)>>(h, ts); });
 }
 
 void cuda_adam_update(DType dtype, const cpu::AdamHyper& h, const std::vector<OptimTensor>& ts) {

@@ -387,8 +387,8 @@ inline float logit_any(float z) {
   const bool mid = (z >= 0.25f) & (z <= 0.75f), high = z > 0.75f;
   const float num = sel(mid, 2.0f * z - 1.0f, sel(high, w, z));
   const float den = sel(high, z, w), den_lo = sel(high, 0.0f, w_lo);
-  const float inv = 1.0f / den, r = num * inv;
-  const float r_lo = (__builtin_fmaf(-den, r, num) - r * den_lo) * inv;
+  float r_lo;
+  const float r = vm::detail::div_pair_f(num, den, den_lo, r_lo);
   const float t1 = 1.0f + r;
   const float t = sel(mid, t1, r), t_lo = sel(mid, (r - (t1 - 1.0f)) + r_lo, r_lo);
   const float y = vm::log_special(t, 0.0f, vm::detail::log_pair_f(t, t_lo));

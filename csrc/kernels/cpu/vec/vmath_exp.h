@@ -320,6 +320,15 @@ DC_VM_INLINE float log_pair_f(float t, float t_lo, bool subnormals = true) {
   const float err = f - (hi - kh);
   return hi + (((poly + k * 1.42860677e-06f) + err) + t_lo / t);
 }
+#if defined(__FMA__)
+// num / (den + den_lo) as q + q_lo, for |den_lo| tiny against den: q rounded, q_lo its exact
+// remainder num - den q (one FMA) less q den_lo, over den. atanh's and logit's float lanes.
+DC_VM_INLINE float div_pair_f(float num, float den, float den_lo, float& q_lo) {
+  const float inv = 1.0f / den, q = num * inv;
+  q_lo = (__builtin_fmaf(-den, q, num) - q * den_lo) * inv;
+  return q;
+}
+#endif
 // k c_k + log(1 + f) c for log2 (c = log2 e, c_k = 1) and log10 (c = log10 e, c_k =
 // log10 2), each constant split as c_hi + c_lo with c_hi of 12 bits (c_k_hi of 16: |k| <= 149
 // has 8). g = f + t is rounded with its error e kept (Fast2Sum, |t| < |f|); g's top 12 bits gh
@@ -569,8 +578,8 @@ DC_VM_INLINE float atanh(float x) {
   const float a = detail::fabs_f(x);
   const float ac = detail::sel(a < 1.0f, a, 0.5f);
   const float w = 1.0f - ac, w_lo = (1.0f - w) - ac;
-  const float inv = 1.0f / w, num = 2.0f * ac, q = num * inv;
-  const float q_lo = (__builtin_fmaf(-w, q, num) - q * w_lo) * inv;
+  float q_lo;
+  const float q = detail::div_pair_f(2.0f * ac, w, w_lo, q_lo);
   const float t = 1.0f + q, t_lo = (q - (t - 1.0f)) + q_lo;
   float r = 0.5f * detail::log_pair_f(t, t_lo, false);
   r = detail::sel(a == 1.0f, INFINITY, detail::sel(a > 1.0f, NAN, r));

@@ -207,7 +207,8 @@ DC_VM_INLINE double asin_abs(double a, const double (&pa)[N], bool& outer, doubl
 // Note [Float-lane sine and cosine]
 // With FMA, the sin and cos kernels evaluate float32 in float lanes (twice the lanes of the
 // double evaluation above) for |x| < 2^17; a row with a larger element runs trig_f32 (the
-// kernel tests the row first, `lanes_need_wide`). The reduction keeps x - q pi/2 as a float pair rh + rl:
+// kernel tests the row first, `lanes_need_wide`). The reduction keeps x - q pi/2 as a float
+// pair rh + rl:
 //   pi/2 = C1 + C2 + C3 (24 bits each; the rest is 2^-76). r1 = x - q C1 is exact in one FMA:
 //   q C1 and x are multiples of 2^-23 (x >= 1; x < 1 gives q <= 1 and multiples of 2^-24) and
 //   |r1| < 1. q C2 is kept as an exact product pair and subtracted by TwoSum; q C3 and the
@@ -345,14 +346,14 @@ DC_VM_INLINE double atan2(double y, double x) {
 // evaluation: 0.50 for both; without s_lo, 1.07). 4M elements under AVX2: acos 9.2 -> 6.6 ms
 // on one thread, asin 4.0-4.4 -> 2.45 ms on two.
 namespace trig_detail {
-DC_VM_INLINE float asin_lanes(float a, bool& outer, float& z, float& lo) {
+DC_VM_INLINE float asin_lanes(float a, bool& outer, float& lo) {
   outer = a > 0.5f;
   const float half_gap = 0.5f * (1.0f - a);  // exact for a >= 1/2
   const float root = std::sqrt(sel(half_gap < 0.0f, 0.0f, half_gap));
   const float inv2 = 0.5f / sel(root > 0.0f, root, 1.0f);
   const float root_lo = __builtin_fmaf(-root, root, half_gap) * inv2;
   const float s = sel(outer, root, a), s_lo = sel(outer, root_lo, 0.0f);
-  z = sel(outer, half_gap, a * a);
+  const float z = sel(outer, half_gap, a * a);
   const float small = s * z * detail::poly(z, z * z, 0.166666672f, 0.0749999210f, 0.0446476638f,
                                            0.0302691385f, 0.0236118175f, 0.0105744153f,
                                            0.0309745409f);
@@ -371,11 +372,13 @@ DC_VM_INLINE float minus_pair(float c_hi, float c_lo, float v, float v_lo) {
 DC_VM_INLINE float asin(float x) {
 #if defined(__FMA__)
   bool outer;
-  float z, lo;
+  float lo;
   const float a = detail::fabs_f(x);
-  const float A = trig_detail::asin_lanes(a, outer, z, lo);
-  const float reflected = trig_detail::minus_pair(1.57079637f, -4.37113883e-08f, 2.0f * A, 2.0f * lo);
-  const float out = detail::copysign_f(detail::sel(outer, reflected, A), x), nan = (x - x) / (x - x);
+  const float A = trig_detail::asin_lanes(a, outer, lo);
+  const float reflected =
+      trig_detail::minus_pair(1.57079637f, -4.37113883e-08f, 2.0f * A, 2.0f * lo);
+  const float out = detail::copysign_f(detail::sel(outer, reflected, A), x);
+  const float nan = (x - x) / (x - x);
   return detail::sel(a > 1.0f, nan, out);
 #else
   const double a = std::fabs(static_cast<double>(x));
@@ -404,9 +407,9 @@ DC_VM_INLINE double asin(double x) {
 DC_VM_INLINE float acos(float x) {
 #if defined(__FMA__)
   bool outer;
-  float z, lo;
+  float lo;
   const float a = detail::fabs_f(x);
-  const float A = trig_detail::asin_lanes(a, outer, z, lo);
+  const float A = trig_detail::asin_lanes(a, outer, lo);
   // |x| <= 1/2: pi/2 - (x + x z P(z)), the small term taken from asin_lanes' pair
   const float mid = trig_detail::minus_pair(1.57079637f, -4.37113883e-08f, x,
                                             detail::copysign_f((A - a) + lo, x));

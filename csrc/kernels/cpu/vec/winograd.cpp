@@ -3,12 +3,15 @@
 // takes 16 tiles per vector: an input row's 34 columns under 16 tiles are four loads, split into
 // the patches' four columns by permutes (a tile starts every second column), and the output
 // tiles' two columns are interleaved back by permutes; the image's edges are masked loads and
-// stores, whose masked-off lanes touch no memory. The other ISAs, double, and F(4x4, 3x3) run the
-// same arithmetic per tile from the templates below, one per tile shape (WinogradF2,
-// WinogradF4), vectorised by the compiler across the tiles.
+// stores, whose masked-off lanes touch no memory. F(2x2, 3x3) in the other ISAs and in double
+// runs the same arithmetic per tile from the templates below; F(4x4, 3x3), whose per-tile form
+// the compiler left scalar, runs in unit-stride passes (the *_passes templates). Both take the
+// tile shape's matrices from winograd.h (WinogradF2, WinogradF4); input_any and its siblings
+// pick the implementation.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -265,6 +268,8 @@ void output_adjoint_passes(int64_t kn, const T* src, int64_t chan_stride, int64_
 }
 
 #if defined(__AVX512F__)
+constexpr bool kAvx512 = true;
+
 // Lanes t < 16 with lo <= t < hi.
 inline __mmask16 lanes(int64_t lo, int64_t hi) {
   lo = std::clamp<int64_t>(lo, 0, 16);
@@ -352,57 +357,78 @@ void output_transform_avx512(int64_t kn, const float* src, int64_t xi_stride, in
     }
   }
 }
+#else
+constexpr bool kAvx512 = false;
+// Defined only in the AVX-512 build; the other builds never instantiate a call to these.
+template <typename T>
+void input_transform_avx512(int64_t kc, const T* src, int64_t chan_stride, int64_t H, int64_t W,
+                            int64_t row0, int64_t col0, int64_t len, T* dst, int64_t xi_stride,
+                            int64_t nr);
+template <typename T>
+void output_transform_avx512(int64_t kn, const T* src, int64_t xi_stride, int64_t ld,
+                             int64_t len, const T* bias, T* dst, int64_t chan_stride,
+                             int64_t row_stride, int64_t rows, int64_t cols);
 #endif
+
+// Which transforms serve a tile shape and type: F(4x4, 3x3) the passes; F(2x2, 3x3) the
+// intrinsics above in float with AVX-512, the per-tile templates otherwise.
+template <typename Tile, typename T>
+void input_any(int64_t kc, const T* src, int64_t chan_stride, int64_t H, int64_t W,
+               int64_t row0, int64_t col0, int64_t len, T* dst, int64_t xi_stride, int64_t nr) {
+  if constexpr (std::is_same_v<Tile, WinogradF4>)
+    input_transform_passes<Tile>(kc, src, chan_stride, H, W, row0, col0, len, dst, xi_stride, nr);
+  else if constexpr (kAvx512 && std::is_same_v<T, float>)
+    input_transform_avx512(kc, src, chan_stride, H, W, row0, col0, len, dst, xi_stride, nr);
+  else
+    input_transform<Tile>(kc, src, chan_stride, H, W, row0, col0, len, dst, xi_stride, nr);
+}
+template <typename Tile, typename T>
+void output_any(int64_t kn, const T* src, int64_t xi_stride, int64_t ld, int64_t len,
+                const T* bias, T* dst, int64_t chan_stride, int64_t row_stride, int64_t rows,
+                int64_t cols) {
+  if constexpr (std::is_same_v<Tile, WinogradF4>)
+    output_transform_passes<Tile>(kn, src, xi_stride, ld, len, bias, dst, chan_stride, row_stride,
+                                  rows, cols);
+  else if constexpr (kAvx512 && std::is_same_v<T, float>)
+    output_transform_avx512(kn, src, xi_stride, ld, len, bias, dst, chan_stride, row_stride, rows,
+                            cols);
+  else
+    output_transform<Tile>(kn, src, xi_stride, ld, len, bias, dst, chan_stride, row_stride, rows,
+                           cols);
+}
+template <typename Tile, typename T>
+void adjoint_any(int64_t kn, const T* src, int64_t chan_stride, int64_t row_stride, int64_t rows,
+                 int64_t cols, int64_t len, T* dst, int64_t xi_stride, int64_t ld) {
+  if constexpr (std::is_same_v<Tile, WinogradF4>)
+    output_adjoint_passes<Tile>(kn, src, chan_stride, row_stride, rows, cols, len, dst, xi_stride,
+                                ld);
+  else
+    output_adjoint<Tile>(kn, src, chan_stride, row_stride, rows, cols, len, dst, xi_stride, ld);
+}
 
 }  // namespace
 
-#if defined(__AVX512F__)
-#define DC_WINOGRAD_F32(NAME) NAME##_avx512
-#else
-#define DC_WINOGRAD_F32(NAME) NAME<WinogradF2, float>
-#endif
-
-void winograd_input_f32(int64_t kc, const float* src, int64_t chan_stride, int64_t H, int64_t W,
-                        int64_t row0, int64_t col0, int64_t len, float* dst, int64_t xi_stride,
-                        int64_t nr) {
-  DC_WINOGRAD_F32(input_transform)(kc, src, chan_stride, H, W, row0, col0, len, dst, xi_stride,
-                                   nr);
-}
-void winograd_output_f32(int64_t kn, const float* src, int64_t xi_stride, int64_t ld, int64_t len,
-                         const float* bias, float* dst, int64_t chan_stride, int64_t row_stride,
-                         int64_t rows, int64_t cols) {
-  DC_WINOGRAD_F32(output_transform)(kn, src, xi_stride, ld, len, bias, dst, chan_stride,
-                                    row_stride, rows, cols);
-}
-#undef DC_WINOGRAD_F32
-
-// The entry points that run the templates as they are: F(2x2, 3x3) in double (the
-// output adjoint in float too), and F(4x4, 3x3) for both types.
-#define DC_WINOGRAD_GENERIC(NAME, TILE, T, SUFFIX, INPUT, OUTPUT, VIA)                           \
-  INPUT(void NAME##_input_##SUFFIX(int64_t kc, const T* src, int64_t chan_stride, int64_t H,     \
-                                   int64_t W, int64_t row0, int64_t col0, int64_t len, T* dst,   \
-                                   int64_t xi_stride, int64_t nr) {                              \
-    input_transform##VIA<TILE, T>(kc, src, chan_stride, H, W, row0, col0, len, dst, xi_stride, nr);   \
-  })                                                                                             \
-  OUTPUT(void NAME##_output_##SUFFIX(int64_t kn, const T* src, int64_t xi_stride, int64_t ld,    \
-                                     int64_t len, const T* bias, T* dst, int64_t chan_stride,    \
-                                     int64_t row_stride, int64_t rows, int64_t cols) {           \
-    output_transform##VIA<TILE, T>(kn, src, xi_stride, ld, len, bias, dst, chan_stride, row_stride,   \
-                              rows, cols);                                                       \
-  })                                                                                             \
+#define DC_WINOGRAD_ENTRIES(NAME, TILE, T, SUFFIX)                                               \
+  void NAME##_input_##SUFFIX(int64_t kc, const T* src, int64_t chan_stride, int64_t H, int64_t W, \
+                             int64_t row0, int64_t col0, int64_t len, T* dst, int64_t xi_stride, \
+                             int64_t nr) {                                                       \
+    input_any<TILE>(kc, src, chan_stride, H, W, row0, col0, len, dst, xi_stride, nr);            \
+  }                                                                                              \
+  void NAME##_output_##SUFFIX(int64_t kn, const T* src, int64_t xi_stride, int64_t ld,           \
+                              int64_t len, const T* bias, T* dst, int64_t chan_stride,           \
+                              int64_t row_stride, int64_t rows, int64_t cols) {                  \
+    output_any<TILE>(kn, src, xi_stride, ld, len, bias, dst, chan_stride, row_stride, rows,      \
+                     cols);                                                                      \
+  }                                                                                              \
   void NAME##_output_adjoint_##SUFFIX(int64_t kn, const T* src, int64_t chan_stride,             \
                                       int64_t row_stride, int64_t rows, int64_t cols,            \
                                       int64_t len, T* dst, int64_t xi_stride, int64_t ld) {      \
-    output_adjoint##VIA<TILE>(kn, src, chan_stride, row_stride, rows, cols, len, dst, xi_stride, ld); \
+    adjoint_any<TILE>(kn, src, chan_stride, row_stride, rows, cols, len, dst, xi_stride, ld);    \
   }
-#define DC_KEEP(...) __VA_ARGS__
-#define DC_DROP(...)
-DC_WINOGRAD_GENERIC(winograd, WinogradF2, float, f32, DC_DROP, DC_DROP, )
-DC_WINOGRAD_GENERIC(winograd, WinogradF2, double, f64, DC_KEEP, DC_KEEP, )
-DC_WINOGRAD_GENERIC(winograd4, WinogradF4, float, f32, DC_KEEP, DC_KEEP, _passes)
-DC_WINOGRAD_GENERIC(winograd4, WinogradF4, double, f64, DC_KEEP, DC_KEEP, _passes)
-#undef DC_WINOGRAD_GENERIC
-#undef DC_KEEP
-#undef DC_DROP
+DC_WINOGRAD_ENTRIES(winograd, WinogradF2, float, f32)
+DC_WINOGRAD_ENTRIES(winograd, WinogradF2, double, f64)
+DC_WINOGRAD_ENTRIES(winograd4, WinogradF4, float, f32)
+DC_WINOGRAD_ENTRIES(winograd4, WinogradF4, double, f64)
+#undef DC_WINOGRAD_ENTRIES
 
 }  // namespace dc::cpu::DC_ISA_NS
