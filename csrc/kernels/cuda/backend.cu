@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "cuda/runtime.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dc::cuda_kernels {
@@ -30,6 +31,21 @@ void check_launch(const char* what) {
   const cudaError_t err = cudaGetLastError();
   DC_CHECK(err == cudaSuccess, RuntimeError, "[cuda] the ", what, " kernel failed to launch: ",
            cudaGetErrorString(err));
+}
+
+void copy_to_device(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  const cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream());
+  DC_CHECK(err == cudaSuccess, RuntimeError, "[cuda] copying ", bytes,
+           " bytes to the device failed: ", cudaGetErrorString(err));
+}
+
+DeviceBuffer::DeviceBuffer(size_t bytes) : device_(cuda::current_device()) {
+  p_ = cuda::allocator(device_).allocate(bytes, 0);
+}
+
+DeviceBuffer::~DeviceBuffer() {
+  if (p_) cuda::allocator(device_).free(p_);
 }
 
 void fill_kernels(dispatch::KernelTable& t) {

@@ -4,7 +4,9 @@
 // (dispatch/kernels.h); cuda::register_backend calls it when the module loads.
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "core/device.h"
 #include "core/dtype.h"
@@ -16,6 +18,39 @@ namespace dc::cuda_kernels {
 cudaStream_t stream();               // where kernels are queued: the default stream for now
 int64_t max_blocks(Device d);        // the grid cap of grid-stride loops: 32 blocks per SM
 void check_launch(const char* what); // RuntimeError naming the kernel if the launch failed
+
+// Host -> device copy of `bytes` queued on stream() (pageable host memory: the call returns once
+// the source has been read).
+void copy_to_device(void* dst, const void* src, size_t bytes);
+
+// Device memory for one call's work: scratch, or host arrays a kernel reads (pooling windows,
+// attention offsets). Taken from the current device's caching allocator and given back when the
+// buffer dies; the allocator's stream order makes that safe while a kernel queued on stream()
+// still uses it.
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes);
+  ~DeviceBuffer();
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), device_(o.device_) { o.p_ = nullptr; }
+  DeviceBuffer& operator=(DeviceBuffer&&) = delete;
+  void* get() const { return p_; }
+  template <typename T>
+  T* as() const { return static_cast<T*>(p_); }
+
+ private:
+  void* p_ = nullptr;
+  int device_ = 0;
+};
+
+// A device copy of `host`, queued on stream() (nullptr data for an empty vector).
+template <typename T>
+DeviceBuffer upload(const std::vector<T>& host) {
+  DeviceBuffer b(host.size() * sizeof(T));
+  copy_to_device(b.get(), host.data(), host.size() * sizeof(T));
+  return b;
+}
 
 // f(static_cast<T*>(nullptr)) with T float or double for dtype; otherwise a TypeError naming the
 // op `what` and the dtype it has no cuda kernel for.
