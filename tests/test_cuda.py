@@ -329,3 +329,72 @@ def test_cuda_queries():
     assert isinstance(dc.cuda.get_device_name(), str)
     dc.cuda.synchronize()
     assert dc.cuda.current_device() == 0
+
+
+# ---- streams, events and pinned memory (Note [Streams and events]) --------------------------
+
+def test_streams_are_current_inside_their_block():
+    default = dc.cuda.current_stream()
+    assert default == dc.cuda.default_stream() and default.cuda_stream == 0
+    s, hi = dc.cuda.Stream(), dc.cuda.Stream(priority=-1)
+    assert s != default and hi != s and s.device == dc.device("cuda:0")
+    x = dc.arange(1000.0).cuda()
+    s.wait_stream(default)  # x was written on the default stream
+    with dc.cuda.stream(s) as entered:
+        assert entered is s and dc.cuda.current_stream() == s
+        with dc.cuda.stream(hi):
+            assert dc.cuda.current_stream() == hi
+        assert dc.cuda.current_stream() == s
+        y = (x * 2).sum()
+        x.record_stream(s)
+    assert dc.cuda.current_stream() == default
+    default.wait_stream(s)
+    assert float(y) == 999_000.0
+    s.synchronize()
+    assert s.query() and default.query()
+    with dc.cuda.stream(None):
+        assert dc.cuda.current_stream() == default
+    dc.cuda.set_stream(s)
+    try:
+        assert dc.cuda.current_stream() == s
+    finally:
+        dc.cuda.set_stream(default)
+
+
+def test_events_order_streams_and_time_work():
+    start, end = dc.cuda.Event(enable_timing=True), dc.cuda.Event(enable_timing=True)
+    assert start.query()  # never recorded: nothing to wait for
+    start.record()
+    a = dc.randn(256, 256, device="cuda")
+    for _ in range(3):
+        a = a @ a / 16
+    end.record()
+    end.synchronize()
+    assert end.query() and start.elapsed_time(end) >= 0.0
+    s = dc.cuda.Stream()
+    done = s.record_event()
+    dc.cuda.current_stream().wait_event(done)
+    with pytest.raises(RuntimeError, match="enable_timing=True"):
+        done.elapsed_time(end)
+    with pytest.raises(RuntimeError, match="recorded first"):
+        start.elapsed_time(dc.cuda.Event(enable_timing=True))
+
+
+def test_pinned_memory_and_non_blocking_copies():
+    x = dc.arange(12.0).reshape(3, 4)
+    assert not x.is_pinned()
+    p = x.t().pin_memory()
+    assert p.is_pinned() and p.is_contiguous() and p.pin_memory() is p
+    np.testing.assert_array_equal(p.numpy(), x.numpy().T)
+    d = p.to("cuda", non_blocking=True)
+    dc.cuda.current_stream().synchronize()
+    np.testing.assert_array_equal(d.cpu().numpy(), x.numpy().T)
+    with pytest.raises(ValueError, match="only cpu tensors"):
+        d.pin_memory()
+    loader = dc.utils.data.DataLoader(
+        dc.utils.data.TensorDataset(dc.arange(6.0), dc.arange(6)), batch_size=4, pin_memory=True,
+        collate_fn=lambda rows: {"x": dc.stack([r[0] for r in rows]),
+                                 "y": [dc.stack([r[1] for r in rows])]})
+    batches = list(loader)
+    assert [b["x"].tolist() for b in batches] == [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0]]
+    assert all(b["x"].is_pinned() and b["y"][0].is_pinned() for b in batches)

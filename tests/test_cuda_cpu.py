@@ -31,6 +31,7 @@ def test_queries_answer_like_torch_without_a_gpu():
     lambda: dc.cuda.get_device_capability(), lambda: dc.cuda.current_stream(),
     lambda: dc.cuda.default_stream(), lambda: dc.cuda.Stream(), lambda: dc.cuda.Event(),
     lambda: dc.cuda.set_device(0), lambda: dc.cuda.stream(None),
+    lambda: dc.cuda.set_stream(None), lambda: dc.ones(2).record_stream(None),
 ])
 def test_device_calls_say_why_there_is_no_device(call):
     with pytest.raises(RuntimeError, match=NO_DEVICE):

@@ -1,6 +1,7 @@
 #include "core/device_memory.h"
 
 #include <atomic>
+#include <vector>
 
 #include "core/error.h"
 
@@ -8,6 +9,18 @@ namespace dc {
 
 namespace {
 std::atomic<const DeviceMemory*> backends[kNumDeviceTypes];
+thread_local std::vector<int64_t> current_streams;  // per device index; 0 past the end
+}  // namespace
+
+int64_t current_stream(int device) {
+  const auto i = static_cast<size_t>(device < 0 ? 0 : device);
+  return i < current_streams.size() ? current_streams[i] : 0;
+}
+
+void set_current_stream(int device, int64_t stream) {
+  const auto i = static_cast<size_t>(device < 0 ? 0 : device);
+  if (current_streams.size() <= i) current_streams.resize(i + 1, 0);
+  current_streams[i] = stream;
 }
 
 void register_device_memory(DeviceType type, const DeviceMemory* backend) {

@@ -21,6 +21,7 @@ struct Storage {
   void* data = nullptr;
   size_t nbytes = 0;
   Device device;
+  bool pinned = false;  // page-locked host memory (Note [Device memory backends])
   // Bumped by every in-place write through any view of this storage. Autograd compares it
   // with the value saved at forward time (see Note [Saved tensor versions]).
   std::atomic<uint32_t> version{0};

@@ -13,6 +13,7 @@
 // know (the recurrent steps) are left out: they raise NotImplementedError as a missing cuda
 // kernel would.
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -59,9 +60,46 @@ void fake_copy(void* dst, Device, const void* src, Device, size_t n, bool) {
   std::memcpy(untag(dst), untag(src), n);
 }
 
+// Streams and events (Note [Streams and events]): work on the fake device is done when the call
+// returns, so every stream is idle and every recorded event complete. Streams are numbered
+// round-robin in two pools of 32 as on a GPU; an event keeps the host clock at its record.
+struct FakeEvent {
+  std::chrono::steady_clock::time_point at;
+};
+FakeEvent& fake_event(int64_t e) { return *reinterpret_cast<FakeEvent*>(e); }
+
+std::atomic<int64_t> fake_next_stream[2] = {{0}, {0}};
+
+const DeviceStreams kFakeStreams = {
+    [](int, int priority) -> int64_t {
+      const int pool = priority < 0 ? 1 : 0;
+      return 1 + pool * 32 + fake_next_stream[pool]++ % 32;
+    },
+    [](int, int64_t) {},
+    [](int, int64_t) { return true; },
+    [](int, bool, bool) -> int64_t { return reinterpret_cast<int64_t>(new FakeEvent); },
+    [](int64_t e) { delete &fake_event(e); },
+    [](int, int64_t e, int64_t) { fake_event(e).at = std::chrono::steady_clock::now(); },
+    [](int64_t) { return true; },
+    [](int64_t) {},
+    [](int, int64_t, int64_t) {},
+    [](int64_t a, int64_t b) {
+      return std::chrono::duration<double, std::milli>(fake_event(b).at - fake_event(a).at)
+          .count();
+    },
+    [](int, void*, int64_t) {},
+};
+
+// Pinned memory is ordinary host memory marked pinned: copies are synchronous here anyway.
+std::shared_ptr<Storage> fake_allocate_pinned(size_t nbytes) {
+  auto s = Storage::allocate(nbytes, Device{});
+  s->pinned = true;
+  return s;
+}
+
 const DeviceMemory kFakeMemory = {
     "fake CUDA (host memory)", [] { return 1; }, [] { return 0; }, fake_allocate, fake_copy,
-    [](Device) {}};
+    [](Device) {}, &kFakeStreams, fake_allocate_pinned, [](const Storage&, int64_t) {}};
 
 // ---- the kernels: cpu kernels on host views --------------------------------------------------
 

@@ -319,6 +319,9 @@ Tensor to_device(const Tensor& t, Device device, bool non_blocking) {
     const DeviceMemory* m = device_memory(device.type == DeviceType::CPU ? from.type : device.type);
     m->copy(out.data_ptr(), device, src.data_ptr(), from,
             static_cast<size_t>(src.numel()) * src.itemsize(), non_blocking);
+    // the copy may still be reading src's pinned memory: keep it from reuse until it has run
+    if (non_blocking && src.storage()->pinned && m->pinned_used)
+      m->pinned_used(*src.storage(), current_stream(device.index));
   }
   autograd::record("to", {t}, {out},
                    [from](GradCtx& g) -> tensor_list { return {to_device(g.grad(), from)}; });

@@ -1,4 +1,6 @@
 // Bindings of the dispatcher: devices, the meta device's memory counters and the profiler key.
+#include <cstring>
+
 #include "core/device_memory.h"
 #include "dispatch/dispatcher.h"
 #include "dispatch/kernels.h"
@@ -9,6 +11,66 @@
 
 namespace dc::py_bind {
 namespace {
+
+// Streams, events and pinned memory of the cuda device type, whichever backend serves it (the
+// CUDA runtime or the fake device): Note [Streams and events] in core/device_memory.h. The
+// Python layer (deepcore.cuda) checks that a device is there before calling these.
+const DeviceStreams& cuda_streams() {
+  const DeviceMemory* m = device_memory(DeviceType::CUDA);
+  DC_CHECK(m && m->streams, RuntimeError, "[cuda] streams need a CUDA device");
+  return *m->streams;
+}
+
+void bind_streams(py::module_& m) {
+  m.def("_stream_from_pool", [](int device, int priority) {
+    return cuda_streams().pool_stream(device, priority);
+  });
+  m.def("_stream_synchronize", [](int device, int64_t s) {
+    py::gil_scoped_release release;
+    cuda_streams().synchronize_stream(device, s);
+  });
+  m.def("_stream_query", [](int device, int64_t s) { return cuda_streams().query_stream(device, s); });
+  m.def("_current_stream", [](int device) { return current_stream(device); });
+  m.def("_set_current_stream", [](int device, int64_t s) { set_current_stream(device, s); });
+  m.def("_event_create", [](int device, bool timing, bool blocking) {
+    return cuda_streams().create_event(device, timing, blocking);
+  });
+  m.def("_event_destroy", [](int64_t e) { cuda_streams().destroy_event(e); });
+  m.def("_event_record", [](int device, int64_t e, int64_t s) {
+    cuda_streams().record_event(device, e, s);
+  });
+  m.def("_event_query", [](int64_t e) { return cuda_streams().query_event(e); });
+  m.def("_event_synchronize", [](int64_t e) {
+    py::gil_scoped_release release;
+    cuda_streams().synchronize_event(e);
+  });
+  m.def("_stream_wait_event", [](int device, int64_t s, int64_t e) {
+    cuda_streams().stream_wait_event(device, s, e);
+  });
+  m.def("_event_elapsed_ms", [](int64_t a, int64_t b) { return cuda_streams().elapsed_ms(a, b); });
+  m.def("_record_stream", [](const Tensor& t, int64_t s) {
+    DC_CHECK(t.device().type == DeviceType::CUDA, ValueError,
+             "[record_stream] expected a cuda tensor, got one on ", t.device().str());
+    if (t.storage()->data) cuda_streams().record_stream(t.device().index, t.storage()->data, s);
+  });
+  m.def("_pin_memory", [](const Tensor& t) {
+    DC_CHECK(t.device().type == DeviceType::CPU, ValueError,
+             "[pin_memory] only cpu tensors can be pinned, got one on ", t.device().str());
+    const DeviceMemory* dm = device_memory(DeviceType::CUDA);
+    DC_CHECK(dm && dm->allocate_pinned, RuntimeError, "[pin_memory] needs a CUDA device");
+    if (t.storage()->pinned) return t;
+    const Tensor src = t.is_contiguous() ? t : ops::contiguous(t);
+    const size_t nbytes = static_cast<size_t>(src.numel()) * src.itemsize();
+    Tensor out = Tensor::make_view(dm->allocate_pinned(nbytes), src.sizes(),
+                                   contiguous_strides(src.sizes()), 0, src.dtype());
+    if (nbytes) std::memcpy(out.data_ptr(), src.data_ptr(), nbytes);
+    return out;
+  });
+  m.def("_is_pinned", [](const Tensor& t) {
+    return t.device().type == DeviceType::CPU && t.storage() && t.storage()->pinned;
+  });
+}
+
 
 py::list shapes_of(const profiler::Event& e) {
   py::list out;
@@ -60,6 +122,7 @@ void bind_dispatch(py::module_& m) {
     if (const DeviceMemory* m = device_memory(d.type)) m->synchronize(d);
   });
   m.def("_device_str", [](const Tensor& t) { return t.device().str(); });
+  bind_streams(m);
   m.def("_to_device", [](const Tensor& t, const std::string& name, bool non_blocking) {
     return ops::to_device(t, Device::parse(name), non_blocking);
   }, py::arg("tensor"), py::arg("device"), py::arg("non_blocking") = false);

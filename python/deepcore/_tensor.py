@@ -451,20 +451,31 @@ def _format(self, spec: str) -> str:
 
 
 def _pin_memory(self, device=None):
-    """Page-locked host memory for asynchronous copies to a GPU: needs a CUDA backend."""
+    """A copy in page-locked host memory (the tensor itself if already pinned), from which
+    ``.to("cuda", non_blocking=True)`` copies asynchronously on the current stream. Needs a CUDA
+    device."""
     from . import cuda
     cuda._require("Tensor.pin_memory")
-    raise NotImplementedError("[pin_memory] pinned host memory is not built yet")
+    return _C._pin_memory(self)
 
 
 def _is_pinned(self, device=None) -> bool:
-    return False
+    return _C._is_pinned(self)
+
+
+def _record_stream(self, stream) -> None:
+    """The tensor's memory is also used by work on ``stream``: when the tensor is freed, the
+    caching allocator hands its block out again only after that work has run."""
+    from . import cuda
+    cuda._require("Tensor.record_stream")
+    _C._record_stream(self, stream.cuda_stream)
 
 
 def _install():
     T = Tensor
     T.pin_memory = _pin_memory
     T.is_pinned = _is_pinned
+    T.record_stream = _record_stream
     T.__repr__ = _repr
     T.__str__ = _repr
     T.__format__ = _format

@@ -2,13 +2,18 @@
 #include <mutex>
 #include <vector>
 
+#include "core/device_memory.h"
 #include "core/error.h"
 #include "cuda/runtime.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dc::cuda_kernels {
 
-cudaStream_t stream() { return nullptr; }
+cudaStream_t stream() {
+  int d = 0;
+  cudaGetDevice(&d);
+  return reinterpret_cast<cudaStream_t>(current_stream(d));
+}
 
 int64_t max_blocks(Device d) {
   static std::mutex mu;
@@ -41,7 +46,7 @@ void copy_to_device(void* dst, const void* src, size_t bytes) {
 }
 
 DeviceBuffer::DeviceBuffer(size_t bytes) : device_(cuda::current_device()) {
-  p_ = cuda::allocator(device_).allocate(bytes, 0);
+  p_ = cuda::allocator(device_).allocate(bytes, current_stream(device_));
 }
 
 DeviceBuffer::~DeviceBuffer() {

@@ -15,7 +15,8 @@
 
 namespace dc::cuda_kernels {
 
-cudaStream_t stream();               // where kernels are queued: the default stream for now
+cudaStream_t stream();               // where kernels are queued: the current stream (Note
+                                     // [Streams and events] in core/device_memory.h)
 int64_t max_blocks(Device d);        // the grid cap of grid-stride loops: 32 blocks per SM
 void check_launch(const char* what); // RuntimeError naming the kernel if the launch failed
 

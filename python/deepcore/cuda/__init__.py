@@ -177,37 +177,185 @@ def get_device_capability(device=None):
     return divmod(_rt()._cuda_capability(_index(device)), 10)
 
 
-def current_stream(device=None):
-    _require("current_stream")
-    raise NotImplementedError("[cuda] deepcore.cuda.current_stream: streams are not built yet")
-
-
-def default_stream(device=None):
-    _require("default_stream")
-    raise NotImplementedError("[cuda] deepcore.cuda.default_stream: streams are not built yet")
-
-
-def stream(stream):
-    """The context that makes `stream` current; needs a CUDA backend."""
-    _require("stream")
-    raise NotImplementedError("[cuda] deepcore.cuda.stream: streams are not built yet")
-
+# ---- streams and events (Note [Streams and events] in csrc/core/device_memory.h) ------------
 
 class Stream:
-    """A CUDA stream; needs a CUDA backend."""
+    """A CUDA stream from the device's pool (32 per priority, handed out round-robin, as
+    torch's). Work queued on one stream runs in order; ``with deepcore.cuda.stream(s):`` queues
+    the ops of the block on ``s``. ``priority`` < 0 takes the high-priority pool."""
+
+    def __new__(cls, device=None, priority: int = 0, **kwargs):
+        _require("Stream")
+        index = _index(device)
+        handle = kwargs.get("stream_ptr")
+        if handle is None:
+            handle = _C._stream_from_pool(index, int(priority))
+        self = super().__new__(cls)
+        self.device = _device_of(index)
+        self.cuda_stream = int(handle)
+        self.priority = int(priority)
+        return self
 
     def __init__(self, device=None, priority: int = 0, **kwargs):
-        _require("Stream")
-        raise NotImplementedError("[cuda] deepcore.cuda.Stream: streams are not built yet")
+        pass
+
+    @classmethod
+    def _wrap(cls, index: int, handle: int) -> "Stream":
+        return cls(index, stream_ptr=handle)
+
+    def query(self) -> bool:
+        """True when all the work queued on the stream has finished."""
+        return _C._stream_query(self.device.index, self.cuda_stream)
+
+    def synchronize(self) -> None:
+        """Waits until all the work queued on the stream has finished."""
+        _C._stream_synchronize(self.device.index, self.cuda_stream)
+
+    def wait_event(self, event: "Event") -> None:
+        """Work queued on this stream from now on waits for ``event``."""
+        event.wait(self)
+
+    def wait_stream(self, stream: "Stream") -> None:
+        """Work queued on this stream from now on waits for the work queued on ``stream`` so
+        far."""
+        self.wait_event(stream.record_event())
+
+    def record_event(self, event: "Event | None" = None) -> "Event":
+        """Records ``event`` (a new one if None) at this point of the stream."""
+        event = Event() if event is None else event
+        event.record(self)
+        return event
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, Stream) and self.cuda_stream == other.cuda_stream
+                and self.device == other.device)
+
+    def __hash__(self) -> int:
+        return hash((self.cuda_stream, str(self.device)))
+
+    def __repr__(self) -> str:
+        return f"<deepcore.cuda.Stream device={self.device} cuda_stream={self.cuda_stream:#x}>"
 
 
 class Event:
-    """A CUDA event; needs a CUDA backend."""
+    """A CUDA event: a point in a stream that other streams wait for (``Stream.wait_event``), the
+    host waits for (``synchronize``) or polls (``query``), and, with ``enable_timing=True``, the
+    milliseconds between two of them (``elapsed_time``). Created on the device at its first
+    record, as torch's."""
 
     def __init__(self, enable_timing: bool = False, blocking: bool = False,
                  interprocess: bool = False):
         _require("Event")
-        raise NotImplementedError("[cuda] deepcore.cuda.Event: events are not built yet")
+        if interprocess:
+            raise NotImplementedError("[cuda] Event(interprocess=True): events shared between "
+                                      "processes are not supported")
+        self.enable_timing = bool(enable_timing)
+        self.blocking = bool(blocking)
+        self._handle = None
+        self._device = None
+
+    def record(self, stream: "Stream | None" = None) -> None:
+        """Marks the current point of ``stream`` (the current stream if None)."""
+        stream = current_stream() if stream is None else stream
+        if self._handle is None:
+            self._device = stream.device.index
+            self._handle = _C._event_create(self._device, self.enable_timing, self.blocking)
+        elif stream.device.index != self._device:
+            raise ValueError(f"[cuda] Event.record: the event belongs to cuda:{self._device}, "
+                             f"the stream to {stream.device}")
+        _C._event_record(self._device, self._handle, stream.cuda_stream)
+
+    def wait(self, stream: "Stream | None" = None) -> None:
+        """Work queued on ``stream`` (the current stream if None) from now on waits for this
+        event. Waiting for an event never recorded returns at once, as in CUDA."""
+        stream = current_stream() if stream is None else stream
+        if self._handle is not None:
+            _C._stream_wait_event(stream.device.index, stream.cuda_stream, self._handle)
+
+    def query(self) -> bool:
+        """True when the work before the event's record has finished (or it was never
+        recorded)."""
+        return self._handle is None or _C._event_query(self._handle)
+
+    def synchronize(self) -> None:
+        """Waits until the work before the event's record has finished."""
+        if self._handle is not None:
+            _C._event_synchronize(self._handle)
+
+    def elapsed_time(self, end_event: "Event") -> float:
+        """Milliseconds from this event's record to ``end_event``'s; both need
+        ``enable_timing=True`` and must have been recorded (and ``end_event`` completed)."""
+        if not (self.enable_timing and end_event.enable_timing):
+            raise RuntimeError("[cuda] Event.elapsed_time: both events must be created with "
+                               "enable_timing=True")
+        if self._handle is None or end_event._handle is None:
+            raise RuntimeError("[cuda] Event.elapsed_time: both events must be recorded first")
+        return _C._event_elapsed_ms(self._handle, end_event._handle)
+
+    def __del__(self):
+        if getattr(self, "_handle", None) is not None and _C is not None:
+            try:
+                _C._event_destroy(self._handle)
+            except Exception:  # noqa: BLE001  (the backend may be gone at interpreter exit)
+                pass
+
+    def __repr__(self) -> str:
+        state = "unrecorded" if self._handle is None else f"cuda:{self._device}"
+        return f"<deepcore.cuda.Event {state} enable_timing={self.enable_timing}>"
+
+
+def _device_of(index: int):
+    from .. import device
+    return device(f"cuda:{index}")
+
+
+def current_stream(device=None) -> Stream:
+    """The stream this thread queues work on for ``device`` (the default stream, unless a
+    ``stream()`` block or ``set_stream`` changed it)."""
+    _require("current_stream")
+    index = _index(device)
+    return Stream._wrap(index, _C._current_stream(index))
+
+
+def default_stream(device=None) -> Stream:
+    """The device's default stream (handle 0)."""
+    _require("default_stream")
+    return Stream._wrap(_index(device), 0)
+
+
+def set_stream(stream: Stream) -> None:
+    """Makes ``stream`` the current stream of its device for this thread."""
+    _require("set_stream")
+    if stream is not None:
+        _C._set_current_stream(stream.device.index, stream.cuda_stream)
+
+
+class StreamContext:
+    """``with deepcore.cuda.stream(s):`` -- ops of the block queue their work on ``s``; the
+    previous current stream of that device comes back at exit. ``None`` changes nothing."""
+
+    def __init__(self, stream: "Stream | None"):
+        _require("stream")
+        self.stream = stream
+        self._prev = None
+
+    def __enter__(self):
+        if self.stream is not None:
+            index = self.stream.device.index
+            self._prev = (index, _C._current_stream(index))
+            _C._set_current_stream(index, self.stream.cuda_stream)
+        return self.stream
+
+    def __exit__(self, *exc):
+        if self._prev is not None:
+            _C._set_current_stream(*self._prev)
+            self._prev = None
+        return False
+
+
+def stream(stream: "Stream | None") -> StreamContext:
+    """The context that makes ``stream`` current on its device."""
+    return StreamContext(stream)
 
 
 # Memory statistics (Note [Caching device allocator]): 0 without a device, as PyTorch reports

@@ -15,6 +15,7 @@ import warnings
 import weakref
 from typing import Callable, Optional
 
+from ..._C import Tensor
 from .._generator import draw_seed
 from . import _worker
 from ._collate import default_collate, default_convert
@@ -200,6 +201,7 @@ class _BaseIter:
         self._auto_collation = loader._auto_collation
         self._drop_last = loader.drop_last
         self._collate_fn = loader.collate_fn
+        self._pin = loader.pin_memory
         self._index_sampler = loader._index_sampler
         self._num_yielded = 0
         # Drawn before the sampler's own seed, in every mode, so a seeded run sees the same
@@ -226,6 +228,23 @@ class _BaseIter:
         return len(loader) if loader is not None else len(self._index_sampler)
 
 
+def _pin_memory(data):
+    """``pin_memory=True``: every tensor of a batch moved to page-locked memory, through dicts,
+    lists, tuples and named tuples; other objects with a ``pin_memory()`` method pin themselves,
+    as in torch."""
+    if isinstance(data, Tensor):
+        return data.pin_memory()
+    if isinstance(data, dict):
+        return type(data)((k, _pin_memory(v)) for k, v in data.items())
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(_pin_memory(v) for v in data))
+    if isinstance(data, (list, tuple)):
+        return type(data)(_pin_memory(v) for v in data)
+    if hasattr(data, "pin_memory"):
+        return data.pin_memory()
+    return data
+
+
 class _SingleProcessIter(_BaseIter):
     def __init__(self, loader: DataLoader):
         super().__init__(loader)
@@ -237,7 +256,7 @@ class _SingleProcessIter(_BaseIter):
         index = self._next_index()
         data = self._fetcher.fetch(index)
         self._num_yielded += 1
-        return data
+        return _pin_memory(data) if self._pin else data
 
 
 class _MultiProcessIter(_BaseIter):
@@ -376,7 +395,7 @@ class _MultiProcessIter(_BaseIter):
                 self._shutdown_workers()
             data.reraise()
         self._num_yielded += 1
-        return data
+        return _pin_memory(data) if self._pin else data
 
     def _shutdown_workers(self, join_timeout: float = _JOIN_TIMEOUT):
         if self._shutdown:
