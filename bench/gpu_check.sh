@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: run it on a machine with an NVIDIA GPU (and nvcc). It builds the CUDA extension
 # into build/cuda, says what the card and the driver are, runs the device suite (`pytest -m
-# cuda`, tests/test_cuda.py) on the GPU and prints one summary table. Record the table in
+# cuda`, tests/test_cuda.py) on the GPU, then the GPU benchmarks (bench/bench_cuda.py, their own
+# table), and prints one summary table. Record the table in
 # bench/README.md with the card named.
 #
 #   bash bench/gpu_check.sh            # about 2 minutes of build with a warm ccache
@@ -27,6 +28,9 @@ log=$(mktemp)
 (cd tests && "$PYTHON" -m pytest -m cuda -q -s -p no:cacheprovider --rootdir=.. \
   -c ../pyproject.toml test_cuda.py test_cuda_cpu.py) | tee "$log"
 status=${PIPESTATUS[0]}
+tested=$(date +%s)
+bench=$(mktemp)
+timeout 240 "$PYTHON" bench/bench_cuda.py 2>&1 | tee "$bench"
 done_at=$(date +%s)
 echo
 echo "| item | result |"
@@ -36,5 +40,6 @@ echo "| build | $((built - start)) s |"
 echo "| pytest -m cuda | $(grep -E '[0-9]+ (passed|failed)' "$log" | tail -1) |"
 grep -E '^\[cuda opinfo\] (GPU|fake)' "$log" | sed 's/^\[cuda opinfo\] /| opinfo | /; s/$/ |/'
 echo "| ops without a cuda kernel | $(grep -c '^\[cuda opinfo\] missing' "$log") |"
+echo "| benchmarks (bench/bench_cuda.py, above) | $((done_at - tested)) s |"
 echo "| total | $((done_at - start)) s |"
 exit "$status"

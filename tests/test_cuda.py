@@ -326,6 +326,8 @@ def test_allocator_stress():
 
 def test_cuda_queries():
     assert dc.cuda.is_available() and dc.cuda.device_count() >= 1
+    props = dc.cuda.get_device_properties(0)
+    assert props.multi_processor_count >= 1 and props.memory_bus_width >= 0
     assert isinstance(dc.cuda.get_device_name(), str)
     dc.cuda.synchronize()
     assert dc.cuda.current_device() == 0

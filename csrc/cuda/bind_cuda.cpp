@@ -11,6 +11,16 @@ void bind_cuda(py::module_& m) {
   m.def("_cuda_device_name", &cuda::device_name);
   m.def("_cuda_capability", &cuda::compute_capability);
   m.def("_cuda_total_memory", &cuda::total_memory);
+  m.def("_cuda_attributes", [](int device) {
+    const cuda::DeviceAttributes a = cuda::device_attributes(device);
+    py::dict d;
+    d["multi_processor_count"] = a.multi_processor_count;
+    d["clock_rate"] = a.clock_rate_khz;
+    d["memory_clock_rate"] = a.memory_clock_rate_khz;
+    d["memory_bus_width"] = a.memory_bus_width_bits;
+    d["l2_cache_size"] = a.l2_cache_bytes;
+    return d;
+  });
   m.def("_cuda_driver_version", &cuda::driver_version);
   m.def("_cuda_runtime_version", &cuda::runtime_version);
   m.def("_cuda_current_device", &cuda::current_device);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "core/device_memory.h"
@@ -149,6 +150,20 @@ size_t total_memory(int device) {
   cudaDeviceProp p{};
   check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
   return p.totalGlobalMem;
+}
+
+DeviceAttributes device_attributes(int device) {
+  check_device(device);
+  DeviceAttributes a;
+  const std::pair<int*, cudaDeviceAttr> wanted[] = {
+      {&a.multi_processor_count, cudaDevAttrMultiProcessorCount},
+      {&a.clock_rate_khz, cudaDevAttrClockRate},
+      {&a.memory_clock_rate_khz, cudaDevAttrMemoryClockRate},
+      {&a.memory_bus_width_bits, cudaDevAttrGlobalMemoryBusWidth},
+      {&a.l2_cache_bytes, cudaDevAttrL2CacheSize}};
+  for (const auto& [out, attr] : wanted)
+    check(cudaDeviceGetAttribute(out, attr, device), "cudaDeviceGetAttribute");
+  return a;
 }
 
 int driver_version() {

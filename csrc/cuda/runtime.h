@@ -16,6 +16,12 @@ void check_device(int device);
 std::string device_name(int device);
 int compute_capability(int device);  // major * 10 + minor
 size_t total_memory(int device);
+// What a roofline needs: SM count, clocks (kHz) and the memory bus width (bits).
+struct DeviceAttributes {
+  int multi_processor_count = 0, clock_rate_khz = 0, memory_clock_rate_khz = 0,
+      memory_bus_width_bits = 0, l2_cache_bytes = 0;
+};
+DeviceAttributes device_attributes(int device);
 int driver_version();   // e.g. 13000; 0 without a driver
 int runtime_version();  // of the cudart deepcore is linked with
 int current_device();

@@ -69,6 +69,11 @@ class _FakeRuntime:
         return 0
 
     @staticmethod
+    def _cuda_attributes(d: int) -> dict:
+        return {"multi_processor_count": 1, "clock_rate": 0, "memory_clock_rate": 0,
+                "memory_bus_width": 0, "l2_cache_size": 0}
+
+    @staticmethod
     def _cuda_memory_stats(d: int) -> dict:
         now, peak = _C._fake_cuda_allocated()
         return {"allocated_bytes": now, "max_allocated_bytes": peak, "reserved_bytes": now,
@@ -163,13 +168,15 @@ def get_device_name(device=None) -> str:
 
 
 def get_device_properties(device=None):
-    """Name, compute capability (major, minor) and total memory of a device."""
+    """Name, compute capability (major, minor), total memory, SM count, clocks (kHz), memory bus
+    width (bits) and L2 size of a device, under torch's attribute names."""
     _require("get_device_properties")
     import types
     d = _index(device)
     major, minor = divmod(_rt()._cuda_capability(d), 10)
     return types.SimpleNamespace(name=_rt()._cuda_device_name(d), major=major, minor=minor,
-                                 total_memory=_rt()._cuda_total_memory(d))
+                                 total_memory=_rt()._cuda_total_memory(d),
+                                 **_rt()._cuda_attributes(d))
 
 
 def get_device_capability(device=None):
