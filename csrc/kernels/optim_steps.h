@@ -1,13 +1,13 @@
-// The per-element SGD and Adam/AdamW updates (Note [Optimizer update order] in
-// kernels/cpu/vec/optim_kernels.cpp), written once for the per-ISA cpu loops and the CUDA
+// The per-element SGD, Adam/AdamW, RMSprop and Adagrad updates (Note [Optimizer update order]
+// in kernels/cpu/vec/optim_kernels.cpp), written once for the per-ISA cpu loops and the CUDA
 // kernels (kernels/cuda/optim.cu). Included inside the includer's namespace, like
 // kernels/cpu/vec/philox16.h, so that each ISA's copy of madd (a fused multiply-add where the
 // ISA has one, as torch's vectorised kernels use it) stays its own; the cpu file switches off
 // automatic contraction before including it, so no other product is fused.
 //
 // The constants of a call are computed on the host from the hyperparameters (sgd_consts,
-// adam_consts); an element step reads and writes element i of the parameter, its gradient and
-// its state arrays (null where the flags leave a state unused).
+// adam_consts, rmsprop_consts, adagrad_consts); an element step reads and writes element i of
+// the parameter, its gradient and its state arrays (null where the flags leave a state unused).
 #ifndef DC_OPTIM_STEPS_BODY
 #define DC_OPTIM_STEPS_BODY
 
@@ -144,6 +144,105 @@ DC_HD inline void adam_element(const AdamConsts<T>& k, T* p, const T* g, T* m, T
   }
   const T denom = root(vu) / k.bc2_sqrt + k.eps;
   p[i] = pi + (k.neg_step_size * mi) / denom;
+}
+
+// ---- RMSprop --------------------------------------------------------------------------------
+// d = ±g (+ wd * p); sq = sq * alpha + (1 - alpha) * d * d;
+// centered: ga = lerp(ga, d, 1 - alpha), avg = sqrt(sq - ga * ga), else avg = sqrt(sq);
+// avg += eps; momentum: buf = buf * momentum + d / avg, p -= lr * buf; else p -= lr * d / avg.
+// The T(1) and T(-1) factors are torch's addcdiv / addcmul value scalars: multiplying by them
+// is exact, they are kept so the expressions read as the op sequence they reproduce.
+template <typename T>
+struct RmspropConsts {
+  T sign, wd, alpha, w, wm1, eps, mom, neg_lr;
+  bool small;
+};
+template <typename T>
+RmspropConsts<T> rmsprop_consts(const dc::cpu::RmspropHyper& h) {
+  RmspropConsts<T> k;
+  k.sign = h.maximize ? T(-1) : T(1);
+  k.wd = T(h.weight_decay);
+  k.alpha = T(h.alpha);
+  k.w = T(1 - h.alpha);
+  k.wm1 = k.w - T(1);
+  k.eps = T(h.eps);
+  k.mom = T(h.momentum);
+  k.neg_lr = T(-h.lr);
+  k.small = std::fabs(k.w) < T(0.5);
+  return k;
+}
+
+// Calls f(wd, centered, momentum), std::integral_constant flags: rmsprop_element's template
+// arguments for the call.
+template <typename F>
+void with_rmsprop_flags(const dc::cpu::RmspropHyper& h, F&& f) {
+  using std::integral_constant;
+  auto pick_momentum = [&](auto wd, auto centered) {
+    if (h.momentum > 0) f(wd, centered, integral_constant<bool, true>{});
+    else f(wd, centered, integral_constant<bool, false>{});
+  };
+  auto pick_centered = [&](auto wd) {
+    if (h.centered) pick_momentum(wd, integral_constant<bool, true>{});
+    else pick_momentum(wd, integral_constant<bool, false>{});
+  };
+  if (h.weight_decay != 0) pick_centered(integral_constant<bool, true>{});
+  else pick_centered(integral_constant<bool, false>{});
+}
+
+// sq = square_avg, ga = grad_avg (kCentered), buf = momentum_buffer (kMomentum).
+template <typename T, bool kWd, bool kCentered, bool kMomentum>
+DC_HD inline void rmsprop_element(const RmspropConsts<T>& k, T* p, const T* g, T* sq, T* ga,
+                                  T* buf, int64_t i) {
+  T d = k.sign * g[i];
+  if constexpr (kWd) d = madd(p[i], k.wd, d);
+  const T s = madd(k.w * d, d, sq[i] * k.alpha);
+  sq[i] = s;
+  T avg;
+  if constexpr (kCentered) {
+    const T a = lerp(ga[i], d, k.w, k.wm1, k.small);
+    ga[i] = a;
+    avg = root(madd(T(-1) * a, a, s));
+  } else {
+    avg = root(s);
+  }
+  avg = avg + k.eps;
+  if constexpr (kMomentum) {
+    const T bi = buf[i] * k.mom + (T(1) * d) / avg;
+    buf[i] = bi;
+    p[i] = madd(bi, k.neg_lr, p[i]);
+  } else {
+    p[i] = p[i] + (k.neg_lr * d) / avg;
+  }
+}
+
+// ---- Adagrad --------------------------------------------------------------------------------
+// d = ±g (+ wd * p); sum += d * d; p -= clr * d / (sqrt(sum) + eps),
+// clr = lr / (1 + (step - 1) * lr_decay), step counted after this update.
+template <typename T>
+struct AdagradConsts {
+  T sign, wd, eps, neg_clr;
+};
+template <typename T>
+AdagradConsts<T> adagrad_consts(const dc::cpu::AdagradHyper& h, double step) {
+  return {h.maximize ? T(-1) : T(1), T(h.weight_decay), T(h.eps),
+          T(-(h.lr / (1 + (step - 1) * h.lr_decay)))};
+}
+
+// Calls f(wd), a std::integral_constant flag: adagrad_element's template argument for the call.
+template <typename F>
+void with_adagrad_flags(const dc::cpu::AdagradHyper& h, F&& f) {
+  if (h.weight_decay != 0) f(std::integral_constant<bool, true>{});
+  else f(std::integral_constant<bool, false>{});
+}
+
+template <typename T, bool kWd>
+DC_HD inline void adagrad_element(const AdagradConsts<T>& k, T* p, const T* g, T* sum,
+                                  int64_t i) {
+  T d = k.sign * g[i];
+  if constexpr (kWd) d = madd(p[i], k.wd, d);
+  const T s = madd(T(1) * d, d, sum[i]);
+  sum[i] = s;
+  p[i] = p[i] + (k.neg_clr * d) / (root(s) + k.eps);
 }
 
 #endif  // DC_OPTIM_STEPS_BODY

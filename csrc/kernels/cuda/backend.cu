@@ -63,6 +63,7 @@ void fill_kernels(dispatch::KernelTable& t) {
   fill_dropout(t);
   fill_index(t);
   fill_optim(t);
+  fill_loss(t);
 }
 
 }  // namespace dc::cuda_kernels

@@ -27,7 +27,7 @@
 namespace dc::cpu::DC_ISA_NS {
 namespace {
 
-// madd, lerp, max_nan and the SGD and Adam element steps, shared with the CUDA kernels.
+// madd, lerp, max_nan and the element steps of every optimizer, shared with the CUDA kernels.
 #include "kernels/optim_steps.h"
 
 template <typename T>
@@ -70,9 +70,6 @@ void adam_kernel(const AdamHyper& h, const OptimTensor& t, int64_t b, int64_t e)
 }
 
 // ---- RMSprop --------------------------------------------------------------------------------
-// d = ±g (+ wd * p); sq = sq * alpha + (1 - alpha) * d * d;
-// centered: ga = lerp(ga, d, 1 - alpha), avg = sqrt(sq - ga * ga), else avg = sqrt(sq);
-// avg += eps; momentum: buf = buf * momentum + d / avg, p -= lr * buf; else p -= lr * d / avg.
 template <typename T, bool kWd, bool kCentered, bool kMomentum>
 void rmsprop_loop(const RmspropHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
   T* __restrict p = static_cast<T*>(t.param);
@@ -80,68 +77,32 @@ void rmsprop_loop(const RmspropHyper& h, const OptimTensor& t, int64_t b, int64_
   T* __restrict sq = slot<T>(t, 0);
   T* __restrict ga = slot<T>(t, 1);
   T* __restrict buf = slot<T>(t, 2);
-  const T sign = h.maximize ? T(-1) : T(1), wd = T(h.weight_decay), alpha = T(h.alpha),
-          w = T(1 - h.alpha), wm1 = w - T(1), eps = T(h.eps), mom = T(h.momentum),
-          neg_lr = T(-h.lr);
-  const bool small = std::fabs(w) < T(0.5);
-  for (int64_t i = b; i < e; ++i) {
-    T d = sign * g[i];
-    if constexpr (kWd) d = madd(p[i], wd, d);
-    const T s = madd(w * d, d, sq[i] * alpha);
-    sq[i] = s;
-    T avg;
-    if constexpr (kCentered) {
-      const T a = lerp(ga[i], d, w, wm1, small);
-      ga[i] = a;
-      avg = std::sqrt(madd(T(-1) * a, a, s));
-    } else {
-      avg = std::sqrt(s);
-    }
-    avg = avg + eps;
-    if constexpr (kMomentum) {
-      const T bi = buf[i] * mom + (T(1) * d) / avg;
-      buf[i] = bi;
-      p[i] = madd(bi, neg_lr, p[i]);
-    } else {
-      p[i] = p[i] + (neg_lr * d) / avg;
-    }
-  }
+  const RmspropConsts<T> k = rmsprop_consts<T>(h);
+  for (int64_t i = b; i < e; ++i)
+    rmsprop_element<T, kWd, kCentered, kMomentum>(k, p, g, sq, ga, buf, i);
 }
 
 template <typename T>
 void rmsprop_kernel(const RmspropHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
-  const bool wd = h.weight_decay != 0, mom = h.momentum > 0;
-#define DC_RMS_CASE(W, C, M) \
-  if (wd == W && h.centered == C && mom == M) return rmsprop_loop<T, W, C, M>(h, t, b, e);
-  DC_RMS_CASE(false, false, false) DC_RMS_CASE(true, false, false)
-  DC_RMS_CASE(false, true, false) DC_RMS_CASE(true, true, false)
-  DC_RMS_CASE(false, false, true) DC_RMS_CASE(true, false, true)
-  DC_RMS_CASE(false, true, true) DC_RMS_CASE(true, true, true)
-#undef DC_RMS_CASE
+  with_rmsprop_flags(h, [&](auto wd, auto centered, auto momentum) {
+    rmsprop_loop<T, decltype(wd)::value, decltype(centered)::value, decltype(momentum)::value>(
+        h, t, b, e);
+  });
 }
 
 // ---- Adagrad --------------------------------------------------------------------------------
-// d = ±g (+ wd * p); sum += d * d; p -= clr * d / (sqrt(sum) + eps),
-// clr = lr / (1 + (step - 1) * lr_decay).
 template <typename T, bool kWd>
 void adagrad_loop(const AdagradHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
   T* __restrict p = static_cast<T*>(t.param);
   const T* __restrict g = static_cast<const T*>(t.grad);
   T* __restrict sum = slot<T>(t, 0);
-  const T sign = h.maximize ? T(-1) : T(1), wd = T(h.weight_decay), eps = T(h.eps);
-  const T neg_clr = T(-(h.lr / (1 + (t.step - 1) * h.lr_decay)));
-  for (int64_t i = b; i < e; ++i) {
-    T d = sign * g[i];
-    if constexpr (kWd) d = madd(p[i], wd, d);
-    const T s = madd(T(1) * d, d, sum[i]);
-    sum[i] = s;
-    p[i] = p[i] + (neg_clr * d) / (std::sqrt(s) + eps);
-  }
+  const AdagradConsts<T> k = adagrad_consts<T>(h, t.step);
+  for (int64_t i = b; i < e; ++i) adagrad_element<T, kWd>(k, p, g, sum, i);
 }
 
 template <typename T>
 void adagrad_kernel(const AdagradHyper& h, const OptimTensor& t, int64_t b, int64_t e) {
-  h.weight_decay != 0 ? adagrad_loop<T, true>(h, t, b, e) : adagrad_loop<T, false>(h, t, b, e);
+  with_adagrad_flags(h, [&](auto wd) { adagrad_loop<T, decltype(wd)::value>(h, t, b, e); });
 }
 
 }  // namespace
