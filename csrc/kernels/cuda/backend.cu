@@ -56,6 +56,7 @@ DeviceBuffer::~DeviceBuffer() {
 void fill_kernels(dispatch::KernelTable& t) {
   fill_elementwise(t);
   fill_reduce(t);
+  fill_sort(t);
   fill_gemm(t);
   fill_softmax(t);
   fill_norm(t);

@@ -64,6 +64,7 @@ void with_float_type(DType dtype, const char* what, F&& f) {
 
 void fill_elementwise(dispatch::KernelTable& t);  // elementwise.cu
 void fill_reduce(dispatch::KernelTable& t);       // reduce.cu
+void fill_sort(dispatch::KernelTable& t);         // sort.cu
 void fill_gemm(dispatch::KernelTable& t);         // gemm.cu
 void fill_softmax(dispatch::KernelTable& t);      // softmax.cu
 void fill_norm(dispatch::KernelTable& t);         // norm.cu
