@@ -65,6 +65,8 @@ void fill_kernels(dispatch::KernelTable& t) {
   fill_index(t);
   fill_optim(t);
   fill_loss(t);
+  fill_conv(t);
+  fill_pool(t);
 }
 
 }  // namespace dc::cuda_kernels
