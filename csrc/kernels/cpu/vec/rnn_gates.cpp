@@ -1,8 +1,8 @@
 // Gate activations and state updates of one recurrent time step, compiled once per ISA (Note
 // [Per-ISA kernels]); the contracts are in csrc/kernels/cpu/rnn.h. Each row is one loop over
 // the H units that reads the gate columns at offsets 0, H, 2H, 3H, so that it vectorises with
-// the vm:: functions inlined. Sigmoid is 1 / (1 + exp(-x)): exp overflows to inf for very
-// negative x and the quotient rounds to 0, the right limit, without a branch.
+// the vm:: functions inlined. The math of one unit is kernels/rnn_cells.h, shared with the
+// CUDA kernels.
 // The gate columns of a row are passed as separate __restrict__ parameters: GCC ignores restrict
 // on local pointers into one buffer, and without it the LSTM and GRU loops, with their in-place
 // gate writes, stay scalar (measured: the gates took 20% of an LSTM training step).
@@ -17,9 +17,7 @@ namespace dc::cpu::DC_ISA_NS {
 namespace {
 
 #include "kernels/cpu/vec/vmath.h"
-
-template <typename T>
-inline T sigm(T x) { return T(1) / (T(1) + vm::exp(-x)); }
+#include "kernels/rnn_cells.h"
 
 // ---- forward -------------------------------------------------------------------------------
 
@@ -30,14 +28,14 @@ __attribute__((flatten)) void lstm_loop(T* __restrict__ gi, T* __restrict__ gf,
                                         const T* __restrict__ cp, T* __restrict__ c,
                                         T* __restrict__ out, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const T i = sigm(gi[j]), f = sigm(gf[j]), u = vm::tanh(gg[j]), o = sigm(go[j]);
+    T i = gi[j], f = gf[j], u = gg[j], o = go[j], cn, h;
+    lstm_cell(i, f, u, o, cp[j], cn, h);
     gi[j] = i;
     gf[j] = f;
     gg[j] = u;
     go[j] = o;
-    const T cn = f * cp[j] + i * u;
     c[j] = cn;
-    out[j] = o * vm::tanh(cn);
+    out[j] = h;
   }
 }
 
@@ -49,14 +47,13 @@ __attribute__((flatten)) void gru_loop(T* __restrict__ gr, T* __restrict__ gz,
                                        const T* __restrict__ bhn, const T* __restrict__ hp,
                                        T* __restrict__ aux, T* __restrict__ out, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const T r = sigm(gr[j] + hr[j]), z = sigm(gz[j] + hz[j]);
-    const T a = hn[j] + bhn[j];
-    const T n = vm::tanh(gn[j] + r * a);
+    T r = gr[j], z = gz[j], n = gn[j], a, h;
+    gru_cell(r, z, n, hr[j], hz[j], hn[j], bhn[j], hp[j], a, h);
     gr[j] = r;
     gz[j] = z;
     gn[j] = n;
     aux[j] = a;
-    out[j] = (T(1) - z) * n + z * hp[j];
+    out[j] = h;
   }
 }
 
@@ -64,10 +61,11 @@ __attribute__((flatten)) void gru_loop(T* __restrict__ gr, T* __restrict__ gz,
 template <typename T>
 __attribute__((flatten)) void gru_reset_row(T* g, const T* hp, T* aux, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const T r = sigm(g[j]), z = sigm(g[H + j]);
+    T r = g[j], z = g[H + j], rh;
+    gru_reset_cell(r, z, hp[j], rh);
     g[j] = r;
     g[H + j] = z;
-    aux[j] = r * hp[j];
+    aux[j] = rh;
   }
 }
 
@@ -76,19 +74,19 @@ template <typename T>
 __attribute__((flatten)) void gru_update_row(T* g, const T* hg, const T* bhn, const T* hp,
                                              T* out, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const T z = g[H + j];
-    const T n = vm::tanh(g[2 * H + j] + hg[j] + bhn[j]);
+    T n = g[2 * H + j], h;
+    gru_update_cell(g[H + j], n, hg[j], bhn[j], hp[j], h);
     g[2 * H + j] = n;
-    out[j] = (T(1) - z) * n + z * hp[j];
+    out[j] = h;
   }
 }
 
 template <typename T>
 __attribute__((flatten)) void rnn_row(const T* g, T* out, int64_t H, bool relu) {
   if (relu) {
-    for (int64_t j = 0; j < H; ++j) out[j] = vm::select(g[j] < T(0), T(0), g[j]);
+    for (int64_t j = 0; j < H; ++j) out[j] = rnn_relu_cell(g[j]);
   } else {
-    for (int64_t j = 0; j < H; ++j) out[j] = vm::tanh(g[j]);
+    for (int64_t j = 0; j < H; ++j) out[j] = rnn_tanh_cell(g[j]);
   }
 }
 
@@ -143,14 +141,13 @@ __attribute__((flatten)) void lstm_back_loop(
     const T* __restrict__ dm, T* __restrict__ dc, T* __restrict__ di, T* __restrict__ df,
     T* __restrict__ du, T* __restrict__ dout, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const T i = gi[j], f = gf[j], u = gg[j], o = go[j];
-    const T tc = vm::tanh(c[j]);
-    const T dcj = dc[j] + dm[j] * o * (T(1) - tc * tc);
-    di[j] = dcj * u * i * (T(1) - i);
-    df[j] = dcj * cp[j] * f * (T(1) - f);
-    du[j] = dcj * i * (T(1) - u * u);
-    dout[j] = dm[j] * tc * o * (T(1) - o);
-    dc[j] = dcj * f;
+    T dcj = dc[j], dij, dfj, duj, doj;
+    lstm_back_cell(gi[j], gf[j], gg[j], go[j], cp[j], c[j], dm[j], dcj, dij, dfj, duj, doj);
+    di[j] = dij;
+    df[j] = dfj;
+    du[j] = duj;
+    dout[j] = doj;
+    dc[j] = dcj;
   }
 }
 
@@ -161,17 +158,15 @@ __attribute__((flatten)) void gru_back_loop(
     T* __restrict__ dr, T* __restrict__ dz, T* __restrict__ dn, T* __restrict__ dhr,
     T* __restrict__ dhz, T* __restrict__ dhn, T* __restrict__ dhp, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const T r = gr[j], z = gz[j], n = gn[j];
-    const T dnp = dh[j] * (T(1) - z) * (T(1) - n * n);
-    const T dzp = dh[j] * (hp[j] - n) * z * (T(1) - z);
-    const T drp = dnp * a[j] * r * (T(1) - r);
+    T drp, dzp, dnp, dhnp, dhpp;
+    gru_back_cell(gr[j], gz[j], gn[j], a[j], hp[j], dh[j], drp, dzp, dnp, dhnp, dhpp);
     dr[j] = drp;
     dz[j] = dzp;
     dn[j] = dnp;
     dhr[j] = drp;
     dhz[j] = dzp;
-    dhn[j] = dnp * r;
-    dhp[j] = dh[j] * z;
+    dhn[j] = dhnp;
+    dhp[j] = dhpp;
   }
 }
 
@@ -181,10 +176,11 @@ __attribute__((flatten)) void gru_update_back_loop(
     const T* __restrict__ dh, T* __restrict__ dz, T* __restrict__ dn, T* __restrict__ dhp,
     int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const T z = gz[j], n = gn[j];
-    dz[j] = dh[j] * (hp[j] - n) * z * (T(1) - z);
-    dn[j] = dh[j] * (T(1) - z) * (T(1) - n * n);
-    dhp[j] = dh[j] * z;
+    T dzj, dnj, dhpj;
+    gru_update_back_cell(gz[j], gn[j], hp[j], dh[j], dzj, dnj, dhpj);
+    dz[j] = dzj;
+    dn[j] = dnj;
+    dhp[j] = dhpj;
   }
 }
 
@@ -192,18 +188,19 @@ template <typename T>
 __attribute__((flatten)) void gru_reset_back_row(const T* g, const T* hp, const T* drh, T* dg,
                                                  T* dhp, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
-    const T r = g[j];
-    dg[j] = drh[j] * hp[j] * r * (T(1) - r);
-    dhp[j] += drh[j] * r;
+    T dr, dhpj = dhp[j];
+    gru_reset_back_cell(g[j], hp[j], drh[j], dr, dhpj);
+    dg[j] = dr;
+    dhp[j] = dhpj;
   }
 }
 
 template <typename T>
 __attribute__((flatten)) void rnn_back_row(const T* h, const T* dh, T* dg, int64_t H, bool relu) {
   if (relu) {
-    for (int64_t j = 0; j < H; ++j) dg[j] = vm::select(h[j] > T(0), dh[j], T(0));
+    for (int64_t j = 0; j < H; ++j) dg[j] = rnn_relu_back(h[j], dh[j]);
   } else {
-    for (int64_t j = 0; j < H; ++j) dg[j] = dh[j] * (T(1) - h[j] * h[j]);
+    for (int64_t j = 0; j < H; ++j) dg[j] = rnn_tanh_back(h[j], dh[j]);
   }
 }
 
