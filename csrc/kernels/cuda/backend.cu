@@ -67,6 +67,7 @@ void fill_kernels(dispatch::KernelTable& t) {
   fill_loss(t);
   fill_conv(t);
   fill_pool(t);
+  fill_attention(t);
   fill_rnn(t);
 }
 

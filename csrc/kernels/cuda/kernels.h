@@ -75,6 +75,7 @@ void fill_optim(dispatch::KernelTable& t);        // optim.cu
 void fill_loss(dispatch::KernelTable& t);         // loss.cu
 void fill_conv(dispatch::KernelTable& t);         // conv.cu
 void fill_pool(dispatch::KernelTable& t);         // pool.cu
+void fill_attention(dispatch::KernelTable& t);    // attention.cu
 void fill_rnn(dispatch::KernelTable& t);          // rnn.cu
 void fill_kernels(dispatch::KernelTable& t);      // all of them (backend.cu)
 
