@@ -55,6 +55,34 @@ def test_backend_flags_have_torchs_defaults():
     assert dc.backends.cudnn.is_available() is False
 
 
+def test_tf32_flag_is_the_float32_matmul_precision():
+    # torch ties cuda.matmul.allow_tf32 to set_float32_matmul_precision both ways.
+    m = dc.backends.cuda.matmul
+    try:
+        for precision in ("high", "medium", "highest"):
+            dc.set_float32_matmul_precision(precision)
+            torch.set_float32_matmul_precision(precision)
+            assert m.allow_tf32 == torch.backends.cuda.matmul.allow_tf32
+        m.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        assert dc.get_float32_matmul_precision() == torch.get_float32_matmul_precision()
+    finally:
+        dc.set_float32_matmul_precision("highest")
+        torch.set_float32_matmul_precision("highest")
+    assert m.allow_tf32 is False
+
+
+def test_preferred_blas_library():
+    assert dc.backends.cuda.preferred_blas_library() == "cublas"
+    try:
+        assert dc.backends.cuda.preferred_blas_library("deepcore") == "deepcore"
+        assert dc.backends.cuda.preferred_blas_library() == "deepcore"
+        with pytest.raises(ValueError, match="unknown library 'mkl'"):
+            dc.backends.cuda.preferred_blas_library("mkl")
+    finally:
+        assert dc.backends.cuda.preferred_blas_library("default") == "cublas"
+
+
 def test_data_parallel_wraps_and_calls_the_model():
     model = nn.Linear(3, 2)
     wrapped = nn.DataParallel(model)

@@ -1,4 +1,5 @@
 // deepcore.cuda's runtime queries and memory statistics (built only with -DDEEPCORE_CUDA=ON).
+#include "cuda/cublas.h"
 #include "cuda/runtime.h"
 #include "python/common.h"
 
@@ -39,6 +40,17 @@ void bind_cuda(py::module_& m) {
     d["cached_bytes"] = s.cached;
     d["backend_allocs"] = s.backend_allocs;
     return d;
+  });
+  m.def("_cuda_cublas_search_paths", &cuda::cublas::set_search_paths);
+  m.def("_cuda_cublas_where", [] {
+    return py::make_tuple(cuda::cublas::available(), cuda::cublas::where());
+  });
+  m.def("_cuda_set_blas", [](const std::string& name) {
+    cuda::cublas::set_preferred(name == "deepcore" ? cuda::cublas::Library::deepcore
+                                                   : cuda::cublas::Library::cublas);
+  });
+  m.def("_cuda_blas", [] {
+    return cuda::cublas::preferred() == cuda::cublas::Library::deepcore ? "deepcore" : "cublas";
   });
   m.def("_cuda_empty_cache", [](int device) { cuda::allocator(device).empty_cache(); });
   m.def("_cuda_reset_peak", [](int device) { cuda::allocator(device).reset_peak(); });

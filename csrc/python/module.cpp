@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "autograd/grad_mode.h"
+#include "core/matmul_precision.h"
 #include "core/parallel.h"
 #include "core/rng.h"
 #include "jit/graph.h"
@@ -179,6 +180,11 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("set_num_threads", &set_num_threads);
   m.def("get_num_threads", &get_num_threads);
+  m.def("_set_float32_matmul_precision", [](const std::string& p) {  // validated in Python
+    set_float32_matmul_precision(p == "high"     ? Float32MatmulPrecision::high
+                                 : p == "medium" ? Float32MatmulPrecision::medium
+                                                 : Float32MatmulPrecision::highest);
+  }, py::arg("precision"));
   m.def("manual_seed", [](uint64_t s) { manual_seed(s); });
   m.def("initial_seed", [] { return default_generator().seed; });
   m.def("_rng_state", [] { return py::make_tuple(default_generator().seed, default_generator().offset); });

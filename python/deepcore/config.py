@@ -36,6 +36,9 @@ def show_config() -> str:
                      f"{_version(c['cuda_driver'])}")
         devices = c["cuda_devices"]
         lines.append(f"  CUDA devices:  {', '.join(devices) if devices else 'none'}")
+        found, where = _C._cuda_cublas_where()
+        lines.append(f"  cuBLAS:        {where if found else 'not found (matmuls on deepcore GEMM)'}"
+                     f"; matmuls prefer {_C._cuda_blas()}")
     text = "\n".join(lines)
     print(text)
     return text

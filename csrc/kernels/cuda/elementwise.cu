@@ -20,6 +20,7 @@
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/mma_layout.h"
 #include "ops/creation.h"
 
 namespace dc::cuda_kernels {
@@ -302,12 +303,31 @@ void cuda_compare_into(CompareOp op, const Tensor& out, const Tensor& a, const T
   }
 }
 
-// Casts convert as static_cast does, except to bool (nonzero), as on the cpu.
+// bfloat16 and float16 as the cast kernels move them: the 16 bits, converted through float by
+// core/half.h's rounding (its DC_HD copy in kernels/cuda/mma_layout.h).
+struct Bf16Bits {
+  uint16_t bits;
+};
+struct F16Bits {
+  uint16_t bits;
+};
+
+// Casts convert as the cpu's cast loops do: as static_cast, except to bool (nonzero); a 16-bit
+// float goes through float both ways (an int64 or a double rounds to float first, then to 16
+// bits, as the cpu's BFloat16(float) / Half(float) constructors take it); the same dtype copies
+// the bits (a NaN keeps its payload).
 template <typename To>
 struct CastFn {
   template <typename Ti>
   __device__ To operator()(Ti x) const {
-    if constexpr (std::is_same_v<To, bool>) return x != Ti(0);
+    if constexpr (std::is_same_v<To, Ti>) return x;
+    else if constexpr (std::is_same_v<Ti, Bf16Bits>) return (*this)(mma::bf16_float(x.bits));
+    else if constexpr (std::is_same_v<Ti, F16Bits>) return (*this)(mma::f16_float(x.bits));
+    else if constexpr (std::is_same_v<To, bool>) return x != Ti(0);
+    else if constexpr (std::is_same_v<To, Bf16Bits>)
+      return To{mma::bf16_round(static_cast<float>(x))};
+    else if constexpr (std::is_same_v<To, F16Bits>)
+      return To{mma::f16_round(static_cast<float>(x))};
     else return static_cast<To>(x);
   }
 };
@@ -321,6 +341,8 @@ void cast_to(const Tensor& out, const Tensor& in) {
     case DType::Int64: return launch<2>(ops, Unary<To, int64_t, CastFn<To>>{});
     case DType::Float32: return launch<2>(ops, Unary<To, float, CastFn<To>>{});
     case DType::Float64: return launch<2>(ops, Unary<To, double, CastFn<To>>{});
+    case DType::BFloat16: return launch<2>(ops, Unary<To, Bf16Bits, CastFn<To>>{});
+    case DType::Float16: return launch<2>(ops, Unary<To, F16Bits, CastFn<To>>{});
     default: no_kernel("cast from", "", in.dtype());
   }
 }
@@ -332,6 +354,8 @@ void cuda_cast_into(const Tensor& out, const Tensor& in) {
     case DType::Int64: return cast_to<int64_t>(out, in);
     case DType::Float32: return cast_to<float>(out, in);
     case DType::Float64: return cast_to<double>(out, in);
+    case DType::BFloat16: return cast_to<Bf16Bits>(out, in);
+    case DType::Float16: return cast_to<F16Bits>(out, in);
     default: no_kernel("cast to", "", out.dtype());
   }
 }

@@ -1,19 +1,34 @@
 // The CUDA matmul: C[b] = act(alpha * A[b] @ B[b] + beta * C[b] + bias), any strides, batched over
 // grid.z. A 64x64 tile of C per block of 256 threads, each thread 4x4 outputs; the K loop
-// stages 16-wide slices of A and B in shared memory. This is the plain, general kernel: strided
-// operands, float64 and integer dtypes and the epilogue all go through it. The tensor-core path
-// (mma.sync, cp.async double buffering) and cuBLAS as its reference are still to come.
+// stages 16-wide slices of A and B in shared memory. This is the plain, general kernel: float64,
+// integer dtypes and float32 at the default "highest" precision go through it. bfloat16 and
+// float16, and float32 when the float32 matmul precision allows TF32 (core/matmul_precision.h),
+// go to the tensor-core kernel (gemm_tc.cu) on sm_80 and later. Before either, cuBLAS takes
+// the call where it is loaded and preferred and the layout suits it (gemm_cublas.cu);
+// preferred_blas_library("deepcore") keeps every matmul on these kernels, which is how
+// bench/bench_cuda.py compares them with cuBLAS.
 //
 // Compiled only; no GPU has run it yet (README, "Devices").
 #include <cstdint>
 #include <type_traits>
 
 #include "core/error.h"
+#include "core/matmul_precision.h"
 #include "core/tensor.h"
 #include "kernels/cpu/gemm/gemm.h"
 #include "kernels/cuda/kernels.h"
 
 namespace dc::cuda_kernels {
+
+// The tensor-core kernel (gemm_tc.cu): whether the device has mma.sync for it (sm_80), and the
+// matmul on it for bfloat16, float16 and float32 in TF32 (matmul_into's contract).
+bool tensor_core_mma_available(Device d);
+void matmul_tensor_cores(const Tensor& a, const Tensor& b, const Tensor& c, double alpha,
+                         double beta, const cpu::GemmEpilogue& epi);
+// cuBLAS (gemm_cublas.cu): false when it does not take the call.
+bool cublas_matmul_into(const Tensor& a, const Tensor& b, const Tensor& c, double alpha,
+                        double beta, const cpu::GemmEpilogue& epi);
+
 namespace {
 
 constexpr int kBM = 64, kBN = 64, kBK = 16, kTM = 4, kTN = 4;  // 16 x 16 threads
@@ -115,7 +130,14 @@ void cuda_matmul_into(const Tensor& a, const Tensor& b, const Tensor& c, double 
   DC_CHECK(epi.act == cpu::GemmActivation::none || epi.act == cpu::GemmActivation::relu,
            NotImplementedError, "[", dispatch::current_op_name(),
            "] no cuda kernel for a matmul with a gelu epilogue yet");
-  switch (c.dtype()) {
+  if (cublas_matmul_into(a, b, c, alpha, beta, epi)) return;
+  const DType dt = c.dtype();
+  if (dt == DType::BFloat16 || dt == DType::Float16)
+    return matmul_tensor_cores(a, b, c, alpha, beta, epi);
+  if (dt == DType::Float32 && float32_matmul_precision() != Float32MatmulPrecision::highest &&
+      tensor_core_mma_available(c.device()))
+    return matmul_tensor_cores(a, b, c, alpha, beta, epi);
+  switch (dt) {
     case DType::Float32: return gemm_as<float>(a, b, c, alpha, beta, epi);
     case DType::Float64: return gemm_as<double>(a, b, c, alpha, beta, epi);
     case DType::Int32: return gemm_as<int32_t>(a, b, c, alpha, beta, epi);

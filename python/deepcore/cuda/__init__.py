@@ -17,6 +17,27 @@ from . import amp  # noqa: F401
 _BUILT = bool(_C._build_info()["cuda"])
 
 
+def _cublas_search_paths() -> list:
+    """Where cuBLAS may be (csrc/cuda/cublas.h): $DEEPCORE_CUBLAS if set, then the nvidia-cublas
+    wheel's copy (CUDA 13, then 12 layouts); the loader then tries the plain sonames."""
+    import os
+    paths = [os.environ["DEEPCORE_CUBLAS"]] if os.environ.get("DEEPCORE_CUBLAS") else []
+    try:
+        import nvidia
+        roots = list(nvidia.__path__)
+    except ImportError:
+        roots = []
+    for root in roots:
+        for rel in ("cu13/lib/libcublas.so.13", "cublas/lib/libcublas.so.12"):
+            if os.path.exists(os.path.join(root, rel)):
+                paths.append(os.path.join(root, rel))
+    return paths
+
+
+if _BUILT:
+    _C._cuda_cublas_search_paths(_cublas_search_paths())
+
+
 def is_available() -> bool:
     """True when deepcore was built with CUDA and the driver reports a device."""
     return device_count() > 0
