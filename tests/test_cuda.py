@@ -136,9 +136,8 @@ def test_opinfo_on_device(capsys):
             print("[cuda opinfo] FAIL", f)
     assert not failures, f"{len(failures)} device mismatches:\n" + "\n".join(failures)
     assert counts.get("gradient", 0) > 200
-    if not GPU:  # the fake device serves every cpu kernel but the recurrent steps
-        assert set(missing) <= {"lstm", "gru", "rnn_tanh", "rnn_relu", "lstm_cell", "gru_cell",
-                                "rnn_tanh_cell", "rnn_relu_cell"}, sorted(missing)
+    if not GPU:  # the fake device serves every cpu kernel
+        assert not missing, sorted(missing)
 
 
 # ---- placement, copies and errors ------------------------------------------------------------

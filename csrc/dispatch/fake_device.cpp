@@ -9,9 +9,8 @@
 // x86-64 process can dereference. Code that reads a device tensor's values on the host instead
 // of going through its device's kernels (what would crash or read garbage on a GPU) therefore
 // faults here too, or, through Tensor::data, raises; only the wrappers below and the copy clear
-// the bit. Kernels whose arguments carry device pointers inside structures the wrappers do not
-// know (the recurrent steps) are left out: they raise NotImplementedError as a missing cuda
-// kernel would.
+// the bit, including the pointers inside the structures some kernels take (the optimizer lists,
+// the recurrent steps).
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -139,6 +138,22 @@ struct HostTargets {
   cpu::ClassTargets ct;
 };
 inline HostTargets host_arg(const cpu::ClassTargets& c) { return HostTargets(c); }
+// The recurrent steps carry their operands as raw pointers in a struct.
+cpu::RnnStepForward host_arg(const cpu::RnnStepForward& s) {
+  cpu::RnnStepForward h = s;
+  h.gates = untag(s.gates), h.hg = untag(s.hg), h.bias_hn = untag(s.bias_hn);
+  h.h_prev = untag(s.h_prev), h.c_prev = untag(s.c_prev), h.c = untag(s.c);
+  h.aux = untag(s.aux), h.out = untag(s.out);
+  return h;
+}
+cpu::RnnStepBackward host_arg(const cpu::RnnStepBackward& s) {
+  cpu::RnnStepBackward h = s;
+  h.gates = untag(s.gates), h.hg = untag(s.hg), h.h_prev = untag(s.h_prev);
+  h.c_prev = untag(s.c_prev), h.c = untag(s.c), h.aux = untag(s.aux), h.d_out = untag(s.d_out);
+  h.dc = untag(s.dc), h.dgates = untag(s.dgates), h.dhg = untag(s.dhg);
+  h.d_h_prev = untag(s.d_h_prev);
+  return h;
+}
 // Everything else (geometry, dtypes, numbers, host pointers) passes as it is.
 template <typename T>
 const T& host_arg(const T& v) {
@@ -174,8 +189,6 @@ void fill_fake(KernelTable& t) {
   t.name = cpu.name ? &Wrap<&KernelTable::name, decltype(KernelTable::name)>::call : nullptr;
   DC_KERNELS(DC_FAKE_ENTRY)
 #undef DC_FAKE_ENTRY
-  t.rnn_step_forward = nullptr;
-  t.rnn_step_backward = nullptr;
 }
 
 }  // namespace
