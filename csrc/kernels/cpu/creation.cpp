@@ -8,19 +8,9 @@
 #include "core/rng.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/isa.h"
+#include "kernels/random_draws.h"
 
 namespace dc::cpu {
-
-namespace {
-// Element i gets f(seed, start + 2 * (i / 4), i0, n) per block of four elements.
-template <typename F>
-void fill_random(const Tensor& t, uint64_t seed, uint64_t start, F&& f) {
-  const int64_t n = t.numel();
-  parallel_for(0, (n + 3) / 4, 2048, [&](int64_t b, int64_t e) {
-    for (int64_t blk = b; blk < e; ++blk) f(seed, start + blk * 2, blk * 4, n);
-  });
-}
-}  // namespace
 
 void fill_int64_into(const Tensor& out, int64_t value) {
   int64_t* p = out.data<int64_t>();
@@ -153,14 +143,12 @@ void bernoulli_into(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t 
 
 void randint_into(const Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t start) {
   const uint64_t range = static_cast<uint64_t>(high - low);
+  const int64_t n = out.numel();
   DC_DISPATCH_ALL_AND_HALF(out.dtype(), "randint", [&] {
     scalar_t* p = out.data<scalar_t>();
-    fill_random(out, seed, start, [&](uint64_t s, uint64_t ctr, int64_t i0, int64_t n) {
-      auto r0 = philox(s, ctr), r1 = philox(s, ctr + 1);
-      for (int k = 0; k < 4 && i0 + k < n; ++k) {
-        const uint64_t r = (static_cast<uint64_t>(r0[k]) << 32) | r1[k];
-        p[i0 + k] = static_cast<scalar_t>(low + static_cast<int64_t>(r % range));
-      }
+    // randint_quad (kernels/random_draws.h) is the CUDA kernel's draw too.
+    parallel_for(0, (n + 3) / 4, 2048, [&](int64_t b, int64_t e) {
+      for (int64_t q = b; q < e; ++q) randint_quad(p, n, seed, start, q, low, range);
     });
   });
 }

@@ -63,6 +63,7 @@ void fill_kernels(dispatch::KernelTable& t) {
   fill_batch_norm(t);
   fill_dropout(t);
   fill_index(t);
+  fill_creation(t);
   fill_optim(t);
   fill_loss(t);
   fill_conv(t);

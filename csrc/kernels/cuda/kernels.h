@@ -71,6 +71,7 @@ void fill_norm(dispatch::KernelTable& t);         // norm.cu
 void fill_batch_norm(dispatch::KernelTable& t);   // norm_batch.cu
 void fill_dropout(dispatch::KernelTable& t);      // dropout.cu
 void fill_index(dispatch::KernelTable& t);        // index.cu
+void fill_creation(dispatch::KernelTable& t);     // creation.cu
 void fill_optim(dispatch::KernelTable& t);        // optim.cu
 void fill_loss(dispatch::KernelTable& t);         // loss.cu
 void fill_conv(dispatch::KernelTable& t);         // conv.cu
