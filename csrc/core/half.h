@@ -6,35 +6,46 @@
 //
 // Conversions round to nearest, ties to even, and keep NaN a NaN (a quiet one) and infinities
 // infinite; float16 rounds overflow to infinity and keeps subnormals. They are constexpr-free
-// bit manipulations so every ISA build (and the device compiler) can inline them.
+// bit manipulations so every ISA build can inline them, and DC_HD, so the CUDA kernels (casts,
+// the tensor-core GEMM) convert with the same code.
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/host_device.h"
+
 namespace dc {
 
 namespace half_detail {
-inline uint32_t bits(float f) {
+DC_HD inline uint32_t bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
   uint32_t u;
   std::memcpy(&u, &f, 4);
   return u;
+#endif
 }
-inline float from_bits(uint32_t u) {
+DC_HD inline float from_bits(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
   float f;
   std::memcpy(&f, &u, 4);
   return f;
+#endif
 }
 }  // namespace half_detail
 
-inline uint16_t float_to_bf16_bits(float f) {
+DC_HD inline uint16_t float_to_bf16_bits(float f) {
   const uint32_t u = half_detail::bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN
   // Round to nearest even: add 0x7fff plus the lowest kept bit, then truncate.
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
-inline float bf16_bits_to_float(uint16_t h) { return half_detail::from_bits(uint32_t(h) << 16); }
+DC_HD inline float bf16_bits_to_float(uint16_t h) { return half_detail::from_bits(uint32_t(h) << 16); }
 
-inline uint16_t float_to_f16_bits(float f) {
+DC_HD inline uint16_t float_to_f16_bits(float f) {
   const uint32_t u = half_detail::bits(f);
   const uint32_t sign = (u >> 16) & 0x8000u;
   const uint32_t a = u & 0x7fffffffu;
@@ -49,7 +60,7 @@ inline uint16_t float_to_f16_bits(float f) {
   const uint32_t rounded = a + 0xfffu + ((a >> 13) & 1u);
   return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
 }
-inline float f16_bits_to_float(uint16_t h) {
+DC_HD inline float f16_bits_to_float(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000u) << 16;
   const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
   if (e == 0x1f) return half_detail::from_bits(sign | 0x7f800000u | (m << 13));

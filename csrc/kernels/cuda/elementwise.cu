@@ -20,7 +20,6 @@
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
-#include "kernels/cuda/mma_layout.h"
 #include "ops/creation.h"
 
 namespace dc::cuda_kernels {
@@ -304,7 +303,7 @@ void cuda_compare_into(CompareOp op, const Tensor& out, const Tensor& a, const T
 }
 
 // bfloat16 and float16 as the cast kernels move them: the 16 bits, converted through float by
-// core/half.h's rounding (its DC_HD copy in kernels/cuda/mma_layout.h).
+// core/half.h's rounding.
 struct Bf16Bits {
   uint16_t bits;
 };
@@ -321,13 +320,13 @@ struct CastFn {
   template <typename Ti>
   __device__ To operator()(Ti x) const {
     if constexpr (std::is_same_v<To, Ti>) return x;
-    else if constexpr (std::is_same_v<Ti, Bf16Bits>) return (*this)(mma::bf16_float(x.bits));
-    else if constexpr (std::is_same_v<Ti, F16Bits>) return (*this)(mma::f16_float(x.bits));
+    else if constexpr (std::is_same_v<Ti, Bf16Bits>) return (*this)(bf16_bits_to_float(x.bits));
+    else if constexpr (std::is_same_v<Ti, F16Bits>) return (*this)(f16_bits_to_float(x.bits));
     else if constexpr (std::is_same_v<To, bool>) return x != Ti(0);
     else if constexpr (std::is_same_v<To, Bf16Bits>)
-      return To{mma::bf16_round(static_cast<float>(x))};
+      return To{float_to_bf16_bits(static_cast<float>(x))};
     else if constexpr (std::is_same_v<To, F16Bits>)
-      return To{mma::f16_round(static_cast<float>(x))};
+      return To{float_to_f16_bits(static_cast<float>(x))};
     else return static_cast<To>(x);
   }
 };

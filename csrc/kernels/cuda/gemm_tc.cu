@@ -63,14 +63,14 @@ struct TcArgs {
 
 template <int Kind>
 __device__ __forceinline__ float to_float(Elem<Kind> x) {
-  if constexpr (Kind == kBf16) return mma::bf16_float(x);
-  else if constexpr (Kind == kF16) return mma::f16_float(x);
+  if constexpr (Kind == kBf16) return bf16_bits_to_float(x);
+  else if constexpr (Kind == kF16) return f16_bits_to_float(x);
   else return x;
 }
 template <int Kind>
 __device__ __forceinline__ Elem<Kind> from_float(float x) {
-  if constexpr (Kind == kBf16) return mma::bf16_round(x);
-  else if constexpr (Kind == kF16) return mma::f16_round(x);
+  if constexpr (Kind == kBf16) return float_to_bf16_bits(x);
+  else if constexpr (Kind == kF16) return float_to_f16_bits(x);
   else return x;
 }
 

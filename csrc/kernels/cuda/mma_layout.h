@@ -35,11 +35,11 @@
 // with .trans. ldmatrix_x4_coord picks the rows so that registers 0..3 are A's a0a1, a2a3, a4a5,
 // a6a7, and for B the two registers of n-tile 2 j and then the two of n-tile 2 j + 1.
 //
-// The 16-bit conversions at the end are core/half.h's (round to nearest even, NaN kept a quiet
-// NaN) written once more as DC_HD, because half.h's functions are host-only; the tests hold the
-// two to the same bits.
+// The 16-bit conversions are core/half.h's, which both compilers build.
 #include <cstdint>
 #include <cstring>
+
+#include "core/half.h"
 
 #include "kernels/host_device.h"
 
@@ -253,56 +253,8 @@ inline GridPlan plan_grid(int64_t M, int64_t N, int64_t batch, int64_t c_batch_s
 
 // ---- 16-bit floats and TF32 ---------------------------------------------------------------------
 
-DC_HD inline uint32_t float_bits(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-#endif
-}
-DC_HD inline float bits_float(uint32_t u) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-#endif
-}
-
-// core/half.h's float_to_bf16_bits: round to nearest even; NaN keeps its sign and high payload,
-// made quiet.
-DC_HD inline uint16_t bf16_round(float f) {
-  const uint32_t u = float_bits(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
-  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-DC_HD inline float bf16_float(uint16_t h) { return bits_float(uint32_t(h) << 16); }
-
-// core/half.h's float_to_f16_bits: round to nearest even, overflow to infinity, subnormals kept
-// (rounded at 2^-24 by a float addition, which rounds to nearest even on both devices).
-DC_HD inline uint16_t f16_round(float f) {
-  const uint32_t u = float_bits(f);
-  const uint32_t sign = (u >> 16) & 0x8000u;
-  const uint32_t a = u & 0x7fffffffu;
-  if (a > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u | ((a >> 13) & 0x3ffu));
-  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);
-  if (a < 0x38800000u) {
-    const float r = bits_float(a) + 0.5f;
-    return static_cast<uint16_t>(sign | (float_bits(r) - 0x3f000000u));
-  }
-  const uint32_t rounded = a + 0xfffu + ((a >> 13) & 1u);
-  return static_cast<uint16_t>(sign | ((rounded - 0x38000000u) >> 13));
-}
-DC_HD inline float f16_float(uint16_t h) {
-  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
-  const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
-  if (e == 0x1f) return bits_float(sign | 0x7f800000u | (m << 13));
-  if (e == 0) return bits_float(float_bits(static_cast<float>(m) * 5.9604644775390625e-08f) | sign);
-  return bits_float(sign | ((e + 112u) << 23) | (m << 13));
-}
+DC_HD inline uint32_t float_bits(float f) { return half_detail::bits(f); }
+DC_HD inline float bits_float(uint32_t u) { return half_detail::from_bits(u); }
 
 // What cvt.rna.tf32.f32 makes of a float: 10 mantissa bits, rounded to nearest with ties away
 // from zero, the low 13 bits zero; NaN and infinity pass through. The kernel issues the
