@@ -45,6 +45,21 @@ void copy_to_device(void* dst, const void* src, size_t bytes) {
            " bytes to the device failed: ", cudaGetErrorString(err));
 }
 
+void copy_to_host(void* dst, const void* src, size_t bytes, const char* op) {
+  if (bytes == 0) return;
+  cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream());
+  if (err == cudaSuccess) err = cudaStreamSynchronize(stream());
+  DC_CHECK(err == cudaSuccess, RuntimeError, "[", op, "] reading ", bytes,
+           " bytes back from the device failed: ", cudaGetErrorString(err));
+}
+
+void fill_device_bytes(void* p, int value, size_t bytes, const char* op) {
+  if (bytes == 0) return;
+  const cudaError_t err = cudaMemsetAsync(p, value, bytes, stream());
+  DC_CHECK(err == cudaSuccess, RuntimeError, "[", op, "] setting ", bytes,
+           " bytes of device scratch failed: ", cudaGetErrorString(err));
+}
+
 DeviceBuffer::DeviceBuffer(size_t bytes) : device_(cuda::current_device()) {
   p_ = cuda::allocator(device_).allocate(bytes, current_stream(device_));
 }

@@ -33,27 +33,6 @@
 namespace dc::cuda_kernels {
 namespace {
 
-#define DC_GRID_STRIDE(i, n)                                                                  \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n);     \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-
-// f(static_cast<T*>(nullptr)) for the dtypes a sequence or an index can be written in.
-template <typename F>
-void with_value_type(DType dtype, const char* op, F&& f) {
-  switch (dtype) {
-    case DType::Bool: return f(static_cast<bool*>(nullptr));
-    case DType::Int32: return f(static_cast<int32_t*>(nullptr));
-    case DType::Int64: return f(static_cast<int64_t*>(nullptr));
-    case DType::Float32: return f(static_cast<float*>(nullptr));
-    case DType::Float64: return f(static_cast<double*>(nullptr));
-    default: DC_THROW(TypeError, "[", op, "] no cuda kernel for ", dtype_name(dtype));
-  }
-}
-
-// <<<grid>>> arguments of a grid-stride launch over n work items on `on`'s device.
-LaunchConfig launch_for(int64_t n, const Tensor& on) {
-  return elementwise_launch(n, max_blocks(on.device()));
-}
 
 // ---- sequences -------------------------------------------------------------------------------
 
@@ -335,8 +314,6 @@ void cuda_categorical_search(const Tensor& out, const Tensor& cdf, const Tensor&
       static_cast<const double*>(u.data_ptr()), R * S, K, S);
   check_launch("multinomial");
 }
-
-#undef DC_GRID_STRIDE
 
 }  // namespace
 

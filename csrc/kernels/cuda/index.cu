@@ -40,20 +40,6 @@ void with_word(int64_t item, DType dtype, const char* op, F&& f) {
   }
 }
 
-// f(static_cast<T*>(nullptr)) with T the type accumulation adds in: bool, int32, int64, float,
-// double. The 16-bit floats have no device arithmetic in this backend yet.
-template <typename F>
-void with_sum_type(DType dtype, const char* op, F&& f) {
-  switch (dtype) {
-    case DType::Bool: return f(static_cast<bool*>(nullptr));
-    case DType::Int32: return f(static_cast<int32_t*>(nullptr));
-    case DType::Int64: return f(static_cast<int64_t*>(nullptr));
-    case DType::Float32: return f(static_cast<float*>(nullptr));
-    case DType::Float64: return f(static_cast<double*>(nullptr));
-    default: DC_THROW(TypeError, "[", op, "] no cuda kernel accumulating ", dtype_name(dtype));
-  }
-}
-
 // d += v as the cpu's combine() does it: or for bool, wrapping sums for the integers (computed
 // unsigned, where wrapping is defined), IEEE sums for the floats. `plain` for a thread that owns
 // the destination, `atomic` for one that may share it.
@@ -79,14 +65,6 @@ struct AddInto {
     }
   }
 };
-
-// The grid of a grid-stride launch over n threads' worth of work (nothing for n == 0).
-LaunchConfig launch_for(int64_t n, const Tensor& on) {
-  return elementwise_launch(n, max_blocks(on.device()));
-}
-#define DC_GRID_STRIDE(i, n)                                                                  \
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n);     \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 // ---- gather along a dim --------------------------------------------------------------------
 
@@ -229,7 +207,7 @@ void cuda_index_scatter(const Tensor& dst, const Tensor& values, const cpu::Inde
   const int64_t* off = static_cast<const int64_t*>(offsets.data_ptr());
   const ScatterPath path = scatter_path(O * I, B);
   if (accumulate) {
-    with_sum_type(dst.dtype(), op, [&](auto* type) {
+    with_value_type(dst.dtype(), op, [&](auto* type) {
       using T = std::remove_pointer_t<decltype(type)>;
       const T* v = static_cast<const T*>(values.data_ptr());
       if (path == ScatterPath::columns) {
@@ -369,7 +347,7 @@ void cuda_scatter_dim(const Tensor& dst, int64_t dim, const Tensor& idx, const T
                                           dim, item);
   const LaunchConfig c = launch_for(total, dst);
   if (accumulate) {
-    with_sum_type(dst.dtype(), op, [&](auto* type) {
+    with_value_type(dst.dtype(), op, [&](auto* type) {
       using T = std::remove_pointer_t<decltype(type)>;
       if (path == ScatterPath::columns) return columns(type, std::true_type{});
       scatter_dim_add_elements<T><<<static_cast<unsigned>(c.blocks), c.threads, 0, stream()>>>(
@@ -545,8 +523,6 @@ Tensor cuda_nonzero(const Tensor& t) {
   }
   return out;
 }
-
-#undef DC_GRID_STRIDE
 
 }  // namespace
 

@@ -303,24 +303,6 @@ struct DeviceAtomics {
     atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
   }
 };
-
-// `bytes` bytes of `value` at p, queued on stream().
-inline void fill_device_bytes(void* p, int value, size_t bytes, const char* op) {
-  if (bytes == 0) return;
-  const cudaError_t err = cudaMemsetAsync(p, value, bytes, stream());
-  DC_CHECK(err == cudaSuccess, RuntimeError, "[", op, "] setting ", bytes,
-           " bytes of device scratch failed: ", cudaGetErrorString(err));
-}
-
-// Device -> host copy after the work queued on stream(): returns once the bytes are on the host
-// (the kernels' results the host needs to go on: a flag, counts).
-inline void copy_to_host(void* dst, const void* src, size_t bytes, const char* op) {
-  if (bytes == 0) return;
-  cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream());
-  if (err == cudaSuccess) err = cudaStreamSynchronize(stream());
-  DC_CHECK(err == cudaSuccess, RuntimeError, "[", op, "] reading ", bytes,
-           " bytes back from the device failed: ", cudaGetErrorString(err));
-}
 #endif
 
 }  // namespace dc::cuda_kernels

@@ -12,6 +12,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "dispatch/kernels.h"
+#include "kernels/cuda/launch.h"
 
 namespace dc::cuda_kernels {
 
@@ -23,6 +24,19 @@ void check_launch(const char* what); // RuntimeError naming the kernel if the la
 // Host -> device copy of `bytes` queued on stream() (pageable host memory: the call returns once
 // the source has been read).
 void copy_to_device(void* dst, const void* src, size_t bytes);
+// Device -> host copy after the work queued on stream(): returns once the bytes are on the host
+// (a flag, a count or a total the host needs to go on). RuntimeError naming `op` on failure.
+void copy_to_host(void* dst, const void* src, size_t bytes, const char* op);
+// `bytes` bytes of `value` at device address p, queued on stream().
+void fill_device_bytes(void* p, int value, size_t bytes, const char* op);
+
+// One value a kernel left in device memory at src, once the stream has run.
+template <typename T>
+T read_back(const void* src, const char* op) {
+  T v{};
+  copy_to_host(&v, src, sizeof(T), op);
+  return v;
+}
 
 // Device memory for one call's work: scratch, or host arrays a kernel reads (pooling windows,
 // attention offsets). Taken from the current device's caching allocator and given back when the
@@ -51,6 +65,34 @@ DeviceBuffer upload(const std::vector<T>& host) {
   DeviceBuffer b(host.size() * sizeof(T));
   copy_to_device(b.get(), host.data(), host.size() * sizeof(T));
   return b;
+}
+
+// <<<grid>>> arguments of a grid-stride launch over n work items on `on`'s device (no blocks for
+// n == 0: launch nothing).
+inline LaunchConfig launch_for(int64_t n, const Tensor& on) {
+  return elementwise_launch(n, max_blocks(on.device()));
+}
+
+// A grid-stride loop: `for` over i in [0, n), each thread from its global index by the grid's
+// size, so a grid capped by max_blocks covers any n.
+#define DC_GRID_STRIDE(i, n)                                                              \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+// f(static_cast<T*>(nullptr)) with T the C++ type of a bool, int32, int64, float32 or float64
+// dtype; otherwise a TypeError naming the op `what` (the 16-bit floats have no device arithmetic
+// yet).
+template <typename F>
+void with_value_type(DType dtype, const char* what, F&& f) {
+  switch (dtype) {
+    case DType::Bool: return f(static_cast<bool*>(nullptr));
+    case DType::Int32: return f(static_cast<int32_t*>(nullptr));
+    case DType::Int64: return f(static_cast<int64_t*>(nullptr));
+    case DType::Float32: return f(static_cast<float*>(nullptr));
+    case DType::Float64: return f(static_cast<double*>(nullptr));
+    default: break;
+  }
+  DC_THROW(TypeError, "[", what, "] no cuda kernel for ", dtype_name(dtype));
 }
 
 // f(static_cast<T*>(nullptr)) with T float or double for dtype; otherwise a TypeError naming the

@@ -148,17 +148,6 @@ void launch_sums(const T* w, int64_t C, const int64_t* target, int64_t M, int64_
   check_launch("cross_entropy");
 }
 
-// A value a kernel left in device memory, once the stream has run.
-template <typename V>
-V read_back(const void* src, const char* what) {
-  V v{};
-  cudaError_t err = cudaMemcpyAsync(&v, src, sizeof(V), cudaMemcpyDeviceToHost, stream());
-  if (err == cudaSuccess) err = cudaStreamSynchronize(stream());
-  DC_CHECK(err == cudaSuccess, RuntimeError, "[", what, "] reading the result back from the "
-           "device failed: ", cudaGetErrorString(err));
-  return v;
-}
-
 template <typename T>
 const T* data_or_null(const Tensor& t) {
   return t.defined() ? static_cast<const T*>(t.data_ptr()) : nullptr;

@@ -232,17 +232,6 @@ void cuda_all_any_reduce(DType dtype, const void* in, bool* out, cpu::ReduceDims
   with_value_type(dtype, name, run);
 }
 
-// One value a kernel left in device memory, copied to the host once the stream has run.
-template <typename T>
-T read_back(const DeviceBuffer& b, const char* name) {
-  T v{};
-  cudaError_t err = cudaMemcpyAsync(&v, b.get(), sizeof(T), cudaMemcpyDeviceToHost, stream());
-  if (err == cudaSuccess) err = cudaStreamSynchronize(stream());
-  DC_CHECK(err == cudaSuccess, RuntimeError, "[cuda] reading the ", name,
-           " result back to the host failed: ", cudaGetErrorString(err));
-  return v;
-}
-
 // The whole tensor as one row: the split plan fixes the order of the additions from the size
 // alone, so the total is the same on every run and every GPU.
 double cuda_ordered_sum(const Tensor& t) {
@@ -253,7 +242,7 @@ double cuda_ordered_sum(const Tensor& t) {
     DeviceBuffer out(sizeof(double));
     run_reduce(SumToDoubleOp<T>{out.as<double>()}, t.data_ptr(), cpu::ReduceDims{1, t.numel(), 1},
                "sum");
-    total = read_back<double>(out, "sum");
+    total = read_back<double>(out.get(), "sum");
   });
   return total;
 }
@@ -266,7 +255,7 @@ bool cuda_all_within(const Tensor& t, double lo, double hi) {
     DeviceBuffer out(sizeof(bool));
     run_reduce(WithinOp<T>{out.as<bool>(), static_cast<T>(lo), static_cast<T>(hi)}, t.data_ptr(),
                cpu::ReduceDims{1, t.numel(), 1}, "all_within");
-    ok = read_back<bool>(out, "all_within");
+    ok = read_back<bool>(out.get(), "all_within");
   });
   return ok;
 }

@@ -322,21 +322,4 @@ struct CumLogSumExpOp {
   DC_HD void store(const State& s, int64_t at) const { out[at] = static_cast<T>(s); }
 };
 
-// ---- dtype dispatch --------------------------------------------------------------------------
-
-// f(static_cast<T*>(nullptr)) with T the C++ type of a bool, int32, int64, float32 or float64
-// dtype; otherwise a TypeError naming the op `what`.
-template <typename F>
-void with_value_type(DType dtype, const char* what, F&& f) {
-  switch (dtype) {
-    case DType::Bool: return f(static_cast<bool*>(nullptr));
-    case DType::Int32: return f(static_cast<int32_t*>(nullptr));
-    case DType::Int64: return f(static_cast<int64_t*>(nullptr));
-    case DType::Float32: return f(static_cast<float*>(nullptr));
-    case DType::Float64: return f(static_cast<double*>(nullptr));
-    default: break;
-  }
-  DC_THROW(TypeError, "[", what, "] no cuda kernel for ", dtype_name(dtype));
-}
-
 }  // namespace dc::cuda_kernels
