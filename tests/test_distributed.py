@@ -93,6 +93,19 @@ def test_groups_point_to_point_async_objects(np_):
         assert re.search(rf"^RANK {r} OK \d+$", out, re.M), out
 
 
+@pytest.mark.parametrize("np_, backend", [(2, "nccl"), (3, "cpu:gloo,cuda:nccl")])
+def test_nccl_collectives(np_, backend):
+    # On one GPU per rank when there are enough; on a CPU build, on the fake device with an
+    # mpi4py stand-in for NCCL: everything but the NCCL calls (deepcore/distributed/_nccl.py).
+    if deepcore._C._build_info()["cuda"] and deepcore.cuda.device_count() < np_:
+        pytest.skip(f"{np_} ranks need {np_} CUDA devices (the fake device needs a CPU build)")
+    code, out, _ = _mpirun("nccl_collectives.py", backend, np=np_, timeout=120)
+    assert code == 0, out
+    for r in range(np_):
+        assert re.search(rf"^RANK {r} OK \d+$", out, re.M), out
+    assert "FAIL" not in out
+
+
 def test_single_process_without_mpirun():
     code, out, _ = _run([sys.executable, str(SCRIPTS / "singleton.py")], timeout=60)
     assert code == 0 and "SINGLETON OK" in out, out
@@ -253,16 +266,15 @@ def test_launcher_errors(tmp_path, argv, message):
 
 def test_api_before_init_and_bad_arguments():
     assert not dist.is_initialized() and dist.is_available() and dist.is_mpi_available()
-    assert not dist.is_nccl_available()
     for fn in (dist.get_rank, dist.get_world_size, dist.barrier, dist.destroy_process_group):
         with pytest.raises(RuntimeError, match="has not been initialized"):
             fn()
     with pytest.raises(RuntimeError, match=r"\[all_reduce\] the default process group"):
         dist.all_reduce(deepcore.ones(2))
-    with pytest.raises(NotImplementedError, match="arrives with deepcore's CUDA backend"):
-        dist.init_process_group("nccl")
     with pytest.raises(ValueError, match="unknown backend 'ucc'"):
         dist.init_process_group("ucc")
+    with pytest.raises(ValueError, match="unknown backend 'cpu:gloo,cuda:gloo'"):
+        dist.init_process_group("cpu:gloo,cuda:gloo")
     with pytest.raises(ValueError, match="meets its peers through mpirun"):
         dist.init_process_group("mpi", init_method="tcp://127.0.0.1:23456")
     with pytest.raises(ValueError, match="timeout must be positive"):
@@ -274,6 +286,65 @@ def test_api_before_init_and_bad_arguments():
     assert issubclass(dist.DistTimeoutError, TimeoutError)
     assert issubclass(dist.DistMismatchError, ValueError)
     assert issubclass(dist.DistTimeoutError, RuntimeError)
+
+
+def test_nccl_without_a_gpu(monkeypatch, tmp_path):
+    from deepcore.distributed import _nccl
+    built = deepcore._C._build_info()["cuda"]
+    for backend in ("nccl", "cuda", "cpu:gloo,cuda:nccl"):
+        if not built:
+            expected = "deepcore was built without CUDA"
+        elif deepcore.cuda.device_count() == 0:
+            expected = "no CUDA device"
+        else:
+            pytest.skip("a CUDA device is here: tests/dist_scripts/nccl_collectives.py covers it")
+        with pytest.raises(RuntimeError, match=rf"\[init_process_group\] backend "
+                           rf"'{re.escape(backend)}': {expected}"):
+            dist.init_process_group(backend)
+    assert dist.is_nccl_available() == bool(built and _nccl.library()[0])
+    assert not dist.is_initialized()
+    if not built:  # the fake device stands in for NCCL too
+        deepcore._C._fake_cuda(True)
+        try:
+            assert dist.is_nccl_available()
+        finally:
+            deepcore._C._fake_cuda(False)
+    # Where libnccl.so.2 is looked for: $DEEPCORE_NCCL first, then the wheel's copy.
+    lib = tmp_path / "libnccl.so.2"
+    monkeypatch.setenv("DEEPCORE_NCCL", str(lib))
+    assert _nccl.search_paths()[0] == str(lib)
+    monkeypatch.delenv("DEEPCORE_NCCL")
+    wheel = tmp_path / "nvidia" / "nccl" / "lib"
+    wheel.mkdir(parents=True)
+    (wheel / "libnccl.so.2").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "nvidia", argparse.Namespace(__path__=[str(tmp_path /
+                                                                             "nvidia")]))
+    assert _nccl.search_paths() == [str(wheel / "libnccl.so.2")]
+
+
+def test_nccl_tables():
+    from deepcore.distributed import _nccl
+    ReduceOp = dist.ReduceOp
+    f32, b16, i64, flag = (_nccl.DTYPES[d] for d in (deepcore.float32, deepcore.bfloat16,
+                                                     deepcore.int64, deepcore.bool))
+    # ncclRedOp_t values (nccl.h): sum 0, prod 1, max 2, min 3, avg 4.
+    assert [_nccl.reduce_op("t", op, f32) for op in (ReduceOp.SUM, ReduceOp.PRODUCT,
+            ReduceOp.MAX, ReduceOp.MIN, ReduceOp.AVG)] == [0, 1, 2, 3, 4]
+    assert _nccl.reduce_op("t", ReduceOp.AVG, b16) == 4
+    # bool travels as uint8: "or" is max, "and" is min.
+    assert [_nccl.reduce_op("t", op, flag) for op in (ReduceOp.SUM, ReduceOp.BOR, ReduceOp.MAX,
+            ReduceOp.PRODUCT, ReduceOp.BAND, ReduceOp.MIN)] == [2, 2, 2, 3, 3, 3]
+    for op, info in ((ReduceOp.AVG, i64), (ReduceOp.BAND, i64), (ReduceOp.BXOR, flag),
+                     (ReduceOp.AVG, flag), ("sum", f32)):
+        with pytest.raises(TypeError, match=r"^\[t\] "):
+            _nccl.reduce_op("t", op, info)
+    with pytest.raises(NotImplementedError):
+        _nccl.reduce_op("t", ReduceOp.PREMUL_SUM, f32)
+    # Check codes (Note [Collective checks]) apart from the MPI backend's.
+    from deepcore.distributed import _mpi
+    codes = [d.code for d in _nccl.DTYPES.values()]
+    assert len(set(codes)) == len(codes) and not set(codes) & {d.code for d in
+                                                              _mpi.DTYPES.values()}
 
 
 def test_import_does_not_load_mpi():

@@ -1,4 +1,5 @@
-"""``deepcore.distributed``: PyTorch's ``torch.distributed`` API on MPI, for CPU tensors.
+"""``deepcore.distributed``: PyTorch's ``torch.distributed`` API on MPI for CPU tensors, and on
+NCCL for CUDA tensors (``init_process_group("nccl")``, _nccl.py).
 
     import deepcore as dc
     import deepcore.distributed as dist
@@ -17,10 +18,11 @@ load MPI, ``init_process_group`` does.
 
 Where things are: process groups and the worker thread that runs each group's collectives in
 order (Note [Collectives on a worker thread]): _groups.py; the collectives and point-to-point
-operations on tensors, and how tensors reach MPI without copies: _collectives.py; object
-collectives: _objects.py; Work and its timeouts: _work.py; the check that every rank called the
-same collective with the same dtypes and shapes (Note [Collective checks]): _checks.py; what
-happens when a rank fails or times out (Note [Failures end every rank]): _runtime.py.
+operations on tensors, and how tensors reach MPI without copies: _collectives.py; CUDA tensors
+on NCCL (Note [NCCL process groups]): _nccl.py; object collectives: _objects.py; Work and its
+timeouts: _work.py; the check that every rank called the same collective with the same dtypes
+and shapes (Note [Collective checks]): _checks.py; what happens when a rank fails or times out
+(Note [Failures end every rank]): _runtime.py.
 
 Measured with tests/dist_scripts/bench_allreduce.py (2 ranks, loopback TCP, Open MPI 4.1.4, 2
 cores shared with other jobs, load average ~7, so times vary by +-30% from run to run): a 100 MB
@@ -28,7 +30,9 @@ float32 ``all_reduce`` runs at bare mpi4py's speed, 0.91-1.08x of ``MPI_Allreduc
 buffer over four runs (async + wait: 0.96-1.33x); a 1-element one takes ~60 us against MPI's
 ~10 us (the hand-off to the worker thread and back), plus ~40 us with the collective checks.
 
-Limits: CPU tensors of float32, float64, int32, int64 and bool. A rank that ends with
+Limits: CPU tensors of float32, float64, int32, int64 and bool; CUDA tensors of those and
+float16 and bfloat16 (NCCL, loaded at run time from the nvidia-nccl-cu13 wheel or $DEEPCORE_NCCL;
+compiled only, no GPU has run it yet: README, "Devices"). A rank that ends with
 ``sys.exit()`` (or returns) while the others wait in a collective leaves them waiting until
 their timeout, since MPI_Finalize on the ending rank waits for them: end a failing rank with an
 exception, which ends every rank at once.

@@ -1,4 +1,6 @@
-"""The tensor collectives and point-to-point operations, with PyTorch's signatures.
+"""The tensor collectives and point-to-point operations, with PyTorch's signatures. CUDA
+tensors go to the NCCL backend (_nccl.py) once the group and the roots are resolved; what
+follows is about CPU tensors and MPI.
 
 Tensors are handed to MPI through ``tensor.detach().numpy()``, which shares the tensor's memory:
 a contiguous CPU tensor is reduced, broadcast or received in place with no copy. A
@@ -20,7 +22,7 @@ from typing import List, Optional
 import numpy as np
 
 from .. import Tensor
-from . import _checks, _groups
+from . import _checks, _groups, _nccl
 from ._groups import ProcessGroup, resolve
 from ._mpi import DTYPES, DType, reduce_op
 from ._runtime import RUNTIME
@@ -33,7 +35,8 @@ def _dtype(op: str, t, arg: str) -> DType:
         raise TypeError(f"[{op}] {arg} must be a deepcore Tensor, got {type(t).__name__}")
     if t.device.type != "cpu":
         raise NotImplementedError(f"[{op}] {arg} is on {t.device}: the MPI backend moves CPU "
-                                  "tensors (the NCCL backend arrives with deepcore's CUDA backend)")
+                                  "tensors (CUDA ones go through NCCL, every tensor of the call "
+                                  "on the device)")
     info = DTYPES.get(t.dtype)
     if info is None:
         raise TypeError(f"[{op}] {arg} has dtype {t.dtype}; the MPI backend supports float32, "
@@ -142,6 +145,8 @@ def all_reduce(tensor: Tensor, op: ReduceOp = ReduceOp.SUM, group=None, async_op
     pg = _group("all_reduce", group)
     if pg is None:
         return None
+    if _nccl.on_cuda(tensor):
+        return _nccl.all_reduce(pg, tensor, op, async_op)
     info = _dtype("all_reduce", tensor, "tensor")
     mpi_op, divide = reduce_op("all_reduce", op, info)
     buf = _Buf(tensor, "all_reduce", "tensor", write=True)
@@ -162,8 +167,10 @@ def broadcast(tensor: Tensor, src: Optional[int] = None, group=None, async_op: b
     pg = _group("broadcast", group)
     if pg is None:
         return None
-    info = _dtype("broadcast", tensor, "tensor")
     root = _root("broadcast", pg, src, group_src, "src", default0=False)
+    if _nccl.on_cuda(tensor):
+        return _nccl.broadcast(pg, tensor, root, async_op)
+    info = _dtype("broadcast", tensor, "tensor")
     buf = _Buf(tensor, "broadcast", "tensor", write=pg._rank != root)
     comm = pg._comm
 
@@ -180,9 +187,11 @@ def reduce(tensor: Tensor, dst: Optional[int] = None, op: ReduceOp = ReduceOp.SU
     pg = _group("reduce", group)
     if pg is None:
         return None
+    root = _root("reduce", pg, dst, group_dst, "dst", default0=True)
+    if _nccl.on_cuda(tensor):
+        return _nccl.reduce(pg, tensor, root, op, async_op)
     info = _dtype("reduce", tensor, "tensor")
     mpi_op, divide = reduce_op("reduce", op, info)
-    root = _root("reduce", pg, dst, group_dst, "dst", default0=True)
     is_root = pg._rank == root
     buf = _Buf(tensor, "reduce", "tensor", write=is_root)
     comm, MPI = pg._comm, RUNTIME.MPI
@@ -204,6 +213,8 @@ def all_gather(tensor_list: List[Tensor], tensor: Tensor, group=None, async_op: 
     pg = _group("all_gather", group)
     if pg is None:
         return None
+    if _nccl.on_cuda(tensor):
+        return _nccl.all_gather(pg, tensor_list, tensor, async_op)
     info = _dtype("all_gather", tensor, "tensor")
     _same_as("all_gather", tensor, info, tensor_list, "tensor_list", pg._size)
     views = [_writable_view(t, "all_gather", f"tensor_list[{i}]")
@@ -228,6 +239,8 @@ def all_gather_into_tensor(output_tensor: Tensor, input_tensor: Tensor, group=No
     pg = _group(op, group)
     if pg is None:
         return None
+    if _nccl.on_cuda(input_tensor):
+        return _nccl.all_gather_into_tensor(pg, output_tensor, input_tensor, async_op)
     info = _dtype(op, input_tensor, "input_tensor")
     if _dtype(op, output_tensor, "output_tensor") is not info or (
             output_tensor.numel() != pg._size * input_tensor.numel()):
@@ -253,6 +266,8 @@ def reduce_scatter(output: Tensor, input_list: List[Tensor], op: ReduceOp = Redu
     pg = _group(name, group)
     if pg is None:
         return None
+    if _nccl.on_cuda(output):
+        return _nccl.reduce_scatter(pg, output, input_list, op, async_op)
     info = _dtype(name, output, "output")
     _same_as(name, output, info, input_list, "input_list", pg._size, same_shape=False)
     if tuple(input_list[pg._rank].shape) != tuple(output.shape):
@@ -283,6 +298,8 @@ def reduce_scatter_tensor(output: Tensor, input: Tensor, op: ReduceOp = ReduceOp
     pg = _group(name, group)
     if pg is None:
         return None
+    if _nccl.on_cuda(input):
+        return _nccl.reduce_scatter_tensor(pg, output, input, op, async_op)
     info = _dtype(name, input, "input")
     if _dtype(name, output, "output") is not info or input.numel() != pg._size * output.numel():
         raise ValueError(f"[{name}] input is {_describe(input)} and output {_describe(output)}: "
@@ -309,8 +326,10 @@ def gather(tensor: Tensor, gather_list: Optional[List[Tensor]] = None, dst: Opti
     pg = _group("gather", group)
     if pg is None:
         return None
-    info = _dtype("gather", tensor, "tensor")
     root = _root("gather", pg, dst, group_dst, "dst", default0=True)
+    if _nccl.on_cuda(tensor):
+        return _nccl.gather(pg, tensor, gather_list, root, async_op)
+    info = _dtype("gather", tensor, "tensor")
     is_root = pg._rank == root
     if is_root:
         if gather_list is None:
@@ -343,8 +362,10 @@ def scatter(tensor: Tensor, scatter_list: Optional[List[Tensor]] = None,
     pg = _group("scatter", group)
     if pg is None:
         return None
-    info = _dtype("scatter", tensor, "tensor")
     root = _root("scatter", pg, src, group_src, "src", default0=True)
+    if _nccl.on_cuda(tensor):
+        return _nccl.scatter(pg, tensor, scatter_list, root, async_op)
+    info = _dtype("scatter", tensor, "tensor")
     is_root = pg._rank == root
     send = None
     if is_root:
@@ -366,10 +387,12 @@ def scatter(tensor: Tensor, scatter_list: Optional[List[Tensor]] = None,
 
 
 def barrier(group=None, async_op: bool = False, device_ids=None):
-    """Waits until every rank of the group reaches it."""
+    """Waits until every rank of the group reaches it (with NCCL: every rank's device)."""
     pg = _group("barrier", group)
     if pg is None:
         return None
+    if pg._nccl is not None:
+        return _nccl.barrier(pg, async_op)
     comm = pg._comm
     return _launch(pg, "barrier", "no tensors", [], comm.Barrier, _record("barrier"), async_op)
 
@@ -394,8 +417,11 @@ def _isend(op: str, tensor, dst, group, tag, group_dst) -> Optional[Work]:
     pg = _group(op, group)
     if pg is None:
         return None
-    info = _dtype(op, tensor, "tensor")
     peer = _peer(op, pg, dst, group_dst, "dst")
+    if _nccl.on_cuda(tensor):
+        _tag(op, tag)  # checked, and unused: NCCL has no tags
+        return _nccl.point_to_point(pg, op, tensor, peer, is_send=True)
+    info = _dtype(op, tensor, "tensor")
     RUNTIME.check(op, [pg._ranks[peer]])
     buf = _Buf(tensor, op, "tensor", write=False)
     work = Work(op, pg, f"{_describe(tensor)} to rank {pg._ranks[peer]}", [tensor])
@@ -409,6 +435,12 @@ def _irecv(op: str, tensor, src, group, tag, group_src) -> Optional[Work]:
     pg = _group(op, group)
     if pg is None:
         return None
+    if _nccl.on_cuda(tensor):
+        if src is None and group_src is None:
+            raise ValueError(f"[{op}] NCCL receives from one rank: pass src (or group_src)")
+        _tag(op, tag)  # checked, and unused: NCCL has no tags
+        return _nccl.point_to_point(pg, op, tensor, _peer(op, pg, src, group_src, "src"),
+                                    is_send=False)
     info = _dtype(op, tensor, "tensor")
     MPI = RUNTIME.MPI
     if src is None and group_src is None:

@@ -60,6 +60,7 @@ class ProcessGroup:
         self._queue: "queue.SimpleQueue" = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         self._destroyed = False
+        self._nccl = None  # its NCCL communicator, for CUDA tensors (Note [NCCL process groups])
 
     def rank(self) -> int:
         return self._rank
@@ -76,7 +77,7 @@ class ProcessGroup:
 
     def __repr__(self) -> str:
         return (f"ProcessGroup({self._name}, ranks={self._ranks}, rank={self._rank}, "
-                f"backend=mpi)")
+                f"backend={'nccl' if self._nccl is not None else 'mpi'})")
 
     # ---- the worker ------------------------------------------------------------------------
 
@@ -186,16 +187,25 @@ def resolve(group, op: str) -> Optional[ProcessGroup]:
     return group
 
 
-def _resolve_backend(backend) -> str:
+def _resolve_backend(backend, op: str) -> bool:
+    """Whether ``backend`` asks for NCCL (CUDA tensors) besides MPI (CPU tensors, always there):
+    "mpi", "gloo" (Gloo's job is what the MPI backend does), "nccl", "cuda", or PyTorch's
+    per-device form "cpu:gloo,cuda:nccl". RuntimeError when NCCL cannot run here."""
     name = "mpi" if backend is None else str(Backend(backend))
-    if name in ("mpi", "gloo", "undefined"):
-        return "mpi"  # Gloo's job (CPU collectives) is what the MPI backend does
-    if "nccl" in name or name == "cuda":
-        raise NotImplementedError(
-            "[init_process_group] backend 'nccl' (CUDA tensors) arrives with deepcore's CUDA "
-            "backend; use backend='mpi' for CPU tensors")
-    raise ValueError(f"[init_process_group] unknown backend {backend!r}: deepcore supports "
-                     "'mpi' ('gloo' runs on it)")
+    nccl = False
+    for part in name.split(","):
+        device, _, impl = part.strip().rpartition(":")
+        if impl in ("mpi", "gloo", "undefined") and device in ("", "cpu"):
+            continue
+        if impl in ("nccl", "cuda") and device in ("", "cuda"):
+            nccl = True
+            continue
+        raise ValueError(f"[{op}] unknown backend {backend!r}: deepcore supports 'mpi' ('gloo' "
+                         "runs on it), 'nccl' (CUDA tensors), or both as 'cpu:gloo,cuda:nccl'")
+    if nccl:
+        from . import _nccl  # here, not at the top: _nccl imports this module
+        _nccl.require(op, name)
+    return nccl
 
 
 def init_process_group(backend=None, init_method=None, timeout=None, world_size: int = -1,
@@ -204,12 +214,15 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size:
     """Joins the processes MPI started (``deepcore run`` or ``mpirun``) into the default group.
 
     ``world_size`` and ``rank``, when given, must be what MPI says. ``timeout`` (default 30
-    minutes) bounds every wait on the group's operations (Note [Failures end every rank])."""
+    minutes) bounds every wait on the group's operations (Note [Failures end every rank]). With
+    ``backend="nccl"`` CUDA tensors go through NCCL on ``device_id`` (default: the LOCAL rank
+    modulo the number of devices), which becomes the current device (Note [NCCL process
+    groups], _nccl.py)."""
     global _default
     if _default is not None:
         raise RuntimeError("[init_process_group] trying to initialize the default process group "
                            "twice")
-    _resolve_backend(backend)
+    nccl = _resolve_backend(backend, "init_process_group")
     if init_method not in (None, "env://"):
         raise ValueError(f"[init_process_group] init_method={init_method!r}: the MPI backend "
                          "meets its peers through mpirun; launch with `deepcore run --nproc N "
@@ -253,6 +266,10 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size:
     RUNTIME.groups = [pg]
     _default = pg
     group.WORLD = GroupMember.WORLD = pg
+    if nccl:
+        from . import _nccl
+        _nccl.attach(pg, "init_process_group", _nccl.local_device("init_process_group", device_id),
+                     make_current=True)
 
 
 def is_initialized() -> bool:
@@ -270,7 +287,9 @@ def is_mpi_available() -> bool:
 
 
 def is_nccl_available() -> bool:
-    return False
+    """Whether deepcore was built with CUDA and NCCL loads (or the tests' fake device is on)."""
+    from . import _nccl
+    return _nccl.is_available()
 
 
 def is_gloo_available() -> bool:
@@ -281,11 +300,12 @@ def new_group(ranks=None, timeout=None, backend=None, pg_options=None,
               use_local_synchronization: bool = False, group_desc=None):
     """A ProcessGroup of the given global ranks (sorted, as PyTorch does), on an MPI
     communicator of its own. Every rank of the default group must call it, with the same
-    ranks; ranks outside the group get ``GroupMember.NON_GROUP_MEMBER``."""
+    ranks; ranks outside the group get ``GroupMember.NON_GROUP_MEMBER``. It has an NCCL
+    communicator (on the default group's device) when ``backend`` asks for one, or, with no
+    ``backend``, when the default group has one."""
     global _group_count
     world = default_group("new_group")
-    if backend is not None:
-        _resolve_backend(backend)
+    nccl = world._nccl is not None if backend is None else _resolve_backend(backend, "new_group")
     members = list(range(world._size)) if ranks is None else [int(r) for r in ranks]
     bad = [r for r in members if not 0 <= r < world._size]
     if bad:
@@ -318,6 +338,11 @@ def new_group(ranks=None, timeout=None, backend=None, pg_options=None,
     comm.Set_errhandler(MPI.ERRORS_RETURN)
     pg = ProcessGroup(comm, members, timeout_s, group_desc or f"group{_group_count}")
     RUNTIME.groups.append(pg)
+    if nccl:
+        from . import _nccl
+        device = (world._nccl.device if world._nccl is not None
+                  else _nccl.local_device("new_group"))
+        _nccl.attach(pg, "new_group", device)
     return pg
 
 
@@ -338,6 +363,9 @@ def destroy_process_group(group=None) -> None:
         pg._drain("destroy_process_group")
         pg._stop_worker()
         pg._destroyed = True
+        if pg._nccl is not None:
+            from . import _nccl
+            _nccl.detach(pg)
         if RUNTIME.broken is None:
             pg._comm.Free()
         RUNTIME.groups.remove(pg)
@@ -360,8 +388,8 @@ def get_world_size(group=None) -> int:
 
 
 def get_backend(group=None) -> str:
-    resolve(group, "get_backend")
-    return Backend.MPI
+    pg = resolve(group, "get_backend")
+    return Backend.NCCL if pg is not None and pg._nccl is not None else Backend.MPI
 
 
 def get_process_group_ranks(group) -> List[int]:

@@ -25,8 +25,8 @@ class ReduceOp(enum.Enum):
 
 
 class Backend(str):
-    """A backend name, lower-cased (PyTorch's ``Backend``). deepcore has the ``mpi`` backend;
-    ``gloo`` runs on it; ``nccl`` arrives with the CUDA backend."""
+    """A backend name, lower-cased (PyTorch's ``Backend``). deepcore has the ``mpi`` backend
+    for CPU tensors (``gloo`` runs on it) and ``nccl`` for CUDA tensors (_nccl.py)."""
     UNDEFINED = "undefined"
     GLOO = "gloo"
     NCCL = "nccl"
