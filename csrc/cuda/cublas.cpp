@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "cuda/runtime.h"
 
 namespace dc::cuda::cublas {
 
@@ -48,26 +49,17 @@ void load(CublasLib& l) {
   tries.push_back("libcublas.so.13");
   tries.push_back("libcublas.so.12");
   std::string why;
-  for (const std::string& path : tries) {
-    void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-      const char* e = dlerror();
-      why += "\n  " + path + ": " + (e ? e : "not found");
-      continue;
-    }
+  l.where = open_library(tries, [&](void* h, std::string& reason) {
     l.create = reinterpret_cast<CreateFn>(dlsym(h, "cublasCreate_v2"));
     l.set_stream = reinterpret_cast<SetStreamFn>(dlsym(h, "cublasSetStream_v2"));
     l.status_string = reinterpret_cast<StatusStringFn>(dlsym(h, "cublasGetStatusString"));
     l.gemm = reinterpret_cast<GemmFn>(dlsym(h, "cublasGemmStridedBatchedEx"));
-    if (l.create && l.set_stream && l.gemm) {
-      l.where = path;
-      return;
-    }
+    if (l.create && l.set_stream && l.gemm) return true;
     l.create = nullptr, l.set_stream = nullptr, l.gemm = nullptr;
-    why += "\n  " + path + ": lacks cublasGemmStridedBatchedEx";
-    dlclose(h);
-  }
-  l.where = "not found; tried:" + why;
+    reason = "lacks cublasGemmStridedBatchedEx";
+    return false;
+  }, why);
+  if (l.where.empty()) l.where = "not found; tried:" + why;
 }
 
 CublasLib& loaded() {

@@ -1,6 +1,7 @@
 #include "cuda/runtime.h"
 
 #include <cuda_runtime_api.h>
+#include <dlfcn.h>
 
 #include <atomic>
 #include <memory>
@@ -24,18 +25,6 @@ namespace {
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) fail(what, err);
 }
-
-// Makes `d` the current device for a scope.
-struct DeviceScope {
-  explicit DeviceScope(int d) : target(d) {
-    cudaGetDevice(&prev);
-    if (prev != d) cudaSetDevice(d);
-  }
-  ~DeviceScope() {
-    if (prev != target) cudaSetDevice(prev);
-  }
-  int prev = 0, target = 0;
-};
 
 cudaStream_t as_stream(int64_t s) { return reinterpret_cast<cudaStream_t>(s); }
 cudaEvent_t as_event(int64_t e) { return reinterpret_cast<cudaEvent_t>(e); }
@@ -110,6 +99,33 @@ class PinnedBackend : public CachingAllocator::Backend {
 };
 
 }  // namespace
+
+DeviceScope::DeviceScope(int device) : target_(device) {
+  cudaGetDevice(&prev_);
+  if (prev_ != device) cudaSetDevice(device);
+}
+
+DeviceScope::~DeviceScope() {
+  if (prev_ != target_) cudaSetDevice(prev_);
+}
+
+std::string open_library(const std::vector<std::string>& paths,
+                         const std::function<bool(void* handle, std::string& reason)>& bind,
+                         std::string& why) {
+  for (const std::string& path : paths) {
+    void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      const char* e = dlerror();
+      why += "\n  " + path + ": " + (e ? e : "not found");
+      continue;
+    }
+    std::string reason;
+    if (bind(h, reason)) return path;
+    why += "\n  " + path + ": " + reason;
+    dlclose(h);
+  }
+  return "";
+}
 
 int device_count() {
   int n = 0;

@@ -4,7 +4,9 @@
 // [Caching device allocator] in core/caching_allocator.h). On a machine without a device,
 // device_count() is 0 and everything that needs one raises "no CUDA device".
 #include <cstddef>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "core/caching_allocator.h"
 
@@ -27,6 +29,25 @@ int runtime_version();  // of the cudart deepcore is linked with
 int current_device();
 void set_device(int device);
 void synchronize(int device);
+
+// Makes `device` the current device for a scope, and the previous one current again after.
+class DeviceScope {
+ public:
+  explicit DeviceScope(int device);
+  ~DeviceScope();
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  int prev_ = 0, target_ = 0;
+};
+
+// A library deepcore uses without linking it (cuBLAS, NCCL): dlopen of each of `paths` in turn
+// until `bind` (which resolves the entry points from the handle, or says in `reason` why it
+// cannot) accepts one. Returns its path, or "" with `why` listing what each path gave.
+std::string open_library(const std::vector<std::string>& paths,
+                         const std::function<bool(void* handle, std::string& reason)>& bind,
+                         std::string& why);
 
 // The allocator of `device` (created on first use).
 CachingAllocator& allocator(int device);
