@@ -1,11 +1,18 @@
 // CUDA 2-D convolution: kernels/cpu/conv.h's contract (contiguous NCHW x (N, C, H, W), w
 // (K, C / groups, KH, KW), y (N, K, OH, OW); strides, padding, dilation, groups, bias) for
-// float32 and float64. Every pass is one implicit GEMM per group (Note [CUDA convolution as
-// implicit GEMM] in kernels/cuda/conv_plan.h): gemm.cu's tiled kernel, 64 x 64 tiles of the
-// output per block of 256 threads, 4 x 4 per thread, the reduction staged through shared memory
-// in slices of 16, with the operand loads asking the pass's map for each element's address (or
-// a zero: padding, or a gap between strides). Groups, and the weight gradient's reduction
-// splits, run over grid.z. Sums are in T, as the cpu's GEMM-based algorithms sum.
+// float32, float64, bfloat16 and float16. Every pass is one implicit GEMM per group (Note [CUDA
+// convolution as implicit GEMM] in kernels/cuda/conv_plan.h): gemm.cu's tiled kernel, 64 x 64
+// tiles of the output per block of 256 threads, 4 x 4 per thread, the reduction staged through
+// shared memory in slices of 16, with the operand loads asking the pass's map for each
+// element's address (or a zero: padding, or a gap between strides). Groups, and the weight
+// gradient's reduction splits, run over grid.z. Sums are in T, as the cpu's GEMM-based
+// algorithms sum.
+//
+// bfloat16 and float16 follow the cpu's Note [16-bit convolution]: the operands are widened to
+// float32 copies (exactly), the float32 pass runs, and its result is rounded once: float32
+// accumulation of exact products. The copies cost scratch memory (4 bytes an element of the
+// operands and the result) and two light passes; widening inside the tile loads instead would
+// need conv_plan.h's loaders to read another type than they stage.
 //
 // Known costs of this plain kernel: a group with few output channels (depthwise: Kg = 1) fills
 // one row of each 64-row tile; the input gradient of a strided convolution multiplies the
@@ -19,6 +26,7 @@
 #include "cuda/runtime.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cuda/conv_plan.h"
+#include "kernels/cuda/half_storage.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 
@@ -115,37 +123,114 @@ void check_geometry(const cpu::ConvGeom& g) {
            ", ", g.dw, ") must be positive");
 }
 
+// ---- 16-bit operands (Note [16-bit convolution] of the cpu) ------------------------------
+
+template <typename S>
+__global__ void widen_copy(const S* in, float* out, int64_t n) {
+  DC_GRID_STRIDE(i, n) out[i] = load_widened(in + i);
+}
+
+template <typename S>
+__global__ void round_copy(const float* in, S* out, int64_t n) {
+  DC_GRID_STRIDE(i, n) store_rounded(out + i, in[i]);
+}
+
+// The n elements of one operand of a pass, as the float32 kernel reads them: p itself for a
+// float or double S, else a float32 copy widened from S (nothing for a null p: no bias).
+template <typename S>
+class PassOperand {
+ public:
+  PassOperand(const void* p, int64_t n, const char* what)
+      : wide_(is_half_storage_v<S> && p ? static_cast<size_t>(n) * sizeof(float) : 0) {
+    if constexpr (is_half_storage_v<S>) {
+      if (!p) return;
+      data_ = wide_.as<float>();
+      const LaunchConfig c = elementwise_launch(n, max_blocks(current_cuda_device()));
+      if (c.blocks == 0) return;
+      widen_copy<S><<<static_cast<unsigned>(c.blocks), c.threads, 0, stream()>>>(
+          static_cast<const S*>(p), wide_.as<float>(), n);
+      check_launch(what);
+    } else {
+      data_ = static_cast<const S*>(p);
+    }
+  }
+  const compute_type<S>* get() const { return data_; }
+
+ private:
+  DeviceBuffer wide_;
+  const compute_type<S>* data_ = nullptr;
+};
+
+// The n-element result of a pass: the float32 kernel writes get(); finish() rounds it into p
+// for a 16-bit S (a float or double S is written in place).
+template <typename S>
+class PassResult {
+ public:
+  PassResult(void* p, int64_t n)
+      : p_(p), n_(n), wide_(is_half_storage_v<S> ? static_cast<size_t>(n) * sizeof(float) : 0) {}
+  compute_type<S>* get() const {
+    if constexpr (is_half_storage_v<S>) return wide_.as<float>();
+    else return static_cast<S*>(p_);
+  }
+  void finish(const char* what) const {
+    if constexpr (is_half_storage_v<S>) {
+      const LaunchConfig c = elementwise_launch(n_, max_blocks(current_cuda_device()));
+      if (c.blocks == 0) return;
+      round_copy<S><<<static_cast<unsigned>(c.blocks), c.threads, 0, stream()>>>(
+          wide_.as<float>(), static_cast<S*>(p_), n_);
+      check_launch(what);
+    }
+  }
+
+ private:
+  void* p_;
+  int64_t n_;
+  DeviceBuffer wide_;
+};
+
+int64_t x_numel(const cpu::ConvGeom& g) { return g.N * g.C * g.H * g.W; }
+int64_t y_numel(const cpu::ConvGeom& g) { return g.N * g.K * g.OH * g.OW; }
+int64_t w_numel(const cpu::ConvGeom& g) { return g.K * g.ckk(); }
+
 void cuda_conv2d_forward(const cpu::ConvGeom& g, DType dtype, const void* x, const void* w,
                          const void* bias, void* y) {
   check_geometry(g);
-  with_float_type(dtype, dispatch::current_op_name(), [&](auto* t) {
-    using T = std::remove_pointer_t<decltype(t)>;
-    run_conv_gemm<T>(ConvForwardMap{conv_shape(g)}, g.groups, 0, static_cast<const T*>(w),
-                     static_cast<const T*>(x), static_cast<const T*>(bias), static_cast<T*>(y),
-                     "conv2d_forward");
+  const char* what = "conv2d_forward";
+  with_storage_type(dtype, dispatch::current_op_name(), [&](auto* s) {
+    using S = std::remove_pointer_t<decltype(s)>;
+    const PassOperand<S> xs(x, x_numel(g), what), ws(w, w_numel(g), what), bs(bias, g.K, what);
+    const PassResult<S> ys(y, y_numel(g));
+    run_conv_gemm(ConvForwardMap{conv_shape(g)}, g.groups, 0, ws.get(), xs.get(), bs.get(),
+                  ys.get(), what);
+    ys.finish(what);
   });
 }
 
 void cuda_conv2d_backward_input(const cpu::ConvGeom& g, DType dtype, const void* gy,
                                 const void* w, void* gx) {
   check_geometry(g);
-  with_float_type(dtype, dispatch::current_op_name(), [&](auto* t) {
-    using T = std::remove_pointer_t<decltype(t)>;
-    run_conv_gemm<T>(ConvGradInputMap{conv_shape(g)}, g.groups, 0, static_cast<const T*>(w),
-                     static_cast<const T*>(gy), static_cast<const T*>(nullptr),
-                     static_cast<T*>(gx), "conv2d_backward_input");
+  const char* what = "conv2d_backward_input";
+  with_storage_type(dtype, dispatch::current_op_name(), [&](auto* s) {
+    using S = std::remove_pointer_t<decltype(s)>;
+    const PassOperand<S> gys(gy, y_numel(g), what), ws(w, w_numel(g), what);
+    const PassResult<S> gxs(gx, x_numel(g));
+    run_conv_gemm(ConvGradInputMap{conv_shape(g)}, g.groups, 0, ws.get(), gys.get(),
+                  static_cast<const compute_type<S>*>(nullptr), gxs.get(), what);
+    gxs.finish(what);
   });
 }
 
 void cuda_conv2d_backward_weight(const cpu::ConvGeom& g, DType dtype, const void* gy,
                                  const void* x, void* gw) {
   check_geometry(g);
-  with_float_type(dtype, dispatch::current_op_name(), [&](auto* t) {
-    using T = std::remove_pointer_t<decltype(t)>;
-    run_conv_gemm<T>(ConvGradWeightMap{conv_shape(g)}, g.groups, kWeightGradTargetBlocks,
-                     static_cast<const T*>(gy), static_cast<const T*>(x),
-                     static_cast<const T*>(nullptr), static_cast<T*>(gw),
-                     "conv2d_backward_weight");
+  const char* what = "conv2d_backward_weight";
+  with_storage_type(dtype, dispatch::current_op_name(), [&](auto* s) {
+    using S = std::remove_pointer_t<decltype(s)>;
+    const PassOperand<S> gys(gy, y_numel(g), what), xs(x, x_numel(g), what);
+    const PassResult<S> gws(gw, w_numel(g));
+    run_conv_gemm(ConvGradWeightMap{conv_shape(g)}, g.groups, kWeightGradTargetBlocks, gys.get(),
+                  xs.get(), static_cast<const compute_type<S>*>(nullptr), gws.get(), what);
+    gws.finish(what);
   });
 }
 

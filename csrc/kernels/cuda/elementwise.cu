@@ -2,7 +2,14 @@
 // iteration] in kernels/cuda/launch.h) applied to the cpu's own scalar math. The pointwise rows
 // of ops/pointwise.def, their fused derivatives and the helpers they call
 // (kernels/cpu/vec/vmath.h, pointwise_math.h) are compiled here a second time as device code
-// (DC_HD), so each function is written once for both devices.
+// (DC_HD), so each function is written once for both devices; the binary and comparison
+// functors are kernels/cuda/half_ops.h's.
+//
+// dtypes: the pointwise rows, their derivatives, add / sub / mul / div / maximum / minimum /
+// relu_grad, add with alpha and the comparisons on float32, float64, bfloat16 and float16
+// (integers where the cpu keeps them); a 16-bit operand is read widened to float and the result
+// rounded once (Note [16-bit floats in the CUDA kernels] in kernels/cuda/half_storage.h), as the
+// cpu runs its float32 kernel on widened chunks. where, fill and the casts on every dtype.
 //
 // Compiled only; no GPU has run these yet (README, "Devices"). tests/test_cuda.py compares every
 // op with the cpu on the device when one is there (bench/gpu_check.sh).
@@ -18,6 +25,8 @@
 #include "core/tensor.h"
 #include "dispatch/kernels.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cuda/half_ops.h"
+#include "kernels/cuda/half_storage.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "ops/creation.h"
@@ -87,20 +96,24 @@ void launch(const Tensor* const (&operands)[N], Apply f) {
 }
 
 // ---- the appliers: read the operands at their offsets, write the output -----------------
+// Operands are storage types (kernels/cuda/half_storage.h): the op sees them widened (a 16-bit
+// float as float, the rest as they are) and its result is rounded once into the output's.
 
-template <typename To, typename Ti, typename Op>
+template <typename So, typename Si, typename Op>
 struct Unary {
   Op op;
   __device__ void operator()(char* const* p, const int64_t* off) const {
-    *reinterpret_cast<To*>(p[0] + off[0]) = op(*reinterpret_cast<const Ti*>(p[1] + off[1]));
+    store_rounded(reinterpret_cast<So*>(p[0] + off[0]),
+                  op(load_widened(reinterpret_cast<const Si*>(p[1] + off[1]))));
   }
 };
-template <typename To, typename T, typename Op>
+template <typename So, typename S, typename Op>
 struct Binary {
   Op op;
   __device__ void operator()(char* const* p, const int64_t* off) const {
-    *reinterpret_cast<To*>(p[0] + off[0]) =
-        op(*reinterpret_cast<const T*>(p[1] + off[1]), *reinterpret_cast<const T*>(p[2] + off[2]));
+    store_rounded(reinterpret_cast<So*>(p[0] + off[0]),
+                  op(load_widened(reinterpret_cast<const S*>(p[1] + off[1])),
+                     load_widened(reinterpret_cast<const S*>(p[2] + off[2]))));
   }
 };
 
@@ -142,12 +155,15 @@ void binary_as(const Tensor& out, const Tensor& a, const Tensor& b) {
 }
 
 // Float rows, and integer ones for the rows that keep integers (a template, so that the
-// integer instantiation of a float-only row is never compiled).
+// integer instantiation of a float-only row is never compiled). The 16-bit floats run the
+// float32 row on widened values.
 template <bool KeepsInt, typename Op>
 bool unary_row(const Tensor& out, const Tensor& in) {
   switch (out.dtype()) {
     case DType::Float32: unary_as<float, Op>(out, in); return true;
     case DType::Float64: unary_as<double, Op>(out, in); return true;
+    case DType::BFloat16: unary_as<Bf16Bits, Op>(out, in); return true;
+    case DType::Float16: unary_as<F16Bits, Op>(out, in); return true;
     default: break;
   }
   if constexpr (KeepsInt) {
@@ -175,11 +191,12 @@ void cuda_unary_backward_into(UnaryOp op, const Tensor& out, const Tensor& grad,
                               const Tensor& saved, const double* params) {
   const DType dt = out.dtype();
   switch (op) {
-#define DC_POINTWISE(name, ...)                                                  \
-  case UnaryOp::name:                                                            \
-    if (dt == DType::Float32) return binary_as<float, name##_bwd>(out, grad, saved);  \
-    if (dt == DType::Float64) return binary_as<double, name##_bwd>(out, grad, saved); \
-    break;
+#define DC_POINTWISE(name, ...)                                           \
+  case UnaryOp::name:                                                     \
+    if (!is_floating(dt)) break;                                          \
+    return with_storage_type(dt, cpu::unary_op_name(op), [&](auto* s) {   \
+      binary_as<std::remove_pointer_t<decltype(s)>, name##_bwd>(out, grad, saved); \
+    });
 #include "ops/pointwise.def"
     default:
       break;
@@ -188,41 +205,15 @@ void cuda_unary_backward_into(UnaryOp op, const Tensor& out, const Tensor& grad,
 }
 
 // ---- binary, compare, cast, where, fill ------------------------------------------------
-
-struct AddOp {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return a + b; }
-};
-struct SubOp {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return a - b; }
-};
-struct MulOp {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return a * b; }
-};
-struct DivOp {  // floating point only: the integer division has its own rules (int_div)
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return a / b; }
-};
-struct MaxOp {  // NaN wins, as on the cpu
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return (a > b || a != a) ? a : b; }
-};
-struct MinOp {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return (a < b || a != a) ? a : b; }
-};
-struct ReluGradOp {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return b > T(0) ? a : T(0); }
-};
+// The functors (AddOp ... ReluGradOp, AddScaled, CompareFn) are kernels/cuda/half_ops.h's.
 
 template <typename Op>
 bool arith(const Tensor& out, const Tensor& a, const Tensor& b, bool ints) {
   switch (out.dtype()) {
     case DType::Float32: binary_as<float, Op>(out, a, b); return true;
     case DType::Float64: binary_as<double, Op>(out, a, b); return true;
+    case DType::BFloat16: binary_as<Bf16Bits, Op>(out, a, b); return true;
+    case DType::Float16: binary_as<F16Bits, Op>(out, a, b); return true;
     case DType::Int32: if (ints) binary_as<int32_t, Op>(out, a, b); return ints;
     case DType::Int64: if (ints) binary_as<int64_t, Op>(out, a, b); return ints;
     default: return false;
@@ -244,17 +235,20 @@ void cuda_binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Ten
   if (!done) no_kernel("binary", cpu::binary_op_name(op), out.dtype());
 }
 
-template <typename T>
-struct AddScaled {
-  T alpha;
-  __device__ T operator()(T a, T b) const { return a + alpha * b; }
-};
+// out = a + alpha b; a 16-bit dtype takes alpha as float, as the cpu's float32 kernel does.
+template <typename S>
+void add_scaled_as(const Tensor* const (&ops)[3], double alpha) {
+  using T = compute_type<S>;
+  launch<3>(ops, Binary<S, S, AddScaled<T>>{{static_cast<T>(alpha)}});
+}
 
 void cuda_add_scaled_into(const Tensor& out, const Tensor& a, const Tensor& b, double alpha) {
   const Tensor* ops[3] = {&out, &a, &b};
   switch (out.dtype()) {
-    case DType::Float32: return launch<3>(ops, Binary<float, float, AddScaled<float>>{{float(alpha)}});
-    case DType::Float64: return launch<3>(ops, Binary<double, double, AddScaled<double>>{{alpha}});
+    case DType::Float32: return add_scaled_as<float>(ops, alpha);
+    case DType::Float64: return add_scaled_as<double>(ops, alpha);
+    case DType::BFloat16: return add_scaled_as<Bf16Bits>(ops, alpha);
+    case DType::Float16: return add_scaled_as<F16Bits>(ops, alpha);
     case DType::Int32:
       return launch<3>(ops, Binary<int32_t, int32_t, AddScaled<int32_t>>{{int32_t(alpha)}});
     case DType::Int64:
@@ -262,21 +256,6 @@ void cuda_add_scaled_into(const Tensor& out, const Tensor& a, const Tensor& b, d
     default: no_kernel("add", "alpha", out.dtype());
   }
 }
-
-template <int Cmp>
-struct CompareFn {
-  template <typename T>
-  __device__ bool operator()(T a, T b) const {
-    switch (Cmp) {
-      case 0: return a == b;
-      case 1: return a != b;
-      case 2: return a < b;
-      case 3: return a <= b;
-      case 4: return a > b;
-      default: return a >= b;
-    }
-  }
-};
 
 template <int Cmp>
 void compare_as(const Tensor& out, const Tensor& a, const Tensor& b) {
@@ -287,6 +266,8 @@ void compare_as(const Tensor& out, const Tensor& a, const Tensor& b) {
     case DType::Int64: return launch<3>(ops, Binary<bool, int64_t, CompareFn<Cmp>>{});
     case DType::Float32: return launch<3>(ops, Binary<bool, float, CompareFn<Cmp>>{});
     case DType::Float64: return launch<3>(ops, Binary<bool, double, CompareFn<Cmp>>{});
+    case DType::BFloat16: return launch<3>(ops, Binary<bool, Bf16Bits, CompareFn<Cmp>>{});
+    case DType::Float16: return launch<3>(ops, Binary<bool, F16Bits, CompareFn<Cmp>>{});
     default: no_kernel("comparison", "", a.dtype());
   }
 }
@@ -302,32 +283,18 @@ void cuda_compare_into(CompareOp op, const Tensor& out, const Tensor& a, const T
   }
 }
 
-// bfloat16 and float16 as the cast kernels move them: the 16 bits, converted through float by
-// core/half.h's rounding.
-struct Bf16Bits {
-  uint16_t bits;
-};
-struct F16Bits {
-  uint16_t bits;
-};
-
 // Casts convert as the cpu's cast loops do: as static_cast, except to bool (nonzero); a 16-bit
 // float goes through float both ways (an int64 or a double rounds to float first, then to 16
 // bits, as the cpu's BFloat16(float) / Half(float) constructors take it); the same dtype copies
-// the bits (a NaN keeps its payload).
-template <typename To>
-struct CastFn {
-  template <typename Ti>
-  __device__ To operator()(Ti x) const {
-    if constexpr (std::is_same_v<To, Ti>) return x;
-    else if constexpr (std::is_same_v<Ti, Bf16Bits>) return (*this)(bf16_bits_to_float(x.bits));
-    else if constexpr (std::is_same_v<Ti, F16Bits>) return (*this)(f16_bits_to_float(x.bits));
-    else if constexpr (std::is_same_v<To, bool>) return x != Ti(0);
-    else if constexpr (std::is_same_v<To, Bf16Bits>)
-      return To{float_to_bf16_bits(static_cast<float>(x))};
-    else if constexpr (std::is_same_v<To, F16Bits>)
-      return To{float_to_f16_bits(static_cast<float>(x))};
-    else return static_cast<To>(x);
+// the bits (a NaN keeps its payload), so the storage is moved as it is, not widened.
+template <typename To, typename Ti>
+struct Cast {
+  __device__ void operator()(char* const* p, const int64_t* off) const {
+    const Ti x = *reinterpret_cast<const Ti*>(p[1] + off[1]);
+    To* o = reinterpret_cast<To*>(p[0] + off[0]);
+    if constexpr (std::is_same_v<To, Ti>) *o = x;
+    else if constexpr (std::is_same_v<To, bool>) *o = widen_value(x) != compute_type<Ti>(0);
+    else *o = round_value<To>(static_cast<compute_type<To>>(widen_value(x)));
   }
 };
 
@@ -335,13 +302,13 @@ template <typename To>
 void cast_to(const Tensor& out, const Tensor& in) {
   const Tensor* ops[2] = {&out, &in};
   switch (in.dtype()) {
-    case DType::Bool: return launch<2>(ops, Unary<To, bool, CastFn<To>>{});
-    case DType::Int32: return launch<2>(ops, Unary<To, int32_t, CastFn<To>>{});
-    case DType::Int64: return launch<2>(ops, Unary<To, int64_t, CastFn<To>>{});
-    case DType::Float32: return launch<2>(ops, Unary<To, float, CastFn<To>>{});
-    case DType::Float64: return launch<2>(ops, Unary<To, double, CastFn<To>>{});
-    case DType::BFloat16: return launch<2>(ops, Unary<To, Bf16Bits, CastFn<To>>{});
-    case DType::Float16: return launch<2>(ops, Unary<To, F16Bits, CastFn<To>>{});
+    case DType::Bool: return launch<2>(ops, Cast<To, bool>{});
+    case DType::Int32: return launch<2>(ops, Cast<To, int32_t>{});
+    case DType::Int64: return launch<2>(ops, Cast<To, int64_t>{});
+    case DType::Float32: return launch<2>(ops, Cast<To, float>{});
+    case DType::Float64: return launch<2>(ops, Cast<To, double>{});
+    case DType::BFloat16: return launch<2>(ops, Cast<To, Bf16Bits>{});
+    case DType::Float16: return launch<2>(ops, Cast<To, F16Bits>{});
     default: no_kernel("cast from", "", in.dtype());
   }
 }
@@ -359,6 +326,7 @@ void cuda_cast_into(const Tensor& out, const Tensor& in) {
   }
 }
 
+// where and fill move storage: a 16-bit value is copied as its bits.
 template <typename T>
 struct Where {
   __device__ void operator()(char* const* p, const int64_t* off) const {
@@ -376,6 +344,8 @@ void cuda_where_into(const Tensor& out, const Tensor& cond, const Tensor& a, con
     case DType::Int64: return launch<4>(ops, Where<int64_t>{});
     case DType::Float32: return launch<4>(ops, Where<float>{});
     case DType::Float64: return launch<4>(ops, Where<double>{});
+    case DType::BFloat16: return launch<4>(ops, Where<Bf16Bits>{});
+    case DType::Float16: return launch<4>(ops, Where<F16Bits>{});
     default: no_kernel("where", "", out.dtype());
   }
 }
@@ -401,6 +371,9 @@ void cuda_fill_into(const Tensor& out, double v) {
     case DType::Int64: return fill_as<int64_t>(out, static_cast<int64_t>(v));
     case DType::Float32: return fill_as<float>(out, static_cast<float>(v));
     case DType::Float64: return fill_as<double>(out, v);
+    // through float, as the cpu's fill_loop<BFloat16> takes static_cast<BFloat16>(double)
+    case DType::BFloat16: return fill_as(out, round_value<Bf16Bits>(static_cast<float>(v)));
+    case DType::Float16: return fill_as(out, round_value<F16Bits>(static_cast<float>(v)));
     default: no_kernel("fill", "", out.dtype());
   }
 }

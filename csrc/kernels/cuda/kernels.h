@@ -12,6 +12,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "dispatch/kernels.h"
+#include "kernels/cuda/half_storage.h"
 #include "kernels/cuda/launch.h"
 
 namespace dc::cuda_kernels {
@@ -80,8 +81,8 @@ inline LaunchConfig launch_for(int64_t n, const Tensor& on) {
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 // f(static_cast<T*>(nullptr)) with T the C++ type of a bool, int32, int64, float32 or float64
-// dtype; otherwise a TypeError naming the op `what` (the 16-bit floats have no device arithmetic
-// yet).
+// dtype; otherwise a TypeError naming the op `what` (kernels that compute bfloat16 and float16
+// take with_storage_type instead).
 template <typename F>
 void with_value_type(DType dtype, const char* what, F&& f) {
   switch (dtype) {
@@ -102,6 +103,16 @@ void with_float_type(DType dtype, const char* what, F&& f) {
   if (dtype == DType::Float32) return f(static_cast<float*>(nullptr));
   if (dtype == DType::Float64) return f(static_cast<double*>(nullptr));
   DC_THROW(TypeError, "[", what, "] no cuda kernel for ", dtype_name(dtype));
+}
+
+// f(static_cast<S*>(nullptr)) with S the storage type of a floating dtype: float, double, or
+// Bf16Bits / F16Bits, computed in float (Note [16-bit floats in the CUDA kernels] in
+// kernels/cuda/half_storage.h); otherwise a TypeError naming the op `what`.
+template <typename F>
+void with_storage_type(DType dtype, const char* what, F&& f) {
+  if (dtype == DType::BFloat16) return f(static_cast<Bf16Bits*>(nullptr));
+  if (dtype == DType::Float16) return f(static_cast<F16Bits*>(nullptr));
+  with_float_type(dtype, what, f);
 }
 
 void fill_elementwise(dispatch::KernelTable& t);  // elementwise.cu
