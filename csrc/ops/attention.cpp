@@ -42,15 +42,24 @@ int64_t gqa_groups(const Tensor& q, const Tensor& k, bool enable_gqa) {
   return hq / hk;
 }
 
+bool sixteen_bit(DType t) { return t == DType::BFloat16 || t == DType::Float16; }
+
 void check_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                 bool is_causal) {
   for (const Tensor* t : {&q, &k, &v}) {
     DC_CHECK(t->dim() >= 2, ValueError, "[", kOp, "] query, key and value need at least 2 dims "
              "(..., L, E), got query ", q.shape_str(), ", key ", k.shape_str(), ", value ",
              v.shape_str());
-    DC_CHECK(t->dtype() == DType::Float32 || t->dtype() == DType::Float64, TypeError, "[", kOp,
-             "] expected float32 or float64 query, key and value, got ", dtype_name(t->dtype()));
+    DC_CHECK(t->dtype() == DType::Float32 || t->dtype() == DType::Float64 ||
+                 (sixteen_bit(t->dtype()) && t->device().type == DeviceType::CUDA),
+             TypeError, "[", kOp, "] expected float32 or float64 query, key and value (or "
+             "bfloat16/float16 on CUDA), got ", dtype_name(t->dtype()), " on ", t->device().str());
   }
+  // The tensor-core kernel for 16-bit operands (kernels/cuda/attention_tc.cu) has no backward
+  // yet: deepcore.nn.functional sends a 16-bit call here only when no gradient is needed.
+  DC_CHECK(!sixteen_bit(q.dtype()) || !autograd::any_requires_grad({&q, &k, &v, &mask}),
+           NotImplementedError, "[", kOp, "] the fused bfloat16/float16 kernel has no backward "
+           "yet; the composite path serves calls that need gradients");
   DC_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(), TypeError, "[", kOp,
            "] query, key and value must have the same dtype, got ", dtype_name(q.dtype()), ", ",
            dtype_name(k.dtype()), " and ", dtype_name(v.dtype()));
@@ -226,7 +235,8 @@ Tensor sdpa_flash(const Tensor& query, const Tensor& key, const Tensor& value,
   out_shape.push_back(g.Ev);
   lse_shape.push_back(g.L);
   Tensor out = Tensor::empty(out_shape, q.dtype());
-  Tensor lse = Tensor::empty(lse_shape, q.dtype());
+  // a 16-bit logsumexp near 10 would be off by up to 3% once exponentiated: keep it in float32
+  Tensor lse = Tensor::empty(lse_shape, sixteen_bit(q.dtype()) ? DType::Float32 : q.dtype());
   DC_KERNEL(sdpa_flash_forward)(g, q, k, v, attn_mask, out, lse);
   // Two GEMMs per visible score: q k^T and p v (about half the scores with is_causal).
   const double visible = is_causal ? 0.5 : 1.0;

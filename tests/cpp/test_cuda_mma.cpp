@@ -15,6 +15,7 @@
 
 #include "core/half.h"
 #include "kernels/cuda/mma_layout.h"
+#include "ptx_emulation.h"
 
 namespace dc::cuda_kernels::mma {
 namespace {
@@ -319,35 +320,17 @@ void emulate_load(E* tile, const EmuOperand<E>& op, const E* base, int64_t row0,
     }
 }
 
-// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16 as the PTX ISA defines it: lanes 8j..8j+7
-// give the rows of matrix j; lane t receives in register j the elements (t / 4, 2 (t % 4)) and
-// (t / 4, 2 (t % 4) + 1) of matrix j, or of its transpose with .trans, low half first.
-void emulate_ldmatrix_x4(const uint16_t* smem, const int (&lane_offset)[32], bool trans,
-                         uint32_t (&regs)[32][4]) {
-  for (int j = 0; j < 4; ++j) {
-    uint16_t m[8][8];
-    for (int r = 0; r < 8; ++r) {
-      ASSERT_EQ(lane_offset[8 * j + r] % 8, 0) << "ldmatrix row not on 16 bytes";
-      for (int c = 0; c < 8; ++c) m[r][c] = smem[lane_offset[8 * j + r] + c];
-    }
-    for (int t = 0; t < 32; ++t) {
-      const int r = t / 4, c = 2 * (t % 4);
-      const uint16_t lo = trans ? m[c][r] : m[r][c];
-      const uint16_t hi = trans ? m[c + 1][r] : m[r][c + 1];
-      regs[t][j] = uint32_t(lo) | (uint32_t(hi) << 16);
-    }
-  }
-}
-
 // mma.sync m16n8k16 (bf16/fp16 in, f32 accumulate) and m16n8k8 (tf32): D = A B + C with the
 // fragments placed by the PTX ISA's layouts. The test data keep every sum exact in float, so
 // the hardware's summation order does not matter.
 template <Kind K>
 void emulate_mma(float (&d)[32][4], const uint32_t (&a)[32][4], const uint32_t (&b)[32][2]) {
-  constexpr int kK = K == kTf32 ? 8 : 16;
-  float A[16][16], B[16][8];
-  for (int lane = 0; lane < 32; ++lane) {
-    if constexpr (K == kTf32) {
+  if constexpr (K != kTf32) {
+    ptx_emulation::emulate_mma16([&](int lane, int i) -> float& { return d[lane][i]; }, a, b,
+                                 [](uint16_t h) { return KindTraits<K>::to_float(h); });
+  } else {
+    float A[16][8], B[8][8];
+    for (int lane = 0; lane < 32; ++lane) {
       for (int i = 0; i < 4; ++i) {
         const Coord c = mma8_a(lane, i);
         A[c.row][c.col] = bits_float(a[lane][i]);
@@ -356,24 +339,15 @@ void emulate_mma(float (&d)[32][4], const uint32_t (&a)[32][4], const uint32_t (
         const Coord c = mma8_b(lane, i);
         B[c.row][c.col] = bits_float(b[lane][i]);
       }
-    } else {
-      for (int i = 0; i < 8; ++i) {
-        const uint16_t h = static_cast<uint16_t>(a[lane][i / 2] >> (16 * (i % 2)));
-        A[mma16_a(lane, i).row][mma16_a(lane, i).col] = KindTraits<K>::to_float(h);
-      }
+    }
+    for (int lane = 0; lane < 32; ++lane)
       for (int i = 0; i < 4; ++i) {
-        const uint16_t h = static_cast<uint16_t>(b[lane][i / 2] >> (16 * (i % 2)));
-        B[mma16_b(lane, i).row][mma16_b(lane, i).col] = KindTraits<K>::to_float(h);
+        const Coord c = mma_c(lane, i);
+        float s = d[lane][i];
+        for (int k = 0; k < 8; ++k) s += A[c.row][k] * B[k][c.col];
+        d[lane][i] = s;
       }
-    }
   }
-  for (int lane = 0; lane < 32; ++lane)
-    for (int i = 0; i < 4; ++i) {
-      const Coord c = mma_c(lane, i);
-      float s = d[lane][i];
-      for (int k = 0; k < kK; ++k) s += A[c.row][k] * B[k][c.col];
-      d[lane][i] = s;
-    }
 }
 
 struct Epilogue {
@@ -449,14 +423,14 @@ void emulate_gemm(int64_t batch, int64_t M, int64_t N, int64_t K,
                   int offsets[32];
                   for (int lane = 0; lane < 32; ++lane)
                     offsets[lane] = a_ldmatrix_offset(a.plan.major, warp, mi, ks, lane);
-                  emulate_ldmatrix_x4(As, offsets, a.plan.major == kMajorRow, af[mi]);
+                  ptx_emulation::emulate_ldmatrix_x4(As, offsets, a.plan.major == kMajorRow, af[mi]);
                 }
                 for (int nj = 0; nj < kNTiles / 2; ++nj) {
                   int offsets[32];
                   for (int lane = 0; lane < 32; ++lane)
                     offsets[lane] = b_ldmatrix_offset(b.plan.major, warp, nj, ks, lane);
                   uint32_t r[32][4];
-                  emulate_ldmatrix_x4(Bs, offsets, b.plan.major == kMajorRow, r);
+                  ptx_emulation::emulate_ldmatrix_x4(Bs, offsets, b.plan.major == kMajorRow, r);
                   for (int lane = 0; lane < 32; ++lane) {
                     bf[2 * nj][lane][0] = r[lane][0];
                     bf[2 * nj][lane][1] = r[lane][1];

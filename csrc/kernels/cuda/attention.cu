@@ -54,6 +54,12 @@
 #include "kernels/cuda/launch.h"
 
 namespace dc::cuda_kernels {
+
+// bfloat16 / float16 q, k, v: the tensor-core forward (Note [Flash attention on tensor cores]).
+void sdpa_flash_forward_tensor_cores(const cpu::AttentionGeom& g, const Tensor& q,
+                                     const Tensor& k, const Tensor& v, const Tensor& mask,
+                                     const Tensor& out, const Tensor& lse);  // attention_tc.cu
+
 namespace {
 
 constexpr const char* kOp = "scaled_dot_product_attention";
@@ -528,6 +534,8 @@ void cuda_sdpa_flash_forward(const cpu::AttentionGeom& g, const Tensor& q, const
                              const Tensor& v, const Tensor& mask, const Tensor& out,
                              const Tensor& lse) {
   check_geom(g, q, k, v, mask, false);
+  if (q.dtype() == DType::BFloat16 || q.dtype() == DType::Float16)
+    return sdpa_flash_forward_tensor_cores(g, q, k, v, mask, out, lse);
   with_float_type(q.dtype(), kOp, [&](auto* t) {
     forward_as<std::remove_pointer_t<decltype(t)>>(g, q, k, v, mask, out, lse);
   });

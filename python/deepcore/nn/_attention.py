@@ -19,7 +19,9 @@ Two implementations compute the same function:
     derivative switches to the same formula in differentiable ops, so higher-order gradients
     stay right (Note [Fused backward with a composite fallback] in csrc/ops/softmax.cpp).
   - the composite `_math` below (matmul, masked softmax, matmul), which materialises the
-    scores. It serves what the kernel does not: dtypes other than float32 and float64 (with
+    scores. It serves what the kernel does not: dtypes other than float32 and float64 (except
+    bfloat16/float16 on a GPU when no gradient is needed: a tensor-core forward, Note [Flash
+    attention on tensor cores] in csrc/kernels/cuda/attention_tc.cu, serves those; with
     dropout_p > 0 the mask is then drawn by _C.dropout on the probabilities, a different
     stream from the kernel's), a float attn_mask that requires grad (its gradient is the
     L x S score gradient, which the kernel never forms), key and value whose leading dims
@@ -137,7 +139,14 @@ def _use_kernel(query: Tensor, key: Tensor, value: Tensor, attn_mask: Optional[T
     if _shape(key)[:-2] != _shape(value)[:-2]:
         return False
     if query.dtype not in (_dtype.float32, _dtype.float64):
-        return False
+        # bfloat16/float16: the tensor-core forward on a GPU (no backward yet), for calls that
+        # need no gradient. The fake device serves the cpu kernels, which take neither.
+        from .. import cuda
+        needs_grad = _C.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (query, key, value, attn_mask))
+        on_gpu = query.is_cuda and not cuda._fake()
+        if query.dtype not in (_dtype.bfloat16, _dtype.float16) or not on_gpu or needs_grad:
+            return False
     if attn_mask is not None:
         if attn_mask.dim() > max(query.dim(), key.dim()):
             return False
