@@ -52,6 +52,7 @@
 #include "cuda/runtime.h"
 #include "kernels/cuda/attention_tc_plan.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/ptx.cuh"
 
 namespace dc::cuda_kernels {
 namespace {
@@ -79,55 +80,10 @@ struct TcOperands {
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes from global src to shared dst, of which the first src_bytes are read and the rest
-// zero-filled; both addresses 16-byte aligned.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)),
-               "l"(__cvta_generic_to_global(src)), "r"(src_bytes)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-// Waits until at most N of this thread's committed groups are still in flight.
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-template <bool Trans>
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  if constexpr (Trans)
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(shared_address(p)));
-  else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(shared_address(p)));
-}
-
-// d = a @ b + d on one 16 x 8 tile (fragments: Note [Tensor-core GEMM layouts]).
-template <int Kind>
-__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                            uint32_t b1) {
-  if constexpr (Kind == tc::kBf16)
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
-        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+using ptx::cp_async_16;
+using ptx::cp_async_commit;
+using ptx::cp_async_wait;
+using ptx::ldmatrix_x4;
 
 // A row's max and sum over the 4 lanes of a quad (the lanes that hold it); every lane of the
 // warp calls them, in uniform control flow.
@@ -243,8 +199,8 @@ __global__ void __launch_bounds__(tc::kThreads)
         for (int nj = 0; nj < NS / 2; ++nj) {
           uint32_t r[4];
           ldmatrix_x4<false>(r, ktile + tc::k_ldmatrix_offset(D, nj, ks, lane));
-          mma_16x8x16<Kind>(s[2 * nj], qf[ks], r[0], r[1]);
-          mma_16x8x16<Kind>(s[2 * nj + 1], qf[ks], r[2], r[3]);
+          ptx::mma_16x8x16<Kind == tc::kBf16>(s[2 * nj], qf[ks], r[0], r[1]);
+          ptx::mma_16x8x16<Kind == tc::kBf16>(s[2 * nj + 1], qf[ks], r[2], r[3]);
         }
       }
       bool visible = false;
@@ -287,8 +243,8 @@ __global__ void __launch_bounds__(tc::kThreads)
           if (nj >= v_steps) continue;  // the same in every lane
           uint32_t r[4];
           ldmatrix_x4<true>(r, vtile + tc::v_ldmatrix_offset(D, kk, nj, lane));
-          mma_16x8x16<Kind>(o[2 * nj], a, r[0], r[1]);
-          mma_16x8x16<Kind>(o[2 * nj + 1], a, r[2], r[3]);
+          ptx::mma_16x8x16<Kind == tc::kBf16>(o[2 * nj], a, r[0], r[1]);
+          ptx::mma_16x8x16<Kind == tc::kBf16>(o[2 * nj + 1], a, r[2], r[3]);
         }
       }
       __syncthreads();  // the next step's copies refill this buffer
