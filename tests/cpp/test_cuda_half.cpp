@@ -34,6 +34,7 @@
 #include "kernels/cuda/half_ops.h"
 #include "kernels/cuda/half_storage.h"
 #include "kernels/cuda/reduce_ops.h"
+#include "reduce_emulation.h"
 
 namespace dc::cuda_kernels {
 namespace {
@@ -439,45 +440,6 @@ const std::vector<ReduceDims> kSumShapes = {{1, 1, 1},   {7, 2, 1},   {3, 37, 1}
                                             {2, 600, 3},  {1, 3000, 2}};
 
 int64_t numel(const ReduceDims& d) { return d.outer * d.reduce * d.inner; }
-
-// reduce.cu's run_reduce on the host: reduce_segments (a warp's lane l folds positions k0 + l,
-// k0 + l + 32, ...; then the shfl_down tree, lane l merging lane l + d's state, its own past
-// lane 31) and, with K split, merge_chunks in chunk order.
-template <class Op>
-void emulate_reduce(const Op& op, const typename Op::In* x, const ReduceDims& d) {
-  using State = typename Op::State;
-  const SplitPlan p = split_plan(d.outer, d.reduce, d.inner);
-  const bool split = p.nk > 1;
-  std::vector<State> part(split ? p.segments() : 0);
-  for (int64_t s = 0; s < p.segments(); ++s) {
-    const Segment g = segment_at(s, p.nk, p.inner, p.kchunk, p.reduce);
-    const typename Op::In* col = x + g.o * p.reduce * p.inner + g.i;
-    State st = op.identity();
-    if (!p.warp) {
-      for (int64_t k = g.k0; k < g.k1; ++k) op.add(st, col[k * p.inner], k);
-    } else {
-      std::array<State, 32> lane;
-      for (int l = 0; l < 32; ++l) {
-        lane[l] = op.identity();
-        for (int64_t k = g.k0 + l; k < g.k1; k += 32) op.add(lane[l], col[k], k);
-      }
-      for (int dd = 16; dd > 0; dd /= 2) {
-        const std::array<State, 32> before = lane;
-        for (int l = 0; l < 32; ++l) op.merge(lane[l], before[l + dd < 32 ? l + dd : l]);
-      }
-      st = lane[0];
-    }
-    if (split) part[s] = st;
-    else op.store(st, g.o * p.inner + g.i);
-  }
-  if (!split) return;
-  for (int64_t t = 0; t < d.outer * d.inner; ++t) {
-    const State* chunks = part.data() + (t / p.inner) * p.nk * p.inner + t % p.inner;
-    State st = chunks[0];
-    for (int64_t c = 1; c < p.nk; ++c) op.merge(st, chunks[c * p.inner]);
-    op.store(st, t);
-  }
-}
 
 // n inputs of storage type In: bools, integers (some large, to wrap an int32 sum), or floats
 // of mixed signs and magnitudes, with infinities and a NaN when `specials`. (An array, not a
