@@ -7,7 +7,9 @@ card (cuBLAS for the GEMMs, torch's flash attention for SDPA) in the same run.
     PYTHONPATH=build/cuda/site python bench/bench_cuda.py   # a CUDA dev build
     python bench/bench_cuda.py --fake     # the fake device: checks the script, measures nothing
 
-Rows (the targets of the CUDA issue, on an H100):
+The GEMM rows time deepcore's own kernels (preferred_blas_library("deepcore")) against cuBLAS:
+through deepcore's cuBLAS path where the nvidia-cublas wheel (or the system's library) is
+installed, else through torch. Rows (the targets of the CUDA issue, on an H100):
   bf16 GEMM 4096^3                   >= 80% of cuBLAS
   fp32 GEMM 4096^3 on TF32           >= 70% of cuBLAS (set_float32_matmul_precision("high"))
   fp32 GEMM 4096^3, full precision   informative: the CUDA-core kernel
@@ -65,15 +67,25 @@ def card_limits():
     return p, bandwidth, peak_bf16
 
 
+def cublas_loaded() -> bool:
+    return bool(dc.cuda._BUILT and dc._C._cuda_cublas_where()[0])
+
+
 def gemm_row(n, dtype_name, precision, torch, repeats):
+    """deepcore's own GEMM kernels against cuBLAS: deepcore's cuBLAS path where cuBLAS is
+    installed, else torch's matmul (cuBLAS too) where a CUDA torch is."""
     dtype = getattr(dc, dtype_name)
     dc.set_float32_matmul_precision(precision)
     a = dc.randn(n, n).to(dtype).cuda()
     b = dc.randn(n, n).to(dtype).cuda()
+    dc.backends.cuda.preferred_blas_library("deepcore")
     ours = device_ms(dc, lambda: a @ b, repeats)
+    dc.backends.cuda.preferred_blas_library("cublas")
     flops = 2 * n ** 3
     theirs = None
-    if torch is not None:
+    if cublas_loaded():
+        theirs = device_ms(dc, lambda: a @ b, repeats)
+    elif torch is not None:
         torch.backends.cuda.matmul.allow_tf32 = precision != "highest"
         ta = torch.randn(n, n, device="cuda", dtype=getattr(torch, dtype_name))
         tb = torch.randn(n, n, device="cuda", dtype=getattr(torch, dtype_name))
@@ -178,7 +190,9 @@ def main() -> None:
          lambda: sdpa_row(256 if small else 4096, 64, peak, torch, repeats)),
         ("ResNet-18 training step", lambda: resnet_row(8 if small else 128, torch, repeats)),
     ]
-    print("| workload | deepcore | torch | deepcore / torch | rate |")
+    ref = "cuBLAS (deepcore's path)" if cublas_loaded() else "cuBLAS (torch)"
+    print(f"GEMM rows: deepcore's own kernels against {ref}; other rows against torch")
+    print("| workload | deepcore | reference | deepcore / reference | rate |")
     print("|---|---|---|---|---|")
     for name, run in rows:
         try:
