@@ -30,7 +30,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import deepcore as dc  # noqa: E402
+import deepcore as dc
 
 BF16_FLOP_PER_SM_CYCLE = {80: 2048, 86: 1024, 87: 1024, 89: 1024, 90: 4096}
 
@@ -113,7 +113,8 @@ def sdpa_row(L, d, peak, torch, repeats):
     for dtype in (dc.bfloat16, dc.float32):  # bf16 first; float32 where no bf16 kernel exists
         q, k, v = (dc.randn(B, H, L, d).to(dtype).cuda() for _ in range(3))
         try:
-            ours = device_ms(dc, lambda: F.scaled_dot_product_attention(q, k, v), repeats)
+            ours = device_ms(dc, lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v),
+                             repeats)
             break
         except (TypeError, NotImplementedError):
             continue
@@ -132,7 +133,6 @@ def sdpa_row(L, d, peak, torch, repeats):
 
 def resnet_row(batch, torch, repeats):
     import numpy as np
-
     from bench_cnn import resnet_torch
     from deepcore import models as dm
     rng = np.random.default_rng(0)

@@ -47,8 +47,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import (Tensor, _C, bfloat16, cat, cuda, empty, float16, float32, float64, from_numpy,
-                int32, int64)
+from .. import (
+    _C,
+    Tensor,
+    bfloat16,
+    cat,
+    cuda,
+    empty,
+    float16,
+    float32,
+    float64,
+    from_numpy,
+    int32,
+    int64,
+)
 from .. import bool as _bool
 from . import _checks, _groups, _mpi
 from ._runtime import RUNTIME
