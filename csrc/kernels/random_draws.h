@@ -260,9 +260,16 @@ DC_HD inline void normal_pair(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3
 
 // randint(low, high): low + (64 bits from two counters' word k) % (high - low). The modulo's
 // bias is below range / 2^64.
+// The number of values in [low, high), which may pass INT64_MAX: computed in uint64_t, where
+// the subtraction cannot overflow.
+DC_HD inline uint64_t randint_range(int64_t low, int64_t high) {
+  return static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
+}
+// low + r % range, added in uint64_t (modulo 2^64, then back to int64): the sum is in
+// [low, high) but the offset alone may not fit an int64.
 DC_HD inline int64_t randint_value(uint32_t hi, uint32_t lo, int64_t low, uint64_t range) {
   const uint64_t r = (static_cast<uint64_t>(hi) << 32) | lo;
-  return low + static_cast<int64_t>(r % range);
+  return static_cast<int64_t>(static_cast<uint64_t>(low) + r % range);
 }
 
 // A 16-bit float draw (bfloat16 or float16: uniform_ draws float32 and rounds) that rounded up

@@ -195,14 +195,15 @@ TEST(CudaRandomDraws, HalfUniformKeepsBelowHighAsTheCpu) {
 template <typename T>
 void expect_randint_quads_match(DType dt) {
   const std::pair<int64_t, int64_t> ranges[] = {
-      {0, 10}, {-5, 1000003}, {0, INT64_MAX}, {-(int64_t(1) << 62), int64_t(1) << 62}, {7, 8}};
+      {0, 10}, {-5, 1000003}, {0, INT64_MAX}, {-(int64_t(1) << 62), int64_t(1) << 62},
+      {INT64_MIN, INT64_MAX}, {7, 8}};
   for (auto [seed, start] : kStreams)
     for (int64_t n : kSizes)
       for (auto [low, high] : ranges) {
         Tensor cpu = Tensor::empty({n}, dt);
         dc::cpu::randint_into(cpu, low, high, seed, start);
         std::vector<T> dev(static_cast<size_t>(n), T(-1));
-        const uint64_t range = static_cast<uint64_t>(high - low);
+        const uint64_t range = dc::randint_range(low, high);
         for (int64_t q = 0; q < (n + 3) / 4; ++q)
           dc::randint_quad(dev.data(), n, seed, start, q, low, range);
         ASSERT_TRUE(same_bits(dev.data(), cpu.data<T>(), n))

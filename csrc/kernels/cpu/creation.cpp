@@ -142,7 +142,7 @@ void bernoulli_into(const Tensor& out, const Tensor& p, uint64_t seed, uint64_t 
 }
 
 void randint_into(const Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t start) {
-  const uint64_t range = static_cast<uint64_t>(high - low);
+  const uint64_t range = randint_range(low, high);
   const int64_t n = out.numel();
   DC_DISPATCH_ALL_AND_HALF(out.dtype(), "randint", [&] {
     scalar_t* p = out.data<scalar_t>();

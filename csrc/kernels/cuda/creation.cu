@@ -217,7 +217,7 @@ void cuda_randint_into(const Tensor& out, int64_t low, int64_t high, uint64_t se
   const int64_t n = out.numel(), quads = (n + 3) / 4;
   const LaunchConfig c = launch_for(quads, out);
   if (c.blocks == 0) return;
-  const uint64_t range = static_cast<uint64_t>(high - low);
+  const uint64_t range = randint_range(low, high);
   with_value_type(out.dtype(), "randint", [&](auto* type) {
     using T = std::remove_pointer_t<decltype(type)>;
     randint_kernel<T><<<static_cast<unsigned>(c.blocks), c.threads, 0, stream()>>>(
