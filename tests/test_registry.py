@@ -43,8 +43,9 @@ NOT_OPS = {
     "save", "load",
     # Transforms of functions and modules (deepcore.jit / deepcore.compile).
     "jit", "compile", "vmap",
-    # Host memory placement for GPU copies (deepcore.cuda), not computation.
-    "pin_memory", "is_pinned",
+    # Host memory placement for GPU copies and stream bookkeeping (deepcore.cuda), not
+    # computation.
+    "pin_memory", "is_pinned", "record_stream",
     # Library state: dtypes, threads, seeds, grad mode, build information.
     "get_default_dtype", "promote_types", "get_num_threads", "set_num_threads",
     "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",
