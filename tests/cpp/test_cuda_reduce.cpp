@@ -366,16 +366,31 @@ TEST(CudaReduceOps, VarAndStdMatchCpuForEveryCorrection) {
   check_var<double>();
 }
 
+// The same values as T and as the bits the kernels read for the 16-bit floats.
+template <typename T>
+struct DeviceValue {
+  using type = T;
+};
+template <>
+struct DeviceValue<Half> {
+  using type = F16Bits;
+};
+template <>
+struct DeviceValue<BFloat16> {
+  using type = Bf16Bits;
+};
+
 template <typename T>
 void check_all_any(const Buf<T>& x, const ReduceDims& d) {
   for (bool is_all : {true, false}) {
     const int64_t m = d.outer * d.inner;
     std::unique_ptr<bool[]> got(new bool[m]), want(new bool[m]);
     if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
-      std::vector<Float16Word> w(x.size());
+      using W = typename DeviceValue<T>::type;
+      std::vector<W> w(x.size());
       std::memcpy(w.data(), x.data(), x.size() * sizeof(T));
-      if (is_all) emulate_reduce(AllAnyOp<Float16Word, true>{got.get()}, w.data(), d);
-      else emulate_reduce(AllAnyOp<Float16Word, false>{got.get()}, w.data(), d);
+      if (is_all) emulate_reduce(AllAnyOp<W, true>{got.get()}, w.data(), d);
+      else emulate_reduce(AllAnyOp<W, false>{got.get()}, w.data(), d);
     } else {
       if (is_all) emulate_reduce(AllAnyOp<T, true>{got.get()}, x.data(), d);
       else emulate_reduce(AllAnyOp<T, false>{got.get()}, x.data(), d);
@@ -585,20 +600,6 @@ TEST(CudaSortPlan, LaunchesRunTheWholeNetworkInOrder) {
     }
 }
 
-// The same values as T and as the bits the kernels read for the 16-bit floats.
-template <typename T>
-struct DeviceValue {
-  using type = T;
-};
-template <>
-struct DeviceValue<Half> {
-  using type = HalfBits;
-};
-template <>
-struct DeviceValue<BFloat16> {
-  using type = BFloat16Bits;
-};
-
 template <typename T>
 Buf<T> sort_values(int64_t count, uint32_t seed) {
   if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
@@ -665,17 +666,17 @@ TEST(CudaSort, KeysFollowTheValueOrder) {
       const float fa = static_cast<float>(v[a]), fb = static_cast<float>(v[b]);
       EXPECT_EQ(sort_key(fa) < sort_key(fb), fa < fb) << fa << " " << fb;
       const Half ha(fa), hb(fb);
-      EXPECT_EQ(sort_key(HalfBits{ha.x}) < sort_key(HalfBits{hb.x}), float(ha) < float(hb));
+      EXPECT_EQ(sort_key(F16Bits{ha.x}) < sort_key(F16Bits{hb.x}), float(ha) < float(hb));
       const BFloat16 ba(fa), bb(fb);
-      EXPECT_EQ(sort_key(BFloat16Bits{ba.x}) < sort_key(BFloat16Bits{bb.x}), float(ba) < float(bb));
+      EXPECT_EQ(sort_key(Bf16Bits{ba.x}) < sort_key(Bf16Bits{bb.x}), float(ba) < float(bb));
     }
   EXPECT_GT(sort_key(std::numeric_limits<double>::quiet_NaN()),
             sort_key(std::numeric_limits<double>::infinity()));
   EXPECT_EQ(sort_key(-std::numeric_limits<double>::quiet_NaN()), ~uint64_t(0));
   EXPECT_GT(sort_key(std::numeric_limits<float>::quiet_NaN()),
             sort_key(std::numeric_limits<float>::infinity()));
-  EXPECT_EQ(sort_key(HalfBits{0xfe00}), 0xffffu);      // a negative NaN
-  EXPECT_EQ(sort_key(BFloat16Bits{0x7fc1}), 0xffffu);  // a payload NaN
+  EXPECT_EQ(sort_key(F16Bits{0xfe00}), 0xffffu);      // a negative NaN
+  EXPECT_EQ(sort_key(Bf16Bits{0x7fc1}), 0xffffu);  // a payload NaN
   EXPECT_LT(sort_key(int64_t(-5)), sort_key(int64_t(3)));
   EXPECT_LT(sort_key(std::numeric_limits<int32_t>::min()), sort_key(int32_t(-1)));
   EXPECT_LT(sort_key(false), sort_key(true));

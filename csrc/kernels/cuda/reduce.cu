@@ -186,8 +186,8 @@ void cuda_all_any_reduce(DType dtype, const void* in, bool* out, cpu::ReduceDims
     else run_reduce(AllAnyOp<T, false>{out}, in, d, name);
   };
   // The 16-bit floats need no arithmetic here: zero or not is in their bits.
-  if (dtype == DType::Float16 || dtype == DType::BFloat16)
-    return run(static_cast<Float16Word*>(nullptr));
+  if (dtype == DType::Float16) return run(static_cast<F16Bits*>(nullptr));
+  if (dtype == DType::BFloat16) return run(static_cast<Bf16Bits*>(nullptr));
   with_value_type(dtype, name, run);
 }
 

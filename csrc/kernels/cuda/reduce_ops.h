@@ -36,6 +36,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "kernels/cuda/half_storage.h"
 #include "kernels/host_device.h"
 
 namespace dc::cuda_kernels {
@@ -95,16 +96,14 @@ DC_HD inline bool is_nan(T x) {
   else return false;
 }
 
-// A float16 or bfloat16 seen as its bits (the device has no arithmetic on them here): both
-// keep the sign in bit 15, so the value is zero exactly when the other 15 bits are.
-struct Float16Word {
-  uint16_t bits;
-};
 template <typename T>
 DC_HD inline bool nonzero(T x) {
   return x != T(0);
 }
-DC_HD inline bool nonzero(Float16Word x) { return (x.bits & 0x7fffu) != 0; }
+// A float16 or bfloat16 (half_storage.h's tags): both keep the sign in bit 15, so the value is
+// zero exactly when the other 15 bits are.
+DC_HD inline bool nonzero(Bf16Bits x) { return (x.bits & 0x7fffu) != 0; }
+DC_HD inline bool nonzero(F16Bits x) { return (x.bits & 0x7fffu) != 0; }
 
 // Floats accumulate in double, integers in uint64 (int64 arithmetic that wraps without UB).
 template <typename T>

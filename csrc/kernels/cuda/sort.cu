@@ -103,8 +103,8 @@ void sort_rows(const Tensor& idx, const Tensor& x, int64_t k, bool descending, c
     case DType::Int64: return sort_rows_as<int64_t>(idx, x, n, k, descending, name);
     case DType::Float32: return sort_rows_as<float>(idx, x, n, k, descending, name);
     case DType::Float64: return sort_rows_as<double>(idx, x, n, k, descending, name);
-    case DType::Float16: return sort_rows_as<HalfBits>(idx, x, n, k, descending, name);
-    case DType::BFloat16: return sort_rows_as<BFloat16Bits>(idx, x, n, k, descending, name);
+    case DType::Float16: return sort_rows_as<F16Bits>(idx, x, n, k, descending, name);
+    case DType::BFloat16: return sort_rows_as<Bf16Bits>(idx, x, n, k, descending, name);
     default: break;
   }
   DC_THROW(TypeError, "[", name, "] no cuda kernel for ", dtype_name(x.dtype()));

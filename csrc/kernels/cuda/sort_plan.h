@@ -24,6 +24,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cuda/half_storage.h"
 #include "kernels/host_device.h"
 
 namespace dc::cuda_kernels {
@@ -39,13 +40,6 @@ struct SortPair {
 
 // ---- keys ------------------------------------------------------------------------------------
 
-// The 16 bits of a float16 (kInfBits 0x7c00) or bfloat16 (0x7f80); kInfBits is +inf's.
-template <uint16_t kInfBits>
-struct Float16Key {
-  uint16_t bits;
-};
-using HalfBits = Float16Key<0x7c00>;
-using BFloat16Bits = Float16Key<0x7f80>;
 
 DC_HD inline uint64_t sort_key(bool v) { return v ? 1u : 0u; }
 DC_HD inline uint64_t sort_key(int32_t v) { return static_cast<uint32_t>(v) ^ 0x80000000u; }
@@ -69,14 +63,17 @@ DC_HD inline uint64_t sort_key(double v) {
   std::memcpy(&u, &v, sizeof(u));
   return (u & sign) ? ~u : (u | sign);
 }
-// The 16-bit floats are sign and magnitude like float32: the same map on their bits.
+// The 16-bit floats (half_storage.h's tags) are sign and magnitude like float32: the same map on
+// their bits; kInfBits is +inf's.
 template <uint16_t kInfBits>
-DC_HD inline uint64_t sort_key(Float16Key<kInfBits> v) {
-  const uint32_t mag = v.bits & 0x7fffu;
+DC_HD inline uint64_t half_sort_key(uint16_t bits) {
+  const uint32_t mag = bits & 0x7fffu;
   if (mag > kInfBits) return 0xffffu;  // NaN
   if (mag == 0) return 0x8000u;
-  return (v.bits & 0x8000u) ? (~uint32_t(v.bits) & 0xffffu) : (v.bits | 0x8000u);
+  return (bits & 0x8000u) ? (~uint32_t(bits) & 0xffffu) : (bits | 0x8000u);
 }
+DC_HD inline uint64_t sort_key(F16Bits v) { return half_sort_key<0x7c00>(v.bits); }
+DC_HD inline uint64_t sort_key(Bf16Bits v) { return half_sort_key<0x7f80>(v.bits); }
 
 // Whether pair a sorts before b: the smaller key, then the smaller index.
 DC_HD inline bool pair_before(const SortPair& a, const SortPair& b) {
